@@ -1,0 +1,624 @@
+//go:build ignore
+
+// gen_asm writes the amd64 assembly kernels, one file per ISA:
+//
+//	go run gen_asm.go   (from kernels/; also via go generate)
+//
+// The same generator emits the AVX-512 (zmm, 16 lanes, k-mask tails) and the
+// AVX2+FMA (ymm, 8 lanes, VMASKMOVPS tails) variants so the two cannot drift.
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+)
+
+type isa struct {
+	name string // suffix of every function: AVX512 or AVX2
+	w    int    // float32 lanes per vector
+	r    string // register prefix: Z or Y
+	mr   int    // GEMM tile rows of x
+	nr   int    // GEMM tile rows of w
+}
+
+func (s isa) v(i int) string { return fmt.Sprintf("%s%d", s.r, i) }
+func (s isa) is512() bool    { return s.w == 16 }
+func (s isa) vb() int        { return s.w * 4 } // vector bytes
+
+type gen struct {
+	isa
+	b strings.Builder
+}
+
+func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.b, format+"\n", args...) }
+
+// Registers shared by all functions. AVX2 keeps the tail mask in Y15.
+const maskReg = 15
+
+// setMask builds the tail mask for CX (< w) remaining lanes; clobbers AX, DX.
+func (g *gen) setMask() {
+	if g.is512() {
+		g.p("\tMOVL $1, AX")
+		g.p("\tSHLL CX, AX")
+		g.p("\tDECL AX")
+		g.p("\tKMOVW AX, K1")
+		return
+	}
+	g.p("\tMOVQ $8, AX")
+	g.p("\tSUBQ CX, AX")
+	g.p("\tLEAQ masktab<>(SB), DX")
+	g.p("\tVMOVUPS (DX)(AX*4), Y15")
+}
+
+// load and store move one vector; masked ones touch only the tail lanes and
+// zero the rest on load.
+func (g *gen) load(masked bool, mem string, dst int) {
+	switch {
+	case !masked:
+		g.p("\tVMOVUPS %s, %s", mem, g.v(dst))
+	case g.is512():
+		g.p("\tVMOVUPS.Z %s, K1, %s", mem, g.v(dst))
+	default:
+		g.p("\tVMASKMOVPS %s, Y15, %s", mem, g.v(dst))
+	}
+}
+
+func (g *gen) store(masked bool, src int, mem string) {
+	switch {
+	case !masked:
+		g.p("\tVMOVUPS %s, %s", g.v(src), mem)
+	case g.is512():
+		g.p("\tVMOVUPS %s, K1, %s", g.v(src), mem)
+	default:
+		g.p("\tVMASKMOVPS %s, Y15, %s", g.v(src), mem)
+	}
+}
+
+// hsum reduces vector register a to a scalar in X<a>'s low lane (a < 16),
+// using tmp (< 16) as scratch.
+func (g *gen) hsum(a, tmp int) {
+	if g.is512() {
+		g.p("\tVEXTRACTF64X4 $1, Z%d, Y%d", a, tmp)
+		g.p("\tVADDPS Y%d, Y%d, Y%d", tmp, a, a)
+	}
+	g.p("\tVEXTRACTF128 $1, Y%d, X%d", a, tmp)
+	g.p("\tVADDPS X%d, X%d, X%d", tmp, a, a)
+	g.p("\tVPERMILPS $0x4e, X%d, X%d", a, tmp)
+	g.p("\tVADDPS X%d, X%d, X%d", tmp, a, a)
+	g.p("\tVPERMILPS $0xb1, X%d, X%d", a, tmp)
+	g.p("\tVADDSS X%d, X%d, X%d", tmp, a, a)
+}
+
+// hsumTo reduces accumulator acc (any register) and stores the scalar at mem;
+// scratch registers 0 and 1 are clobbered.
+func (g *gen) hsumTo(acc int, mem string) {
+	if g.is512() {
+		g.p("\tVEXTRACTF64X4 $1, Z%d, Y0", acc)
+		g.p("\tVADDPS Y%d, Y0, Y0", acc)
+	} else {
+		g.p("\tVMOVUPS Y%d, Y0", acc)
+	}
+	g.p("\tVEXTRACTF128 $1, Y0, X1")
+	g.p("\tVADDPS X1, X0, X0")
+	g.p("\tVPERMILPS $0x4e, X0, X1")
+	g.p("\tVADDPS X1, X0, X0")
+	g.p("\tVPERMILPS $0xb1, X0, X1")
+	g.p("\tVADDSS X1, X0, X0")
+	g.p("\tVMOVSS X0, %s", mem)
+}
+
+func (g *gen) text(name, frame string) {
+	g.p("")
+	g.p("TEXT ·%s%s(SB), NOSPLIT, %s", name, g.name, frame)
+}
+
+func (g *gen) ret() {
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// stream emits the common shape of an element-wise kernel over CX elements:
+// an unrolled-by-one vector loop, then one masked tail. body(masked) emits one
+// vector's work; adv lists the pointer registers to advance.
+func (g *gen) stream(label string, adv []string, body func(masked bool)) {
+	g.p("%s_loop:", label)
+	g.p("\tCMPQ CX, $%d", g.w)
+	g.p("\tJB %s_tail", label)
+	body(false)
+	for _, r := range adv {
+		g.p("\tADDQ $%d, %s", g.vb(), r)
+	}
+	g.p("\tSUBQ $%d, CX", g.w)
+	g.p("\tJMP %s_loop", label)
+	g.p("%s_tail:", label)
+	g.p("\tTESTQ CX, CX")
+	g.p("\tJZ %s_done", label)
+	g.setMask()
+	body(true)
+	g.p("%s_done:", label)
+}
+
+// func dot(a, b *float32, n int) float32
+func (g *gen) dot() {
+	g.text("dot", "$0-28")
+	g.p("\tMOVQ a+0(FP), SI")
+	g.p("\tMOVQ b+8(FP), DI")
+	g.p("\tMOVQ n+16(FP), CX")
+	for i := 0; i < 4; i++ {
+		g.p("\tVXORPS %s, %s, %s", g.v(i), g.v(i), g.v(i))
+	}
+	// 4 independent accumulators hide the FMA latency.
+	g.p("dot4:")
+	g.p("\tCMPQ CX, $%d", 4*g.w)
+	g.p("\tJB dot1")
+	for i := 0; i < 4; i++ {
+		g.p("\tVMOVUPS %d(SI), %s", i*g.vb(), g.v(4+i))
+	}
+	for i := 0; i < 4; i++ {
+		g.p("\tVFMADD231PS %d(DI), %s, %s", i*g.vb(), g.v(4+i), g.v(i))
+	}
+	g.p("\tADDQ $%d, SI", 4*g.vb())
+	g.p("\tADDQ $%d, DI", 4*g.vb())
+	g.p("\tSUBQ $%d, CX", 4*g.w)
+	g.p("\tJMP dot4")
+	g.p("dot1:")
+	g.stream("dotv", []string{"SI", "DI"}, func(masked bool) {
+		g.load(masked, "(SI)", 4)
+		g.load(masked, "(DI)", 5)
+		g.p("\tVFMADD231PS %s, %s, %s", g.v(5), g.v(4), g.v(0))
+	})
+	g.p("\tVADDPS %s, %s, %s", g.v(1), g.v(0), g.v(0))
+	g.p("\tVADDPS %s, %s, %s", g.v(3), g.v(2), g.v(2))
+	g.p("\tVADDPS %s, %s, %s", g.v(2), g.v(0), g.v(0))
+	g.hsum(0, 1)
+	g.p("\tVMOVSS X0, ret+24(FP)")
+	g.ret()
+}
+
+// func axpy(x, y *float32, n int, alpha float32)
+func (g *gen) axpy() {
+	g.text("axpy", "$0-28")
+	g.p("\tMOVQ x+0(FP), SI")
+	g.p("\tMOVQ y+8(FP), DI")
+	g.p("\tMOVQ n+16(FP), CX")
+	g.p("\tVBROADCASTSS alpha+24(FP), %s", g.v(2))
+	g.stream("axpy", []string{"SI", "DI"}, func(masked bool) {
+		g.load(masked, "(SI)", 0)
+		g.load(masked, "(DI)", 1)
+		g.p("\tVFMADD231PS %s, %s, %s", g.v(2), g.v(0), g.v(1))
+		g.store(masked, 1, "(DI)")
+	})
+	g.ret()
+}
+
+// func add(dst, x *float32, n int)
+func (g *gen) add() {
+	g.text("add", "$0-24")
+	g.p("\tMOVQ dst+0(FP), DI")
+	g.p("\tMOVQ x+8(FP), SI")
+	g.p("\tMOVQ n+16(FP), CX")
+	g.stream("add", []string{"SI", "DI"}, func(masked bool) {
+		g.load(masked, "(SI)", 0)
+		g.load(masked, "(DI)", 1)
+		g.p("\tVADDPS %s, %s, %s", g.v(0), g.v(1), g.v(1))
+		g.store(masked, 1, "(DI)")
+	})
+	g.ret()
+}
+
+// func mulScale(dst, x, w *float32, n int, s float32): dst = w * (x * s)
+func (g *gen) mulScale() {
+	g.text("mulScale", "$0-36")
+	g.p("\tMOVQ dst+0(FP), DI")
+	g.p("\tMOVQ x+8(FP), SI")
+	g.p("\tMOVQ w+16(FP), BX")
+	g.p("\tMOVQ n+24(FP), CX")
+	g.p("\tVBROADCASTSS s+32(FP), %s", g.v(2))
+	g.stream("mulScale", []string{"SI", "DI", "BX"}, func(masked bool) {
+		g.load(masked, "(SI)", 0)
+		g.load(masked, "(BX)", 1)
+		g.p("\tVMULPS %s, %s, %s", g.v(2), g.v(0), g.v(0))
+		g.p("\tVMULPS %s, %s, %s", g.v(1), g.v(0), g.v(0))
+		g.store(masked, 0, "(DI)")
+	})
+	g.ret()
+}
+
+// func scale(x *float32, n int, s float32): x *= s
+func (g *gen) scale() {
+	g.text("scale", "$0-20")
+	g.p("\tMOVQ x+0(FP), DI")
+	g.p("\tMOVQ n+8(FP), CX")
+	g.p("\tVBROADCASTSS s+16(FP), %s", g.v(2))
+	g.stream("scale", []string{"DI"}, func(masked bool) {
+		g.load(masked, "(DI)", 0)
+		g.p("\tVMULPS %s, %s, %s", g.v(2), g.v(0), g.v(0))
+		g.store(masked, 0, "(DI)")
+	})
+	g.ret()
+}
+
+// func rope(x0, x1, cos, sin *float32, n int):
+// x0, x1 = x0*cos - x1*sin, x1*cos + x0*sin
+func (g *gen) rope() {
+	g.text("rope", "$0-40")
+	g.p("\tMOVQ x0+0(FP), DI")
+	g.p("\tMOVQ x1+8(FP), SI")
+	g.p("\tMOVQ cos+16(FP), BX")
+	g.p("\tMOVQ sin+24(FP), R8")
+	g.p("\tMOVQ n+32(FP), CX")
+	g.stream("rope", []string{"DI", "SI", "BX", "R8"}, func(masked bool) {
+		g.load(masked, "(DI)", 0)                               // a
+		g.load(masked, "(SI)", 1)                               // b
+		g.load(masked, "(BX)", 2)                               // c
+		g.load(masked, "(R8)", 3)                               // s
+		g.p("\tVMULPS %s, %s, %s", g.v(3), g.v(1), g.v(4))      // b*s
+		g.p("\tVMULPS %s, %s, %s", g.v(3), g.v(0), g.v(5))      // a*s
+		g.p("\tVFMSUB231PS %s, %s, %s", g.v(2), g.v(0), g.v(4)) // a*c - b*s
+		g.p("\tVFMADD231PS %s, %s, %s", g.v(2), g.v(1), g.v(5)) // b*c + a*s
+		g.store(masked, 4, "(DI)")
+		g.store(masked, 5, "(SI)")
+	})
+	g.ret()
+}
+
+// func max(x *float32, n int) float32; n >= 1
+func (g *gen) max() {
+	g.text("max", "$0-20")
+	g.p("\tMOVQ x+0(FP), SI")
+	g.p("\tMOVQ n+8(FP), CX")
+	g.p("\tVBROADCASTSS (SI), %s", g.v(0))
+	g.p("\tVMOVUPS %s, %s", g.v(0), g.v(1))
+	g.p("max2:")
+	g.p("\tCMPQ CX, $%d", 2*g.w)
+	g.p("\tJB max1")
+	g.p("\tVMAXPS (SI), %s, %s", g.v(0), g.v(0))
+	g.p("\tVMAXPS %d(SI), %s, %s", g.vb(), g.v(1), g.v(1))
+	g.p("\tADDQ $%d, SI", 2*g.vb())
+	g.p("\tSUBQ $%d, CX", 2*g.w)
+	g.p("\tJMP max2")
+	g.p("max1:")
+	g.p("\tVMAXPS %s, %s, %s", g.v(1), g.v(0), g.v(0))
+	g.p("\tCMPQ CX, $%d", g.w)
+	g.p("\tJB maxr")
+	g.p("\tVMAXPS (SI), %s, %s", g.v(0), g.v(0))
+	g.p("\tADDQ $%d, SI", g.vb())
+	g.p("\tSUBQ $%d, CX", g.w)
+	g.p("maxr:")
+	if g.is512() {
+		g.p("\tVEXTRACTF64X4 $1, Z0, Y1")
+		g.p("\tVMAXPS Y1, Y0, Y0")
+	}
+	g.p("\tVEXTRACTF128 $1, Y0, X1")
+	g.p("\tVMAXPS X1, X0, X0")
+	g.p("\tVPERMILPS $0x4e, X0, X1")
+	g.p("\tVMAXPS X1, X0, X0")
+	g.p("\tVPERMILPS $0xb1, X0, X1")
+	g.p("\tVMAXSS X1, X0, X0")
+	// The tail is scalar, after the reduction: masked-out lanes must not win.
+	g.p("maxs:")
+	g.p("\tTESTQ CX, CX")
+	g.p("\tJZ maxd")
+	g.p("\tVMAXSS (SI), X0, X0")
+	g.p("\tADDQ $4, SI")
+	g.p("\tDECQ CX")
+	g.p("\tJMP maxs")
+	g.p("maxd:")
+	g.p("\tVMOVSS X0, ret+16(FP)")
+	g.ret()
+}
+
+// exp computes exp(v[x]) in place; v[t0..t3] are scratch. Cephes expf:
+// x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n via the
+// exponent bits. Inputs are clamped so 2^n stays a normal float; NaN survives.
+func (g *gen) exp(x, t0, t1, t2, t3 int) {
+	X, N, P, R2, T := g.v(x), g.v(t0), g.v(t1), g.v(t2), g.v(t3)
+	c := func(name string) string { return "exp_" + name + "<>(SB)" }
+	g.p("\tVMOVUPS %s, %s", c("hi"), T)
+	g.p("\tVMINPS %s, %s, %s", X, T, X) // NaN in X is returned (second source)
+	g.p("\tVMOVUPS %s, %s", c("lo"), T)
+	g.p("\tVMAXPS %s, %s, %s", X, T, X)
+	g.p("\tVMULPS %s, %s, %s", c("log2e"), X, N)
+	if g.is512() {
+		g.p("\tVRNDSCALEPS $0, %s, %s", N, N)
+	} else {
+		g.p("\tVROUNDPS $0, %s, %s", N, N)
+	}
+	g.p("\tVFNMADD231PS %s, %s, %s", c("c1"), N, X)
+	g.p("\tVFNMADD231PS %s, %s, %s", c("c2"), N, X)
+	g.p("\tVMOVUPS %s, %s", c("p0"), P)
+	for i := 1; i <= 5; i++ {
+		g.p("\tVFMADD213PS %s, %s, %s", c(fmt.Sprintf("p%d", i)), X, P)
+	}
+	g.p("\tVMULPS %s, %s, %s", X, X, R2)
+	g.p("\tVFMADD213PS %s, %s, %s", X, R2, P) // p·r² + r
+	g.p("\tVADDPS %s, %s, %s", c("one"), P, P)
+	g.p("\tVCVTPS2DQ %s, %s", N, N)
+	g.p("\tVPADDD %s, %s, %s", c("bias"), N, N)
+	g.p("\tVPSLLD $23, %s, %s", N, N)
+	g.p("\tVMULPS %s, %s, %s", N, P, X)
+}
+
+// func expSum(x *float32, n int, mx float32) float32: x = exp(x - mx), returns Σx.
+func (g *gen) expSum() {
+	g.text("expSum", "$0-28")
+	g.p("\tMOVQ x+0(FP), DI")
+	g.p("\tMOVQ n+8(FP), CX")
+	g.p("\tVBROADCASTSS mx+16(FP), %s", g.v(8))
+	g.p("\tVXORPS %s, %s, %s", g.v(9), g.v(9), g.v(9))
+	g.stream("expSum", []string{"DI"}, func(masked bool) {
+		g.load(masked, "(DI)", 0)
+		g.p("\tVSUBPS %s, %s, %s", g.v(8), g.v(0), g.v(0))
+		g.exp(0, 1, 2, 3, 4)
+		if masked {
+			if g.is512() {
+				g.p("\tVMOVUPS.Z %s, K1, %s", g.v(0), g.v(0))
+			} else {
+				g.p("\tVANDPS Y15, Y0, Y0")
+			}
+		}
+		g.p("\tVADDPS %s, %s, %s", g.v(0), g.v(9), g.v(9))
+		g.store(masked, 0, "(DI)")
+	})
+	g.p("\tVMOVUPS %s, %s", g.v(9), g.v(0))
+	g.hsum(0, 1)
+	g.p("\tVMOVSS X0, ret+24(FP)")
+	g.ret()
+}
+
+// func siluMul(gate, up *float32, n int): g = g / (1 + exp(-g)) * u
+func (g *gen) siluMul() {
+	g.text("siluMul", "$0-24")
+	g.p("\tMOVQ gate+0(FP), DI")
+	g.p("\tMOVQ up+8(FP), SI")
+	g.p("\tMOVQ n+16(FP), CX")
+	g.p("\tVXORPS %s, %s, %s", g.v(8), g.v(8), g.v(8))
+	g.stream("siluMul", []string{"DI", "SI"}, func(masked bool) {
+		g.load(masked, "(DI)", 5)
+		g.load(masked, "(SI)", 6)
+		g.p("\tVSUBPS %s, %s, %s", g.v(5), g.v(8), g.v(0)) // -g
+		g.exp(0, 1, 2, 3, 4)
+		g.p("\tVADDPS exp_one<>(SB), %s, %s", g.v(0), g.v(0))
+		g.p("\tVDIVPS %s, %s, %s", g.v(0), g.v(5), g.v(5))
+		g.p("\tVMULPS %s, %s, %s", g.v(6), g.v(5), g.v(5))
+		g.store(masked, 5, "(DI)")
+	})
+	g.ret()
+}
+
+// GEMM micro-kernels: out[i*nr+j] = Σ_k x[i*ldx+k]·w[j*ldw+k] for a tile of
+// mr rows of x and nr rows of w, with one vector accumulator per output and a
+// horizontal sum at the end. ldx, ldw are in elements.
+//
+// Register use: accumulators from accBase up, x rows in xr.., w rows in wr...
+type tileShape struct {
+	name     string
+	mr, nr   int
+	xInReg   bool // load all mr x vectors, then one w at a time (else the reverse)
+	accBase  int
+	ldx, ldw bool // whether the rows need a stride argument
+}
+
+func (g *gen) tile(t tileShape) {
+	// Argument layout per shape.
+	var frame string
+	switch {
+	case t.mr > 1 && t.nr > 1:
+		frame = "$0-48" // (out, x *float32, ldx int, w *float32, ldw, k int)
+	default:
+		frame = "$0-40" // M1: (out, x, w *float32, ldw, k int); N1: (out, x *float32, ldx int, w *float32, k int)
+	}
+	g.text(t.name, frame)
+	g.p("\tMOVQ out+0(FP), R12")
+	switch {
+	case t.mr > 1 && t.nr > 1:
+		g.p("\tMOVQ x+8(FP), SI")
+		g.p("\tMOVQ ldx+16(FP), DX")
+		g.p("\tMOVQ w+24(FP), DI")
+		g.p("\tMOVQ ldw+32(FP), R8")
+		g.p("\tMOVQ k+40(FP), CX")
+	case t.mr == 1:
+		g.p("\tMOVQ x+8(FP), SI")
+		g.p("\tMOVQ w+16(FP), DI")
+		g.p("\tMOVQ ldw+24(FP), R8")
+		g.p("\tMOVQ k+32(FP), CX")
+	default:
+		g.p("\tMOVQ x+8(FP), SI")
+		g.p("\tMOVQ ldx+16(FP), DX")
+		g.p("\tMOVQ w+24(FP), DI")
+		g.p("\tMOVQ k+32(FP), CX")
+	}
+	if t.mr > 1 {
+		g.p("\tSHLQ $2, DX")
+		g.p("\tLEAQ (SI)(DX*2), BX") // x row 2
+	}
+	if t.nr > 1 {
+		g.p("\tSHLQ $2, R8")
+		g.p("\tLEAQ (DI)(R8*2), R9")  // w row 2
+		g.p("\tLEAQ (R9)(R8*2), R10") // w row 4
+	}
+	// Row addresses: x rows 0..3 = SI, SI+DX, BX, BX+DX; w rows 0..5 = DI,
+	// DI+R8, R9, R9+R8, R10, R10+R8.
+	xaddr := func(i int) string {
+		return [...]string{"(SI)", "(SI)(DX*1)", "(BX)", "(BX)(DX*1)"}[i]
+	}
+	waddr := func(j int) string {
+		return [...]string{"(DI)", "(DI)(R8*1)", "(R9)", "(R9)(R8*1)", "(R10)", "(R10)(R8*1)"}[j]
+	}
+	ptrs := []string{"SI", "DI"}
+	if t.mr > 2 {
+		ptrs = append(ptrs, "BX")
+	}
+	if t.nr > 2 {
+		ptrs = append(ptrs, "R9")
+	}
+	if t.nr > 4 {
+		ptrs = append(ptrs, "R10")
+	}
+	acc := func(i, j int) int { return t.accBase + i*t.nr + j }
+	for i := 0; i < t.mr; i++ {
+		for j := 0; j < t.nr; j++ {
+			a := g.v(acc(i, j))
+			g.p("\tVXORPS %s, %s, %s", a, a, a)
+		}
+	}
+	lbl := t.name
+	step := func(masked bool) {
+		// AVX2 masked tiles run short of registers: the mask is reloaded into
+		// the x register before each masked x load (VMASKMOVPS mem, Yx, Yx).
+		reloadMask := masked && !g.is512()
+		if t.xInReg {
+			for i := 0; i < t.mr; i++ {
+				xr := 0 + i
+				if reloadMask {
+					g.p("\tVMOVUPS (R11), %s", g.v(xr))
+					g.p("\tVMASKMOVPS %s, %s, %s", xaddr(i), g.v(xr), g.v(xr))
+				} else {
+					g.load(masked, xaddr(i), xr)
+				}
+			}
+			for j := 0; j < t.nr; j++ {
+				wr := t.mr + j%2
+				if reloadMask {
+					g.p("\tVMOVUPS (R11), %s", g.v(wr))
+					g.p("\tVMASKMOVPS %s, %s, %s", waddr(j), g.v(wr), g.v(wr))
+				} else {
+					g.load(masked, waddr(j), wr)
+				}
+				for i := 0; i < t.mr; i++ {
+					g.p("\tVFMADD231PS %s, %s, %s", g.v(wr), g.v(i), g.v(acc(i, j)))
+				}
+			}
+		} else {
+			for j := 0; j < t.nr; j++ {
+				if reloadMask {
+					g.p("\tVMOVUPS (R11), %s", g.v(j))
+					g.p("\tVMASKMOVPS %s, %s, %s", waddr(j), g.v(j), g.v(j))
+				} else {
+					g.load(masked, waddr(j), j)
+				}
+			}
+			for i := 0; i < t.mr; i++ {
+				xr := t.nr
+				if reloadMask {
+					g.p("\tVMOVUPS (R11), %s", g.v(xr))
+					g.p("\tVMASKMOVPS %s, %s, %s", xaddr(i), g.v(xr), g.v(xr))
+				} else {
+					g.load(masked, xaddr(i), xr)
+				}
+				for j := 0; j < t.nr; j++ {
+					g.p("\tVFMADD231PS %s, %s, %s", g.v(j), g.v(xr), g.v(acc(i, j)))
+				}
+			}
+		}
+	}
+	g.p("%s_loop:", lbl)
+	g.p("\tCMPQ CX, $%d", g.w)
+	g.p("\tJB %s_tail", lbl)
+	step(false)
+	for _, r := range ptrs {
+		g.p("\tADDQ $%d, %s", g.vb(), r)
+	}
+	g.p("\tSUBQ $%d, CX", g.w)
+	g.p("\tJMP %s_loop", lbl)
+	g.p("%s_tail:", lbl)
+	g.p("\tTESTQ CX, CX")
+	g.p("\tJZ %s_sum", lbl)
+	if g.is512() {
+		g.setMask()
+	} else {
+		g.p("\tMOVQ $8, AX")
+		g.p("\tSUBQ CX, AX")
+		g.p("\tLEAQ masktab<>(SB), R11")
+		g.p("\tLEAQ (R11)(AX*4), R11")
+	}
+	step(true)
+	g.p("%s_sum:", lbl)
+	for i := 0; i < t.mr; i++ {
+		for j := 0; j < t.nr; j++ {
+			g.hsumTo(acc(i, j), fmt.Sprintf("%d(R12)", 4*(i*t.nr+j)))
+		}
+	}
+	g.ret()
+}
+
+func (g *gen) tiles() {
+	mr, nr := g.mr, g.nr
+	if g.is512() {
+		// 4×6: 24 accumulators Z8..Z31, x in Z0..Z3, w in Z4/Z5.
+		g.tile(tileShape{name: "tile", mr: mr, nr: nr, xInReg: true, accBase: 8})
+		g.tile(tileShape{name: "tileM1", mr: 1, nr: nr, xInReg: false, accBase: 8})
+		g.tile(tileShape{name: "tileN1", mr: mr, nr: 1, xInReg: true, accBase: 8})
+		return
+	}
+	// 4×3: 12 accumulators Y4..Y15, w in Y0..Y2, x in Y3.
+	g.tile(tileShape{name: "tile", mr: mr, nr: nr, xInReg: false, accBase: 4})
+	g.tile(tileShape{name: "tileM1", mr: 1, nr: nr, xInReg: false, accBase: 4})
+	g.tile(tileShape{name: "tileN1", mr: mr, nr: 1, xInReg: true, accBase: 6})
+}
+
+func f32bits(f float32) uint32 { return math.Float32bits(f) }
+
+func (g *gen) consts() {
+	vec := func(name string, bits uint32) {
+		for i := 0; i < 16; i++ {
+			g.p("DATA %s<>+%d(SB)/4, $0x%08x", name, 4*i, bits)
+		}
+		g.p("GLOBL %s<>(SB), RODATA|NOPTR, $64", name)
+	}
+	vec("exp_hi", f32bits(88.3762626647949))
+	vec("exp_lo", f32bits(-87.33654475))
+	vec("exp_log2e", f32bits(1.44269504088896341))
+	vec("exp_c1", f32bits(0.693359375))
+	vec("exp_c2", f32bits(-2.12194440e-4))
+	vec("exp_p0", f32bits(1.9875691500e-4))
+	vec("exp_p1", f32bits(1.3981999507e-3))
+	vec("exp_p2", f32bits(8.3334519073e-3))
+	vec("exp_p3", f32bits(4.1665795894e-2))
+	vec("exp_p4", f32bits(1.6666665459e-1))
+	vec("exp_p5", f32bits(5.0000001201e-1))
+	vec("exp_one", f32bits(1))
+	vec("exp_bias", 127)
+	if !g.is512() {
+		for i := 0; i < 16; i++ {
+			v := uint32(0)
+			if i < 8 {
+				v = 0xffffffff
+			}
+			g.p("DATA masktab<>+%d(SB)/4, $0x%08x", 4*i, v)
+		}
+		g.p("GLOBL masktab<>(SB), RODATA|NOPTR, $64")
+	}
+}
+
+func main() {
+	for _, s := range []isa{
+		{name: "AVX512", w: 16, r: "Z", mr: 4, nr: 6},
+		{name: "AVX2", w: 8, r: "Y", mr: 4, nr: 3},
+	} {
+		g := &gen{isa: s}
+		g.p("// Code generated by gen_asm.go; DO NOT EDIT.")
+		g.p("")
+		g.p("//go:build amd64 && !purego")
+		g.p("")
+		g.p("#include \"textflag.h\"")
+		g.p("")
+		g.consts()
+		g.dot()
+		g.axpy()
+		g.add()
+		g.mulScale()
+		g.scale()
+		g.rope()
+		g.max()
+		g.expSum()
+		g.siluMul()
+		g.tiles()
+		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
+		if err := os.WriteFile(file, []byte(g.b.String()), 0o644); err != nil {
+			panic(err)
+		}
+	}
+}

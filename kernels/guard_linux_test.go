@@ -1,0 +1,57 @@
+//go:build linux
+
+package kernels
+
+import (
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+// guarded returns a slice of n float32 that ends exactly at an unmapped page,
+// so any read or write past its end faults.
+func guarded(t *testing.T, n int) []float32 {
+	page := syscall.Getpagesize()
+	size := (n*4+page-1)/page*page + page
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Skip("mmap:", err)
+	}
+	t.Cleanup(func() { syscall.Munmap(mem) })
+	if err := syscall.Mprotect(mem[size-page:], syscall.PROT_NONE); err != nil {
+		t.Skip("mprotect:", err)
+	}
+	end := size - page
+	return unsafe.Slice((*float32)(unsafe.Pointer(&mem[end-4*n])), n)
+}
+
+// TestNoOverread runs every kernel on slices that end at a guard page.
+func TestNoOverread(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(12, 13))
+		fill := func(v []float32) []float32 {
+			for i := range v {
+				v[i] = r.Float32() - 0.5
+			}
+			return v
+		}
+		for _, n := range []int{1, 3, 7, 8, 9, 15, 16, 17, 33, 63} {
+			a, b := fill(guarded(t, n)), fill(guarded(t, n))
+			Dot(a, b)
+			Axpy(2, a, b)
+			Add(a, b)
+			RMSNorm(a, a, b, 1e-5)
+			Softmax(a)
+			SiLUMul(a, b)
+			c := fill(guarded(t, 2*n))
+			RoPE(c, a, b)
+			for _, m := range []int{1, 4, 5} {
+				for _, nn := range []int{1, 3, 6, 7} {
+					x, w, d := fill(guarded(t, m*n)), fill(guarded(t, nn*n)), guarded(t, m*nn)
+					MatMulT(d, x, w, m, nn, n)
+				}
+			}
+		}
+	})
+}

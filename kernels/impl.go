@@ -1,0 +1,41 @@
+package kernels
+
+// impl is one complete set of kernel bodies for one instruction set. The
+// exported functions check lengths and dispatch through cur; tests switch cur
+// to run every available set against the reference twins.
+//
+// All slice arguments have matching, non-zero lengths unless stated.
+type impl struct {
+	name     string
+	dot      func(a, b []float32) float32
+	axpy     func(alpha float32, x, y []float32)
+	add      func(dst, x []float32)
+	mulScale func(dst, x, w []float32, s float32) // dst = w ⊙ (x·s)
+	scale    func(x []float32, s float32)
+	rope     func(x0, x1, cos, sin []float32)
+	max      func(x []float32) float32
+	expSum   func(x []float32, mx float32) float32 // x = exp(x-mx), returns Σx
+	siluMul  func(g, u []float32)
+
+	// GEMM micro-kernels, out[i*nr+j] = x_i · w_j over k, for a tile of
+	// mr rows of x (stride ldx) by nr rows of w (stride ldw):
+	//	tile: mr×nr, tileM1: 1×nr, tileN1: mr×1.
+	mr, nr int
+	tile   func(out, x []float32, ldx int, w []float32, ldw, k int)
+	tileM1 func(out, x, w []float32, ldw, k int)
+	tileN1 func(out, x []float32, ldx int, w []float32, k int)
+}
+
+// impls lists the sets this CPU can run, best first; cur is the one in use.
+var (
+	impls = []*impl{}
+	cur   *impl
+)
+
+func init() {
+	impls = append(simdImpls(), goImpl)
+	cur = impls[0]
+}
+
+// Path names the kernel set in use: "avx512", "avx2" or "go".
+func Path() string { return cur.name }

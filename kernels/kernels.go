@@ -1,0 +1,82 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// MatMulT computes dst = x · wᵀ, the Hugging Face linear layout.
+//
+//	x: [m, k], w: [n, k], dst: [m, n] (overwritten)
+//
+// Large products run on the worker pool (see SetThreads).
+func MatMulT(dst, x, w []float32, m, n, k int) { matMulT(cur, dst, x, w, m, n, k) }
+
+// Dot returns Σ a[i]·b[i] over len(a) elements.
+func Dot(a, b []float32) float32 {
+	need("Dot", len(b), len(a))
+	return cur.dot(a, b[:len(a)])
+}
+
+// Axpy computes y += alpha·x over len(x) elements.
+func Axpy(alpha float32, x, y []float32) {
+	need("Axpy", len(y), len(x))
+	cur.axpy(alpha, x, y[:len(x)])
+}
+
+// Add computes dst += x over len(x) elements.
+func Add(dst, x []float32) {
+	need("Add", len(dst), len(x))
+	cur.add(dst[:len(x)], x)
+}
+
+// RMSNorm computes dst = w ⊙ x / sqrt(mean(x²) + eps) for one row.
+//
+//	x, w, dst: [d]; dst may alias x
+func RMSNorm(dst, x, w []float32, eps float32) {
+	d := len(x)
+	need("RMSNorm", len(dst), d)
+	need("RMSNorm", len(w), d)
+	if d == 0 {
+		return
+	}
+	ss := cur.dot(x, x)
+	inv := float32(1 / math.Sqrt(float64(ss)/float64(d)+float64(eps)))
+	cur.mulScale(dst[:d], x, w[:d], inv)
+}
+
+// RoPE rotates one head in place, rotate_half style: dimension i pairs with i+d/2.
+//
+//	x: [d], cos, sin: [d/2] for this position
+func RoPE(x, cos, sin []float32) {
+	h := len(x) / 2
+	need("RoPE", len(cos), h)
+	need("RoPE", len(sin), h)
+	if h == 0 {
+		return
+	}
+	cur.rope(x[:h], x[h:2*h], cos[:h], sin[:h])
+}
+
+// Softmax replaces x by exp(x - max) / Σ exp(x - max).
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	mx := cur.max(x)
+	s := cur.expSum(x, mx)
+	cur.scale(x, float32(1/float64(s)))
+}
+
+// SiLUMul computes gate = silu(gate) ⊙ up, the SwiGLU activation.
+func SiLUMul(gate, up []float32) {
+	need("SiLUMul", len(up), len(gate))
+	cur.siluMul(gate, up[:len(gate)])
+}
+
+// need panics when a slice is shorter than the kernel needs: a caller bug.
+func need(op string, have, want int) {
+	if have < want {
+		panic(fmt.Sprintf("kernels: %s: slice of length %d, need %d", op, have, want))
+	}
+}

@@ -1,0 +1,107 @@
+package kernels
+
+import "fmt"
+
+// MatMulT driver: dst[m,n] = x[m,k]·w[n,k]ᵀ. The output is cut into blocks
+// (mb rows of x × nb rows of w) that the pool claims one at a time. Inside a
+// block, an nr-row group of w stays in L1 while the mr-row tiles of x sweep
+// past it from L2; very long k is cut into kc slices so both stay cached.
+
+const (
+	serialFlops = 32 << 10 // m·n·k below this runs on the caller
+	kcMax       = 2048     // longest k slice per tile pass
+	maxTile     = 64       // mr·nr of any impl
+)
+
+func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
+	if m < 0 || n < 0 || k < 0 || len(x) < m*k || len(w) < n*k || len(dst) < m*n {
+		panic(fmt.Sprintf("kernels: MatMulT m=%d n=%d k=%d with len(dst)=%d len(x)=%d len(w)=%d",
+			m, n, k, len(dst), len(x), len(w)))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		clear(dst[:m*n])
+		return
+	}
+	t := Threads()
+	if t == 1 || m*n*k < serialFlops {
+		gemmBlock(im, dst, x, w, n, k, 0, m, 0, n)
+		return
+	}
+	// Blocks: decode-sized m keeps all rows together and splits n finely;
+	// prefill uses 64×96 blocks (multiples of every impl's mr and nr).
+	mb, nb := 64, 96
+	if m <= 16 {
+		mb = m
+		nb = max(12, (n+8*t-1)/(8*t))
+		nb = (nb + 11) / 12 * 12
+	}
+	bm, bn := (m+mb-1)/mb, (n+nb-1)/nb
+	parallelFor(bm*bn, 1, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			bi, bj := b%bm, b/bm
+			gemmBlock(im, dst, x, w, n, k, bi*mb, min(m, bi*mb+mb), bj*nb, min(n, bj*nb+nb))
+		}
+	})
+}
+
+// gemmBlock computes dst[i0:i1, j0:j1].
+func gemmBlock(im *impl, dst, x, w []float32, n, k, i0, i1, j0, j1 int) {
+	var out [maxTile]float32
+	mr, nr := im.mr, im.nr
+	kc := k
+	if k > kcMax {
+		s := (k + kcMax - 1) / kcMax
+		kc = ((k+s-1)/s + 15) &^ 15
+	}
+	for p := 0; p < k; p += kc {
+		kl := min(kc, k-p)
+		acc := p > 0
+		j := j0
+		for ; j+nr <= j1; j += nr {
+			wj := w[j*k+p:]
+			i := i0
+			for ; i+mr <= i1; i += mr {
+				im.tile(out[:], x[i*k+p:], k, wj, k, kl)
+				put(dst, out[:], i, j, n, mr, nr, acc)
+			}
+			for ; i < i1; i++ {
+				im.tileM1(out[:], x[i*k+p:], wj, k, kl)
+				put(dst, out[:], i, j, n, 1, nr, acc)
+			}
+		}
+		for ; j < j1; j++ {
+			wj := w[j*k+p : j*k+p+kl]
+			i := i0
+			for ; i+mr <= i1; i += mr {
+				im.tileN1(out[:], x[i*k+p:], k, wj, kl)
+				put(dst, out[:], i, j, n, mr, 1, acc)
+			}
+			for ; i < i1; i++ {
+				d := im.dot(x[i*k+p:i*k+p+kl], wj)
+				if acc {
+					dst[i*n+j] += d
+				} else {
+					dst[i*n+j] = d
+				}
+			}
+		}
+	}
+}
+
+// put stores (or adds) an r×c tile of out at dst[i, j].
+func put(dst, out []float32, i, j, n, r, c int, acc bool) {
+	for a := 0; a < r; a++ {
+		row := dst[(i+a)*n+j : (i+a)*n+j+c]
+		o := out[a*c : a*c+c]
+		if acc {
+			for b, v := range o {
+				row[b] += v
+			}
+		} else {
+			copy(row, o)
+		}
+	}
+}

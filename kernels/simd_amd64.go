@@ -1,0 +1,242 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// SIMD kernel sets, generated into kernels_avx512_amd64.s and
+// kernels_avx2_amd64.s by gen_asm.go. The wrappers below bounds-check every
+// row the assembly will touch, so it never reads or writes outside a slice.
+
+//go:generate go run gen_asm.go
+
+func simdImpls() []*impl {
+	var s []*impl
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL {
+		s = append(s, avx512Impl)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		s = append(s, avx2Impl)
+	}
+	return s
+}
+
+//go:noescape
+func dotAVX512(a, b *float32, n int) float32
+
+//go:noescape
+func axpyAVX512(x, y *float32, n int, alpha float32)
+
+//go:noescape
+func addAVX512(dst, x *float32, n int)
+
+//go:noescape
+func mulScaleAVX512(dst, x, w *float32, n int, s float32)
+
+//go:noescape
+func scaleAVX512(x *float32, n int, s float32)
+
+//go:noescape
+func ropeAVX512(x0, x1, cos, sin *float32, n int)
+
+//go:noescape
+func maxAVX512(x *float32, n int) float32
+
+//go:noescape
+func expSumAVX512(x *float32, n int, mx float32) float32
+
+//go:noescape
+func siluMulAVX512(gate, up *float32, n int)
+
+//go:noescape
+func tileAVX512(out, x *float32, ldx int, w *float32, ldw, k int)
+
+//go:noescape
+func tileM1AVX512(out, x, w *float32, ldw, k int)
+
+//go:noescape
+func tileN1AVX512(out, x *float32, ldx int, w *float32, k int)
+
+var avx512Impl = &impl{
+	name: "avx512",
+	dot: func(a, b []float32) float32 {
+		if len(a) == 0 {
+			return 0
+		}
+		_ = b[len(a)-1]
+		return dotAVX512(&a[0], &b[0], len(a))
+	},
+	axpy: func(alpha float32, x, y []float32) {
+		if len(x) == 0 {
+			return
+		}
+		_ = y[len(x)-1]
+		axpyAVX512(&x[0], &y[0], len(x), alpha)
+	},
+	add: func(dst, x []float32) {
+		if len(x) == 0 {
+			return
+		}
+		_ = dst[len(x)-1]
+		addAVX512(&dst[0], &x[0], len(x))
+	},
+	mulScale: func(dst, x, w []float32, s float32) {
+		if len(x) == 0 {
+			return
+		}
+		_, _ = dst[len(x)-1], w[len(x)-1]
+		mulScaleAVX512(&dst[0], &x[0], &w[0], len(x), s)
+	},
+	scale: func(x []float32, s float32) {
+		if len(x) == 0 {
+			return
+		}
+		scaleAVX512(&x[0], len(x), s)
+	},
+	rope: func(x0, x1, cos, sin []float32) {
+		if len(x0) == 0 {
+			return
+		}
+		n := len(x0)
+		_, _, _ = x1[n-1], cos[n-1], sin[n-1]
+		ropeAVX512(&x0[0], &x1[0], &cos[0], &sin[0], n)
+	},
+	max: func(x []float32) float32 { return maxAVX512(&x[0], len(x)) },
+	expSum: func(x []float32, mx float32) float32 {
+		if len(x) == 0 {
+			return 0
+		}
+		return expSumAVX512(&x[0], len(x), mx)
+	},
+	siluMul: func(g, u []float32) {
+		if len(g) == 0 {
+			return
+		}
+		_ = u[len(g)-1]
+		siluMulAVX512(&g[0], &u[0], len(g))
+	},
+	mr: 4,
+	nr: 6,
+	tile: func(out, x []float32, ldx int, w []float32, ldw, k int) {
+		_, _, _ = out[24-1], x[(3)*ldx+k-1], w[(5)*ldw+k-1]
+		tileAVX512(&out[0], &x[0], ldx, &w[0], ldw, k)
+	},
+	tileM1: func(out, x, w []float32, ldw, k int) {
+		_, _, _ = out[5], x[k-1], w[(5)*ldw+k-1]
+		tileM1AVX512(&out[0], &x[0], &w[0], ldw, k)
+	},
+	tileN1: func(out, x []float32, ldx int, w []float32, k int) {
+		_, _, _ = out[3], x[(3)*ldx+k-1], w[k-1]
+		tileN1AVX512(&out[0], &x[0], ldx, &w[0], k)
+	},
+}
+
+//go:noescape
+func dotAVX2(a, b *float32, n int) float32
+
+//go:noescape
+func axpyAVX2(x, y *float32, n int, alpha float32)
+
+//go:noescape
+func addAVX2(dst, x *float32, n int)
+
+//go:noescape
+func mulScaleAVX2(dst, x, w *float32, n int, s float32)
+
+//go:noescape
+func scaleAVX2(x *float32, n int, s float32)
+
+//go:noescape
+func ropeAVX2(x0, x1, cos, sin *float32, n int)
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+//go:noescape
+func expSumAVX2(x *float32, n int, mx float32) float32
+
+//go:noescape
+func siluMulAVX2(gate, up *float32, n int)
+
+//go:noescape
+func tileAVX2(out, x *float32, ldx int, w *float32, ldw, k int)
+
+//go:noescape
+func tileM1AVX2(out, x, w *float32, ldw, k int)
+
+//go:noescape
+func tileN1AVX2(out, x *float32, ldx int, w *float32, k int)
+
+var avx2Impl = &impl{
+	name: "avx2",
+	dot: func(a, b []float32) float32 {
+		if len(a) == 0 {
+			return 0
+		}
+		_ = b[len(a)-1]
+		return dotAVX2(&a[0], &b[0], len(a))
+	},
+	axpy: func(alpha float32, x, y []float32) {
+		if len(x) == 0 {
+			return
+		}
+		_ = y[len(x)-1]
+		axpyAVX2(&x[0], &y[0], len(x), alpha)
+	},
+	add: func(dst, x []float32) {
+		if len(x) == 0 {
+			return
+		}
+		_ = dst[len(x)-1]
+		addAVX2(&dst[0], &x[0], len(x))
+	},
+	mulScale: func(dst, x, w []float32, s float32) {
+		if len(x) == 0 {
+			return
+		}
+		_, _ = dst[len(x)-1], w[len(x)-1]
+		mulScaleAVX2(&dst[0], &x[0], &w[0], len(x), s)
+	},
+	scale: func(x []float32, s float32) {
+		if len(x) == 0 {
+			return
+		}
+		scaleAVX2(&x[0], len(x), s)
+	},
+	rope: func(x0, x1, cos, sin []float32) {
+		if len(x0) == 0 {
+			return
+		}
+		n := len(x0)
+		_, _, _ = x1[n-1], cos[n-1], sin[n-1]
+		ropeAVX2(&x0[0], &x1[0], &cos[0], &sin[0], n)
+	},
+	max: func(x []float32) float32 { return maxAVX2(&x[0], len(x)) },
+	expSum: func(x []float32, mx float32) float32 {
+		if len(x) == 0 {
+			return 0
+		}
+		return expSumAVX2(&x[0], len(x), mx)
+	},
+	siluMul: func(g, u []float32) {
+		if len(g) == 0 {
+			return
+		}
+		_ = u[len(g)-1]
+		siluMulAVX2(&g[0], &u[0], len(g))
+	},
+	mr: 4,
+	nr: 3,
+	tile: func(out, x []float32, ldx int, w []float32, ldw, k int) {
+		_, _, _ = out[12-1], x[(3)*ldx+k-1], w[(2)*ldw+k-1]
+		tileAVX2(&out[0], &x[0], ldx, &w[0], ldw, k)
+	},
+	tileM1: func(out, x, w []float32, ldw, k int) {
+		_, _, _ = out[2], x[k-1], w[(2)*ldw+k-1]
+		tileM1AVX2(&out[0], &x[0], &w[0], ldw, k)
+	},
+	tileN1: func(out, x []float32, ldx int, w []float32, k int) {
+		_, _, _ = out[3], x[(3)*ldx+k-1], w[k-1]
+		tileN1AVX2(&out[0], &x[0], ldx, &w[0], k)
+	},
+}

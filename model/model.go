@@ -1,0 +1,191 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"roe/model/safetensors"
+)
+
+// Model is a loaded Llama-family decoder with float32 weights.
+type Model struct {
+	Config Config
+
+	embed  []float32 // [V, H]
+	layers []layer
+	norm   []float32 // [H]
+	lmHead []float32 // [V, H]; aliases embed when tied
+
+	ropeTab atomic.Pointer[ropeTable] // grown on demand up to the context length
+	ropeMu  sync.Mutex
+}
+
+// ropeTable holds cos/sin for positions [0, n), computed in float64.
+type ropeTable struct {
+	n        int
+	cos, sin []float32 // [n, HeadDim/2]
+}
+
+// layer holds one transformer block in Hugging Face nn.Linear layout ([out, in]).
+type layer struct {
+	attnNorm []float32 // [H]
+	q        []float32 // [NumHeads*HeadDim, H]
+	k        []float32 // [NumKVHeads*HeadDim, H]
+	v        []float32 // [NumKVHeads*HeadDim, H]
+	o        []float32 // [H, NumHeads*HeadDim]
+	qb, kb   []float32 // [NumHeads*HeadDim], [NumKVHeads*HeadDim]; nil without biases
+	vb       []float32 // [NumKVHeads*HeadDim]
+	mlpNorm  []float32 // [H]
+	gate     []float32 // [I, H]
+	up       []float32 // [I, H]
+	down     []float32 // [H, I]
+}
+
+// TensorSource is where weights come from: a safetensors file or a sharded set.
+type TensorSource interface {
+	Info(name string) (safetensors.TensorInfo, bool)
+	Float32(name string) ([]float32, error)
+}
+
+// Load reads dir/config.json and the safetensors checkpoint in dir.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	defer set.Close()
+	m, err := New(cfg, set)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", filepath.Clean(dir), err)
+	}
+	return m, nil
+}
+
+// New builds a model from a config and its tensors, checking every dtype and shape first.
+func New(cfg Config, src TensorSource) (*Model, error) {
+	H, I, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
+	qd, kvd := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
+	type want struct {
+		name  string
+		shape []int
+		dst   *[]float32
+	}
+	m := &Model{Config: cfg, layers: make([]layer, cfg.NumLayers)}
+	ws := []want{
+		{"model.embed_tokens.weight", []int{V, H}, &m.embed},
+		{"model.norm.weight", []int{H}, &m.norm},
+	}
+	if !cfg.TieWordEmbeddings {
+		ws = append(ws, want{"lm_head.weight", []int{V, H}, &m.lmHead})
+	}
+	for i := range m.layers {
+		l := &m.layers[i]
+		p := fmt.Sprintf("model.layers.%d.", i)
+		ws = append(ws,
+			want{p + "input_layernorm.weight", []int{H}, &l.attnNorm},
+			want{p + "self_attn.q_proj.weight", []int{qd, H}, &l.q},
+			want{p + "self_attn.k_proj.weight", []int{kvd, H}, &l.k},
+			want{p + "self_attn.v_proj.weight", []int{kvd, H}, &l.v},
+			want{p + "self_attn.o_proj.weight", []int{H, qd}, &l.o},
+			want{p + "post_attention_layernorm.weight", []int{H}, &l.mlpNorm},
+			want{p + "mlp.gate_proj.weight", []int{I, H}, &l.gate},
+			want{p + "mlp.up_proj.weight", []int{I, H}, &l.up},
+			want{p + "mlp.down_proj.weight", []int{H, I}, &l.down},
+		)
+		if cfg.AttentionBias {
+			ws = append(ws,
+				want{p + "self_attn.q_proj.bias", []int{qd}, &l.qb},
+				want{p + "self_attn.k_proj.bias", []int{kvd}, &l.kb},
+				want{p + "self_attn.v_proj.bias", []int{kvd}, &l.vb},
+			)
+		}
+	}
+	// Check everything before converting anything.
+	for _, w := range ws {
+		info, ok := src.Info(w.name)
+		if !ok {
+			return nil, fmt.Errorf("%w: missing tensor %q", ErrWeights, w.name)
+		}
+		switch info.DType {
+		case "F32", "BF16", "F16":
+		default:
+			return nil, fmt.Errorf("%w: tensor %q has dtype %s (want F32, BF16 or F16)", ErrWeights, w.name, info.DType)
+		}
+		if !equalShape(info.Shape, w.shape) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrWeights, w.name, info.Shape, w.shape)
+		}
+	}
+	for _, w := range ws {
+		v, err := src.Float32(w.name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
+		}
+		*w.dst = v
+	}
+	if cfg.TieWordEmbeddings {
+		m.lmHead = m.embed
+	}
+	return m, nil
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ropeFor returns a table covering at least n positions, growing it if needed:
+// a long context need not cost memory until it is used.
+func (m *Model) ropeFor(n int) *ropeTable {
+	if t := m.ropeTab.Load(); t != nil && t.n >= n {
+		return t
+	}
+	m.ropeMu.Lock()
+	defer m.ropeMu.Unlock()
+	if t := m.ropeTab.Load(); t != nil && t.n >= n {
+		return t
+	}
+	size := n
+	if t := m.ropeTab.Load(); t != nil {
+		size = max(n, 2*t.n)
+	}
+	size = min(max(size, 256), m.Config.ContextLength())
+	inv := m.Config.invFreq()
+	half := len(inv)
+	t := &ropeTable{n: size, cos: make([]float32, size*half), sin: make([]float32, size*half)}
+	for p := 0; p < size; p++ {
+		for i, f := range inv {
+			s, c := math.Sincos(float64(p) * f)
+			t.cos[p*half+i] = float32(c)
+			t.sin[p*half+i] = float32(s)
+		}
+	}
+	m.ropeTab.Store(t)
+	return t
+}
+
+// NumParams counts the model's distinct parameters.
+func (m *Model) NumParams() int {
+	n := len(m.embed) + len(m.norm)
+	if !m.Config.TieWordEmbeddings {
+		n += len(m.lmHead)
+	}
+	for _, l := range m.layers {
+		n += len(l.attnNorm) + len(l.q) + len(l.k) + len(l.v) + len(l.o) + len(l.qb) + len(l.kb) + len(l.vb) +
+			len(l.mlpNorm) + len(l.gate) + len(l.up) + len(l.down)
+	}
+	return n
+}
