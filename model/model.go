@@ -189,3 +189,59 @@ func (m *Model) NumParams() int {
 	}
 	return n
 }
+
+// ProjShape returns the [out, in] shape of one projection's weight.
+func (c Config) ProjShape(p Proj) (out, in int) {
+	H, I := c.HiddenSize, c.IntermediateSize
+	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	switch p {
+	case ProjQ:
+		return qd, H
+	case ProjK, ProjV:
+		return kvd, H
+	case ProjO:
+		return H, qd
+	case ProjGate, ProjUp:
+		return I, H
+	case ProjDown:
+		return H, I
+	}
+	return 0, 0
+}
+
+// Weight returns one projection's weight, [out, in], for in-place merging.
+// It is the model's own memory: change it only on a model made by CloneWeights.
+func (m *Model) Weight(layer int, p Proj) []float32 {
+	l := &m.layers[layer]
+	switch p {
+	case ProjQ:
+		return l.q
+	case ProjK:
+		return l.k
+	case ProjV:
+		return l.v
+	case ProjO:
+		return l.o
+	case ProjGate:
+		return l.gate
+	case ProjUp:
+		return l.up
+	case ProjDown:
+		return l.down
+	}
+	return nil
+}
+
+// CloneWeights returns a model that shares embeddings and norms with m but owns
+// copies of the projection weights, so adapters can be merged into it.
+func (m *Model) CloneWeights() *Model {
+	c := &Model{Config: m.Config, embed: m.embed, norm: m.norm, lmHead: m.lmHead, layers: make([]layer, len(m.layers))}
+	for i, l := range m.layers {
+		l.q, l.k, l.v, l.o = clone(l.q), clone(l.k), clone(l.v), clone(l.o)
+		l.gate, l.up, l.down = clone(l.gate), clone(l.up), clone(l.down)
+		c.layers[i] = l
+	}
+	return c
+}
+
+func clone(v []float32) []float32 { return append([]float32(nil), v...) }

@@ -263,3 +263,23 @@ func TestUnaligned(t *testing.T) {
 		t.Errorf("got %v %v", v, err)
 	}
 }
+
+// FromBytes (bytes.go) validates in-memory files like Open does.
+func TestFromBytes(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Encode(&buf, []Tensor{F16Tensor("h", []int{2}, []float32{1, -0.5})}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := FromBytes("embedded.safetensors", buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.Float32("h"); err != nil || v[1] != -0.5 {
+		t.Errorf("got %v %v", v, err)
+	}
+	f.Close()
+	_, err = FromBytes("embedded.safetensors", buf.Bytes()[:buf.Len()-1])
+	if !errors.Is(err, ErrTruncated) || !strings.HasPrefix(err.Error(), "embedded.safetensors: ") {
+		t.Errorf("truncated: %v", err)
+	}
+}

@@ -62,7 +62,7 @@ func badCases() []badCase {
 		{"negative shape", mkFile(`{"a":`+t("F32", "[-1,4]", "[0,4]")+`}`, 4), ErrShape, "negative dimension"},
 		{"shape not array", mkFile(`{"a":`+t("F32", "4", "[0,16]")+`}`, 16), ErrShape, "want an array"},
 		{"fractional shape", mkFile(`{"a":`+t("F32", "[1.5]", "[0,4]")+`}`, 4), ErrShape, "not a 64-bit integer"},
-		{"shape overflow", mkFile(`{"a":`+t("F32", "[4294967296,4294967296]", "[0,4]")+`}`, 4), ErrShape, "overflows"},
+		{"shape overflow", mkFile(`{"a":`+t("F32", "[2147483647,2147483647,2147483647]", "[0,4]")+`}`, 4), ErrShape, "overflows"},
 		{"shape bytes mismatch", mkFile(`{"a":`+t("F32", "[2,3]", "[0,20]")+`}`, 24), ErrShape, "needs 24 bytes"},
 		{"bf16 size mismatch", mkFile(`{"a":`+t("BF16", "[3]", "[0,12]")+`}`, 12), ErrShape, "needs 6 bytes"},
 		{"offsets past end", mkFile(`{"model.norm.weight":`+t("F32", "[250]", "[0,1000]")+`}`, 800), ErrTruncated,

@@ -1,0 +1,317 @@
+package adapters
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+
+	"roe/kernels"
+	"roe/model"
+	"roe/model/safetensors"
+)
+
+// Pair is one module's low-rank update ΔW = Scale·B·A.
+type Pair struct {
+	A     []float32 // [Rank, In]
+	B     []float32 // [Out, Rank]
+	Rank  int
+	In    int
+	Out   int
+	Alpha float64
+	Scale float32
+	bs    []float32 // Scale·B, [Out, Rank], for the unmerged forward
+}
+
+// LoRA is one expert: a set of low-rank updates over a base model's projections.
+type LoRA struct {
+	Config Config
+	Layers [][model.NumProj]*Pair // [layer][proj]; nil where the module is not adapted
+}
+
+// New returns an empty adapter for a base model; AddPair fills it.
+func New(base model.Config, c Config) *LoRA {
+	return &LoRA{Config: c, Layers: make([][model.NumProj]*Pair, base.NumLayers)}
+}
+
+// SetPair stores a module's update, computing its scale from rank and alpha.
+func (l *LoRA) SetPair(layer int, p model.Proj, pr *Pair) {
+	pr.Scale = l.Config.Scale(pr.Rank, pr.Alpha)
+	pr.bs = make([]float32, len(pr.B))
+	for i, v := range pr.B {
+		pr.bs[i] = v * pr.Scale
+	}
+	l.Layers[layer][p] = pr
+}
+
+// Pair returns a module's update, or nil.
+func (l *LoRA) Pair(layer int, p model.Proj) *Pair {
+	if layer < 0 || layer >= len(l.Layers) || p < 0 || p >= model.NumProj {
+		return nil
+	}
+	return l.Layers[layer][p]
+}
+
+// keyRE matches PEFT tensor names, with or without an adapter name before ".weight".
+var keyRE = regexp.MustCompile(`^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)\.lora_(A|B)(?:\.[A-Za-z0-9_-]+)?\.weight$`)
+
+// Load reads a PEFT folder and checks it against the base model's config.
+func Load(dir string, base model.Config) (*LoRA, error) {
+	cb, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("load adapter: %w", err)
+	}
+	c, err := ParseConfig(cb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "adapter_config.json"), err)
+	}
+	path := filepath.Join(dir, "adapter_model.safetensors")
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load adapter: %w", err)
+	}
+	defer f.Close()
+	l, err := FromTensors(c, base, f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
+}
+
+// TensorReader is what FromTensors reads: a safetensors file or an in-memory set.
+type TensorReader interface {
+	Tensors() []safetensors.TensorInfo
+	Float32(name string) ([]float32, error)
+}
+
+// FromTensors builds an adapter from PEFT-named tensors, checking every name and shape.
+func FromTensors(c Config, base model.Config, src TensorReader) (*LoRA, error) {
+	type half struct{ a, b *safetensors.TensorInfo }
+	pairs := map[[2]int]*half{}
+	for _, info := range src.Tensors() {
+		info := info
+		m := keyRE.FindStringSubmatch(info.Name)
+		if m == nil {
+			return nil, unknownTensor(info.Name)
+		}
+		layer, err := strconv.Atoi(m[1])
+		if err != nil || layer >= base.NumLayers {
+			return nil, fmt.Errorf("%w: tensor %q: layer %s, the base model has %d", ErrShape, info.Name, m[1], base.NumLayers)
+		}
+		p, ok := model.ParseProj(m[3])
+		if !ok {
+			return nil, checkTarget(m[3])
+		}
+		if (p >= model.ProjGate) != (m[2] == "mlp") {
+			return nil, fmt.Errorf("%w: tensor %q: %s is not under %s", ErrTensor, info.Name, m[3], m[2])
+		}
+		if !c.targets(layer, p) {
+			return nil, fmt.Errorf("%w: tensor %q is for a module that target_modules does not name", ErrTensor, info.Name)
+		}
+		h := pairs[[2]int{layer, int(p)}]
+		if h == nil {
+			h = &half{}
+			pairs[[2]int{layer, int(p)}] = h
+		}
+		if m[4] == "A" {
+			h.a = &info
+		} else {
+			h.b = &info
+		}
+	}
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("%w: no lora_A/lora_B tensors", ErrTensor)
+	}
+	l := New(base, c)
+	keys := make([][2]int, 0, len(pairs))
+	for k := range pairs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]*16+keys[i][1] < keys[j][0]*16+keys[j][1] })
+	for _, k := range keys {
+		h := pairs[k]
+		layer, p := k[0], model.Proj(k[1])
+		if h.a == nil || h.b == nil {
+			return nil, fmt.Errorf("%w: %s has only one of lora_A and lora_B", ErrTensor, moduleKey(layer, p))
+		}
+		out, in := base.ProjShape(p)
+		r, alpha := c.rankAlpha(layer, p)
+		if want := []int{r, in}; !sameShape(h.a.Shape, want) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, the base model and rank %d need %v", ErrShape, h.a.Name, h.a.Shape, r, want)
+		}
+		if want := []int{out, r}; !sameShape(h.b.Shape, want) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, the base model and rank %d need %v", ErrShape, h.b.Name, h.b.Shape, r, want)
+		}
+		a, err := src.Float32(h.a.Name)
+		if err != nil {
+			return nil, err
+		}
+		b, err := src.Float32(h.b.Name)
+		if err != nil {
+			return nil, err
+		}
+		l.SetPair(layer, p, &Pair{A: a, B: b, Rank: r, In: in, Out: out, Alpha: alpha})
+	}
+	return l, nil
+}
+
+func unknownTensor(name string) error {
+	switch {
+	case regexp.MustCompile(`lora_magnitude_vector`).MatchString(name):
+		return fmt.Errorf("%w: tensor %q is a DoRA magnitude", ErrUnsupported, name)
+	case regexp.MustCompile(`lora_embedding_[AB]|embed_tokens|lm_head`).MatchString(name):
+		return fmt.Errorf("%w: tensor %q adapts an embedding or the LM head", ErrUnsupported, name)
+	case regexp.MustCompile(`lora_[AB]\.bias$`).MatchString(name):
+		return fmt.Errorf("%w: tensor %q is a LoRA bias (lora_bias)", ErrUnsupported, name)
+	}
+	return fmt.Errorf("%w: unknown tensor %q", ErrTensor, name)
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Save writes the adapter as a PEFT folder: adapter_config.json and adapter_model.safetensors.
+func (l *LoRA) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var ts []safetensors.Tensor
+	for layer := range l.Layers {
+		for p := model.Proj(0); p < model.NumProj; p++ {
+			pr := l.Layers[layer][p]
+			if pr == nil {
+				continue
+			}
+			key := "base_model.model." + moduleKey(layer, p)
+			ts = append(ts,
+				safetensors.F32Tensor(key+".lora_A.weight", []int{pr.Rank, pr.In}, pr.A),
+				safetensors.F32Tensor(key+".lora_B.weight", []int{pr.Out, pr.Rank}, pr.B))
+		}
+	}
+	if err := safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, "adapter_config.json"), l.configJSON())
+}
+
+// configJSON writes adapter_config.json with the fields PEFT writes.
+func (l *LoRA) configJSON() []byte {
+	c := l.Config
+	var targets any = c.TargetModules
+	if c.TargetRegex != "" {
+		targets = c.TargetRegex
+	}
+	rp, ap := c.RankPattern, c.AlphaPattern
+	if rp == nil {
+		rp = map[string]int{}
+	}
+	if ap == nil {
+		ap = map[string]float64{}
+	}
+	var layers any
+	if c.LayersToChange != nil {
+		layers = c.LayersToChange
+	}
+	m := map[string]any{
+		"alpha_pattern": ap, "auto_mapping": nil, "base_model_name_or_path": c.BaseModel, "bias": "none",
+		"fan_in_fan_out": c.FanInFanOut, "inference_mode": true, "init_lora_weights": true,
+		"layer_replication": nil, "layers_pattern": nil, "layers_to_transform": layers, "loftq_config": map[string]any{},
+		"lora_alpha": c.Alpha, "lora_dropout": 0.0, "megatron_config": nil, "megatron_core": "megatron.core",
+		"modules_to_save": nil, "peft_type": "LORA", "r": c.R, "rank_pattern": rp, "revision": nil,
+		"target_modules": targets, "task_type": "CAUSAL_LM", "use_dora": false, "use_rslora": c.UseRSLoRA,
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// AddDelta implements model.Adapter: y += x·Aᵀ·(s·B)ᵀ for the rows of one sequence.
+//
+//	x: [rows, In], y: [rows, Out]
+func (l *LoRA) AddDelta(layer int, p model.Proj, x, y []float32, rows int) {
+	pr := l.Pair(layer, p)
+	if pr == nil {
+		return
+	}
+	t := make([]float32, rows*pr.Rank+rows*pr.Out)
+	xa, d := t[:rows*pr.Rank], t[rows*pr.Rank:]
+	kernels.MatMulT(xa, x, pr.A, rows, pr.Rank, pr.In)   // [rows, r]
+	kernels.MatMulT(d, xa, pr.bs, rows, pr.Out, pr.Rank) // [rows, out]
+	kernels.Add(y[:rows*pr.Out], d)
+}
+
+// Delta returns the dense update s·B·A of one module.
+//
+//	result: [Out, In]
+func (pr *Pair) Delta() []float32 {
+	at := make([]float32, pr.In*pr.Rank) // Aᵀ: [In, r]
+	for r := 0; r < pr.Rank; r++ {
+		for i := 0; i < pr.In; i++ {
+			at[i*pr.Rank+r] = pr.A[r*pr.In+i]
+		}
+	}
+	d := make([]float32, pr.Out*pr.In)
+	kernels.MatMulT(d, pr.bs, at, pr.Out, pr.In, pr.Rank)
+	return d
+}
+
+// Merge adds the adapter into m's projection weights (m must own them: see
+// model.CloneWeights). Unmerge with sign -1.
+func (l *LoRA) Merge(m *model.Model, sign float32) error {
+	if len(l.Layers) != m.Config.NumLayers {
+		return fmt.Errorf("%w: adapter has %d layers, the model %d", ErrShape, len(l.Layers), m.Config.NumLayers)
+	}
+	for layer := range l.Layers {
+		for p := model.Proj(0); p < model.NumProj; p++ {
+			pr := l.Layers[layer][p]
+			if pr == nil {
+				continue
+			}
+			kernels.Axpy(sign, pr.Delta(), m.Weight(layer, p))
+		}
+	}
+	return nil
+}
+
+// Merged returns a copy of base with the adapter merged into its weights.
+func Merged(base *model.Model, l *LoRA) (*model.Model, error) {
+	m := base.CloneWeights()
+	if err := l.Merge(m, 1); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
