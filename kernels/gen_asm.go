@@ -93,7 +93,7 @@ func (g *gen) hsum(a, tmp int) {
 
 // hsumTo reduces accumulator acc (any register) and stores the scalar at mem;
 // scratch registers 0 and 1 are clobbered.
-func (g *gen) hsumTo(acc int, mem string) {
+func (g *gen) hsumTo(acc int, mem string, add bool) {
 	if g.is512() {
 		g.p("\tVEXTRACTF64X4 $1, Z%d, Y0", acc)
 		g.p("\tVADDPS Y%d, Y0, Y0", acc)
@@ -106,6 +106,9 @@ func (g *gen) hsumTo(acc int, mem string) {
 	g.p("\tVADDPS X1, X0, X0")
 	g.p("\tVPERMILPS $0xb1, X0, X1")
 	g.p("\tVADDSS X1, X0, X0")
+	if add {
+		g.p("\tVADDSS %s, X0, X0", mem)
+	}
 	g.p("\tVMOVSS X0, %s", mem)
 }
 
@@ -310,35 +313,88 @@ func (g *gen) max() {
 	g.ret()
 }
 
-// exp computes exp(v[x]) in place; v[t0..t3] are scratch. Cephes expf:
-// x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n via the
-// exponent bits. Inputs are clamped so 2^n stays a normal float; NaN survives.
-func (g *gen) exp(x, t0, t1, t2, t3 int) {
-	X, N, P, R2, T := g.v(x), g.v(t0), g.v(t1), g.v(t2), g.v(t3)
-	c := func(name string) string { return "exp_" + name + "<>(SB)" }
-	g.p("\tVMOVUPS %s, %s", c("hi"), T)
-	g.p("\tVMINPS %s, %s, %s", X, T, X) // NaN in X is returned (second source)
-	g.p("\tVMOVUPS %s, %s", c("lo"), T)
-	g.p("\tVMAXPS %s, %s, %s", X, T, X)
-	g.p("\tVMULPS %s, %s, %s", c("log2e"), X, N)
+// expRegs names the registers of one exp chain: x in place, the rest scratch.
+type expRegs struct{ x, n, p, r2, t int }
+
+// expConst is where an exp constant lives: a register when preloaded
+// (AVX-512 has room for all of them), else a 64-byte vector in memory.
+func (g *gen) expConst(name string) string {
 	if g.is512() {
-		g.p("\tVRNDSCALEPS $0, %s, %s", N, N)
-	} else {
-		g.p("\tVROUNDPS $0, %s, %s", N, N)
+		i := strings.Index(" hi lo log2e c1 c2 p0 p1 p2 p3 p4 p5 one bias ", " "+name+" ")
+		return g.v(16 + strings.Count(" hi lo log2e c1 c2 p0 p1 p2 p3 p4 p5 one bias "[:i], " "))
 	}
-	g.p("\tVFNMADD231PS %s, %s, %s", c("c1"), N, X)
-	g.p("\tVFNMADD231PS %s, %s, %s", c("c2"), N, X)
-	g.p("\tVMOVUPS %s, %s", c("p0"), P)
+	return "exp_" + name + "<>(SB)"
+}
+
+// loadExpConsts preloads the exp constants into Z16..Z28 (AVX-512 only).
+func (g *gen) loadExpConsts() {
+	if !g.is512() {
+		return
+	}
+	for _, name := range strings.Fields("hi lo log2e c1 c2 p0 p1 p2 p3 p4 p5 one bias") {
+		g.p("\tVMOVUPS exp_%s<>(SB), %s", name, g.expConst(name))
+	}
+}
+
+// exp computes exp(x) in place for each chain, interleaving the chains so
+// their latencies overlap. Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a
+// polynomial, 2^n via the exponent bits. Inputs are clamped so 2^n stays a
+// normal float; NaN survives (it is the second source of min/max).
+func (g *gen) exp(rs ...expRegs) {
+	c := g.expConst
+	each := func(f func(X, N, P, R2, T string)) {
+		for _, r := range rs {
+			f(g.v(r.x), g.v(r.n), g.v(r.p), g.v(r.r2), g.v(r.t))
+		}
+	}
+	each(func(X, N, P, R2, T string) {
+		if g.is512() {
+			g.p("\tVMINPS %s, %s, %s", X, c("hi"), X)
+			g.p("\tVMAXPS %s, %s, %s", X, c("lo"), X)
+		} else {
+			g.p("\tVMOVUPS %s, %s", c("hi"), T)
+			g.p("\tVMINPS %s, %s, %s", X, T, X)
+			g.p("\tVMOVUPS %s, %s", c("lo"), T)
+			g.p("\tVMAXPS %s, %s, %s", X, T, X)
+		}
+	})
+	each(func(X, N, P, R2, T string) { g.p("\tVMULPS %s, %s, %s", c("log2e"), X, N) })
+	each(func(X, N, P, R2, T string) {
+		if g.is512() {
+			g.p("\tVRNDSCALEPS $0, %s, %s", N, N)
+		} else {
+			g.p("\tVROUNDPS $0, %s, %s", N, N)
+		}
+	})
+	each(func(X, N, P, R2, T string) { g.p("\tVFNMADD231PS %s, %s, %s", c("c1"), N, X) })
+	each(func(X, N, P, R2, T string) { g.p("\tVFNMADD231PS %s, %s, %s", c("c2"), N, X) })
+	each(func(X, N, P, R2, T string) { g.p("\tVMOVUPS %s, %s", c("p0"), P) })
 	for i := 1; i <= 5; i++ {
-		g.p("\tVFMADD213PS %s, %s, %s", c(fmt.Sprintf("p%d", i)), X, P)
+		each(func(X, N, P, R2, T string) {
+			g.p("\tVFMADD213PS %s, %s, %s", c(fmt.Sprintf("p%d", i)), X, P)
+		})
 	}
-	g.p("\tVMULPS %s, %s, %s", X, X, R2)
-	g.p("\tVFMADD213PS %s, %s, %s", X, R2, P) // p·r² + r
-	g.p("\tVADDPS %s, %s, %s", c("one"), P, P)
-	g.p("\tVCVTPS2DQ %s, %s", N, N)
-	g.p("\tVPADDD %s, %s, %s", c("bias"), N, N)
-	g.p("\tVPSLLD $23, %s, %s", N, N)
-	g.p("\tVMULPS %s, %s, %s", N, P, X)
+	each(func(X, N, P, R2, T string) { g.p("\tVMULPS %s, %s, %s", X, X, R2) })
+	each(func(X, N, P, R2, T string) { g.p("\tVFMADD213PS %s, %s, %s", X, R2, P) }) // p·r² + r
+	each(func(X, N, P, R2, T string) { g.p("\tVADDPS %s, %s, %s", c("one"), P, P) })
+	each(func(X, N, P, R2, T string) { g.p("\tVCVTPS2DQ %s, %s", N, N) })
+	each(func(X, N, P, R2, T string) { g.p("\tVPADDD %s, %s, %s", c("bias"), N, N) })
+	each(func(X, N, P, R2, T string) { g.p("\tVPSLLD $23, %s, %s", N, N) })
+	each(func(X, N, P, R2, T string) { g.p("\tVMULPS %s, %s, %s", N, P, X) })
+}
+
+// unrolled2 emits a loop doing two vectors per iteration while CX ≥ 2w;
+// the single-vector stream that follows finishes the rest.
+func (g *gen) unrolled2(label string, adv []string, body func()) {
+	g.p("%s_loop2:", label)
+	g.p("\tCMPQ CX, $%d", 2*g.w)
+	g.p("\tJB %s_loop", label)
+	body()
+	for _, r := range adv {
+		g.p("\tADDQ $%d, %s", 2*g.vb(), r)
+	}
+	g.p("\tSUBQ $%d, CX", 2*g.w)
+	g.p("\tJMP %s_loop2", label)
 }
 
 // func expSum(x *float32, n int, mx float32) float32: x = exp(x - mx), returns Σx.
@@ -346,12 +402,25 @@ func (g *gen) expSum() {
 	g.text("expSum", "$0-28")
 	g.p("\tMOVQ x+0(FP), DI")
 	g.p("\tMOVQ n+8(FP), CX")
+	g.loadExpConsts()
 	g.p("\tVBROADCASTSS mx+16(FP), %s", g.v(8))
 	g.p("\tVXORPS %s, %s, %s", g.v(9), g.v(9), g.v(9))
+	g.p("\tVXORPS %s, %s, %s", g.v(7), g.v(7), g.v(7))
+	g.unrolled2("expSum", []string{"DI"}, func() {
+		g.p("\tVMOVUPS (DI), %s", g.v(0))
+		g.p("\tVMOVUPS %d(DI), %s", g.vb(), g.v(10))
+		g.p("\tVSUBPS %s, %s, %s", g.v(8), g.v(0), g.v(0))
+		g.p("\tVSUBPS %s, %s, %s", g.v(8), g.v(10), g.v(10))
+		g.exp(expRegs{0, 1, 2, 3, 4}, expRegs{10, 11, 12, 13, 14})
+		g.p("\tVADDPS %s, %s, %s", g.v(0), g.v(9), g.v(9))
+		g.p("\tVADDPS %s, %s, %s", g.v(10), g.v(7), g.v(7))
+		g.p("\tVMOVUPS %s, (DI)", g.v(0))
+		g.p("\tVMOVUPS %s, %d(DI)", g.v(10), g.vb())
+	})
 	g.stream("expSum", []string{"DI"}, func(masked bool) {
 		g.load(masked, "(DI)", 0)
 		g.p("\tVSUBPS %s, %s, %s", g.v(8), g.v(0), g.v(0))
-		g.exp(0, 1, 2, 3, 4)
+		g.exp(expRegs{0, 1, 2, 3, 4})
 		if masked {
 			if g.is512() {
 				g.p("\tVMOVUPS.Z %s, K1, %s", g.v(0), g.v(0))
@@ -362,7 +431,7 @@ func (g *gen) expSum() {
 		g.p("\tVADDPS %s, %s, %s", g.v(0), g.v(9), g.v(9))
 		g.store(masked, 0, "(DI)")
 	})
-	g.p("\tVMOVUPS %s, %s", g.v(9), g.v(0))
+	g.p("\tVADDPS %s, %s, %s", g.v(7), g.v(9), g.v(0))
 	g.hsum(0, 1)
 	g.p("\tVMOVSS X0, ret+24(FP)")
 	g.ret()
@@ -374,12 +443,28 @@ func (g *gen) siluMul() {
 	g.p("\tMOVQ gate+0(FP), DI")
 	g.p("\tMOVQ up+8(FP), SI")
 	g.p("\tMOVQ n+16(FP), CX")
+	g.loadExpConsts()
 	g.p("\tVXORPS %s, %s, %s", g.v(8), g.v(8), g.v(8))
+	g.unrolled2("siluMul", []string{"DI", "SI"}, func() {
+		g.p("\tVMOVUPS (DI), %s", g.v(5))
+		g.p("\tVMOVUPS %d(DI), %s", g.vb(), g.v(7))
+		g.p("\tVSUBPS %s, %s, %s", g.v(5), g.v(8), g.v(0)) // -g
+		g.p("\tVSUBPS %s, %s, %s", g.v(7), g.v(8), g.v(10))
+		g.exp(expRegs{0, 1, 2, 3, 4}, expRegs{10, 11, 12, 13, 14})
+		g.p("\tVADDPS exp_one<>(SB), %s, %s", g.v(0), g.v(0))
+		g.p("\tVADDPS exp_one<>(SB), %s, %s", g.v(10), g.v(10))
+		g.p("\tVDIVPS %s, %s, %s", g.v(0), g.v(5), g.v(5))
+		g.p("\tVDIVPS %s, %s, %s", g.v(10), g.v(7), g.v(7))
+		g.p("\tVMULPS (SI), %s, %s", g.v(5), g.v(5))
+		g.p("\tVMULPS %d(SI), %s, %s", g.vb(), g.v(7), g.v(7))
+		g.p("\tVMOVUPS %s, (DI)", g.v(5))
+		g.p("\tVMOVUPS %s, %d(DI)", g.v(7), g.vb())
+	})
 	g.stream("siluMul", []string{"DI", "SI"}, func(masked bool) {
 		g.load(masked, "(DI)", 5)
 		g.load(masked, "(SI)", 6)
 		g.p("\tVSUBPS %s, %s, %s", g.v(5), g.v(8), g.v(0)) // -g
-		g.exp(0, 1, 2, 3, 4)
+		g.exp(expRegs{0, 1, 2, 3, 4})
 		g.p("\tVADDPS exp_one<>(SB), %s, %s", g.v(0), g.v(0))
 		g.p("\tVDIVPS %s, %s, %s", g.v(0), g.v(5), g.v(5))
 		g.p("\tVMULPS %s, %s, %s", g.v(6), g.v(5), g.v(5))
@@ -402,33 +487,38 @@ type tileShape struct {
 }
 
 func (g *gen) tile(t tileShape) {
-	// Argument layout per shape.
+	// Arguments per shape: tile (dst *float32, ldd, acc int, x *float32,
+	// ldx int, w *float32, ldw, k int); tileM1 drops ldd and ldx; tileN1 drops ldw.
 	var frame string
 	switch {
 	case t.mr > 1 && t.nr > 1:
-		frame = "$0-48" // (out, x *float32, ldx int, w *float32, ldw, k int)
-	default:
-		frame = "$0-40" // M1: (out, x, w *float32, ldw, k int); N1: (out, x *float32, ldx int, w *float32, k int)
-	}
-	g.text(t.name, frame)
-	g.p("\tMOVQ out+0(FP), R12")
-	switch {
-	case t.mr > 1 && t.nr > 1:
-		g.p("\tMOVQ x+8(FP), SI")
-		g.p("\tMOVQ ldx+16(FP), DX")
+		frame = "$0-64"
+		g.text(t.name, frame)
+		g.p("\tMOVQ ldd+8(FP), R13")
+		g.p("\tMOVQ x+24(FP), SI")
+		g.p("\tMOVQ ldx+32(FP), DX")
+		g.p("\tMOVQ w+40(FP), DI")
+		g.p("\tMOVQ ldw+48(FP), R8")
+		g.p("\tMOVQ k+56(FP), CX")
+	case t.mr == 1:
+		frame = "$0-48"
+		g.text(t.name, frame)
+		g.p("\tMOVQ x+16(FP), SI")
 		g.p("\tMOVQ w+24(FP), DI")
 		g.p("\tMOVQ ldw+32(FP), R8")
 		g.p("\tMOVQ k+40(FP), CX")
-	case t.mr == 1:
-		g.p("\tMOVQ x+8(FP), SI")
-		g.p("\tMOVQ w+16(FP), DI")
-		g.p("\tMOVQ ldw+24(FP), R8")
-		g.p("\tMOVQ k+32(FP), CX")
 	default:
-		g.p("\tMOVQ x+8(FP), SI")
-		g.p("\tMOVQ ldx+16(FP), DX")
-		g.p("\tMOVQ w+24(FP), DI")
-		g.p("\tMOVQ k+32(FP), CX")
+		frame = "$0-56"
+		g.text(t.name, frame)
+		g.p("\tMOVQ ldd+8(FP), R13")
+		g.p("\tMOVQ x+24(FP), SI")
+		g.p("\tMOVQ ldx+32(FP), DX")
+		g.p("\tMOVQ w+40(FP), DI")
+		g.p("\tMOVQ k+48(FP), CX")
+	}
+	g.p("\tMOVQ dst+0(FP), R12")
+	if t.mr > 1 {
+		g.p("\tSHLQ $2, R13")
 	}
 	if t.mr > 1 {
 		g.p("\tSHLQ $2, DX")
@@ -536,9 +626,80 @@ func (g *gen) tile(t tileShape) {
 	}
 	step(true)
 	g.p("%s_sum:", lbl)
-	for i := 0; i < t.mr; i++ {
-		for j := 0; j < t.nr; j++ {
-			g.hsumTo(acc(i, j), fmt.Sprintf("%d(R12)", 4*(i*t.nr+j)))
+	// Sum each accumulator into dst[i*ldd+j], storing or adding per acc.
+	if t.mr == 1 {
+		g.p("\tMOVQ acc+8(FP), AX")
+	} else {
+		g.p("\tMOVQ acc+16(FP), AX")
+	}
+	g.p("\tTESTQ AX, AX")
+	g.p("\tJNZ %s_add", lbl)
+	for _, add := range []bool{false, true} {
+		if add {
+			g.p("%s_add:", lbl)
+		}
+		g.p("\tMOVQ R12, R11")
+		if g.is512() && t.mr == 4 && t.nr == 6 {
+			g.sum4x6(acc, add)
+			continue
+		}
+		for i := 0; i < t.mr; i++ {
+			for j := 0; j < t.nr; j++ {
+				g.hsumTo(acc(i, j), fmt.Sprintf("%d(R11)", 4*j), add)
+			}
+			if i < t.mr-1 {
+				g.p("\tADDQ R13, R11")
+			}
+		}
+		g.ret()
+	}
+}
+
+// reduce4 sums four zmm accumulators into X1 = [Σa, Σb, Σc, Σd] with
+// cross-lane shuffles (18 ops instead of 32 for four separate reductions).
+// Z0..Z3 are scratch; Z6 must hold the lane index table permidx.
+func (g *gen) reduce4(a, b, c, d int) {
+	g.p("\tVSHUFF64X2 $0x44, Z%d, Z%d, Z0", b, a) // [a0 a1 b0 b1] (128-bit blocks)
+	g.p("\tVSHUFF64X2 $0xee, Z%d, Z%d, Z1", b, a) // [a2 a3 b2 b3]
+	g.p("\tVADDPS Z1, Z0, Z0")
+	g.p("\tVSHUFF64X2 $0x44, Z%d, Z%d, Z2", d, c)
+	g.p("\tVSHUFF64X2 $0xee, Z%d, Z%d, Z3", d, c)
+	g.p("\tVADDPS Z3, Z2, Z2")
+	g.p("\tVSHUFF32X4 $0x88, Z2, Z0, Z1") // [a b c d] halves
+	g.p("\tVSHUFF32X4 $0xdd, Z2, Z0, Z3")
+	g.p("\tVADDPS Z3, Z1, Z1") // block i: 4 partial sums of accumulator i
+	g.p("\tVPERMILPS $0x4e, Z1, Z3")
+	g.p("\tVADDPS Z3, Z1, Z1")
+	g.p("\tVPERMILPS $0xb1, Z1, Z3")
+	g.p("\tVADDPS Z3, Z1, Z1")  // every lane of block i: Σ accumulator i
+	g.p("\tVPERMPS Z1, Z6, Z1") // lanes 0, 4, 8, 12 to the bottom
+}
+
+// sum4x6 stores the 4×6 tile at R11 (row stride R13): columns 0..3 of each
+// row as one vector, columns 4..5 of two rows at a time.
+func (g *gen) sum4x6(acc func(i, j int) int, add bool) {
+	g.p("\tVMOVUPS permidx<>(SB), Z6")
+	for i := 0; i < 4; i++ {
+		g.reduce4(acc(i, 0), acc(i, 1), acc(i, 2), acc(i, 3))
+		if add {
+			g.p("\tVADDPS (R11), X1, X1")
+		}
+		g.p("\tVMOVUPS X1, (R11)")
+		if i%2 == 1 {
+			g.reduce4(acc(i-1, 4), acc(i-1, 5), acc(i, 4), acc(i, 5))
+			// R11 is row i; row i-1 is 16(R11) minus R13.
+			g.p("\tMOVQ R11, AX")
+			g.p("\tSUBQ R13, AX")
+			if add {
+				g.p("\tVMOVSD 16(AX), X2")
+				g.p("\tVMOVHPS 16(R11), X2, X2")
+				g.p("\tVADDPS X2, X1, X1")
+			}
+			g.p("\tVMOVSD X1, 16(AX)")
+			g.p("\tVMOVHPS X1, 16(R11)")
+		}
+		if i < 3 {
+			g.p("\tADDQ R13, R11")
 		}
 	}
 	g.ret()
@@ -581,7 +742,12 @@ func (g *gen) consts() {
 	vec("exp_p5", f32bits(5.0000001201e-1))
 	vec("exp_one", f32bits(1))
 	vec("exp_bias", 127)
-	if !g.is512() {
+	if g.is512() {
+		for i := 0; i < 16; i++ {
+			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
+		}
+		g.p("GLOBL permidx<>(SB), RODATA|NOPTR, $64")
+	} else {
 		for i := 0; i < 16; i++ {
 			v := uint32(0)
 			if i < 8 {

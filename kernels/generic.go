@@ -113,7 +113,7 @@ func siluMulGo(g, u []float32) {
 }
 
 // tileGo is the 2×4 tile: 8 accumulators fit the scalar register file.
-func tileGo(out, x []float32, ldx int, w []float32, ldw, k int) {
+func tileGo(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, ldw, k int) {
 	x0, x1 := x[:k], x[ldx:ldx+k]
 	w0, w1, w2, w3 := w[:k], w[ldw:ldw+k], w[2*ldw:2*ldw+k], w[3*ldw:3*ldw+k]
 	var a00, a01, a02, a03, a10, a11, a12, a13 float32
@@ -129,12 +129,11 @@ func tileGo(out, x []float32, ldx int, w []float32, ldw, k int) {
 		a12 += v * b2
 		a13 += v * b3
 	}
-	o := out[:8]
-	o[0], o[1], o[2], o[3] = a00, a01, a02, a03
-	o[4], o[5], o[6], o[7] = a10, a11, a12, a13
+	putRow(dst[:4], acc, a00, a01, a02, a03)
+	putRow(dst[ldd:ldd+4], acc, a10, a11, a12, a13)
 }
 
-func tileM1Go(out, x, w []float32, ldw, k int) {
+func tileM1Go(dst []float32, acc bool, x, w []float32, ldw, k int) {
 	x0 := x[:k]
 	w0, w1, w2, w3 := w[:k], w[ldw:ldw+k], w[2*ldw:2*ldw+k], w[3*ldw:3*ldw+k]
 	var a0, a1, a2, a3 float32
@@ -144,12 +143,27 @@ func tileM1Go(out, x, w []float32, ldw, k int) {
 		a2 += u * w2[p]
 		a3 += u * w3[p]
 	}
-	o := out[:4]
-	o[0], o[1], o[2], o[3] = a0, a1, a2, a3
+	putRow(dst[:4], acc, a0, a1, a2, a3)
 }
 
-func tileN1Go(out, x []float32, ldx int, w []float32, k int) {
-	o := out[:2]
-	o[0] = dotGo(x[:k], w[:k])
-	o[1] = dotGo(x[ldx:ldx+k], w[:k])
+func tileN1Go(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, k int) {
+	a0, a1 := dotGo(x[:k], w[:k]), dotGo(x[ldx:ldx+k], w[:k])
+	if acc {
+		dst[0] += a0
+		dst[ldd] += a1
+	} else {
+		dst[0], dst[ldd] = a0, a1
+	}
+}
+
+func putRow(d []float32, acc bool, a0, a1, a2, a3 float32) {
+	d = d[:4]
+	if acc {
+		d[0] += a0
+		d[1] += a1
+		d[2] += a2
+		d[3] += a3
+	} else {
+		d[0], d[1], d[2], d[3] = a0, a1, a2, a3
+	}
 }

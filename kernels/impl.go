@@ -17,13 +17,13 @@ type impl struct {
 	expSum   func(x []float32, mx float32) float32 // x = exp(x-mx), returns Σx
 	siluMul  func(g, u []float32)
 
-	// GEMM micro-kernels, out[i*nr+j] = x_i · w_j over k, for a tile of
-	// mr rows of x (stride ldx) by nr rows of w (stride ldw):
+	// GEMM micro-kernels: dst[i*ldd+j] = x_i · w_j over k (or += when acc)
+	// for a tile of mr rows of x (stride ldx) by nr rows of w (stride ldw):
 	//	tile: mr×nr, tileM1: 1×nr, tileN1: mr×1.
 	mr, nr int
-	tile   func(out, x []float32, ldx int, w []float32, ldw, k int)
-	tileM1 func(out, x, w []float32, ldw, k int)
-	tileN1 func(out, x []float32, ldx int, w []float32, k int)
+	tile   func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, ldw, k int)
+	tileM1 func(dst []float32, acc bool, x, w []float32, ldw, k int)
+	tileN1 func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, k int)
 }
 
 // impls lists the sets this CPU can run, best first; cur is the one in use.

@@ -207,6 +207,9 @@ func TestMatMulT(t *testing.T) {
 		} {
 			checkMatMul(t, r, s[0], s[1], s[2])
 		}
+		for range 150 { // random shapes
+			checkMatMul(t, r, 1+r.IntN(40), 1+r.IntN(40), 1+r.IntN(300))
+		}
 	})
 }
 

@@ -10,7 +10,6 @@ import "fmt"
 const (
 	serialFlops = 32 << 10 // m·n·k below this runs on the caller
 	kcMax       = 2048     // longest k slice per tile pass
-	maxTile     = 64       // mr·nr of any impl
 )
 
 func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
@@ -49,7 +48,6 @@ func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
 
 // gemmBlock computes dst[i0:i1, j0:j1].
 func gemmBlock(im *impl, dst, x, w []float32, n, k, i0, i1, j0, j1 int) {
-	var out [maxTile]float32
 	mr, nr := im.mr, im.nr
 	kc := k
 	if k > kcMax {
@@ -64,20 +62,17 @@ func gemmBlock(im *impl, dst, x, w []float32, n, k, i0, i1, j0, j1 int) {
 			wj := w[j*k+p:]
 			i := i0
 			for ; i+mr <= i1; i += mr {
-				im.tile(out[:], x[i*k+p:], k, wj, k, kl)
-				put(dst, out[:], i, j, n, mr, nr, acc)
+				im.tile(dst[i*n+j:], n, acc, x[i*k+p:], k, wj, k, kl)
 			}
 			for ; i < i1; i++ {
-				im.tileM1(out[:], x[i*k+p:], wj, k, kl)
-				put(dst, out[:], i, j, n, 1, nr, acc)
+				im.tileM1(dst[i*n+j:], acc, x[i*k+p:], wj, k, kl)
 			}
 		}
 		for ; j < j1; j++ {
 			wj := w[j*k+p : j*k+p+kl]
 			i := i0
 			for ; i+mr <= i1; i += mr {
-				im.tileN1(out[:], x[i*k+p:], k, wj, kl)
-				put(dst, out[:], i, j, n, mr, 1, acc)
+				im.tileN1(dst[i*n+j:], n, acc, x[i*k+p:], k, wj, kl)
 			}
 			for ; i < i1; i++ {
 				d := im.dot(x[i*k+p:i*k+p+kl], wj)
@@ -87,21 +82,6 @@ func gemmBlock(im *impl, dst, x, w []float32, n, k, i0, i1, j0, j1 int) {
 					dst[i*n+j] = d
 				}
 			}
-		}
-	}
-}
-
-// put stores (or adds) an r×c tile of out at dst[i, j].
-func put(dst, out []float32, i, j, n, r, c int, acc bool) {
-	for a := 0; a < r; a++ {
-		row := dst[(i+a)*n+j : (i+a)*n+j+c]
-		o := out[a*c : a*c+c]
-		if acc {
-			for b, v := range o {
-				row[b] += v
-			}
-		} else {
-			copy(row, o)
 		}
 	}
 }

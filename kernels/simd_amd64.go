@@ -49,13 +49,13 @@ func expSumAVX512(x *float32, n int, mx float32) float32
 func siluMulAVX512(gate, up *float32, n int)
 
 //go:noescape
-func tileAVX512(out, x *float32, ldx int, w *float32, ldw, k int)
+func tileAVX512(dst *float32, ldd, acc int, x *float32, ldx int, w *float32, ldw, k int)
 
 //go:noescape
-func tileM1AVX512(out, x, w *float32, ldw, k int)
+func tileM1AVX512(dst *float32, acc int, x, w *float32, ldw, k int)
 
 //go:noescape
-func tileN1AVX512(out, x *float32, ldx int, w *float32, k int)
+func tileN1AVX512(dst *float32, ldd, acc int, x *float32, ldx int, w *float32, k int)
 
 var avx512Impl = &impl{
 	name: "avx512",
@@ -117,17 +117,17 @@ var avx512Impl = &impl{
 	},
 	mr: 4,
 	nr: 6,
-	tile: func(out, x []float32, ldx int, w []float32, ldw, k int) {
-		_, _, _ = out[24-1], x[(3)*ldx+k-1], w[(5)*ldw+k-1]
-		tileAVX512(&out[0], &x[0], ldx, &w[0], ldw, k)
+	tile: func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, ldw, k int) {
+		_, _, _ = dst[3*ldd+5], x[3*ldx+k-1], w[5*ldw+k-1]
+		tileAVX512(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], ldw, k)
 	},
-	tileM1: func(out, x, w []float32, ldw, k int) {
-		_, _, _ = out[5], x[k-1], w[(5)*ldw+k-1]
-		tileM1AVX512(&out[0], &x[0], &w[0], ldw, k)
+	tileM1: func(dst []float32, acc bool, x, w []float32, ldw, k int) {
+		_, _, _ = dst[5], x[k-1], w[5*ldw+k-1]
+		tileM1AVX512(&dst[0], b2i(acc), &x[0], &w[0], ldw, k)
 	},
-	tileN1: func(out, x []float32, ldx int, w []float32, k int) {
-		_, _, _ = out[3], x[(3)*ldx+k-1], w[k-1]
-		tileN1AVX512(&out[0], &x[0], ldx, &w[0], k)
+	tileN1: func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, k int) {
+		_, _, _ = dst[3*ldd], x[3*ldx+k-1], w[k-1]
+		tileN1AVX512(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], k)
 	},
 }
 
@@ -159,13 +159,13 @@ func expSumAVX2(x *float32, n int, mx float32) float32
 func siluMulAVX2(gate, up *float32, n int)
 
 //go:noescape
-func tileAVX2(out, x *float32, ldx int, w *float32, ldw, k int)
+func tileAVX2(dst *float32, ldd, acc int, x *float32, ldx int, w *float32, ldw, k int)
 
 //go:noescape
-func tileM1AVX2(out, x, w *float32, ldw, k int)
+func tileM1AVX2(dst *float32, acc int, x, w *float32, ldw, k int)
 
 //go:noescape
-func tileN1AVX2(out, x *float32, ldx int, w *float32, k int)
+func tileN1AVX2(dst *float32, ldd, acc int, x *float32, ldx int, w *float32, k int)
 
 var avx2Impl = &impl{
 	name: "avx2",
@@ -227,16 +227,23 @@ var avx2Impl = &impl{
 	},
 	mr: 4,
 	nr: 3,
-	tile: func(out, x []float32, ldx int, w []float32, ldw, k int) {
-		_, _, _ = out[12-1], x[(3)*ldx+k-1], w[(2)*ldw+k-1]
-		tileAVX2(&out[0], &x[0], ldx, &w[0], ldw, k)
+	tile: func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, ldw, k int) {
+		_, _, _ = dst[3*ldd+2], x[3*ldx+k-1], w[2*ldw+k-1]
+		tileAVX2(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], ldw, k)
 	},
-	tileM1: func(out, x, w []float32, ldw, k int) {
-		_, _, _ = out[2], x[k-1], w[(2)*ldw+k-1]
-		tileM1AVX2(&out[0], &x[0], &w[0], ldw, k)
+	tileM1: func(dst []float32, acc bool, x, w []float32, ldw, k int) {
+		_, _, _ = dst[2], x[k-1], w[2*ldw+k-1]
+		tileM1AVX2(&dst[0], b2i(acc), &x[0], &w[0], ldw, k)
 	},
-	tileN1: func(out, x []float32, ldx int, w []float32, k int) {
-		_, _, _ = out[3], x[(3)*ldx+k-1], w[k-1]
-		tileN1AVX2(&out[0], &x[0], ldx, &w[0], k)
+	tileN1: func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, k int) {
+		_, _, _ = dst[3*ldd], x[3*ldx+k-1], w[k-1]
+		tileN1AVX2(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], k)
 	},
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

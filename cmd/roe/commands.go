@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+
+	"roe/model"
+	"roe/model/llama2c"
+	"roe/model/tokenizer"
+	"roe/models"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func modelFlag(fs *flag.FlagSet) *string {
+	return fs.String("model", "", "Hugging Face model folder (default: the embedded "+models.DefaultName+")")
+}
+
+// loadTokenizer reads tokenizer.json (and tokenizer_config.json) from dir or the embedded model.
+func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
+	if dir != "" {
+		return tokenizer.Load(dir)
+	}
+	fsys := models.Default()
+	tj, err := fs.ReadFile(fsys, "tokenizer.json")
+	if err != nil {
+		return nil, err
+	}
+	cj, _ := fs.ReadFile(fsys, "tokenizer_config.json")
+	return tokenizer.FromJSON(tj, cj)
+}
+
+// loadConfig reads config.json from dir or the embedded model.
+func loadConfig(dir string) (model.Config, error) {
+	if dir != "" {
+		return model.LoadConfig(dir)
+	}
+	b, err := fs.ReadFile(models.Default(), "config.json")
+	if err != nil {
+		return model.Config{}, err
+	}
+	return model.ParseConfig(b)
+}
+
+// loadModel reads the model and its tokenizer from dir or the embedded model.
+func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
+	tok, err := loadTokenizer(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var m *model.Model
+	if dir == "" {
+		m, err = model.LoadFS(models.Default())
+	} else {
+		m, err = model.Load(dir)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, tok, nil
+}
+
+// encodePrompt tokenizes a prompt with the tokenizer's special tokens (BOS).
+func encodePrompt(tok *tokenizer.Tokenizer, text string) ([]int, error) {
+	ids := tok.Encode(text, true)
+	if len(ids) == 0 {
+		if bos, ok := tok.BOS(); ok {
+			return []int{bos}, nil
+		}
+		return nil, usagef("the prompt is empty and the tokenizer adds no BOS token")
+	}
+	return ids, nil
+}
+
+func runGenerate(args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	dir := modelFlag(fs)
+	prompt := fs.String("prompt", "", "prompt text (\"\" starts from BOS)")
+	maxTokens := fs.Int("max-tokens", 256, "new tokens at most; 0 runs to a stop token or the context length")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")
+	topP := fs.Float64("top-p", 1, "nucleus sampling probability mass")
+	topK := fs.Int("top-k", 0, "sample among the K most likely tokens; 0 keeps all")
+	seed := fs.Int64("seed", -1, "random seed; -1 picks one")
+	asJSON := fs.Bool("json", false, `print one JSON object {"prompt_tokens","tokens","text"} instead of streaming`)
+	var stops stringList
+	fs.Var(&stops, "stop", "stop string (repeatable)")
+	af := adapterFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *maxTokens < 0 || *temp < 0 || *topP < 0 || *topP > 1 || *topK < 0 {
+		return usagef("--max-tokens, --temperature, --top-k must be ≥ 0 and --top-p in [0, 1]")
+	}
+	m, tok, err := loadModel(*dir)
+	if err != nil {
+		return err
+	}
+	ids, err := encodePrompt(tok, *prompt)
+	if err != nil {
+		return err
+	}
+	adapter, err := af.load(m.Config)
+	if err != nil {
+		return err
+	}
+	opts := model.GenerateOptions{
+		Adapter:     adapter,
+		MaxTokens:   *maxTokens,
+		Sample:      model.SampleOptions{Temperature: *temp, TopK: *topK, TopP: *topP},
+		StopStrings: stops,
+	}
+	if *seed >= 0 {
+		s := uint64(*seed)
+		opts.Sample.Seed = &s
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	var emit func(string) error
+	if !*asJSON {
+		emit = func(s string) error {
+			if _, err := w.WriteString(s); err != nil {
+				return err
+			}
+			return w.Flush()
+		}
+	}
+	g, err := m.Generate(ctx, tok.NewStreamDecoder(true), ids, opts, emit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		toks := g.Tokens
+		if toks == nil {
+			toks = []int{}
+		}
+		return json.NewEncoder(w).Encode(struct {
+			PromptTokens []int  `json:"prompt_tokens"`
+			Tokens       []int  `json:"tokens"`
+			Text         string `json:"text"`
+			FinishReason string `json:"finish_reason,omitempty"`
+		}{g.PromptTokens, toks, g.Text, g.FinishReason})
+	}
+	_, err = w.WriteString("\n")
+	return err
+}
+
+func runTokenize(args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
+	dir := modelFlag(fs)
+	noSpecial := fs.Bool("no-special", false, "do not add special tokens (BOS/EOS)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("tokenize takes at most one TEXT argument (got %d); quote it", len(pos))
+	}
+	tok, err := loadTokenizer(*dir)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	emit := func(text string) error {
+		ids := tok.Encode(text, !*noSpecial)
+		if ids == nil {
+			ids = []int{}
+		}
+		return enc.Encode(ids)
+	}
+	if len(pos) == 1 {
+		return emit(pos[0])
+	}
+	// No TEXT: one JSON string per input line.
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return fmt.Errorf("stdin line %d: want a JSON string: %v", line, err)
+		}
+		if err := emit(s); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func runEmbed(args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("embed", flag.ContinueOnError)
+	dir := modelFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("embed takes exactly one TEXT argument (got %d)", len(pos))
+	}
+	m, tok, err := loadModel(*dir)
+	if err != nil {
+		return err
+	}
+	ids, err := encodePrompt(tok, pos[0])
+	if err != nil {
+		return err
+	}
+	e, err := m.Embed(ids, nil)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(e)
+}
+
+func runScore(args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("score", flag.ContinueOnError)
+	dir := modelFlag(fs)
+	prompt := fs.String("prompt", "", "the context")
+	cont := fs.String("continuation", "", "the text to score after the context")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *cont == "" {
+		return usagef("--continuation is required")
+	}
+	m, tok, err := loadModel(*dir)
+	if err != nil {
+		return err
+	}
+	p, c, err := splitContinuation(tok, *prompt, *cont)
+	if err != nil {
+		return err
+	}
+	lp, err := m.LogLikelihood(p, c, nil)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(struct {
+		LogProb float64 `json:"logprob"`
+		Tokens  int     `json:"tokens"`
+	}{lp, len(c)})
+}
+
+// splitContinuation tokenizes prompt+continuation as one text and takes the tokens
+// after the prompt's own tokens, so a word is split as the model saw it in training;
+// when the prompt's tokens are not a prefix, the continuation is encoded alone.
+func splitContinuation(tok *tokenizer.Tokenizer, prompt, cont string) ([]int, []int, error) {
+	p, err := encodePrompt(tok, prompt)
+	if err != nil {
+		return nil, nil, err
+	}
+	whole := tok.Encode(prompt+cont, true)
+	if len(whole) > len(p) && equalInts(whole[:len(p)], p) {
+		return p, whole[len(p):], nil
+	}
+	c := tok.Encode(cont, false)
+	if len(c) == 0 {
+		return nil, nil, usagef("the continuation has no tokens")
+	}
+	return p, c, nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func runModel(args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "import-llama2c" {
+		return usagef("usage: roe model import-llama2c --checkpoint F --tokenizer F --out DIR")
+	}
+	fs := flag.NewFlagSet("model import-llama2c", flag.ContinueOnError)
+	ck := fs.String("checkpoint", "", "llama2.c checkpoint (.bin, legacy format)")
+	tk := fs.String("tokenizer", "", "llama2.c tokenizer (.bin)")
+	out := fs.String("out", "", "output Hugging Face folder")
+	if _, err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *ck == "" || *tk == "" || *out == "" {
+		return usagef("--checkpoint, --tokenizer and --out are required")
+	}
+	if err := llama2c.Convert(*ck, *tk, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}

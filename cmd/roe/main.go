@@ -1,0 +1,132 @@
+// Command roe serves a base language model with a library of expert adapters.
+//
+// Usage:
+//
+//	roe generate  [--model DIR] [--adapter DIR[,DIR --merge M]] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop S] [--json]
+//	roe tokenize  [--model DIR] [--no-special] [TEXT]
+//	roe embed     [--model DIR] TEXT
+//	roe score     [--model DIR] --prompt TEXT --continuation TEXT
+//	roe merge     [--model DIR] --adapters A,B,... --method M [--weights W,...] [--density D] [--rank R] --out DIR
+//	roe model import-llama2c --checkpoint F --tokenizer F --out DIR
+//
+// Without --model, roe uses the embedded stories260K model.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+type command struct {
+	name  string
+	usage string
+	run   func(args []string, stdin io.Reader, stdout io.Writer) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"generate", "generate a continuation of a prompt", runGenerate},
+		{"tokenize", "print token ids as a JSON array", runTokenize},
+		{"embed", "print the mean-pooled embedding of a text", runEmbed},
+		{"score", "print the log-likelihood of a continuation", runScore},
+		{"merge", "merge LoRA adapters into a new PEFT folder", runMerge},
+		{"model", "model tools: import-llama2c", runModel},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			err := c.run(args[1:], stdin, stdout)
+			if err == nil {
+				return 0
+			}
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			fmt.Fprintf(stderr, "roe %s: %v\n", c.name, err)
+			var ue usageError
+			if errors.As(err, &ue) {
+				return 2
+			}
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "roe: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: roe <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(w, "\nrun 'roe <command> -h' for a command's flags")
+}
+
+// usageError marks bad command-line input (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // flag.Parse reports it
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if err := fs.Parse(flags); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
+			return nil, err
+		}
+		return nil, usageError{err.Error()}
+	}
+	return pos, nil
+}

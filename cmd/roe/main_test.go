@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const storiesGolden = "../../../shared/data/models/stories260K-hf/golden.json"
+
+func roe(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func readGolden(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(storiesGolden)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	var g map[string]any
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func toInts(v any) []int {
+	var out []int
+	for _, x := range v.([]any) {
+		out = append(out, int(x.(float64)))
+	}
+	return out
+}
+
+// The embedded stories260K, from BOS alone, greedily gives the golden 64 tokens and text.
+func TestGenerateGolden(t *testing.T) {
+	g := readGolden(t)["greedy"].(map[string]any)
+	want := toInts(g["ids_including_bos"])
+	out, errs, code := roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		PromptTokens []int  `json:"prompt_tokens"`
+		Tokens       []int  `json:"tokens"`
+		Text         string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !equalInts(got.PromptTokens, want[:1]) || !equalInts(got.Tokens, want[1:]) {
+		t.Errorf("tokens:\n got %v %v\nwant %v", got.PromptTokens, got.Tokens, want)
+	}
+	if got.Text != g["text"].(string) {
+		t.Errorf("text:\n got %q\nwant %q", got.Text, g["text"])
+	}
+	// Streaming prints the same text.
+	out, _, code = roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64")
+	if code != 0 || out != g["text"].(string)+"\n" {
+		t.Errorf("streamed text %q (exit %d)", out, code)
+	}
+}
+
+func TestGenerateSamplingIsSeeded(t *testing.T) {
+	args := []string{"generate", "--prompt", "Once upon a time", "--temperature", "1", "--top-p", "0.9", "--top-k", "40", "--seed", "7", "--max-tokens", "20", "--json"}
+	a, _, c1 := roe(t, "", args...)
+	b, _, c2 := roe(t, "", args...)
+	if c1 != 0 || c2 != 0 || a != b {
+		t.Errorf("same seed gave different output:\n%s\n%s", a, b)
+	}
+}
+
+func TestGenerateStopString(t *testing.T) {
+	out, errs, code := roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64", "--stop", "Lily", "--json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var got struct {
+		Text         string `json:"text"`
+		FinishReason string `json:"finish_reason"`
+	}
+	json.Unmarshal([]byte(out), &got)
+	if got.Text != "Once upon a time, there was a little girl named " || got.FinishReason != "stop" {
+		t.Errorf("stop string: %q, %q", got.Text, got.FinishReason)
+	}
+}
+
+func TestTokenize(t *testing.T) {
+	g := readGolden(t)
+	for _, c := range g["tokenizer_cases"].([]any) {
+		c := c.(map[string]any)
+		text := c["text"].(string)
+		out, errs, code := roe(t, "", "tokenize", text)
+		if code != 0 {
+			t.Fatal(errs)
+		}
+		var ids []int
+		json.Unmarshal([]byte(out), &ids)
+		if want := toInts(c["ids_add_special_tokens"]); !equalInts(ids, want) {
+			t.Errorf("tokenize %q: %v, want %v", text, ids, want)
+		}
+		out, _, _ = roe(t, "", "tokenize", "--no-special", text)
+		ids = nil
+		json.Unmarshal([]byte(out), &ids)
+		if want := toInts(c["ids_no_special_tokens"]); !equalInts(ids, want) {
+			t.Errorf("tokenize --no-special %q: %v, want %v", text, ids, want)
+		}
+	}
+	// Lines of JSON strings on stdin give one array per line.
+	out, errs, code := roe(t, "\"Once upon a time\"\n\"\"\n", "tokenize")
+	if code != 0 || out != "[1,403,407,261,378]\n[1]\n" {
+		t.Errorf("stdin mode: %q %s", out, errs)
+	}
+	if _, errs, code := roe(t, "not json\n", "tokenize"); code == 0 || !strings.Contains(errs, "line 1") {
+		t.Errorf("bad stdin line: exit %d, %s", code, errs)
+	}
+}
+
+func TestEmbedAndScore(t *testing.T) {
+	out, errs, code := roe(t, "", "embed", "Once upon a time")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var e []float64
+	if err := json.Unmarshal([]byte(out), &e); err != nil || len(e) != 64 {
+		t.Fatalf("embedding: %v, %d values", err, len(e))
+	}
+	out, errs, code = roe(t, "", "score", "--prompt", "Once upon a", "--continuation", " time")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var s struct {
+		LogProb float64 `json:"logprob"`
+		Tokens  int     `json:"tokens"`
+	}
+	json.Unmarshal([]byte(out), &s)
+	if s.Tokens != 1 || s.LogProb >= 0 || s.LogProb < -5 {
+		t.Errorf("score: %+v", s)
+	}
+	out, _, _ = roe(t, "", "score", "--prompt", "Once upon a", "--continuation", " banana")
+	var s2 struct {
+		LogProb float64 `json:"logprob"`
+	}
+	json.Unmarshal([]byte(out), &s2)
+	if s2.LogProb >= s.LogProb {
+		t.Errorf("' banana' (%g) should be less likely than ' time' (%g)", s2.LogProb, s.LogProb)
+	}
+}
+
+func TestImportLlama2c(t *testing.T) {
+	src := "../../../shared/data/models/stories260K"
+	if _, err := os.Stat(src); err != nil {
+		t.Skip(err)
+	}
+	out := t.TempDir()
+	if _, errs, code := roe(t, "", "model", "import-llama2c", "--checkpoint", filepath.Join(src, "stories260K.bin"),
+		"--tokenizer", filepath.Join(src, "tok512.bin"), "--out", out); code != 0 {
+		t.Fatal(errs)
+	}
+	a, errs, code := roe(t, "", "generate", "--model", out, "--prompt", "", "--temperature", "0", "--max-tokens", "64")
+	b, _, _ := roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64")
+	if code != 0 || a != b {
+		t.Errorf("imported model generates %q (%s), embedded %q", a, errs, b)
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	cases := [][]string{
+		{"frobnicate"},
+		{"generate", "--max-tokens", "x"},
+		{"generate", "--top-p", "2"},
+		{"generate", "--model", "/nonexistent"},
+		{"embed"},
+		{"score", "--prompt", "a"},
+		{"model", "import-llama2c"},
+		{"model", "import-llama2c", "--checkpoint", "/nonexistent", "--tokenizer", "/nonexistent", "--out", "/tmp/x"},
+	}
+	for _, c := range cases {
+		_, errs, code := roe(t, "", c...)
+		if code == 0 || errs == "" {
+			t.Errorf("%v: exit %d, stderr %q", c, code, errs)
+		}
+	}
+}

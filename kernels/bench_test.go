@@ -1,0 +1,153 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/viterin/vek/vek32"
+)
+
+// Shapes: decode GEMV (m=1), small batch decode (m=8), prefill (m=128, 512),
+// with SmolLM-sized n, k and a vocabulary-sized n.
+var mmShapes = [][3]int{
+	{1, 1536, 576}, {1, 49152, 576}, {8, 1536, 576}, {128, 1536, 576}, {512, 1536, 576},
+}
+
+func gflops(b *testing.B, flops float64) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkMatMulT compares, per shape: each kernel set on 1 and all threads,
+// the reference twin, vek32.Dot per output, and vek32.MatMul on a
+// pre-transposed w (vek has no transposed GEMM).
+func BenchmarkMatMulT(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	saved, threads := cur, Threads()
+	defer func() { cur = saved; SetThreads(threads) }()
+	for _, s := range mmShapes {
+		m, n, k := s[0], s[1], s[2]
+		x, w, dst := randVec(r, m*k, 1), randVec(r, n*k, 1), make([]float32, m*n)
+		flops := 2 * float64(m) * float64(n) * float64(k)
+		name := fmt.Sprintf("m=%d,n=%d,k=%d", m, n, k)
+		for _, im := range impls {
+			for _, th := range []int{1, threads} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", name, im.name, th), func(b *testing.B) {
+					cur = im
+					SetThreads(th)
+					for b.Loop() {
+						MatMulT(dst, x, w, m, n, k)
+					}
+					gflops(b, flops)
+				})
+				if threads == 1 {
+					break
+				}
+			}
+		}
+		cur = saved
+		SetThreads(threads)
+		if m*n*k <= 1<<26 { // the scalar twin takes seconds on the big ones
+			b.Run(name+"/ref", func(b *testing.B) {
+				for b.Loop() {
+					matMulTRef(dst, x, w, m, n, k)
+				}
+				gflops(b, flops)
+			})
+		}
+		b.Run(name+"/vekDot", func(b *testing.B) {
+			for b.Loop() {
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						dst[i*n+j] = vek32.Dot(x[i*k:i*k+k], w[j*k:j*k+k])
+					}
+				}
+			}
+			gflops(b, flops)
+		})
+		if m > 1 {
+			wt := make([]float32, k*n)
+			for j := 0; j < n; j++ {
+				for p := 0; p < k; p++ {
+					wt[p*n+j] = w[j*k+p]
+				}
+			}
+			b.Run(name+"/vekMatMul", func(b *testing.B) {
+				for b.Loop() {
+					vek32.MatMul_Into(dst, x, wt, k)
+				}
+				gflops(b, flops)
+			})
+		}
+	}
+}
+
+func BenchmarkDot(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	saved := cur
+	defer func() { cur = saved }()
+	for _, n := range []int{64, 576, 4096} {
+		x, y := randVec(r, n, 1), randVec(r, n, 1)
+		for _, im := range impls {
+			b.Run(fmt.Sprintf("n=%d/%s", n, im.name), func(b *testing.B) {
+				cur = im
+				for b.Loop() {
+					Dot(x, y)
+				}
+				gflops(b, 2*float64(n))
+			})
+		}
+		b.Run(fmt.Sprintf("n=%d/ref", n), func(b *testing.B) {
+			for b.Loop() {
+				dotRef(x, y)
+			}
+			gflops(b, 2*float64(n))
+		})
+		b.Run(fmt.Sprintf("n=%d/vek", n), func(b *testing.B) {
+			for b.Loop() {
+				vek32.Dot(x, y)
+			}
+			gflops(b, 2*float64(n))
+		})
+	}
+}
+
+// benchRow times a one-row kernel on each kernel set and the reference.
+func benchRow(b *testing.B, sizes []int, fast, ref func(x []float32)) {
+	r := rand.New(rand.NewPCG(3, 3))
+	saved := cur
+	defer func() { cur = saved }()
+	for _, n := range sizes {
+		x := randVec(r, n, 4)
+		buf := make([]float32, n)
+		run := func(b *testing.B, f func(x []float32)) {
+			for b.Loop() {
+				copy(buf, x)
+				f(buf)
+			}
+			b.SetBytes(int64(4 * n))
+		}
+		for _, im := range impls {
+			b.Run(fmt.Sprintf("n=%d/%s", n, im.name), func(b *testing.B) { cur = im; run(b, fast) })
+		}
+		b.Run(fmt.Sprintf("n=%d/ref", n), func(b *testing.B) { run(b, ref) })
+	}
+}
+
+func BenchmarkSoftmax(b *testing.B) {
+	benchRow(b, []int{128, 2048, 32768}, Softmax, softmaxRef)
+}
+
+func BenchmarkRMSNorm(b *testing.B) {
+	w := randVec(rand.New(rand.NewPCG(4, 4)), 8192, 1)
+	benchRow(b, []int{576, 4096},
+		func(x []float32) { RMSNorm(x, x, w[:len(x)], 1e-5) },
+		func(x []float32) { rmsNormRef(x, x, w[:len(x)], 1e-5) })
+}
+
+func BenchmarkSiLUMul(b *testing.B) {
+	u := randVec(rand.New(rand.NewPCG(5, 5)), 8192, 1)
+	benchRow(b, []int{1536, 8192},
+		func(x []float32) { SiLUMul(x, u[:len(x)]) },
+		func(x []float32) { siluMulRef(x, u[:len(x)]) })
+}
