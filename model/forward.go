@@ -107,7 +107,10 @@ type Step struct {
 	Adapter   Adapter // nil for the base model
 	AllLogits bool    // logits for every new token; otherwise only for the last
 	NoLogits  bool    // skip the LM head (embedding-only calls)
-	Hidden    bool    // also return the final-norm hidden states of every new token
+	Hidden    bool    // also return hidden states of every new token
+	// HiddenLayer picks which hidden states: 0 is the final-norm output (the LM
+	// head's input); k in [1, NumLayers] is the residual stream after k blocks.
+	HiddenLayer int
 }
 
 // Output is what Forward returns for one Step.
@@ -138,6 +141,9 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 		if n := s.Cache.n + len(s.Tokens); n > ctx {
 			return nil, fmt.Errorf("%w: %d positions, the model allows %d", ErrContext, n, ctx)
 		}
+		if s.HiddenLayer < 0 || s.HiddenLayer > cfg.NumLayers {
+			return nil, fmt.Errorf("%w: hidden layer %d outside [0, %d]", ErrInput, s.HiddenLayer, cfg.NumLayers)
+		}
 		for _, t := range s.Tokens {
 			if t < 0 || t >= cfg.VocabSize {
 				return nil, fmt.Errorf("%w: token id %d outside vocabulary [0, %d)", ErrInput, t, cfg.VocabSize)
@@ -151,6 +157,7 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 		s.Cache.reserve(s.Cache.n + len(s.Tokens))
 	}
 
+	out := make([]Output, len(steps))
 	x := make([]float32, R*H) // residual stream [R, H]
 	for i, s := range steps {
 		for t, id := range s.Tokens {
@@ -205,17 +212,21 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 		kernels.SiLUMul(gate, up)
 		linear(li, ProjDown, proj, gate, l.down, nil, H, I)
 		kernels.Add(x, proj)
+		for i, s := range steps {
+			if s.Hidden && s.HiddenLayer == li+1 {
+				out[i].Hidden = append([]float32(nil), x[rowStart[i]*H:rowStart[i+1]*H]...)
+			}
+		}
 	}
 	for _, s := range steps {
 		s.Cache.n += len(s.Tokens)
 	}
 
-	out := make([]Output, len(steps))
 	// Final norm and LM head only on the rows someone asked for.
 	var sel []int // rows of x that get logits
 	for i, s := range steps {
 		r0, r1 := rowStart[i], rowStart[i+1]
-		if s.Hidden {
+		if s.Hidden && s.HiddenLayer == 0 {
 			h := make([]float32, (r1-r0)*H)
 			for r := r0; r < r1; r++ {
 				kernels.RMSNorm(h[(r-r0)*H:(r-r0+1)*H], x[r*H:(r+1)*H], m.norm, cfg.RMSNormEps)

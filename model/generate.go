@@ -177,7 +177,14 @@ func (m *Model) LogLikelihood(prompt, continuation []int, a Adapter) (float64, e
 //
 //	result: [H]
 func (m *Model) Embed(tokens []int, a Adapter) ([]float32, error) {
-	out, err := m.Forward([]Step{{Cache: m.NewCache(), Tokens: tokens, Adapter: a, NoLogits: true, Hidden: true}})
+	return m.EmbedLayer(tokens, 0, a)
+}
+
+// EmbedLayer is Embed over the hidden states of one layer (see Step.HiddenLayer).
+//
+//	result: [H]
+func (m *Model) EmbedLayer(tokens []int, layer int, a Adapter) ([]float32, error) {
+	out, err := m.Forward([]Step{{Cache: m.NewCache(), Tokens: tokens, Adapter: a, NoLogits: true, Hidden: true, HiddenLayer: layer}})
 	if err != nil {
 		return nil, err
 	}

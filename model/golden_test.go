@@ -243,3 +243,20 @@ func TestStoriesGolden(t *testing.T) {
 		t.Errorf("prompt hidden: max |Δ| = %.3g", d)
 	}
 }
+
+// seq0.hidden_states.1 is the residual stream after block 0 (HF output_hidden_states).
+func TestGoldenMiddleLayer(t *testing.T) {
+	m := loadModel(t, goldenDir)
+	g := openGolden(t, filepath.Join(goldenDir, "golden.safetensors"))
+	ids := ints(t, g, "seq0.input_ids")
+	out, err := m.Forward([]Step{{Cache: m.NewCache(), Tokens: ids, Hidden: true, HiddenLayer: 1, NoLogits: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(out[0].Hidden, floats(t, g, "seq0.hidden_states.1")); d > tol {
+		t.Errorf("hidden states after layer 1: max |Δ| = %.3g", d)
+	}
+	if _, err := m.Forward([]Step{{Cache: m.NewCache(), Tokens: ids, Hidden: true, HiddenLayer: 3}}); err == nil {
+		t.Error("a layer past the model was accepted")
+	}
+}

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -18,6 +20,8 @@ type Model struct {
 	layers []layer
 	norm   []float32 // [H]
 	lmHead []float32 // [V, H]; aliases embed when tied
+
+	fingerprint string // see Fingerprint
 
 	ropeTab atomic.Pointer[ropeTable] // grown on demand up to the context length
 	ropeMu  sync.Mutex
@@ -108,6 +112,10 @@ func New(cfg Config, src TensorSource) (*Model, error) {
 		}
 	}
 	// Check everything before converting anything.
+	fp := sha256.New()
+	fmt.Fprintf(fp, "%s|H%d|I%d|L%d|h%d|kv%d|hd%d|V%d|eps%g|theta%g|rope%+v|tie%v|bias%v\n",
+		cfg.Architecture, H, I, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, V,
+		cfg.RMSNormEps, cfg.RopeTheta, cfg.Rope, cfg.TieWordEmbeddings, cfg.AttentionBias)
 	for _, w := range ws {
 		info, ok := src.Info(w.name)
 		if !ok {
@@ -121,7 +129,9 @@ func New(cfg Config, src TensorSource) (*Model, error) {
 		if !equalShape(info.Shape, w.shape) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrWeights, w.name, info.Shape, w.shape)
 		}
+		fmt.Fprintf(fp, "%s %s %v\n", w.name, info.DType, info.Shape)
 	}
+	m.fingerprint = hex.EncodeToString(fp.Sum(nil))
 	for _, w := range ws {
 		v, err := src.Float32(w.name)
 		if err != nil {
@@ -176,6 +186,11 @@ func (m *Model) ropeFor(n int) *ropeTable {
 	m.ropeTab.Store(t)
 	return t
 }
+
+// Fingerprint identifies the base model an adapter or embedding was made with:
+// a SHA-256 over the config and every tensor's name, dtype and shape (not the
+// values, so that re-saving in another file layout keeps it).
+func (m *Model) Fingerprint() string { return m.fingerprint }
 
 // NumParams counts the model's distinct parameters.
 func (m *Model) NumParams() int {
@@ -235,7 +250,7 @@ func (m *Model) Weight(layer int, p Proj) []float32 {
 // CloneWeights returns a model that shares embeddings and norms with m but owns
 // copies of the projection weights, so adapters can be merged into it.
 func (m *Model) CloneWeights() *Model {
-	c := &Model{Config: m.Config, embed: m.embed, norm: m.norm, lmHead: m.lmHead, layers: make([]layer, len(m.layers))}
+	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, lmHead: m.lmHead, layers: make([]layer, len(m.layers))}
 	for i, l := range m.layers {
 		l.q, l.k, l.v, l.o = clone(l.q), clone(l.k), clone(l.v), clone(l.o)
 		l.gate, l.up, l.down = clone(l.gate), clone(l.up), clone(l.down)

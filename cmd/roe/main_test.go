@@ -192,3 +192,61 @@ func TestBadCommandLines(t *testing.T) {
 		}
 	}
 }
+
+const goldenLoRA = "../../../shared/golden/tiny-llama/lora"
+const goldenBase = "../../../shared/golden/tiny-llama"
+
+// `roe merge` writes a PEFT folder that loads back and generates like the
+// on-the-fly merge of `generate --adapter A,B --merge`.
+func TestMergeAndGenerateWithAdapters(t *testing.T) {
+	if _, err := os.Stat(goldenLoRA); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	gen := func(extra ...string) string {
+		args := append([]string{"generate", "--model", goldenBase, "--prompt", "Hello", "--temperature", "0", "--max-tokens", "8", "--json"}, extra...)
+		out, errs, code := roe(t, "", args...)
+		if code != 0 {
+			t.Fatalf("%v: %s", extra, errs)
+		}
+		return out
+	}
+	plain, one := gen(), gen("--adapter", goldenLoRA)
+	if plain == one {
+		t.Error("the adapter changed nothing")
+	}
+	for _, method := range []string{"linear", "cat", "ties", "task-arithmetic"} {
+		out := filepath.Join(t.TempDir(), method)
+		args := []string{"merge", "--model", goldenBase, "--adapters", goldenLoRA + "," + goldenLoRA, "--method", method, "--density", "1", "--out", out}
+		if method == "task-arithmetic" {
+			args = append(args, "--weights", "0.5,0.5")
+		}
+		if _, errs, code := roe(t, "", args...); code != 0 {
+			t.Fatalf("merge %s: %s", method, errs)
+		}
+		var cfg map[string]any
+		b, err := os.ReadFile(filepath.Join(out, "adapter_config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &cfg); err != nil || cfg["peft_type"] != "LORA" || cfg["task_type"] != "CAUSAL_LM" {
+			t.Fatalf("%s: adapter_config.json not as PEFT writes it: %s", method, b)
+		}
+		// Merging an expert with itself (weights summing to 1) is that expert.
+		want := one
+		if method == "cat" {
+			want = gen("--adapter", goldenLoRA+","+goldenLoRA, "--merge", "cat")
+		}
+		if got := gen("--adapter", out); got != want {
+			t.Errorf("%s: merged adapter generates %s, want %s", method, got, want)
+		}
+	}
+	if _, errs, code := roe(t, "", "merge", "--model", goldenBase, "--adapters", goldenLoRA, "--method", "nope", "--out", t.TempDir()); code == 0 || !strings.Contains(errs, "nope") {
+		t.Errorf("unknown method: exit %d, %s", code, errs)
+	}
+	if _, errs, code := roe(t, "", "generate", "--adapter", goldenLoRA, "--prompt", "x"); code == 0 || !strings.Contains(errs, "layer") {
+		t.Errorf("adapter for another base model: exit %d, %s", code, errs)
+	}
+}
