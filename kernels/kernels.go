@@ -80,3 +80,11 @@ func need(op string, have, want int) {
 		panic(fmt.Sprintf("kernels: %s: slice of length %d, need %d", op, have, want))
 	}
 }
+
+// MatMulTStrided is MatMulT over sub-matrices whose rows are ldd, ldx and ldw
+// elements apart: one attention head inside [T, heads·HeadDim], say.
+//
+//	x: [m, k] (stride ldx), w: [n, k] (stride ldw), dst: [m, n] (stride ldd)
+func MatMulTStrided(dst []float32, ldd int, x []float32, ldx int, w []float32, ldw int, m, n, k int) {
+	matMulTStrided(cur, dst, ldd, x, ldx, w, ldw, m, n, k)
+}

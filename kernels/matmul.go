@@ -13,20 +13,35 @@ const (
 )
 
 func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
-	if m < 0 || n < 0 || k < 0 || len(x) < m*k || len(w) < n*k || len(dst) < m*n {
-		panic(fmt.Sprintf("kernels: MatMulT m=%d n=%d k=%d with len(dst)=%d len(x)=%d len(w)=%d",
-			m, n, k, len(dst), len(x), len(w)))
+	matMulTStrided(im, dst, n, x, k, w, k, m, n, k)
+}
+
+// span is the length a strided [rows, cols] matrix with leading dimension ld occupies.
+func span(rows, cols, ld int) int {
+	if rows == 0 || cols == 0 {
+		return 0
+	}
+	return (rows-1)*ld + cols
+}
+
+func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, ldw int, m, n, k int) {
+	if m < 0 || n < 0 || k < 0 || ldd < n || ldx < k || ldw < k ||
+		len(x) < span(m, k, ldx) || len(w) < span(n, k, ldw) || len(dst) < span(m, n, ldd) {
+		panic(fmt.Sprintf("kernels: MatMulT m=%d n=%d k=%d ldd=%d ldx=%d ldw=%d with len(dst)=%d len(x)=%d len(w)=%d",
+			m, n, k, ldd, ldx, ldw, len(dst), len(x), len(w)))
 	}
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 {
-		clear(dst[:m*n])
+		for i := 0; i < m; i++ {
+			clear(dst[i*ldd : i*ldd+n])
+		}
 		return
 	}
 	t := Threads()
 	if t == 1 || m*n*k < serialFlops {
-		gemmBlock(im, dst, x, w, n, k, 0, m, 0, n)
+		gemmBlock(im, dst, ldd, x, ldx, w, ldw, k, 0, m, 0, n)
 		return
 	}
 	// Blocks: decode-sized m keeps all rows together and splits n finely;
@@ -41,13 +56,13 @@ func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
 	parallelFor(bm*bn, 1, func(lo, hi int) {
 		for b := lo; b < hi; b++ {
 			bi, bj := b%bm, b/bm
-			gemmBlock(im, dst, x, w, n, k, bi*mb, min(m, bi*mb+mb), bj*nb, min(n, bj*nb+nb))
+			gemmBlock(im, dst, ldd, x, ldx, w, ldw, k, bi*mb, min(m, bi*mb+mb), bj*nb, min(n, bj*nb+nb))
 		}
 	})
 }
 
-// gemmBlock computes dst[i0:i1, j0:j1].
-func gemmBlock(im *impl, dst, x, w []float32, n, k, i0, i1, j0, j1 int) {
+// gemmBlock computes dst[i0:i1, j0:j1]; ldd, ldx, ldw are the row strides.
+func gemmBlock(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, ldw, k, i0, i1, j0, j1 int) {
 	mr, nr := im.mr, im.nr
 	kc := k
 	if k > kcMax {
@@ -59,27 +74,27 @@ func gemmBlock(im *impl, dst, x, w []float32, n, k, i0, i1, j0, j1 int) {
 		acc := p > 0
 		j := j0
 		for ; j+nr <= j1; j += nr {
-			wj := w[j*k+p:]
+			wj := w[j*ldw+p:]
 			i := i0
 			for ; i+mr <= i1; i += mr {
-				im.tile(dst[i*n+j:], n, acc, x[i*k+p:], k, wj, k, kl)
+				im.tile(dst[i*ldd+j:], ldd, acc, x[i*ldx+p:], ldx, wj, ldw, kl)
 			}
 			for ; i < i1; i++ {
-				im.tileM1(dst[i*n+j:], acc, x[i*k+p:], wj, k, kl)
+				im.tileM1(dst[i*ldd+j:], acc, x[i*ldx+p:], wj, ldw, kl)
 			}
 		}
 		for ; j < j1; j++ {
-			wj := w[j*k+p : j*k+p+kl]
+			wj := w[j*ldw+p : j*ldw+p+kl]
 			i := i0
 			for ; i+mr <= i1; i += mr {
-				im.tileN1(dst[i*n+j:], n, acc, x[i*k+p:], k, wj, kl)
+				im.tileN1(dst[i*ldd+j:], ldd, acc, x[i*ldx+p:], ldx, wj, kl)
 			}
 			for ; i < i1; i++ {
-				d := im.dot(x[i*k+p:i*k+p+kl], wj)
+				d := im.dot(x[i*ldx+p:i*ldx+p+kl], wj)
 				if acc {
-					dst[i*n+j] += d
+					dst[i*ldd+j] += d
 				} else {
-					dst[i*n+j] = d
+					dst[i*ldd+j] = d
 				}
 			}
 		}

@@ -81,3 +81,11 @@ func siluMulRef(gate, up []float32) {
 		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
 	}
 }
+
+func matMulTStridedRef(dst []float32, ldd int, x []float32, ldx int, w []float32, ldw int, m, n, k int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			dst[i*ldd+j] = dotRef(x[i*ldx:i*ldx+k], w[j*ldw:j*ldw+k])
+		}
+	}
+}

@@ -50,23 +50,25 @@ type Adapter interface {
 	AddDelta(layer int, p Proj, x, y []float32, rows int)
 }
 
-// Cache is one sequence's key/value cache.
+// Cache is one sequence's key/value cache. Keys are stored [pos, HeadDim] and
+// values transposed, [HeadDim, pos], so that both attention products are GEMMs
+// over contiguous rows.
 type Cache struct {
-	k, v [][][]float32 // [layer][kvHead] → [cap, HeadDim]
-	n    int           // positions filled
-	cap  int
-	hd   int
-	max  int
+	k, vt [][][]float32 // [layer][kvHead] → k: [cap, HeadDim], vt: [HeadDim, cap]
+	n     int           // positions filled
+	cap   int
+	hd    int
+	max   int
 }
 
 // NewCache returns an empty KV cache for one sequence.
 func (m *Model) NewCache() *Cache {
 	c := &Cache{hd: m.Config.HeadDim, max: m.Config.ContextLength()}
 	c.k = make([][][]float32, m.Config.NumLayers)
-	c.v = make([][][]float32, m.Config.NumLayers)
+	c.vt = make([][][]float32, m.Config.NumLayers)
 	for l := range c.k {
 		c.k[l] = make([][]float32, m.Config.NumKVHeads)
-		c.v[l] = make([][]float32, m.Config.NumKVHeads)
+		c.vt[l] = make([][]float32, m.Config.NumKVHeads)
 	}
 	return c
 }
@@ -91,10 +93,15 @@ func (c *Cache) reserve(n int) {
 	for l := range c.k {
 		for h := range c.k[l] {
 			k := make([]float32, nc*c.hd)
-			v := make([]float32, nc*c.hd)
 			copy(k, c.k[l][h][:c.n*c.hd])
-			copy(v, c.v[l][h][:c.n*c.hd])
-			c.k[l][h], c.v[l][h] = k, v
+			c.k[l][h] = k
+			vt := make([]float32, c.hd*nc)
+			if c.cap > 0 {
+				for d := 0; d < c.hd; d++ {
+					copy(vt[d*nc:d*nc+c.n], c.vt[l][h][d*c.cap:d*c.cap+c.n])
+				}
+			}
+			c.vt[l][h] = vt
 		}
 	}
 	c.cap = nc
@@ -302,47 +309,60 @@ func (m *Model) storeKV(li int, steps []Step, rowStart []int, k, v []float32) {
 			r, pos := rowStart[i]+t, c.n+t
 			for h := 0; h < nkv; h++ {
 				copy(c.k[li][h][pos*hd:(pos+1)*hd], k[(r*nkv+h)*hd:(r*nkv+h+1)*hd])
-				copy(c.v[li][h][pos*hd:(pos+1)*hd], v[(r*nkv+h)*hd:(r*nkv+h+1)*hd])
+				vt := c.vt[li][h]
+				for d, x := range v[(r*nkv+h)*hd : (r*nkv+h+1)*hd] {
+					vt[d*c.cap+pos] = x
+				}
 			}
 		}
 	}
 }
 
+// attentionBlock is how many query rows one attention work item takes, which
+// bounds its score matrix to attentionBlock × context.
+const attentionBlock = 64
+
 // attention computes causal grouped-query attention for every new token against
-// its sequence's cache (which already holds the new keys and values).
+// its sequence's cache (which already holds the new keys and values): per
+// (sequence, head, block of rows), S = Q·Kᵀ, a masked softmax, then S·V.
 //
 //	q: [R, NumHeads*HeadDim], out: [R, NumHeads*HeadDim]
 func (m *Model) attention(li int, steps []Step, rowStart []int, q, out []float32) {
 	hd, nh := m.Config.HeadDim, m.Config.NumHeads
 	group := nh / m.Config.NumKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	// One work item per (sequence, head); each item walks its new tokens.
-	kernels.Parallel(len(steps)*nh, func(lo, hi int) {
-		var scores []float32
-		for w := lo; w < hi; w++ {
-			i, h := w/nh, w%nh
-			s := steps[i]
-			c := s.Cache
-			K, V := c.k[li][h/group], c.v[li][h/group]
-			for t := range s.Tokens {
-				r, pos := rowStart[i]+t, c.n+t
-				qh := q[(r*nh+h)*hd : (r*nh+h+1)*hd]
-				n := pos + 1
-				if cap(scores) < n {
-					scores = make([]float32, n, max(n, 2*cap(scores)))
-				}
-				sc := scores[:n]
-				kernels.MatMulT(sc, qh, K[:n*hd], 1, n, hd)
-				for j := range sc {
-					sc[j] *= scale
-				}
-				kernels.Softmax(sc)
-				o := out[(r*nh+h)*hd : (r*nh+h+1)*hd]
-				clear(o)
-				for j, p := range sc {
-					kernels.Axpy(p, V[j*hd:(j+1)*hd], o)
-				}
+	ld := nh * hd
+	type item struct{ seq, head, t0, t1 int }
+	var items []item
+	for i, s := range steps {
+		for h := 0; h < nh; h++ {
+			for t0 := 0; t0 < len(s.Tokens); t0 += attentionBlock {
+				items = append(items, item{i, h, t0, min(len(s.Tokens), t0+attentionBlock)})
 			}
+		}
+	}
+	kernels.Parallel(len(items), func(lo, hi int) {
+		var buf []float32
+		for _, it := range items[lo:hi] {
+			c := steps[it.seq].Cache
+			K, Vt := c.k[li][it.head/group], c.vt[li][it.head/group]
+			rows, nk := it.t1-it.t0, c.n+it.t1 // keys visible to the block's last row
+			if cap(buf) < rows*nk {
+				buf = make([]float32, rows*nk)
+			}
+			S := buf[:rows*nk] // [rows, nk]
+			r0 := rowStart[it.seq] + it.t0
+			kernels.MatMulTStrided(S, nk, q[r0*ld+it.head*hd:], ld, K, hd, rows, nk, hd)
+			for t := 0; t < rows; t++ {
+				valid := c.n + it.t0 + t + 1
+				row := S[t*nk : t*nk+valid]
+				for j := range row {
+					row[j] *= scale
+				}
+				kernels.Softmax(row)
+				clear(S[t*nk+valid : (t+1)*nk])
+			}
+			kernels.MatMulTStrided(out[r0*ld+it.head*hd:], ld, S, nk, Vt, c.cap, rows, hd, nk)
 		}
 	})
 }
