@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"sync"
 
 	"roe/kernels"
 	"roe/model"
@@ -267,12 +268,21 @@ func (l *LoRA) AddDelta(layer int, p model.Proj, x, y []float32, rows int) {
 	if pr == nil {
 		return
 	}
-	t := make([]float32, rows*pr.Rank+rows*pr.Out)
+	need := rows*pr.Rank + rows*pr.Out
+	bp := scratch.Get().(*[]float32)
+	if cap(*bp) < need {
+		*bp = make([]float32, need)
+	}
+	t := (*bp)[:need]
 	xa, d := t[:rows*pr.Rank], t[rows*pr.Rank:]
 	kernels.MatMulT(xa, x, pr.A, rows, pr.Rank, pr.In)   // [rows, r]
 	kernels.MatMulT(d, xa, pr.bs, rows, pr.Out, pr.Rank) // [rows, out]
 	kernels.Add(y[:rows*pr.Out], d)
+	scratch.Put(bp)
 }
+
+// scratch recycles AddDelta's temporaries across calls and goroutines.
+var scratch = sync.Pool{New: func() any { return new([]float32) }}
 
 // Delta returns the dense update s·B·A of one module.
 //

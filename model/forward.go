@@ -180,6 +180,12 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 	gate := make([]float32, R*I)
 	up := make([]float32, R*I)
 
+	var adapted []int // steps that carry an adapter
+	for i, s := range steps {
+		if s.Adapter != nil {
+			adapted = append(adapted, i)
+		}
+	}
 	// linear runs y = x·Wᵀ (+b) over all rows, then each sequence's adapter on its rows.
 	linear := func(li int, p Proj, y, in, w, b []float32, nOut, nIn int) {
 		kernels.MatMulT(y, in, w, R, nOut, nIn)
@@ -188,13 +194,13 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 				kernels.Add(y[r*nOut:(r+1)*nOut], b)
 			}
 		}
-		for i, s := range steps {
-			if s.Adapter == nil {
-				continue
+		// Sequences own disjoint rows of y, so their adapters run in parallel.
+		kernels.Parallel(len(adapted), func(lo, hi int) {
+			for _, i := range adapted[lo:hi] {
+				r0, r1 := rowStart[i], rowStart[i+1]
+				steps[i].Adapter.AddDelta(li, p, in[r0*nIn:r1*nIn], y[r0*nOut:r1*nOut], r1-r0)
 			}
-			r0, r1 := rowStart[i], rowStart[i+1]
-			s.Adapter.AddDelta(li, p, in[r0*nIn:r1*nIn], y[r0*nOut:r1*nOut], r1-r0)
-		}
+		})
 	}
 
 	for li := range m.layers {
