@@ -19,15 +19,18 @@ test: tokenizer-vocabs
 	$(GO) test -tags purego ./kernels/ ./model/...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./kernels/ ./model/
+	$(GO) test -run '^$$' -bench 'Prefill|Decode' -benchtime 5x ./model/
+	$(GO) test -run '^$$' -bench 'AdapterDecode' -benchtime 20x ./adapters/
+	$(GO) test -run '^$$' -bench 'MatMulT' ./kernels/
 
 # Short fuzz runs of every parser; FUZZTIME=5m for longer.
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./model/safetensors/
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) ./model/tokenizer/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./model/tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/tokenizer/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./model/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./adapters/
 
 lint:
 	$(GO) vet ./...
