@@ -260,3 +260,67 @@ func (m *Model) CloneWeights() *Model {
 }
 
 func clone(v []float32) []float32 { return append([]float32(nil), v...) }
+
+// Param is one named weight of the model, in Hugging Face naming and layout.
+type Param struct {
+	Name  string
+	Shape []int
+	Data  []float32 // the model's own memory
+}
+
+// Params lists every weight, embeddings first, then each layer, then the final
+// norm and (when untied) the LM head. Training writes through Data.
+func (m *Model) Params() []Param {
+	c := m.Config
+	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	ps := []Param{{"model.embed_tokens.weight", []int{V, H}, m.embed}}
+	for i, l := range m.layers {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		ps = append(ps,
+			Param{p + "input_layernorm.weight", []int{H}, l.attnNorm},
+			Param{p + "self_attn.q_proj.weight", []int{qd, H}, l.q},
+			Param{p + "self_attn.k_proj.weight", []int{kvd, H}, l.k},
+			Param{p + "self_attn.v_proj.weight", []int{kvd, H}, l.v},
+			Param{p + "self_attn.o_proj.weight", []int{H, qd}, l.o},
+		)
+		if c.AttentionBias {
+			ps = append(ps,
+				Param{p + "self_attn.q_proj.bias", []int{qd}, l.qb},
+				Param{p + "self_attn.k_proj.bias", []int{kvd}, l.kb},
+				Param{p + "self_attn.v_proj.bias", []int{kvd}, l.vb},
+			)
+		}
+		ps = append(ps,
+			Param{p + "post_attention_layernorm.weight", []int{H}, l.mlpNorm},
+			Param{p + "mlp.gate_proj.weight", []int{I, H}, l.gate},
+			Param{p + "mlp.up_proj.weight", []int{I, H}, l.up},
+			Param{p + "mlp.down_proj.weight", []int{H, I}, l.down},
+		)
+	}
+	ps = append(ps, Param{"model.norm.weight", []int{H}, m.norm})
+	if !c.TieWordEmbeddings {
+		ps = append(ps, Param{"lm_head.weight", []int{V, H}, m.lmHead})
+	}
+	return ps
+}
+
+// Clone returns a deep copy of the model, for full fine-tuning.
+func (m *Model) Clone() *Model {
+	c := m.CloneWeights()
+	c.embed = clone(m.embed)
+	c.norm = clone(m.norm)
+	if m.Config.TieWordEmbeddings {
+		c.lmHead = c.embed
+	} else {
+		c.lmHead = clone(m.lmHead)
+	}
+	for i := range c.layers {
+		l := &c.layers[i]
+		l.attnNorm, l.mlpNorm = clone(l.attnNorm), clone(l.mlpNorm)
+		if l.qb != nil {
+			l.qb, l.kb, l.vb = clone(l.qb), clone(l.kb), clone(l.vb)
+		}
+	}
+	return c
+}

@@ -156,3 +156,32 @@ func TestImportedLlama2cMatchesReference(t *testing.T) {
 		t.Errorf("imported model logits differ by %.3g", d)
 	}
 }
+
+func TestParamsCoverEveryTensor(t *testing.T) {
+	for _, dir := range []string{goldenDir, filepath.Join(goldenDir, "qwen2")} {
+		m := loadModel(t, dir)
+		f, err := safetensors.Open(filepath.Join(dir, "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := m.Params()
+		if len(ps) != len(f.Tensors()) {
+			t.Errorf("%s: %d params, file has %d tensors", dir, len(ps), len(f.Tensors()))
+		}
+		for _, p := range ps {
+			v, err := f.Float32(p.Name)
+			if err != nil {
+				t.Fatalf("%s: %v", p.Name, err)
+			}
+			if maxAbsDiff(v, p.Data) != 0 {
+				t.Errorf("%s differs", p.Name)
+			}
+		}
+		f.Close()
+		c := m.Clone()
+		c.Params()[0].Data[0] += 1
+		if m.Params()[0].Data[0] == c.Params()[0].Data[0] {
+			t.Error("Clone shares memory")
+		}
+	}
+}
