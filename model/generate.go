@@ -30,15 +30,39 @@ type Generation struct {
 	FinishReason string // "stop" (stop token or string) or "length"
 }
 
-// Generate decodes from prompt, calling emit with each piece of new text as soon
-// as it is complete UTF-8 and cannot be the start of a stop string.
-func (m *Model) Generate(ctx context.Context, dec TextDecoder, prompt []int, o GenerateOptions, emit func(string) error) (*Generation, error) {
+// Sequence is one generation in progress: its cache, sampler and text so far.
+// Generate drives one; a scheduler drives many through one batched Forward.
+type Sequence struct {
+	Prompt       []int  // the prompt as fed to the model
+	Tokens       []int  // generated ids, without a final stop token
+	FinishReason string // "" while running, then "stop" or "length"
+
+	cache   *Cache
+	adapter Adapter
+	sampler *Sampler
+	dec     TextDecoder
+	stops   []string
+	maxStop int
+	stopIDs map[int]bool
+	maxNew  int
+	next    []int
+	text    strings.Builder // everything decoded so far
+	emitted int             // bytes of text already handed out
+}
+
+// NewSequence validates a prompt and prepares its generation.
+func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*Sequence, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("%w: empty prompt (no BOS either)", ErrInput)
 	}
 	limit := m.Config.ContextLength()
-	if len(prompt) > limit {
-		return nil, fmt.Errorf("%w: prompt has %d tokens, the model allows %d", ErrContext, len(prompt), limit)
+	if len(prompt) >= limit {
+		return nil, fmt.Errorf("%w: prompt has %d tokens, the model allows %d in all", ErrContext, len(prompt), limit)
+	}
+	for _, t := range prompt {
+		if t < 0 || t >= m.Config.VocabSize {
+			return nil, fmt.Errorf("%w: token id %d outside vocabulary [0, %d)", ErrInput, t, m.Config.VocabSize)
+		}
 	}
 	maxNew := limit - len(prompt)
 	if o.MaxTokens > 0 && o.MaxTokens < maxNew {
@@ -48,77 +72,114 @@ func (m *Model) Generate(ctx context.Context, dec TextDecoder, prompt []int, o G
 	if stopIDs == nil {
 		stopIDs = m.Config.EOS
 	}
-	isStop := make(map[int]bool, len(stopIDs))
+	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, sampler: NewSampler(o.Sample),
+		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt}
 	for _, id := range stopIDs {
-		isStop[id] = true
+		s.stopIDs[id] = true
 	}
-	g := &Generation{PromptTokens: prompt, FinishReason: "length"}
-	sampler := NewSampler(o.Sample)
-	cache := m.NewCache()
-	var text strings.Builder // everything decoded so far
-	emitted := 0             // bytes of text already passed to emit
-	maxStop := 0
-	for _, s := range o.StopStrings {
-		maxStop = max(maxStop, len(s))
+	for _, st := range o.StopStrings {
+		s.maxStop = max(s.maxStop, len(st))
 	}
+	return s, nil
+}
 
-	flush := func(upto int) error {
-		if upto > emitted {
-			piece := text.String()[emitted:upto]
-			emitted = upto
-			if emit != nil {
-				return emit(piece)
-			}
-		}
-		return nil
+// Step is what the sequence feeds to the next Forward: the prompt first, then
+// its last token.
+func (s *Sequence) Step() Step { return Step{Cache: s.cache, Tokens: s.next, Adapter: s.adapter} }
+
+// Done reports whether the sequence has finished.
+func (s *Sequence) Done() bool { return s.FinishReason != "" }
+
+// Text is the text generated so far, up to what has been handed out.
+func (s *Sequence) Text() string { return s.text.String()[:s.emitted] }
+
+// Accept samples the next token from this sequence's logits ([V], from the
+// Forward of Step) and returns the new text that is safe to show: complete
+// UTF-8 that cannot be the start of a stop string.
+func (s *Sequence) Accept(logits []float32) string {
+	if s.Done() {
+		return ""
 	}
-	next := prompt
-	for len(g.Tokens) < maxNew {
+	id := s.sampler.Sample(logits)
+	if s.stopIDs[id] {
+		return s.finish("stop")
+	}
+	s.Tokens = append(s.Tokens, id)
+	s.next = []int{id}
+	s.text.WriteString(s.dec.Next(id))
+	if s.maxStop > 0 {
+		full := s.text.String()
+		if cut, ok := findStop(full, max(0, s.emitted-s.maxStop), s.stops); ok {
+			return s.cut(cut, "stop")
+		}
+	}
+	if len(s.Tokens) >= s.maxNew {
+		return s.finish("length")
+	}
+	return s.release(s.text.Len() - heldBack(s.text.String(), s.stops))
+}
+
+// Stop ends the sequence early (a client went away) and returns nothing more.
+func (s *Sequence) Stop(reason string) {
+	if !s.Done() {
+		s.FinishReason = reason
+	}
+}
+
+// finish flushes the decoder and ends the sequence.
+func (s *Sequence) finish(reason string) string {
+	s.text.WriteString(s.dec.Flush())
+	full := s.text.String()
+	if cut, ok := findStop(full, max(0, s.emitted-s.maxStop), s.stops); ok {
+		return s.cut(cut, "stop")
+	}
+	s.FinishReason = reason
+	return s.release(len(full))
+}
+
+// cut ends the sequence with its text truncated at a stop string.
+func (s *Sequence) cut(at int, reason string) string {
+	out := s.release(at)
+	full := s.text.String()[:at]
+	s.text.Reset()
+	s.text.WriteString(full)
+	s.FinishReason = reason
+	return out
+}
+
+func (s *Sequence) release(upto int) string {
+	if upto <= s.emitted {
+		return ""
+	}
+	piece := s.text.String()[s.emitted:upto]
+	s.emitted = upto
+	return piece
+}
+
+// Generate decodes from prompt, calling emit with each piece of new text as soon
+// as it is complete UTF-8 and cannot be the start of a stop string.
+func (m *Model) Generate(ctx context.Context, dec TextDecoder, prompt []int, o GenerateOptions, emit func(string) error) (*Generation, error) {
+	s, err := m.NewSequence(prompt, dec, o)
+	if err != nil {
+		return nil, err
+	}
+	g := &Generation{PromptTokens: prompt}
+	for !s.Done() {
 		if err := ctx.Err(); err != nil {
+			g.Tokens, g.Text = s.Tokens, s.Text()
 			return g, err
 		}
-		out, err := m.Forward([]Step{{Cache: cache, Tokens: next, Adapter: o.Adapter}})
+		out, err := m.Forward([]Step{s.Step()})
 		if err != nil {
 			return g, err
 		}
-		id := sampler.Sample(out[0].Logits)
-		if isStop[id] {
-			g.FinishReason = "stop"
-			break
-		}
-		g.Tokens = append(g.Tokens, id)
-		next = []int{id}
-		text.WriteString(dec.Next(id))
-		if maxStop == 0 {
-			if err := flush(text.Len()); err != nil {
+		if piece := s.Accept(out[0].Logits); piece != "" && emit != nil {
+			if err := emit(piece); err != nil {
 				return g, err
 			}
-			continue
-		}
-		full := text.String()
-		from := max(0, emitted-maxStop)
-		if cut, ok := findStop(full, from, o.StopStrings); ok {
-			if err := flush(cut); err != nil {
-				return g, err
-			}
-			g.Text = full[:cut]
-			g.FinishReason = "stop"
-			return g, nil
-		}
-		if err := flush(len(full) - heldBack(full, o.StopStrings)); err != nil {
-			return g, err
 		}
 	}
-	text.WriteString(dec.Flush())
-	full := text.String()
-	if cut, ok := findStop(full, max(0, emitted-maxStop), o.StopStrings); ok {
-		full = full[:cut]
-		g.FinishReason = "stop"
-	}
-	if err := flush(len(full)); err != nil {
-		return g, err
-	}
-	g.Text = full
+	g.Tokens, g.Text, g.FinishReason = s.Tokens, s.Text(), s.FinishReason
 	return g, nil
 }
 
