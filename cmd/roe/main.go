@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	roe serve     [--model DIR] [--library DIR] [--addr HOST:PORT] [--api-key KEY | --api-key-file F] [--max-batch N] [--max-context N] [--embedder base|DIR]
 //	roe generate  [--model DIR] [--adapter DIR[,DIR --merge M]] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop S] [--json]
 //	roe tokenize  [--model DIR] [--no-special] [TEXT]
 //	roe embed     [--model DIR] TEXT
@@ -31,6 +32,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"serve", "serve the OpenAI-compatible API with expert routing", runServe},
 		{"generate", "generate a continuation of a prompt", runGenerate},
 		{"tokenize", "print token ids as a JSON array", runTokenize},
 		{"embed", "print the mean-pooled embedding of a text", runEmbed},

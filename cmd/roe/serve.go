@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"roe/library"
+	"roe/model"
+	"roe/model/tokenizer"
+	"roe/models"
+	"roe/retriever"
+	"roe/serve"
+)
+
+// defaultLibraryDir is where roe keeps its expert library unless told otherwise.
+func defaultLibraryDir() string {
+	if d := os.Getenv("ROE_HOME"); d != "" {
+		return filepath.Join(d, "library")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".roe", "library")
+	}
+	return filepath.Join(".roe", "library")
+}
+
+// embedderFlags choose the retrieval embedder.
+type embedderFlags struct {
+	embedder *string
+	layer    *int
+	maxTok   *int
+}
+
+func addEmbedderFlags(fs *flag.FlagSet) *embedderFlags {
+	return &embedderFlags{
+		embedder: fs.String("embedder", "base", "retrieval embedder: base (the served model) or a Hugging Face model folder"),
+		layer:    fs.Int("embed-layer", 0, "hidden states pooled for embeddings: 0 = final norm, k = after k blocks"),
+		maxTok:   fs.Int("embed-max-tokens", retriever.DefaultMaxTokens, "tokens embedded per instance"),
+	}
+}
+
+func (f *embedderFlags) build(base *model.Model, tok *tokenizer.Tokenizer) (retriever.Embedder, error) {
+	m, t := base, tok
+	if *f.embedder != "base" && *f.embedder != "" {
+		var err error
+		if m, t, err = loadModel(*f.embedder); err != nil {
+			return nil, fmt.Errorf("--embedder: %w", err)
+		}
+	}
+	if *f.layer < 0 || *f.layer > m.Config.NumLayers {
+		return nil, usagef("--embed-layer %d outside [0, %d]", *f.layer, m.Config.NumLayers)
+	}
+	return retriever.NewModelEmbedder(m, t, *f.layer, *f.maxTok), nil
+}
+
+func openLibrary(dir string, fingerprint string, log *slog.Logger) (*library.Library, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return library.Open(library.DefaultOptions(dir).WithFingerprint(fingerprint).WithLogger(log))
+}
+
+func runServe(args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	dir := modelFlag(fs)
+	libDir := fs.String("library", defaultLibraryDir(), "expert library folder (created on first start)")
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	apiKey := fs.String("api-key", "", "require this bearer token (also $ROE_API_KEY)")
+	apiKeyFile := fs.String("api-key-file", "", "read the API key from this file")
+	openInference := fs.Bool("open-inference", false, "with an API key, leave inference routes open (admin stays protected)")
+	maxBatch := fs.Int("max-batch", 8, "sequences per forward step")
+	queue := fs.Int("queue", 64, "sequences waiting before 429")
+	maxContext := fs.Int("max-context", 0, "prompt + completion tokens (default: the model's context length)")
+	topK := fs.Int("top-k", 1, "experts considered by auto routing")
+	minScore := fs.Float64("min-score", 0, "auto routing falls back to the base model below this score")
+	composeMargin := fs.Float64("compose-margin", 0, "merge the top-k experts when the vote margin is below this")
+	norm := fs.String("normalization", string(retriever.CenterL2), "embedding normalisation: center-l2, l2 or raw")
+	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
+	ef := addEmbedderFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	key := *apiKey
+	if key == "" {
+		key = os.Getenv("ROE_API_KEY")
+	}
+	if *apiKeyFile != "" {
+		b, err := os.ReadFile(*apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("--api-key-file: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	m, tok, err := loadModel(*dir)
+	if err != nil {
+		return err
+	}
+	emb, err := ef.build(m, tok)
+	if err != nil {
+		return err
+	}
+	lib, err := openLibrary(*libDir, m.Fingerprint(), log)
+	if err != nil {
+		return err
+	}
+	defer lib.Close()
+	experts, err := serve.NewExperts(serve.ExpertsConfig{Library: lib, Base: m, Embedder: emb,
+		Normalization: retriever.Normalization(*norm), Lexical: *lexical, TopK: *topK, MinScore: *minScore, ComposeMargin: *composeMargin})
+	if err != nil {
+		return err
+	}
+	defer experts.Close()
+	id := models.DefaultName
+	if *dir != "" {
+		id = filepath.Base(filepath.Clean(*dir))
+	}
+	protect := !*openInference
+	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: experts, APIKey: key,
+		ProtectInference: &protect, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Listen(*addr) }()
+	fmt.Fprintf(stdout, "roe serving %s with %d experts on http://%s (library %s)\n", id, len(mustList(lib)), *addr, *libDir)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func mustList(l *library.Library) []library.Manifest {
+	ms, _ := l.List()
+	return ms
+}

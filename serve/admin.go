@@ -1,0 +1,278 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"roe/adapters"
+	"roe/library"
+	"roe/model/safetensors"
+)
+
+func (s *Server) needExperts() (*Experts, error) {
+	if s.cfg.Experts == nil {
+		return nil, &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Message: "this server has no expert library"}
+	}
+	return s.cfg.Experts, nil
+}
+
+// expertName is the name after /v1/experts/, which may contain slashes (task/template).
+func expertName(c *fiber.Ctx) (string, error) {
+	n, err := url.PathUnescape(c.Params("*"))
+	if err != nil || n == "" {
+		return "", badRequest("name", "missing or malformed expert name in the path")
+	}
+	return n, nil
+}
+
+func libraryError(err error) error {
+	switch {
+	case errors.Is(err, library.ErrNotFound):
+		return notFound("%v", err)
+	case errors.Is(err, library.ErrExists):
+		return &apiError{Status: fiber.StatusConflict, Type: "invalid_request_error", Code: "expert_exists", Message: err.Error()}
+	case errors.Is(err, library.ErrInvalid), errors.Is(err, library.ErrFingerprint),
+		errors.Is(err, adapters.ErrConfig), errors.Is(err, adapters.ErrShape), errors.Is(err, adapters.ErrTensor),
+		errors.Is(err, adapters.ErrUnsupported), errors.Is(err, safetensors.ErrHeader):
+		return unprocessable("", "invalid_expert", "%v", err)
+	}
+	return err
+}
+
+func (s *Server) listExperts(c *fiber.Ctx) error {
+	e, err := s.needExperts()
+	if err != nil {
+		return err
+	}
+	ms, err := e.cfg.Library.List()
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"object": "list", "data": ms})
+}
+
+func (s *Server) getExpert(c *fiber.Ctx) error {
+	e, err := s.needExperts()
+	if err != nil {
+		return err
+	}
+	name, err := expertName(c)
+	if err != nil {
+		return err
+	}
+	m, err := e.cfg.Library.Manifest(name)
+	if err != nil {
+		return libraryError(err)
+	}
+	return c.JSON(m)
+}
+
+func (s *Server) deleteExpert(c *fiber.Ctx) error {
+	e, err := s.needExperts()
+	if err != nil {
+		return err
+	}
+	name, err := expertName(c)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.Library.Remove(name); err != nil {
+		return libraryError(err)
+	}
+	e.unload(name)
+	return c.JSON(fiber.Map{"id": name, "object": "expert", "deleted": true})
+}
+
+// formFile reads one uploaded file, bounded by the route's body limit.
+func formFile(form *multipart.Form, name string, required bool) ([]byte, error) {
+	fhs := form.File[name]
+	if len(fhs) == 0 {
+		if required {
+			return nil, badRequest(name, "missing file %q in the multipart form", name)
+		}
+		return nil, nil
+	}
+	f, err := fhs[0].Open()
+	if err != nil {
+		return nil, badRequest(name, "cannot read %q: %v", name, err)
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func formValue(form *multipart.Form, name string) string {
+	if v := form.Value[name]; len(v) > 0 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
+}
+
+// addExpert stores an uploaded expert (multipart: name, kind, description,
+// dataset, template, prompt; files adapter_config.json, adapter_model.safetensors,
+// instances.jsonl). It is routable when the call returns.
+func (s *Server) addExpert(c *fiber.Ctx) error {
+	e, err := s.needExperts()
+	if err != nil {
+		return err
+	}
+	form, err := c.MultipartForm()
+	if err != nil {
+		return badRequest("", "POST /v1/experts takes multipart/form-data: %v", err)
+	}
+	x := &library.Expert{}
+	x.Name, x.Kind = formValue(form, "name"), library.Kind(formValue(form, "kind"))
+	x.Description, x.Dataset = formValue(form, "description"), formValue(form, "dataset")
+	x.Template, x.Prompt = formValue(form, "template"), formValue(form, "prompt")
+	if x.Name == "" {
+		return badRequest("name", "the field \"name\" is required")
+	}
+	if x.Kind == "" {
+		x.Kind = library.KindImported
+	}
+	if !x.Kind.Valid() {
+		return badRequest("kind", "kind must be prompt, dataset, merged or imported, got %q", x.Kind)
+	}
+	if e.has(x.Name) {
+		return libraryError(fmt.Errorf("%w: %s", library.ErrExists, x.Name))
+	}
+	cfgJSON, err := formFile(form, "adapter_config.json", true)
+	if err != nil {
+		return err
+	}
+	weights, err := formFile(form, "adapter_model.safetensors", true)
+	if err != nil {
+		return err
+	}
+	insJSONL, err := formFile(form, "instances.jsonl", true)
+	if err != nil {
+		return err
+	}
+	// Validate the adapter against the base model before anything is stored.
+	acfg, err := adapters.ParseConfig(cfgJSON)
+	if err != nil {
+		return unprocessable("adapter_config.json", "invalid_adapter", "adapter_config.json: %v", err)
+	}
+	st, err := safetensors.FromBytes("adapter_model.safetensors", weights)
+	if err != nil {
+		return unprocessable("adapter_model.safetensors", "invalid_adapter", "%v", err)
+	}
+	lora, err := adapters.FromTensors(acfg, e.cfg.Base.Config, st)
+	if err != nil {
+		return unprocessable("adapter_model.safetensors", "invalid_adapter", "adapter_model.safetensors: %v", err)
+	}
+	x.AdapterConfig, x.Tensors, err = library.ExpertFromLoRA(lora)
+	if err != nil {
+		return err
+	}
+	ins, err := library.ReadInstances(bytes.NewReader(insJSONL), "instances.jsonl")
+	if err != nil {
+		return unprocessable("instances.jsonl", "invalid_instances", "%v", err)
+	}
+	if len(ins) == 0 {
+		return unprocessable("instances.jsonl", "invalid_instances", "instances.jsonl has no instances")
+	}
+	if x.Instances, err = PrepareInstances(e.cfg.Embedder, e.cfg.InstanceFormat, ins, library.DefaultSampleSize, 1); err != nil {
+		return err
+	}
+	x.BaseFingerprint, x.Embedder = e.cfg.Base.Fingerprint(), e.cfg.Embedder.ID()
+	m, err := e.cfg.Library.Add(x)
+	if err != nil {
+		return libraryError(err)
+	}
+	if err := e.load(m); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(m)
+}
+
+type mergeRequest struct {
+	Name        string          `json:"name"`
+	Experts     json.RawMessage `json:"experts"`
+	Method      string          `json:"method"`
+	Density     float64         `json:"density"`
+	Rank        int             `json:"rank"`
+	T           float64         `json:"t"`
+	Seed        uint64          `json:"seed"`
+	Description string          `json:"description"`
+}
+
+// mergeExperts stores a merged expert: its adapter is the merge, its instances
+// the union of its sources' (sampled to S).
+func (s *Server) mergeExperts(c *fiber.Ctx) error {
+	e, err := s.needExperts()
+	if err != nil {
+		return err
+	}
+	var r mergeRequest
+	if err := decode(c, &r); err != nil {
+		return err
+	}
+	if r.Name == "" {
+		return badRequest("name", "the field \"name\" is required")
+	}
+	refs, err := parseExpertRefs(r.Experts)
+	if err != nil {
+		return err
+	}
+	if len(refs) < 1 {
+		return badRequest("experts", "experts must name at least one expert")
+	}
+	o, err := e.mergeOptions(r.Method)
+	if err != nil {
+		return err
+	}
+	o.Density, o.Rank, o.T, o.Seed = r.Density, r.Rank, r.T, r.Seed
+	var ls []*adapters.LoRA
+	var ins []library.Instance
+	var names []string
+	var ws []float64
+	for _, ref := range refs {
+		if !e.has(ref.Name) {
+			return notFound("the expert %q does not exist", ref.Name)
+		}
+		l, err := e.adapter(ref.Name)
+		if err != nil {
+			return err
+		}
+		src, err := e.cfg.Library.Instances(ref.Name)
+		if err != nil {
+			return libraryError(err)
+		}
+		ls, ins = append(ls, l), append(ins, src...)
+		names, ws = append(names, ref.Name), append(ws, ref.Weight)
+	}
+	o.Weights = ws
+	merged, rep, err := adapters.Merge(ls, o)
+	if err != nil {
+		return badRequest("experts", "merge: %v", err)
+	}
+	x := &library.Expert{}
+	x.Name, x.Kind, x.Description = r.Name, library.KindMerged, r.Description
+	if x.Description == "" {
+		x.Description = fmt.Sprintf("%s merge of %s", o.Method, strings.Join(names, ", "))
+	}
+	if x.AdapterConfig, x.Tensors, err = library.ExpertFromLoRA(merged); err != nil {
+		return err
+	}
+	if x.Instances, err = PrepareInstances(e.cfg.Embedder, e.cfg.InstanceFormat, ins, library.DefaultSampleSize, 1); err != nil {
+		return err
+	}
+	x.BaseFingerprint, x.Embedder = e.cfg.Base.Fingerprint(), e.cfg.Embedder.ID()
+	x.Training.Metrics = map[string]float64{"refactor_rel_frobenius_error": rep.RelFrobError}
+	m, err := e.cfg.Library.Add(x)
+	if err != nil {
+		return libraryError(err)
+	}
+	if err := e.load(m); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(m)
+}

@@ -1,0 +1,90 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nikolalohinski/gonja/v2"
+	"github.com/nikolalohinski/gonja/v2/exec"
+
+	"roe/model/tokenizer"
+)
+
+// chatTemplate turns messages into a prompt: the model's own Jinja chat_template
+// from tokenizer_config.json when it has one (rendered as transformers'
+// apply_chat_template does, with add_generation_prompt), or else roe's
+// documented fallback:
+//
+//	System: {system}\n\nUser: {user}\nAssistant: {assistant}\n...\nAssistant:
+type chatTemplate struct {
+	tmpl       *exec.Template // nil: the fallback
+	bos, eos   string
+	addSpecial bool // tokenize the prompt with special tokens (the fallback adds BOS)
+}
+
+func newChatTemplate(tok *tokenizer.Tokenizer) (*chatTemplate, error) {
+	ct := &chatTemplate{addSpecial: true}
+	if id, ok := tok.BOS(); ok {
+		ct.bos, _ = tok.TokenString(id)
+	}
+	if id, ok := tok.EOS(); ok {
+		ct.eos, _ = tok.TokenString(id)
+	}
+	src := tok.ChatTemplate()
+	if src == "" {
+		return ct, nil
+	}
+	t, err := gonja.FromString(src)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer_config.json chat_template: %w", err)
+	}
+	ct.tmpl, ct.addSpecial = t, false
+	// Fail at start-up, not on the first request, if the template needs
+	// something the engine lacks.
+	if _, err := ct.render([]message{{"user", "hi"}}); err != nil {
+		return nil, fmt.Errorf("tokenizer_config.json chat_template: %w", err)
+	}
+	return ct, nil
+}
+
+func (ct *chatTemplate) render(msgs []message) (string, error) {
+	if ct.tmpl == nil {
+		var b strings.Builder
+		for _, m := range msgs {
+			switch m.Role {
+			case "system", "developer":
+				fmt.Fprintf(&b, "System: %s\n\n", m.Content)
+			case "user":
+				fmt.Fprintf(&b, "User: %s\n", m.Content)
+			case "assistant":
+				fmt.Fprintf(&b, "Assistant: %s\n", m.Content)
+			}
+		}
+		b.WriteString("Assistant:")
+		return b.String(), nil
+	}
+	list := make([]any, len(msgs))
+	for i, m := range msgs {
+		list[i] = map[string]any{"role": m.Role, "content": m.Content}
+	}
+	var raised error
+	ctx := exec.NewContext(map[string]any{
+		"messages":              list,
+		"add_generation_prompt": true,
+		"bos_token":             ct.bos,
+		"eos_token":             ct.eos,
+		"raise_exception": func(msg string) string {
+			raised = errors.New(msg)
+			return ""
+		},
+	})
+	out, err := ct.tmpl.ExecuteToString(ctx)
+	if raised != nil {
+		return "", fmt.Errorf("chat template: %v", raised)
+	}
+	if err != nil {
+		return "", fmt.Errorf("chat template: %w", err)
+	}
+	return out, nil
+}

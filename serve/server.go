@@ -1,0 +1,214 @@
+package serve
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"roe/model"
+	"roe/model/tokenizer"
+)
+
+// Config configures a Server; zero values take the defaults in brackets.
+type Config struct {
+	ModelID   string               // the base model's id in the API
+	Model     *model.Model         // the base model
+	Tokenizer *tokenizer.Tokenizer // its tokenizer
+	Experts   *Experts             // the expert library and router; nil serves the base model only
+
+	APIKey           string // required on every /v1 route when set
+	ProtectInference *bool  // also require the key for inference routes [true when APIKey is set]
+
+	MaxBatch    int // sequences per forward step [8]
+	QueueSize   int // sequences waiting before 429 [64]
+	MaxContext  int // prompt + completion tokens [the model's context length]
+	MaxTokens   int // largest max_tokens a request may ask [MaxContext]
+	BodyLimit   int // bytes of a JSON body [1 MiB]
+	UploadLimit int // bytes of an expert upload [256 MiB]
+	Logger      *slog.Logger
+}
+
+// Server is a running roe HTTP server.
+type Server struct {
+	cfg     Config
+	app     *fiber.App
+	sched   *Scheduler
+	metrics *Metrics
+	log     *slog.Logger
+	ready   atomic.Bool
+	started time.Time
+	tmpl    *chatTemplate
+}
+
+// New builds the server and starts its scheduler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Model == nil || cfg.Tokenizer == nil {
+		return nil, errors.New("serve: a model and its tokenizer are required")
+	}
+	if cfg.ModelID == "" {
+		cfg.ModelID = "base"
+	}
+	ctxLen := cfg.Model.Config.ContextLength()
+	if cfg.MaxContext <= 0 || cfg.MaxContext > ctxLen {
+		cfg.MaxContext = ctxLen
+	}
+	if cfg.MaxTokens <= 0 || cfg.MaxTokens > cfg.MaxContext {
+		cfg.MaxTokens = cfg.MaxContext
+	}
+	cfg.MaxBatch = defaultInt(cfg.MaxBatch, 8)
+	cfg.QueueSize = defaultInt(cfg.QueueSize, 64)
+	cfg.BodyLimit = defaultInt(cfg.BodyLimit, 1<<20)
+	cfg.UploadLimit = defaultInt(cfg.UploadLimit, 256<<20)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ProtectInference == nil {
+		t := true
+		cfg.ProtectInference = &t
+	}
+	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now()}
+	tmpl, err := newChatTemplate(cfg.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	s.tmpl = tmpl
+	s.sched = NewScheduler(cfg.Model, cfg.MaxBatch, cfg.QueueSize, s.metrics)
+	if cfg.Experts != nil {
+		cfg.Experts.attach(s.metrics, s.log)
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "roe",
+		BodyLimit:             max(cfg.BodyLimit, cfg.UploadLimit),
+		DisableStartupMessage: true,
+		ReadTimeout:           5 * time.Minute,
+		ErrorHandler:          func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
+	})
+	s.routes()
+	s.ready.Store(true)
+	return s, nil
+}
+
+func defaultInt(v, d int) int {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+// App is the fiber application, for app.Test in tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen serves on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Shutdown stops accepting requests, lets in-flight ones finish until ctx ends,
+// then stops the scheduler. The caller closes the library afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	errc := make(chan error, 1)
+	go func() { errc <- s.sched.Close(ctx) }()
+	httpErr := s.app.ShutdownWithContext(ctx)
+	if err := <-errc; err != nil {
+		return err
+	}
+	return httpErr
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(requestid.New(requestid.Config{Header: "X-Request-Id", ContextKey: "requestid"}))
+	app.Use(s.observe)
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		if !s.ready.Load() {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "shutting down"})
+		}
+		return c.JSON(fiber.Map{"status": "ready", "queue": s.sched.QueueLen()})
+	})
+	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	app.Get("/metrics", func(c *fiber.Ctx) error { metrics(c.Context()); return nil })
+
+	v1 := app.Group("/v1")
+	infer := v1.Group("", s.auth(*s.cfg.ProtectInference))
+	infer.Post("/completions", s.limitBody(s.cfg.BodyLimit), s.completions)
+	infer.Post("/chat/completions", s.limitBody(s.cfg.BodyLimit), s.chatCompletions)
+	infer.Post("/embeddings", s.limitBody(s.cfg.BodyLimit), s.embeddings)
+	infer.Post("/route", s.limitBody(s.cfg.BodyLimit), s.route)
+	infer.Get("/models", s.listModels)
+	infer.Get("/models/:id", s.getModel)
+
+	admin := v1.Group("/experts", s.auth(true))
+	admin.Get("", s.listExperts)
+	admin.Post("/merge", s.limitBody(s.cfg.BodyLimit), s.mergeExperts)
+	admin.Post("", s.limitBody(s.cfg.UploadLimit), s.addExpert)
+	admin.Get("/*", s.getExpert)
+	admin.Delete("/*", s.deleteExpert)
+	app.Use(func(c *fiber.Ctx) error {
+		return &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Message: fmt.Sprintf("no route %s %s", c.Method(), c.Path())}
+	})
+}
+
+// observe logs each request and counts it by route and status.
+func (s *Server) observe(c *fiber.Ctx) error {
+	t0 := time.Now()
+	err := c.Next()
+	if err != nil {
+		if werr := s.writeError(c, err); werr != nil {
+			return werr
+		}
+	}
+	code := c.Response().StatusCode()
+	s.metrics.requests.WithLabelValues(routeLabel(c), strconv.Itoa(code)).Inc()
+	s.log.Info("request", "method", c.Method(), "path", c.Path(), "status", code,
+		"ms", time.Since(t0).Milliseconds(), "request_id", c.Locals("requestid"))
+	return nil
+}
+
+// routeLabel is the matched route pattern, so metrics do not grow with expert names.
+func routeLabel(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil && r.Path != "/" && r.Path != "" {
+		return r.Path
+	}
+	return "other"
+}
+
+// auth checks the bearer token when a key is configured and the route is protected.
+func (s *Server) auth(protected bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s.cfg.APIKey == "" || !protected {
+			return c.Next()
+		}
+		h := c.Get(fiber.HeaderAuthorization)
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.APIKey)) != 1 {
+			msg := "missing API key: send Authorization: Bearer KEY"
+			if h != "" {
+				msg = "incorrect API key"
+			}
+			return &apiError{Status: fiber.StatusUnauthorized, Type: "authentication_error", Code: "invalid_api_key", Message: msg}
+		}
+		return c.Next()
+	}
+}
+
+// limitBody answers 413 naming the limit when a body is larger than n bytes.
+func (s *Server) limitBody(n int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if l := len(c.Body()); l > n {
+			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
+				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", l, n, c.Path())}
+		}
+		return c.Next()
+	}
+}
