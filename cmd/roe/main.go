@@ -37,6 +37,11 @@ func init() {
 		{"tokenize", "print token ids as a JSON array", runTokenize},
 		{"embed", "print the mean-pooled embedding of a text", runEmbed},
 		{"score", "print the log-likelihood of a continuation", runScore},
+		{"experts", "manage the expert library: add, import, list, show, rm, export", runExperts},
+		{"route", "route query instances to experts (no generation)", runRoute},
+		{"eval", "evaluate: routing accuracy (eval routing)", runEval},
+		{"data", "task data tools: instances", runData},
+		{"adapter", "adapter tools: init", runAdapter},
 		{"merge", "merge LoRA adapters into a new PEFT folder", runMerge},
 		{"model", "model tools: import-llama2c", runModel},
 	}

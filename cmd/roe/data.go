@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"roe/adapters"
+	"roe/library"
+	"roe/model"
+	"roe/train"
+)
+
+// taskInstances turns examples of a task into instances: each rendered by a
+// template drawn (seeded) from the task's promptsource templates when a
+// templates folder is given and the task has some, else the raw text fields.
+func taskInstances(taskDir, templatesDir string, ex []train.Example, seed uint64) ([]library.Instance, error) {
+	task := filepath.Base(filepath.Clean(taskDir))
+	var ts []train.Template
+	var fm train.FieldMap
+	if templatesDir != "" {
+		var err error
+		ts, fm, err = train.TemplatesFor(task, templatesDir)
+		if err != nil && !errors.Is(err, train.ErrUnknownTask) {
+			return nil, err
+		}
+	}
+	r := rand.New(rand.NewPCG(seed, 0xda7a))
+	var out []library.Instance
+	for _, e := range ex {
+		if len(ts) == 0 {
+			if text := rawInput(e); text != "" {
+				out = append(out, library.Instance{Text: text})
+			}
+			continue
+		}
+		// Try templates in a seeded order until one renders this example.
+		for _, i := range r.Perm(len(ts)) {
+			rd, err := ts[i].Render(fm.Apply(e))
+			if err != nil || rd.Input == "" {
+				continue
+			}
+			out = append(out, library.Instance{Text: rd.Input, AnswerChoices: rd.AnswerChoices, Target: rd.Target})
+			break
+		}
+	}
+	return out, nil
+}
+
+// rawInput joins an example's text fields (sorted by name, ids and labels left
+// out): the instance of a task without templates.
+func rawInput(e train.Example) string {
+	keys := make([]string, 0, len(e))
+	for k := range e {
+		switch k {
+		case "idx", "id", "uid", "id1", "id2", "dialogue_id", "label", "source", "genre":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		switch v := e[k].(type) {
+		case string:
+			parts = append(parts, v)
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					parts = append(parts, s)
+				}
+			}
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+func runData(args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "instances" {
+		return usagef("usage: roe data instances --task DIR [--split train] [--n 100] [--templates DIR] [--seed S]")
+	}
+	fs := flag.NewFlagSet("data instances", flag.ContinueOnError)
+	task := fs.String("task", "", "task folder with <split>.jsonl files")
+	split := fs.String("split", "train", "split to read")
+	n := fs.Int("n", library.DefaultSampleSize, "instances to draw (0: all)")
+	templates := fs.String("templates", "", "promptsource templates folder (without it, raw text fields)")
+	seed := fs.Uint64("seed", 1, "sampling seed")
+	if _, err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *task == "" {
+		return usagef("--task is required")
+	}
+	ex, err := train.LoadTask(*task, *split)
+	if err != nil {
+		return err
+	}
+	if *n > 0 {
+		ex = train.SampleExamples(ex, *n, *seed)
+	}
+	ins, err := taskInstances(*task, *templates, ex, *seed)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, in := range ins {
+		if err := enc.Encode(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runAdapter(args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "init" {
+		return usagef("usage: roe adapter init [--model DIR] [--rank R] [--alpha A] [--targets q_proj,v_proj] [--seed S] --out DIR")
+	}
+	fs := flag.NewFlagSet("adapter init", flag.ContinueOnError)
+	dir := modelFlag(fs)
+	rank := fs.Int("rank", 8, "LoRA rank")
+	alpha := fs.Float64("alpha", 16, "lora_alpha")
+	targets := fs.String("targets", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "target modules")
+	seed := fs.Uint64("seed", 1, "seed of A's initialisation")
+	out := fs.String("out", "", "output PEFT folder")
+	if _, err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *out == "" || *rank < 1 {
+		return usagef("--out is required and --rank must be ≥ 1")
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	l, err := initLoRA(cfg, *rank, *alpha, strings.Split(*targets, ","), *seed)
+	if err != nil {
+		return err
+	}
+	if err := l.Save(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: rank %d on %s (B = 0, so it starts as the base model)\n", *out, *rank, *targets)
+	return nil
+}
+
+// initLoRA makes a PEFT-initialised adapter: A uniform in ±1/√in (Kaiming
+// uniform with a = √5, as PEFT), B zero, so the adapter starts as a no-op.
+func initLoRA(base model.Config, r int, alpha float64, targets []string, seed uint64) (*adapters.LoRA, error) {
+	var projs []model.Proj
+	for _, t := range targets {
+		p, ok := model.ParseProj(strings.TrimSpace(t))
+		if !ok {
+			return nil, usagef("unknown target module %q", t)
+		}
+		projs = append(projs, p)
+	}
+	names := make([]string, len(projs))
+	for i, p := range projs {
+		names[i] = p.String()
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x10a))
+	l := adapters.New(base, adapters.Config{R: r, Alpha: alpha, TargetModules: names})
+	for layer := 0; layer < base.NumLayers; layer++ {
+		for _, p := range projs {
+			out, in := base.ProjShape(p)
+			a := make([]float32, r*in)
+			bound := 1 / math.Sqrt(float64(in))
+			for i := range a {
+				a[i] = float32((rng.Float64()*2 - 1) * bound)
+			}
+			l.SetPair(layer, p, &adapters.Pair{A: a, B: make([]float32, out*r), Rank: r, In: in, Out: out, Alpha: alpha})
+		}
+	}
+	return l, nil
+}

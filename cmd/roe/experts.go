@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"roe/library"
+	"roe/model"
+	"roe/retriever"
+	"roe/serve"
+)
+
+// libFlags are the flags of every command that opens the library.
+type libFlags struct {
+	model   *string
+	library *string
+	emb     *embedderFlags
+	format  *string
+}
+
+func addLibFlags(fs *flag.FlagSet) *libFlags {
+	return &libFlags{
+		model:   modelFlag(fs),
+		library: fs.String("library", defaultLibraryDir(), "expert library folder"),
+		emb:     addEmbedderFlags(fs),
+		format:  fs.String("instance-format", retriever.DefaultInstanceFormat, "how an instance is written before it is embedded"),
+	}
+}
+
+// open loads the base model and opens the library. Badger locks its folder, so
+// a library served by a running `roe serve` is refused with a hint.
+func (f *libFlags) open() (*model.Model, retriever.Embedder, *library.Library, error) {
+	m, tok, err := loadModel(*f.model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	emb, err := f.emb.build(m, tok)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lib, err := openLibrary(*f.library, m.Fingerprint(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			err = fmt.Errorf("%w (is `roe serve` using this library? add experts through POST /v1/experts instead)", err)
+		}
+		return nil, nil, nil, err
+	}
+	return m, emb, lib, nil
+}
+
+func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("usage: roe experts add|import|list|show|rm|export [flags]")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("experts "+sub, flag.ContinueOnError)
+	lf := addLibFlags(fs)
+	switch sub {
+	case "add", "import":
+		return expertsAdd(sub, fs, lf, args, stdout)
+	case "list":
+		asJSON := fs.Bool("json", false, "print JSON lines")
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		lib, err := openLibraryOnly(*lf.library)
+		if err != nil {
+			return err
+		}
+		defer lib.Close()
+		ms, err := lib.List()
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			for _, m := range ms {
+				if err := enc.Encode(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tDATASET\tINSTANCES\tADAPTER\tCREATED")
+		for _, m := range ms {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f MiB\t%s\n", m.Name, m.Kind, m.Dataset, m.NumInstances,
+				float64(m.AdapterBytes)/(1<<20), m.Created.Format("2006-01-02 15:04"))
+		}
+		return tw.Flush()
+	case "show", "rm", "export":
+		out := fs.String("out", "", "export: the folder to write")
+		pos, err := parse(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usagef("experts %s takes one expert NAME", sub)
+		}
+		lib, err := openLibraryOnly(*lf.library)
+		if err != nil {
+			return err
+		}
+		defer lib.Close()
+		switch sub {
+		case "show":
+			m, err := lib.Manifest(pos[0])
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(m)
+		case "rm":
+			if err := lib.Remove(pos[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %s\n", pos[0])
+			return nil
+		default:
+			if *out == "" {
+				return usagef("experts export needs --out DIR")
+			}
+			if err := lib.Export(pos[0], *out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "exported %s to %s\n", pos[0], *out)
+			return nil
+		}
+	}
+	return usagef("unknown experts command %q (add, import, list, show, rm, export)", sub)
+}
+
+// openLibraryOnly opens the library without loading a model (list, show, rm, export).
+func openLibraryOnly(dir string) (*library.Library, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("library %s: %w", dir, err)
+	}
+	return openLibrary(dir, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdout io.Writer) error {
+	adapterDir := fs.String("adapter", "", "PEFT LoRA folder")
+	instances := fs.String("instances", "", "instances.jsonl: {\"input\", \"answer_choices\", \"target\"} per line")
+	name := fs.String("name", "", "unique expert name (task, or task/template-name)")
+	kind := fs.String("kind", "imported", "prompt, dataset, merged or imported")
+	dataset := fs.String("dataset", "", "training dataset")
+	template := fs.String("template", "", "prompt template file")
+	prompt := fs.String("prompt", "", "prompt (template) name")
+	desc := fs.String("description", "", "what the expert is for")
+	s := fs.Int("sample", library.DefaultSampleSize, "instances kept (S); more are sampled down with --seed")
+	seed := fs.Uint64("seed", 1, "sampling seed")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var x *library.Expert
+	if sub == "import" {
+		if len(pos) != 1 {
+			return usagef("experts import takes one folder (as `experts export` writes it)")
+		}
+		if x, err = library.ImportDir(pos[0]); err != nil {
+			return err
+		}
+	} else {
+		if *adapterDir == "" || *instances == "" || *name == "" {
+			return usagef("experts add needs --adapter, --instances and --name")
+		}
+		if x, err = library.ImportDir(*adapterDir); err != nil {
+			return err
+		}
+		x.Name, x.Kind = *name, library.Kind(*kind)
+		b, err := os.ReadFile(*instances)
+		if err != nil {
+			return err
+		}
+		if x.Instances, err = library.ReadInstances(bytes.NewReader(b), *instances); err != nil {
+			return err
+		}
+	}
+	for _, kv := range []struct {
+		dst *string
+		v   string
+	}{{&x.Dataset, *dataset}, {&x.Template, *template}, {&x.Prompt, *prompt}, {&x.Description, *desc}} {
+		if kv.v != "" {
+			*kv.dst = kv.v
+		}
+	}
+	if len(x.Instances) == 0 {
+		return usagef("an expert needs at least one instance to be routable")
+	}
+	m, emb, lib, err := lf.open()
+	if err != nil {
+		return err
+	}
+	defer lib.Close()
+	// Check the adapter against the base model before embedding anything.
+	if _, err := x.LoRA(m.Config); err != nil {
+		return err
+	}
+	// Embeddings from another embedder would not be comparable: embed afresh.
+	if x.Embedder != emb.ID() {
+		for i := range x.Instances {
+			x.Instances[i].Embedding = nil
+		}
+	}
+	if x.Instances, err = serve.PrepareInstances(emb, *lf.format, x.Instances, *s, *seed); err != nil {
+		return err
+	}
+	x.BaseFingerprint, x.Embedder = m.Fingerprint(), emb.ID()
+	man, err := lib.Add(x)
+	if err != nil {
+		if errors.Is(err, library.ErrExists) {
+			return fmt.Errorf("%w (remove it first with `roe experts rm %s`)", err, x.Name)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "added %s (%s, %d instances, %d tensors)\n", man.Name, man.Kind, man.NumInstances, man.NumTensors)
+	return nil
+}
+
+func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("route", flag.ContinueOnError)
+	lf := addLibFlags(fs)
+	k := fs.Int("k", 3, "experts to rank")
+	neighbors := fs.Int("neighbors", 3, "nearest stored instances shown per query")
+	agg := fs.String("aggregation", string(retriever.Vote), "vote, sum-top-m or softmax")
+	norm := fs.String("normalization", string(retriever.CenterL2), "center-l2, l2 or raw")
+	minScore := fs.Float64("min-score", 0, "fall back to the base model below this score")
+	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts (reciprocal rank fusion)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("route takes one or more TEXT arguments, each a query instance")
+	}
+	_, emb, lib, err := lf.open()
+	if err != nil {
+		return err
+	}
+	defer lib.Close()
+	ix, lx, err := buildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	if err != nil {
+		return err
+	}
+	texts := make([]string, len(pos))
+	for i, p := range pos {
+		texts[i] = retriever.FormatInstance(*lf.format, p, nil)
+	}
+	q, err := emb.Embed(texts)
+	if err != nil {
+		return err
+	}
+	o := retriever.RouteOptions{TopK: *k, Neighbors: *neighbors, Aggregation: retriever.Aggregation(*agg), MinScore: *minScore}
+	if lx != nil {
+		o.Lexical, o.QueryTexts = lx, texts
+	}
+	rt, err := ix.Route(q, o)
+	if err != nil {
+		return err
+	}
+	type ex struct {
+		Name      string  `json:"name"`
+		Votes     int     `json:"votes"`
+		Score     float64 `json:"score"`
+		VoteShare float64 `json:"vote_share"`
+	}
+	out := struct {
+		Experts   []ex               `json:"experts"`
+		Neighbors [][]serve.Neighbor `json:"neighbors"`
+		Fallback  bool               `json:"fallback"`
+		Margin    float64            `json:"margin"`
+		RoutingMS float64            `json:"routing_ms"`
+	}{Experts: []ex{}, Fallback: rt.Fallback, Margin: rt.Confidence.Margin, RoutingMS: float64(rt.Elapsed.Microseconds()) / 1000}
+	for _, x := range rt.Experts {
+		out.Experts = append(out.Experts, ex{x.Name, x.Votes, x.Score, x.VoteShare})
+	}
+	for _, hs := range rt.Neighbors {
+		ns := []serve.Neighbor{}
+		for _, h := range hs {
+			ns = append(ns, serve.Neighbor{Expert: h.Expert, Text: h.Text, Score: h.Score})
+		}
+		out.Neighbors = append(out.Neighbors, ns)
+	}
+	return json.NewEncoder(stdout).Encode(out)
+}
+
+// buildIndex loads every expert's instances into a fresh index (re-embedding
+// those made by another embedder) and, when asked, a BM25 index.
+func buildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool) (*retriever.Index, *retriever.Lexical, error) {
+	ms, err := lib.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	ix := retriever.NewIndex(emb.Dim(), norm)
+	var lx *retriever.Lexical
+	if lexical {
+		if lx, err = retriever.NewLexical(); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, m := range ms {
+		ins, err := lib.Instances(m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if m.Embedder != emb.ID() {
+			for i := range ins {
+				ins[i].Embedding = nil
+			}
+			if ins, err = serve.PrepareInstances(emb, format, ins, 0, 0); err != nil {
+				return nil, nil, err
+			}
+		}
+		texts := make([]string, len(ins))
+		embs := make([][]float32, len(ins))
+		for i, in := range ins {
+			texts[i], embs[i] = in.Text, in.Embedding
+		}
+		if err := ix.Add(m.Name, embs, texts); err != nil {
+			return nil, nil, err
+		}
+		if lx != nil {
+			if err := lx.Add(m.Name, texts, m.Description); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return ix, lx, nil
+}
