@@ -1,0 +1,427 @@
+// Package train is roe's training core: a Llama-family forward pass that keeps
+// its activations, the backward pass of every part of it (LoRA and full
+// fine-tuning), the causal-LM loss, AdamW and the learning-rate schedule.
+//
+// Everything is float32 with float64 reductions where cheap (loss, softmax
+// statistics, norms), and the heavy products run on roe/kernels.
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"roe/adapters"
+	"roe/kernels"
+	"roe/model"
+)
+
+// ErrBatch reports a malformed batch.
+var ErrBatch = errors.New("train: bad batch")
+
+// Batch is a set of token sequences with the positions that count in the loss.
+//
+// Each sequence has its own length: there is no padding. Positions start at 0
+// in every sequence and attention is causal inside the sequence, so a batch
+// right-padded with an attention mask (the Hugging Face layout) is the same as
+// its rows truncated to their real lengths (see FromPadded): pads only come
+// after the real tokens, so no counted position can see them.
+type Batch struct {
+	Tokens [][]int
+	// LossMask[i][t] is true where token t of sequence i is a target, predicted
+	// from the logits at t−1. LossMask[i][0] is ignored (nothing predicts it).
+	LossMask [][]bool
+}
+
+// FromPadded builds a Batch from a right-padded [B, T] layout: each row is cut
+// to its attention-mask length (positions with attention_mask 0 are absent).
+// Left padding (a 0 before a 1) is refused: positions would differ.
+//
+//	ids, attention, lossMask: [B][T]
+func FromPadded(ids, attention, lossMask [][]int) (Batch, error) {
+	if len(attention) != len(ids) || len(lossMask) != len(ids) {
+		return Batch{}, fmt.Errorf("%w: %d rows of ids, %d of attention mask, %d of loss mask", ErrBatch, len(ids), len(attention), len(lossMask))
+	}
+	var b Batch
+	for i, row := range ids {
+		if len(attention[i]) != len(row) || len(lossMask[i]) != len(row) {
+			return Batch{}, fmt.Errorf("%w: row %d: masks and ids differ in length", ErrBatch, i)
+		}
+		n := 0
+		for n < len(row) && attention[i][n] != 0 {
+			n++
+		}
+		for t := n; t < len(row); t++ {
+			if attention[i][t] != 0 {
+				return Batch{}, fmt.Errorf("%w: row %d is not right-padded", ErrBatch, i)
+			}
+		}
+		toks := append([]int(nil), row[:n]...)
+		mask := make([]bool, n)
+		for t := range mask {
+			mask[t] = lossMask[i][t] != 0
+		}
+		b.Tokens = append(b.Tokens, toks)
+		b.LossMask = append(b.LossMask, mask)
+	}
+	return b, nil
+}
+
+// Targets counts the positions that enter the loss (its denominator).
+func (b Batch) Targets() int {
+	n := 0
+	for _, m := range b.LossMask {
+		for t := 1; t < len(m); t++ {
+			if m[t] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// ---------------------------------------------------------------- weights
+
+// layerWeights are one block's tensors, in Hugging Face layout ([out, in]).
+type layerWeights struct {
+	attnNorm, q, k, v, o, qb, kb, vb, mlpNorm, gate, up, down []float32
+	lora                                                      [model.NumProj]*loraParams
+}
+
+// proj returns a projection's weight and bias.
+func (lw *layerWeights) proj(p model.Proj) (w, b []float32) {
+	switch p {
+	case model.ProjQ:
+		return lw.q, lw.qb
+	case model.ProjK:
+		return lw.k, lw.kb
+	case model.ProjV:
+		return lw.v, lw.vb
+	case model.ProjO:
+		return lw.o, nil
+	case model.ProjGate:
+		return lw.gate, nil
+	case model.ProjUp:
+		return lw.up, nil
+	}
+	return lw.down, nil
+}
+
+type weights struct {
+	cfg    model.Config
+	embed  []float32 // [V, H]
+	norm   []float32 // [H]
+	lmHead []float32 // [V, H]; the embedding when tied
+	layers []layerWeights
+	names  map[string][]float32 // HF name → tensor
+}
+
+// layerName is the Hugging Face parameter name of a projection's weight.
+func layerName(layer int, p model.Proj, what string) string {
+	block := "self_attn"
+	if p >= model.ProjGate {
+		block = "mlp"
+	}
+	return fmt.Sprintf("model.layers.%d.%s.%s.%s", layer, block, p, what)
+}
+
+// LoRAKey is the PEFT tensor name of a module's lora_A or lora_B ("A" or "B").
+func LoRAKey(layer int, p model.Proj, ab string) string {
+	return "base_model.model." + layerName(layer, p, "lora_"+ab+".weight")
+}
+
+func loadWeights(m *model.Model, l *adapters.LoRA) (*weights, error) {
+	c := m.Config
+	w := &weights{cfg: c, names: map[string][]float32{}, layers: make([]layerWeights, c.NumLayers)}
+	for _, p := range m.Params() {
+		w.names[p.Name] = p.Data
+	}
+	get := func(n string) []float32 { return w.names[n] }
+	w.embed, w.norm = get("model.embed_tokens.weight"), get("model.norm.weight")
+	w.lmHead = w.embed
+	if !c.TieWordEmbeddings {
+		w.lmHead = get("lm_head.weight")
+	}
+	for i := range w.layers {
+		lw := &w.layers[i]
+		pre := fmt.Sprintf("model.layers.%d.", i)
+		lw.attnNorm, lw.mlpNorm = get(pre+"input_layernorm.weight"), get(pre+"post_attention_layernorm.weight")
+		lw.q, lw.k, lw.v = get(layerName(i, model.ProjQ, "weight")), get(layerName(i, model.ProjK, "weight")), get(layerName(i, model.ProjV, "weight"))
+		lw.o = get(layerName(i, model.ProjO, "weight"))
+		lw.gate, lw.up, lw.down = get(layerName(i, model.ProjGate, "weight")), get(layerName(i, model.ProjUp, "weight")), get(layerName(i, model.ProjDown, "weight"))
+		if c.AttentionBias {
+			lw.qb, lw.kb, lw.vb = get(layerName(i, model.ProjQ, "bias")), get(layerName(i, model.ProjK, "bias")), get(layerName(i, model.ProjV, "bias"))
+		}
+	}
+	if l != nil {
+		if len(l.Layers) != c.NumLayers {
+			return nil, fmt.Errorf("train: adapter has %d layers, the model %d", len(l.Layers), c.NumLayers)
+		}
+		for i := range w.layers {
+			for p := model.Proj(0); p < model.NumProj; p++ {
+				pr := l.Pair(i, p)
+				if pr == nil {
+					continue
+				}
+				out, in := c.ProjShape(p)
+				if pr.In != in || pr.Out != out || len(pr.A) != pr.Rank*in || len(pr.B) != out*pr.Rank {
+					return nil, fmt.Errorf("train: adapter layer %d %s has shape A %d×%d B %d×%d, the model needs in %d out %d",
+						i, p, pr.Rank, pr.In, pr.Out, pr.Rank, in, out)
+				}
+				w.layers[i].lora[p] = &loraParams{A: pr.A, B: pr.B, r: pr.Rank, scale: pr.Scale}
+			}
+		}
+	}
+	return w, nil
+}
+
+// invFreq is model.Config's RoPE inverse frequencies θ^(-2i/d) with rope_scaling
+// (the model package keeps its own copy unexported).
+func invFreq(c model.Config) []float64 {
+	half := c.HeadDim / 2
+	f := make([]float64, half)
+	for i := range f {
+		f[i] = 1 / math.Pow(c.RopeTheta, float64(2*i)/float64(c.HeadDim))
+	}
+	switch c.Rope.Type {
+	case "linear":
+		for i := range f {
+			f[i] /= c.Rope.Factor
+		}
+	case "llama3":
+		r := c.Rope
+		lowWavelen := float64(r.OriginalMaxPos) / r.LowFreqFactor
+		highWavelen := float64(r.OriginalMaxPos) / r.HighFreqFactor
+		for i, fr := range f {
+			wavelen := 2 * math.Pi / fr
+			switch {
+			case wavelen < highWavelen:
+			case wavelen > lowWavelen:
+				f[i] = fr / r.Factor
+			default:
+				smooth := (float64(r.OriginalMaxPos)/wavelen - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor)
+				f[i] = (1-smooth)*fr/r.Factor + smooth*fr
+			}
+		}
+	}
+	return f
+}
+
+// ---------------------------------------------------------------- activations
+
+// layerActs are what one block's backward needs. R rows, H hidden, I FFN width.
+type layerActs struct {
+	x       []float32                // [R, H] block input (residual stream)
+	rs1     []float32                // [R] input_layernorm 1/rms
+	xn1     []float32                // [R, H] normed input of q, k, v
+	q       []float32                // [R, nh·hd] after RoPE
+	k, v    []float32                // [R, nkv·hd] (k after RoPE)
+	att     []float32                // [R, nh·hd] attention output, input of o_proj
+	x2      []float32                // [R, H] residual after attention
+	rs2     []float32                // [R]
+	xn2     []float32                // [R, H] normed input of gate, up
+	g, u, h []float32                // [R, I] gate, up, silu(gate)⊙up (input of down_proj)
+	xa      [model.NumProj][]float32 // [R, r] x·Aᵀ of each LoRA module
+}
+
+// acts is a forward pass over a batch, kept for the backward.
+type acts struct {
+	w      *weights
+	seqs   []seqSpan
+	ids    []int // [R]
+	pos    []int // [R]
+	R      int
+	layers []layerActs
+	xL     []float32 // [R, H] last block's output
+	rsF    []float32 // [R]
+	xnF    []float32 // [R, H] final-norm output
+	rope   *ropeTable
+
+	// loss
+	rows    []int     // [N] rows whose logits are counted
+	targets []int     // [N] the token each predicts
+	sel     []float32 // [N, H] xnF at those rows
+	dlogits []float32 // [N, V] d loss / d logits
+	nll     []float64 // [N] −log p(target)
+	loss    float64
+}
+
+// layout checks a batch against the model and lays out its rows.
+func layout(c model.Config, b Batch) (seqs []seqSpan, ids, pos []int, err error) {
+	if len(b.Tokens) == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: no sequences", ErrBatch)
+	}
+	if len(b.LossMask) != len(b.Tokens) {
+		return nil, nil, nil, fmt.Errorf("%w: %d sequences, %d loss masks", ErrBatch, len(b.Tokens), len(b.LossMask))
+	}
+	ctx := c.ContextLength()
+	for i, toks := range b.Tokens {
+		if len(toks) == 0 {
+			return nil, nil, nil, fmt.Errorf("%w: sequence %d is empty", ErrBatch, i)
+		}
+		if len(b.LossMask[i]) != len(toks) {
+			return nil, nil, nil, fmt.Errorf("%w: sequence %d has %d tokens and %d mask entries", ErrBatch, i, len(toks), len(b.LossMask[i]))
+		}
+		if len(toks) > ctx {
+			return nil, nil, nil, fmt.Errorf("%w: sequence %d has %d tokens, the model allows %d", ErrBatch, i, len(toks), ctx)
+		}
+		seqs = append(seqs, seqSpan{r0: len(ids), T: len(toks)})
+		for t, id := range toks {
+			if id < 0 || id >= c.VocabSize {
+				return nil, nil, nil, fmt.Errorf("%w: sequence %d: token id %d outside vocabulary [0, %d)", ErrBatch, i, id, c.VocabSize)
+			}
+			ids = append(ids, id)
+			pos = append(pos, t)
+		}
+	}
+	if b.Targets() == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: no target positions in the loss mask", ErrBatch)
+	}
+	return seqs, ids, pos, nil
+}
+
+// forward runs the model over the batch and computes the loss and d loss /
+// d logits. keep=false reuses one block's buffers (loss only, no backward).
+func forward(m *model.Model, l *adapters.LoRA, b Batch, keep bool) (*acts, error) {
+	w, err := loadWeights(m, l)
+	if err != nil {
+		return nil, err
+	}
+	c := m.Config
+	seqs, ids, pos, err := layout(c, b)
+	if err != nil {
+		return nil, err
+	}
+	H, I, hd := c.HiddenSize, c.IntermediateSize, c.HeadDim
+	nh, nkv := c.NumHeads, c.NumKVHeads
+	qd, kvd := nh*hd, nkv*hd
+	R := len(ids)
+	maxT := 0
+	for _, s := range seqs {
+		maxT = max(maxT, s.T)
+	}
+	a := &acts{w: w, seqs: seqs, ids: ids, pos: pos, R: R, layers: make([]layerActs, c.NumLayers),
+		rope: newRopeTable(invFreq(c), maxT)}
+
+	x := make([]float32, R*H)
+	embeddingForward(x, w.embed, ids, H)
+	var buf layerActs
+	alloc := func(la *layerActs, lw *layerWeights) {
+		la.rs1, la.xn1 = make([]float32, R), make([]float32, R*H)
+		la.q, la.k, la.v, la.att = make([]float32, R*qd), make([]float32, R*kvd), make([]float32, R*kvd), make([]float32, R*qd)
+		la.x2, la.rs2, la.xn2 = make([]float32, R*H), make([]float32, R), make([]float32, R*H)
+		la.g, la.u, la.h = make([]float32, R*I), make([]float32, R*I), make([]float32, R*I)
+		for p, lo := range lw.lora {
+			if lo != nil {
+				la.xa[p] = make([]float32, R*lo.r)
+			}
+		}
+	}
+	proj := make([]float32, R*H)
+	for li := range w.layers {
+		lw := &w.layers[li]
+		la := &a.layers[li]
+		if keep {
+			alloc(la, lw)
+		} else {
+			if buf.xn1 == nil {
+				alloc(&buf, lw)
+			}
+			for p, lo := range lw.lora { // adapters may differ in rank per layer
+				if lo != nil && len(buf.xa[p]) < R*lo.r {
+					buf.xa[p] = make([]float32, R*lo.r)
+				}
+			}
+			*la = buf
+		}
+		la.x = x
+		lin := func(p model.Proj, y, in []float32, out, nIn int) {
+			W, bias := lw.proj(p)
+			lo := lw.lora[p]
+			var xa []float32
+			if lo != nil {
+				xa = la.xa[p][:R*lo.r]
+			}
+			linearForward(y, in, W, bias, lo, xa, R, out, nIn)
+		}
+		// attention half: x2 = x + o(attn(rope(q), rope(k), v))
+		rmsnormForward(la.xn1, la.rs1, x, lw.attnNorm, R, H, c.RMSNormEps)
+		lin(model.ProjQ, la.q, la.xn1, qd, H)
+		lin(model.ProjK, la.k, la.xn1, kvd, H)
+		lin(model.ProjV, la.v, la.xn1, kvd, H)
+		ropeForward(la.q, pos, nh, hd, a.rope)
+		ropeForward(la.k, pos, nkv, hd, a.rope)
+		attentionForward(la.att, la.q, la.k, la.v, seqs, nh, nkv, hd)
+		lin(model.ProjO, proj, la.att, H, qd)
+		copy(la.x2, x)
+		kernels.Add(la.x2, proj)
+		// MLP half: out = x2 + down(silu(gate(n)) ⊙ up(n))
+		rmsnormForward(la.xn2, la.rs2, la.x2, lw.mlpNorm, R, H, c.RMSNormEps)
+		lin(model.ProjGate, la.g, la.xn2, I, H)
+		lin(model.ProjUp, la.u, la.xn2, I, H)
+		swigluForward(la.h, la.g, la.u)
+		lin(model.ProjDown, proj, la.h, H, I)
+		next := x // loss only: the block input is not needed any more
+		if keep {
+			next = make([]float32, R*H)
+		}
+		copy(next, la.x2)
+		kernels.Add(next, proj)
+		x = next
+	}
+	a.xL = x
+	a.rsF, a.xnF = make([]float32, R), make([]float32, R*H)
+	rmsnormForward(a.xnF, a.rsF, x, w.norm, R, H, c.RMSNormEps)
+
+	// LM head on the counted rows only, then the loss.
+	for i, s := range seqs {
+		for t := 0; t+1 < s.T; t++ {
+			if b.LossMask[i][t+1] {
+				a.rows = append(a.rows, s.r0+t)
+				a.targets = append(a.targets, b.Tokens[i][t+1])
+			}
+		}
+	}
+	N, V := len(a.rows), c.VocabSize
+	a.sel = make([]float32, N*H)
+	for j, r := range a.rows {
+		copy(a.sel[j*H:(j+1)*H], a.xnF[r*H:(r+1)*H])
+	}
+	a.dlogits = make([]float32, N*V)
+	lmHeadForward(a.dlogits, a.sel, w.lmHead, N, V, H)
+	a.loss, a.nll = crossEntropyForwardBackward(a.dlogits, a.targets, N, V)
+	return a, nil
+}
+
+// Loss runs the forward pass only and returns the batch's loss: the mean, over
+// all target positions of all sequences together, of −log p(target).
+func Loss(m *model.Model, l *adapters.LoRA, b Batch) (float64, error) {
+	a, err := forward(m, l, b, false)
+	if err != nil {
+		return 0, err
+	}
+	return a.loss, nil
+}
+
+// TokenNLLs returns, per sequence, −log p(token t+1 | tokens ≤ t) for t in
+// [0, T−1), 0 where token t+1 is not a target (the layout of the golden
+// token_nll_* tensors).
+func TokenNLLs(m *model.Model, l *adapters.LoRA, b Batch) ([][]float64, error) {
+	a, err := forward(m, l, b, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float64, len(a.seqs))
+	seqOf := make([]int, a.R)
+	for i, s := range a.seqs {
+		out[i] = make([]float64, max(0, s.T-1))
+		for t := 0; t < s.T; t++ {
+			seqOf[s.r0+t] = i
+		}
+	}
+	for j, r := range a.rows {
+		i := seqOf[r]
+		out[i][r-a.seqs[i].r0] = a.nll[j]
+	}
+	return out, nil
+}
