@@ -4,13 +4,19 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: build run test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: build run story bench-load bench-routing test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/roe
 
-# Until the server lands, `make run` tells a story with the embedded model.
+# The server with the embedded model and the expert library (created on first
+# start under $$ROE_HOME, default ~/.roe). ADDR=host:port to move it.
+ADDR ?= 127.0.0.1:8080
 run: build
+	./$(BIN) serve --addr $(ADDR)
+
+# A story from the embedded model, without the server.
+story: build
 	./$(BIN) generate --prompt "Once upon a time" --max-tokens 200 --temperature 0.8 --seed 42
 
 test: tokenizer-vocabs
@@ -22,6 +28,12 @@ bench:
 	$(GO) test -run '^$$' -bench 'Prefill|Decode' -benchtime 5x ./model/
 	$(GO) test -run '^$$' -bench 'AdapterDecode' -benchtime 20x ./adapters/
 	$(GO) test -run '^$$' -bench 'MatMulT' ./kernels/
+
+bench-load: build
+	$(GO) run ./benchmarks/load -duration 30s
+
+bench-routing:
+	bash benchmarks/routing/run.sh
 
 # Short fuzz runs of every parser; FUZZTIME=5m for longer.
 FUZZTIME ?= 20s

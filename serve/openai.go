@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -415,9 +417,18 @@ type embeddingRequest struct {
 }
 
 type embeddingData struct {
-	Object    string    `json:"object"`
-	Embedding []float32 `json:"embedding"`
-	Index     int       `json:"index"`
+	Object    string `json:"object"`
+	Embedding any    `json:"embedding"` // []float32, or base64 of little-endian float32
+	Index     int    `json:"index"`
+}
+
+// base64Floats encodes v as the official API's base64 embedding format.
+func base64Floats(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func (s *Server) embeddings(c *fiber.Ctx) error {
@@ -425,8 +436,8 @@ func (s *Server) embeddings(c *fiber.Ctx) error {
 	if err := decode(c, &r); err != nil {
 		return err
 	}
-	if r.EncodingFormat != "" && r.EncodingFormat != "float" {
-		return badRequest("encoding_format", "encoding_format %q is not supported (float only)", r.EncodingFormat)
+	if r.EncodingFormat != "" && r.EncodingFormat != "float" && r.EncodingFormat != "base64" {
+		return badRequest("encoding_format", "encoding_format must be float or base64, got %q", r.EncodingFormat)
 	}
 	inputs, err := stringOrList(r.Input, "input")
 	if err != nil {
@@ -458,6 +469,9 @@ func (s *Server) embeddings(c *fiber.Ctx) error {
 			return err
 		}
 		data[i] = embeddingData{"embedding", e, i}
+		if r.EncodingFormat == "base64" {
+			data[i].Embedding = base64Floats(e)
+		}
 	}
 	return c.JSON(fiber.Map{"object": "list", "data": data, "model": r.Model,
 		"usage": fiber.Map{"prompt_tokens": total, "total_tokens": total}})

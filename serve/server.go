@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -111,6 +112,9 @@ func (s *Server) App() *fiber.App { return s.app }
 
 // Listen serves on addr until Shutdown.
 func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Serve serves on an open listener until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting requests, lets in-flight ones finish until ctx ends,
 // then stops the scheduler. The caller closes the library afterwards.

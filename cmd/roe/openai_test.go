@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestOpenAIClient starts `roe serve` on a loopback port and drives it with the
+// official openai npm package (installed into the npm cache by the test).
+func TestOpenAIClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped with -short")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("SKIP openai client test: node is not installed")
+	}
+	cache := os.Getenv("ROE_CACHE")
+	if cache == "" {
+		cache, _ = filepath.Abs("../../.cache")
+	}
+	npmDir := filepath.Join(cache, "npm")
+	if _, err := os.Stat(filepath.Join(npmDir, "node_modules", "openai")); err != nil {
+		cmd := exec.Command("npm", "install", "--prefix", npmDir, "--no-save", "--no-audit", "--no-fund", "openai@5")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("npm install openai: %v\n%s", err, out)
+			}
+			t.Skipf("SKIP openai client test: npm install openai failed: %v\n%s", err, out)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "roe")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := exec.Command(bin, "serve", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key")
+	var logs bytes.Buffer
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		srv.Process.Signal(os.Interrupt)
+		srv.Wait()
+	}()
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		if r, err := http.Get(base + "/readyz"); err == nil {
+			r.Body.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("roe serve did not start:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// ES modules resolve packages from the script's folder, so run a copy
+	// next to the npm cache's node_modules.
+	src, err := os.ReadFile("../../serve/testdata/openai/client.test.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(npmDir, "roe-openai-client.test.mjs")
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "--test", script)
+	cmd.Env = append(os.Environ(), "ROE_BASE_URL="+base, "ROE_API_KEY=test-key", "ROE_MODEL=stories260K")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("openai client tests failed: %v", err)
+	}
+}
