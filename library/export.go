@@ -1,0 +1,144 @@
+package library
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"roe/model/safetensors"
+)
+
+// Files of an exported expert folder.
+const (
+	FileAdapterConfig = "adapter_config.json"
+	FileAdapterModel  = "adapter_model.safetensors"
+	FileInstances     = "instances.jsonl"
+	FileExpert        = "expert.json"
+)
+
+// Export writes an expert as a folder: a PEFT adapter (adapter_config.json,
+// adapter_model.safetensors), instances.jsonl (one JSON object per line:
+// input, answer_choices, target, embedding) and expert.json (the manifest).
+// Each file is written atomically; dir is created if needed.
+func (l *Library) Export(name, dir string) error {
+	e, err := l.Get(name)
+	if err != nil {
+		return err
+	}
+	return WriteDir(e, dir)
+}
+
+// WriteDir writes e as Export does.
+func WriteDir(e *Expert, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("export %s: %w", e.Name, err)
+	}
+	if err := safetensors.Write(filepath.Join(dir, FileAdapterModel), e.Tensors, map[string]string{"format": "pt"}); err != nil {
+		return fmt.Errorf("export %s: %w", e.Name, err)
+	}
+	var ins bytes.Buffer
+	enc := json.NewEncoder(&ins)
+	enc.SetEscapeHTML(false)
+	for _, in := range e.Instances {
+		if err := enc.Encode(in); err != nil {
+			return fmt.Errorf("export %s: %w", e.Name, err)
+		}
+	}
+	man, err := json.MarshalIndent(e.Manifest, "", "  ")
+	if err != nil {
+		return fmt.Errorf("export %s: %w", e.Name, err)
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{FileAdapterConfig, e.AdapterConfig}, {FileInstances, ins.Bytes()}, {FileExpert, append(man, '\n')}} {
+		if err := writeFileAtomic(filepath.Join(dir, f.name), f.b); err != nil {
+			return fmt.Errorf("export %s: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
+// ImportDir reads an expert folder as Export writes it, or a plain PEFT folder
+// (adapter_config.json + adapter_model.safetensors) with an optional
+// instances.jsonl and no expert.json: then the expert is named after the
+// folder, of kind imported. F16 and BF16 tensors are widened to F32. A line of
+// instances.jsonl may lack its embedding: the caller embeds those before Add.
+// ID and Created from expert.json are kept but Add assigns new ones.
+func ImportDir(dir string) (*Expert, error) {
+	config, tensors, err := readPEFT(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, dir, err)
+	}
+	e := &Expert{AdapterConfig: config, Tensors: tensors}
+	switch b, err := os.ReadFile(filepath.Join(dir, FileExpert)); {
+	case err == nil:
+		if err := json.Unmarshal(b, &e.Manifest); err != nil {
+			return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, filepath.Join(dir, FileExpert), err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		abs, _ := filepath.Abs(dir)
+		e.Name, e.Kind = filepath.Base(abs), KindImported
+	default:
+		return nil, fmt.Errorf("import %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileInstances)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", dir, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var in Instance
+		if err := json.Unmarshal(line, &in); err != nil {
+			return nil, fmt.Errorf("%w: %s:%d: %w", ErrInvalid, path, n, err)
+		}
+		if in.Text == "" {
+			return nil, fmt.Errorf("%w: %s:%d: no \"input\"", ErrInvalid, path, n)
+		}
+		e.Instances = append(e.Instances, in)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
+	}
+	return e, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
