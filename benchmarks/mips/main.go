@@ -37,7 +37,7 @@ type Result struct {
 	K         int     `json:"k"`
 	MsPerCall float64 `json:"ms_per_batch"`        // best (minimum) wall time of one Search over the Q queries
 	MsMedian  float64 `json:"ms_per_batch_median"` // median of the same runs
-	GBps      float64 `json:"gb_per_s"`     // matrix bytes (N·dim·4) / time
+	GBps      float64 `json:"gb_per_s"`            // matrix bytes (N·dim·4) / time
 	PctBW     float64 `json:"pct_bandwidth"`
 	GFlops    float64 `json:"gflops"`
 	Reps      int     `json:"reps"`

@@ -1,0 +1,213 @@
+package retriever
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// axis returns a unit vector along axis i of dim 8, with a small tilt along axis j.
+func axis(i, j int, tilt float32) []float32 {
+	v := make([]float32, 8)
+	v[i] = 1
+	if j >= 0 {
+		v[j] = tilt
+	}
+	return v
+}
+
+// routeIndex holds experts a, b, c on axes 0, 1, 2 (raw inner product).
+func routeIndex(t *testing.T) *Index {
+	t.Helper()
+	ix := NewIndex(8, Raw)
+	for i, n := range []string{"a", "b", "c"} {
+		if err := ix.Add(n, [][]float32{axis(i, -1, 0), axis(i, 7, 0.5)}, []string{n + "0", n + "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ix
+}
+
+func TestRouteVote(t *testing.T) {
+	ix := routeIndex(t)
+	// 3 queries near a, 2 near b: a wins 3 votes to 2.
+	qs := [][]float32{axis(0, 1, 0.1), axis(0, 2, 0.2), axis(0, -1, 0), axis(1, 0, 0.3), axis(1, -1, 0)}
+	r, err := ix.Route(qs, RouteOptions{TopK: 3, Neighbors: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Experts) != 2 || r.Experts[0].Name != "a" || r.Experts[1].Name != "b" {
+		t.Fatalf("experts %+v", r.Experts)
+	}
+	a := r.Experts[0]
+	if a.Votes != 3 || a.VoteShare != 0.6 || math.Abs(a.Score-1) > 1e-6 || a.Top1 != a.Score {
+		t.Errorf("a: %+v", a)
+	}
+	if math.Abs(r.Confidence.VoteShare-0.6) > 1e-9 || math.Abs(r.Confidence.Margin-0.2) > 1e-9 || r.Fallback {
+		t.Errorf("confidence %+v fallback %v", r.Confidence, r.Fallback)
+	}
+	if len(r.Neighbors) != 5 || len(r.Neighbors[0]) != 2 || r.Neighbors[0][0].Expert != "a" || r.Neighbors[3][0].Expert != "b" {
+		t.Errorf("neighbors %+v", r.Neighbors)
+	}
+	// Default options: one expert, 5 neighbours (capped by the 6 rows).
+	r, _ = ix.Route(qs, RouteOptions{})
+	if len(r.Experts) != 1 || len(r.Neighbors[0]) != 5 {
+		t.Errorf("defaults: %d experts, %d neighbours", len(r.Experts), len(r.Neighbors[0]))
+	}
+}
+
+func TestRouteVoteTies(t *testing.T) {
+	ix := routeIndex(t)
+	// Two votes each; b's voters have the higher mean top-1 score.
+	qs := [][]float32{axis(0, -1, 0), axis(0, -1, 0), axis(1, -1, 0), axis(1, -1, 0)}
+	qs[0][0], qs[1][0] = 0.5, 0.5
+	r, _ := ix.Route(qs, RouteOptions{TopK: 2})
+	if r.Experts[0].Name != "b" || r.Experts[1].Name != "a" || r.Confidence.Margin != 0 {
+		t.Fatalf("score tie-break: %+v", r)
+	}
+	// Identical votes and scores: by name.
+	qs = [][]float32{axis(2, -1, 0), axis(0, -1, 0)}
+	r, _ = ix.Route(qs, RouteOptions{TopK: 2})
+	if r.Experts[0].Name != "a" || r.Experts[1].Name != "c" {
+		t.Fatalf("name tie-break: %+v", r.Experts)
+	}
+}
+
+func TestRouteAggregations(t *testing.T) {
+	ix := routeIndex(t)
+	// Each query's top-1 is a by a hair, but b is a close second everywhere and
+	// clearly ahead on the last query: votes say a, sum over all queries says b.
+	mk := func(x, y float32) []float32 { v := make([]float32, 8); v[0], v[1] = x, y; return v }
+	qs := [][]float32{mk(1, 0.95), mk(1, 0.95), mk(0.1, 1)}
+	vote, _ := ix.Route(qs, RouteOptions{TopK: 3})
+	if vote.Experts[0].Name != "a" || vote.Experts[0].Votes != 2 {
+		t.Fatalf("vote: %+v", vote.Experts)
+	}
+	sum, _ := ix.Route(qs, RouteOptions{TopK: 3, Aggregation: SumTopM})
+	// a: 1 + 1 + 0.1 = 2.1; b: 0.95 + 0.95 + 1 = 2.9; c: 0 (its best rows score 0).
+	if sum.Experts[0].Name != "b" || math.Abs(sum.Experts[0].Score-2.9) > 1e-6 || math.Abs(sum.Experts[1].Score-2.1) > 1e-6 {
+		t.Fatalf("sum-top-m: %+v", sum.Experts)
+	}
+	if math.Abs(sum.Confidence.Margin-0.8) > 1e-6 || sum.Experts[0].Votes != 1 {
+		t.Errorf("sum-top-m confidence %+v experts %+v", sum.Confidence, sum.Experts)
+	}
+	// M = 1: each expert's single best score: a 1, b 1 → tie on score, a has more votes.
+	m1, _ := ix.Route(qs, RouteOptions{TopK: 3, Aggregation: SumTopM, M: 1})
+	if m1.Experts[0].Name != "a" || m1.Experts[0].Score != 1 || m1.Experts[1].Score != 1 {
+		t.Fatalf("sum-top-1: %+v", m1.Experts)
+	}
+	soft, _ := ix.Route(qs, RouteOptions{TopK: 3, Aggregation: Softmax, Temperature: 0.1})
+	var total float64
+	for _, e := range soft.Experts {
+		total += e.Score
+	}
+	if math.Abs(total-1) > 1e-9 || len(soft.Experts) != 3 {
+		t.Fatalf("softmax probabilities sum to %v: %+v", total, soft.Experts)
+	}
+	// Hand computation for query 1: scores a 1, b 0.95, c 0 at T = 0.1.
+	z := 1 + math.Exp(-0.5) + math.Exp(-10)
+	pa1 := 1 / z
+	z3 := math.Exp(-9) + 1 + math.Exp(-10)
+	pa3 := math.Exp(-9) / z3
+	wantA := (2*pa1 + pa3) / 3
+	var gotA float64
+	for _, e := range soft.Experts {
+		if e.Name == "a" {
+			gotA = e.Score
+		}
+	}
+	if math.Abs(gotA-wantA) > 1e-6 {
+		t.Errorf("softmax a = %v, want %v", gotA, wantA)
+	}
+}
+
+func TestRouteFallback(t *testing.T) {
+	ix := routeIndex(t)
+	qs := [][]float32{axis(0, -1, 0), axis(0, -1, 0), axis(1, -1, 0)}
+	for i := range qs {
+		for j := range qs[i] {
+			qs[i][j] *= 0.4 // top-1 scores 0.4
+		}
+	}
+	for _, c := range []struct {
+		o    RouteOptions
+		want bool
+	}{
+		{RouteOptions{}, false},
+		{RouteOptions{MinScore: 0.3}, false},
+		{RouteOptions{MinScore: 0.5}, true},
+		{RouteOptions{MinVoteShare: 0.6}, false},
+		{RouteOptions{MinVoteShare: 0.7}, true},
+		{RouteOptions{MinScore: 0.5, Aggregation: Softmax}, true},
+	} {
+		r, err := ix.Route(qs, c.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Fallback != c.want {
+			t.Errorf("%+v: fallback %v, want %v (%+v)", c.o, r.Fallback, c.want, r.Experts)
+		}
+		if len(r.Experts) != 1 || r.Experts[0].Name != "a" {
+			t.Errorf("%+v: experts %+v", c.o, r.Experts)
+		}
+	}
+	empty := NewIndex(8, "")
+	r, err := empty.Route(qs, RouteOptions{})
+	if err != nil || !r.Fallback || len(r.Experts) != 0 {
+		t.Errorf("empty index: %+v %v", r, err)
+	}
+}
+
+func TestFuseRRF(t *testing.T) {
+	dense := []ExpertScore{{Name: "a", Votes: 3}, {Name: "b", Votes: 2}, {Name: "c", Votes: 1}}
+	lex := []ExpertScore{{Name: "c", Score: 9}, {Name: "a", Score: 4}, {Name: "d", Score: 1}}
+	got := FuseRRF(dense, lex, 60)
+	want := map[string]float64{
+		"a": 1.0/61 + 1.0/62,
+		"b": 1.0 / 62,
+		"c": 1.0/63 + 1.0/61,
+		"d": 1.0 / 63,
+	}
+	order := []string{"a", "c", "b", "d"}
+	if len(got) != 4 {
+		t.Fatalf("%+v", got)
+	}
+	for i, e := range got {
+		if e.Name != order[i] || math.Abs(e.Score-want[e.Name]) > 1e-15 {
+			t.Errorf("rank %d: %+v, want %s %v", i, e, order[i], want[order[i]])
+		}
+	}
+	if got[0].Votes != 3 || got[3].Votes != 0 {
+		t.Errorf("votes not carried: %+v", got)
+	}
+	// k ≤ 0 means 60; equal fused scores order by name.
+	tie := FuseRRF([]ExpertScore{{Name: "y"}}, []ExpertScore{{Name: "x"}}, 0)
+	if tie[0].Name != "x" || tie[0].Score != 1.0/61 {
+		t.Errorf("tie: %+v", tie)
+	}
+}
+
+func TestRouteWithLexical(t *testing.T) {
+	ix := routeIndex(t)
+	lex, err := NewLexical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lex.Close()
+	_ = lex.Add("a", []string{"the cat sat on the mat"}, "")
+	_ = lex.Add("c", []string{"quantum chromodynamics lattice gauge"}, "physics expert")
+	_ = lex.Add("b", []string{"the dog sat on the log"}, "")
+	// Dense: a (2 votes), c (1 vote); lexical: only c matches. RRF: c = 1/62+1/61 > a = 1/61.
+	qs := [][]float32{axis(0, -1, 0), axis(0, -1, 0), axis(2, -1, 0)}
+	r, err := ix.Route(qs, RouteOptions{TopK: 3, Lexical: lex, QueryTexts: []string{"lattice gauge theory", "chromodynamics"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range r.Experts {
+		names = append(names, e.Name)
+	}
+	if strings.Join(names, ",") != "c,a" || math.Abs(r.Experts[1].Score-1.0/61) > 1e-15 || r.Experts[0].Votes != 1 {
+		t.Fatalf("fused: %+v", r.Experts)
+	}
+}
