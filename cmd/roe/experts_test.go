@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `roe experts add` followed by `roe route` finds the expert; list, show,
+// export, import and rm work on the same library.
+func TestExpertsAddThenRoute(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib")
+	zero := filepath.Join(dir, "zero")
+	if _, errs, code := roe(t, "", "adapter", "init", "--rank", "2", "--out", zero); code != 0 {
+		t.Fatal(errs)
+	}
+	write := func(name string, lines []string) string {
+		p := filepath.Join(dir, name+".jsonl")
+		var b strings.Builder
+		for _, l := range lines {
+			j, _ := json.Marshal(map[string]any{"input": l, "answer_choices": []string{"yes", "no"}})
+			b.Write(j)
+			b.WriteByte('\n')
+		}
+		os.WriteFile(p, []byte(b.String()), 0o644)
+		return p
+	}
+	animals := write("animals", []string{"The cat sat on the mat.", "A dog barked at the mailman.", "The bird sang in the tree.", "A fish swam in the pond."})
+	money := write("money", []string{"Stocks fell sharply on Wall Street.", "The central bank raised interest rates.", "Bond yields rose again.", "The company reported quarterly earnings."})
+	for _, e := range []struct{ name, file string }{{"animals", animals}, {"money", money}} {
+		if out, errs, code := roe(t, "", "experts", "add", "--library", lib, "--adapter", zero, "--instances", e.file,
+			"--name", e.name, "--kind", "dataset", "--dataset", e.name); code != 0 || !strings.Contains(out, "added "+e.name) {
+			t.Fatalf("add %s: %s %s", e.name, out, errs)
+		}
+	}
+	out, errs, code := roe(t, "", "route", "--library", lib, "The central bank cut rates and stocks rose.", "Bond markets rallied.")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var r struct {
+		Experts []struct {
+			Name  string `json:"name"`
+			Votes int    `json:"votes"`
+		} `json:"experts"`
+		Neighbors [][]map[string]any `json:"neighbors"`
+		Fallback  bool               `json:"fallback"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err, out)
+	}
+	if len(r.Experts) == 0 || r.Experts[0].Name != "money" || r.Fallback || len(r.Neighbors) != 2 {
+		t.Errorf("route: %s", out)
+	}
+	if out, _, _ := roe(t, "", "experts", "list", "--library", lib); !strings.Contains(out, "animals") || !strings.Contains(out, "money") {
+		t.Errorf("list: %s", out)
+	}
+	exp := filepath.Join(dir, "export")
+	if _, errs, code := roe(t, "", "experts", "export", "--library", lib, "--out", exp, "money"); code != 0 {
+		t.Fatal(errs)
+	}
+	if _, errs, code := roe(t, "", "experts", "rm", "--library", lib, "money"); code != 0 {
+		t.Fatal(errs)
+	}
+	if _, _, code := roe(t, "", "experts", "show", "--library", lib, "money"); code == 0 {
+		t.Error("a removed expert is still shown")
+	}
+	if _, errs, code := roe(t, "", "experts", "import", "--library", lib, exp); code != 0 {
+		t.Fatal(errs)
+	}
+	if out, _, _ := roe(t, "", "experts", "show", "--library", lib, "money"); !strings.Contains(out, `"kind": "dataset"`) {
+		t.Errorf("imported expert: %s", out)
+	}
+	// Refusals: a duplicate name, an adapter for another base model.
+	if _, errs, code := roe(t, "", "experts", "add", "--library", lib, "--adapter", zero, "--instances", money, "--name", "money"); code == 0 || !strings.Contains(errs, "exists") {
+		t.Errorf("duplicate: %d %s", code, errs)
+	}
+	if _, err := os.Stat(goldenLoRA); err == nil {
+		if _, errs, code := roe(t, "", "experts", "add", "--library", lib, "--adapter", goldenLoRA, "--instances", money, "--name", "alien"); code == 0 {
+			t.Errorf("an adapter for another base model was accepted: %s", errs)
+		}
+	}
+}
