@@ -416,3 +416,41 @@ func TestBatchedGenerationMatchesAlone(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown finishes in-flight sequences before the deadline, refuses new ones,
+// and stops what is left when the deadline passes.
+func TestGracefulShutdown(t *testing.T) {
+	m, tok := loadEmbedded(t)
+	newSeq := func(n int) *model.Sequence {
+		seq, err := m.NewSequence([]int{1}, tok.NewStreamDecoder(true), model.GenerateOptions{MaxTokens: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	s := NewScheduler(m, 4, 4, NewMetrics())
+	j, err := s.Submit(context.Background(), newSeq(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if j.Sequence().FinishReason != "length" || len(j.Sequence().Tokens) != 50 {
+		t.Errorf("in-flight sequence: %q after %d tokens", j.Sequence().FinishReason, len(j.Sequence().Tokens))
+	}
+	if _, err := s.Submit(context.Background(), newSeq(1)); err != ErrShuttingDown {
+		t.Errorf("submit after close: %v", err)
+	}
+	// A deadline that passes stops long sequences.
+	s2 := NewScheduler(m, 4, 4, NewMetrics())
+	j2, _ := s2.Submit(context.Background(), newSeq(450))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := s2.Close(ctx); err == nil {
+		t.Log("the long sequence finished before the deadline")
+	}
+	if !j2.Sequence().Done() {
+		t.Error("the sequence is still running after Close returned")
+	}
+}
