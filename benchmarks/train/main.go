@@ -178,5 +178,3 @@ func stats(v []float64) (best, median float64) {
 	}
 	return s[0], s[len(s)/2]
 }
-
-

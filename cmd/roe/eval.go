@@ -20,7 +20,7 @@ func runEval(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "routing" {
 		return evalRouting(args[1:], stdout)
 	}
-	return usagef("usage: roe eval routing --library DIR --data DIR...")
+	return evalTask(args, stdout)
 }
 
 // routingScore is one task's routing accuracy at one Q.

@@ -8,6 +8,8 @@
 //	roe embed     [--model DIR] TEXT
 //	roe score     [--model DIR] --prompt TEXT --continuation TEXT
 //	roe merge     [--model DIR] --adapters A,B,... --method M [--weights W,...] [--density D] [--rank R] --out DIR
+//	roe train     [--model DIR] --data DIR --template FILE|--templates DIR [--prompt NAME | --all-prompts] [--strategy single|stilts|mtl|auto --aux DIR] [--method lora|full|cpi] [--rank R] [--epochs E] [--steps N] [--lr LR] [--batch B] [--seed S] [--seeds N] [--no-bias-correction] (--out DIR | --library DIR --name NAME)
+//	roe eval      [--model DIR] [--adapter DIR | --library DIR --expert NAME|auto] --data DIR --template FILE|--templates DIR [--prompt NAME] [--split validation] [--n N] [--length-norm]
 //	roe model import-llama2c --checkpoint F --tokenizer F --out DIR
 //
 // Without --model, roe uses the embedded stories260K model.
@@ -39,7 +41,8 @@ func init() {
 		{"score", "print the log-likelihood of a continuation", runScore},
 		{"experts", "manage the expert library: add, import, list, show, rm, export", runExperts},
 		{"route", "route query instances to experts (no generation)", runRoute},
-		{"eval", "evaluate: routing accuracy (eval routing)", runEval},
+		{"train", "train an expert (LoRA, full or CPI-FT) on a task", runTrain},
+		{"eval", "evaluate: task accuracy by rank classification; routing accuracy (eval routing)", runEval},
 		{"data", "task data tools: instances", runData},
 		{"adapter", "adapter tools: init", runAdapter},
 		{"merge", "merge LoRA adapters into a new PEFT folder", runMerge},
