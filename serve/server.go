@@ -27,6 +27,7 @@ type Config struct {
 	Model     *model.Model         // the base model
 	Tokenizer *tokenizer.Tokenizer // its tokenizer
 	Experts   *Experts             // the expert library and router; nil serves the base model only
+	Train     TrainConfig          // lets POST /v1/jobs/train train experts in the server
 
 	APIKey           string // required on every /v1 route when set
 	ProtectInference *bool  // also require the key for inference routes [true when APIKey is set]
@@ -50,6 +51,10 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 	tmpl    *chatTemplate
+
+	jobs     *jobs
+	jobsCtx  context.Context
+	stopJobs context.CancelFunc
 }
 
 // New builds the server and starts its scheduler.
@@ -85,6 +90,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.tmpl = tmpl
 	s.sched = NewScheduler(cfg.Model, cfg.MaxBatch, cfg.QueueSize, s.metrics)
+	s.jobs = newJobs()
+	s.jobsCtx, s.stopJobs = context.WithCancel(context.Background())
+	s.startJobs(s.jobsCtx)
 	if cfg.Experts != nil {
 		cfg.Experts.attach(s.metrics, s.log)
 	}
@@ -120,6 +128,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // then stops the scheduler. The caller closes the library afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	s.stopJobs() // a training job in progress is cancelled; nothing half-written is stored
 	errc := make(chan error, 1)
 	go func() { errc <- s.sched.Close(ctx) }()
 	httpErr := s.app.ShutdownWithContext(ctx)
@@ -158,6 +167,10 @@ func (s *Server) routes() {
 	admin.Post("", s.limitBody(s.cfg.UploadLimit), s.addExpert)
 	admin.Get("/*", s.getExpert)
 	admin.Delete("/*", s.deleteExpert)
+	jobsAPI := v1.Group("/jobs", s.auth(true))
+	jobsAPI.Post("/train", s.limitBody(s.cfg.BodyLimit), s.createTrainJob)
+	jobsAPI.Get("/:id", s.getJob)
+	jobsAPI.Delete("/:id", s.cancelJob)
 	app.Use(func(c *fiber.Ctx) error {
 		return &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Message: fmt.Sprintf("no route %s %s", c.Method(), c.Path())}
 	})

@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +453,64 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if !j2.Sequence().Done() {
 		t.Error("the sequence is still running after Close returned")
+	}
+}
+
+// POST /v1/jobs/train trains an expert in the server; it lands in the library
+// and is routable when the job ends. DELETE cancels a job.
+func TestTrainJob(t *testing.T) {
+	const data, templates = "../../shared/data/tasks", "../../shared/data/templates"
+	if _, err := os.Stat(data); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	f := newFixture(t, "", func(c *Config) { c.Train = TrainConfig{DataDir: data, TemplatesDir: templates} })
+	code, out, _ := do(t, f.srv, "POST", "/v1/jobs/train", `{"name":"sst2/fpn","task":"sst2","prompt":"following positive negative","steps":3,"batch":2,"max_len":64,"no_eos":true}`, "")
+	if code != 202 {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, out, _ = do(t, f.srv, "GET", "/v1/jobs/"+id, "", "")
+		if st := out["status"]; st == "succeeded" || st == "failed" || st == "cancelled" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job did not finish: %v", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out["status"] != "succeeded" || out["progress"].(map[string]any)["step"].(float64) != 3 {
+		t.Fatalf("job: %v", out)
+	}
+	if code, _, hdr := do(t, f.srv, "POST", "/v1/completions", `{"model":"auto","prompt":"a gorgeous, witty film. Question: positive or negative?","max_tokens":1}`, ""); code != 200 || hdr.Get("X-Roe-Experts") != "sst2/fpn" {
+		t.Errorf("the trained expert is not routed: %d %q", code, hdr.Get("X-Roe-Experts"))
+	}
+	// Refusals name the problem; a cancelled job stores nothing.
+	for body, want := range map[string]string{
+		`{"name":"x","task":"../etc","all_prompts":true}`:           "unknown task",
+		`{"name":"x","task":"sst2"}`:                                "prompt",
+		`{"name":"x","task":"sst2","all_prompts":true,"steps":1e9}`: "steps",
+	} {
+		if code, out, _ := do(t, f.srv, "POST", "/v1/jobs/train", body, ""); code < 400 || !strings.Contains(fmt.Sprint(out), want) {
+			t.Errorf("%s: %d %v", body, code, out)
+		}
+	}
+	_, out, _ = do(t, f.srv, "POST", "/v1/jobs/train", `{"name":"slow","task":"sst2","all_prompts":true,"steps":5000,"batch":2,"max_len":64}`, "")
+	id = out["id"].(string)
+	time.Sleep(100 * time.Millisecond)
+	do(t, f.srv, "DELETE", "/v1/jobs/"+id, "", "")
+	for i := 0; i < 200; i++ {
+		_, out, _ = do(t, f.srv, "GET", "/v1/jobs/"+id, "", "")
+		if out["status"] == "cancelled" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out["status"] != "cancelled" || f.ex.has("slow") {
+		t.Errorf("cancel: %v", out)
 	}
 }

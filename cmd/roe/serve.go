@@ -85,6 +85,8 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	composeMargin := fs.Float64("compose-margin", 0, "merge the top-k experts when the vote margin is below this")
 	norm := fs.String("normalization", string(retriever.CenterL2), "embedding normalisation: center-l2, l2 or raw")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
+	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
+	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
 	ef := addEmbedderFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -126,7 +128,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	protect := !*openInference
 	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: experts, APIKey: key,
-		ProtectInference: &protect, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})
+		ProtectInference: &protect, Train: serve.TrainConfig{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})
 	if err != nil {
 		return err
 	}
