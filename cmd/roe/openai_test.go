@@ -25,7 +25,9 @@ func TestOpenAIClient(t *testing.T) {
 	if cache == "" {
 		cache, _ = filepath.Abs("../../.cache")
 	}
-	npmDir := filepath.Join(cache, "npm")
+	// A prefix of its own: npm prunes what a --no-save install did not name,
+	// which would remove the tokenizer vocabularies from the shared one.
+	npmDir := filepath.Join(cache, "npm-openai")
 	if _, err := os.Stat(filepath.Join(npmDir, "node_modules", "openai")); err != nil {
 		cmd := exec.Command("npm", "install", "--prefix", npmDir, "--no-save", "--no-audit", "--no-fund", "openai@5")
 		if out, err := cmd.CombinedOutput(); err != nil {
