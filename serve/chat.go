@@ -35,16 +35,17 @@ func newChatTemplate(tok *tokenizer.Tokenizer) (*chatTemplate, error) {
 	if src == "" {
 		return ct, nil
 	}
+	// A template the engine cannot run falls back (with an error for the log)
+	// rather than keeping the model from being served.
 	t, err := gonja.FromString(src)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer_config.json chat_template: %w", err)
+		return ct, fmt.Errorf("tokenizer_config.json chat_template does not parse, using the fallback format: %w", err)
+	}
+	probe := &chatTemplate{tmpl: t, bos: ct.bos, eos: ct.eos}
+	if _, err := probe.render([]message{{"system", "s"}, {"user", "u"}, {"assistant", "a"}, {"user", "u"}}); err != nil {
+		return ct, fmt.Errorf("tokenizer_config.json chat_template fails on a test conversation, using the fallback format: %w", err)
 	}
 	ct.tmpl, ct.addSpecial = t, false
-	// Fail at start-up, not on the first request, if the template needs
-	// something the engine lacks.
-	if _, err := ct.render([]message{{"user", "hi"}}); err != nil {
-		return nil, fmt.Errorf("tokenizer_config.json chat_template: %w", err)
-	}
 	return ct, nil
 }
 

@@ -86,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now()}
 	tmpl, err := newChatTemplate(cfg.Tokenizer)
 	if err != nil {
-		return nil, err
+		s.log.Warn("chat template", "err", err)
 	}
 	s.tmpl = tmpl
 	s.sched = NewScheduler(cfg.Model, cfg.MaxBatch, cfg.QueueSize, s.metrics)
