@@ -24,10 +24,10 @@ test: tokenizer-vocabs
 	$(GO) test ./...
 	$(GO) test -tags purego ./kernels/ ./model/...
 
+# Performance against the machine's own ceilings and PyTorch, in one run:
+# prints and writes benchmarks/results/perf.{json,md} and plots (see benchmarks/perf).
 bench:
-	$(GO) test -run '^$$' -bench 'Prefill|Decode' -benchtime 5x ./model/
-	$(GO) test -run '^$$' -bench 'AdapterDecode' -benchtime 20x ./adapters/
-	$(GO) test -run '^$$' -bench 'MatMulT' ./kernels/
+	bash benchmarks/perf/run.sh
 
 bench-load: build
 	$(GO) run ./benchmarks/load -duration 30s

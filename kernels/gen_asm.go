@@ -484,6 +484,7 @@ type tileShape struct {
 	xInReg   bool // load all mr x vectors, then one w at a time (else the reverse)
 	accBase  int
 	ldx, ldw bool // whether the rows need a stride argument
+	bf16     bool // w is bf16 (uint16): widened on load; k must be a multiple of w lanes (no tail)
 }
 
 func (g *gen) tile(t tileShape) {
@@ -525,7 +526,11 @@ func (g *gen) tile(t tileShape) {
 		g.p("\tLEAQ (SI)(DX*2), BX") // x row 2
 	}
 	if t.nr > 1 {
-		g.p("\tSHLQ $2, R8")
+		if t.bf16 {
+			g.p("\tSHLQ $1, R8")
+		} else {
+			g.p("\tSHLQ $2, R8")
+		}
 		g.p("\tLEAQ (DI)(R8*2), R9")  // w row 2
 		g.p("\tLEAQ (R9)(R8*2), R10") // w row 4
 	}
@@ -537,15 +542,24 @@ func (g *gen) tile(t tileShape) {
 	waddr := func(j int) string {
 		return [...]string{"(DI)", "(DI)(R8*1)", "(R9)", "(R9)(R8*1)", "(R10)", "(R10)(R8*1)"}[j]
 	}
-	ptrs := []string{"SI", "DI"}
+	xptrs, wptrs := []string{"SI"}, []string{"DI"}
 	if t.mr > 2 {
-		ptrs = append(ptrs, "BX")
+		xptrs = append(xptrs, "BX")
 	}
 	if t.nr > 2 {
-		ptrs = append(ptrs, "R9")
+		wptrs = append(wptrs, "R9")
 	}
 	if t.nr > 4 {
-		ptrs = append(ptrs, "R10")
+		wptrs = append(wptrs, "R10")
+	}
+	// loadW loads w row j's next vector into register r, widening bf16.
+	loadW := func(masked bool, j, r int) {
+		if !t.bf16 {
+			g.load(masked, waddr(j), r)
+			return
+		}
+		g.p("\tVPMOVZXWD %s, %s", waddr(j), g.v(r))
+		g.p("\tVPSLLD $16, %s, %s", g.v(r), g.v(r))
 	}
 	acc := func(i, j int) int { return t.accBase + i*t.nr + j }
 	for i := 0; i < t.mr; i++ {
@@ -575,7 +589,7 @@ func (g *gen) tile(t tileShape) {
 					g.p("\tVMOVUPS (R11), %s", g.v(wr))
 					g.p("\tVMASKMOVPS %s, %s, %s", waddr(j), g.v(wr), g.v(wr))
 				} else {
-					g.load(masked, waddr(j), wr)
+					loadW(masked, j, wr)
 				}
 				for i := 0; i < t.mr; i++ {
 					g.p("\tVFMADD231PS %s, %s, %s", g.v(wr), g.v(i), g.v(acc(i, j)))
@@ -587,7 +601,7 @@ func (g *gen) tile(t tileShape) {
 					g.p("\tVMOVUPS (R11), %s", g.v(j))
 					g.p("\tVMASKMOVPS %s, %s, %s", waddr(j), g.v(j), g.v(j))
 				} else {
-					g.load(masked, waddr(j), j)
+					loadW(masked, j, j)
 				}
 			}
 			for i := 0; i < t.mr; i++ {
@@ -608,12 +622,22 @@ func (g *gen) tile(t tileShape) {
 	g.p("\tCMPQ CX, $%d", g.w)
 	g.p("\tJB %s_tail", lbl)
 	step(false)
-	for _, r := range ptrs {
+	for _, r := range xptrs {
 		g.p("\tADDQ $%d, %s", g.vb(), r)
+	}
+	wstep := g.vb()
+	if t.bf16 {
+		wstep /= 2
+	}
+	for _, r := range wptrs {
+		g.p("\tADDQ $%d, %s", wstep, r)
 	}
 	g.p("\tSUBQ $%d, CX", g.w)
 	g.p("\tJMP %s_loop", lbl)
 	g.p("%s_tail:", lbl)
+	if t.bf16 {
+		g.p("\tJMP %s_sum", lbl) // the caller keeps k a multiple of the vector width
+	}
 	g.p("\tTESTQ CX, CX")
 	g.p("\tJZ %s_sum", lbl)
 	if g.is512() {
@@ -712,12 +736,77 @@ func (g *gen) tiles() {
 		g.tile(tileShape{name: "tile", mr: mr, nr: nr, xInReg: true, accBase: 8})
 		g.tile(tileShape{name: "tileM1", mr: 1, nr: nr, xInReg: false, accBase: 8})
 		g.tile(tileShape{name: "tileN1", mr: mr, nr: 1, xInReg: true, accBase: 8})
+		g.tile(tileShape{name: "tileBF16", mr: mr, nr: nr, xInReg: true, accBase: 8, bf16: true})
+		g.tile(tileShape{name: "tileM1BF16", mr: 1, nr: nr, xInReg: false, accBase: 8, bf16: true})
 		return
 	}
 	// 4×3: 12 accumulators Y4..Y15, w in Y0..Y2, x in Y3.
 	g.tile(tileShape{name: "tile", mr: mr, nr: nr, xInReg: false, accBase: 4})
 	g.tile(tileShape{name: "tileM1", mr: 1, nr: nr, xInReg: false, accBase: 4})
 	g.tile(tileShape{name: "tileN1", mr: mr, nr: 1, xInReg: true, accBase: 6})
+	g.tile(tileShape{name: "tileBF16", mr: mr, nr: nr, xInReg: false, accBase: 4, bf16: true})
+	g.tile(tileShape{name: "tileM1BF16", mr: 1, nr: nr, xInReg: false, accBase: 4, bf16: true})
+}
+
+// fmaLoop runs n iterations of independent FMA chains (16 on AVX-512, 12 on
+// AVX2, enough to cover the FMA latency on two ports): a peak-FLOP probe.
+// func fmaLoop(n int)
+// widen converts n bf16 values (n a multiple of the vector width) to float32.
+// func widen(dst *float32, src *uint16, n int)
+func (g *gen) widen() {
+	g.text("widen", "$0-24")
+	g.p("\tMOVQ dst+0(FP), DI")
+	g.p("\tMOVQ src+8(FP), SI")
+	g.p("\tMOVQ n+16(FP), CX")
+	g.p("widen_loop2:")
+	g.p("\tCMPQ CX, $%d", 2*g.w)
+	g.p("\tJB widen_loop")
+	g.p("\tVPMOVZXWD (SI), %s", g.v(0))
+	g.p("\tVPMOVZXWD %d(SI), %s", g.vb()/2, g.v(1))
+	g.p("\tVPSLLD $16, %s, %s", g.v(0), g.v(0))
+	g.p("\tVPSLLD $16, %s, %s", g.v(1), g.v(1))
+	g.p("\tVMOVUPS %s, (DI)", g.v(0))
+	g.p("\tVMOVUPS %s, %d(DI)", g.v(1), g.vb())
+	g.p("\tADDQ $%d, SI", g.vb())
+	g.p("\tADDQ $%d, DI", 2*g.vb())
+	g.p("\tSUBQ $%d, CX", 2*g.w)
+	g.p("\tJMP widen_loop2")
+	g.p("widen_loop:")
+	g.p("\tCMPQ CX, $%d", g.w)
+	g.p("\tJB widen_done")
+	g.p("\tVPMOVZXWD (SI), %s", g.v(0))
+	g.p("\tVPSLLD $16, %s, %s", g.v(0), g.v(0))
+	g.p("\tVMOVUPS %s, (DI)", g.v(0))
+	g.p("\tADDQ $%d, SI", g.vb()/2)
+	g.p("\tADDQ $%d, DI", g.vb())
+	g.p("\tSUBQ $%d, CX", g.w)
+	g.p("\tJMP widen_loop")
+	g.p("widen_done:")
+	g.ret()
+}
+
+func (g *gen) fmaLoop() {
+	g.text("fmaLoop", "$0-8")
+	g.p("\tMOVQ n+0(FP), CX")
+	chains := 12
+	if g.is512() {
+		chains = 16
+	}
+	g.p("\tVXORPS %s, %s, %s", g.v(0), g.v(0), g.v(0))
+	g.p("\tVXORPS %s, %s, %s", g.v(1), g.v(1), g.v(1))
+	for i := 0; i < chains; i++ {
+		g.p("\tVXORPS %s, %s, %s", g.v(2+i), g.v(2+i), g.v(2+i))
+	}
+	g.p("fma_loop:")
+	g.p("\tTESTQ CX, CX")
+	g.p("\tJZ fma_done")
+	for i := 0; i < chains; i++ {
+		g.p("\tVFMADD231PS %s, %s, %s", g.v(0), g.v(1), g.v(2+i))
+	}
+	g.p("\tDECQ CX")
+	g.p("\tJMP fma_loop")
+	g.p("fma_done:")
+	g.ret()
 }
 
 func f32bits(f float32) uint32 { return math.Float32bits(f) }
@@ -782,6 +871,8 @@ func main() {
 		g.expSum()
 		g.siluMul()
 		g.tiles()
+		g.widen()
+		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
 		if err := os.WriteFile(file, []byte(g.b.String()), 0o644); err != nil {
 			panic(err)

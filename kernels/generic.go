@@ -22,6 +22,12 @@ var goImpl = &impl{
 	tile:     tileGo,
 	tileM1:   tileM1Go,
 	tileN1:   tileN1Go,
+
+	bk:         1,
+	tileBF16:   tileBF16Go,
+	tileM1BF16: tileM1BF16Go,
+	fmaLoop:    fmaLoopGo,
+	fmaPerIter: 8 * 2,
 }
 
 func dotGo(a, b []float32) float32 {

@@ -26,6 +26,13 @@ func guarded(t *testing.T, n int) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&mem[end-4*n])), n)
 }
 
+// guardedBF16 is guarded for bf16 values (zero, so finite).
+func guardedBF16(t *testing.T, n int) []uint16 {
+	f := guarded(t, (n+1)/2)
+	b := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(f))), 2*len(f))
+	return b[len(b)-n:]
+}
+
 // TestNoOverread runs every kernel on slices that end at a guard page.
 func TestNoOverread(t *testing.T) {
 	eachImpl(t, func(t *testing.T) {
@@ -50,6 +57,11 @@ func TestNoOverread(t *testing.T) {
 				for _, nn := range []int{1, 3, 6, 7} {
 					x, w, d := fill(guarded(t, m*n)), fill(guarded(t, nn*n)), guarded(t, m*nn)
 					MatMulT(d, x, w, m, nn, n)
+					wb := guardedBF16(t, nn*n)
+					MatMulTBF16(d, x, wb, m, nn, n)
+					if m == 1 {
+						WidenBF16(guarded(t, nn*n), wb)
+					}
 				}
 			}
 		}

@@ -24,6 +24,19 @@ type impl struct {
 	tile   func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, ldw, k int)
 	tileM1 func(dst []float32, acc bool, x, w []float32, ldw, k int)
 	tileN1 func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []float32, k int)
+
+	// bf16-weight micro-kernels: as tile and tileM1 but w holds bf16 bit
+	// patterns, widened to float32 on load. k must be a multiple of bk (the
+	// driver does the rest of k in Go).
+	bk         int
+	tileBF16   func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []uint16, ldw, k int)
+	tileM1BF16 func(dst []float32, acc bool, x []float32, w []uint16, ldw, k int)
+	widen      func(dst []float32, src []uint16) // len(src) a multiple of bk; nil: Go loop
+
+	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
+	// traffic: the peak-throughput probe behind PeakFLOPs.
+	fmaLoop    func(n int)
+	fmaPerIter int
 }
 
 // impls lists the sets this CPU can run, best first; cur is the one in use.

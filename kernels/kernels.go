@@ -10,7 +10,12 @@ import (
 //	x: [m, k], w: [n, k], dst: [m, n] (overwritten)
 //
 // Large products run on the worker pool (see SetThreads).
-func MatMulT(dst, x, w []float32, m, n, k int) { matMulT(cur, dst, x, w, m, n, k) }
+func MatMulT(dst, x, w []float32, m, n, k int) {
+	if w == nil {
+		w = []float32{}
+	}
+	matMulT(cur, dst, x, w, m, n, k)
+}
 
 // Dot returns Σ a[i]·b[i] over len(a) elements.
 func Dot(a, b []float32) float32 {
@@ -86,5 +91,8 @@ func need(op string, have, want int) {
 //
 //	x: [m, k] (stride ldx), w: [n, k] (stride ldw), dst: [m, n] (stride ldd)
 func MatMulTStrided(dst []float32, ldd int, x []float32, ldx int, w []float32, ldw int, m, n, k int) {
-	matMulTStrided(cur, dst, ldd, x, ldx, w, ldw, m, n, k)
+	if w == nil {
+		w = []float32{}
+	}
+	matMulTStrided(cur, dst, ldd, x, ldx, w, nil, ldw, m, n, k)
 }

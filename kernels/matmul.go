@@ -6,14 +6,20 @@ import "fmt"
 // (mb rows of x × nb rows of w) that the pool claims one at a time. Inside a
 // block, an nr-row group of w stays in L1 while the mr-row tiles of x sweep
 // past it from L2; very long k is cut into kc slices so both stay cached.
+//
+// bf16 weights take one of two routes per block: few rows of x (decode) run
+// micro-kernels that widen w on load, so only the bf16 bytes stream from
+// memory; many rows (prefill) widen a panel of w once into a per-thread f32
+// scratch and run the f32 micro-kernels over it.
 
 const (
 	serialFlops = 32 << 10 // m·n·k below this runs on the caller
 	kcMax       = 2048     // longest k slice per tile pass
+	bf16Direct  = 8        // blocks with at most this many x rows widen w in the micro-kernel
 )
 
 func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
-	matMulTStrided(im, dst, n, x, k, w, k, m, n, k)
+	matMulTStrided(im, dst, n, x, k, w, nil, k, m, n, k)
 }
 
 // span is the length a strided [rows, cols] matrix with leading dimension ld occupies.
@@ -24,11 +30,47 @@ func span(rows, cols, ld int) int {
 	return (rows-1)*ld + cols
 }
 
-func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, ldw int, m, n, k int) {
+// gemmTask is one parallel MatMulT: the pool's runner, recycled so that a
+// call allocates nothing.
+type gemmTask struct {
+	im       *impl
+	dst      []float32
+	x, w     []float32
+	wb       []uint16 // bf16 weights when w is nil
+	ldd, ldx int
+	ldw      int
+	m, n, k  int
+	mb, nb   int
+	bm       int
+}
+
+var gemmPool = newFreeList(func() *gemmTask { return new(gemmTask) })
+
+func (g *gemmTask) run(lo, hi int) {
+	for b := lo; b < hi; b++ {
+		bi, bj := b%g.bm, b/g.bm
+		g.block(bi*g.mb, min(g.m, bi*g.mb+g.mb), bj*g.nb, min(g.n, bj*g.nb+g.nb))
+	}
+}
+
+func (g *gemmTask) block(i0, i1, j0, j1 int) {
+	if g.wb == nil {
+		gemmBlock(g.im, g.dst, g.ldd, g.x, g.ldx, g.w, g.ldw, g.k, i0, i1, j0, j1)
+	} else {
+		gemmBlockBF16(g.im, g.dst, g.ldd, g.x, g.ldx, g.wb, g.ldw, g.k, i0, i1, j0, j1)
+	}
+}
+
+// matMulTStrided multiplies by w (float32) or, when w is nil, by wb (bf16).
+func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, wb []uint16, ldw int, m, n, k int) {
+	lw := len(w)
+	if w == nil {
+		lw = len(wb)
+	}
 	if m < 0 || n < 0 || k < 0 || ldd < n || ldx < k || ldw < k ||
-		len(x) < span(m, k, ldx) || len(w) < span(n, k, ldw) || len(dst) < span(m, n, ldd) {
+		len(x) < span(m, k, ldx) || lw < span(n, k, ldw) || len(dst) < span(m, n, ldd) {
 		panic(fmt.Sprintf("kernels: MatMulT m=%d n=%d k=%d ldd=%d ldx=%d ldw=%d with len(dst)=%d len(x)=%d len(w)=%d",
-			m, n, k, ldd, ldx, ldw, len(dst), len(x), len(w)))
+			m, n, k, ldd, ldx, ldw, len(dst), len(x), lw))
 	}
 	if m == 0 || n == 0 {
 		return
@@ -39,26 +81,26 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 		}
 		return
 	}
+	g := gemmPool.get()
+	*g = gemmTask{im: im, dst: dst, x: x, w: w, wb: wb, ldd: ldd, ldx: ldx, ldw: ldw, m: m, n: n, k: k}
 	t := Threads()
 	if t == 1 || m*n*k < serialFlops {
-		gemmBlock(im, dst, ldd, x, ldx, w, ldw, k, 0, m, 0, n)
-		return
-	}
-	// Blocks: decode-sized m keeps all rows together and splits n finely;
-	// prefill uses 64×96 blocks (multiples of every impl's mr and nr).
-	mb, nb := 64, 96
-	if m <= 16 {
-		mb = m
-		nb = max(12, (n+8*t-1)/(8*t))
-		nb = (nb + 11) / 12 * 12
-	}
-	bm, bn := (m+mb-1)/mb, (n+nb-1)/nb
-	parallelFor(bm*bn, 1, func(lo, hi int) {
-		for b := lo; b < hi; b++ {
-			bi, bj := b%bm, b/bm
-			gemmBlock(im, dst, ldd, x, ldx, w, ldw, k, bi*mb, min(m, bi*mb+mb), bj*nb, min(n, bj*nb+nb))
+		g.block(0, m, 0, n)
+	} else {
+		// Blocks: decode-sized m keeps all rows together and splits n finely;
+		// prefill uses 64×96 blocks (multiples of every impl's mr and nr).
+		g.mb, g.nb = 64, 96
+		if m <= 16 {
+			g.mb = m
+			g.nb = max(12, (n+8*t-1)/(8*t))
+			g.nb = (g.nb + 11) / 12 * 12
 		}
-	})
+		g.bm = (m + g.mb - 1) / g.mb
+		bn := (n + g.nb - 1) / g.nb
+		parallelFor(g.bm*bn, 1, g)
+	}
+	*g = gemmTask{}
+	gemmPool.put(g)
 }
 
 // gemmBlock computes dst[i0:i1, j0:j1]; ldd, ldx, ldw are the row strides.
@@ -97,6 +139,67 @@ func gemmBlock(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float
 					dst[i*ldd+j] = d
 				}
 			}
+		}
+	}
+}
+
+// widenPool holds per-thread f32 scratch panels for bf16 prefill blocks.
+var widenPool = newFreeList(func() *[]float32 { return new([]float32) })
+
+// gemmBlockBF16 is gemmBlock for bf16 w.
+func gemmBlockBF16(im *impl, dst []float32, ldd int, x []float32, ldx int, w []uint16, ldw, k, i0, i1, j0, j1 int) {
+	if i1-i0 > bf16Direct {
+		// Widen panels of w rows once, then run the f32 micro-kernels.
+		rows := min(96, max(1, (1<<16)/k)/im.nr*im.nr)
+		rows = max(rows, im.nr)
+		sp := widenPool.get()
+		if cap(*sp) < rows*k {
+			*sp = make([]float32, rows*k)
+		}
+		buf := (*sp)[:rows*k]
+		for j := j0; j < j1; j += rows {
+			r := min(rows, j1-j)
+			for jj := 0; jj < r; jj++ {
+				widenBF16(im, buf[jj*k:(jj+1)*k], w[(j+jj)*ldw:(j+jj)*ldw+k])
+			}
+			gemmBlock(im, dst[j:], ldd, x, ldx, buf, k, k, i0, i1, 0, r)
+		}
+		widenPool.put(sp)
+		return
+	}
+	mr, nr := im.mr, im.nr
+	kb := k - k%im.bk // the micro-kernels' share of k
+	j := j0
+	for ; j+nr <= j1; j += nr {
+		wj := w[j*ldw:]
+		i := i0
+		for ; i+mr <= i1; i += mr {
+			if kb > 0 {
+				im.tileBF16(dst[i*ldd+j:], ldd, false, x[i*ldx:], ldx, wj, ldw, kb)
+			} else {
+				for r := range mr {
+					clear(dst[(i+r)*ldd+j : (i+r)*ldd+j+nr])
+				}
+			}
+		}
+		for ; i < i1; i++ {
+			if kb > 0 {
+				im.tileM1BF16(dst[i*ldd+j:], false, x[i*ldx:], wj, ldw, kb)
+			} else {
+				clear(dst[i*ldd+j : i*ldd+j+nr])
+			}
+		}
+		if kb < k {
+			for i := i0; i < i1; i++ {
+				for jj := j; jj < j+nr; jj++ {
+					dst[i*ldd+jj] += dotBF16Go(x[i*ldx+kb:i*ldx+k], w[jj*ldw+kb:jj*ldw+k])
+				}
+			}
+		}
+	}
+	for ; j < j1; j++ {
+		for i := i0; i < i1; i++ {
+			dst[i*ldd+j] = dotBF16Go(x[i*ldx:i*ldx+k], w[j*ldw:j*ldw+k])
 		}
 	}
 }

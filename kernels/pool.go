@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The worker pool: goroutines started once and fed jobs over a channel. A job
@@ -11,13 +12,64 @@ import (
 // atomic counter; the caller claims chunks too and never waits for a chunk
 // nobody has started, so nested Parallel calls (MatMulT inside a per-head
 // Parallel) cannot deadlock, they just run on fewer threads.
+//
+// Jobs are recycled through a free list and carry a runner interface rather
+// than a fresh closure, so a parallel GEMM allocates nothing in steady state.
+// The queue holds (job, generation) pairs: a worker that dequeues a copy
+// after its job is done (or already reused) sees a stale generation or no
+// holders and drops it, so late workers never keep a job from being reused.
+
+// runner is the work of one job: run items [lo, hi).
+type runner interface{ run(lo, hi int) }
+
+// funcRunner adapts a plain function (func values are pointer-shaped, so the
+// conversion does not allocate).
+type funcRunner func(lo, hi int)
+
+func (f funcRunner) run(lo, hi int) { f(lo, hi) }
 
 type job struct {
-	fn       func(lo, hi int)
+	r        runner
 	n, grain int
-	next     atomic.Int64 // next chunk to claim
-	left     atomic.Int64 // chunks not yet finished
-	done     chan struct{}
+	next     atomic.Int64  // next chunk to claim
+	left     atomic.Int64  // chunks not yet finished
+	state    atomic.Uint64 // generation<<32 | holders
+	done     chan struct{} // one send when left reaches 0
+}
+
+type jobRef struct {
+	j   *job
+	gen uint32
+}
+
+var jobPool = newFreeList(func() *job { return &job{done: make(chan struct{}, 1)} })
+
+// freeList recycles objects through a channel. Unlike sync.Pool it is shared
+// by all Ps at once (a job put back by a worker is found by the next caller
+// on another P) and is not emptied by the garbage collector.
+type freeList[T any] struct {
+	c   chan *T
+	new func() *T
+}
+
+func newFreeList[T any](new func() *T) *freeList[T] {
+	return &freeList[T]{c: make(chan *T, 64), new: new}
+}
+
+func (f *freeList[T]) get() *T {
+	select {
+	case v := <-f.c:
+		return v
+	default:
+		return f.new()
+	}
+}
+
+func (f *freeList[T]) put(v *T) {
+	select {
+	case f.c <- v:
+	default: // full: let the collector have it
+	}
 }
 
 func (j *job) run() {
@@ -26,10 +78,31 @@ func (j *job) run() {
 		if lo >= j.n {
 			return
 		}
-		j.fn(lo, min(lo+j.grain, j.n))
+		j.r.run(lo, min(lo+j.grain, j.n))
 		if j.left.Add(-1) == 0 {
-			close(j.done)
+			j.done <- struct{}{}
 		}
+	}
+}
+
+// acquire makes the caller a holder of generation gen, if it is still live.
+func (j *job) acquire(gen uint32) bool {
+	for {
+		s := j.state.Load()
+		if uint32(s>>32) != gen || uint32(s) == 0 {
+			return false
+		}
+		if j.state.CompareAndSwap(s, s+1) {
+			return true
+		}
+	}
+}
+
+// release drops one holder; the last one recycles the job.
+func (j *job) release() {
+	if uint32(j.state.Add(^uint64(0))) == 0 {
+		j.r = nil
+		jobPool.put(j)
 	}
 }
 
@@ -37,11 +110,11 @@ var pool struct {
 	mu      sync.Mutex
 	threads atomic.Int32
 	started int // workers running
-	jobs    chan *job
+	jobs    chan jobRef
 }
 
 func init() {
-	pool.jobs = make(chan *job, 256)
+	pool.jobs = make(chan jobRef, 256)
 	SetThreads(runtime.GOMAXPROCS(0))
 }
 
@@ -52,13 +125,38 @@ func SetThreads(n int) {
 	pool.mu.Lock()
 	defer pool.mu.Unlock()
 	for ; pool.started < n-1; pool.started++ {
-		go func() {
-			for j := range pool.jobs {
-				j.run()
-			}
-		}()
+		go worker()
 	}
 	pool.threads.Store(int32(n))
+}
+
+// spinFor is how long an idle worker polls for the next job before parking:
+// a decode step is hundreds of GEMMs of tens of microseconds each, and waking
+// a parked goroutine costs about as much.
+const spinFor = 50 * time.Microsecond
+
+func worker() {
+	for {
+		var ref jobRef
+		select {
+		case ref = <-pool.jobs:
+		default:
+			start := time.Now()
+			for i := 0; ref.j == nil; i++ {
+				select {
+				case ref = <-pool.jobs:
+				default:
+					if i%64 == 63 && time.Since(start) > spinFor {
+						ref = <-pool.jobs
+					}
+				}
+			}
+		}
+		if ref.j.acquire(ref.gen) {
+			ref.j.run()
+			ref.j.release()
+		}
+	}
 }
 
 // Threads reports the thread count set by SetThreads (default GOMAXPROCS).
@@ -66,31 +164,44 @@ func Threads() int { return int(pool.threads.Load()) }
 
 // Parallel calls fn on disjoint ranges [lo, hi) covering [0, n), on the pool
 // and the calling goroutine, and returns when all are done. Ranges are a few
-// per thread so uneven items (attention heads) balance.
+// per thread so uneven items (attention heads) balance. Parallel itself does
+// not allocate; a closure that fn captures does, unless the caller keeps it.
 func Parallel(n int, fn func(lo, hi int)) {
 	t := Threads()
-	parallelFor(n, max(1, n/(4*t)), fn)
+	parallelFor(n, max(1, n/(4*t)), funcRunner(fn))
 }
 
-// parallelFor runs fn over [0, n) in chunks of grain items.
-func parallelFor(n, grain int, fn func(lo, hi int)) {
+// parallelFor runs r over [0, n) in chunks of grain items.
+func parallelFor(n, grain int, r runner) {
 	if n <= 0 {
 		return
 	}
 	chunks := (n + grain - 1) / grain
-	t := Threads()
-	if t == 1 || chunks == 1 {
-		fn(0, n)
+	// Helpers beyond GOMAXPROCS could not run alongside the caller: they
+	// would only pick up the job after it is done.
+	helpers := min(Threads(), chunks, runtime.GOMAXPROCS(0)) - 1
+	if helpers <= 0 {
+		r.run(0, n)
 		return
 	}
-	j := &job{fn: fn, n: n, grain: grain, done: make(chan struct{})}
+	j := jobPool.get()
+	gen := uint32(j.state.Load()>>32) + 1
+	j.r, j.n, j.grain = r, n, grain
+	j.next.Store(0)
 	j.left.Store(int64(chunks))
-	for range min(t, chunks) - 1 {
+	j.state.Store(uint64(gen)<<32 | 1) // publishes the fields above
+	for range helpers {
 		select {
-		case pool.jobs <- j:
+		case pool.jobs <- jobRef{j, gen}:
+			continue
 		default: // queue full: the caller and idle workers do it
 		}
+		break
 	}
 	j.run()
+	// Helpers may still be finishing a chunk: poll briefly before parking.
+	for i := 0; i < 1<<12 && j.left.Load() > 0; i++ {
+	}
 	<-j.done
+	j.release()
 }

@@ -57,6 +57,18 @@ func tileM1AVX512(dst *float32, acc int, x, w *float32, ldw, k int)
 //go:noescape
 func tileN1AVX512(dst *float32, ldd, acc int, x *float32, ldx int, w *float32, k int)
 
+//go:noescape
+func tileBF16AVX512(dst *float32, ldd, acc int, x *float32, ldx int, w *uint16, ldw, k int)
+
+//go:noescape
+func tileM1BF16AVX512(dst *float32, acc int, x *float32, w *uint16, ldw, k int)
+
+//go:noescape
+func fmaLoopAVX512(n int)
+
+//go:noescape
+func widenAVX512(dst *float32, src *uint16, n int)
+
 var avx512Impl = &impl{
 	name: "avx512",
 	dot: func(a, b []float32) float32 {
@@ -129,6 +141,21 @@ var avx512Impl = &impl{
 		_, _, _ = dst[3*ldd], x[3*ldx+k-1], w[k-1]
 		tileN1AVX512(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], k)
 	},
+	bk: 16,
+	tileBF16: func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []uint16, ldw, k int) {
+		_, _, _ = dst[3*ldd+5], x[3*ldx+k-1], w[5*ldw+k-1]
+		tileBF16AVX512(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], ldw, k)
+	},
+	tileM1BF16: func(dst []float32, acc bool, x []float32, w []uint16, ldw, k int) {
+		_, _, _ = dst[5], x[k-1], w[5*ldw+k-1]
+		tileM1BF16AVX512(&dst[0], b2i(acc), &x[0], &w[0], ldw, k)
+	},
+	widen: func(dst []float32, src []uint16) {
+		_ = dst[len(src)-1]
+		widenAVX512(&dst[0], &src[0], len(src))
+	},
+	fmaLoop:    fmaLoopAVX512,
+	fmaPerIter: 16 * 2 * 16,
 }
 
 //go:noescape
@@ -166,6 +193,18 @@ func tileM1AVX2(dst *float32, acc int, x, w *float32, ldw, k int)
 
 //go:noescape
 func tileN1AVX2(dst *float32, ldd, acc int, x *float32, ldx int, w *float32, k int)
+
+//go:noescape
+func tileBF16AVX2(dst *float32, ldd, acc int, x *float32, ldx int, w *uint16, ldw, k int)
+
+//go:noescape
+func tileM1BF16AVX2(dst *float32, acc int, x *float32, w *uint16, ldw, k int)
+
+//go:noescape
+func fmaLoopAVX2(n int)
+
+//go:noescape
+func widenAVX2(dst *float32, src *uint16, n int)
 
 var avx2Impl = &impl{
 	name: "avx2",
@@ -239,6 +278,21 @@ var avx2Impl = &impl{
 		_, _, _ = dst[3*ldd], x[3*ldx+k-1], w[k-1]
 		tileN1AVX2(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], k)
 	},
+	bk: 8,
+	tileBF16: func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []uint16, ldw, k int) {
+		_, _, _ = dst[3*ldd+2], x[3*ldx+k-1], w[2*ldw+k-1]
+		tileBF16AVX2(&dst[0], ldd, b2i(acc), &x[0], ldx, &w[0], ldw, k)
+	},
+	tileM1BF16: func(dst []float32, acc bool, x []float32, w []uint16, ldw, k int) {
+		_, _, _ = dst[2], x[k-1], w[2*ldw+k-1]
+		tileM1BF16AVX2(&dst[0], b2i(acc), &x[0], &w[0], ldw, k)
+	},
+	widen: func(dst []float32, src []uint16) {
+		_ = dst[len(src)-1]
+		widenAVX2(&dst[0], &src[0], len(src))
+	},
+	fmaLoop:    fmaLoopAVX2,
+	fmaPerIter: 12 * 2 * 8,
 }
 
 func b2i(b bool) int {

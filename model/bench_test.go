@@ -45,25 +45,33 @@ func BenchmarkPrefill(b *testing.B) {
 	}
 }
 
-// BenchmarkDecode reports decode tokens/s after a 128-token prompt on the SmolLM2-135M shape.
+// BenchmarkDecode reports decode tokens/s after a 128-token prompt on the
+// SmolLM2-135M shape, with float32 and bf16 weights, and allocations per step.
 func BenchmarkDecode(b *testing.B) {
-	m := randomModel(b, SmolLM2Shape())
-	for _, th := range []int{1, 2} {
-		b.Run(fmt.Sprintf("ctx=128/threads=%d", th), func(b *testing.B) {
-			defer kernels.SetThreads(kernels.Threads())
-			kernels.SetThreads(th)
-			c := m.NewCache()
-			if _, err := m.Forward([]Step{{Cache: c, Tokens: benchTokens(128)}}); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				c.Truncate(128)
-				if _, err := m.Forward([]Step{{Cache: c, Tokens: []int{42}}}); err != nil {
+	f32 := randomModel(b, SmolLM2Shape())
+	for _, m := range []*Model{f32, f32.WithBF16()} {
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("weights=%s/ctx=128/threads=%d", m.WeightFormat(), th), func(b *testing.B) {
+				defer kernels.SetThreads(kernels.Threads())
+				kernels.SetThreads(th)
+				c := m.NewCache()
+				if _, err := m.Forward([]Step{{Cache: c, Tokens: benchTokens(128)}}); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
-		})
+				out := make([]Output, 1)
+				steps := make([]Step, 1)
+				tok := []int{42}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					c.Truncate(128)
+					steps[0] = Step{Cache: c, Tokens: tok}
+					if err := m.ForwardInto(steps, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
 	}
 }

@@ -129,105 +129,109 @@ type Output struct {
 // Forward runs one pass over a batch: every step's tokens go through the blocks
 // together (one GEMM per projection over all rows), attention runs per sequence
 // against its own cache, and each sequence's adapter sees only its rows.
+// The outputs are freshly allocated and belong to the caller; ForwardInto
+// reuses the caller's buffers instead.
 func (m *Model) Forward(steps []Step) ([]Output, error) {
+	out := make([]Output, len(steps))
+	if err := m.ForwardInto(steps, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ForwardInto is Forward writing into out (len(out) ≥ len(steps)): each
+// out[i].Logits and out[i].Hidden is reused when its capacity suffices and
+// replaced by a new slice otherwise, so a caller that keeps out between decode
+// steps allocates nothing in steady state. The buffers stay the caller's: the
+// model keeps no reference to them after ForwardInto returns, and its own
+// scratch (a pooled workspace) is never handed out, so concurrent calls are
+// safe as long as they use different out slices and different caches.
+func (m *Model) ForwardInto(steps []Step, out []Output) error {
 	cfg := &m.Config
 	H, I, hd := cfg.HiddenSize, cfg.IntermediateSize, cfg.HeadDim
 	qd, kvd := cfg.NumHeads*hd, cfg.NumKVHeads*hd
 	ctx := cfg.ContextLength()
+	if len(out) < len(steps) {
+		return fmt.Errorf("%w: %d outputs for %d steps", ErrInput, len(out), len(steps))
+	}
 
 	// Validate everything before touching any cache.
 	R := 0
-	rowStart := make([]int, len(steps)+1)
 	for i, s := range steps {
 		if s.Cache == nil {
-			return nil, fmt.Errorf("%w: step %d has no cache", ErrInput, i)
+			return fmt.Errorf("%w: step %d has no cache", ErrInput, i)
 		}
 		if len(s.Tokens) == 0 {
-			return nil, fmt.Errorf("%w: step %d has no tokens", ErrInput, i)
+			return fmt.Errorf("%w: step %d has no tokens", ErrInput, i)
 		}
 		if n := s.Cache.n + len(s.Tokens); n > ctx {
-			return nil, fmt.Errorf("%w: %d positions, the model allows %d", ErrContext, n, ctx)
+			return fmt.Errorf("%w: %d positions, the model allows %d", ErrContext, n, ctx)
 		}
 		if s.HiddenLayer < 0 || s.HiddenLayer > cfg.NumLayers {
-			return nil, fmt.Errorf("%w: hidden layer %d outside [0, %d]", ErrInput, s.HiddenLayer, cfg.NumLayers)
+			return fmt.Errorf("%w: hidden layer %d outside [0, %d]", ErrInput, s.HiddenLayer, cfg.NumLayers)
 		}
 		for _, t := range s.Tokens {
 			if t < 0 || t >= cfg.VocabSize {
-				return nil, fmt.Errorf("%w: token id %d outside vocabulary [0, %d)", ErrInput, t, cfg.VocabSize)
+				return fmt.Errorf("%w: token id %d outside vocabulary [0, %d)", ErrInput, t, cfg.VocabSize)
 			}
 		}
-		rowStart[i] = R
 		R += len(s.Tokens)
 	}
-	rowStart[len(steps)] = R
 	for _, s := range steps {
 		s.Cache.reserve(s.Cache.n + len(s.Tokens))
 	}
 
-	out := make([]Output, len(steps))
-	x := make([]float32, R*H) // residual stream [R, H]
+	ws := m.getWorkspace(R, len(steps))
+	defer m.putWorkspace(ws)
+	ws.steps = steps
+	rowStart := ws.rowStart[:len(steps)+1]
+	R = 0
+	for i, s := range steps {
+		rowStart[i] = R
+		R += len(s.Tokens)
+		if s.Adapter != nil {
+			ws.adapted = append(ws.adapted, i)
+		}
+		out[i].Logits, out[i].Hidden = out[i].Logits[:0], out[i].Hidden[:0]
+	}
+	rowStart[len(steps)] = R
+
+	x := ws.x[:R*H] // residual stream [R, H]
 	for i, s := range steps {
 		for t, id := range s.Tokens {
-			copy(x[(rowStart[i]+t)*H:], m.embed[id*H:(id+1)*H])
+			m.embedRow(x[(rowStart[i]+t)*H:(rowStart[i]+t+1)*H], id)
 		}
 	}
-	xn := make([]float32, R*H)
-	q := make([]float32, R*qd)
-	k := make([]float32, R*kvd)
-	v := make([]float32, R*kvd)
-	att := make([]float32, R*qd)
-	proj := make([]float32, R*H)
-	gate := make([]float32, R*I)
-	up := make([]float32, R*I)
-
-	var adapted []int // steps that carry an adapter
-	for i, s := range steps {
-		if s.Adapter != nil {
-			adapted = append(adapted, i)
-		}
-	}
-	// linear runs y = x·Wᵀ (+b) over all rows, then each sequence's adapter on its rows.
-	linear := func(li int, p Proj, y, in, w, b []float32, nOut, nIn int) {
-		kernels.MatMulT(y, in, w, R, nOut, nIn)
-		if b != nil {
-			for r := 0; r < R; r++ {
-				kernels.Add(y[r*nOut:(r+1)*nOut], b)
-			}
-		}
-		// Sequences own disjoint rows of y, so their adapters run in parallel.
-		kernels.Parallel(len(adapted), func(lo, hi int) {
-			for _, i := range adapted[lo:hi] {
-				r0, r1 := rowStart[i], rowStart[i+1]
-				steps[i].Adapter.AddDelta(li, p, in[r0*nIn:r1*nIn], y[r0*nOut:r1*nOut], r1-r0)
-			}
-		})
-	}
+	xn := ws.xn[:R*H]
+	q, k, v := ws.q[:R*qd], ws.k[:R*kvd], ws.v[:R*kvd]
+	att, proj := ws.att[:R*qd], ws.proj[:R*H]
+	gate, up := ws.gate[:R*I], ws.up[:R*I]
 
 	for li := range m.layers {
 		l := &m.layers[li]
 		for r := 0; r < R; r++ {
 			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.attnNorm, cfg.RMSNormEps)
 		}
-		linear(li, ProjQ, q, xn, l.q, l.qb, qd, H)
-		linear(li, ProjK, k, xn, l.k, l.kb, kvd, H)
-		linear(li, ProjV, v, xn, l.v, l.vb, kvd, H)
+		ws.linear(li, ProjQ, q, xn, l.q, l.qh, l.qb, qd, H)
+		ws.linear(li, ProjK, k, xn, l.k, l.kh, l.kb, kvd, H)
+		ws.linear(li, ProjV, v, xn, l.v, l.vh, l.vb, kvd, H)
 		m.rope(steps, rowStart, q, k)
 		m.storeKV(li, steps, rowStart, k, v)
-		m.attention(li, steps, rowStart, q, att)
-		linear(li, ProjO, proj, att, l.o, nil, H, qd)
+		m.attention(ws, li, q, att)
+		ws.linear(li, ProjO, proj, att, l.o, l.oh, nil, H, qd)
 		kernels.Add(x, proj)
 
 		for r := 0; r < R; r++ {
 			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.mlpNorm, cfg.RMSNormEps)
 		}
-		linear(li, ProjGate, gate, xn, l.gate, nil, I, H)
-		linear(li, ProjUp, up, xn, l.up, nil, I, H)
+		ws.linear(li, ProjGate, gate, xn, l.gate, l.gateh, nil, I, H)
+		ws.linear(li, ProjUp, up, xn, l.up, l.uph, nil, I, H)
 		kernels.SiLUMul(gate, up)
-		linear(li, ProjDown, proj, gate, l.down, nil, H, I)
+		ws.linear(li, ProjDown, proj, gate, l.down, l.downh, nil, H, I)
 		kernels.Add(x, proj)
 		for i, s := range steps {
 			if s.Hidden && s.HiddenLayer == li+1 {
-				out[i].Hidden = append([]float32(nil), x[rowStart[i]*H:rowStart[i+1]*H]...)
+				out[i].Hidden = append(out[i].Hidden, x[rowStart[i]*H:rowStart[i+1]*H]...)
 			}
 		}
 	}
@@ -236,11 +240,11 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 	}
 
 	// Final norm and LM head only on the rows someone asked for.
-	var sel []int // rows of x that get logits
+	sel := ws.sel[:0] // rows of x that get logits
 	for i, s := range steps {
 		r0, r1 := rowStart[i], rowStart[i+1]
 		if s.Hidden && s.HiddenLayer == 0 {
-			h := make([]float32, (r1-r0)*H)
+			h := grow(out[i].Hidden, (r1-r0)*H)
 			for r := r0; r < r1; r++ {
 				kernels.RMSNorm(h[(r-r0)*H:(r-r0+1)*H], x[r*H:(r+1)*H], m.norm, cfg.RMSNormEps)
 			}
@@ -256,14 +260,23 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 			sel = append(sel, r1-1)
 		}
 	}
+	ws.sel = sel
 	if len(sel) > 0 {
-		hn := make([]float32, len(sel)*H)
+		V := cfg.VocabSize
+		hn := ws.growHN(len(sel) * H)
 		for j, r := range sel {
 			kernels.RMSNorm(hn[j*H:(j+1)*H], x[r*H:(r+1)*H], m.norm, cfg.RMSNormEps)
 		}
-		V := cfg.VocabSize
-		logits := make([]float32, len(sel)*V)
-		kernels.MatMulT(logits, hn, m.lmHead, len(sel), V, H)
+		// Steps with one logits row each (decode) and a lone step can take
+		// their rows straight from one GEMM into a contiguous caller buffer
+		// only by luck, so the GEMM writes the workspace and rows are copied
+		// out (a few hundred KB against the LM head's tens of MB).
+		logits := ws.growLogits(len(sel) * V)
+		if m.lmHeadH != nil {
+			kernels.MatMulTBF16(logits, hn, m.lmHeadH, len(sel), V, H)
+		} else {
+			kernels.MatMulT(logits, hn, m.lmHead, len(sel), V, H)
+		}
 		j := 0
 		for i, s := range steps {
 			n := 0
@@ -274,11 +287,150 @@ func (m *Model) Forward(steps []Step) ([]Output, error) {
 			default:
 				n = 1
 			}
-			out[i].Logits = logits[j*V : (j+n)*V : (j+n)*V]
+			if n > 0 {
+				out[i].Logits = append(out[i].Logits, logits[j*V:(j+n)*V]...)
+			}
 			j += n
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// grow returns b resized to n elements, reusing its memory when it can.
+func grow(b []float32, n int) []float32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]float32, n)
+}
+
+// embedRow copies token id's embedding into dst: [H].
+func (m *Model) embedRow(dst []float32, id int) {
+	H := m.Config.HiddenSize
+	if m.embed != nil {
+		copy(dst, m.embed[id*H:(id+1)*H])
+		return
+	}
+	kernels.WidenBF16(dst, m.embedH[id*H:(id+1)*H])
+}
+
+// workspace is one Forward call's scratch, pooled per model and grown to the
+// largest batch it has seen, so that steady-state decode allocates nothing.
+// The closures handed to the kernel pool are made once, here.
+type workspace struct {
+	m                   *Model
+	rows                int // capacity in token rows
+	x, xn, q, k, v, att []float32
+	proj, gate, up      []float32
+	hn, logits          []float32
+	rowStart            []int
+	adapted, sel        []int
+	items               []attnItem
+	steps               []Step
+	attnFn, adapterFn   func(lo, hi int)
+	li                  int // the adapter call's layer, projection and operands
+	p                   Proj
+	in, y               []float32
+	nIn, nOut           int
+	attnLi              int
+	attnQ, attnOut      []float32
+}
+
+type attnItem struct{ seq, head, t0, t1 int }
+
+// Pooled workspaces keep at most this many rows of activations and of
+// logits; larger ones (long prefills) are left to the collector after use.
+const (
+	poolRowsMax   = 512
+	poolLogitsMax = 64
+	poolMax       = 8 // workspaces kept per model
+)
+
+func (m *Model) getWorkspace(rows, steps int) *workspace {
+	var ws *workspace
+	m.wsMu.Lock()
+	if n := len(m.wsFree); n > 0 {
+		ws = m.wsFree[n-1]
+		m.wsFree = m.wsFree[:n-1]
+	}
+	m.wsMu.Unlock()
+	if ws == nil {
+		ws = &workspace{m: m}
+		ws.attnFn = ws.attentionRange
+		ws.adapterFn = ws.adapterRange
+	}
+	if rows > ws.rows {
+		c := &m.Config
+		H, I := c.HiddenSize, c.IntermediateSize
+		qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+		ws.rows = rows
+		ws.x, ws.xn, ws.proj = make([]float32, rows*H), make([]float32, rows*H), make([]float32, rows*H)
+		ws.q, ws.att = make([]float32, rows*qd), make([]float32, rows*qd)
+		ws.k, ws.v = make([]float32, rows*kvd), make([]float32, rows*kvd)
+		ws.gate, ws.up = make([]float32, rows*I), make([]float32, rows*I)
+	}
+	if cap(ws.rowStart) < steps+1 {
+		ws.rowStart = make([]int, steps+1)
+	}
+	ws.rowStart = ws.rowStart[:steps+1]
+	ws.adapted, ws.sel, ws.items = ws.adapted[:0], ws.sel[:0], ws.items[:0]
+	return ws
+}
+
+// putWorkspace drops the references to the caller's data and pools ws.
+func (m *Model) putWorkspace(ws *workspace) {
+	ws.steps, ws.in, ws.y, ws.attnQ, ws.attnOut = nil, nil, nil, nil, nil
+	if ws.rows > poolRowsMax {
+		return
+	}
+	if len(ws.logits) > poolLogitsMax*m.Config.VocabSize {
+		ws.logits = nil
+	}
+	m.wsMu.Lock()
+	if len(m.wsFree) < poolMax {
+		m.wsFree = append(m.wsFree, ws)
+	}
+	m.wsMu.Unlock()
+}
+
+func (ws *workspace) growHN(n int) []float32 {
+	ws.hn = grow(ws.hn, n)
+	return ws.hn
+}
+
+func (ws *workspace) growLogits(n int) []float32 {
+	ws.logits = grow(ws.logits, n)
+	return ws.logits
+}
+
+// linear runs y = in·Wᵀ (+b) over all rows (W as f32 w or bf16 wh), then each
+// sequence's adapter on its rows.
+func (ws *workspace) linear(li int, p Proj, y, in, w []float32, wh []uint16, b []float32, nOut, nIn int) {
+	R := len(in) / nIn
+	if wh != nil {
+		kernels.MatMulTBF16(y, in, wh, R, nOut, nIn)
+	} else {
+		kernels.MatMulT(y, in, w, R, nOut, nIn)
+	}
+	if b != nil {
+		for r := 0; r < R; r++ {
+			kernels.Add(y[r*nOut:(r+1)*nOut], b)
+		}
+	}
+	if len(ws.adapted) == 0 {
+		return
+	}
+	// Sequences own disjoint rows of y, so their adapters run in parallel.
+	ws.li, ws.p, ws.in, ws.y, ws.nIn, ws.nOut = li, p, in, y, nIn, nOut
+	kernels.Parallel(len(ws.adapted), ws.adapterFn)
+}
+
+func (ws *workspace) adapterRange(lo, hi int) {
+	rowStart := ws.rowStart
+	for _, i := range ws.adapted[lo:hi] {
+		r0, r1 := rowStart[i], rowStart[i+1]
+		ws.steps[i].Adapter.AddDelta(ws.li, ws.p, ws.in[r0*ws.nIn:r1*ws.nIn], ws.y[r0*ws.nOut:r1*ws.nOut], r1-r0)
+	}
 }
 
 // rope rotates every query and key head at its absolute position.
@@ -333,42 +485,63 @@ const attentionBlock = 64
 // (sequence, head, block of rows), S = Q·Kᵀ, a masked softmax, then S·V.
 //
 //	q: [R, NumHeads*HeadDim], out: [R, NumHeads*HeadDim]
-func (m *Model) attention(li int, steps []Step, rowStart []int, q, out []float32) {
+func (m *Model) attention(ws *workspace, li int, q, out []float32) {
+	nh := m.Config.NumHeads
+	items := ws.items[:0]
+	for i, s := range ws.steps {
+		for h := 0; h < nh; h++ {
+			for t0 := 0; t0 < len(s.Tokens); t0 += attentionBlock {
+				items = append(items, attnItem{i, h, t0, min(len(s.Tokens), t0+attentionBlock)})
+			}
+		}
+	}
+	ws.items = items
+	ws.attnLi, ws.attnQ, ws.attnOut = li, q, out
+	kernels.Parallel(len(items), ws.attnFn)
+}
+
+// scoreFree recycles per-thread attention score buffers (a channel, not a
+// sync.Pool: pool workers on other Ps must find what the caller put back).
+var scoreFree = make(chan *[]float32, 64)
+
+func (ws *workspace) attentionRange(lo, hi int) {
+	m, li, q, out := ws.m, ws.attnLi, ws.attnQ, ws.attnOut
 	hd, nh := m.Config.HeadDim, m.Config.NumHeads
 	group := nh / m.Config.NumKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	ld := nh * hd
-	type item struct{ seq, head, t0, t1 int }
-	var items []item
-	for i, s := range steps {
-		for h := 0; h < nh; h++ {
-			for t0 := 0; t0 < len(s.Tokens); t0 += attentionBlock {
-				items = append(items, item{i, h, t0, min(len(s.Tokens), t0+attentionBlock)})
-			}
-		}
+	var bp *[]float32
+	select {
+	case bp = <-scoreFree:
+	default:
+		bp = new([]float32)
 	}
-	kernels.Parallel(len(items), func(lo, hi int) {
-		var buf []float32
-		for _, it := range items[lo:hi] {
-			c := steps[it.seq].Cache
-			K, Vt := c.k[li][it.head/group], c.vt[li][it.head/group]
-			rows, nk := it.t1-it.t0, c.n+it.t1 // keys visible to the block's last row
-			if cap(buf) < rows*nk {
-				buf = make([]float32, rows*nk)
-			}
-			S := buf[:rows*nk] // [rows, nk]
-			r0 := rowStart[it.seq] + it.t0
-			kernels.MatMulTStrided(S, nk, q[r0*ld+it.head*hd:], ld, K, hd, rows, nk, hd)
-			for t := 0; t < rows; t++ {
-				valid := c.n + it.t0 + t + 1
-				row := S[t*nk : t*nk+valid]
-				for j := range row {
-					row[j] *= scale
-				}
-				kernels.Softmax(row)
-				clear(S[t*nk+valid : (t+1)*nk])
-			}
-			kernels.MatMulTStrided(out[r0*ld+it.head*hd:], ld, S, nk, Vt, c.cap, rows, hd, nk)
+	for _, it := range ws.items[lo:hi] {
+		c := ws.steps[it.seq].Cache
+		K, Vt := c.k[li][it.head/group], c.vt[li][it.head/group]
+		rows, nk := it.t1-it.t0, c.n+it.t1 // keys visible to the block's last row
+		if cap(*bp) < rows*nk {
+			*bp = make([]float32, rows*nk)
 		}
-	})
+		S := (*bp)[:rows*nk] // [rows, nk]
+		r0 := ws.rowStart[it.seq] + it.t0
+		kernels.MatMulTStrided(S, nk, q[r0*ld+it.head*hd:], ld, K, hd, rows, nk, hd)
+		for t := 0; t < rows; t++ {
+			valid := c.n + it.t0 + t + 1
+			row := S[t*nk : t*nk+valid]
+			for j := range row {
+				row[j] *= scale
+			}
+			kernels.Softmax(row)
+			clear(S[t*nk+valid : (t+1)*nk])
+		}
+		kernels.MatMulTStrided(out[r0*ld+it.head*hd:], ld, S, nk, Vt, c.cap, rows, hd, nk)
+	}
+	if cap(*bp) > 1<<20 { // a long prefill's: do not keep
+		*bp = nil
+	}
+	select {
+	case scoreFree <- bp:
+	default:
+	}
 }

@@ -164,13 +164,14 @@ func (m *Model) Generate(ctx context.Context, dec TextDecoder, prompt []int, o G
 		return nil, err
 	}
 	g := &Generation{PromptTokens: prompt}
+	steps, out := make([]Step, 1), make([]Output, 1) // reused: no logits allocation per token
 	for !s.Done() {
 		if err := ctx.Err(); err != nil {
 			g.Tokens, g.Text = s.Tokens, s.Text()
 			return g, err
 		}
-		out, err := m.Forward([]Step{s.Step()})
-		if err != nil {
+		steps[0] = s.Step()
+		if err := m.ForwardInto(steps, out); err != nil {
 			return g, err
 		}
 		if piece := s.Accept(out[0].Logits); piece != "" && emit != nil {

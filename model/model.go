@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +19,15 @@ type Model struct {
 	layers []layer
 	norm   []float32 // [H]
 	lmHead []float32 // [V, H]; aliases embed when tied
+
+	// With bf16 weights (LoadOptions.Weights), the projections and the LM head
+	// live here instead, as bf16 bits, and the f32 fields above are nil
+	// (embed too when tied: embedH then aliases lmHeadH).
+	embedH  []uint16 // [V, H]
+	lmHeadH []uint16 // [V, H]
+
+	wsMu   sync.Mutex
+	wsFree []*workspace // pooled Forward scratch
 
 	fingerprint string // see Fingerprint
 
@@ -46,6 +54,9 @@ type layer struct {
 	gate     []float32 // [I, H]
 	up       []float32 // [I, H]
 	down     []float32 // [H, I]
+
+	// bf16 copies of the projections: set instead of the f32 ones above.
+	qh, kh, vh, oh, gateh, uph, downh []uint16
 }
 
 // TensorSource is where weights come from: a safetensors file or a sharded set.
@@ -55,59 +66,52 @@ type TensorSource interface {
 }
 
 // Load reads dir/config.json and the safetensors checkpoint in dir.
-func Load(dir string) (*Model, error) {
-	cfg, err := LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	set, err := safetensors.OpenDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
-	}
-	defer set.Close()
-	m, err := New(cfg, set)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", filepath.Clean(dir), err)
-	}
-	return m, nil
-}
+func Load(dir string) (*Model, error) { return LoadWith(dir, LoadOptions{}) }
 
 // New builds a model from a config and its tensors, checking every dtype and shape first.
-func New(cfg Config, src TensorSource) (*Model, error) {
+func New(cfg Config, src TensorSource) (*Model, error) { return NewWith(cfg, src, LoadOptions{}) }
+
+// NewWith is New with options. With bf16 weights each projection is narrowed
+// as soon as it is read, so the float32 copy of only one tensor is alive at a time.
+func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
+	if _, err := ParseWeightFormat(string(o.Weights)); err != nil {
+		return nil, err
+	}
 	H, I, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
 	qd, kvd := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
 	type want struct {
 		name  string
 		shape []int
 		dst   *[]float32
+		h     *[]uint16 // with bf16 weights, where the narrowed tensor goes
 	}
 	m := &Model{Config: cfg, layers: make([]layer, cfg.NumLayers)}
 	ws := []want{
-		{"model.embed_tokens.weight", []int{V, H}, &m.embed},
-		{"model.norm.weight", []int{H}, &m.norm},
+		{"model.embed_tokens.weight", []int{V, H}, &m.embed, nil},
+		{"model.norm.weight", []int{H}, &m.norm, nil},
 	}
 	if !cfg.TieWordEmbeddings {
-		ws = append(ws, want{"lm_head.weight", []int{V, H}, &m.lmHead})
+		ws = append(ws, want{"lm_head.weight", []int{V, H}, &m.lmHead, nil})
 	}
 	for i := range m.layers {
 		l := &m.layers[i]
 		p := fmt.Sprintf("model.layers.%d.", i)
 		ws = append(ws,
-			want{p + "input_layernorm.weight", []int{H}, &l.attnNorm},
-			want{p + "self_attn.q_proj.weight", []int{qd, H}, &l.q},
-			want{p + "self_attn.k_proj.weight", []int{kvd, H}, &l.k},
-			want{p + "self_attn.v_proj.weight", []int{kvd, H}, &l.v},
-			want{p + "self_attn.o_proj.weight", []int{H, qd}, &l.o},
-			want{p + "post_attention_layernorm.weight", []int{H}, &l.mlpNorm},
-			want{p + "mlp.gate_proj.weight", []int{I, H}, &l.gate},
-			want{p + "mlp.up_proj.weight", []int{I, H}, &l.up},
-			want{p + "mlp.down_proj.weight", []int{H, I}, &l.down},
+			want{p + "input_layernorm.weight", []int{H}, &l.attnNorm, nil},
+			want{p + "self_attn.q_proj.weight", []int{qd, H}, &l.q, &l.qh},
+			want{p + "self_attn.k_proj.weight", []int{kvd, H}, &l.k, &l.kh},
+			want{p + "self_attn.v_proj.weight", []int{kvd, H}, &l.v, &l.vh},
+			want{p + "self_attn.o_proj.weight", []int{H, qd}, &l.o, &l.oh},
+			want{p + "post_attention_layernorm.weight", []int{H}, &l.mlpNorm, nil},
+			want{p + "mlp.gate_proj.weight", []int{I, H}, &l.gate, &l.gateh},
+			want{p + "mlp.up_proj.weight", []int{I, H}, &l.up, &l.uph},
+			want{p + "mlp.down_proj.weight", []int{H, I}, &l.down, &l.downh},
 		)
 		if cfg.AttentionBias {
 			ws = append(ws,
-				want{p + "self_attn.q_proj.bias", []int{qd}, &l.qb},
-				want{p + "self_attn.k_proj.bias", []int{kvd}, &l.kb},
-				want{p + "self_attn.v_proj.bias", []int{kvd}, &l.vb},
+				want{p + "self_attn.q_proj.bias", []int{qd}, &l.qb, nil},
+				want{p + "self_attn.k_proj.bias", []int{kvd}, &l.kb, nil},
+				want{p + "self_attn.v_proj.bias", []int{kvd}, &l.vb, nil},
 			)
 		}
 	}
@@ -132,15 +136,26 @@ func New(cfg Config, src TensorSource) (*Model, error) {
 		fmt.Fprintf(fp, "%s %s %v\n", w.name, info.DType, info.Shape)
 	}
 	m.fingerprint = hex.EncodeToString(fp.Sum(nil))
+	if o.bf16() {
+		if cfg.TieWordEmbeddings {
+			ws[0].h = &m.embedH
+		} else {
+			ws[2].h = &m.lmHeadH
+		}
+	}
 	for _, w := range ws {
 		v, err := src.Float32(w.name)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
 		}
-		*w.dst = v
+		if o.bf16() && w.h != nil {
+			*w.h = narrow(v)
+		} else {
+			*w.dst = v
+		}
 	}
 	if cfg.TieWordEmbeddings {
-		m.lmHead = m.embed
+		m.lmHead, m.lmHeadH = m.embed, m.embedH
 	}
 	return m, nil
 }
@@ -194,13 +209,14 @@ func (m *Model) Fingerprint() string { return m.fingerprint }
 
 // NumParams counts the model's distinct parameters.
 func (m *Model) NumParams() int {
-	n := len(m.embed) + len(m.norm)
+	n := max(len(m.embed), len(m.embedH)) + len(m.norm)
 	if !m.Config.TieWordEmbeddings {
-		n += len(m.lmHead)
+		n += max(len(m.lmHead), len(m.lmHeadH))
 	}
 	for _, l := range m.layers {
 		n += len(l.attnNorm) + len(l.q) + len(l.k) + len(l.v) + len(l.o) + len(l.qb) + len(l.kb) + len(l.vb) +
-			len(l.mlpNorm) + len(l.gate) + len(l.up) + len(l.down)
+			len(l.mlpNorm) + len(l.gate) + len(l.up) + len(l.down) +
+			len(l.qh) + len(l.kh) + len(l.vh) + len(l.oh) + len(l.gateh) + len(l.uph) + len(l.downh)
 	}
 	return n
 }
@@ -226,6 +242,7 @@ func (c Config) ProjShape(p Proj) (out, in int) {
 
 // Weight returns one projection's weight, [out, in], for in-place merging.
 // It is the model's own memory: change it only on a model made by CloneWeights.
+// It is nil on a bf16 model (WeightsBF16); CloneWeights gives a float32 one.
 func (m *Model) Weight(layer int, p Proj) []float32 {
 	l := &m.layers[layer]
 	switch p {
@@ -248,12 +265,20 @@ func (m *Model) Weight(layer int, p Proj) []float32 {
 }
 
 // CloneWeights returns a model that shares embeddings and norms with m but owns
-// copies of the projection weights, so adapters can be merged into it.
+// copies of the projection weights, so adapters can be merged into it. The
+// copies are float32 even when m is bf16 (its LM head stays shared bf16).
 func (m *Model) CloneWeights() *Model {
-	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, lmHead: m.lmHead, layers: make([]layer, len(m.layers))}
+	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, lmHead: m.lmHead,
+		embedH: m.embedH, lmHeadH: m.lmHeadH, layers: make([]layer, len(m.layers))}
 	for i, l := range m.layers {
-		l.q, l.k, l.v, l.o = clone(l.q), clone(l.k), clone(l.v), clone(l.o)
-		l.gate, l.up, l.down = clone(l.gate), clone(l.up), clone(l.down)
+		if l.qh != nil {
+			l.q, l.k, l.v, l.o = widen(l.qh), widen(l.kh), widen(l.vh), widen(l.oh)
+			l.gate, l.up, l.down = widen(l.gateh), widen(l.uph), widen(l.downh)
+			l.qh, l.kh, l.vh, l.oh, l.gateh, l.uph, l.downh = nil, nil, nil, nil, nil, nil, nil
+		} else {
+			l.q, l.k, l.v, l.o = clone(l.q), clone(l.k), clone(l.v), clone(l.o)
+			l.gate, l.up, l.down = clone(l.gate), clone(l.up), clone(l.down)
+		}
 		c.layers[i] = l
 	}
 	return c

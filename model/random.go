@@ -79,3 +79,20 @@ func SmolLM2Shape() Config {
 	}
 	return c
 }
+
+// NumParamsHint counts the parameters a model of this config has (embedding,
+// norms, every block's projections and biases, and an untied LM head), without
+// building it.
+func (c Config) NumParamsHint() int {
+	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	per := 2*H + qd*H + 2*kvd*H + H*qd + 3*I*H
+	if c.AttentionBias {
+		per += qd + 2*kvd
+	}
+	n := V*H + H + c.NumLayers*per
+	if !c.TieWordEmbeddings {
+		n += V * H
+	}
+	return n
+}

@@ -1,0 +1,817 @@
+// Command perf measures roe's inference speed against the machine's own
+// ceilings, all in one run: streaming read bandwidth and FP32 peak (1 and 2
+// threads), GEMM on the layer shapes, prefill 128/512 and decode 128 at 1 and
+// 2 threads with float32 and bf16 weights on a random model of SmolLM2-135M's
+// shape and on the embedded stories260K, batched decode (1, 8, 32 sequences),
+// allocations per decode step, peak RSS, CPU profiles of a decode step and a
+// prefill, and optionally the same model in PyTorch (-torch, set by run.sh).
+//
+//	go run ./benchmarks/perf [-out benchmarks/results] [-quick]
+//
+// It writes perf.json, perf.md and two PNG plots into -out.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"roe/kernels"
+	"roe/model"
+	"roe/models"
+)
+
+var (
+	outDir   = flag.String("out", "benchmarks/results", "where perf.json, perf.md and the plots go")
+	torchCmd = flag.String("torch", "", "shell command running torch_perf.py (run.sh sets it); empty skips PyTorch")
+	quick    = flag.Bool("quick", false, "fewer repetitions and a 256 MiB bandwidth buffer (a smoke run)")
+	rssChild = flag.String("rss-child", "", "internal: measure peak RSS for weights f32|bf16 and print JSON")
+)
+
+// Quoted reference figures (measured 2026-11-24 by others on this machine
+// kind, from the issue; not measured by this program).
+var quoted = map[string]map[string][2]float64{ // name → metric → {1 thread, 2 threads} tok/s
+	"llama.cpp b4747 F32":  {"prefill128": {551, 863}, "prefill512": {478, 769}, "decode128": {63, 97}},
+	"llama.cpp b4747 BF16": {"prefill128": {990, 1266}, "prefill512": {737, 1019}, "decode128": {125, 155}},
+	"PyTorch+OpenBLAS F32": {"prefill128": {787, 1114}, "prefill512": {577, 875}, "decode128": {26, 39}},
+}
+
+const quotedBW2 = 77.5 // GB/s, the issue's 2-thread DRAM read ceiling (76–79)
+
+type Run struct {
+	Model    string  `json:"model"`
+	Weights  string  `json:"weights"`
+	Threads  int     `json:"threads"`
+	Metric   string  `json:"metric"` // prefill128, prefill512, decode128
+	TokPerS  float64 `json:"tok_per_s"`
+	GBPerS   float64 `json:"weight_gb_per_s,omitempty"` // decode: weight bytes streamed per second
+	Fraction float64 `json:"fraction_of_ceiling"`       // decode: of bandwidth; prefill: of FP32 peak
+}
+
+type GEMM struct {
+	M, N, K  int
+	Threads  int
+	Weights  string
+	GFLOPS   float64
+	Fraction float64
+}
+
+type Batch struct {
+	Weights string  `json:"weights"`
+	Threads int     `json:"threads"`
+	Batch   int     `json:"batch"`
+	TokPerS float64 `json:"tok_per_s"`
+}
+
+type RSS struct {
+	Weights     string  `json:"weights"`
+	PeakMiB     float64 `json:"peak_rss_mib"`
+	WeightsMiB  float64 `json:"weights_mib"`
+	KVMiB       float64 `json:"kv_cache_mib"`
+	Ratio       float64 `json:"ratio"`
+	Description string  `json:"description"`
+}
+
+type Report struct {
+	Date        string                        `json:"date"`
+	CPU         string                        `json:"cpu"`
+	Path        string                        `json:"kernel_path"`
+	GOMAXPROCS  int                           `json:"gomaxprocs"`
+	BandwidthGB map[int]float64               `json:"read_bandwidth_gb_per_s"` // threads →
+	PeakGFLOPS  map[int]float64               `json:"fp32_peak_gflops"`        // threads →
+	GEMM        []GEMM                        `json:"gemm"`
+	Runs        []Run                         `json:"runs"`
+	Batches     []Batch                       `json:"batched_decode"`
+	Allocs      map[string]float64            `json:"allocs_per_decode_step"`
+	RSS         []RSS                         `json:"rss"`
+	Torch       map[string]map[string]float64 `json:"torch,omitempty"` // threads → metric → tok/s
+	TorchInfo   string                        `json:"torch_info,omitempty"`
+	Goals       []Goal                        `json:"goals"`
+	Profiles    map[string]string             `json:"profiles"`
+}
+
+type Goal struct {
+	Name   string  `json:"name"`
+	Target string  `json:"target"`
+	Value  string  `json:"value"`
+	Ratio  float64 `json:"ratio"` // value / target (≥ 1 is met)
+	Met    bool    `json:"met"`
+}
+
+func main() {
+	flag.Parse()
+	if *rssChild != "" {
+		childRSS(*rssChild)
+		return
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		fatal(err)
+	}
+	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), CPU: cpuName(), Path: kernels.Path(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), BandwidthGB: map[int]float64{}, PeakGFLOPS: map[int]float64{},
+		Allocs: map[string]float64{}, Profiles: map[string]string{}}
+	threads := []int{1, 2}
+	logf("kernels: %s, GOMAXPROCS %d, %s", rep.Path, rep.GOMAXPROCS, rep.CPU)
+
+	// Ceilings, measured first (the model is not in memory yet).
+	for _, t := range threads {
+		rep.BandwidthGB[t] = bandwidth(t)
+		rep.PeakGFLOPS[t] = peak(t)
+		logf("ceilings, %d thread(s): read %.1f GB/s, FP32 peak %.0f GFLOP/s", t, rep.BandwidthGB[t], rep.PeakGFLOPS[t])
+	}
+	rep.GEMM = gemms(rep)
+
+	cfg := model.SmolLM2Shape()
+	logf("building the random %s-shape model", "SmolLM2-135M")
+	f32, err := model.Random(cfg, 1)
+	if err != nil {
+		fatal(err)
+	}
+	bf := f32.WithBF16()
+	stories, err := model.LoadFS(models.Default())
+	if err != nil {
+		fatal(err)
+	}
+	type named struct {
+		name string
+		m    *model.Model
+	}
+	big := []named{{"random-135M", f32}, {"random-135M", bf}}
+	small := []named{{"stories260K", stories}, {"stories260K", stories.WithBF16()}}
+	reps := 3
+	if *quick {
+		reps = 1
+	}
+	for _, nm := range append(big, small...) {
+		for _, t := range threads {
+			kernels.SetThreads(t)
+			bytes := weightBytes(nm.m)
+			for _, n := range []int{128, 512} {
+				if n > nm.m.Config.ContextLength() {
+					continue
+				}
+				tps := prefill(nm.m, n, reps)
+				flops := 2 * float64(nm.m.NumParams()) * float64(n)
+				rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
+					tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
+			}
+			tps := decode(nm.m, 128, max(1, reps-1))
+			gb := tps * bytes / 1e9
+			rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, "decode128", tps, gb, gb / rep.BandwidthGB[t]})
+			last := rep.Runs[len(rep.Runs)-3:]
+			logf("%s %s %d thread(s): prefill128 %.0f, prefill512 %.0f, decode128 %.1f tok/s (%.1f GB/s)",
+				nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS, tps, gb)
+		}
+	}
+	// Batched decode.
+	for _, nm := range big {
+		for _, t := range threads {
+			kernels.SetThreads(t)
+			for _, b := range []int{1, 8, 32} {
+				tps := batched(nm.m, b, 64, 16)
+				rep.Batches = append(rep.Batches, Batch{string(nm.m.WeightFormat()), t, b, tps})
+				logf("batched decode %s, %d thread(s), %d sequences: %.1f tok/s", nm.m.WeightFormat(), t, b, tps)
+			}
+		}
+	}
+	// Allocations per steady-state decode step.
+	kernels.SetThreads(2)
+	for _, nm := range big {
+		for _, b := range []int{1, 8} {
+			step := decodeStep(nm.m, b, 32)
+			step()
+			rep.Allocs[fmt.Sprintf("%s/batch=%d", nm.m.WeightFormat(), b)] = testing.AllocsPerRun(10, step)
+		}
+	}
+	// Profiles.
+	rep.Profiles["decode"] = profile(filepath.Join(*outDir, "decode.pprof"), func() {
+		step := decodeStep(f32, 1, 128)
+		for range 60 {
+			step()
+		}
+	})
+	rep.Profiles["prefill512"] = profile(filepath.Join(*outDir, "prefill.pprof"), func() { prefill(f32, 512, 2) })
+	f32, bf, big = nil, nil, nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	// Peak RSS, each in a fresh process.
+	for _, w := range []string{"f32", "bf16"} {
+		if r, err := runRSSChild(w); err != nil {
+			logf("rss %s: %v", w, err)
+		} else {
+			rep.RSS = append(rep.RSS, r)
+		}
+	}
+	// PyTorch.
+	if *torchCmd != "" {
+		rep.Torch = map[string]map[string]float64{}
+		for _, t := range threads {
+			res, info, err := runTorch(t, reps)
+			if err != nil {
+				logf("pytorch, %d thread(s): %v", t, err)
+				continue
+			}
+			rep.Torch[strconv.Itoa(t)] = res
+			rep.TorchInfo = info
+			logf("pytorch %d thread(s): %v", t, res)
+		}
+	}
+	rep.Goals = goals(rep)
+	writeJSON(rep)
+	writeMD(rep)
+	if err := plots(rep); err != nil {
+		logf("plots: %v", err)
+	}
+	logf("wrote %s", filepath.Join(*outDir, "perf.{json,md}"))
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "perf: "+format+"\n", args...) }
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "perf:", err)
+	os.Exit(1)
+}
+
+func cpuName() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// bandwidth streams a ≥1 GiB buffer (256 MiB with -quick) through the SIMD
+// dot kernel on t goroutines, each over its own contiguous part; best of 5.
+func bandwidth(t int) float64 {
+	n := 1 << 28 // float32s: 1 GiB
+	if *quick {
+		n = 1 << 26
+	}
+	buf := make([]float32, n)
+	for i := range buf {
+		buf[i] = 1
+	}
+	best := 0.0
+	var sink float32
+	for range 5 {
+		done := make(chan float32, t)
+		start := time.Now()
+		for g := 0; g < t; g++ {
+			part := buf[g*n/t : (g+1)*n/t]
+			go func() {
+				// Eight interleaved streams per thread, like the GEMV's rows
+				// (one stream alone leaves bandwidth unused); Dot(c, c) reads
+				// each line once.
+				const streams, piece = 8, 4096
+				sub := len(part) / streams
+				var s float32
+				for off := 0; off < sub; off += piece {
+					for k := 0; k < streams; k++ {
+						c := part[k*sub+off : k*sub+min(sub, off+piece)]
+						s += kernels.Dot(c, c)
+					}
+				}
+				done <- s
+			}()
+		}
+		for range t {
+			sink += <-done
+		}
+		best = max(best, float64(4*n)/time.Since(start).Seconds()/1e9)
+	}
+	_ = sink
+	buf = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	return best
+}
+
+// peak times the FMA probe on t goroutines for about half a second each
+// (long enough for the clock to settle); best of 3.
+func peak(t int) float64 {
+	best := 0.0
+	dur := 500 * time.Millisecond
+	if *quick {
+		dur /= 4
+	}
+	for range 3 {
+		done := make(chan int64, t)
+		start := time.Now()
+		for range t {
+			go func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var flops int64
+				for s := time.Now(); time.Since(s) < dur; {
+					flops += kernels.FMALoop(1 << 20)
+				}
+				done <- flops
+			}()
+		}
+		var flops int64
+		for range t {
+			flops += <-done
+		}
+		best = max(best, float64(flops)/time.Since(start).Seconds()/1e9)
+	}
+	return best
+}
+
+func gemms(rep *Report) []GEMM {
+	var out []GEMM
+	for _, s := range [][3]int{{512, 1536, 576}, {512, 576, 1536}, {512, 576, 576}, {512, 192, 576}, {128, 1536, 576}} {
+		m, n, k := s[0], s[1], s[2]
+		x, w := make([]float32, m*k), make([]float32, n*k)
+		for i := range x {
+			x[i] = float32(i%7) * 0.1
+		}
+		for i := range w {
+			w[i] = float32(i%5) * 0.1
+		}
+		wb := make([]uint16, len(w))
+		kernels.NarrowBF16(wb, w)
+		dst := make([]float32, m*n)
+		for _, t := range []int{1, 2} {
+			kernels.SetThreads(t)
+			for _, wf := range []string{"f32", "bf16"} {
+				f := func() {
+					if wf == "f32" {
+						kernels.MatMulT(dst, x, w, m, n, k)
+					} else {
+						kernels.MatMulTBF16(dst, x, wb, m, n, k)
+					}
+				}
+				f()
+				best := 0.0
+				for range 5 {
+					start := time.Now()
+					reps := 0
+					for time.Since(start) < 100*time.Millisecond {
+						f()
+						reps++
+					}
+					best = max(best, 2*float64(m*n*k)*float64(reps)/time.Since(start).Seconds()/1e9)
+				}
+				out = append(out, GEMM{m, n, k, t, wf, best, best / rep.PeakGFLOPS[t]})
+				logf("GEMM %dx%dx%d %s %d thread(s): %.0f GFLOP/s (%.0f%% of peak)", m, n, k, wf, t, best, 100*best/rep.PeakGFLOPS[t])
+			}
+		}
+	}
+	return out
+}
+
+func weightBytes(m *model.Model) float64 {
+	per := 4.0
+	if m.WeightFormat() == model.WeightsBF16 {
+		per = 2
+	}
+	return float64(m.NumParams()) * per
+}
+
+func ids(n, vocab int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = (i*7919 + 13) % vocab
+	}
+	return v
+}
+
+// prefill returns the best tokens/s of reps prefills of n tokens into a fresh cache.
+func prefill(m *model.Model, n, reps int) float64 {
+	toks := ids(n, m.Config.VocabSize)
+	out := make([]model.Output, 1)
+	best := 0.0
+	for range reps {
+		c := m.NewCache()
+		start := time.Now()
+		if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: toks}}, out); err != nil {
+			fatal(err)
+		}
+		best = max(best, float64(n)/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// decode returns the best tokens/s of generating n tokens (greedy) after a
+// one-token prompt, like llama-bench's tg128.
+func decode(m *model.Model, n, reps int) float64 {
+	out := make([]model.Output, 1)
+	best := 0.0
+	for range reps {
+		c := m.NewCache()
+		tok := []int{1}
+		if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: tok}}, out); err != nil {
+			fatal(err)
+		}
+		start := time.Now()
+		for range n {
+			tok[0] = model.Argmax(out[0].Logits)
+			if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: tok}}, out); err != nil {
+				fatal(err)
+			}
+		}
+		best = max(best, float64(n)/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// decodeStep prefills b sequences with ctx tokens each and returns one decode
+// step over all of them that rewinds the caches first (steady state).
+func decodeStep(m *model.Model, b, ctx int) func() {
+	caches := make([]*model.Cache, b)
+	steps := make([]model.Step, b)
+	for i := range caches {
+		caches[i] = m.NewCache()
+		steps[i] = model.Step{Cache: caches[i], Tokens: ids(ctx, m.Config.VocabSize)}
+	}
+	if _, err := m.Forward(steps); err != nil {
+		fatal(err)
+	}
+	out := make([]model.Output, b)
+	toks := make([][]int, b)
+	for i := range toks {
+		toks[i] = []int{(i*31 + 5) % m.Config.VocabSize}
+	}
+	return func() {
+		for i, c := range caches {
+			c.Truncate(ctx)
+			steps[i] = model.Step{Cache: c, Tokens: toks[i]}
+		}
+		if err := m.ForwardInto(steps, out); err != nil {
+			fatal(err)
+		}
+	}
+}
+
+// batched returns total tokens/s of b sequences decoding together for steps
+// steps after a ctx-token prompt each.
+func batched(m *model.Model, b, ctx, steps int) float64 {
+	caches := make([]*model.Cache, b)
+	st := make([]model.Step, b)
+	for i := range caches {
+		caches[i] = m.NewCache()
+		st[i] = model.Step{Cache: caches[i], Tokens: ids(ctx, m.Config.VocabSize)}
+	}
+	out := make([]model.Output, b)
+	if err := m.ForwardInto(st, out); err != nil {
+		fatal(err)
+	}
+	toks := make([][]int, b)
+	for i := range toks {
+		toks[i] = []int{0}
+	}
+	start := time.Now()
+	for range steps {
+		for i := range st {
+			toks[i][0] = model.Argmax(out[i].Logits)
+			st[i] = model.Step{Cache: caches[i], Tokens: toks[i]}
+		}
+		if err := m.ForwardInto(st, out); err != nil {
+			fatal(err)
+		}
+	}
+	return float64(b*steps) / time.Since(start).Seconds()
+}
+
+// profile CPU-profiles f into path and returns the top of `go tool pprof -top`.
+func profile(path string, f func()) string {
+	pf, err := os.Create(path)
+	if err != nil {
+		return err.Error()
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return err.Error()
+	}
+	f()
+	pprof.StopCPUProfile()
+	pf.Close()
+	exe, _ := os.Executable()
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=18", exe, path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("pprof: %v: %s", err, out)
+	}
+	// Keep the table, not the header.
+	s := string(out)
+	if i := strings.Index(s, "      flat"); i >= 0 {
+		s = s[i:]
+	}
+	return s
+}
+
+// childRSS runs in a fresh process: build the model in the given format,
+// return the transient load memory to the OS, reset the peak-RSS counter,
+// prefill 128 + decode 128 tokens on 2 threads, and print the peak.
+func childRSS(w string) {
+	cfg := model.SmolLM2Shape()
+	m, err := model.Random(cfg, 1)
+	if err != nil {
+		fatal(err)
+	}
+	if w == "bf16" {
+		m = m.WithBF16()
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM (Linux)
+	kernels.SetThreads(2)
+	c := m.NewCache()
+	out := make([]model.Output, 1)
+	if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: ids(128, cfg.VocabSize)}}, out); err != nil {
+		fatal(err)
+	}
+	tok := []int{0}
+	for range 128 {
+		tok[0] = model.Argmax(out[0].Logits)
+		if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: tok}}, out); err != nil {
+			fatal(err)
+		}
+	}
+	hwm := procStatus("VmHWM")
+	kv := float64(2*cfg.NumLayers*cfg.NumKVHeads*cfg.HeadDim*c.Len()) * 4
+	r := RSS{Weights: w, PeakMiB: hwm / 1024, WeightsMiB: weightBytes(m) / (1 << 20), KVMiB: kv / (1 << 20)}
+	r.Ratio = r.PeakMiB / (r.WeightsMiB + r.KVMiB)
+	r.Description = "VmHWM over prefill 128 + decode 128 (2 threads), reset after the model is built; KV = 256 positions"
+	runtime.KeepAlive(m)
+	json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func procStatus(key string) float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			f, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return f
+		}
+	}
+	return math.NaN()
+}
+
+func runRSSChild(w string) (RSS, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return RSS{}, err
+	}
+	out, err := exec.Command(exe, "-rss-child", w).Output()
+	if err != nil {
+		return RSS{}, err
+	}
+	var r RSS
+	err = json.Unmarshal(out, &r)
+	return r, err
+}
+
+func runTorch(t, reps int) (map[string]float64, string, error) {
+	cmd := exec.Command("bash", "-c", fmt.Sprintf("OMP_NUM_THREADS=%d %s --threads %d --reps %d", t, *torchCmd, t, reps))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, "", err
+	}
+	var r struct {
+		Torch   string                        `json:"torch"`
+		BLAS    any                           `json:"blas"`
+		Results map[string]map[string]float64 `json:"results"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, "", fmt.Errorf("%v: %s", err, out)
+	}
+	return r.Results[strconv.Itoa(t)], fmt.Sprintf("torch %s, %v", r.Torch, r.BLAS), nil
+}
+
+func find(rep *Report, mdl, w string, t int, metric string) float64 {
+	for _, r := range rep.Runs {
+		if r.Model == mdl && r.Weights == w && r.Threads == t && r.Metric == metric {
+			return r.TokPerS
+		}
+	}
+	return math.NaN()
+}
+
+func goals(rep *Report) []Goal {
+	var g []Goal
+	add := func(name, target, value string, ratio float64) {
+		g = append(g, Goal{name, target, value, ratio, ratio >= 1})
+	}
+	f32Bytes := 4 * float64(model.SmolLM2Shape().NumParamsHint())
+	for _, t := range []int{1, 2} {
+		ceil := rep.BandwidthGB[t] * 1e9 / f32Bytes
+		v := find(rep, "random-135M", "f32", t, "decode128")
+		add(fmt.Sprintf("decode F32, %d thread(s) ≥ 85%% of bandwidth ceiling", t),
+			fmt.Sprintf("%.1f tok/s (0.85 × %.1f GB/s ÷ %.0f MB)", 0.85*ceil, rep.BandwidthGB[t], f32Bytes/1e6),
+			fmt.Sprintf("%.1f tok/s", v), v/(0.85*ceil))
+	}
+	target := 155 * rep.BandwidthGB[2] / quotedBW2
+	v := find(rep, "random-135M", "bf16", 2, "decode128")
+	add("decode BF16, 2 threads ≥ llama.cpp BF16 (155 tok/s) scaled by measured bandwidth",
+		fmt.Sprintf("%.1f tok/s (155 × %.1f / %.1f GB/s)", target, rep.BandwidthGB[2], quotedBW2),
+		fmt.Sprintf("%.1f tok/s", v), v/target)
+	if tr := rep.Torch["2"]; tr != nil {
+		v := find(rep, "random-135M", "f32", 2, "prefill512")
+		add("prefill 512 F32, 2 threads ≥ PyTorch+OpenBLAS (same run)", fmt.Sprintf("%.0f tok/s", tr["prefill512"]),
+			fmt.Sprintf("%.0f tok/s", v), v/tr["prefill512"])
+	}
+	for _, t := range []int{1, 2} {
+		best := 0.0
+		for _, x := range rep.GEMM {
+			if x.Threads == t && x.Weights == "f32" && x.M == 512 && x.N == 1536 {
+				best = x.GFLOPS
+			}
+		}
+		add(fmt.Sprintf("GEMM 512×1536×576 F32, %d thread(s) ≥ 70%% of FP32 peak", t),
+			fmt.Sprintf("%.0f GFLOP/s (0.7 × %.0f)", 0.7*rep.PeakGFLOPS[t], rep.PeakGFLOPS[t]),
+			fmt.Sprintf("%.0f GFLOP/s", best), best/(0.7*rep.PeakGFLOPS[t]))
+	}
+	worst := 0.0
+	for _, a := range rep.Allocs {
+		worst = max(worst, a)
+	}
+	r := 1.0
+	if worst > 0 {
+		r = 0
+	}
+	add("allocation-free decode step (testing.AllocsPerRun)", "0 allocs", fmt.Sprintf("%g allocs (worst)", worst), r)
+	for _, x := range rep.RSS {
+		add(fmt.Sprintf("peak RSS %s ≤ 1.15 × (weights + KV)", x.Weights), fmt.Sprintf("%.0f MiB", 1.15*(x.WeightsMiB+x.KVMiB)),
+			fmt.Sprintf("%.0f MiB", x.PeakMiB), 1.15/x.Ratio)
+	}
+	return g
+}
+
+func writeJSON(rep *Report) {
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(*outDir, "perf.json"), append(b, '\n'), 0o644); err != nil {
+		fatal(err)
+	}
+}
+
+func writeMD(rep *Report) {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# roe performance")
+	p("")
+	p("Measured by `make bench` (benchmarks/perf) on %s, %s, kernel path `%s`, GOMAXPROCS %d.", rep.Date, rep.CPU, rep.Path, rep.GOMAXPROCS)
+	p("All numbers in the tables below come from this one run unless marked as quoted.")
+	p("")
+	p("## Ceilings (this run)")
+	p("")
+	p("| threads | streaming read (≥1 GiB, 8 streams per thread) | FP32 peak (FMA loop) |")
+	p("|---|---|---|")
+	for _, t := range []int{1, 2} {
+		p("| %d | %.1f GB/s | %.0f GFLOP/s |", t, rep.BandwidthGB[t], rep.PeakGFLOPS[t])
+	}
+	p("")
+	p("## Models (tokens/s)")
+	p("")
+	p("Random weights with SmolLM2-135M's shape (%d parameters), and the embedded stories260K. decode128 = 128 greedy tokens after a 1-token prompt; prefill = one forward over N tokens into a fresh cache; best of the repetitions. Decode fraction = weight bytes streamed per second ÷ read bandwidth; prefill fraction = 2·params·tokens/s ÷ FP32 peak.", model.SmolLM2Shape().NumParamsHint())
+	p("")
+	p("| model | weights | threads | prefill128 | prefill512 | decode128 | decode GB/s | decode %% of BW | prefill512 %% of peak |")
+	p("|---|---|---|---|---|---|---|---|---|")
+	type key struct {
+		m, w string
+		t    int
+	}
+	seen := map[key]bool{}
+	for _, r := range rep.Runs {
+		k := key{r.Model, r.Weights, r.Threads}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		get := func(metric string) (Run, bool) {
+			for _, x := range rep.Runs {
+				if x.Model == k.m && x.Weights == k.w && x.Threads == k.t && x.Metric == metric {
+					return x, true
+				}
+			}
+			return Run{}, false
+		}
+		p128, _ := get("prefill128")
+		p512, ok512 := get("prefill512")
+		d, _ := get("decode128")
+		s512, f512 := "–", "–"
+		if ok512 {
+			s512, f512 = fmt.Sprintf("%.0f", p512.TokPerS), fmt.Sprintf("%.0f%%", 100*p512.Fraction)
+		}
+		p("| %s | %s | %d | %.0f | %s | %.1f | %.1f | %.0f%% | %s |", k.m, k.w, k.t, p128.TokPerS, s512, d.TokPerS, d.GBPerS, 100*d.Fraction, f512)
+	}
+	if len(rep.Torch) > 0 {
+		p("")
+		p("### PyTorch, same model shape, same run")
+		p("")
+		p("%s; OpenMP OpenBLAS; torch.set_num_threads and OMP_NUM_THREADS = threads.", rep.TorchInfo)
+		p("")
+		p("| threads | metric | PyTorch tok/s | roe F32 tok/s | roe/PyTorch | roe BF16 tok/s | roe BF16/PyTorch |")
+		p("|---|---|---|---|---|---|---|")
+		for _, t := range []int{1, 2} {
+			tr := rep.Torch[strconv.Itoa(t)]
+			for _, mt := range []string{"prefill128", "prefill512", "decode128"} {
+				if tr == nil {
+					continue
+				}
+				a, bb := find(rep, "random-135M", "f32", t, mt), find(rep, "random-135M", "bf16", t, mt)
+				p("| %d | %s | %.1f | %.1f | %.2f | %.1f | %.2f |", t, mt, tr[mt], a, a/tr[mt], bb, bb/tr[mt])
+			}
+		}
+	}
+	p("")
+	p("### Quoted reference figures (measured 2026-11-24 by others on this machine kind; not by this run)")
+	p("")
+	p("| engine | prefill128 1/2 thr | prefill512 1/2 thr | decode128 1/2 thr |")
+	p("|---|---|---|---|")
+	names := make([]string, 0, len(quoted))
+	for n := range quoted {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		q := quoted[n]
+		p("| %s | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |", n, q["prefill128"][0], q["prefill128"][1], q["prefill512"][0], q["prefill512"][1], q["decode128"][0], q["decode128"][1])
+	}
+	p("")
+	p("The same source quoted ceilings of 42–44 GB/s (1 thread) and 76–79 GB/s (2 threads) and ~285 GFLOP/s per core; compare with this run's own ceilings above.")
+	p("")
+	p("## Batched decode (random-135M, 64-token prompts, 16 steps)")
+	p("")
+	p("| weights | threads | sequences | total tok/s | vs 1 sequence |")
+	p("|---|---|---|---|---|")
+	for _, x := range rep.Batches {
+		base := 0.0
+		for _, y := range rep.Batches {
+			if y.Weights == x.Weights && y.Threads == x.Threads && y.Batch == 1 {
+				base = y.TokPerS
+			}
+		}
+		p("| %s | %d | %d | %.1f | %.2f× |", x.Weights, x.Threads, x.Batch, x.TokPerS, x.TokPerS/base)
+	}
+	p("")
+	p("## GEMM (MatMulT, layer shapes)")
+	p("")
+	p("| m×n×k | weights | threads | GFLOP/s | %% of FP32 peak |")
+	p("|---|---|---|---|---|")
+	for _, x := range rep.GEMM {
+		p("| %d×%d×%d | %s | %d | %.0f | %.0f%% |", x.M, x.N, x.K, x.Weights, x.Threads, x.GFLOPS, 100*x.Fraction)
+	}
+	p("")
+	p("## Memory")
+	p("")
+	keys := make([]string, 0, len(rep.Allocs))
+	for k := range rep.Allocs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p("- allocations per steady-state decode step (%s, testing.AllocsPerRun): %g", k, rep.Allocs[k])
+	}
+	for _, x := range rep.RSS {
+		p("- peak RSS, %s: %.0f MiB = %.2f × (weights %.0f MiB + KV %.1f MiB). %s.", x.Weights, x.PeakMiB, x.Ratio, x.WeightsMiB, x.KVMiB, x.Description)
+	}
+	p("")
+	p("## Goals")
+	p("")
+	p("| goal | target | this run | ratio | met |")
+	p("|---|---|---|---|---|")
+	for _, x := range rep.Goals {
+		met := "no"
+		if x.Met {
+			met = "yes"
+		}
+		p("| %s | %s | %s | %.2f | %s |", x.Name, x.Target, x.Value, x.Ratio, met)
+	}
+	p("")
+	p("## Where the time goes (pprof, random-135M F32, 2 threads)")
+	p("")
+	p("### 60 decode steps at context 128 (1 sequence)")
+	p("")
+	p("```\n%s```", rep.Profiles["decode"])
+	p("")
+	p("### prefill of 512 tokens (×2)")
+	p("")
+	p("```\n%s```", rep.Profiles["prefill512"])
+	p("")
+	p("Plots: tokens_vs_threads.png, tokens_vs_batch.png. Profiles: decode.pprof, prefill.pprof (`go tool pprof -top` needs the binary; the tables above are from this run).")
+	if err := os.WriteFile(filepath.Join(*outDir, "perf.md"), []byte(b.String()), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Print(b.String())
+}

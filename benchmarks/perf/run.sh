@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# roe's performance benchmark (make bench): installs the PyTorch reference when
+# Debian has it, then runs benchmarks/perf, which measures everything in one run
+# and writes benchmarks/results/perf.{json,md} and the plots.
+set -u
+cd "$(dirname "$0")/../.."
+
+PY=/usr/bin/python3
+TORCH_CMD=""
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+	if command -v apt-get >/dev/null 2>&1; then
+		echo "perf: installing python3-torch and libopenblas0-openmp (apt-get)" >&2
+		(apt-get install -y -q python3-torch libopenblas0-openmp >/dev/null 2>&1 ||
+			(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q python3-torch libopenblas0-openmp >/dev/null 2>&1)) ||
+			echo "perf: could not install python3-torch; the PyTorch column will be empty" >&2
+	fi
+fi
+if "$PY" -c 'import torch' 2>/dev/null; then
+	# OpenMP OpenBLAS for torch; the two OPENBLAS_ variables are dropped for
+	# this command only (the caller's environment keeps them).
+	BLASDIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
+	TORCH_CMD="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=$BLASDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} $PY benchmarks/perf/torch_perf.py"
+fi
+exec go run ./benchmarks/perf -torch "$TORCH_CMD" "$@"

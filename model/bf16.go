@@ -1,0 +1,118 @@
+package model
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+
+	"roe/kernels"
+	"roe/model/safetensors"
+)
+
+// WeightFormat is how a model keeps its projection and LM-head weights in memory.
+type WeightFormat string
+
+// The in-memory weight formats.
+const (
+	// WeightsF32 keeps every weight as float32 (the default): exact, and what
+	// training, merging (Weight) and Params need.
+	WeightsF32 WeightFormat = "f32"
+	// WeightsBF16 keeps the seven projections of every block and the LM head
+	// (with a tied LM head, the embedding table too) as bfloat16, widened to
+	// float32 inside the GEMM kernels: half the memory and half the bytes per
+	// decoded token. Norms and biases stay float32; activations, the KV cache
+	// and all sums are float32. Such a model is for inference: Weight and
+	// Params return nil Data for the bf16 tensors; CloneWeights (and Clone)
+	// widen the projections back to float32.
+	WeightsBF16 WeightFormat = "bf16"
+)
+
+// ParseWeightFormat accepts "f32" (or "", "fp32", "float32") and "bf16" (or "bfloat16").
+func ParseWeightFormat(s string) (WeightFormat, error) {
+	switch strings.ToLower(s) {
+	case "", "f32", "fp32", "float32":
+		return WeightsF32, nil
+	case "bf16", "bfloat16":
+		return WeightsBF16, nil
+	}
+	return "", fmt.Errorf("%w: weight format %q (want f32 or bf16)", ErrInput, s)
+}
+
+// LoadOptions choose how a checkpoint is held in memory.
+type LoadOptions struct {
+	Weights WeightFormat // "" means WeightsF32
+}
+
+func (o LoadOptions) bf16() bool { return o.Weights == WeightsBF16 }
+
+// LoadWith is Load with options.
+func LoadWith(dir string, o LoadOptions) (*Model, error) {
+	if _, err := ParseWeightFormat(string(o.Weights)); err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	defer set.Close()
+	m, err := NewWith(cfg, set, o)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", filepath.Clean(dir), err)
+	}
+	return m, nil
+}
+
+// LoadFSWith is LoadFS with options.
+func LoadFSWith(fsys fs.FS, o LoadOptions) (*Model, error) {
+	m, err := LoadFS(fsys)
+	if err != nil || !o.bf16() {
+		return m, err
+	}
+	return m.WithBF16(), nil
+}
+
+// WeightFormat reports how the model keeps its projection weights.
+func (m *Model) WeightFormat() WeightFormat {
+	if len(m.layers) > 0 && m.layers[0].qh != nil || m.lmHeadH != nil {
+		return WeightsBF16
+	}
+	return WeightsF32
+}
+
+func narrow(v []float32) []uint16 {
+	h := make([]uint16, len(v))
+	kernels.NarrowBF16(h, v)
+	return h
+}
+
+func widen(h []uint16) []float32 {
+	v := make([]float32, len(h))
+	kernels.WidenBF16(v, h)
+	return v
+}
+
+// WithBF16 returns a model that shares m's config, norms and biases but holds
+// bf16 copies of the projections and the LM head (see WeightsBF16); m is
+// unchanged. A model that already is bf16 is returned as is.
+func (m *Model) WithBF16() *Model {
+	if m.WeightFormat() == WeightsBF16 {
+		return m
+	}
+	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, layers: make([]layer, len(m.layers))}
+	c.lmHeadH = narrow(m.lmHead)
+	if m.Config.TieWordEmbeddings {
+		c.embed, c.embedH = nil, c.lmHeadH
+	}
+	for i, l := range m.layers {
+		l.qh, l.kh, l.vh, l.oh = narrow(l.q), narrow(l.k), narrow(l.v), narrow(l.o)
+		l.gateh, l.uph, l.downh = narrow(l.gate), narrow(l.up), narrow(l.down)
+		l.q, l.k, l.v, l.o, l.gate, l.up, l.down = nil, nil, nil, nil, nil, nil, nil
+		c.layers[i] = l
+	}
+	return c
+}
