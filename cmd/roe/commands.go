@@ -23,7 +23,11 @@ type stringList []string
 func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// weightFormat is the --weights flag of the command being run (one FlagSet per run).
+var weightFormat = new(string)
+
 func modelFlag(fs *flag.FlagSet) *string {
+	weightFormat = fs.String("dtype", "f32", "weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2)")
 	return fs.String("model", "", "Hugging Face model folder (default: the embedded "+models.DefaultName+")")
 }
 
@@ -59,11 +63,16 @@ func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	wf, err := model.ParseWeightFormat(*weightFormat)
+	if err != nil {
+		return nil, nil, usagef("--dtype: %v", err)
+	}
+	opts := model.LoadOptions{Weights: wf}
 	var m *model.Model
 	if dir == "" {
-		m, err = model.LoadFS(models.Default())
+		m, err = model.LoadFSWith(models.Default(), opts)
 	} else {
-		m, err = model.Load(dir)
+		m, err = model.LoadWith(dir, opts)
 	}
 	if err != nil {
 		return nil, nil, err
