@@ -97,6 +97,8 @@ func (s *Scheduler) Close(ctx context.Context) error {
 func (s *Scheduler) loop() {
 	defer close(s.done)
 	var active []*Job
+	var steps []model.Step
+	var outs []model.Output // reused across steps: logits buffers stay allocated
 	open := true
 	for open || len(active) > 0 {
 		// Block for work when idle; otherwise take what is waiting.
@@ -135,15 +137,17 @@ func (s *Scheduler) loop() {
 		if len(active) == 0 {
 			continue
 		}
-		steps := make([]model.Step, len(active))
-		ntok := 0
-		for i, j := range active {
-			steps[i] = j.seq.Step()
-			ntok += len(steps[i].Tokens)
+		steps = steps[:0]
+		for _, j := range active {
+			steps = append(steps, j.seq.Step())
+		}
+		for len(outs) < len(steps) {
+			outs = append(outs, model.Output{})
 		}
 		s.metrics.batchSize.Observe(float64(len(active)))
 		t0 := time.Now()
-		out, err := s.m.Forward(steps)
+		err := s.m.ForwardInto(steps, outs[:len(steps)])
+		out := outs
 		if err != nil {
 			for _, j := range active {
 				j.finish(fmt.Errorf("forward: %w", err))
