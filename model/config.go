@@ -261,10 +261,10 @@ func (c Config) ContextLength() int {
 	return c.MaxPositions
 }
 
-// invFreq returns the RoPE inverse frequencies θ^(-2i/d), with rope_scaling applied.
+// InvFreq returns the RoPE inverse frequencies θ^(-2i/d), with rope_scaling applied.
 //
 //	result: [HeadDim/2]
-func (c Config) invFreq() []float64 {
+func (c Config) InvFreq() []float64 {
 	half := c.HeadDim / 2
 	f := make([]float64, half)
 	for i := range f {

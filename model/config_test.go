@@ -79,7 +79,7 @@ func TestLlama3RopeScaling(t *testing.T) {
 	}
 	plain := c
 	plain.Rope = RopeScaling{}
-	got, base := c.invFreq(), plain.invFreq()
+	got, base := c.InvFreq(), plain.InvFreq()
 	for i := range got {
 		wl := 2 * math.Pi / base[i]
 		switch {
@@ -111,6 +111,6 @@ func FuzzParseConfig(f *testing.F) {
 		if c.HeadDim <= 0 || c.HeadDim%2 != 0 || c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 || c.ContextLength() <= 0 {
 			t.Fatalf("accepted an inconsistent config: %+v", c)
 		}
-		_ = c.invFreq()
+		_ = c.InvFreq()
 	})
 }

@@ -188,7 +188,7 @@ func (m *Model) ropeFor(n int) *ropeTable {
 		size = max(n, 2*t.n)
 	}
 	size = min(max(size, 256), m.Config.ContextLength())
-	inv := m.Config.invFreq()
+	inv := m.Config.InvFreq()
 	half := len(inv)
 	t := &ropeTable{n: size, cos: make([]float32, size*half), sin: make([]float32, size*half)}
 	for p := 0; p < size; p++ {

@@ -9,7 +9,6 @@ package train
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"roe/adapters"
 	"roe/kernels"
@@ -175,38 +174,6 @@ func loadWeights(m *model.Model, l *adapters.LoRA) (*weights, error) {
 	return w, nil
 }
 
-// invFreq is model.Config's RoPE inverse frequencies θ^(-2i/d) with rope_scaling
-// (the model package keeps its own copy unexported).
-func invFreq(c model.Config) []float64 {
-	half := c.HeadDim / 2
-	f := make([]float64, half)
-	for i := range f {
-		f[i] = 1 / math.Pow(c.RopeTheta, float64(2*i)/float64(c.HeadDim))
-	}
-	switch c.Rope.Type {
-	case "linear":
-		for i := range f {
-			f[i] /= c.Rope.Factor
-		}
-	case "llama3":
-		r := c.Rope
-		lowWavelen := float64(r.OriginalMaxPos) / r.LowFreqFactor
-		highWavelen := float64(r.OriginalMaxPos) / r.HighFreqFactor
-		for i, fr := range f {
-			wavelen := 2 * math.Pi / fr
-			switch {
-			case wavelen < highWavelen:
-			case wavelen > lowWavelen:
-				f[i] = fr / r.Factor
-			default:
-				smooth := (float64(r.OriginalMaxPos)/wavelen - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor)
-				f[i] = (1-smooth)*fr/r.Factor + smooth*fr
-			}
-		}
-	}
-	return f
-}
-
 // ---------------------------------------------------------------- activations
 
 // layerActs are what one block's backward needs. R rows, H hidden, I FFN width.
@@ -301,7 +268,7 @@ func forward(m *model.Model, l *adapters.LoRA, b Batch, keep bool) (*acts, error
 		maxT = max(maxT, s.T)
 	}
 	a := &acts{w: w, seqs: seqs, ids: ids, pos: pos, R: R, layers: make([]layerActs, c.NumLayers),
-		rope: newRopeTable(invFreq(c), maxT)}
+		rope: newRopeTable(c.InvFreq(), maxT)}
 
 	x := make([]float32, R*H)
 	embeddingForward(x, w.embed, ids, H)

@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"roe/adapters"
 	"roe/library"
 	"roe/model"
 	"roe/train"
@@ -139,7 +137,14 @@ func runAdapter(args []string, _ io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	l, err := initLoRA(cfg, *rank, *alpha, strings.Split(*targets, ","), *seed)
+	names := strings.Split(*targets, ",")
+	for i, t := range names {
+		names[i] = strings.TrimSpace(t)
+		if _, ok := model.ParseProj(names[i]); !ok {
+			return usagef("unknown target module %q", t)
+		}
+	}
+	l, err := train.NewLoRA(cfg, *rank, *alpha, names, *seed)
 	if err != nil {
 		return err
 	}
@@ -148,35 +153,4 @@ func runAdapter(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: rank %d on %s (B = 0, so it starts as the base model)\n", *out, *rank, *targets)
 	return nil
-}
-
-// initLoRA makes a PEFT-initialised adapter: A uniform in ±1/√in (Kaiming
-// uniform with a = √5, as PEFT), B zero, so the adapter starts as a no-op.
-func initLoRA(base model.Config, r int, alpha float64, targets []string, seed uint64) (*adapters.LoRA, error) {
-	var projs []model.Proj
-	for _, t := range targets {
-		p, ok := model.ParseProj(strings.TrimSpace(t))
-		if !ok {
-			return nil, usagef("unknown target module %q", t)
-		}
-		projs = append(projs, p)
-	}
-	names := make([]string, len(projs))
-	for i, p := range projs {
-		names[i] = p.String()
-	}
-	rng := rand.New(rand.NewPCG(seed, 0x10a))
-	l := adapters.New(base, adapters.Config{R: r, Alpha: alpha, TargetModules: names})
-	for layer := 0; layer < base.NumLayers; layer++ {
-		for _, p := range projs {
-			out, in := base.ProjShape(p)
-			a := make([]float32, r*in)
-			bound := 1 / math.Sqrt(float64(in))
-			for i := range a {
-				a[i] = float32((rng.Float64()*2 - 1) * bound)
-			}
-			l.SetPair(layer, p, &adapters.Pair{A: a, B: make([]float32, out*r), Rank: r, In: in, Out: out, Alpha: alpha})
-		}
-	}
-	return l, nil
 }
