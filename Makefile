@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: build run story bench-load bench-routing test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: build run library story bench-load bench-routing test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/roe
@@ -14,6 +14,12 @@ build:
 ADDR ?= 127.0.0.1:8080
 run: build
 	./$(BIN) serve --addr $(ADDR)
+
+# Rebuild the starter expert library that the binary embeds (models/experts) by
+# training on $(SHARED)/data: scripts/starter-library.sh (about 20 minutes on 2 cores).
+SHARED ?= ../shared
+library: build
+	bash scripts/starter-library.sh $(SHARED)
 
 # A story from the embedded model, without the server.
 story: build

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 
 	"roe/model/safetensors"
@@ -96,7 +98,65 @@ func ImportDir(dir string) (*Expert, error) {
 		return nil, fmt.Errorf("import %s: %w", dir, err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	if e.Instances, err = readInstancesJSONL(f, path); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ImportFS reads the expert folder dir of fsys (an embed.FS, say) as ImportDir
+// reads a folder on disk.
+func ImportFS(fsys fs.FS, dir string) (*Expert, error) {
+	file := func(name string) string { return path.Join(dir, name) }
+	config, err := fs.ReadFile(fsys, file(FileAdapterConfig))
+	if err != nil {
+		return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, dir, err)
+	}
+	b, err := fs.ReadFile(fsys, file(FileAdapterModel))
+	if err != nil {
+		return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, dir, err)
+	}
+	st, err := safetensors.FromBytes(file(FileAdapterModel), b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, dir, err)
+	}
+	defer st.Close()
+	e := &Expert{AdapterConfig: config}
+	for _, info := range st.Tensors() {
+		v, err := st.Float32(info.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, file(FileAdapterModel), err)
+		}
+		e.Tensors = append(e.Tensors, safetensors.F32Tensor(info.Name, info.Shape, v))
+	}
+	switch b, err := fs.ReadFile(fsys, file(FileExpert)); {
+	case err == nil:
+		if err := json.Unmarshal(b, &e.Manifest); err != nil {
+			return nil, fmt.Errorf("%w: import %s: %w", ErrInvalid, file(FileExpert), err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		e.Name, e.Kind = path.Base(dir), KindImported
+	default:
+		return nil, fmt.Errorf("import %s: %w", dir, err)
+	}
+	f, err := fsys.Open(file(FileInstances))
+	if errors.Is(err, fs.ErrNotExist) {
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", dir, err)
+	}
+	defer f.Close()
+	if e.Instances, err = readInstancesJSONL(f, file(FileInstances)); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// readInstancesJSONL parses instances.jsonl (path is for messages).
+func readInstancesJSONL(r io.Reader, path string) ([]Instance, error) {
+	var out []Instance
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
@@ -110,12 +170,12 @@ func ImportDir(dir string) (*Expert, error) {
 		if in.Text == "" {
 			return nil, fmt.Errorf("%w: %s:%d: no \"input\"", ErrInvalid, path, n)
 		}
-		e.Instances = append(e.Instances, in)
+		out = append(out, in)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
 	}
-	return e, nil
+	return out, nil
 }
 
 func writeFileAtomic(path string, b []byte) error {

@@ -672,6 +672,15 @@ func TestExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameExpert(t, back, e, true)
+	// The same folder inside an fs.FS (as the embedded starter experts are).
+	fsBack, err := ImportFS(os.DirFS(filepath.Dir(dir)), filepath.Base(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameExpert(t, fsBack, e, true)
+	if _, err := ImportFS(os.DirFS(filepath.Dir(dir)), "missing"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("ImportFS of a missing folder: %v", err)
+	}
 
 	// Re-adding an import under a new name gives the same data.
 	back.Name = "rte/exp2"
