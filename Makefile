@@ -7,7 +7,7 @@ export ROE_CACHE := $(CACHE)
 .PHONY: build run library story bench-load bench-routing test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/roe
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/roe
 
 # The server with the embedded model and the expert library (created on first
 # start under $$ROE_HOME, default ~/.roe). ADDR=host:port to move it.
