@@ -26,8 +26,9 @@ func unprocessable(param, code, format string, a ...any) *apiError {
 	return &apiError{Status: fiber.StatusUnprocessableEntity, Type: "invalid_request_error", Param: param, Code: code, Message: fmt.Sprintf(format, a...)}
 }
 
+// notFound is the official API's 404: an invalid_request_error with code model_not_found.
 func notFound(format string, a ...any) *apiError {
-	return &apiError{Status: fiber.StatusNotFound, Type: "not_found_error", Code: "model_not_found", Message: fmt.Sprintf(format, a...)}
+	return &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Message: fmt.Sprintf(format, a...)}
 }
 
 // errorBody is the JSON shape of the official API's errors.

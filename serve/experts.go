@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"roe/adapters"
@@ -34,6 +36,7 @@ type ExpertsConfig struct {
 	ComposeMargin  float64                 // merge the top-k when the vote margin is below it [0: never]
 	MergeMethod    adapters.Method         // composition method [linear: the paper's uniform merge]
 	MergeCacheMiB  int                     // merged-adapter cache [256]
+	Logger         *slog.Logger            // [slog.Default()]
 }
 
 // Experts keeps the routing index and the loaded adapters in step with the
@@ -70,8 +73,11 @@ func NewExperts(cfg ExpertsConfig) (*Experts, error) {
 		cfg.MergeMethod = adapters.MethodLinear
 	}
 	cfg.MergeCacheMiB = defaultInt(cfg.MergeCacheMiB, 256)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	e := &Experts{cfg: cfg, index: retriever.NewIndex(cfg.Embedder.Dim(), cfg.Normalization),
-		cache: adapters.NewCache(int64(cfg.MergeCacheMiB) << 20), metrics: NewMetrics(), log: slog.Default(),
+		cache: adapters.NewCache(int64(cfg.MergeCacheMiB) << 20), metrics: NewMetrics(), log: cfg.Logger,
 		manifests: map[string]library.Manifest{}, loras: map[string]*adapters.LoRA{}, done: make(chan struct{})}
 	if cfg.Lexical {
 		lx, err := retriever.NewLexical()
@@ -83,6 +89,7 @@ func NewExperts(cfg ExpertsConfig) (*Experts, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	listed := make(chan error, 1)
+	var started atomic.Bool // the initial listing is done: later errors are logged
 	go func() {
 		defer close(e.done)
 		err := cfg.Library.SubscribeList(ctx, func(ms []library.Manifest) {
@@ -92,13 +99,14 @@ func NewExperts(cfg ExpertsConfig) (*Experts, error) {
 					first = err
 				}
 			}
+			started.Store(true)
 			listed <- first
 		}, e.apply)
 		if err != nil && ctx.Err() == nil {
-			select {
-			case listed <- err:
-			default:
-				e.log.Error("library change feed ended", "err", err)
+			if started.Load() {
+				e.log.Error("library change feed ended: routing no longer follows the library", "err", err)
+			} else {
+				listed <- err
 			}
 		}
 	}()
@@ -108,12 +116,6 @@ func NewExperts(cfg ExpertsConfig) (*Experts, error) {
 		return nil, fmt.Errorf("index the library: %w", err)
 	}
 	return e, nil
-}
-
-// attach shares the server's metrics and logger.
-func (e *Experts) attach(m *Metrics, log *slog.Logger) {
-	e.metrics, e.log = m, log
-	e.metrics.experts.Set(float64(e.index.Len()))
 }
 
 // Close stops following the library (it does not close the library).
@@ -225,6 +227,7 @@ func (e *Experts) has(name string) bool {
 func (e *Experts) adapter(name string) (*adapters.LoRA, error) {
 	e.mu.RLock()
 	l, ok := e.loras[name]
+	id := e.manifests[name].ID
 	e.mu.RUnlock()
 	if ok {
 		return l, nil
@@ -238,7 +241,8 @@ func (e *Experts) adapter(name string) (*adapters.LoRA, error) {
 		return nil, err
 	}
 	e.mu.Lock()
-	if _, still := e.manifests[name]; still {
+	// Keep it only if the expert was not replaced while we read it.
+	if m, still := e.manifests[name]; still && m.ID == id && x.ID == id {
 		e.loras[name] = l
 	}
 	e.mu.Unlock()
@@ -364,7 +368,7 @@ func parseExpertRefs(raw []byte) ([]expertRef, error) {
 		for i, n := range names {
 			out[i] = expertRef{n, 1}
 		}
-		return out, nil
+		return out, checkRefs(out)
 	}
 	var objs []struct {
 		Name   string   `json:"name"`
@@ -380,7 +384,27 @@ func parseExpertRefs(raw []byte) ([]expertRef, error) {
 			out[i].Weight = *o.Weight
 		}
 	}
-	return out, nil
+	return out, checkRefs(out)
+}
+
+// maxComposed bounds a composition: each distinct one costs a merge.
+const maxComposed = 16
+
+func checkRefs(refs []expertRef) error {
+	if len(refs) > maxComposed {
+		return badRequest("experts", "at most %d experts in a composition, got %d", maxComposed, len(refs))
+	}
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if seen[r.Name] {
+			return badRequest("experts", "expert %q is listed twice", r.Name)
+		}
+		seen[r.Name] = true
+		if math.IsNaN(r.Weight) || math.IsInf(r.Weight, 0) || math.Abs(r.Weight) > 1e3 {
+			return badRequest("experts", "weight of %q must be a finite number of magnitude ≤ 1000", r.Name)
+		}
+	}
+	return nil
 }
 
 // selectFor picks the adapter for a request: the base model, a named expert, an

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strings"
 	"time"
 
@@ -224,6 +225,7 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *select
 		return unprocessable("prompt", "invalid_prompt", "%v", err)
 	}
 	modelName := r.Model
+	sel.info.Neighbors = nil // stored instances are shown by /v1/route only
 	c.Set("X-Roe-Experts", sel.header())
 	if !r.Stream {
 		job, err := s.sched.Submit(c.UserContext(), seq)
@@ -502,7 +504,10 @@ func (s *Server) listModels(c *fiber.Ctx) error {
 }
 
 func (s *Server) getModel(c *fiber.Ctx) error {
-	id := c.Params("id")
+	id, err := url.PathUnescape(c.Params("*"))
+	if err != nil {
+		return badRequest("model", "malformed model id in the path")
+	}
 	for _, m := range s.models() {
 		if m.ID == id {
 			return c.JSON(m)

@@ -126,7 +126,12 @@ func (s *Scheduler) loop() {
 		// Drop sequences whose clients left.
 		kept := active[:0]
 		for _, j := range active {
-			if j.ctx.Err() != nil || s.abandon.Load() {
+			if s.abandon.Load() {
+				j.seq.Stop("cancelled")
+				j.finish(ErrShuttingDown)
+				continue
+			}
+			if j.ctx.Err() != nil {
 				j.seq.Stop("cancelled")
 				j.finish(context.Canceled)
 				continue
@@ -146,7 +151,7 @@ func (s *Scheduler) loop() {
 		}
 		s.metrics.batchSize.Observe(float64(len(active)))
 		t0 := time.Now()
-		err := s.m.ForwardInto(steps, outs[:len(steps)])
+		err := s.forward(steps, outs[:len(steps)])
 		out := outs
 		if err != nil {
 			for _, j := range active {
@@ -169,6 +174,17 @@ func (s *Scheduler) loop() {
 		}
 		active = kept
 	}
+}
+
+// forward runs one step, turning a panic into an error for this batch only,
+// so one bad sequence cannot take the server down.
+func (s *Scheduler) forward(steps []model.Step, outs []model.Output) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error in the forward pass: %v", r)
+		}
+	}()
+	return s.m.ForwardInto(steps, outs)
 }
 
 func (j *Job) push(piece string, m *Metrics) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -84,6 +85,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.ProtectInference = &t
 	}
 	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now()}
+	if cfg.Experts != nil {
+		s.metrics = cfg.Experts.metrics // one registry: the experts' collectors are already live
+	}
 	tmpl, err := newChatTemplate(cfg.Tokenizer)
 	if err != nil {
 		s.log.Warn("chat template", "err", err)
@@ -93,12 +97,13 @@ func New(cfg Config) (*Server, error) {
 	s.jobs = newJobs()
 	s.jobsCtx, s.stopJobs = context.WithCancel(context.Background())
 	s.startJobs(s.jobsCtx)
-	if cfg.Experts != nil {
-		cfg.Experts.attach(s.metrics, s.log)
-	}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "roe",
-		BodyLimit:             max(cfg.BodyLimit, cfg.UploadLimit),
+		AppName:   "roe",
+		BodyLimit: max(cfg.BodyLimit, cfg.UploadLimit),
+		// Bodies are read on demand, after authentication and the per-route
+		// Content-Length check, so an unauthenticated client cannot make the
+		// server buffer an upload-sized body on any route.
+		StreamRequestBody:     true,
 		DisableStartupMessage: true,
 		ReadTimeout:           5 * time.Minute,
 		ErrorHandler:          func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
@@ -140,6 +145,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) routes() {
 	app := s.app
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		s.log.Error("panic in handler", "path", c.Path(), "panic", e)
+	}}))
 	app.Use(requestid.New(requestid.Config{Header: "X-Request-Id", ContextKey: "requestid"}))
 	app.Use(s.observe)
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
@@ -159,7 +167,7 @@ func (s *Server) routes() {
 	infer.Post("/embeddings", s.limitBody(s.cfg.BodyLimit), s.embeddings)
 	infer.Post("/route", s.limitBody(s.cfg.BodyLimit), s.route)
 	infer.Get("/models", s.listModels)
-	infer.Get("/models/:id", s.getModel)
+	infer.Get("/models/*", s.getModel)
 
 	admin := v1.Group("/experts", s.auth(true))
 	admin.Get("", s.listExperts)
@@ -219,9 +227,14 @@ func (s *Server) auth(protected bool) fiber.Handler {
 	}
 }
 
-// limitBody answers 413 naming the limit when a body is larger than n bytes.
+// limitBody answers 413 naming the limit when a body is larger than n bytes:
+// from Content-Length before reading anything, else after reading at most n+1.
 func (s *Server) limitBody(n int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if cl := c.Request().Header.ContentLength(); cl > n {
+			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
+				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", cl, n, c.Path())}
+		}
 		if l := len(c.Body()); l > n {
 			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
 				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", l, n, c.Path())}

@@ -132,7 +132,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		}
 	}
 	experts, err := serve.NewExperts(serve.ExpertsConfig{Library: lib, Base: m, Embedder: emb,
-		Normalization: retriever.Normalization(*norm), Lexical: *lexical, TopK: *topK, MinScore: *minScore, ComposeMargin: *composeMargin})
+		Normalization: retriever.Normalization(*norm), Lexical: *lexical, Logger: log, TopK: *topK, MinScore: *minScore, ComposeMargin: *composeMargin})
 	if err != nil {
 		return err
 	}
@@ -157,6 +157,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
+	stop() // a second Ctrl-C ends the process at once
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
