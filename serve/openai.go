@@ -228,7 +228,8 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *select
 	sel.info.Neighbors = nil // stored instances are shown by /v1/route only
 	c.Set("X-Roe-Experts", sel.header())
 	if !r.Stream {
-		job, err := s.sched.Submit(c.UserContext(), seq)
+		conn := c.Context().Conn()
+		job, err := s.sched.SubmitWatched(c.UserContext(), seq, func() bool { return !peerGone(conn) })
 		if err != nil {
 			return err
 		}

@@ -34,8 +34,9 @@ type Scheduler struct {
 
 // Job is one sequence submitted to the scheduler; its text arrives through Next.
 type Job struct {
-	seq *model.Sequence
-	ctx context.Context
+	seq   *model.Sequence
+	ctx   context.Context
+	alive func() bool // nil, or false once the client has gone
 
 	mu       sync.Mutex
 	pending  string
@@ -57,12 +58,18 @@ func NewScheduler(m *model.Model, maxBatch, queueSize int, metrics *Metrics) *Sc
 
 // Submit queues a sequence; ctx ending (a client gone) stops it within one step.
 func (s *Scheduler) Submit(ctx context.Context, seq *model.Sequence) (*Job, error) {
+	return s.SubmitWatched(ctx, seq, nil)
+}
+
+// SubmitWatched is Submit with a liveness check run before every step: when it
+// reports false the sequence stops, within one token.
+func (s *Scheduler) SubmitWatched(ctx context.Context, seq *model.Sequence, alive func() bool) (*Job, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrShuttingDown
 	}
-	j := &Job{seq: seq, ctx: ctx, notify: make(chan struct{}, 1), submitted: time.Now()}
+	j := &Job{seq: seq, ctx: ctx, alive: alive, notify: make(chan struct{}, 1), submitted: time.Now()}
 	select {
 	case s.queue <- j:
 		s.metrics.queueDepth.Set(float64(len(s.queue)))
@@ -131,7 +138,7 @@ func (s *Scheduler) loop() {
 				j.finish(ErrShuttingDown)
 				continue
 			}
-			if j.ctx.Err() != nil {
+			if j.ctx.Err() != nil || (j.alive != nil && !j.alive()) {
 				j.seq.Stop("cancelled")
 				j.finish(context.Canceled)
 				continue
