@@ -60,12 +60,16 @@ type jobs struct {
 	mu    sync.Mutex
 	byID  map[string]*job
 	queue chan *job
+	done  chan struct{} // closed when the runner has stopped
 }
 
-func newJobs() *jobs { return &jobs{byID: map[string]*job{}, queue: make(chan *job, 16)} }
+func newJobs() *jobs {
+	return &jobs{byID: map[string]*job{}, queue: make(chan *job, 16), done: make(chan struct{})}
+}
 
 func (s *Server) startJobs(ctx context.Context) {
 	go func() {
+		defer close(s.jobs.done)
 		for {
 			select {
 			case <-ctx.Done():
@@ -121,6 +125,9 @@ func (s *Server) createTrainJob(c *fiber.Ctx) error {
 	if s.cfg.Train.DataDir == "" || s.cfg.Train.TemplatesDir == "" {
 		return &apiError{Status: fiber.StatusNotImplemented, Type: "invalid_request_error",
 			Message: "training is not enabled: start roe serve with --data DIR --templates DIR"}
+	}
+	if s.jobsCtx.Err() != nil {
+		return ErrShuttingDown
 	}
 	var r trainRequest
 	if err := decode(c, &r); err != nil {

@@ -456,6 +456,13 @@ func (s *Server) embeddings(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Embeddings run on the request's goroutine, outside the scheduler: bound them.
+	select {
+	case s.embedSem <- struct{}{}:
+		defer func() { <-s.embedSem }()
+	default:
+		return ErrQueueFull
+	}
 	data := make([]embeddingData, len(inputs))
 	total := 0
 	for i, text := range inputs {

@@ -53,6 +53,7 @@ type Server struct {
 	started time.Time
 	tmpl    *chatTemplate
 
+	embedSem chan struct{} // bounds concurrent embedding requests (429 when full)
 	jobs     *jobs
 	jobsCtx  context.Context
 	stopJobs context.CancelFunc
@@ -95,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 	s.tmpl = tmpl
 	s.sched = NewScheduler(cfg.Model, cfg.MaxBatch, cfg.QueueSize, s.metrics)
 	s.jobs = newJobs()
+	s.embedSem = make(chan struct{}, cfg.MaxBatch)
 	s.jobsCtx, s.stopJobs = context.WithCancel(context.Background())
 	s.startJobs(s.jobsCtx)
 	s.app = fiber.New(fiber.Config{
@@ -133,7 +135,8 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // then stops the scheduler. The caller closes the library afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
-	s.stopJobs() // a training job in progress is cancelled; nothing half-written is stored
+	s.stopJobs()  // a training job in progress is cancelled; nothing half-written is stored
+	<-s.jobs.done // and has left the library before the caller closes it
 	errc := make(chan error, 1)
 	go func() { errc <- s.sched.Close(ctx) }()
 	httpErr := s.app.ShutdownWithContext(ctx)
