@@ -809,6 +809,241 @@ func (g *gen) fmaLoop() {
 	g.ret()
 }
 
+// gemmP is the packed-GEMM micro-kernel, pmr rows × pnr = nv vectors: for
+// each of tiles pmr-row groups of x (row stride ldx, the next group at
+// x+pmr·ldx) it computes the tile dst[i*ldd+j] (+)= Σ_p x[i*ldx+p]·b[p*pnr+j]
+// over p < k, b being a k×pnr panel of w packed k-major (packB). Each x
+// element is broadcast and FMA'd into nv accumulators: no horizontal sums.
+// AVX-512: 8×48 (24 accumulators Z8..Z31, w in Z0..Z2, x in Z3..Z7);
+// AVX2: 4×24 (12 accumulators Y4..Y15, w in Y0..Y2, x in Y3). k ≥ 1.
+// func gemmP(dst *float32, ldd, acc int, x *float32, ldx int, b *float32, k, tiles int)
+func (g *gen) gemmP() {
+	mr, nv, abase, ntmp := 8, 3, 8, 5
+	if !g.is512() {
+		mr, nv, abase, ntmp = 4, 3, 4, 1
+	}
+	rowB := nv * g.vb() // bytes of one packed k step
+	g.text("gemmP", "$0-64")
+	g.p("\tMOVQ dst+0(FP), R12")
+	g.p("\tMOVQ ldd+8(FP), R13")
+	g.p("\tSHLQ $2, R13")
+	g.p("\tMOVQ x+24(FP), SI")
+	g.p("\tMOVQ ldx+32(FP), DX")
+	g.p("\tSHLQ $2, DX")
+	g.p("\tMOVQ b+40(FP), DI")
+	g.p("\tMOVQ tiles+56(FP), R11")
+	// Row i of the group is at AX + i·ldx: one moving pointer, with 3, 5 and
+	// 7·ldx in R9, R10, R14. CX = where the k-pairs of the panel end.
+	g.p("\tLEAQ (DX)(DX*2), R9")
+	g.p("\tLEAQ (DX)(DX*4), R10")
+	g.p("\tLEAQ (R9)(DX*4), R14")
+	g.p("\tMOVQ k+48(FP), CX")
+	g.p("\tSHRQ $1, CX")
+	g.p("\tIMUL3Q $%d, CX, CX", 2*rowB)
+	g.p("\tADDQ DI, CX")
+	acc := func(i, j int) string { return g.v(abase + nv*i + j) }
+	rowOff := [...]string{"(AX)", "(AX)(DX*1)", "(AX)(DX*2)", "(AX)(R9*1)", "(AX)(DX*4)", "(AX)(R10*1)", "(AX)(R9*2)", "(AX)(R14*1)"}
+	step := func(u int) { // k step u of the pair (0 or 1)
+		for j := 0; j < nv; j++ {
+			g.p("\tVMOVUPS %d(R8), %s", rowB*u+g.vb()*j, g.v(j))
+		}
+		for i := 0; i < mr; i++ {
+			t := g.v(nv + i%ntmp)
+			g.p("\tVBROADCASTSS %d%s, %s", 4*u, rowOff[i], t)
+			for j := 0; j < nv; j++ {
+				g.p("\tVFMADD231PS %s, %s, %s", g.v(j), t, acc(i, j))
+			}
+		}
+	}
+	g.p("gp_tile:")
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nv; j++ {
+			if g.is512() {
+				g.p("\tVPXORD %s, %s, %s", acc(i, j), acc(i, j), acc(i, j))
+			} else {
+				g.p("\tVXORPS %s, %s, %s", acc(i, j), acc(i, j), acc(i, j))
+			}
+		}
+	}
+	g.p("\tMOVQ SI, AX")
+	g.p("\tMOVQ DI, R8")
+	g.p("\tCMPQ R8, CX")
+	g.p("\tJEQ gp_odd")
+	g.p("gp_k:")
+	step(0)
+	step(1)
+	g.p("\tADDQ $8, AX")
+	g.p("\tADDQ $%d, R8", 2*rowB)
+	g.p("\tCMPQ R8, CX")
+	g.p("\tJNE gp_k")
+	g.p("gp_odd:")
+	g.p("\tMOVQ k+48(FP), BX")
+	g.p("\tTESTQ $1, BX")
+	g.p("\tJZ gp_out")
+	step(0)
+	g.p("gp_out:")
+	g.p("\tMOVQ R12, BX")
+	g.p("\tCMPQ acc+16(FP), $0")
+	g.p("\tJEQ gp_store")
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nv; j++ {
+			g.p("\tVADDPS %d(BX), %s, %s", g.vb()*j, acc(i, j), acc(i, j))
+		}
+		g.p("\tADDQ R13, BX")
+	}
+	g.p("\tMOVQ R12, BX")
+	g.p("gp_store:")
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nv; j++ {
+			g.p("\tVMOVUPS %s, %d(BX)", acc(i, j), g.vb()*j)
+		}
+		g.p("\tADDQ R13, BX")
+	}
+	g.p("\tMOVQ BX, R12") // next group of dst rows
+	g.p("\tLEAQ (SI)(DX*%d), SI", mr)
+	g.p("\tDECQ R11")
+	g.p("\tJNZ gp_tile")
+	g.ret()
+}
+
+// packB2 is packB for AVX2: 24 rows of w k-major into dst[p*24+j], k a
+// positive multiple of 8, by 8×8 in-register transposes.
+// func packB(dst, w *float32, ldw, k int)
+func (g *gen) packB2() {
+	g.text("packB", "$0-32")
+	g.p("\tMOVQ dst+0(FP), DI")
+	g.p("\tMOVQ w+8(FP), SI")
+	g.p("\tMOVQ ldw+16(FP), DX")
+	g.p("\tSHLQ $2, DX")
+	g.p("\tMOVQ k+24(FP), CX")
+	g.p("\tSHRQ $3, CX")
+	g.p("\tMOVQ DX, R9")
+	g.p("\tSHLQ $3, R9") // 8 rows
+	y := func(i int) string { return fmt.Sprintf("Y%d", i) }
+	g.p("packB_loop:")
+	for G := 0; G < 3; G++ {
+		switch G {
+		case 0:
+			g.p("\tMOVQ SI, R8")
+		case 1:
+			g.p("\tLEAQ (SI)(R9*1), R8")
+		case 2:
+			g.p("\tLEAQ (SI)(R9*2), R8")
+		}
+		for j := 0; j < 8; j++ {
+			g.p("\tVMOVUPS (R8), %s", y(j))
+			if j < 7 {
+				g.p("\tADDQ DX, R8")
+			}
+		}
+		t := func(i int) int { return 8 + i }
+		for i := 0; i < 4; i++ {
+			g.p("\tVUNPCKLPS %s, %s, %s", y(2*i+1), y(2*i), y(t(2*i)))
+			g.p("\tVUNPCKHPS %s, %s, %s", y(2*i+1), y(2*i), y(t(2*i+1)))
+		}
+		u := func(gr, q int) int { return 4*gr + q }
+		for gr := 0; gr < 2; gr++ {
+			g.p("\tVUNPCKLPD %s, %s, %s", y(t(4*gr+2)), y(t(4*gr)), y(u(gr, 0)))
+			g.p("\tVUNPCKHPD %s, %s, %s", y(t(4*gr+2)), y(t(4*gr)), y(u(gr, 1)))
+			g.p("\tVUNPCKLPD %s, %s, %s", y(t(4*gr+3)), y(t(4*gr+1)), y(u(gr, 2)))
+			g.p("\tVUNPCKHPD %s, %s, %s", y(t(4*gr+3)), y(t(4*gr+1)), y(u(gr, 3)))
+		}
+		for q := 0; q < 4; q++ {
+			for L := 0; L < 2; L++ {
+				imm := "0x20"
+				if L == 1 {
+					imm = "0x31"
+				}
+				g.p("\tVPERM2F128 $%s, %s, %s, Y8", imm, y(u(1, q)), y(u(0, q)))
+				g.p("\tVMOVUPS Y8, %d(DI)", (4*L+q)*96+G*32)
+			}
+		}
+	}
+	g.p("\tADDQ $32, SI")
+	g.p("\tADDQ $768, DI")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ packB_loop")
+	g.ret()
+}
+
+// packB48 packs 48 rows of w (row stride ldw) k-major into dst[p*48+j] for
+// p < k, k a positive multiple of 16: each 16×16 block is loaded as 16 rows
+// and transposed in registers (32-bit, 64-bit, then two 128-bit lane
+// shuffle stages), so there are no gathers.
+// func packB48(dst, w *float32, ldw, k int)
+func (g *gen) packB48() {
+	g.text("packB", "$0-32")
+	g.p("\tMOVQ dst+0(FP), DI")
+	g.p("\tMOVQ w+8(FP), SI")
+	g.p("\tMOVQ ldw+16(FP), DX")
+	g.p("\tSHLQ $2, DX")
+	g.p("\tMOVQ k+24(FP), CX")
+	g.p("\tSHRQ $4, CX")
+	g.p("\tMOVQ DX, R9")
+	g.p("\tSHLQ $4, R9") // 16 rows
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	g.p("packB_loop:")
+	for G := 0; G < 3; G++ {
+		switch G {
+		case 0:
+			g.p("\tMOVQ SI, R8")
+		case 1:
+			g.p("\tLEAQ (SI)(R9*1), R8")
+		case 2:
+			g.p("\tLEAQ (SI)(R9*2), R8")
+		}
+		for j := 0; j < 16; j++ {
+			g.p("\tVMOVUPS (R8), %s", z(j))
+			if j < 15 {
+				g.p("\tADDQ DX, R8")
+			}
+		}
+		// Stage 1: t[2i], t[2i+1] = interleaved low/high of rows 2i, 2i+1.
+		t := func(i int) int { return 16 + i }
+		for i := 0; i < 8; i++ {
+			g.p("\tVUNPCKLPS %s, %s, %s", z(2*i+1), z(2*i), z(t(2*i)))
+			g.p("\tVUNPCKHPS %s, %s, %s", z(2*i+1), z(2*i), z(t(2*i+1)))
+		}
+		// Stage 2: u(g, q) holds, per 128-bit lane L, column 4L+q of rows 4g..4g+3.
+		u := func(gr, q int) int { return 4*gr + q }
+		for gr := 0; gr < 4; gr++ {
+			g.p("\tVUNPCKLPD %s, %s, %s", z(t(4*gr+2)), z(t(4*gr)), z(u(gr, 0)))
+			g.p("\tVUNPCKHPD %s, %s, %s", z(t(4*gr+2)), z(t(4*gr)), z(u(gr, 1)))
+			g.p("\tVUNPCKLPD %s, %s, %s", z(t(4*gr+3)), z(t(4*gr+1)), z(u(gr, 2)))
+			g.p("\tVUNPCKHPD %s, %s, %s", z(t(4*gr+3)), z(t(4*gr+1)), z(u(gr, 3)))
+		}
+		// Stages 3 and 4: a 4×4 transpose of 128-bit lanes across the groups.
+		for q := 0; q < 4; q++ {
+			A, B, C, D := z(u(0, q)), z(u(1, q)), z(u(2, q)), z(u(3, q))
+			E, F, Gg, H := z(16+4*q), z(17+4*q), z(18+4*q), z(19+4*q)
+			g.p("\tVSHUFF32X4 $0x44, %s, %s, %s", B, A, E)
+			g.p("\tVSHUFF32X4 $0xee, %s, %s, %s", B, A, F)
+			g.p("\tVSHUFF32X4 $0x44, %s, %s, %s", D, C, Gg)
+			g.p("\tVSHUFF32X4 $0xee, %s, %s, %s", D, C, H)
+		}
+		for q := 0; q < 4; q++ {
+			E, F, Gg, H := z(16+4*q), z(17+4*q), z(18+4*q), z(19+4*q)
+			for L := 0; L < 4; L++ {
+				src1, src2, imm := E, Gg, "0x88"
+				if L >= 2 {
+					src1, src2 = F, H
+				}
+				if L%2 == 1 {
+					imm = "0xdd"
+				}
+				col := 4*L + q
+				g.p("\tVSHUFF32X4 $%s, %s, %s, Z0", imm, src2, src1)
+				g.p("\tVMOVUPS Z0, %d(DI)", col*192+G*64)
+			}
+		}
+	}
+	g.p("\tADDQ $64, SI")
+	g.p("\tADDQ $3072, DI")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ packB_loop")
+	g.ret()
+}
+
 func f32bits(f float32) uint32 { return math.Float32bits(f) }
 
 func (g *gen) consts() {
@@ -871,6 +1106,12 @@ func main() {
 		g.expSum()
 		g.siluMul()
 		g.tiles()
+		g.gemmP()
+		if g.is512() {
+			g.packB48()
+		} else {
+			g.packB2()
+		}
 		g.widen()
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"

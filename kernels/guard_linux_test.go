@@ -67,3 +67,29 @@ func TestNoOverread(t *testing.T) {
 		}
 	})
 }
+
+// TestNoOverreadPacked runs the packed prefill GEMM on slices that end at a
+// guard page, at whole and partial tiles.
+func TestNoOverreadPacked(t *testing.T) {
+	saved := packMinM
+	defer func() { packMinM = saved }()
+	packMinM = 1
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(14, 15))
+		fill := func(v []float32) []float32 {
+			for i := range v {
+				v[i] = r.Float32() - 0.5
+			}
+			return v
+		}
+		for _, k := range []int{1, 3, 16, 17, 400} {
+			for _, m := range []int{1, 8, 9, 16} {
+				for _, n := range []int{1, 47, 48, 49, 96} {
+					x, w, d := fill(guarded(t, m*k)), fill(guarded(t, n*k)), guarded(t, m*n)
+					MatMulT(d, x, w, m, n, k)
+					MatMulTBF16(d, x, guardedBF16(t, n*k), m, n, k)
+				}
+			}
+		}
+	})
+}

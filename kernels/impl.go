@@ -33,6 +33,15 @@ type impl struct {
 	tileM1BF16 func(dst []float32, acc bool, x []float32, w []uint16, ldw, k int)
 	widen      func(dst []float32, src []uint16) // len(src) a multiple of bk; nil: Go loop
 
+	// Packed prefill GEMM (nil: none; the driver uses the tiles above).
+	// gemmPacked computes tiles consecutive 8-row groups of x (stride ldx)
+	// times a k×pnr panel b packed by packB: dst[i*ldd+j] (+)= Σ_p
+	// x[i*ldx+p]·b[p*pnr+j]. packB writes dst[p*pnr+j] = w[j*ldw+p] for
+	// j < pnr, p < k.
+	pmr, pnr   int
+	gemmPacked func(dst []float32, ldd int, acc bool, x []float32, ldx int, b []float32, k, tiles int)
+	packB      func(dst, w []float32, ldw, k int)
+
 	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
 	// traffic: the peak-throughput probe behind PeakFLOPs.
 	fmaLoop    func(n int)

@@ -11,6 +11,9 @@ import "fmt"
 // micro-kernels that widen w on load, so only the bf16 bytes stream from
 // memory; many rows (prefill) widen a panel of w once into a per-thread f32
 // scratch and run the f32 micro-kernels over it.
+//
+// Blocks with at least packMinM rows (prefill) go to the packed GEMM instead
+// (packed.go) where the kernel set has one; decode keeps the tiles above.
 
 const (
 	serialFlops = 32 << 10 // m·n·k below this runs on the caller
@@ -90,7 +93,19 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 		// Blocks: decode-sized m keeps all rows together and splits n finely;
 		// prefill uses 64×96 blocks (multiples of every impl's mr and nr).
 		g.mb, g.nb = 64, 96
-		if m <= 16 {
+		if usePacked(im, m) {
+			// Packed: a block is one panel of w under (nearly) all rows, so
+			// each packed panel serves as many rows as possible.
+			// Rows are halved (down to 64) until there are about four
+			// blocks per thread, so that a late worker does not leave the
+			// caller with most of the work.
+			g.nb = im.pnr
+			g.mb = min(m, 512)
+			bn := (n + g.nb - 1) / g.nb
+			for g.mb > 64 && ((m+g.mb-1)/g.mb)*bn < 4*t {
+				g.mb = (g.mb/2 + 7) &^ 7
+			}
+		} else if m <= 16 {
 			g.mb = m
 			g.nb = max(12, (n+8*t-1)/(8*t))
 			g.nb = (g.nb + 11) / 12 * 12
@@ -105,6 +120,10 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 
 // gemmBlock computes dst[i0:i1, j0:j1]; ldd, ldx, ldw are the row strides.
 func gemmBlock(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, ldw, k, i0, i1, j0, j1 int) {
+	if usePacked(im, i1-i0) {
+		gemmBlockPacked(im, dst, ldd, x, ldx, w, ldw, k, i0, i1, j0, j1)
+		return
+	}
 	mr, nr := im.mr, im.nr
 	kc := k
 	if k > kcMax {
@@ -152,6 +171,9 @@ func gemmBlockBF16(im *impl, dst []float32, ldd int, x []float32, ldx int, w []u
 		// Widen panels of w rows once, then run the f32 micro-kernels.
 		rows := min(96, max(1, (1<<16)/k)/im.nr*im.nr)
 		rows = max(rows, im.nr)
+		if usePacked(im, i1-i0) {
+			rows = im.pnr // whole packed panels (no edge path)
+		}
 		sp := widenPool.get()
 		if cap(*sp) < rows*k {
 			*sp = make([]float32, rows*k)

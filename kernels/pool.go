@@ -171,6 +171,14 @@ func Parallel(n int, fn func(lo, hi int)) {
 	parallelFor(n, max(1, n/(4*t)), funcRunner(fn))
 }
 
+// dispatches counts the jobs handed to the pool (see ParallelDispatches).
+var dispatches atomic.Uint64
+
+// ParallelDispatches reports how many jobs Parallel and MatMulT have handed
+// to the worker pool since the process started (calls that ran on the caller
+// alone are not counted): each costs one synchronisation.
+func ParallelDispatches() uint64 { return dispatches.Load() }
+
 // parallelFor runs r over [0, n) in chunks of grain items.
 func parallelFor(n, grain int, r runner) {
 	if n <= 0 {
@@ -184,6 +192,7 @@ func parallelFor(n, grain int, r runner) {
 		r.run(0, n)
 		return
 	}
+	dispatches.Add(1)
 	j := jobPool.get()
 	gen := uint32(j.state.Load()>>32) + 1
 	j.r, j.n, j.grain = r, n, grain

@@ -67,6 +67,12 @@ func tileM1BF16AVX512(dst *float32, acc int, x *float32, w *uint16, ldw, k int)
 func fmaLoopAVX512(n int)
 
 //go:noescape
+func gemmPAVX512(dst *float32, ldd, acc int, x *float32, ldx int, b *float32, k, tiles int)
+
+//go:noescape
+func packBAVX512(dst, w *float32, ldw, k int)
+
+//go:noescape
 func widenAVX512(dst *float32, src *uint16, n int)
 
 var avx512Impl = &impl{
@@ -154,6 +160,31 @@ var avx512Impl = &impl{
 		_ = dst[len(src)-1]
 		widenAVX512(&dst[0], &src[0], len(src))
 	},
+	pmr: 8,
+	pnr: 48,
+	gemmPacked: func(dst []float32, ldd int, acc bool, x []float32, ldx int, b []float32, k, tiles int) {
+		if tiles <= 0 || k <= 0 {
+			return
+		}
+		r := 8*tiles - 1
+		_, _, _ = dst[r*ldd+47], x[r*ldx+k-1], b[k*48-1]
+		gemmPAVX512(&dst[0], ldd, b2i(acc), &x[0], ldx, &b[0], k, tiles)
+	},
+	packB: func(dst, w []float32, ldw, k int) {
+		if k <= 0 {
+			return
+		}
+		_, _ = dst[k*48-1], w[47*ldw+k-1]
+		k16 := k &^ 15
+		if k16 > 0 {
+			packBAVX512(&dst[0], &w[0], ldw, k16)
+		}
+		for p := k16; p < k; p++ {
+			for j := range 48 {
+				dst[p*48+j] = w[j*ldw+p]
+			}
+		}
+	},
 	fmaLoop:    fmaLoopAVX512,
 	fmaPerIter: 16 * 2 * 16,
 }
@@ -202,6 +233,12 @@ func tileM1BF16AVX2(dst *float32, acc int, x *float32, w *uint16, ldw, k int)
 
 //go:noescape
 func fmaLoopAVX2(n int)
+
+//go:noescape
+func gemmPAVX2(dst *float32, ldd, acc int, x *float32, ldx int, b *float32, k, tiles int)
+
+//go:noescape
+func packBAVX2(dst, w *float32, ldw, k int)
 
 //go:noescape
 func widenAVX2(dst *float32, src *uint16, n int)
@@ -290,6 +327,31 @@ var avx2Impl = &impl{
 	widen: func(dst []float32, src []uint16) {
 		_ = dst[len(src)-1]
 		widenAVX2(&dst[0], &src[0], len(src))
+	},
+	pmr: 4,
+	pnr: 24,
+	gemmPacked: func(dst []float32, ldd int, acc bool, x []float32, ldx int, b []float32, k, tiles int) {
+		if tiles <= 0 || k <= 0 {
+			return
+		}
+		r := 4*tiles - 1
+		_, _, _ = dst[r*ldd+23], x[r*ldx+k-1], b[k*24-1]
+		gemmPAVX2(&dst[0], ldd, b2i(acc), &x[0], ldx, &b[0], k, tiles)
+	},
+	packB: func(dst, w []float32, ldw, k int) {
+		if k <= 0 {
+			return
+		}
+		_, _ = dst[k*24-1], w[23*ldw+k-1]
+		k8 := k &^ 7
+		if k8 > 0 {
+			packBAVX2(&dst[0], &w[0], ldw, k8)
+		}
+		for p := k8; p < k; p++ {
+			for j := range 24 {
+				dst[p*24+j] = w[j*ldw+p]
+			}
+		}
 	},
 	fmaLoop:    fmaLoopAVX2,
 	fmaPerIter: 12 * 2 * 8,

@@ -65,8 +65,20 @@ type GEMM struct {
 	M, N, K  int
 	Threads  int
 	Weights  string
-	GFLOPS   float64
+	GFLOPS   float64 // default kernels (packed prefill GEMM where the CPU has it)
 	Fraction float64
+	// The same product with the packed GEMM switched off (the dot-style
+	// tiles of before), measured alongside.
+	GFLOPSTiles   float64 `json:"gflops_tiles"`
+	FractionTiles float64 `json:"fraction_tiles"`
+}
+
+// Sync is the worker pool's synchronisation cost: one Parallel dispatch of
+// trivial work, and how many dispatches one decode step makes.
+type Sync struct {
+	DispatchNs     map[int]float64    `json:"dispatch_ns"`         // threads → ns per Parallel(2 items, no work)
+	StepDispatches map[string]float64 `json:"dispatches_per_step"` // weights → pool dispatches per decode step (2 threads)
+	StepMs         map[string]float64 `json:"step_ms"`             // weights → decode step time (2 threads)
 }
 
 type Batch struct {
@@ -86,21 +98,23 @@ type RSS struct {
 }
 
 type Report struct {
-	Date        string                        `json:"date"`
-	CPU         string                        `json:"cpu"`
-	Path        string                        `json:"kernel_path"`
-	GOMAXPROCS  int                           `json:"gomaxprocs"`
-	BandwidthGB map[int]float64               `json:"read_bandwidth_gb_per_s"` // threads →
-	PeakGFLOPS  map[int]float64               `json:"fp32_peak_gflops"`        // threads →
-	GEMM        []GEMM                        `json:"gemm"`
-	Runs        []Run                         `json:"runs"`
-	Batches     []Batch                       `json:"batched_decode"`
-	Allocs      map[string]float64            `json:"allocs_per_decode_step"`
-	RSS         []RSS                         `json:"rss"`
-	Torch       map[string]map[string]float64 `json:"torch,omitempty"` // threads → metric → tok/s
-	TorchInfo   string                        `json:"torch_info,omitempty"`
-	Goals       []Goal                        `json:"goals"`
-	Profiles    map[string]string             `json:"profiles"`
+	Date         string                        `json:"date"`
+	CPU          string                        `json:"cpu"`
+	Path         string                        `json:"kernel_path"`
+	GOMAXPROCS   int                           `json:"gomaxprocs"`
+	BandwidthGB  map[int]float64               `json:"read_bandwidth_gb_per_s"` // threads →
+	PeakGFLOPS   map[int]float64               `json:"fp32_peak_gflops"`        // threads →
+	GEMM         []GEMM                        `json:"gemm"`
+	Runs         []Run                         `json:"runs"`
+	Batches      []Batch                       `json:"batched_decode"`
+	Allocs       map[string]float64            `json:"allocs_per_decode_step"`
+	RSS          []RSS                         `json:"rss"`
+	Torch        map[string]map[string]float64 `json:"torch,omitempty"` // threads → metric → tok/s
+	TorchInfo    string                        `json:"torch_info,omitempty"`
+	Goals        []Goal                        `json:"goals"`
+	PrefillTiles []Run                         `json:"prefill_tiles"` // prefill with the packed GEMM switched off
+	Sync         Sync                          `json:"sync"`
+	Profiles     map[string]string             `json:"profiles"`
 }
 
 type Goal struct {
@@ -168,6 +182,20 @@ func main() {
 				rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
 					tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
 			}
+			if nm.name == "random-135M" && kernels.Path() == "avx512" {
+				// Before/after in the same run: the packed GEMM off.
+				kernels.SetPackedGEMM(false)
+				for _, n := range []int{128, 512} {
+					tps := prefill(nm.m, n, reps)
+					flops := 2 * float64(nm.m.NumParams()) * float64(n)
+					rep.PrefillTiles = append(rep.PrefillTiles, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
+						tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
+				}
+				kernels.SetPackedGEMM(true)
+				last := rep.PrefillTiles[len(rep.PrefillTiles)-2:]
+				logf("%s %s %d thread(s), packed GEMM off: prefill128 %.0f, prefill512 %.0f tok/s",
+					nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS)
+			}
 			tps := decode(nm.m, 128, max(1, reps-1))
 			gb := tps * bytes / 1e9
 			rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, "decode128", tps, gb, gb / rep.BandwidthGB[t]})
@@ -196,6 +224,7 @@ func main() {
 			rep.Allocs[fmt.Sprintf("%s/batch=%d", nm.m.WeightFormat(), b)] = testing.AllocsPerRun(10, step)
 		}
 	}
+	rep.Sync = syncCost([]*model.Model{f32, bf})
 	// Profiles.
 	rep.Profiles["decode"] = profile(filepath.Join(*outDir, "decode.pprof"), func() {
 		step := decodeStep(f32, 1, 128)
@@ -361,23 +390,74 @@ func gemms(rep *Report) []GEMM {
 						kernels.MatMulTBF16(dst, x, wb, m, n, k)
 					}
 				}
-				f()
-				best := 0.0
-				for range 5 {
-					start := time.Now()
-					reps := 0
-					for time.Since(start) < 100*time.Millisecond {
-						f()
-						reps++
+				measure := func(packed bool) float64 {
+					defer kernels.SetPackedGEMM(kernels.SetPackedGEMM(packed))
+					f()
+					best := 0.0
+					for range 5 {
+						start := time.Now()
+						reps := 0
+						for time.Since(start) < 100*time.Millisecond {
+							f()
+							reps++
+						}
+						best = max(best, 2*float64(m*n*k)*float64(reps)/time.Since(start).Seconds()/1e9)
 					}
-					best = max(best, 2*float64(m*n*k)*float64(reps)/time.Since(start).Seconds()/1e9)
+					return best
 				}
-				out = append(out, GEMM{m, n, k, t, wf, best, best / rep.PeakGFLOPS[t]})
-				logf("GEMM %dx%dx%d %s %d thread(s): %.0f GFLOP/s (%.0f%% of peak)", m, n, k, wf, t, best, 100*best/rep.PeakGFLOPS[t])
+				// Alternate the two so drifting machine load hits both alike.
+				var best, tiles float64
+				for range 2 {
+					tiles = max(tiles, measure(false))
+					best = max(best, measure(true))
+				}
+				pk := rep.PeakGFLOPS[t]
+				out = append(out, GEMM{m, n, k, t, wf, best, best / pk, tiles, tiles / pk})
+				logf("GEMM %dx%dx%d %s %d thread(s): %.0f GFLOP/s (%.0f%% of peak); packed off %.0f (%.0f%%)",
+					m, n, k, wf, t, best, 100*best/pk, tiles, 100*tiles/pk)
 			}
 		}
 	}
 	return out
+}
+
+// noop is the trivial work of a synchronisation probe.
+func noop(lo, hi int) {}
+
+// syncCost measures one Parallel dispatch of trivial work (two items, so two
+// threads each take one) and counts the pool dispatches of a decode step.
+func syncCost(models []*model.Model) Sync {
+	s := Sync{DispatchNs: map[int]float64{}, StepDispatches: map[string]float64{}, StepMs: map[string]float64{}}
+	for _, t := range []int{1, 2} {
+		kernels.SetThreads(t)
+		best := math.Inf(1)
+		for range 5 {
+			const n = 20000
+			start := time.Now()
+			for range n {
+				kernels.Parallel(2, noop)
+			}
+			best = min(best, float64(time.Since(start).Nanoseconds())/n)
+		}
+		s.DispatchNs[t] = best
+		logf("sync: Parallel dispatch, %d thread(s): %.0f ns", t, best)
+	}
+	kernels.SetThreads(2)
+	for _, m := range models {
+		w := string(m.WeightFormat())
+		step := decodeStep(m, 1, 128)
+		step()
+		const steps = 20
+		d0 := kernels.ParallelDispatches()
+		start := time.Now()
+		for range steps {
+			step()
+		}
+		s.StepMs[w] = float64(time.Since(start).Nanoseconds()) / steps / 1e6
+		s.StepDispatches[w] = float64(kernels.ParallelDispatches()-d0) / steps
+		logf("sync: decode step %s: %.0f dispatches, %.2f ms", w, s.StepDispatches[w], s.StepMs[w])
+	}
+	return s
 }
 
 func weightBytes(m *model.Model) float64 {
@@ -767,12 +847,50 @@ func writeMD(rep *Report) {
 	p("")
 	p("## GEMM (MatMulT, layer shapes)")
 	p("")
-	p("| m×n×k | weights | threads | GFLOP/s | %% of FP32 peak |")
-	p("|---|---|---|---|---|")
+	p("Packed = the default kernels (the packed 8×48 broadcast-FMA GEMM for blocks of ≥ 32 rows on AVX-512); tiles = the same call with it switched off (the 4×6 dot-style tiles used before), measured alternately in this run.")
+	p("")
+	p("| m×n×k | weights | threads | GFLOP/s packed | %% of FP32 peak | GFLOP/s tiles | %% of peak (tiles) | packed/tiles |")
+	p("|---|---|---|---|---|---|---|---|")
 	for _, x := range rep.GEMM {
-		p("| %d×%d×%d | %s | %d | %.0f | %.0f%% |", x.M, x.N, x.K, x.Weights, x.Threads, x.GFLOPS, 100*x.Fraction)
+		p("| %d×%d×%d | %s | %d | %.0f | %.0f%% | %.0f | %.0f%% | %.2f× |", x.M, x.N, x.K, x.Weights, x.Threads, x.GFLOPS, 100*x.Fraction,
+			x.GFLOPSTiles, 100*x.FractionTiles, x.GFLOPS/x.GFLOPSTiles)
 	}
 	p("")
+	if len(rep.PrefillTiles) > 0 {
+		p("### Prefill with and without the packed GEMM (random-135M, same run)")
+		p("")
+		p("| weights | threads | metric | packed tok/s | tiles tok/s | packed/tiles | packed/PyTorch | tiles/PyTorch |")
+		p("|---|---|---|---|---|---|---|---|")
+		for _, x := range rep.PrefillTiles {
+			v := find(rep, x.Model, x.Weights, x.Threads, x.Metric)
+			pt, tt := "–", "–"
+			if tr := rep.Torch[strconv.Itoa(x.Threads)]; tr != nil && tr[x.Metric] > 0 {
+				pt, tt = fmt.Sprintf("%.2f", v/tr[x.Metric]), fmt.Sprintf("%.2f", x.TokPerS/tr[x.Metric])
+			}
+			p("| %s | %d | %s | %.0f | %.0f | %.2f× | %s | %s |", x.Weights, x.Threads, x.Metric, v, x.TokPerS, v/x.TokPerS, pt, tt)
+		}
+		p("")
+	}
+	if len(rep.Sync.DispatchNs) > 0 {
+		p("## Synchronisation cost")
+		p("")
+		p("One `kernels.Parallel` dispatch of trivial work (2 items, best mean over 20000 calls): %.0f ns at 1 thread (runs on the caller), %.0f ns at 2 threads (a pool worker takes one item).",
+			rep.Sync.DispatchNs[1], rep.Sync.DispatchNs[2])
+		p("")
+		p("| weights | pool dispatches per decode step (1 sequence, ctx 128, 2 threads) | × dispatch cost | decode step | share of the step |")
+		p("|---|---|---|---|---|")
+		for _, w := range []string{"f32", "bf16"} {
+			d, ms := rep.Sync.StepDispatches[w], rep.Sync.StepMs[w]
+			if ms == 0 {
+				continue
+			}
+			c := d * rep.Sync.DispatchNs[2] / 1e6
+			p("| %s | %.0f | %.3f ms | %.2f ms | %.1f%% |", w, d, c, ms, 100*c/ms)
+		}
+		p("")
+		p("The dispatch cost is an idle round trip (publish the job, a spinning worker claims it, the caller waits for its chunk); in a real step the wait also absorbs load imbalance, which this does not count.")
+		p("")
+	}
 	p("## Memory")
 	p("")
 	keys := make([]string, 0, len(rep.Allocs))
