@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: build run library story bench-load bench-routing test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: build run library story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/roe
@@ -40,6 +40,14 @@ bench-load: build
 
 bench-routing:
 	bash benchmarks/routing/run.sh
+
+# Quality of Retrieval-of-Experts on the embedded stories260K and the starter
+# library (seen tasks: base / dataset expert / MTL-all / auto; routing vs Q;
+# adding an expert): benchmarks/results/quality.{md,json} and PNG plots, about
+# 10 minutes on 2 cores. QUALITY_FLAGS passes more flags (see benchmarks/quality).
+QUALITY_FLAGS ?=
+bench-quality:
+	$(GO) run ./benchmarks/quality -shared $(SHARED) -out benchmarks/results $(QUALITY_FLAGS)
 
 # Short fuzz runs of every parser; FUZZTIME=5m for longer.
 FUZZTIME ?= 20s

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// plots writes one PNG per measured section.
+func plots(rep *Report) error {
+	if rep.Seen != nil {
+		if err := plotSeen(rep.Seen); err != nil {
+			return err
+		}
+	}
+	if rep.Routing != nil {
+		if err := plotRouting(rep.Routing); err != nil {
+			return err
+		}
+	}
+	if rep.Add != nil {
+		if err := plotAdd(rep.Add); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plotSeen: grouped bars, accuracy per task and condition, plus the mean.
+func plotSeen(s *SeenReport) error {
+	p := plot.New()
+	p.Title.Text = "Seen tasks: rank-classification accuracy (stories260K)"
+	p.Y.Label.Text = "accuracy (%)"
+	names := make([]string, 0, len(s.Tasks)+1)
+	for _, t := range s.Tasks {
+		names = append(names, t.Task)
+	}
+	names = append(names, "MEAN")
+	conds := []struct {
+		label string
+		get   func(SeenRow) float64
+		key   string
+	}{
+		{"base", func(r SeenRow) float64 { return r.Base.Accuracy }, "base"},
+		{"dataset expert", func(r SeenRow) float64 { return r.Expert.Accuracy }, "dataset_expert"},
+		{"MTL-all", func(r SeenRow) float64 { return r.MTL.Accuracy }, "mtl_all"},
+		{"auto (top-1)", func(r SeenRow) float64 { return r.Auto.Accuracy }, "auto_top1"},
+		{"majority class", func(r SeenRow) float64 { return r.Majority }, "majority"},
+	}
+	w := vg.Points(7)
+	for i, c := range conds {
+		var v plotter.Values
+		for _, t := range s.Tasks {
+			v = append(v, 100*c.get(t))
+		}
+		v = append(v, 100*s.Mean[c.key])
+		b, err := plotter.NewBarChart(v, w)
+		if err != nil {
+			return err
+		}
+		b.LineStyle.Width = vg.Length(0)
+		b.Color = plotutil.Color(i)
+		if c.key == "majority" {
+			b.Color = color.Gray{Y: 160}
+		}
+		b.Offset = w * vg.Length(float64(i)-float64(len(conds)-1)/2)
+		p.Add(b)
+		p.Legend.Add(c.label, b)
+	}
+	p.Legend.Top = true
+	p.Legend.Left = false
+	p.NominalX(names...)
+	p.X.Tick.Label.Rotation = 0.6
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.Y.Min, p.Y.Max = 0, 100
+	return p.Save(12*vg.Inch, 5*vg.Inch, filepath.Join(*outDir, "seen_tasks.png"))
+}
+
+// plotRouting: routing accuracy vs Q, one line per task and the mean.
+func plotRouting(r *RoutingReport) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Top-1 routing accuracy vs Q (%d tasks, shipped library)", len(r.Tasks))
+	p.X.Label.Text = "Q (query instances per routing decision)"
+	p.Y.Label.Text = "routing accuracy (%)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 1, Label: "1"}, {Value: 8, Label: "8"}, {Value: 32, Label: "32"}})
+	var lines []any
+	for _, t := range r.Tasks {
+		var xy plotter.XYs
+		for _, s := range t.Scores {
+			xy = append(xy, plotter.XY{X: float64(s.Q), Y: 100 * s.Accuracy})
+		}
+		lines = append(lines, t.Task, xy)
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	var xy plotter.XYs
+	for _, q := range qList {
+		xy = append(xy, plotter.XY{X: float64(q), Y: 100 * r.Mean[fmt.Sprintf("q%d", q)]})
+	}
+	l, err := plotter.NewLine(xy)
+	if err != nil {
+		return err
+	}
+	l.Width = vg.Points(4)
+	l.Color = color.Black
+	p.Add(l)
+	p.Legend.Add("MEAN", l)
+	p.Legend.Left = true
+	p.Legend.Top = false
+	p.Y.Min, p.Y.Max = 0, 105
+	return p.Save(8*vg.Inch, 6*vg.Inch, filepath.Join(*outDir, "routing_vs_q.png"))
+}
+
+// plotAdd: the new task's routing accuracy vs Q before and after the addition.
+func plotAdd(a *AddReport) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Adding the %s expert: its task's routing accuracy", a.NewExpert)
+	p.X.Label.Text = "Q"
+	p.Y.Label.Text = "routing accuracy (%)"
+	w := vg.Points(20)
+	var names []string
+	for _, q := range qList {
+		names = append(names, fmt.Sprintf("Q = %d", q))
+	}
+	for i, tr := range []struct {
+		label string
+		t     taskRouting
+	}{{"before", a.Before}, {"after", a.After}} {
+		var v plotter.Values
+		for _, q := range qList {
+			v = append(v, nz(100*tr.t.at(q)))
+		}
+		b, err := plotter.NewBarChart(v, w)
+		if err != nil {
+			return err
+		}
+		b.Color = plotutil.Color(i)
+		b.LineStyle.Width = vg.Length(0)
+		b.Offset = w * vg.Length(float64(i)-0.5)
+		p.Add(b)
+		p.Legend.Add(tr.label, b)
+	}
+	p.NominalX(names...)
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Y.Min, p.Y.Max = 0, 120
+	return p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(*outDir, "add_expert.png"))
+}
+
+// nz is x, or 0 for NaN (a Q the task has too few queries for).
+func nz(x float64) float64 {
+	if math.IsNaN(x) {
+		return 0
+	}
+	return x
+}
