@@ -49,6 +49,7 @@ type Experts struct {
 	metrics *Metrics
 	log     *slog.Logger
 
+	changeMu  sync.Mutex // serialises load and unload (feed and handlers)
 	mu        sync.RWMutex
 	manifests map[string]library.Manifest
 	loras     map[string]*adapters.LoRA // loaded on first use
@@ -151,6 +152,13 @@ func (e *Experts) apply(c library.Change) {
 // load indexes one expert's instance embeddings, re-embedding them when they
 // were made by another embedder.
 func (e *Experts) load(m library.Manifest) error {
+	e.changeMu.Lock()
+	defer e.changeMu.Unlock()
+	// A handler's load can run after the feed removed or replaced the expert:
+	// index only what the library holds now.
+	if cur, err := e.cfg.Library.Manifest(m.Name); err != nil || cur.ID != m.ID {
+		return nil
+	}
 	ins, err := e.cfg.Library.Instances(m.Name)
 	if err != nil {
 		return err
@@ -192,6 +200,8 @@ func (e *Experts) load(m library.Manifest) error {
 }
 
 func (e *Experts) unload(name string) {
+	e.changeMu.Lock()
+	defer e.changeMu.Unlock()
 	e.index.Remove(name)
 	if e.lexical != nil {
 		e.lexical.Remove(name)
