@@ -32,7 +32,7 @@ func benchAdapter(base model.Config, r int, seed uint64) *LoRA {
 // BenchmarkAdapterDecode measures decode on the SmolLM2-135M shape after a
 // 128-token prompt: base, one unmerged rank-16 adapter on all seven projections,
 // the same adapter merged, and a batch of 8 sequences with 8 different adapters
-// against a batch of 8 with none. The variants run interleaved in one loop, and
+// against a batch of 8 with none and a batch of 8 sharing one adapter. The variants run interleaved in one loop, and
 // the ratios are reported next to tokens/s.
 func BenchmarkAdapterDecode(b *testing.B) {
 	cfg := model.SmolLM2Shape()
@@ -65,6 +65,7 @@ func BenchmarkAdapterDecode(b *testing.B) {
 		{name: "unmerged", m: base, ads: []model.Adapter{one}},
 		{name: "merged", m: merged, ads: []model.Adapter{nil}},
 		{name: "batch8-base", m: base, ads: make([]model.Adapter, 8)},
+		{name: "batch8-1adapter", m: base, ads: []model.Adapter{one, one, one, one, one, one, one, one}},
 		{name: "batch8-8adapters", m: base, ads: eight},
 	}
 	for _, v := range vs {
@@ -101,4 +102,5 @@ func BenchmarkAdapterDecode(b *testing.B) {
 	b.ReportMetric(100*(rate["base"]/rate["unmerged"]-1), "unmerged-overhead-%")
 	b.ReportMetric(100*(rate["base"]/rate["merged"]-1), "merged-overhead-%")
 	b.ReportMetric(100*(rate["batch8-base"]/rate["batch8-8adapters"]-1), "batch8-overhead-%")
+	b.ReportMetric(100*rate["batch8-8adapters"]/rate["batch8-1adapter"], "8adapters-vs-1adapter-%")
 }
