@@ -84,10 +84,15 @@ func ParseCheckpoint(b []byte) (Header, []safetensors.Tensor, error) {
 	if h.Vocab < 0 {
 		h.Vocab = -h.Vocab
 	}
-	const lim = 1 << 20
-	for _, x := range []int{h.Dim, h.HiddenDim, h.Layers, h.Heads, h.KVHeads, h.Vocab, h.SeqLen} {
-		if x <= 0 || x > lim {
-			return Header{}, nil, fmt.Errorf("%w: header %v has a value out of range", ErrFormat, v)
+	// Bounds keep every size below in int64 range (and far above real models).
+	for _, c := range []struct {
+		name string
+		v    int
+		lim  int
+	}{{"dim", h.Dim, 1 << 16}, {"hidden_dim", h.HiddenDim, 1 << 18}, {"n_layers", h.Layers, 1 << 10},
+		{"n_heads", h.Heads, 1 << 10}, {"n_kv_heads", h.KVHeads, 1 << 10}, {"vocab_size", h.Vocab, 1 << 22}, {"seq_len", h.SeqLen, 1 << 22}} {
+		if c.v <= 0 || c.v > c.lim {
+			return Header{}, nil, fmt.Errorf("%w: header %s = %d out of range (1..%d)", ErrFormat, c.name, c.v, c.lim)
 		}
 	}
 	if h.Dim%h.Heads != 0 || h.Heads%h.KVHeads != 0 || (h.Dim/h.Heads)%2 != 0 {
