@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -101,7 +102,7 @@ func TestStarterLibrary(t *testing.T) {
 	// instances --templates` does; each one routed alone (Q = 1).
 	for _, task := range []string{"sst2", "ag_news", "cola", "stsb"} {
 		ex, err := train.LoadTask(filepath.Join(sharedTasks, task), "validation")
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && os.Getenv("CI") == "" {
 			t.Skip(err)
 		}
 		if err != nil {
