@@ -1,12 +1,10 @@
 package library
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -98,7 +96,7 @@ func ImportDir(dir string) (*Expert, error) {
 		return nil, fmt.Errorf("import %s: %w", dir, err)
 	}
 	defer f.Close()
-	if e.Instances, err = readInstancesJSONL(f, path); err != nil {
+	if e.Instances, err = ReadInstances(f, path); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -147,35 +145,10 @@ func ImportFS(fsys fs.FS, dir string) (*Expert, error) {
 		return nil, fmt.Errorf("import %s: %w", dir, err)
 	}
 	defer f.Close()
-	if e.Instances, err = readInstancesJSONL(f, file(FileInstances)); err != nil {
+	if e.Instances, err = ReadInstances(f, file(FileInstances)); err != nil {
 		return nil, err
 	}
 	return e, nil
-}
-
-// readInstancesJSONL parses instances.jsonl (path is for messages).
-func readInstancesJSONL(r io.Reader, path string) ([]Instance, error) {
-	var out []Instance
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var in Instance
-		if err := json.Unmarshal(line, &in); err != nil {
-			return nil, fmt.Errorf("%w: %s:%d: %w", ErrInvalid, path, n, err)
-		}
-		if in.Text == "" {
-			return nil, fmt.Errorf("%w: %s:%d: no \"input\"", ErrInvalid, path, n)
-		}
-		out = append(out, in)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
-	}
-	return out, nil
 }
 
 func writeFileAtomic(path string, b []byte) error {
