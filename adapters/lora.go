@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"roe/internal/atomicfile"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -140,10 +142,10 @@ func FromTensors(c Config, base model.Config, src TensorReader) (*LoRA, error) {
 		}
 		out, in := base.ProjShape(p)
 		r, alpha := c.rankAlpha(layer, p)
-		if want := []int{r, in}; !sameShape(h.a.Shape, want) {
+		if want := []int{r, in}; !slices.Equal(h.a.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, the base model and rank %d need %v", ErrShape, h.a.Name, h.a.Shape, r, want)
 		}
-		if want := []int{out, r}; !sameShape(h.b.Shape, want) {
+		if want := []int{out, r}; !slices.Equal(h.b.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, the base model and rank %d need %v", ErrShape, h.b.Name, h.b.Shape, r, want)
 		}
 		a, err := src.Float32(h.a.Name)
@@ -171,18 +173,6 @@ func unknownTensor(name string) error {
 	return fmt.Errorf("%w: unknown tensor %q", ErrTensor, name)
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Save writes the adapter as a PEFT folder: adapter_config.json and adapter_model.safetensors.
 func (l *LoRA) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -204,7 +194,7 @@ func (l *LoRA) Save(dir string) error {
 	if err := safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "adapter_config.json"), l.configJSON())
+	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), l.configJSON())
 }
 
 // configJSON writes adapter_config.json with the fields PEFT writes.
@@ -235,29 +225,6 @@ func (l *LoRA) configJSON() []byte {
 	}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	return append(b, '\n')
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // AddDelta implements model.Adapter: y += x·Aᵀ·(s·B)ᵀ for the rows of one sequence.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"roe/internal/atomicfile"
 
 	"roe/model/safetensors"
 )
@@ -57,7 +58,7 @@ func WriteDir(e *Expert, dir string) error {
 		name string
 		b    []byte
 	}{{FileAdapterConfig, e.AdapterConfig}, {FileInstances, ins.Bytes()}, {FileExpert, append(man, '\n')}} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), f.b); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.b); err != nil {
 			return fmt.Errorf("export %s: %w", e.Name, err)
 		}
 	}
@@ -149,29 +150,4 @@ func ImportFS(fsys fs.FS, dir string) (*Expert, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -130,7 +131,7 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		default:
 			return nil, fmt.Errorf("%w: tensor %q has dtype %s (want F32, BF16 or F16)", ErrWeights, w.name, info.DType)
 		}
-		if !equalShape(info.Shape, w.shape) {
+		if !slices.Equal(info.Shape, w.shape) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrWeights, w.name, info.Shape, w.shape)
 		}
 		fmt.Fprintf(fp, "%s %s %v\n", w.name, info.DType, info.Shape)
@@ -158,18 +159,6 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		m.lmHead, m.lmHeadH = m.embed, m.embedH
 	}
 	return m, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ropeFor returns a table covering at least n positions, growing it if needed:

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"slices"
 
 	"roe/model"
 	"roe/model/llama2c"
@@ -277,7 +278,7 @@ func splitContinuation(tok *tokenizer.Tokenizer, prompt, cont string) ([]int, []
 		return nil, nil, err
 	}
 	whole := tok.Encode(prompt+cont, true)
-	if len(whole) > len(p) && equalInts(whole[:len(p)], p) {
+	if len(whole) > len(p) && slices.Equal(whole[:len(p)], p) {
 		return p, whole[len(p):], nil
 	}
 	c := tok.Encode(cont, false)
@@ -285,18 +286,6 @@ func splitContinuation(tok *tokenizer.Tokenizer, prompt, cont string) ([]int, []
 		return nil, nil, usagef("the continuation has no tokens")
 	}
 	return p, c, nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func runModel(args []string, _ io.Reader, stdout io.Writer) error {

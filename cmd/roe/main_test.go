@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,7 +59,7 @@ func TestGenerateGolden(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !equalInts(got.PromptTokens, want[:1]) || !equalInts(got.Tokens, want[1:]) {
+	if !slices.Equal(got.PromptTokens, want[:1]) || !slices.Equal(got.Tokens, want[1:]) {
 		t.Errorf("tokens:\n got %v %v\nwant %v", got.PromptTokens, got.Tokens, want)
 	}
 	if got.Text != g["text"].(string) {
@@ -106,13 +107,13 @@ func TestTokenize(t *testing.T) {
 		}
 		var ids []int
 		json.Unmarshal([]byte(out), &ids)
-		if want := toInts(c["ids_add_special_tokens"]); !equalInts(ids, want) {
+		if want := toInts(c["ids_add_special_tokens"]); !slices.Equal(ids, want) {
 			t.Errorf("tokenize %q: %v, want %v", text, ids, want)
 		}
 		out, _, _ = roe(t, "", "tokenize", "--no-special", text)
 		ids = nil
 		json.Unmarshal([]byte(out), &ids)
-		if want := toInts(c["ids_no_special_tokens"]); !equalInts(ids, want) {
+		if want := toInts(c["ids_no_special_tokens"]); !slices.Equal(ids, want) {
 			t.Errorf("tokenize --no-special %q: %v, want %v", text, ids, want)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"roe/internal/atomicfile"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -59,7 +60,7 @@ func Convert(checkpoint, tokenizerPath, out string) error {
 		"tokenizer_config.json": tokenizerConfigJSON(h),
 	}
 	for name, b := range files {
-		if err := writeFileAtomic(filepath.Join(out, name), b); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(out, name), b); err != nil {
 			return err
 		}
 	}
@@ -343,27 +344,4 @@ func tokenizerConfigJSON(h Header) []byte {
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return append(b, '\n')
-}
-
-// writeFileAtomic writes to a temporary file in the same folder, syncs it, then renames it.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
