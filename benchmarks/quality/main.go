@@ -20,7 +20,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -210,37 +209,7 @@ func openLib(e *env, dir string) (*library.Library, error) {
 // importStarter adds every expert of models.StarterExperts() to lib (what
 // `roe serve` does with an empty library).
 func importStarter(e *env, lib *library.Library) (int, error) {
-	fsys := models.StarterExperts()
-	var dirs []string
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && d.Name() == library.FileExpert {
-			dirs = append(dirs, path.Dir(p))
-		}
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	sort.Strings(dirs)
-	for _, dir := range dirs {
-		x, err := library.ImportFS(fsys, dir)
-		if err != nil {
-			return 0, err
-		}
-		if x.Embedder != e.emb.ID() {
-			for i := range x.Instances {
-				x.Instances[i].Embedding = nil
-			}
-		}
-		if x.Instances, err = serve.PrepareInstances(e.emb, e.format, x.Instances, library.DefaultSampleSize, 1); err != nil {
-			return 0, err
-		}
-		x.Embedder = e.emb.ID()
-		if _, err := lib.Add(x); err != nil {
-			return 0, fmt.Errorf("starter expert %s: %w", x.Name, err)
-		}
-	}
-	return len(dirs), nil
+	return serve.ImportExperts(lib, e.m, e.emb, e.format, models.StarterExperts())
 }
 
 // lora returns a library expert's adapter (cached by name; the cache is for
@@ -263,15 +232,14 @@ func (e *env) lora(lib *library.Library, name string, cache bool) (*adapters.LoR
 	return l, nil
 }
 
-// buildIndex loads every expert's stored instance embeddings into a fresh
-// index (cmd/roe's buildIndex, center-l2, no lexical side).
+// buildIndex loads every expert's instances into a fresh index (center-l2, no
+// lexical side) and says which task each expert stands for, as roe eval routing does.
 func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]string, error) {
 	ms, err := lib.List()
 	if err != nil {
 		return nil, nil, err
 	}
-	ix := retriever.NewIndex(e.emb.Dim(), retriever.CenterL2)
-	owner := map[string]string{} // expert → the task it stands for (as roe eval routing decides)
+	owner := map[string]string{}
 	for _, m := range ms {
 		owner[m.Name] = m.Name
 		if m.Dataset != "" {
@@ -279,31 +247,9 @@ func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]stri
 		} else if i := strings.Index(m.Name, "/"); i > 0 {
 			owner[m.Name] = m.Name[:i]
 		}
-		ins, err := lib.Instances(m.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(ins) == 0 {
-			continue
-		}
-		if m.Embedder != e.emb.ID() {
-			for i := range ins {
-				ins[i].Embedding = nil
-			}
-			if ins, err = serve.PrepareInstances(e.emb, e.format, ins, 0, 0); err != nil {
-				return nil, nil, err
-			}
-		}
-		texts := make([]string, len(ins))
-		embs := make([][]float32, len(ins))
-		for i, in := range ins {
-			texts[i], embs[i] = in.Text, in.Embedding
-		}
-		if err := ix.Add(m.Name, embs, texts); err != nil {
-			return nil, nil, err
-		}
 	}
-	return ix, owner, nil
+	ix, _, err := serve.BuildIndex(lib, e.emb, e.format, retriever.CenterL2, false)
+	return ix, owner, err
 }
 
 // datasetTasks are the tasks with a dataset expert in lib, sorted.

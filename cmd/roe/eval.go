@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"roe/retriever"
+	"roe/serve"
 	"roe/train"
 )
 
@@ -81,7 +82,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	defer lib.Close()
 	_ = m
-	ix, lx, err := buildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	ix, lx, err := serve.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
 	if err != nil {
 		return err
 	}

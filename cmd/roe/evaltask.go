@@ -10,6 +10,7 @@ import (
 	"roe/adapters"
 	"roe/model"
 	"roe/retriever"
+	"roe/serve"
 	"roe/train"
 )
 
@@ -83,7 +84,7 @@ func evalTask(args []string, stdout io.Writer) error {
 		per := make([]model.Adapter, len(items))
 		chosen := map[string]int{}
 		if *expert == "auto" {
-			ix, _, err := buildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false)
+			ix, _, err := serve.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false)
 			if err != nil {
 				return err
 			}

@@ -248,7 +248,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer lib.Close()
-	ix, lx, err := buildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	ix, lx, err := serve.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
 	if err != nil {
 		return err
 	}
@@ -292,51 +292,4 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		out.Neighbors = append(out.Neighbors, ns)
 	}
 	return json.NewEncoder(stdout).Encode(out)
-}
-
-// buildIndex loads every expert's instances into a fresh index (re-embedding
-// those made by another embedder) and, when asked, a BM25 index.
-func buildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool) (*retriever.Index, *retriever.Lexical, error) {
-	ms, err := lib.List()
-	if err != nil {
-		return nil, nil, err
-	}
-	ix := retriever.NewIndex(emb.Dim(), norm)
-	var lx *retriever.Lexical
-	if lexical {
-		if lx, err = retriever.NewLexical(); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, m := range ms {
-		ins, err := lib.Instances(m.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(ins) == 0 {
-			continue
-		}
-		if m.Embedder != emb.ID() {
-			for i := range ins {
-				ins[i].Embedding = nil
-			}
-			if ins, err = serve.PrepareInstances(emb, format, ins, 0, 0); err != nil {
-				return nil, nil, err
-			}
-		}
-		texts := make([]string, len(ins))
-		embs := make([][]float32, len(ins))
-		for i, in := range ins {
-			texts[i], embs[i] = in.Text, in.Embedding
-		}
-		if err := ix.Add(m.Name, embs, texts); err != nil {
-			return nil, nil, err
-		}
-		if lx != nil {
-			if err := lx.Add(m.Name, texts, m.Description); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	return ix, lx, nil
 }

@@ -6,13 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -121,9 +118,9 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	defer lib.Close()
 	if *starter {
-		n, err := importStarter(lib, m, emb, retriever.DefaultInstanceFormat, models.StarterExperts())
+		n, err := importStarter(lib, m, emb)
 		switch {
-		case errors.Is(err, errStarterBase):
+		case errors.Is(err, serve.ErrOtherBase):
 			log.Warn("starter experts not imported", "reason", err.Error())
 		case err != nil:
 			return fmt.Errorf("starter experts: %w", err)
@@ -167,66 +164,17 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-// errStarterBase says the starter experts were trained on another base model
-// than the one served.
-var errStarterBase = errors.New("the starter experts are LoRA adapters of the embedded " + models.DefaultName)
+func mustList(l *library.Library) []library.Manifest {
+	ms, _ := l.List()
+	return ms
+}
 
-// importStarter adds every expert of fsys (a folder per expert, as `roe experts
-// export` writes it, at the path of its name) to lib when lib has no experts,
-// embedding their instances with emb unless emb made the stored embeddings.
-// It returns how many it added: 0 when lib already had experts. Experts trained
-// on another base model than m are refused with errStarterBase (nothing added).
-func importStarter(lib *library.Library, m *model.Model, emb retriever.Embedder, format string, fsys fs.FS) (int, error) {
+// importStarter adds the embedded starter experts when lib has no experts
+// (0 otherwise).
+func importStarter(lib *library.Library, m *model.Model, emb retriever.Embedder) (int, error) {
 	ms, err := lib.List()
 	if err != nil || len(ms) > 0 {
 		return 0, err
 	}
-	var dirs []string
-	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && d.Name() == library.FileExpert {
-			dirs = append(dirs, path.Dir(p))
-		}
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	sort.Strings(dirs)
-	xs := make([]*library.Expert, 0, len(dirs))
-	for _, dir := range dirs {
-		x, err := library.ImportFS(fsys, dir)
-		if err != nil {
-			return 0, err
-		}
-		if x.Name != dir {
-			return 0, fmt.Errorf("%w: the expert in folder %s is named %q", library.ErrInvalid, dir, x.Name)
-		}
-		if x.BaseFingerprint != m.Fingerprint() {
-			return 0, fmt.Errorf("%w (%s was trained on base %.12s, serving %.12s)", errStarterBase, x.Name, x.BaseFingerprint, m.Fingerprint())
-		}
-		if _, err := x.LoRA(m.Config); err != nil {
-			return 0, fmt.Errorf("starter expert %s: %w", x.Name, err)
-		}
-		xs = append(xs, x)
-	}
-	for _, x := range xs {
-		if x.Embedder != emb.ID() {
-			for i := range x.Instances {
-				x.Instances[i].Embedding = nil
-			}
-		}
-		if x.Instances, err = serve.PrepareInstances(emb, format, x.Instances, library.DefaultSampleSize, 1); err != nil {
-			return 0, fmt.Errorf("starter expert %s: %w", x.Name, err)
-		}
-		x.Embedder = emb.ID()
-		if _, err := lib.Add(x); err != nil {
-			return 0, fmt.Errorf("starter expert %s: %w", x.Name, err)
-		}
-	}
-	return len(xs), nil
-}
-
-func mustList(l *library.Library) []library.Manifest {
-	ms, _ := l.List()
-	return ms
+	return serve.ImportExperts(lib, m, emb, retriever.DefaultInstanceFormat, models.StarterExperts())
 }

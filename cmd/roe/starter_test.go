@@ -15,6 +15,7 @@ import (
 	"roe/library"
 	"roe/models"
 	"roe/retriever"
+	"roe/serve"
 	"roe/train"
 )
 
@@ -54,7 +55,7 @@ func TestStarterLibrary(t *testing.T) {
 	if len(want) < 20 {
 		t.Fatalf("only %d starter experts embedded: %v", len(want), want)
 	}
-	n, err := importStarter(lib, m, emb, retriever.DefaultInstanceFormat, models.StarterExperts())
+	n, err := importStarter(lib, m, emb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +88,10 @@ func TestStarterLibrary(t *testing.T) {
 		}
 	}
 	// A library with experts is left alone.
-	if n, err := importStarter(lib, m, emb, retriever.DefaultInstanceFormat, models.StarterExperts()); n != 0 || err != nil {
+	if n, err := importStarter(lib, m, emb); n != 0 || err != nil {
 		t.Fatalf("second import: %d, %v", n, err)
 	}
-	ix, _, err := buildIndex(lib, emb, retriever.DefaultInstanceFormat, retriever.CenterL2, false)
+	ix, _, err := serve.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, retriever.CenterL2, false)
 	if err != nil {
 		t.Fatal(err)
 	}
