@@ -5,15 +5,17 @@
 #   scripts/starter-library.sh [SHARED]      # SHARED: the shared folder (default ../shared)
 #
 # Environment: ROE (the binary, default bin/roe), OUT (default models/experts), JOBS (parallel
-# trainings, default 2), DATASET_STEPS (300), PROMPT_STEPS (150), PROMPT_TASKS ("sst2 rte cb").
+# trainings, default 2), DATASET_STEPS (300), PROMPT_STEPS (150), PROMPT_TASKS ("sst2 rte cb"),
+# ONLY (space-separated expert names: train just these and replace them in OUT, keeping the rest).
 #
 # What it trains, all LoRA on the embedded stories260K with `roe train` (one recipe: rank 4,
 # alpha 8, lr 1e-3 with 10% warm-up then linear decay, batch 8, --max-len 128, --no-eos since
 # stories260K never saw EOS, seed 1):
 #   - a dataset expert per task folder of SHARED/data/tasks that has train.jsonl and
 #     promptsource templates, named after the folder (sst2), all templates mixed
-#     (--all-prompts), DATASET_STEPS steps. sst5 and cr have no templates and are skipped;
-#     boolq has only train_fewglue32.jsonl and is skipped too.
+#     (--all-prompts), DATASET_STEPS steps. sst5 and cr borrow yelp_review_full's and
+#     amazon_polarity's templates (train/task.go); boolq has only a 32-example few-shot split
+#     (train_fewglue32.jsonl) and is left out: it is the expert benchmarks/quality adds live.
 #   - a prompt expert per template of each task in PROMPT_TASKS, named task/template-name
 #     (lowercased, every run of characters outside [a-z0-9._] becomes one '-'), PROMPT_STEPS steps.
 #   - merged experts (roe merge --method linear, uniform weights) of two dataset experts:
@@ -31,6 +33,7 @@ JOBS=${JOBS:-2}
 DATASET_STEPS=${DATASET_STEPS:-300}
 PROMPT_STEPS=${PROMPT_STEPS:-150}
 PROMPT_TASKS=${PROMPT_TASKS:-"sst2 rte cb"}
+ONLY=${ONLY:-}
 TASKS="$SHARED/data/tasks"
 TEMPLATES="$SHARED/data/templates"
 RECIPE=(--rank 4 --lr 1e-3 --batch 8 --max-len 128 --no-eos --seed 1 --eval-n -1)
@@ -101,6 +104,14 @@ for task in $PROMPT_TASKS; do
 		printf '%s\t%s\t%s\n' "$task/$s" "$task" "$p" >>"$jobs"
 	done < <(templates "$task")
 done
+# wanted NAME: whether ONLY (when set) names it.
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+if [ -n "$ONLY" ]; then
+	while IFS=$'\t' read -r name task prompt; do
+		wanted "$name" && printf '%s\t%s\t%s\n' "$name" "$task" "$prompt"
+	done <"$jobs" >"$jobs.only"
+	mv "$jobs.only" "$jobs"
+fi
 echo "training $(wc -l <"$jobs") experts, $JOBS at a time"
 
 # Run the jobs JOBS at a time; stop at the first failure.
@@ -125,6 +136,7 @@ done
 # instances.
 merge() {
 	local name=$1 a=$2 b=$3 key
+	wanted "$name" || return 0
 	key=$(printf '%s' "$name" | tr '/' '_')
 	[ -d "$work/out/$a" ] && [ -d "$work/out/$b" ] || { echo "skip $name: no $a or $b"; return 0; }
 	"$ROE" merge --adapters "$work/out/$a,$work/out/$b" --method linear --out "$work/merge-$key" >"$work/log/$key.log" 2>&1
@@ -137,8 +149,17 @@ merge() {
 merge merged/sentiment sst2 mr
 merge merged/nli rte cb
 
-rm -rf "$OUT"
-mkdir -p "$(dirname "$OUT")"
-cp -r "$work/out" "$OUT"
+if [ -n "$ONLY" ]; then
+	for name in $ONLY; do
+		[ -d "$work/out/$name" ] || { echo "ONLY names $name, which is not a starter expert" >&2; exit 1; }
+		rm -rf "${OUT:?}/$name"
+		mkdir -p "$(dirname "$OUT/$name")"
+		cp -r "$work/out/$name" "$OUT/$name"
+	done
+else
+	rm -rf "$OUT"
+	mkdir -p "$(dirname "$OUT")"
+	cp -r "$work/out" "$OUT"
+fi
 n=$(find "$OUT" -name expert.json | wc -l)
 echo "wrote $n experts to $OUT ($(du -sh "$OUT" | cut -f1)) in $(($(date +%s) - start)) s"

@@ -47,7 +47,9 @@ type TaskTemplates struct {
 	Fields FieldMap
 }
 
-// taskTemplates follows shared/data/SOURCES.md. sst5 and cr have no promptsource templates.
+// taskTemplates follows shared/data/SOURCES.md. sst5 and cr have no promptsource templates of
+// their own; they borrow those of the promptsource dataset with the same labels and the same kind
+// of text (yelp_review_full: 5 ratings; amazon_polarity: product reviews, negative/positive).
 var taskTemplates = map[string]TaskTemplates{
 	"sst2":    {Files: []string{"glue_sst2.yaml"}},
 	"mr":      {Files: []string{"rotten_tomatoes.yaml"}},
@@ -70,6 +72,10 @@ var taskTemplates = map[string]TaskTemplates{
 	"anli_r2": {Files: []string{"anli.yaml"}},
 	"anli_r3": {Files: []string{"anli.yaml"}},
 	"dream":   {Files: []string{"dream.yaml"}},
+	// sst5's 0–4 labels are very negative … very positive, as yelp's 1–5 stars.
+	"sst5": {Files: []string{"yelp_review_full.yaml"}, Fields: FieldMap{"text": "sentence"}},
+	// cr has no title: the templates' "Title:" line renders empty.
+	"cr": {Files: []string{"amazon_polarity.yaml"}, Fields: FieldMap{"content": "text"}},
 }
 
 // TemplatedTasks lists the task folders that have promptsource templates, sorted.

@@ -3,13 +3,14 @@
 // starter expert library (models/experts). It writes quality.md, quality.json
 // and PNG plots to -out (make bench-quality: benchmarks/results).
 //
-// Each section is one function (seenTasks, routingQ, addExpert) that fills its
-// part of the report; later sessions add the sections listed under notMeasured.
+// Each section is one function (seenTasks, routingQ, addExpert, unseenTasks,
+// stiltsVsMTL, stability, cpiVsMTL) that fills its part of the report.
 //
 //	go run ./benchmarks/quality -shared ../shared -out benchmarks/results
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -37,19 +38,24 @@ import (
 )
 
 var (
-	sharedDir  = flag.String("shared", "../shared", "the shared folder (data/tasks, data/templates)")
-	outDir     = flag.String("out", "benchmarks/results", "where quality.{md,json} and the plots go")
-	sections   = flag.String("sections", "seen,routing,add", "sections to run (comma-separated)")
-	evalN      = flag.Int("n", 200, "evaluation examples per task (seeded sample of the validation split, else test)")
-	seed       = flag.Uint64("seed", 1, "evaluation sampling / template-draw seed and training seed")
-	mtlSteps   = flag.Int("mtl-steps", 13*300, "MTL-all training steps (13 tasks × the dataset experts' 300)")
-	mtlAdapter = flag.String("mtl-adapter", "", "MTL-all PEFT folder: loaded when it exists, else trained and saved there (default: trained, not kept)")
-	routeSeed  = flag.Uint64("route-seed", 7, "routing query sampling seed (roe eval routing's default)")
-	queries    = flag.Int("queries", 64, "routing at Q = 1: queries per task")
-	trials     = flag.Int("trials", 16, "routing at Q > 1: decisions per task")
-	newTask    = flag.String("new-task", "boolq", "adding an expert: the task the library lacks (trained on train_fewglue32, else train)")
-	newSteps   = flag.Int("new-steps", 300, "adding an expert: training steps")
-	replot     = flag.Bool("replot", false, "only redraw the plots from -out/quality.json")
+	sharedDir       = flag.String("shared", "../shared", "the shared folder (data/tasks, data/templates)")
+	outDir          = flag.String("out", "benchmarks/results", "where quality.{md,json} and the plots go")
+	sections        = flag.String("sections", "seen,routing,add,unseen,stilts,stability,cpi", "sections to run (comma-separated): seen, routing, add, unseen, stilts, stability, cpi")
+	evalN           = flag.Int("n", 200, "evaluation examples per task (seeded sample of the validation split, else test)")
+	seed            = flag.Uint64("seed", 1, "evaluation sampling / template-draw seed and training seed")
+	mtlStepsPerTask = flag.Int("mtl-steps-per-task", 300, "MTL-all/MTL-seen training steps per task mixed in (the dataset experts' 300)")
+	mtlAdapter      = flag.String("mtl-adapter", "", "MTL-all PEFT folder: loaded when it exists, else trained and saved there (default: trained, not kept)")
+	mtlSeenAdapter  = flag.String("mtl-seen-adapter", "", "as -mtl-adapter, for the unseen-tasks section's MTL-seen (trained without the held-out tasks)")
+	routeSeed       = flag.Uint64("route-seed", 7, "routing query sampling seed (roe eval routing's default)")
+	queries         = flag.Int("queries", 64, "routing at Q = 1: queries per task")
+	trials          = flag.Int("trials", 16, "routing at Q > 1: decisions per task")
+	newTask         = flag.String("new-task", "boolq", "adding an expert: the task the library lacks (trained on train_fewglue32, else train)")
+	newSteps        = flag.Int("new-steps", 300, "adding an expert: training steps")
+	pairCap         = flag.Int("pair-cap", 2000, "STILTs vs MTL: training examples per task at most (seeded sample)")
+	stabSeeds       = flag.Int("stab-seeds", 5, "stability: seeds per setting")
+	stabShort       = flag.Int("stab-short", 75, "stability: steps of a short run")
+	stabLong        = flag.Int("stab-long", 300, "stability: steps of a long run (the experts' 300)")
+	replot          = flag.Bool("replot", false, "only redraw the plots from -out/quality.json")
 )
 
 // The starter dataset experts' recipe (scripts/starter-library.sh): rank 4,
@@ -79,17 +85,21 @@ type env struct {
 
 // Report is quality.json.
 type Report struct {
-	Command    string         `json:"command"`
-	Started    time.Time      `json:"started"`
-	Seconds    float64        `json:"seconds"`
-	GoMaxProcs int            `json:"gomaxprocs"`
-	Base       string         `json:"base"`
-	Embedder   string         `json:"embedder"`
-	Experts    int            `json:"experts"`
-	Seen       *SeenReport    `json:"seen_tasks,omitempty"`
-	Routing    *RoutingReport `json:"routing,omitempty"`
-	Add        *AddReport     `json:"adding_an_expert,omitempty"`
-	md         []string       // markdown sections, in order
+	Command    string           `json:"command"`
+	Started    time.Time        `json:"started"`
+	Seconds    float64          `json:"seconds"`
+	GoMaxProcs int              `json:"gomaxprocs"`
+	Base       string           `json:"base"`
+	Embedder   string           `json:"embedder"`
+	Experts    int              `json:"experts"`
+	Seen       *SeenReport      `json:"seen_tasks,omitempty"`
+	Routing    *RoutingReport   `json:"routing,omitempty"`
+	Add        *AddReport       `json:"adding_an_expert,omitempty"`
+	Unseen     *UnseenReport    `json:"unseen_tasks,omitempty"`
+	Stilts     *StiltsReport    `json:"stilts_vs_mtl,omitempty"`
+	Stability  *StabilityReport `json:"stability,omitempty"`
+	CPI        *CPISection      `json:"cpi_ft,omitempty"`
+	md         []string         // markdown sections, in order
 }
 
 func main() {
@@ -137,7 +147,7 @@ func run() error {
 	for _, s := range []struct {
 		name string
 		fn   func(*env, *Report) error
-	}{{"seen", seenTasks}, {"routing", routingQ}, {"add", addExpert}} {
+	}{{"seen", seenTasks}, {"routing", routingQ}, {"add", addExpert}, {"unseen", unseenTasks}, {"stilts", stiltsVsMTL}, {"stability", stability}, {"cpi", cpiVsMTL}} {
 		if !want[s.name] {
 			continue
 		}
@@ -241,15 +251,54 @@ func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]stri
 	}
 	owner := map[string]string{}
 	for _, m := range ms {
-		owner[m.Name] = m.Name
-		if m.Dataset != "" {
-			owner[m.Name] = m.Dataset
-		} else if i := strings.Index(m.Name, "/"); i > 0 {
-			owner[m.Name] = m.Name[:i]
-		}
+		owner[m.Name] = ownerOf(m)
 	}
 	ix, _, err := serve.BuildIndex(lib, e.emb, e.format, retriever.CenterL2, false)
 	return ix, owner, err
+}
+
+// ownerOf is the task an expert stands for: its dataset, else the part of its
+// name before "/" (sst2/review → sst2; merged/nli → merged), else its name.
+func ownerOf(m library.Manifest) string {
+	if m.Dataset != "" {
+		return m.Dataset
+	}
+	if i := strings.Index(m.Name, "/"); i > 0 {
+		return m.Name[:i]
+	}
+	return m.Name
+}
+
+// copyLib restores a Badger backup of the shipped library into work/dir and
+// removes the experts keep rejects.
+func copyLib(e *env, dir string, keep func(library.Manifest) bool) (*library.Library, error) {
+	lib, err := openLib(e, filepath.Join(e.work, dir))
+	if err != nil {
+		return nil, err
+	}
+	var backup bytes.Buffer
+	if err := e.lib.Backup(&backup); err != nil {
+		lib.Close()
+		return nil, fmt.Errorf("back up the library: %w", err)
+	}
+	if err := lib.Restore(&backup); err != nil {
+		lib.Close()
+		return nil, fmt.Errorf("restore the library copy: %w", err)
+	}
+	ms, err := lib.List()
+	if err != nil {
+		lib.Close()
+		return nil, err
+	}
+	for _, m := range ms {
+		if keep != nil && !keep(m) {
+			if err := lib.Remove(m.Name); err != nil {
+				lib.Close()
+				return nil, err
+			}
+		}
+	}
+	return lib, nil
 }
 
 // datasetTasks are the tasks with a dataset expert in lib, sorted.
@@ -314,6 +363,11 @@ func trainItems(e *env, task, split string) ([]train.Item, error) {
 // routeEach picks each item's top-1 expert (nil: the base model, on fallback)
 // and returns the adapters and the experts' names ("(base)" on fallback).
 func routeEach(e *env, ix *retriever.Index, items []train.Item) ([]model.Adapter, []string, error) {
+	return routeEachIn(e, e.lib, ix, items)
+}
+
+// routeEachIn is routeEach over an index of lib's experts.
+func routeEachIn(e *env, lib *library.Library, ix *retriever.Index, items []train.Item) ([]model.Adapter, []string, error) {
 	texts := make([]string, len(items))
 	for i, it := range items {
 		texts[i] = retriever.FormatInstance(e.format, it.Input, it.AnswerChoices)
@@ -334,7 +388,7 @@ func routeEach(e *env, ix *retriever.Index, items []train.Item) ([]model.Adapter
 			continue
 		}
 		nm := rt.Experts[0].Name
-		l, err := e.lora(e.lib, nm, true)
+		l, err := e.lora(lib, nm, lib == e.lib)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -345,21 +399,27 @@ func routeEach(e *env, ix *retriever.Index, items []train.Item) ([]model.Adapter
 
 // trainMTL trains (or loads from -mtl-adapter) one LoRA on all tasks mixed.
 func trainMTL(e *env, tasks []string) (*adapters.LoRA, map[string]any, error) {
-	if *mtlAdapter != "" {
-		if _, err := os.Stat(filepath.Join(*mtlAdapter, "adapter_config.json")); err == nil {
-			l, err := adapters.Load(*mtlAdapter, e.m.Config)
+	return trainMTLOn(e, tasks, *mtlAdapter, "MTL-all")
+}
+
+// trainMTLOn trains one LoRA on tasks mixed, 300 steps a task (the experts'
+// budget), or loads it from dir when dir holds one; label names it in the log.
+func trainMTLOn(e *env, tasks []string, dir, label string) (*adapters.LoRA, map[string]any, error) {
+	if dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "adapter_config.json")); err == nil {
+			l, err := adapters.Load(dir, e.m.Config)
 			if err != nil {
 				return nil, nil, err
 			}
-			info := map[string]any{"loaded_from": *mtlAdapter}
-			if b, err := os.ReadFile(filepath.Join(*mtlAdapter, "training.json")); err == nil {
+			info := map[string]any{"loaded_from": dir}
+			if b, err := os.ReadFile(filepath.Join(dir, "training.json")); err == nil {
 				var t map[string]any
 				if json.Unmarshal(b, &t) == nil {
 					info = t
-					info["loaded_from"] = *mtlAdapter
+					info["loaded_from"] = dir
 				}
 			}
-			logf("MTL-all: loaded %s", *mtlAdapter)
+			logf("%s: loaded %s", label, dir)
 			return l, info, nil
 		}
 	}
@@ -373,12 +433,12 @@ func trainMTL(e *env, tasks []string) (*adapters.LoRA, map[string]any, error) {
 		td = append(td, train.TaskData{Name: t, Items: items})
 		sizes[t] = len(items)
 	}
-	o := recipe(*mtlSteps)
+	o := recipe(*mtlStepsPerTask * len(tasks))
 	last := time.Now()
 	o.Progress = func(p train.Progress) {
 		if time.Since(last) > 30*time.Second || p.Step == p.Total {
 			last = time.Now()
-			logf("MTL-all step %d/%d loss %.3f ETA %s", p.Step, p.Total, p.Loss, p.ETA.Round(time.Second))
+			logf("%s step %d/%d loss %.3f ETA %s", label, p.Step, p.Total, p.Loss, p.ETA.Round(time.Second))
 		}
 	}
 	t0 := time.Now()
@@ -389,12 +449,12 @@ func trainMTL(e *env, tasks []string) (*adapters.LoRA, map[string]any, error) {
 	}
 	info := map[string]any{"steps": rep.Steps(), "batch": o.BatchSize, "weighting": string(train.PerExample),
 		"train_sizes": sizes, "final_loss": rep.Phases[len(rep.Phases)-1].FinalLoss, "seconds": time.Since(t0).Seconds()}
-	if *mtlAdapter != "" {
-		if err := l.Save(*mtlAdapter); err != nil {
+	if dir != "" {
+		if err := l.Save(dir); err != nil {
 			return nil, nil, err
 		}
 		b, _ := json.MarshalIndent(info, "", "  ")
-		if err := os.WriteFile(filepath.Join(*mtlAdapter, "training.json"), append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "training.json"), append(b, '\n'), 0o644); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -565,7 +625,6 @@ func write(rep *Report) error {
 		sb.WriteString(s)
 		sb.WriteString("\n")
 	}
-	sb.WriteString(notMeasured)
 	return os.WriteFile(filepath.Join(*outDir, "quality.md"), []byte(sb.String()), 0o644)
 }
 
@@ -582,22 +641,6 @@ base model's mean-pooled states to separate the tasks' surface forms (templates,
 is the part of the paper's pipeline that this scale can test meaningfully; the paper's claim
 that experts beat multi-task instruction tuning on *accuracy* cannot be confirmed or refuted here.
 
-`
-
-const notMeasured = `## Not yet measured
-
-The remaining sections of the quality issue; none has code yet.
-
-- **Unseen tasks**: held-out tasks (e.g. the paper's evaluation prompts in
-  data/templates/ELM_experts_and_eval_prompts.json; anli_r1–r3, boolq) with RoE top-1, uniform
-  linear merge of the top-3, and TIES merge of the top-3, against the base model and MTL-all.
-- **STILTs vs MTL** on task pairs (Weller et al. 2022: STILTs when the target set is larger than
-  the auxiliary one), with roe train --strategy stilts|mtl|auto.
-- **Stability over 5 seeds** (Mosbach et al. 2021): mean, std and failed runs (≤ majority
-  baseline) with and without Adam bias correction, short vs long training.
-- **CPI-FT vs MTL-all vs plain merge** (roe train --method cpi) on grouped tasks.
-- **Choice of base model**: stories260K against a roe-pretrained larger model, for every section
-  above (the 260K model's limits, above, are the reason to measure this).
 `
 
 // summary is the headline numbers of the sections that ran.

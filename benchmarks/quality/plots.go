@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -30,7 +31,107 @@ func plots(rep *Report) error {
 			return err
 		}
 	}
+	if u := rep.Unseen; u != nil {
+		var names []string
+		for _, t := range u.Tasks {
+			names = append(names, t.Task)
+		}
+		var bars []barSet
+		for _, c := range unseenConds {
+			var v []float64
+			for _, t := range u.Tasks {
+				v = append(v, t.Results[c].Accuracy)
+			}
+			bars = append(bars, barSet{unseenLabels[c], append(v, u.Mean[c])})
+		}
+		var maj []float64
+		for _, t := range u.Tasks {
+			maj = append(maj, t.Majority)
+		}
+		bars = append(bars, barSet{"majority class", append(maj, u.Mean["majority"])})
+		if err := groupedBars("Unseen (held-out) tasks: rank-classification accuracy", "unseen_tasks.png", append(names, "MEAN"), bars); err != nil {
+			return err
+		}
+	}
+	if st := rep.Stability; st != nil {
+		var sets []barSet
+		idx := map[string]int{}
+		for _, c := range st.Cells {
+			k := fmt.Sprintf("%d steps, bias corr. %v", c.Steps, c.BiasCorrection)
+			if _, ok := idx[k]; !ok {
+				idx[k] = len(sets)
+				sets = append(sets, barSet{label: k})
+			}
+			sets[idx[k]].vals = append(sets[idx[k]].vals, c.Mean)
+		}
+		var maj []float64
+		for _, t := range stabilityTasks {
+			maj = append(maj, st.Majority[t])
+		}
+		sets = append(sets, barSet{"majority class", maj})
+		if err := groupedBars(fmt.Sprintf("Stability: mean accuracy over %d seeds", len(st.Seeds)), "stability.png", stabilityTasks, sets); err != nil {
+			return err
+		}
+	}
+	if c := rep.CPI; c != nil {
+		var sets []barSet
+		for _, k := range cpiConds {
+			var v []float64
+			for _, r := range c.Rows {
+				v = append(v, r.Results[k].Accuracy)
+			}
+			sets = append(sets, barSet{cpiLabels[k], append(v, c.Mean[k])})
+		}
+		var maj []float64
+		for _, r := range c.Rows {
+			maj = append(maj, r.Majority)
+		}
+		sets = append(sets, barSet{"majority class", append(maj, c.Mean["majority"])})
+		if err := groupedBars("One adapter for several tasks: CPI-FT vs MTL vs merges", "cpi.png", append(slices.Clone(c.Tasks), "MEAN"), sets); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// barSet is one condition's bars: a value (0–1) per group.
+type barSet struct {
+	label string
+	vals  []float64
+}
+
+// groupedBars draws accuracy (%) bars grouped by names, one colour per set;
+// a set labelled "majority class" is grey.
+func groupedBars(title, file string, names []string, sets []barSet) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = "accuracy (%)"
+	w := vg.Points(float64(42 / max(1, len(sets))))
+	for i, s := range sets {
+		v := make(plotter.Values, len(s.vals))
+		for j, x := range s.vals {
+			v[j] = 100 * nz(x)
+		}
+		b, err := plotter.NewBarChart(v, w)
+		if err != nil {
+			return err
+		}
+		b.LineStyle.Width = vg.Length(0)
+		b.Color = plotutil.Color(i)
+		if s.label == "majority class" {
+			b.Color = color.Gray{Y: 160}
+		}
+		b.Offset = w * vg.Length(float64(i)-float64(len(sets)-1)/2)
+		p.Add(b)
+		p.Legend.Add(s.label, b)
+	}
+	p.Legend.Top = true
+	p.Legend.Left = false
+	p.NominalX(names...)
+	p.X.Tick.Label.Rotation = 0.6
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.Y.Min, p.Y.Max = 0, 100
+	return p.Save(12*vg.Inch, 5*vg.Inch, filepath.Join(*outDir, file))
 }
 
 // plotSeen: grouped bars, accuracy per task and condition, plus the mean.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -323,17 +322,9 @@ func addExpert(e *env, rep *Report) error {
 		}
 	}
 	// The library copy: a Badger backup of the shipped library restored into a new folder.
-	copyDir := filepath.Join(e.work, "lib-copy")
-	lib2, err := openLib(e, copyDir)
+	lib2, err := copyLib(e, "lib-copy", nil)
 	if err != nil {
 		return err
-	}
-	var backup bytes.Buffer
-	if err := e.lib.Backup(&backup); err != nil {
-		return fmt.Errorf("back up the library: %w", err)
-	}
-	if err := lib2.Restore(&backup); err != nil {
-		return fmt.Errorf("restore the library copy: %w", err)
 	}
 	ms, err := lib2.List()
 	if err != nil {
@@ -431,7 +422,7 @@ func addExpert(e *env, rep *Report) error {
 	if err := lib2.Close(); err != nil {
 		return err
 	}
-	if lib2, err = openLib(e, copyDir); err != nil {
+	if lib2, err = openLib(e, filepath.Join(e.work, "lib-copy")); err != nil {
 		return err
 	}
 	defer lib2.Close()
