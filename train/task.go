@@ -12,7 +12,8 @@ import (
 var ErrUnknownTask = errors.New("train: unknown task")
 
 // FieldMap maps a field name that a template uses to the field of the task's data that holds
-// it (e.g. glue_rte's "sentence1" ← rte's "premise"). Apply adds the aliases and keeps the
+// it (e.g. glue_rte's "sentence1" ← rte's "premise"), or, when the source starts with "=", to
+// the text after it (a field the data lacks: "title": "=" gives an empty title). Apply adds them and keeps the
 // original fields, so one map serves every template file of a task (rte is rendered with both
 // super_glue_rte, which reads premise, and glue_rte, which reads sentence1).
 type FieldMap map[string]string
@@ -31,7 +32,9 @@ func (m FieldMap) Apply(ex Example) Example {
 		if _, ok := ex[to]; ok {
 			continue
 		}
-		if v, ok := ex[from]; ok {
+		if lit, ok := strings.CutPrefix(from, "="); ok {
+			out[to] = lit
+		} else if v, ok := ex[from]; ok {
 			out[to] = v
 		}
 	}
@@ -74,8 +77,8 @@ var taskTemplates = map[string]TaskTemplates{
 	"dream":   {Files: []string{"dream.yaml"}},
 	// sst5's 0–4 labels are very negative … very positive, as yelp's 1–5 stars.
 	"sst5": {Files: []string{"yelp_review_full.yaml"}, Fields: FieldMap{"text": "sentence"}},
-	// cr has no title: the templates' "Title:" line renders empty.
-	"cr": {Files: []string{"amazon_polarity.yaml"}, Fields: FieldMap{"content": "text"}},
+	// cr has no title: the templates' "Title:" line stays empty.
+	"cr": {Files: []string{"amazon_polarity.yaml"}, Fields: FieldMap{"content": "text", "title": "="}},
 }
 
 // TemplatedTasks lists the task folders that have promptsource templates, sorted.

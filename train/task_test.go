@@ -78,25 +78,25 @@ func TestTaskTemplatesForEveryTask(t *testing.T) {
 			}
 		}
 	}
-	for _, task := range []string{"sst5", "cr", "nope"} {
+	for _, task := range []string{"sst", "nope"} {
 		if _, _, err := TemplatesFor(task, tdir); !errors.Is(err, ErrUnknownTask) {
 			t.Errorf("%s: got %v, want ErrUnknownTask", task, err)
 		}
 	}
-	// Every task folder except sst5 and cr has templates.
+	// Every task folder has templates (sst5 and cr borrowed ones).
 	ents, _ := os.ReadDir(tasks)
 	for _, e := range ents {
-		if _, ok := TemplateFilesFor(e.Name()); !ok && e.IsDir() && e.Name() != "sst5" && e.Name() != "cr" {
+		if _, ok := TemplateFilesFor(e.Name()); !ok && e.IsDir() {
 			t.Errorf("task folder %s has no template mapping", e.Name())
 		}
 	}
 }
 
 func TestTaskFieldMapApply(t *testing.T) {
-	fm := FieldMap{"sentence1": "premise", "sentence2": "hypothesis", "x": "absent"}
+	fm := FieldMap{"sentence1": "premise", "sentence2": "hypothesis", "x": "absent", "title": "=", "kind": "=review"}
 	ex := Example{"premise": "p", "hypothesis": "h", "sentence2": "keep", "label": 1}
 	got := fm.Apply(ex)
-	want := Example{"premise": "p", "hypothesis": "h", "sentence1": "p", "sentence2": "keep", "label": 1}
+	want := Example{"premise": "p", "hypothesis": "h", "sentence1": "p", "sentence2": "keep", "label": 1, "title": "", "kind": "review"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
