@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,6 +56,7 @@ var (
 	stabSeeds       = flag.Int("stab-seeds", 5, "stability: seeds per setting")
 	stabShort       = flag.Int("stab-short", 75, "stability: steps of a short run")
 	stabLong        = flag.Int("stab-long", 300, "stability: steps of a long run (the experts' 300)")
+	keep            = flag.Bool("keep", false, "keep the sections of -out/quality.json that -sections does not redo")
 	replot          = flag.Bool("replot", false, "only redraw the plots from -out/quality.json")
 )
 
@@ -83,23 +85,46 @@ type env struct {
 	eo     train.EvalOptions
 }
 
+// allSections in report order.
+var allSections = []struct {
+	name string
+	fn   func(*env, *Report) error
+}{{"seen", seenTasks}, {"routing", routingQ}, {"add", addExpert}, {"unseen", unseenTasks},
+	{"stilts", stiltsVsMTL}, {"stability", stability}, {"cpi", cpiVsMTL}}
+
+func sectionNames() []string {
+	var out []string
+	for _, s := range allSections {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+// RunInfo is one run of this command and the sections it produced.
+type RunInfo struct {
+	Command    string    `json:"command"`
+	Sections   []string  `json:"sections"`
+	Started    time.Time `json:"started"`
+	Seconds    float64   `json:"seconds"`
+	GoMaxProcs int       `json:"gomaxprocs"`
+}
+
 // Report is quality.json.
 type Report struct {
-	Command    string           `json:"command"`
-	Started    time.Time        `json:"started"`
-	Seconds    float64          `json:"seconds"`
-	GoMaxProcs int              `json:"gomaxprocs"`
-	Base       string           `json:"base"`
-	Embedder   string           `json:"embedder"`
-	Experts    int              `json:"experts"`
-	Seen       *SeenReport      `json:"seen_tasks,omitempty"`
-	Routing    *RoutingReport   `json:"routing,omitempty"`
-	Add        *AddReport       `json:"adding_an_expert,omitempty"`
-	Unseen     *UnseenReport    `json:"unseen_tasks,omitempty"`
-	Stilts     *StiltsReport    `json:"stilts_vs_mtl,omitempty"`
-	Stability  *StabilityReport `json:"stability,omitempty"`
-	CPI        *CPISection      `json:"cpi_ft,omitempty"`
-	md         []string         // markdown sections, in order
+	Runs []RunInfo `json:"runs"`
+	// Markdown is each section's part of quality.md, by section name.
+	Markdown  map[string]string `json:"markdown"`
+	Base      string            `json:"base"`
+	Embedder  string            `json:"embedder"`
+	Experts   int               `json:"experts"`
+	Seen      *SeenReport       `json:"seen_tasks,omitempty"`
+	Routing   *RoutingReport    `json:"routing,omitempty"`
+	Add       *AddReport        `json:"adding_an_expert,omitempty"`
+	Unseen    *UnseenReport     `json:"unseen_tasks,omitempty"`
+	Stilts    *StiltsReport     `json:"stilts_vs_mtl,omitempty"`
+	Stability *StabilityReport  `json:"stability,omitempty"`
+	CPI       *CPISection       `json:"cpi_ft,omitempty"`
+	md        []string          // markdown sections, in order
 }
 
 func main() {
@@ -127,8 +152,21 @@ func run() error {
 		return plots(&rep)
 	}
 	t0 := time.Now()
-	rep := &Report{Command: "go run ./benchmarks/quality " + strings.Join(os.Args[1:], " "), Started: t0.UTC(),
-		GoMaxProcs: runtime.GOMAXPROCS(0), Base: models.DefaultName}
+	rep := &Report{}
+	if *keep {
+		// Keep the sections of an earlier run that this run does not redo.
+		if b, err := os.ReadFile(filepath.Join(*outDir, "quality.json")); err == nil {
+			if err := json.Unmarshal(b, rep); err != nil {
+				return fmt.Errorf("-keep: %s: %w", filepath.Join(*outDir, "quality.json"), err)
+			}
+		}
+	}
+	if rep.Markdown == nil {
+		rep.Markdown = map[string]string{}
+	}
+	run := RunInfo{Command: "go run ./benchmarks/quality " + strings.Join(os.Args[1:], " "), Started: t0.UTC(),
+		GoMaxProcs: runtime.GOMAXPROCS(0)}
+	rep.Base = models.DefaultName
 	e, cleanup, err := setup()
 	if err != nil {
 		return err
@@ -142,23 +180,36 @@ func run() error {
 	rep.Experts = len(ms)
 	want := map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
-		want[strings.TrimSpace(s)] = true
+		s = strings.TrimSpace(s)
+		if !slices.Contains(sectionNames(), s) {
+			return fmt.Errorf("-sections: unknown section %q (%s)", s, strings.Join(sectionNames(), ", "))
+		}
+		want[s] = true
 	}
-	for _, s := range []struct {
-		name string
-		fn   func(*env, *Report) error
-	}{{"seen", seenTasks}, {"routing", routingQ}, {"add", addExpert}, {"unseen", unseenTasks}, {"stilts", stiltsVsMTL}, {"stability", stability}, {"cpi", cpiVsMTL}} {
+	for _, s := range allSections {
 		if !want[s.name] {
 			continue
 		}
 		ts := time.Now()
 		logf("section %s", s.name)
+		n := len(rep.md)
 		if err := s.fn(e, rep); err != nil {
 			return fmt.Errorf("section %s: %w", s.name, err)
 		}
+		rep.Markdown[s.name] = strings.Join(rep.md[n:], "\n")
+		run.Sections = append(run.Sections, s.name)
 		logf("section %s done in %s", s.name, time.Since(ts).Round(time.Second))
 	}
-	rep.Seconds = time.Since(t0).Seconds()
+	run.Seconds = time.Since(t0).Seconds()
+	// A section redone by this run no longer comes from the earlier ones.
+	var runs []RunInfo
+	for _, r := range rep.Runs {
+		r.Sections = slices.DeleteFunc(r.Sections, func(s string) bool { return want[s] })
+		if len(r.Sections) > 0 {
+			runs = append(runs, r)
+		}
+	}
+	rep.Runs = append(runs, run)
 	return write(rep)
 }
 
@@ -612,18 +663,22 @@ func write(rep *Report) error {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Quality: Retrieval-of-Experts at stories260K scale\n\n")
-	fmt.Fprintf(&sb, "Produced by `make bench-quality`, i.e.\n\n```sh\n%s\n```\n\n", rep.Command)
-	fmt.Fprintf(&sb, "on %s, %d threads (GOMAXPROCS), in %.0f s. Base model: the embedded %s; library: the %d "+
+	fmt.Fprintf(&sb, "Produced by `make bench-quality` (all sections in one run), here by:\n\n```sh\n")
+	for _, r := range rep.Runs {
+		fmt.Fprintf(&sb, "%s   # %s: %s, %d threads, %.0f s\n", r.Command, strings.Join(r.Sections, ", "),
+			r.Started.Format("2006-01-02 15:04 UTC"), r.GoMaxProcs, r.Seconds)
+	}
+	fmt.Fprintf(&sb, "```\n\nBase model: the embedded %s; library: the %d "+
 		"shipped starter experts (models/experts, trained by scripts/starter-library.sh), imported into a temporary "+
 		"Badger library as `roe serve` does; embedder `%s`, instances formatted as `%s`, center-l2 normalisation, "+
-		"top-1 voting. Raw numbers: quality.json.\n\n",
-		rep.Started.Format("2006-01-02 15:04 UTC"), rep.GoMaxProcs, rep.Seconds, rep.Base, rep.Experts, rep.Embedder,
-		retriever.DefaultInstanceFormat)
+		"top-1 voting. Raw numbers: quality.json.\n\n", rep.Base, rep.Experts, rep.Embedder, retriever.DefaultInstanceFormat)
 	sb.WriteString(summary(rep))
 	sb.WriteString(limits)
-	for _, s := range rep.md {
-		sb.WriteString(s)
-		sb.WriteString("\n")
+	for _, name := range sectionNames() {
+		if md, ok := rep.Markdown[name]; ok {
+			sb.WriteString(md)
+			sb.WriteString("\n")
+		}
 	}
 	return os.WriteFile(filepath.Join(*outDir, "quality.md"), []byte(sb.String()), 0o644)
 }
@@ -660,6 +715,31 @@ func summary(rep *Report) string {
 		fmt.Fprintf(&sb, "- Adding a %s expert: %d of %d existing experts bit-identical on the probe (max |Δlogit| = %g); "+
 			"%s routing %s%% → %s%% at Q = 1, %s%% → %s%% at Q = 32.\n", a.NewExpert, a.Identical, a.Compared, a.MaxAbsDelta,
 			a.NewExpert, pct(a.Before.at(1)), pct(a.After.at(1)), pct(a.Before.at(32)), pct(a.After.at(32)))
+	}
+	if u := rep.Unseen; u != nil {
+		fmt.Fprintf(&sb, "- Unseen tasks (%d held out, mean accuracy %%): base %s, MTL-seen %s, RoE top-1 %s, auto %s, "+
+			"linear top-3 %s, TIES top-3 %s (majority class %s).\n", len(u.Tasks), pct(u.Mean["base"]), pct(u.Mean["mtl_seen"]),
+			pct(u.Mean["roe_top1"]), pct(u.Mean["auto_q1"]), pct(u.Mean["merge_linear_top3"]), pct(u.Mean["merge_ties_top3"]),
+			pct(u.Mean["majority"]))
+	}
+	if st := rep.Stilts; st != nil {
+		fmt.Fprintf(&sb, "- STILTs vs MTL: the size heuristic picked the better strategy in %d of %d pairs (Weller et al.: 92%%).\n",
+			st.Hits, st.Decided)
+	}
+	if st := rep.Stability; st != nil {
+		fails := map[bool]int{}
+		runs := map[bool]int{}
+		for _, c := range st.Cells {
+			fails[c.BiasCorrection] += c.Failed
+			runs[c.BiasCorrection] += len(c.Accuracies)
+		}
+		fmt.Fprintf(&sb, "- Stability (%d seeds): failed runs %d/%d with bias correction, %d/%d without.\n", len(st.Seeds),
+			fails[true], runs[true], fails[false], runs[false])
+	}
+	if c := rep.CPI; c != nil {
+		fmt.Fprintf(&sb, "- One adapter for %d tasks (mean accuracy %%): linear merge %s, CPI merge %s, MTL %s, CPI-FT %s "+
+			"(own experts %s).\n", len(c.Tasks), pct(c.Mean["merge_linear"]), pct(c.Mean["merge_cpi"]), pct(c.Mean["mtl"]),
+			pct(c.Mean["cpi_ft"]), pct(c.Mean["dataset_expert"]))
 	}
 	sb.WriteString("\n")
 	return sb.String()
