@@ -39,25 +39,27 @@ import (
 )
 
 var (
-	sharedDir       = flag.String("shared", "../shared", "the shared folder (data/tasks, data/templates)")
-	outDir          = flag.String("out", "benchmarks/results", "where quality.{md,json} and the plots go")
-	sections        = flag.String("sections", "seen,routing,add,unseen,stilts,stability,cpi", "sections to run (comma-separated): seen, routing, add, unseen, stilts, stability, cpi")
-	evalN           = flag.Int("n", 200, "evaluation examples per task (seeded sample of the validation split, else test)")
-	seed            = flag.Uint64("seed", 1, "evaluation sampling / template-draw seed and training seed")
-	mtlStepsPerTask = flag.Int("mtl-steps-per-task", 300, "MTL-all/MTL-seen training steps per task mixed in (the dataset experts' 300)")
-	mtlAdapter      = flag.String("mtl-adapter", "", "MTL-all PEFT folder: loaded when it exists, else trained and saved there (default: trained, not kept)")
-	mtlSeenAdapter  = flag.String("mtl-seen-adapter", "", "as -mtl-adapter, for the unseen-tasks section's MTL-seen (trained without the held-out tasks)")
-	routeSeed       = flag.Uint64("route-seed", 7, "routing query sampling seed (roe eval routing's default)")
-	queries         = flag.Int("queries", 64, "routing at Q = 1: queries per task")
-	trials          = flag.Int("trials", 16, "routing at Q > 1: decisions per task")
-	newTask         = flag.String("new-task", "boolq", "adding an expert: the task the library lacks (trained on train_fewglue32, else train)")
-	newSteps        = flag.Int("new-steps", 300, "adding an expert: training steps")
-	pairCap         = flag.Int("pair-cap", 2000, "STILTs vs MTL: training examples per task at most (seeded sample)")
-	stabSeeds       = flag.Int("stab-seeds", 5, "stability: seeds per setting")
-	stabShort       = flag.Int("stab-short", 75, "stability: steps of a short run")
-	stabLong        = flag.Int("stab-long", 300, "stability: steps of a long run (the experts' 300)")
-	keep            = flag.Bool("keep", false, "keep the sections of -out/quality.json that -sections does not redo")
-	replot          = flag.Bool("replot", false, "only redraw the plots from -out/quality.json")
+	sharedDir        = flag.String("shared", "../shared", "the shared folder (data/tasks, data/templates)")
+	outDir           = flag.String("out", "benchmarks/results", "where quality.{md,json} and the plots go")
+	sections         = flag.String("sections", "seen,routing,add,unseen,stilts,stability,cpi,base", "sections to run (comma-separated): seen, routing, add, unseen, stilts, stability, cpi, base")
+	evalN            = flag.Int("n", 200, "evaluation examples per task (seeded sample of the validation split, else test)")
+	seed             = flag.Uint64("seed", 1, "evaluation sampling / template-draw seed and training seed")
+	mtlStepsPerTask  = flag.Int("mtl-steps-per-task", 300, "MTL-all/MTL-seen training steps per task mixed in (the dataset experts' 300)")
+	mtlAdapter       = flag.String("mtl-adapter", "", "MTL-all PEFT folder: loaded when it exists, else trained and saved there (default: trained, not kept)")
+	mtlSeenAdapter   = flag.String("mtl-seen-adapter", "", "as -mtl-adapter, for the unseen-tasks section's MTL-seen (trained without the held-out tasks)")
+	routeSeed        = flag.Uint64("route-seed", 7, "routing query sampling seed (roe eval routing's default)")
+	queries          = flag.Int("queries", 64, "routing at Q = 1: queries per task")
+	trials           = flag.Int("trials", 16, "routing at Q > 1: decisions per task")
+	newTask          = flag.String("new-task", "boolq", "adding an expert: the task the library lacks (trained on train_fewglue32, else train)")
+	newSteps         = flag.Int("new-steps", 300, "adding an expert: training steps")
+	pairCap          = flag.Int("pair-cap", 2000, "STILTs vs MTL: training examples per task at most (seeded sample)")
+	stabSeeds        = flag.Int("stab-seeds", 5, "stability: seeds per setting")
+	stabShort        = flag.Int("stab-short", 75, "stability: steps of a short run")
+	stabLong         = flag.Int("stab-long", 300, "stability: steps of a long run (the experts' 300)")
+	candidate        = flag.String("candidate", "", "base-model choice: another base model (Hugging Face folder) to compare with the embedded one")
+	candidateExperts = flag.String("candidate-experts", "", "base-model choice: the candidate's dataset experts (laid out as models/experts)")
+	keep             = flag.Bool("keep", false, "keep the sections of -out/quality.json that -sections does not redo")
+	replot           = flag.Bool("replot", false, "only redraw the plots from -out/quality.json")
 )
 
 // The starter dataset experts' recipe (scripts/starter-library.sh): rank 4,
@@ -90,7 +92,7 @@ var allSections = []struct {
 	name string
 	fn   func(*env, *Report) error
 }{{"seen", seenTasks}, {"routing", routingQ}, {"add", addExpert}, {"unseen", unseenTasks},
-	{"stilts", stiltsVsMTL}, {"stability", stability}, {"cpi", cpiVsMTL}}
+	{"stilts", stiltsVsMTL}, {"stability", stability}, {"cpi", cpiVsMTL}, {"base", baseChoice}}
 
 func sectionNames() []string {
 	var out []string
@@ -124,6 +126,7 @@ type Report struct {
 	Stilts    *StiltsReport     `json:"stilts_vs_mtl,omitempty"`
 	Stability *StabilityReport  `json:"stability,omitempty"`
 	CPI       *CPISection       `json:"cpi_ft,omitempty"`
+	BaseModel *BaseReport       `json:"base_model,omitempty"`
 	md        []string          // markdown sections, in order
 }
 
@@ -216,6 +219,12 @@ func run() error {
 // setup loads the embedded model and imports the starter experts into a
 // temporary library (as `roe serve` does on first start).
 func setup() (*env, func(), error) {
+	return setupWith(models.Default(), models.StarterExperts())
+}
+
+// setupWith loads the model in fsys (a Hugging Face folder) and imports the
+// experts in experts (as models/experts is laid out) into a temporary library.
+func setupWith(fsys, experts fs.FS) (*env, func(), error) {
 	e := &env{format: retriever.DefaultInstanceFormat, loras: map[string]*adapters.LoRA{},
 		tasks: filepath.Join(*sharedDir, "data", "tasks"), tmpl: filepath.Join(*sharedDir, "data", "templates"),
 		eo: train.EvalOptions{MaxLen: train.DefaultMaxLen}}
@@ -224,7 +233,6 @@ func setup() (*env, func(), error) {
 			return nil, nil, fmt.Errorf("%w (give -shared)", err)
 		}
 	}
-	fsys := models.Default()
 	tj, err := fs.ReadFile(fsys, "tokenizer.json")
 	if err != nil {
 		return nil, nil, err
@@ -250,12 +258,12 @@ func setup() (*env, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	n, err := importStarter(e, e.lib)
+	n, err := serve.ImportExperts(e.lib, e.m, e.emb, e.format, experts)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	logf("imported %d starter experts", n)
+	logf("imported %d experts", n)
 	return e, cleanup, nil
 }
 
@@ -265,12 +273,6 @@ func openLib(e *env, dir string) (*library.Library, error) {
 	}
 	return library.Open(library.DefaultOptions(dir).WithFingerprint(e.m.Fingerprint()).
 		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-}
-
-// importStarter adds every expert of models.StarterExperts() to lib (what
-// `roe serve` does with an empty library).
-func importStarter(e *env, lib *library.Library) (int, error) {
-	return serve.ImportExperts(lib, e.m, e.emb, e.format, models.StarterExperts())
 }
 
 // lora returns a library expert's adapter (cached by name; the cache is for
