@@ -76,6 +76,7 @@ tokenizer-vocabs:
 tokenizer-golden: tokenizer-vocabs
 	node model/tokenizer/testdata/gen/gen.mjs
 	node model/tokenizer/testdata/gen/synth.mjs
+	node model/tokenizer/testdata/gen/train.mjs
 
 clean:
 	rm -rf bin

