@@ -289,8 +289,14 @@ func splitContinuation(tok *tokenizer.Tokenizer, prompt, cont string) ([]int, []
 }
 
 func runModel(args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "train-tokenizer" {
+		return runTrainTokenizer(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "pretrain" {
+		return runModelPretrain(args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "import-llama2c" {
-		return usagef("usage: roe model import-llama2c --checkpoint F --tokenizer F --out DIR")
+		return usagef("usage: roe model import-llama2c --checkpoint F --tokenizer F --out DIR\n       roe model train-tokenizer --corpus FILE [--corpus FILE...] --vocab-size N --out DIR\n       roe model pretrain --corpus FILE [--corpus FILE...] --tokenizer DIR --out DIR [flags]")
 	}
 	fs := flag.NewFlagSet("model import-llama2c", flag.ContinueOnError)
 	ck := fs.String("checkpoint", "", "llama2.c checkpoint (.bin, legacy format)")

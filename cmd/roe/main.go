@@ -11,6 +11,8 @@
 //	roe train     [--model DIR] --data DIR --template FILE|--templates DIR [--prompt NAME | --all-prompts] [--strategy single|stilts|mtl|auto --aux DIR] [--method lora|full|cpi] [--rank R] [--epochs E] [--steps N] [--lr LR] [--batch B] [--seed S] [--seeds N] [--no-bias-correction] (--out DIR | --library DIR --name NAME)
 //	roe eval      [--model DIR] [--adapter DIR | --library DIR --expert NAME|auto] --data DIR --template FILE|--templates DIR [--prompt NAME] [--split validation] [--n N] [--length-norm]
 //	roe model import-llama2c --checkpoint F --tokenizer F --out DIR
+//	roe model train-tokenizer --corpus FILE [--corpus FILE...] [--vocab-size N] [--min-frequency N] --out DIR
+//	roe model pretrain --corpus FILE [--corpus FILE...] --tokenizer DIR --out DIR [--hidden 128 --layers 4 --heads 4 --kv-heads 2 --ffn 352 --seq-len 256 --steps N --batch 16 --lr 3e-3 --seed 1 --dtype f32|bf16 --time-budget 20m]
 //
 // Without --model, roe uses the embedded stories260K model.
 package main
@@ -46,7 +48,7 @@ func init() {
 		{"data", "task data tools: instances", runData},
 		{"adapter", "adapter tools: init", runAdapter},
 		{"merge", "merge LoRA adapters into a new PEFT folder", runMerge},
-		{"model", "model tools: import-llama2c", runModel},
+		{"model", "model tools: import-llama2c, train-tokenizer, pretrain", runModel},
 	}
 }
 
