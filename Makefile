@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: build run library story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/roe
@@ -20,6 +20,12 @@ run: build
 SHARED ?= ../shared
 library: build
 	bash scripts/starter-library.sh $(SHARED)
+
+# roe's own base-model candidate: a byte-level BPE vocabulary and a 1.3M-parameter Llama
+# pretrained from scratch on $(SHARED)/data/corpus (scripts/base-model.sh, ~12 minutes on 2
+# cores) into models/roe-base. benchmarks/quality's base section compares it with stories260K.
+base-model: build
+	bash scripts/base-model.sh $(SHARED)
 
 # A story from the embedded model, without the server.
 story: build

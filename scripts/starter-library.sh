@@ -6,7 +6,9 @@
 #
 # Environment: ROE (the binary, default bin/roe), OUT (default models/experts), JOBS (parallel
 # trainings, default 2), DATASET_STEPS (300), PROMPT_STEPS (150), PROMPT_TASKS ("sst2 rte cb"),
-# ONLY (space-separated expert names: train just these and replace them in OUT, keeping the rest).
+# ONLY (space-separated expert names: train just these and replace them in OUT, keeping the rest),
+# MODEL (a Hugging Face model folder to train on instead of the embedded stories260K: how
+# benchmarks/quality's base-model choice gets a candidate's experts).
 #
 # What it trains, all LoRA on the embedded stories260K with `roe train` (one recipe: rank 4,
 # alpha 8, lr 1e-3 with 10% warm-up then linear decay, batch 8, --max-len 128, --no-eos since
@@ -34,6 +36,9 @@ DATASET_STEPS=${DATASET_STEPS:-300}
 PROMPT_STEPS=${PROMPT_STEPS:-150}
 PROMPT_TASKS=${PROMPT_TASKS:-"sst2 rte cb"}
 ONLY=${ONLY:-}
+MODEL=${MODEL:-}
+M=()
+[ -z "$MODEL" ] || M=(--model "$MODEL")
 TASKS="$SHARED/data/tasks"
 TEMPLATES="$SHARED/data/templates"
 RECIPE=(--rank 4 --lr 1e-3 --batch 8 --max-len 128 --no-eos --seed 1 --eval-n -1)
@@ -56,7 +61,7 @@ safe() {
 # when asked for a template that does not exist).
 templates() {
 	local msg
-	msg=$("$ROE" train --data "$TASKS/$1" --templates "$TEMPLATES" --prompt '\x00none' --out "$work/none" 2>&1 || true)
+	msg=$("$ROE" train "${M[@]}" --data "$TASKS/$1" --templates "$TEMPLATES" --prompt '\x00none' --out "$work/none" 2>&1 || true)
 	case "$msg" in
 	*"has no template"*) ;;
 	*) return 1 ;;
@@ -73,10 +78,10 @@ train() {
 	else
 		mode=(--all-prompts) steps=$DATASET_STEPS desc="$task, all templates"
 	fi
-	"$ROE" train --library "$work/lib/$key" --name "$name" --data "$TASKS/$task" --templates "$TEMPLATES" \
+	"$ROE" train "${M[@]}" --library "$work/lib/$key" --name "$name" --data "$TASKS/$task" --templates "$TEMPLATES" \
 		"${mode[@]}" --steps "$steps" "${RECIPE[@]}" --description "starter: $desc" >"$work/log/$key.log" 2>&1 ||
 		{ echo "train $name failed:" >&2; tail -5 "$work/log/$key.log" >&2; return 1; }
-	"$ROE" experts export "$name" --library "$work/lib/$key" --out "$work/out/$name" >/dev/null
+	"$ROE" experts export "${M[@]}" "$name" --library "$work/lib/$key" --out "$work/out/$name" >/dev/null
 	echo "  $name ($(($(date +%s) - start)) s)"
 }
 
@@ -139,11 +144,11 @@ merge() {
 	wanted "$name" || return 0
 	key=$(printf '%s' "$name" | tr '/' '_')
 	[ -d "$work/out/$a" ] && [ -d "$work/out/$b" ] || { echo "skip $name: no $a or $b"; return 0; }
-	"$ROE" merge --adapters "$work/out/$a,$work/out/$b" --method linear --out "$work/merge-$key" >"$work/log/$key.log" 2>&1
+	"$ROE" merge "${M[@]}" --adapters "$work/out/$a,$work/out/$b" --method linear --out "$work/merge-$key" >"$work/log/$key.log" 2>&1
 	{ head -n 50 "$work/out/$a/instances.jsonl"; head -n 50 "$work/out/$b/instances.jsonl"; } >"$work/merge-$key.jsonl"
-	"$ROE" experts add --library "$work/lib/$key" --adapter "$work/merge-$key" --instances "$work/merge-$key.jsonl" \
+	"$ROE" experts add "${M[@]}" --library "$work/lib/$key" --adapter "$work/merge-$key" --instances "$work/merge-$key.jsonl" \
 		--name "$name" --kind merged --description "starter: linear merge of $a and $b (uniform weights)" >/dev/null
-	"$ROE" experts export "$name" --library "$work/lib/$key" --out "$work/out/$name" >/dev/null
+	"$ROE" experts export "${M[@]}" "$name" --library "$work/lib/$key" --out "$work/out/$name" >/dev/null
 	echo "  $name = $a + $b"
 }
 merge merged/sentiment sst2 mr

@@ -40,15 +40,20 @@ type CorpusOptions struct {
 	Docs string
 	// NoEOS leaves EOS off the end of each document (BOS always starts one).
 	NoEOS bool
+	// Drop, when set, removes the lines it reports before anything else
+	// (decontamination: NGramFilter.Hit against the tasks' evaluation splits).
+	Drop func(line string) bool
 }
 
 // CorpusFile describes one file of a corpus.
 type CorpusFile struct {
-	Name        string `json:"name"`
-	Bytes       int    `json:"bytes"`
-	Docs        int    `json:"docs"`
-	TrainTokens int    `json:"train_tokens"`
-	ValTokens   int    `json:"val_tokens"`
+	Name  string `json:"name"`
+	Bytes int    `json:"bytes"`
+	Docs  int    `json:"docs"`
+	// DroppedLines were removed by CorpusOptions.Drop.
+	DroppedLines int `json:"dropped_lines"`
+	TrainTokens  int `json:"train_tokens"`
+	ValTokens    int `json:"val_tokens"`
 }
 
 // Corpus is tokenized pretraining data cut into windows.
@@ -115,6 +120,7 @@ func BuildCorpus(tok PretrainTokenizer, names, texts []string, o CorpusOptions) 
 	var trainDocs, valDocs []string
 	var trainOf, valOf []int // file of each document
 	for i, text := range texts {
+		text, dropped := dropLines(text, o.Drop)
 		cut := len(text)
 		if o.ValFrac > 0 {
 			// Back to the start of the line the cut falls in (forward when
@@ -129,7 +135,7 @@ func BuildCorpus(tok PretrainTokenizer, names, texts []string, o CorpusOptions) 
 			}
 		}
 		td, vd := splitDocs(text[:cut], o.Docs), splitDocs(text[cut:], o.Docs)
-		c.Files = append(c.Files, CorpusFile{Name: names[i], Bytes: len(text), Docs: len(td) + len(vd)})
+		c.Files = append(c.Files, CorpusFile{Name: names[i], Bytes: len(texts[i]), Docs: len(td) + len(vd), DroppedLines: dropped})
 		trainDocs = append(trainDocs, td...)
 		valDocs = append(valDocs, vd...)
 		for range td {

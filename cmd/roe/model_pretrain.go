@@ -88,6 +88,7 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 	valFrac := fs.Float64("val-frac", train.DefaultValFrac, "share of each file, from its end, held out for validation (0: none)")
 	docs := fs.String("docs", "paragraph", "what a document (BOS … EOS) is: paragraph (blank-line separated) or file")
 	noEOS := fs.Bool("no-eos", false, "do not end documents with EOS")
+	decon := fs.String("decontaminate", "", "task folders (as shared/data/tasks): drop corpus lines sharing a 13-word sequence with any validation or test example")
 	evalEvery := fs.Int("eval-every", 0, "validation loss on a subset every K steps (0: only at the end)")
 	logEvery := fs.Int("log-every", 10, "print progress every K steps")
 	ckpt := fs.String("checkpoint", "", "checkpoint folder: resumed from when it holds one (same data, seed and batch)")
@@ -159,12 +160,23 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 	if vf == 0 {
 		vf = -1 // CorpusOptions: 0 means the default
 	}
-	c, err := train.LoadCorpus(tok, corpus, train.CorpusOptions{SeqLen: *seqLen, ValFrac: vf, Docs: *docs, NoEOS: *noEOS})
+	co := train.CorpusOptions{SeqLen: *seqLen, ValFrac: vf, Docs: *docs, NoEOS: *noEOS}
+	if *decon != "" {
+		texts, err := train.TaskEvalTexts(*decon)
+		if err != nil {
+			return fmt.Errorf("--decontaminate: %w", err)
+		}
+		f := train.NewNGramFilter(train.DefaultNGram, texts)
+		logf("decontamination: %d distinct %d-grams from %d evaluation texts under %s", f.Len(), train.DefaultNGram, len(texts), *decon)
+		co.Drop = f.Hit
+	}
+	c, err := train.LoadCorpus(tok, corpus, co)
 	if err != nil {
 		return err
 	}
 	for _, f := range c.Files {
-		logf("corpus %s: %d bytes, %d docs, %d train + %d validation tokens", f.Name, f.Bytes, f.Docs, f.TrainTokens, f.ValTokens)
+		logf("corpus %s: %d bytes, %d docs, %d train + %d validation tokens, %d lines dropped", f.Name, f.Bytes, f.Docs,
+			f.TrainTokens, f.ValTokens, f.DroppedLines)
 	}
 	logf("tokenized in %s: %d training windows of ≤ %d tokens, %d validation windows",
 		time.Since(start).Round(time.Millisecond), len(c.Train), *seqLen, len(c.Val))
@@ -391,9 +403,10 @@ func pretrainReadme(s pretrainSummary) string {
 	fmt.Fprintf(&b, "## Data\n\nTokenizer: `%s` (copied here). The last %g%% of each file (from a line start) is held out for validation. "+
 		"Each %s is a document, encoded as BOS + text%s; documents are concatenated and cut into windows of %d tokens "+
 		"(overlapping by one), with the loss on every position.\n\n", s.Tokenizer, 100*s.ValFrac, doc, end, s.SeqLen)
-	b.WriteString("| file | bytes | docs | train tokens | validation tokens |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("Lines sharing a 13-word sequence with a task's validation or test example (`--decontaminate`) are dropped first.\n\n")
+	b.WriteString("| file | bytes | docs | train tokens | validation tokens | lines dropped |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, f := range s.Files {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", f.Name, f.Bytes, f.Docs, f.TrainTokens, f.ValTokens)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", f.Name, f.Bytes, f.Docs, f.TrainTokens, f.ValTokens, f.DroppedLines)
 	}
 	fmt.Fprintf(&b, "\n## Training\n\n")
 	fmt.Fprintf(&b, "- steps: %d of %d planned", s.Steps, s.PlannedSteps)

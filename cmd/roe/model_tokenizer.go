@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"roe/model/tokenizer"
+	"roe/train"
 )
 
 // runTrainTokenizer is `roe model train-tokenizer`: it learns a byte-level BPE vocabulary
@@ -21,6 +22,7 @@ func runTrainTokenizer(args []string, stdout io.Writer) error {
 	vocab := fs.Int("vocab-size", 4096, "vocabulary size, the specials <s> </s> and the 256 bytes included")
 	minFreq := fs.Int("min-frequency", 2, "merge only pairs seen at least this often")
 	out := fs.String("out", "", "output `folder` for tokenizer.json and tokenizer_config.json")
+	decon := fs.String("decontaminate", "", "task `folders` (as shared/data/tasks): skip corpus lines sharing a 13-word sequence with any validation or test example")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -42,7 +44,28 @@ func runTrainTokenizer(args []string, stdout io.Writer) error {
 
 	start := time.Now()
 	var readErr error
-	tr, err := tokenizer.TrainBPE(corpusLines(corpus, &readErr), tokenizer.TrainOptions{VocabSize: *vocab, MinFrequency: *minFreq})
+	lines := corpusLines(corpus, &readErr)
+	if *decon != "" {
+		texts, err := train.TaskEvalTexts(*decon)
+		if err != nil {
+			return fmt.Errorf("--decontaminate: %w", err)
+		}
+		f := train.NewNGramFilter(train.DefaultNGram, texts)
+		all, dropped := lines, 0
+		lines = func(yield func(string) bool) {
+			for l := range all {
+				if f.Hit(l) {
+					dropped++
+					continue
+				}
+				if !yield(l) {
+					return
+				}
+			}
+		}
+		defer func() { fmt.Fprintf(stdout, "decontamination: %d corpus lines skipped\n", dropped) }()
+	}
+	tr, err := tokenizer.TrainBPE(lines, tokenizer.TrainOptions{VocabSize: *vocab, MinFrequency: *minFreq})
 	if readErr != nil {
 		return readErr
 	}
