@@ -17,19 +17,22 @@ run: build
 
 # Rebuild the starter expert library that the binary embeds (models/experts) by
 # training on $(SHARED)/data: scripts/starter-library.sh (about 20 minutes on 2 cores).
+# The same library on stories260K (the base-model comparison's other candidate):
+# MODEL=stories260K OUT=models/stories260K-experts make library.
 SHARED ?= ../shared
 library: build
 	bash scripts/starter-library.sh $(SHARED)
 
-# roe's own base-model candidate: a byte-level BPE vocabulary and a 1.3M-parameter Llama
-# pretrained from scratch on $(SHARED)/data/corpus (scripts/base-model.sh, ~12 minutes on 2
-# cores) into models/roe-base. benchmarks/quality's base section compares it with stories260K.
+# The default base model, roe-base: a byte-level BPE vocabulary and a 1.3M-parameter Llama
+# pretrained from scratch by roe on $(SHARED)/data/corpus into models/roe-base
+# (scripts/base-model.sh, ~12-20 minutes on 2 cores). Then `make library` retrains the
+# starter experts on it.
 base-model: build
 	bash scripts/base-model.sh $(SHARED)
 
 # A story from the embedded model, without the server.
 story: build
-	./$(BIN) generate --prompt "Once upon a time" --max-tokens 200 --temperature 0.8 --seed 42
+	./$(BIN) generate --model stories260K --prompt "Once upon a time" --max-tokens 200 --temperature 0.8 --seed 42
 
 test: tokenizer-vocabs
 	$(GO) vet ./...
@@ -47,13 +50,15 @@ bench-load: build
 bench-routing:
 	bash benchmarks/routing/run.sh
 
-# Quality of Retrieval-of-Experts on the embedded stories260K and the starter
-# library (seen tasks: base / dataset expert / MTL-all / auto; routing vs Q;
-# adding an expert): benchmarks/results/quality.{md,json} and PNG plots, about
-# 10 minutes on 2 cores. QUALITY_FLAGS passes more flags (see benchmarks/quality).
+# Quality of Retrieval-of-Experts on the embedded base model and the starter library,
+# every section of benchmarks/quality (seen tasks, routing vs Q, adding an expert, unseen
+# tasks, STILTs vs MTL, stability over seeds, CPI-FT, the base-model choice against
+# stories260K and its experts in models/stories260K-experts): benchmarks/results/quality.{md,json} and PNG plots, about 90 minutes on
+# 2 cores. QUALITY_FLAGS passes more flags, e.g. "-sections cpi -keep" to redo one section.
 QUALITY_FLAGS ?=
 bench-quality:
-	$(GO) run ./benchmarks/quality -shared $(SHARED) -out benchmarks/results $(QUALITY_FLAGS)
+	$(GO) run ./benchmarks/quality -shared $(SHARED) -out benchmarks/results \
+		-candidate models/stories260K -candidate-experts models/stories260K-experts $(QUALITY_FLAGS)
 
 # Short fuzz runs of every parser; FUZZTIME=5m for longer.
 FUZZTIME ?= 20s

@@ -1,15 +1,21 @@
-// Package models ships the default base model inside the roe binary.
+// Package models ships base models and the starter expert library inside the
+// roe binary.
 package models
 
 import (
 	"embed"
 	"io/fs"
+	"slices"
 )
 
-//go:embed stories260K
+// Both base models are compiled in: roe-base is the default (it routes
+// better; benchmarks/results/quality.md, section 8), stories260K is kept for
+// its golden outputs and as the other candidate.
+//
+//go:embed stories260K roe-base
 var files embed.FS
 
-// The starter expert library: LoRA experts trained on stories260K by
+// The starter expert library: LoRA experts trained on the default model by
 // scripts/starter-library.sh, one folder per expert as `roe experts export`
 // writes it (nested names are nested folders: experts/sst2/review).
 //
@@ -17,15 +23,34 @@ var files embed.FS
 var starter embed.FS
 
 // DefaultName is the id of the embedded default model.
-const DefaultName = "stories260K"
+const DefaultName = "roe-base"
 
-// Default returns the embedded stories260K Hugging Face folder.
+// Names lists the embedded models.
+func Names() []string { return []string{"roe-base", "stories260K"} }
+
+// Default returns the embedded default model's Hugging Face folder.
 func Default() fs.FS {
-	sub, err := fs.Sub(files, "stories260K")
+	f, _ := Embedded(DefaultName)
+	return f
+}
+
+// Stories260K returns the embedded stories260K folder (Karpathy's llama2.c
+// TinyStories model, MIT).
+func Stories260K() fs.FS {
+	f, _ := Embedded("stories260K")
+	return f
+}
+
+// Embedded returns the embedded model called name (one of Names).
+func Embedded(name string) (fs.FS, bool) {
+	if !slices.Contains(Names(), name) {
+		return nil, false
+	}
+	sub, err := fs.Sub(files, name)
 	if err != nil {
 		panic(err) // the folder is compiled in; this cannot fail
 	}
-	return sub
+	return sub, true
 }
 
 // StarterExperts returns the embedded starter expert library: every folder

@@ -7,7 +7,10 @@
 # Environment: ROE (the binary, default bin/roe), OUT (default models/roe-base), VOCAB (4096),
 # STEPS (1400 optimizer steps of 16 × 256 tokens, ~1.7 passes over the corpus: about 12 minutes
 # on 2 idle cores; a fixed count, not a time budget, so that the result is reproducible),
-# PRETRAIN_FLAGS (more `roe model pretrain` flags, e.g. --hidden 192).
+# PRETRAIN_FLAGS (more `roe model pretrain` flags, e.g. --hidden 192), EXPERTS (a folder: also
+# train the new model's dataset experts there with scripts/starter-library.sh, as a candidate's
+# experts for benchmarks/quality's base-model choice; default none, since roe-base is the
+# default model and `make library` trains the starter library on it).
 #
 # Only the corpus (SHARED/data/corpus/*.txt: Gutenberg, Shakespeare, War and Peace) is read; no
 # task text goes into the vocabulary or the pretraining data. `--decontaminate` also drops any
@@ -20,6 +23,7 @@ ROE=${ROE:-bin/roe}
 OUT=${OUT:-models/roe-base}
 VOCAB=${VOCAB:-4096}
 STEPS=${STEPS:-1400}
+EXPERTS=${EXPERTS-}
 read -r -a EXTRA <<<"${PRETRAIN_FLAGS:-}"
 
 [ -x "$ROE" ] || { echo "no roe binary at $ROE (make build)" >&2; exit 1; }
@@ -41,4 +45,13 @@ echo "pretraining ($STEPS steps)"
 rm -rf "$OUT"
 mkdir -p "$(dirname "$OUT")"
 cp -r "$work/model" "$OUT"
+# The README's command names the temporary folders; say what made them.
+sed -i "s#$work/#TMP/#g; 1s/.*/# $(basename "$OUT")/" "$OUT/README.md"
+printf '\nMade by `make base-model` (scripts/base-model.sh): TMP/tokenizer is `roe model train-tokenizer %s --decontaminate %s --vocab-size %s --out TMP/tokenizer`.\n' \
+	"${corpus[*]}" "$SHARED/data/tasks" "$VOCAB" >>"$OUT/README.md"
 echo "wrote $OUT ($(du -sh "$OUT" | cut -f1))"
+
+if [ -n "$EXPERTS" ]; then
+	echo "dataset experts on $OUT -> $EXPERTS"
+	MODEL="$OUT" OUT="$EXPERTS" PROMPT_TASKS="" ROE="$ROE" bash "$(dirname "$0")/starter-library.sh" "$SHARED"
+fi

@@ -5,7 +5,7 @@
 #   scripts/starter-library.sh [SHARED]      # SHARED: the shared folder (default ../shared)
 #
 # Environment: ROE (the binary, default bin/roe), OUT (default models/experts), JOBS (parallel
-# trainings, default 2), DATASET_STEPS (300), PROMPT_STEPS (150), PROMPT_TASKS ("sst2 rte cb"),
+# trainings, default 2), DATASET_STEPS (300), PROMPT_STEPS (150), PROMPT_TASKS ("sst2 rte cb"; empty for none),
 # ONLY (space-separated expert names: train just these and replace them in OUT, keeping the rest),
 # MODEL (a Hugging Face model folder to train on instead of the embedded stories260K: how
 # benchmarks/quality's base-model choice gets a candidate's experts).
@@ -34,7 +34,7 @@ OUT=${OUT:-models/experts}
 JOBS=${JOBS:-2}
 DATASET_STEPS=${DATASET_STEPS:-300}
 PROMPT_STEPS=${PROMPT_STEPS:-150}
-PROMPT_TASKS=${PROMPT_TASKS:-"sst2 rte cb"}
+PROMPT_TASKS=${PROMPT_TASKS-"sst2 rte cb"}
 ONLY=${ONLY:-}
 MODEL=${MODEL:-}
 M=()

@@ -34,12 +34,12 @@ type fixture struct {
 
 func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	m, err := model.LoadFS(models.Default())
+	m, err := model.LoadFS(models.Stories260K())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tj, _ := fs.ReadFile(models.Default(), "tokenizer.json")
-	cj, _ := fs.ReadFile(models.Default(), "tokenizer_config.json")
+	tj, _ := fs.ReadFile(models.Stories260K(), "tokenizer.json")
+	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
 	tok, err := tokenizer.FromJSON(tj, cj)
 	if err != nil {
 		t.Fatal(err)

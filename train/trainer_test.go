@@ -17,15 +17,15 @@ import (
 
 func embedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	m, err := model.LoadFS(models.Default())
+	m, err := model.LoadFS(models.Stories260K())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tj, err := fs.ReadFile(models.Default(), "tokenizer.json")
+	tj, err := fs.ReadFile(models.Stories260K(), "tokenizer.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cj, _ := fs.ReadFile(models.Default(), "tokenizer_config.json")
+	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
 	tok, err := tokenizer.FromJSON(tj, cj)
 	if err != nil {
 		t.Fatal(err)

@@ -155,7 +155,7 @@ func main() {
 		fatal(err)
 	}
 	bf := f32.WithBF16()
-	stories, err := model.LoadFS(models.Default())
+	stories, err := model.LoadFS(models.Stories260K())
 	if err != nil {
 		fatal(err)
 	}

@@ -137,7 +137,7 @@ func groupedBars(title, file string, names []string, sets []barSet) error {
 // plotSeen: grouped bars, accuracy per task and condition, plus the mean.
 func plotSeen(s *SeenReport) error {
 	p := plot.New()
-	p.Title.Text = "Seen tasks: rank-classification accuracy (stories260K)"
+	p.Title.Text = "Seen tasks: rank-classification accuracy"
 	p.Y.Label.Text = "accuracy (%)"
 	names := make([]string, 0, len(s.Tasks)+1)
 	for _, t := range s.Tasks {

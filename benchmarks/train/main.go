@@ -48,7 +48,7 @@ func main() {
 	if *write == "" || *out == "" {
 		log.Fatal("need -write DIR and -json FILE")
 	}
-	stories, err := model.LoadFS(models.Default())
+	stories, err := model.LoadFS(models.Stories260K())
 	if err != nil {
 		log.Fatal(err)
 	}

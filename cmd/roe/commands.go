@@ -10,7 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"roe/model"
 	"roe/model/llama2c"
@@ -29,15 +31,39 @@ var weightFormat = new(string)
 
 func modelFlag(fs *flag.FlagSet) *string {
 	weightFormat = fs.String("dtype", "f32", "weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2)")
-	return fs.String("model", "", "Hugging Face model folder (default: the embedded "+models.DefaultName+")")
+	return fs.String("model", "", "Hugging Face model folder, or an embedded model: "+strings.Join(models.Names(), ", ")+
+		" (default: the embedded "+models.DefaultName+")")
+}
+
+// embeddedModel resolves --model to an embedded model: "" is the default, and
+// an embedded model's name is that model unless a folder of that name exists.
+func embeddedModel(dir string) (fs.FS, bool) {
+	if dir == "" {
+		return models.Default(), true
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return nil, false
+	}
+	return models.Embedded(dir)
+}
+
+// modelID names the --model for the API and logs.
+func modelID(dir string) string {
+	if dir == "" {
+		return models.DefaultName
+	}
+	if _, ok := embeddedModel(dir); ok {
+		return dir
+	}
+	return filepath.Base(filepath.Clean(dir))
 }
 
 // loadTokenizer reads tokenizer.json (and tokenizer_config.json) from dir or the embedded model.
 func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
-	if dir != "" {
+	fsys, ok := embeddedModel(dir)
+	if !ok {
 		return tokenizer.Load(dir)
 	}
-	fsys := models.Default()
 	tj, err := fs.ReadFile(fsys, "tokenizer.json")
 	if err != nil {
 		return nil, err
@@ -48,10 +74,11 @@ func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
 
 // loadConfig reads config.json from dir or the embedded model.
 func loadConfig(dir string) (model.Config, error) {
-	if dir != "" {
+	fsys, ok := embeddedModel(dir)
+	if !ok {
 		return model.LoadConfig(dir)
 	}
-	b, err := fs.ReadFile(models.Default(), "config.json")
+	b, err := fs.ReadFile(fsys, "config.json")
 	if err != nil {
 		return model.Config{}, err
 	}
@@ -70,8 +97,8 @@ func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
 	}
 	opts := model.LoadOptions{Weights: wf}
 	var m *model.Model
-	if dir == "" {
-		m, err = model.LoadFSWith(models.Default(), opts)
+	if fsys, ok := embeddedModel(dir); ok {
+		m, err = model.LoadFSWith(fsys, opts)
 	} else {
 		m, err = model.LoadWith(dir, opts)
 	}

@@ -47,7 +47,7 @@ func toInts(v any) []int {
 func TestGenerateGolden(t *testing.T) {
 	g := readGolden(t)["greedy"].(map[string]any)
 	want := toInts(g["ids_including_bos"])
-	out, errs, code := roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64", "--json")
+	out, errs, code := roe(t, "", "generate", "--model", "stories260K", "--prompt", "", "--temperature", "0", "--max-tokens", "64", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -66,7 +66,7 @@ func TestGenerateGolden(t *testing.T) {
 		t.Errorf("text:\n got %q\nwant %q", got.Text, g["text"])
 	}
 	// Streaming prints the same text.
-	out, _, code = roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64")
+	out, _, code = roe(t, "", "generate", "--model", "stories260K", "--prompt", "", "--temperature", "0", "--max-tokens", "64")
 	if code != 0 || out != g["text"].(string)+"\n" {
 		t.Errorf("streamed text %q (exit %d)", out, code)
 	}
@@ -82,7 +82,7 @@ func TestGenerateSamplingIsSeeded(t *testing.T) {
 }
 
 func TestGenerateStopString(t *testing.T) {
-	out, errs, code := roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64", "--stop", "Lily", "--json")
+	out, errs, code := roe(t, "", "generate", "--model", "stories260K", "--prompt", "", "--temperature", "0", "--max-tokens", "64", "--stop", "Lily", "--json")
 	if code != 0 {
 		t.Fatal(errs)
 	}
@@ -101,7 +101,7 @@ func TestTokenize(t *testing.T) {
 	for _, c := range g["tokenizer_cases"].([]any) {
 		c := c.(map[string]any)
 		text := c["text"].(string)
-		out, errs, code := roe(t, "", "tokenize", text)
+		out, errs, code := roe(t, "", "tokenize", "--model", "stories260K", text)
 		if code != 0 {
 			t.Fatal(errs)
 		}
@@ -110,7 +110,7 @@ func TestTokenize(t *testing.T) {
 		if want := toInts(c["ids_add_special_tokens"]); !slices.Equal(ids, want) {
 			t.Errorf("tokenize %q: %v, want %v", text, ids, want)
 		}
-		out, _, _ = roe(t, "", "tokenize", "--no-special", text)
+		out, _, _ = roe(t, "", "tokenize", "--model", "stories260K", "--no-special", text)
 		ids = nil
 		json.Unmarshal([]byte(out), &ids)
 		if want := toInts(c["ids_no_special_tokens"]); !slices.Equal(ids, want) {
@@ -118,17 +118,17 @@ func TestTokenize(t *testing.T) {
 		}
 	}
 	// Lines of JSON strings on stdin give one array per line.
-	out, errs, code := roe(t, "\"Once upon a time\"\n\"\"\n", "tokenize")
+	out, errs, code := roe(t, "\"Once upon a time\"\n\"\"\n", "tokenize", "--model", "stories260K")
 	if code != 0 || out != "[1,403,407,261,378]\n[1]\n" {
 		t.Errorf("stdin mode: %q %s", out, errs)
 	}
-	if _, errs, code := roe(t, "not json\n", "tokenize"); code == 0 || !strings.Contains(errs, "line 1") {
+	if _, errs, code := roe(t, "not json\n", "tokenize", "--model", "stories260K"); code == 0 || !strings.Contains(errs, "line 1") {
 		t.Errorf("bad stdin line: exit %d, %s", code, errs)
 	}
 }
 
 func TestEmbedAndScore(t *testing.T) {
-	out, errs, code := roe(t, "", "embed", "Once upon a time")
+	out, errs, code := roe(t, "", "embed", "--model", "stories260K", "Once upon a time")
 	if code != 0 {
 		t.Fatal(errs)
 	}
@@ -136,7 +136,7 @@ func TestEmbedAndScore(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &e); err != nil || len(e) != 64 {
 		t.Fatalf("embedding: %v, %d values", err, len(e))
 	}
-	out, errs, code = roe(t, "", "score", "--prompt", "Once upon a", "--continuation", " time")
+	out, errs, code = roe(t, "", "score", "--model", "stories260K", "--prompt", "Once upon a", "--continuation", " time")
 	if code != 0 {
 		t.Fatal(errs)
 	}
@@ -148,7 +148,7 @@ func TestEmbedAndScore(t *testing.T) {
 	if s.Tokens != 1 || s.LogProb >= 0 || s.LogProb < -5 {
 		t.Errorf("score: %+v", s)
 	}
-	out, _, _ = roe(t, "", "score", "--prompt", "Once upon a", "--continuation", " banana")
+	out, _, _ = roe(t, "", "score", "--model", "stories260K", "--prompt", "Once upon a", "--continuation", " banana")
 	var s2 struct {
 		LogProb float64 `json:"logprob"`
 	}
@@ -172,7 +172,7 @@ func TestImportLlama2c(t *testing.T) {
 		t.Fatal(errs)
 	}
 	a, errs, code := roe(t, "", "generate", "--model", out, "--prompt", "", "--temperature", "0", "--max-tokens", "64")
-	b, _, _ := roe(t, "", "generate", "--prompt", "", "--temperature", "0", "--max-tokens", "64")
+	b, _, _ := roe(t, "", "generate", "--model", "stories260K", "--prompt", "", "--temperature", "0", "--max-tokens", "64")
 	if code != 0 || a != b {
 		t.Errorf("imported model generates %q (%s), embedded %q", a, errs, b)
 	}
@@ -250,7 +250,7 @@ func TestMergeAndGenerateWithAdapters(t *testing.T) {
 	if _, errs, code := roe(t, "", "merge", "--model", goldenBase, "--adapters", goldenLoRA, "--method", "nope", "--out", t.TempDir()); code == 0 || !strings.Contains(errs, "nope") {
 		t.Errorf("unknown method: exit %d, %s", code, errs)
 	}
-	if _, errs, code := roe(t, "", "generate", "--adapter", goldenLoRA, "--prompt", "x"); code == 0 || !strings.Contains(errs, "layer") {
+	if _, errs, code := roe(t, "", "generate", "--model", "stories260K", "--adapter", goldenLoRA, "--prompt", "x"); code == 0 || !strings.Contains(errs, "layer") {
 		t.Errorf("adapter for another base model: exit %d, %s", code, errs)
 	}
 }

@@ -47,7 +47,8 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	srv := exec.Command(bin, "serve", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key")
+	// stories260K, whose greedy text the script checks, with an empty library.
+	srv := exec.Command(bin, "serve", "--model", "stories260K", "--starter=false", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key")
 	var logs bytes.Buffer
 	srv.Stderr = &logs
 	if err := srv.Start(); err != nil {

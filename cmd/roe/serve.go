@@ -134,10 +134,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer experts.Close()
-	id := models.DefaultName
-	if *dir != "" {
-		id = filepath.Base(filepath.Clean(*dir))
-	}
+	id := modelID(*dir)
 	protect := !*openInference
 	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: experts, APIKey: key,
 		ProtectInference: &protect, Train: serve.TrainConfig{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})

@@ -18,7 +18,6 @@ import (
 	"roe/library"
 	"roe/model"
 	"roe/model/safetensors"
-	"roe/models"
 	"roe/serve"
 	"roe/train"
 )
@@ -522,8 +521,8 @@ func saveModelDir(m *model.Model, srcDir, out string) error {
 	for _, f := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json"} {
 		var b []byte
 		var err error
-		if srcDir == "" {
-			b, err = fs.ReadFile(models.Default(), f)
+		if fsys, ok := embeddedModel(srcDir); ok {
+			b, err = fs.ReadFile(fsys, f)
 		} else {
 			b, err = os.ReadFile(filepath.Join(srcDir, f))
 		}
