@@ -59,7 +59,7 @@ var (
 	candidate        = flag.String("candidate", "", "base-model choice: another base model (Hugging Face folder) to compare with the embedded one")
 	candidateExperts = flag.String("candidate-experts", "", "base-model choice: the candidate's dataset experts (laid out as models/experts)")
 	keep             = flag.Bool("keep", false, "keep the sections of -out/quality.json that -sections does not redo")
-	replot           = flag.Bool("replot", false, "only redraw the plots from -out/quality.json")
+	replot           = flag.Bool("replot", false, "only rewrite quality.md and the plots from -out/quality.json")
 )
 
 // The starter dataset experts' recipe (scripts/starter-library.sh): rank 4,
@@ -152,7 +152,7 @@ func run() error {
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return err
 		}
-		return plots(&rep)
+		return write(&rep)
 	}
 	t0 := time.Now()
 	rep := &Report{}
@@ -720,7 +720,8 @@ scale can test, works well. A rank-4 LoRA on it still learns mainly the *answer 
 than the task, so differences of a few points between conditions are within the noise of
 n ≤ 200 examples (±3.5 points standard error at 50%) and of one training seed (section 6): the
 paper's claim that experts beat multi-task instruction tuning on *accuracy* cannot be
-confirmed or refuted at this scale.
+confirmed or refuted at this scale. The same report on stories260K, the previous default:
+[stories260K/quality.md](stories260K/quality.md).
 
 `
 
@@ -766,6 +767,13 @@ func summary(rep *Report) string {
 		fmt.Fprintf(&sb, "- One adapter for %d tasks (mean accuracy %%): linear merge %s, CPI merge %s, MTL %s, CPI-FT %s "+
 			"(own experts %s).\n", len(c.Tasks), pct(c.Mean["merge_linear"]), pct(c.Mean["merge_cpi"]), pct(c.Mean["mtl"]),
 			pct(c.Mean["cpi_ft"]), pct(c.Mean["dataset_expert"]))
+	}
+	if b := rep.BaseModel; b != nil && len(b.Candidates) > 1 {
+		var cs []string
+		for _, c := range b.Candidates {
+			cs = append(cs, fmt.Sprintf("%s routes %s%% at Q = 1 with experts at %s%%", c.Name, pct(c.RoutingMean["q1"]), pct(c.MeanExpert)))
+		}
+		fmt.Fprintf(&sb, "- Base model: %s; the score (section 8) picks %s.\n", strings.Join(cs, ", "), b.Chosen)
 	}
 	sb.WriteString("\n")
 	return sb.String()
