@@ -152,6 +152,16 @@ func run() error {
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return err
 		}
+		if st := rep.Stability; st != nil && st.LabelMajority == nil {
+			// Reports from before the label baseline: add it, recount failures.
+			if err := fillLabelMajority(st, filepath.Join(*sharedDir, "data", "tasks")); err != nil {
+				return err
+			}
+			for i := range st.Cells {
+				st.Cells[i].Failed = failures(st, st.Cells[i])
+			}
+			rep.Markdown["stability"] = stabilityMarkdown(st)
+		}
 		return write(&rep)
 	}
 	t0 := time.Now()

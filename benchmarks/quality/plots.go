@@ -66,7 +66,7 @@ func plots(rep *Report) error {
 		}
 		var maj []float64
 		for _, t := range stabilityTasks {
-			maj = append(maj, st.Majority[t])
+			maj = append(maj, max(st.Majority[t], st.LabelMajority[t]))
 		}
 		sets = append(sets, barSet{"majority class", maj})
 		if err := groupedBars(fmt.Sprintf("Stability: mean accuracy over %d seeds", len(st.Seeds)), "stability.png", stabilityTasks, sets); err != nil {
