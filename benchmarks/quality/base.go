@@ -100,13 +100,7 @@ func measureCandidate(e *env, name, dir string) (BaseCandidate, error) {
 		}
 		c.Routing = append(c.Routing, tr)
 	}
-	for _, q := range qList {
-		var xs []float64
-		for _, t := range c.Routing {
-			xs = append(xs, t.at(q))
-		}
-		c.RoutingMean[fmt.Sprintf("q%d", q)] = mean(xs)
-	}
+	c.RoutingMean = routingMeans(c.Routing)
 	var bs, xs []float64
 	for _, t := range tasks {
 		items, _, err := evalItems(e, t, *evalN)

@@ -136,14 +136,10 @@ func groupedBars(title, file string, names []string, sets []barSet) error {
 
 // plotSeen: grouped bars, accuracy per task and condition, plus the mean.
 func plotSeen(s *SeenReport) error {
-	p := plot.New()
-	p.Title.Text = "Seen tasks: rank-classification accuracy"
-	p.Y.Label.Text = "accuracy (%)"
 	names := make([]string, 0, len(s.Tasks)+1)
 	for _, t := range s.Tasks {
 		names = append(names, t.Task)
 	}
-	names = append(names, "MEAN")
 	conds := []struct {
 		label string
 		get   func(SeenRow) float64
@@ -155,33 +151,15 @@ func plotSeen(s *SeenReport) error {
 		{"auto (top-1)", func(r SeenRow) float64 { return r.Auto.Accuracy }, "auto_top1"},
 		{"majority class", func(r SeenRow) float64 { return r.Majority }, "majority"},
 	}
-	w := vg.Points(7)
-	for i, c := range conds {
-		var v plotter.Values
+	var sets []barSet
+	for _, c := range conds {
+		var v []float64
 		for _, t := range s.Tasks {
-			v = append(v, 100*c.get(t))
+			v = append(v, c.get(t))
 		}
-		v = append(v, 100*s.Mean[c.key])
-		b, err := plotter.NewBarChart(v, w)
-		if err != nil {
-			return err
-		}
-		b.LineStyle.Width = vg.Length(0)
-		b.Color = plotutil.Color(i)
-		if c.key == "majority" {
-			b.Color = color.Gray{Y: 160}
-		}
-		b.Offset = w * vg.Length(float64(i)-float64(len(conds)-1)/2)
-		p.Add(b)
-		p.Legend.Add(c.label, b)
+		sets = append(sets, barSet{c.label, append(v, s.Mean[c.key])})
 	}
-	p.Legend.Top = true
-	p.Legend.Left = false
-	p.NominalX(names...)
-	p.X.Tick.Label.Rotation = 0.6
-	p.X.Tick.Label.XAlign = draw.XRight
-	p.Y.Min, p.Y.Max = 0, 100
-	return p.Save(12*vg.Inch, 5*vg.Inch, filepath.Join(*outDir, "seen_tasks.png"))
+	return groupedBars("Seen tasks: rank-classification accuracy", "seen_tasks.png", append(names, "MEAN"), sets)
 }
 
 // plotRouting: routing accuracy vs Q, one line per task and the mean.

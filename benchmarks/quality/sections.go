@@ -226,13 +226,7 @@ func routingQ(e *env, rep *Report) error {
 		}
 		rr.Tasks = append(rr.Tasks, tr)
 	}
-	for _, q := range qList {
-		var xs []float64
-		for _, t := range rr.Tasks {
-			xs = append(xs, t.at(q))
-		}
-		rr.Mean[fmt.Sprintf("q%d", q)] = mean(xs)
-	}
+	rr.Mean = routingMeans(rr.Tasks)
 	rep.Routing = rr
 	logf("routing mean Q=1 %.3f Q=8 %.3f Q=32 %.3f", rr.Mean["q1"], rr.Mean["q8"], rr.Mean["q32"])
 
@@ -248,6 +242,19 @@ func routingQ(e *env, rep *Report) error {
 	sb.WriteString("\n![routing accuracy vs Q](routing_vs_q.png)\n")
 	rep.md = append(rep.md, sb.String())
 	return nil
+}
+
+// routingMeans is the mean routing accuracy over tasks at each Q ("q1", "q8", "q32").
+func routingMeans(ts []taskRouting) map[string]float64 {
+	out := map[string]float64{}
+	for _, q := range qList {
+		var xs []float64
+		for _, t := range ts {
+			xs = append(xs, t.at(q))
+		}
+		out[fmt.Sprintf("q%d", q)] = mean(xs)
+	}
+	return out
 }
 
 func routingTable(ts []taskRouting, m map[string]float64) string {
