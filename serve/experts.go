@@ -159,6 +159,13 @@ func (e *Experts) load(m library.Manifest) error {
 	if cur, err := e.cfg.Library.Manifest(m.Name); err != nil || cur.ID != m.ID {
 		return nil
 	}
+	// An expert trained on another base model (a library kept from an earlier
+	// default model) cannot be applied to this one: leave it out, loudly.
+	if e.cfg.Base != nil && m.BaseFingerprint != "" && m.BaseFingerprint != e.cfg.Base.Fingerprint() {
+		e.log.Warn("expert not served: trained on another base model", "expert", m.Name,
+			"trained_on", fmt.Sprintf("%.12s", m.BaseFingerprint), "serving", fmt.Sprintf("%.12s", e.cfg.Base.Fingerprint()))
+		return nil
+	}
 	ins, err := e.cfg.Library.Instances(m.Name)
 	if err != nil {
 		return err

@@ -514,3 +514,42 @@ func TestTrainJob(t *testing.T) {
 		t.Errorf("cancel: %v", out)
 	}
 }
+
+// An expert trained on another base model (a library kept from an earlier
+// default) is left out of routing and of /v1/models instead of failing later.
+func TestExpertsSkipOtherBase(t *testing.T) {
+	m, tok := loadEmbedded(t)
+	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	emb := retriever.NewModelEmbedder(m, tok, 0, 0)
+	for _, c := range []struct{ name, fp string }{{"ours", m.Fingerprint()}, {"theirs", "0123456789abcdef"}} {
+		cfg, tensors, err := library.ExpertFromLoRA(randomLoRA(m.Config, 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins, err := PrepareInstances(emb, "", []library.Instance{{Text: "a story about " + c.name}}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := &library.Expert{Manifest: library.Manifest{Name: c.name, Kind: library.KindDataset, BaseFingerprint: c.fp, Embedder: emb.ID()},
+			AdapterConfig: cfg, Tensors: tensors, Instances: ins}
+		if _, err := lib.Add(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ex, err := NewExperts(ExpertsConfig{Library: lib, Base: m, Embedder: emb, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	var names []string
+	for _, x := range ex.list() {
+		names = append(names, x.Name)
+	}
+	if len(names) != 1 || names[0] != "ours" {
+		t.Errorf("served experts %v, want [ours]", names)
+	}
+}
