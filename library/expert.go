@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"roe/adapters"
@@ -68,6 +69,19 @@ type Manifest struct {
 	AdapterBytes    int64     `json:"adapter_bytes"`          // total bytes of the adapter tensors
 	Training        Training  `json:"training"`
 	Created         time.Time `json:"created"` // assigned by Add (UTC)
+}
+
+// Task is the task the expert stands for: its dataset, else the part of its
+// name before "/" (sst2/review → sst2; merged/nli → merged), else its name.
+// Routing evaluations score a choice as right when its Task is the query's.
+func (m Manifest) Task() string {
+	if m.Dataset != "" {
+		return m.Dataset
+	}
+	if i := strings.Index(m.Name, "/"); i > 0 {
+		return m.Name[:i]
+	}
+	return m.Name
 }
 
 // Expert is a whole expert: manifest, adapter and sampled instances.

@@ -783,3 +783,20 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("tiny memtable: %v", err)
 	}
 }
+
+func TestManifestTask(t *testing.T) {
+	for _, c := range []struct {
+		m    Manifest
+		want string
+	}{
+		{Manifest{Name: "sst2"}, "sst2"},
+		{Manifest{Name: "sst2/review"}, "sst2"},
+		{Manifest{Name: "my-sentiment", Dataset: "mr"}, "mr"},
+		{Manifest{Name: "merged/nli", Kind: KindMerged}, "merged"},
+		{Manifest{Name: "/odd"}, "/odd"},
+	} {
+		if got := c.m.Task(); got != c.want {
+			t.Errorf("%+v: Task() = %q, want %q", c.m, got, c.want)
+		}
+	}
+}

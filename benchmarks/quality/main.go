@@ -314,22 +314,10 @@ func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]stri
 	}
 	owner := map[string]string{}
 	for _, m := range ms {
-		owner[m.Name] = ownerOf(m)
+		owner[m.Name] = m.Task()
 	}
 	ix, _, err := serve.BuildIndex(lib, e.emb, e.format, retriever.CenterL2, false)
 	return ix, owner, err
-}
-
-// ownerOf is the task an expert stands for: its dataset, else the part of its
-// name before "/" (sst2/review → sst2; merged/nli → merged), else its name.
-func ownerOf(m library.Manifest) string {
-	if m.Dataset != "" {
-		return m.Dataset
-	}
-	if i := strings.Index(m.Name, "/"); i > 0 {
-		return m.Name[:i]
-	}
-	return m.Name
 }
 
 // copyLib restores a Badger backup of the shipped library into work/dir and

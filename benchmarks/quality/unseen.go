@@ -82,7 +82,7 @@ func heldOutTask(m library.Manifest) bool {
 	if m.Kind == library.KindMerged {
 		return true
 	}
-	return contains(heldOut, ownerOf(m))
+	return contains(heldOut, m.Task())
 }
 
 // unseenTasks: held-out tasks scored with the paper's evaluation prompts, by

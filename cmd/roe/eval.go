@@ -95,13 +95,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	owner := map[string]string{} // expert → task it stands for
 	for _, x := range ms {
-		owner[x.Name] = x.Name
-		if x.Dataset != "" {
-			owner[x.Name] = x.Dataset
-		}
-		if i := strings.Index(x.Name, "/"); i > 0 && x.Dataset == "" {
-			owner[x.Name] = x.Name[:i]
-		}
+		owner[x.Name] = x.Task()
 	}
 	var report []taskRouting
 	mean := map[int][]float64{}
