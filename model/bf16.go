@@ -39,6 +39,14 @@ func ParseWeightFormat(s string) (WeightFormat, error) {
 	return "", fmt.Errorf("%w: weight format %q (want f32 or bf16)", ErrInput, s)
 }
 
+// TorchDType is config.json's torch_dtype for weights saved in this format.
+func (f WeightFormat) TorchDType() string {
+	if f == WeightsBF16 {
+		return "bfloat16"
+	}
+	return "float32"
+}
+
 // LoadOptions choose how a checkpoint is held in memory.
 type LoadOptions struct {
 	Weights WeightFormat // "" means WeightsF32

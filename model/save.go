@@ -118,17 +118,13 @@ func (m *Model) Save(dir string, format WeightFormat) error {
 			ts = append(ts, safetensors.F32Tensor(p.Name, p.Shape, v))
 		}
 	}
-	dtype := "float32"
-	if format == WeightsBF16 {
-		dtype = "bfloat16"
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), m.Config.JSON(dtype))
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), m.Config.JSON(format.TorchDType()))
 }
 
 func shapeLen(s []int) int {

@@ -62,6 +62,16 @@ func (f *NGramFilter) each(text string, fn func(uint64) bool) {
 	}
 }
 
+// TaskFilter indexes the DefaultNGram-grams of every evaluation split under
+// tasksDir (TaskEvalTexts): what --decontaminate removes from a corpus.
+func TaskFilter(tasksDir string) (*NGramFilter, error) {
+	texts, err := TaskEvalTexts(tasksDir)
+	if err != nil {
+		return nil, err
+	}
+	return NewNGramFilter(DefaultNGram, texts), nil
+}
+
 // TaskEvalTexts returns every string field of every evaluation split
 // (validation*.jsonl, test*.jsonl) of the task folders in tasksDir.
 func TaskEvalTexts(tasksDir string) ([]string, error) {

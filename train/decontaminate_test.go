@@ -59,11 +59,10 @@ func TestCorpusDecontaminated(t *testing.T) {
 	if len(corpus) == 0 {
 		t.Skip("no corpus")
 	}
-	texts, err := TaskEvalTexts(tasks)
+	f, err := TaskFilter(tasks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := NewNGramFilter(DefaultNGram, texts)
 	total := 0
 	for _, p := range corpus {
 		b, err := os.ReadFile(p)

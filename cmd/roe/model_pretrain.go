@@ -151,7 +151,7 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 		cfg.EOS = []int{id}
 	}
 	// Through ParseConfig, so the model is exactly what the written config.json loads as.
-	if cfg, err = model.ParseConfig(cfg.JSON(torchDType(format))); err != nil {
+	if cfg, err = model.ParseConfig(cfg.JSON(format.TorchDType())); err != nil {
 		return usagef("model shape: %v", err)
 	}
 
@@ -162,12 +162,11 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 	}
 	co := train.CorpusOptions{SeqLen: *seqLen, ValFrac: vf, Docs: *docs, NoEOS: *noEOS}
 	if *decon != "" {
-		texts, err := train.TaskEvalTexts(*decon)
+		f, err := train.TaskFilter(*decon)
 		if err != nil {
 			return fmt.Errorf("--decontaminate: %w", err)
 		}
-		f := train.NewNGramFilter(train.DefaultNGram, texts)
-		logf("decontamination: %d distinct %d-grams from %d evaluation texts under %s", f.Len(), train.DefaultNGram, len(texts), *decon)
+		logf("decontamination: %d distinct %d-grams from the evaluation splits under %s", f.Len(), train.DefaultNGram, *decon)
 		co.Drop = f.Hit
 	}
 	c, err := train.LoadCorpus(tok, corpus, co)
@@ -333,7 +332,7 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	sum.Config = json.RawMessage(m.Config.JSON(torchDType(format)))
+	sum.Config = json.RawMessage(m.Config.JSON(format.TorchDType()))
 	sum.Seconds = time.Since(start).Seconds()
 	if err := atomicfile.WriteFile(filepath.Join(*out, "README.md"), []byte(pretrainReadme(sum))); err != nil {
 		return err
@@ -341,13 +340,6 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 	logf("wrote %s in %s", *out, time.Since(start).Round(time.Second))
 	enc := json.NewEncoder(stdout)
 	return enc.Encode(sum)
-}
-
-func torchDType(f model.WeightFormat) string {
-	if f == model.WeightsBF16 {
-		return "bfloat16"
-	}
-	return "float32"
 }
 
 // timeStep measures optimizer steps of a throwaway copy of the model on the

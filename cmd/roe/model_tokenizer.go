@@ -46,11 +46,10 @@ func runTrainTokenizer(args []string, stdout io.Writer) error {
 	var readErr error
 	lines := corpusLines(corpus, &readErr)
 	if *decon != "" {
-		texts, err := train.TaskEvalTexts(*decon)
+		f, err := train.TaskFilter(*decon)
 		if err != nil {
 			return fmt.Errorf("--decontaminate: %w", err)
 		}
-		f := train.NewNGramFilter(train.DefaultNGram, texts)
 		all, dropped := lines, 0
 		lines = func(yield func(string) bool) {
 			for l := range all {
