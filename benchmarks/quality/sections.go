@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,11 +107,7 @@ func seenTasks(e *env, rep *Report) error {
 			}
 			nm := chosen[i]
 			row.RoutedTo[nm]++
-			o := owner[nm]
-			if o == "" {
-				o = nm
-			}
-			row.AutoOwner[o]++
+			row.AutoOwner[cmp.Or(owner[nm], nm)]++
 		}
 		row.N, row.Majority = row.Base.N, row.Base.Majority.Accuracy
 		logf("seen %-8s base %.3f expert %.3f mtl %.3f auto %.3f (majority %.3f, n %d)", task,

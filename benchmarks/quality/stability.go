@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +189,7 @@ func stabilityMarkdown(sr *StabilityReport) string {
 		fails[k] += c.Failed
 	}
 	sb.WriteString("\nOver the four tasks:\n\n| setting | mean std (points) | failed runs |\n|---|---:|---:|\n")
-	for _, k := range sortedKeys(agg) {
+	for _, k := range slices.Sorted(maps.Keys(agg)) {
 		fmt.Fprintf(&sb, "| %s | %s | %d/%d |\n", k, pct(mean(agg[k])), fails[k], len(agg[k])*len(sr.Seeds))
 	}
 	sb.WriteString("\n![stability](stability.png)\n")

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"roe/adapters"
@@ -82,7 +83,7 @@ func heldOutTask(m library.Manifest) bool {
 	if m.Kind == library.KindMerged {
 		return true
 	}
-	return contains(heldOut, m.Task())
+	return slices.Contains(heldOut, m.Task())
 }
 
 // unseenTasks: held-out tasks scored with the paper's evaluation prompts, by
@@ -191,7 +192,7 @@ func unseenTasks(e *env, rep *Report) error {
 		}
 		for i, it := range items {
 			if scorable(it) {
-				row.Auto[nonEmpty(owner[chosen[i]], chosen[i])]++
+				row.Auto[cmp.Or(owner[chosen[i]], chosen[i])]++
 			}
 		}
 		row.N, row.Majority = row.Results["base"].N, row.Results["base"].Majority.Accuracy
@@ -316,30 +317,4 @@ func trainedTasks(info map[string]any) int {
 		return len(s)
 	}
 	return 0
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-func nonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// sortedKeys of a string-keyed map.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
