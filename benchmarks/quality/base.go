@@ -161,7 +161,7 @@ func baseMarkdown(br *BaseReport) string {
 			for _, c := range br.Candidates {
 				q1 := math.NaN()
 				if i < len(c.Routing) && c.Routing[i].Task == tr.Task {
-					q1 = c.Routing[i].at(1)
+					q1 = c.Routing[i].At(1)
 				}
 				x, ok := c.Expert[tr.Task]
 				if !ok {

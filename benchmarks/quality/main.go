@@ -512,30 +512,8 @@ func trainMTLOn(e *env, tasks []string, dir, label string) (*adapters.LoRA, map[
 	return l, info, nil
 }
 
-// routingScore is one task's routing accuracy at one Q.
-type routingScore struct {
-	Q        int     `json:"q"`
-	Trials   int     `json:"trials"`
-	Correct  int     `json:"correct"`
-	Accuracy float64 `json:"accuracy"`
-}
-
-// taskRouting is roe eval routing's per-task result.
-type taskRouting struct {
-	Task      string         `json:"task"`
-	Split     string         `json:"split"`
-	Scores    []routingScore `json:"scores"`
-	Confusion map[string]int `json:"confused_with,omitempty"` // Q = 1 mistakes by the chosen expert's task
-}
-
-func (t taskRouting) at(q int) float64 {
-	for _, s := range t.Scores {
-		if s.Q == q {
-			return s.Accuracy
-		}
-	}
-	return math.NaN()
-}
+// taskRouting is one task's routing result (retriever.EvalRouting).
+type taskRouting = retriever.TaskRouting
 
 // queryTexts renders each held-out example with a template drawn (seeded) from
 // the task's templates, as cmd/roe's taskInstances does, in the instance format.
@@ -566,63 +544,16 @@ func queryTexts(e *env, task string, seed uint64) ([]string, string, error) {
 }
 
 // routeTask measures how often routing over ix picks the task's expert, at
-// each Q (the logic and random draws of `roe eval routing --trials T`).
+// each Q (the draws of `roe eval routing --trials T`).
 func routeTask(e *env, ix *retriever.Index, owner map[string]string, task string) (taskRouting, error) {
 	texts, sp, err := queryTexts(e, task, *routeSeed)
 	if err != nil {
 		return taskRouting{}, err
 	}
-	tr := taskRouting{Task: task, Split: sp, Confusion: map[string]int{}}
-	cache := map[int][]float32{}
-	r := rand.New(rand.NewPCG(*routeSeed, uint64(len(task))))
-	for _, q := range qList {
-		n := *trials
-		if q == 1 {
-			n = *queries
-		}
-		if q > len(texts) {
-			continue
-		}
-		sc := routingScore{Q: q}
-		for t := 0; t < n; t++ {
-			idx := r.Perm(len(texts))[:q]
-			var miss []string
-			var missIdx []int
-			for _, j := range idx {
-				if _, ok := cache[j]; !ok {
-					miss, missIdx = append(miss, texts[j]), append(missIdx, j)
-				}
-			}
-			if len(miss) > 0 {
-				embs, err := e.emb.Embed(miss)
-				if err != nil {
-					return tr, err
-				}
-				for k, j := range missIdx {
-					cache[j] = embs[k]
-				}
-			}
-			qs := make([][]float32, q)
-			for i, j := range idx {
-				qs[i] = cache[j]
-			}
-			rt, err := ix.Route(qs, retriever.RouteOptions{TopK: 1})
-			if err != nil {
-				return tr, err
-			}
-			sc.Trials++
-			if len(rt.Experts) > 0 && owner[rt.Experts[0].Name] == task {
-				sc.Correct++
-			} else if q == 1 && len(rt.Experts) > 0 {
-				tr.Confusion[owner[rt.Experts[0].Name]]++
-			}
-		}
-		if sc.Trials > 0 {
-			sc.Accuracy = float64(sc.Correct) / float64(sc.Trials)
-		}
-		tr.Scores = append(tr.Scores, sc)
-	}
-	return tr, nil
+	tr, err := retriever.EvalRouting(ix, e.emb, task, texts, func(x string) string { return owner[x] },
+		retriever.EvalOptions{Qs: qList, Singles: *queries, Trials: *trials, Seed: *routeSeed})
+	tr.Split = sp
+	return tr, err
 }
 
 func mean(xs []float64) float64 {
@@ -739,7 +670,7 @@ func summary(rep *Report) string {
 	if a := rep.Add; a != nil {
 		fmt.Fprintf(&sb, "- Adding a %s expert: %d of %d existing experts bit-identical on the probe (max |Δlogit| = %g); "+
 			"%s routing %s%% → %s%% at Q = 1, %s%% → %s%% at Q = 32.\n", a.NewExpert, a.Identical, a.Compared, a.MaxAbsDelta,
-			a.NewExpert, pct(a.Before.at(1)), pct(a.After.at(1)), pct(a.Before.at(32)), pct(a.After.at(32)))
+			a.NewExpert, pct(a.Before.At(1)), pct(a.After.At(1)), pct(a.Before.At(32)), pct(a.After.At(32)))
 	}
 	if u := rep.Unseen; u != nil {
 		fmt.Fprintf(&sb, "- Unseen tasks (%d held out, mean accuracy %%): base %s, MTL-seen %s, RoE top-1 %s, auto %s, "+

@@ -216,7 +216,7 @@ func plotAdd(a *AddReport) error {
 	}{{"before", a.Before}, {"after", a.After}} {
 		var v plotter.Values
 		for _, q := range qList {
-			v = append(v, nz(100*tr.t.at(q)))
+			v = append(v, nz(100*tr.t.At(q)))
 		}
 		b, err := plotter.NewBarChart(v, w)
 		if err != nil {

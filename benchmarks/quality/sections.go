@@ -247,7 +247,7 @@ func routingMeans(ts []taskRouting) map[string]float64 {
 	for _, q := range qList {
 		var xs []float64
 		for _, t := range ts {
-			xs = append(xs, t.at(q))
+			xs = append(xs, t.At(q))
 		}
 		out[fmt.Sprintf("q%d", q)] = mean(xs)
 	}
@@ -258,7 +258,7 @@ func routingTable(ts []taskRouting, m map[string]float64) string {
 	var sb strings.Builder
 	sb.WriteString("| task | split | Q = 1 | Q = 8 | Q = 32 | Q = 1 mistakes (task: count) |\n|---|---|---:|---:|---:|---|\n")
 	for _, t := range ts {
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", t.Task, t.Split, pct(t.at(1)), pct(t.at(8)), pct(t.at(32)), counts(t.Confusion))
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", t.Task, t.Split, pct(t.At(1)), pct(t.At(8)), pct(t.At(32)), counts(t.Confusion))
 	}
 	if m != nil {
 		fmt.Fprintf(&sb, "| **mean** | | %s | %s | %s | |\n", pct(m["q1"]), pct(m["q8"]), pct(m["q32"]))
@@ -472,14 +472,14 @@ func addExpert(e *env, rep *Report) error {
 	for _, q := range qList {
 		var b, a []float64
 		for i := range others {
-			b, a = append(b, others[i].at(q)), append(a, othersAfter[i].at(q))
+			b, a = append(b, others[i].At(q)), append(a, othersAfter[i].At(q))
 		}
 		k := fmt.Sprintf("q%d", q)
 		ar.OthersBefore[k], ar.OthersAfter[k] = mean(b), mean(a)
 	}
 	rep.Add = ar
 	logf("add %s: %d/%d experts bit-identical (max |Δ| %g); routing Q=1 %.3f → %.3f", task, ar.Identical, ar.Compared,
-		ar.MaxAbsDelta, ar.Before.at(1), ar.After.at(1))
+		ar.MaxAbsDelta, ar.Before.At(1), ar.After.At(1))
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "## 3. Adding an expert\n\n")
@@ -494,10 +494,10 @@ func addExpert(e *env, rep *Report) error {
 		ar.Compared, ar.ProbeTokens, ar.Identical, ar.Compared, ar.MaxAbsDelta)
 	fmt.Fprintf(&sb, "**(b) The new task routes to its expert.** Routing accuracy for %s (%s split; same protocol as section 2):\n\n", task, ar.Before.Split)
 	fmt.Fprintf(&sb, "| library | Q = 1 | Q = 8 | Q = 32 | Q = 1 mistakes (task: count) | other %d tasks, mean Q = 1 / 8 / 32 |\n|---|---:|---:|---:|---|---|\n", len(have))
-	fmt.Fprintf(&sb, "| before (%d experts) | %s | %s | %s | %s | %s / %s / %s |\n", len(names), pct(ar.Before.at(1)), pct(ar.Before.at(8)),
-		pct(ar.Before.at(32)), counts(ar.Before.Confusion), pct(ar.OthersBefore["q1"]), pct(ar.OthersBefore["q8"]), pct(ar.OthersBefore["q32"]))
-	fmt.Fprintf(&sb, "| after (+ %s) | %s | %s | %s | %s | %s / %s / %s |\n\n", task, pct(ar.After.at(1)), pct(ar.After.at(8)),
-		pct(ar.After.at(32)), counts(ar.After.Confusion), pct(ar.OthersAfter["q1"]), pct(ar.OthersAfter["q8"]), pct(ar.OthersAfter["q32"]))
+	fmt.Fprintf(&sb, "| before (%d experts) | %s | %s | %s | %s | %s / %s / %s |\n", len(names), pct(ar.Before.At(1)), pct(ar.Before.At(8)),
+		pct(ar.Before.At(32)), counts(ar.Before.Confusion), pct(ar.OthersBefore["q1"]), pct(ar.OthersBefore["q8"]), pct(ar.OthersBefore["q32"]))
+	fmt.Fprintf(&sb, "| after (+ %s) | %s | %s | %s | %s | %s / %s / %s |\n\n", task, pct(ar.After.At(1)), pct(ar.After.At(8)),
+		pct(ar.After.At(32)), counts(ar.After.Confusion), pct(ar.OthersAfter["q1"]), pct(ar.OthersAfter["q8"]), pct(ar.OthersAfter["q32"]))
 	fmt.Fprintf(&sb, "Accuracy on %s (%s, n = %d, as in section 1): base %s, per-example auto routing before the addition %s, "+
 		"the new expert %s (majority class %s).\n\n![adding an expert](add_expert.png)\n",
 		task, sp, ar.BaseAcc.N, pct(ar.BaseAcc.Accuracy), pct(ar.AutoBeforeAcc.Accuracy), pct(ar.NewAcc.Accuracy), pct(ar.BaseAcc.Majority.Accuracy))

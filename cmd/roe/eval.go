@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,21 +21,6 @@ func runEval(args []string, stdin io.Reader, stdout io.Writer) error {
 		return evalRouting(args[1:], stdout)
 	}
 	return evalTask(args, stdout)
-}
-
-// routingScore is one task's routing accuracy at one Q.
-type routingScore struct {
-	Q        int     `json:"q"`
-	Trials   int     `json:"trials"`
-	Correct  int     `json:"correct"`
-	Accuracy float64 `json:"accuracy"`
-}
-
-type taskRouting struct {
-	Task      string         `json:"task"`
-	Split     string         `json:"split"`
-	Scores    []routingScore `json:"scores"`
-	Confusion map[string]int `json:"confused_with,omitempty"` // Q = 1 mistakes by chosen expert
 }
 
 // evalRouting draws query instances from each task's held-out split and checks
@@ -97,7 +81,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	for _, x := range ms {
 		owner[x.Name] = x.Task()
 	}
-	var report []taskRouting
+	var report []retriever.TaskRouting
 	mean := map[int][]float64{}
 	for _, dir := range tasks {
 		task := filepath.Base(dir)
@@ -123,47 +107,15 @@ func evalRouting(args []string, stdout io.Writer) error {
 		for i, in := range ins {
 			texts[i] = retriever.FormatInstance(*lf.format, in.Text, in.AnswerChoices)
 		}
-		tr := taskRouting{Task: task, Split: sp, Confusion: map[string]int{}}
-		r := rand.New(rand.NewPCG(*seed, uint64(len(task))))
-		for _, q := range qlist {
-			n := *trials
-			if q == 1 {
-				n = *perTask
-			}
-			if q > len(texts) {
-				continue
-			}
-			sc := routingScore{Q: q}
-			for t := 0; t < n; t++ {
-				idx := r.Perm(len(texts))[:q]
-				batch := make([]string, q)
-				for i, j := range idx {
-					batch[i] = texts[j]
-				}
-				embs, err := emb.Embed(batch)
-				if err != nil {
-					return err
-				}
-				o := retriever.RouteOptions{TopK: 1, Aggregation: retriever.Aggregation(*agg)}
-				if lx != nil {
-					o.Lexical, o.QueryTexts = lx, batch
-				}
-				rt, err := ix.Route(embs, o)
-				if err != nil {
-					return err
-				}
-				sc.Trials++
-				if len(rt.Experts) > 0 && owner[rt.Experts[0].Name] == task {
-					sc.Correct++
-				} else if q == 1 && len(rt.Experts) > 0 {
-					tr.Confusion[owner[rt.Experts[0].Name]]++
-				}
-			}
-			if sc.Trials > 0 {
-				sc.Accuracy = float64(sc.Correct) / float64(sc.Trials)
-				mean[q] = append(mean[q], sc.Accuracy)
-			}
-			tr.Scores = append(tr.Scores, sc)
+		eo := retriever.EvalOptions{Qs: qlist, Singles: *perTask, Trials: *trials, Seed: *seed,
+			Route: retriever.RouteOptions{Aggregation: retriever.Aggregation(*agg), Lexical: lx}}
+		tr, err := retriever.EvalRouting(ix, emb, task, texts, func(x string) string { return owner[x] }, eo)
+		if err != nil {
+			return err
+		}
+		tr.Split = sp
+		for _, sc := range tr.Scores {
+			mean[sc.Q] = append(mean[sc.Q], sc.Accuracy)
 		}
 		report = append(report, tr)
 	}
@@ -178,13 +130,13 @@ func evalRouting(args []string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
-		Embedder      string             `json:"embedder"`
-		Normalization string             `json:"normalization"`
-		Aggregation   string             `json:"aggregation"`
-		Lexical       bool               `json:"lexical"`
-		Experts       int                `json:"experts"`
-		Average       map[string]float64 `json:"average"`
-		Tasks         []taskRouting      `json:"tasks"`
+		Embedder      string                  `json:"embedder"`
+		Normalization string                  `json:"normalization"`
+		Aggregation   string                  `json:"aggregation"`
+		Lexical       bool                    `json:"lexical"`
+		Experts       int                     `json:"experts"`
+		Average       map[string]float64      `json:"average"`
+		Tasks         []retriever.TaskRouting `json:"tasks"`
 	}{emb.ID(), *norm, *agg, *lexical, len(ms), avg, report})
 }
 
