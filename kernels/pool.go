@@ -208,8 +208,15 @@ func parallelFor(n, grain int, r runner) {
 		break
 	}
 	j.run()
-	// Helpers may still be finishing a chunk: poll briefly before parking.
-	for i := 0; i < 1<<12 && j.left.Load() > 0; i++ {
+	// Helpers may still be finishing a chunk: poll before parking, since a
+	// parked caller costs a scheduler wake-up (tens of µs) per GEMV.
+	if j.left.Load() > 0 {
+		start := time.Now()
+		for i := 0; j.left.Load() > 0; i++ {
+			if i%64 == 63 && time.Since(start) > spinFor {
+				break
+			}
+		}
 	}
 	<-j.done
 	j.release()
