@@ -51,8 +51,7 @@ var gemmPool = newFreeList(func() *gemmTask { return new(gemmTask) })
 
 func (g *gemmTask) run(lo, hi int) {
 	for b := lo; b < hi; b++ {
-		bi, bj := b%g.bm, b/g.bm
-		g.block(bi*g.mb, min(g.m, bi*g.mb+g.mb), bj*g.nb, min(g.n, bj*g.nb+g.nb))
+		g.block(g.bounds(b))
 	}
 }
 
@@ -64,58 +63,208 @@ func (g *gemmTask) block(i0, i1, j0, j1 int) {
 	}
 }
 
-// matMulTStrided multiplies by w (float32) or, when w is nil, by wb (bf16).
-func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, wb []uint16, ldw int, m, n, k int) {
-	lw := len(w)
-	if w == nil {
-		lw = len(wb)
+// check panics when a product's shapes and slices disagree: a caller bug.
+func (g *gemmTask) check() {
+	lw := len(g.w)
+	if g.w == nil {
+		lw = len(g.wb)
 	}
-	if m < 0 || n < 0 || k < 0 || ldd < n || ldx < k || ldw < k ||
-		len(x) < span(m, k, ldx) || lw < span(n, k, ldw) || len(dst) < span(m, n, ldd) {
+	m, n, k := g.m, g.n, g.k
+	if m < 0 || n < 0 || k < 0 || g.ldd < n || g.ldx < k || g.ldw < k ||
+		len(g.x) < span(m, k, g.ldx) || lw < span(n, k, g.ldw) || len(g.dst) < span(m, n, g.ldd) {
 		panic(fmt.Sprintf("kernels: MatMulT m=%d n=%d k=%d ldd=%d ldx=%d ldw=%d with len(dst)=%d len(x)=%d len(w)=%d",
-			m, n, k, ldd, ldx, ldw, len(dst), len(x), lw))
+			m, n, k, g.ldd, g.ldx, g.ldw, len(g.dst), len(g.x), lw))
 	}
+}
+
+// plan sets the blocking for t threads and returns the number of blocks
+// (0 when there is nothing to compute; k = 0 clears dst first).
+func (g *gemmTask) plan(t int) int {
+	m, n, k := g.m, g.n, g.k
 	if m == 0 || n == 0 {
-		return
+		return 0
 	}
 	if k == 0 {
 		for i := 0; i < m; i++ {
-			clear(dst[i*ldd : i*ldd+n])
+			clear(g.dst[i*g.ldd : i*g.ldd+n])
 		}
-		return
+		return 0
 	}
+	if t == 1 || m*n*k < serialFlops {
+		g.mb, g.nb, g.bm = m, n, 1
+		return 1
+	}
+	// Blocks: decode-sized m keeps all rows together and splits n finely;
+	// prefill uses 64×96 blocks (multiples of every impl's mr and nr).
+	g.mb, g.nb = 64, 96
+	if usePacked(g.im, m) {
+		// Packed: a block is one panel of w under (nearly) all rows, so
+		// each packed panel serves as many rows as possible.
+		// Rows are halved (down to 64) until there are about four
+		// blocks per thread, so that a late worker does not leave the
+		// caller with most of the work.
+		g.nb = g.im.pnr
+		g.mb = min(m, 512)
+		bn := (n + g.nb - 1) / g.nb
+		for g.mb > 64 && ((m+g.mb-1)/g.mb)*bn < 4*t {
+			g.mb = (g.mb/2 + 7) &^ 7
+		}
+	} else if m <= 16 {
+		g.mb = m
+		g.nb = max(12, (n+8*t-1)/(8*t))
+		g.nb = (g.nb + 11) / 12 * 12
+	}
+	g.bm = (m + g.mb - 1) / g.mb
+	return g.bm * ((n + g.nb - 1) / g.nb)
+}
+
+// bounds returns block b's rows [i0, i1) and columns [j0, j1) of dst.
+func (g *gemmTask) bounds(b int) (i0, i1, j0, j1 int) {
+	bi, bj := b%g.bm, b/g.bm
+	return bi * g.mb, min(g.m, bi*g.mb+g.mb), bj * g.nb, min(g.n, bj*g.nb+g.nb)
+}
+
+// matMulTStrided multiplies by w (float32) or, when w is nil, by wb (bf16).
+func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []float32, wb []uint16, ldw int, m, n, k int) {
 	g := gemmPool.get()
 	*g = gemmTask{im: im, dst: dst, x: x, w: w, wb: wb, ldd: ldd, ldx: ldx, ldw: ldw, m: m, n: n, k: k}
-	t := Threads()
-	if t == 1 || m*n*k < serialFlops {
+	g.check()
+	switch blocks := g.plan(Threads()); blocks {
+	case 0:
+	case 1:
 		g.block(0, m, 0, n)
-	} else {
-		// Blocks: decode-sized m keeps all rows together and splits n finely;
-		// prefill uses 64×96 blocks (multiples of every impl's mr and nr).
-		g.mb, g.nb = 64, 96
-		if usePacked(im, m) {
-			// Packed: a block is one panel of w under (nearly) all rows, so
-			// each packed panel serves as many rows as possible.
-			// Rows are halved (down to 64) until there are about four
-			// blocks per thread, so that a late worker does not leave the
-			// caller with most of the work.
-			g.nb = im.pnr
-			g.mb = min(m, 512)
-			bn := (n + g.nb - 1) / g.nb
-			for g.mb > 64 && ((m+g.mb-1)/g.mb)*bn < 4*t {
-				g.mb = (g.mb/2 + 7) &^ 7
-			}
-		} else if m <= 16 {
-			g.mb = m
-			g.nb = max(12, (n+8*t-1)/(8*t))
-			g.nb = (g.nb + 11) / 12 * 12
-		}
-		g.bm = (m + g.mb - 1) / g.mb
-		bn := (n + g.nb - 1) / g.nb
-		parallelFor(g.bm*bn, 1, g)
+	default:
+		parallelFor(blocks, 1, g)
 	}
 	*g = gemmTask{}
 	gemmPool.put(g)
+}
+
+// Product is one matrix product of a group: Dst = X·Wᵀ, with W as float32
+// (W) or, when W is nil, bfloat16 bits (WH).
+//
+//	X: [M, K], W or WH: [N, K], Dst: [M, N] (overwritten)
+type Product struct {
+	Dst, X, W []float32
+	WH        []uint16
+	M, N, K   int
+}
+
+// maxGroup is the most products one MatMulTGroup call takes.
+const maxGroup = 4
+
+// gemmGroup runs several products as one pool job: blocks are numbered
+// product after product. With swiglu, products 0 (gate) and 1 (up) share a
+// blocking and each block also applies gate = silu(gate) ⊙ up to its part.
+type gemmGroup struct {
+	tasks  [maxGroup]gemmTask
+	starts [maxGroup + 1]int // first block of each product
+	n      int
+	swiglu bool
+}
+
+var groupPool = newFreeList(func() *gemmGroup { return new(gemmGroup) })
+
+func (g *gemmGroup) run(lo, hi int) {
+	for b := lo; b < hi; b++ {
+		if g.swiglu {
+			g.swigluBlock(g.tasks[0].bounds(b))
+			continue
+		}
+		p := 0
+		for b >= g.starts[p+1] {
+			p++
+		}
+		t := &g.tasks[p]
+		t.block(t.bounds(b - g.starts[p]))
+	}
+}
+
+func (g *gemmGroup) swigluBlock(i0, i1, j0, j1 int) {
+	gt, ut := &g.tasks[0], &g.tasks[1]
+	gt.block(i0, i1, j0, j1)
+	ut.block(i0, i1, j0, j1)
+	for i := i0; i < i1; i++ {
+		gt.im.siluMul(gt.dst[i*gt.ldd+j0:i*gt.ldd+j1], ut.dst[i*ut.ldd+j0:i*ut.ldd+j1])
+	}
+}
+
+func (g *gemmGroup) set(i int, p *Product) {
+	t := &g.tasks[i]
+	*t = gemmTask{im: cur, dst: p.Dst, x: p.X, w: p.W, wb: p.WH, ldd: p.N, ldx: p.K, ldw: p.K, m: p.M, n: p.N, k: p.K}
+	if t.w == nil && t.wb == nil {
+		t.wb = []uint16{}
+	}
+	t.check()
+}
+
+// MatMulTGroup computes each product as MatMulT (or MatMulTBF16) would, as
+// one parallel job: a decode step's q, k and v projections then cost one
+// synchronisation instead of three. It takes at most 4 products.
+func MatMulTGroup(ps ...Product) {
+	if len(ps) > maxGroup {
+		panic(fmt.Sprintf("kernels: MatMulTGroup of %d products, at most %d", len(ps), maxGroup))
+	}
+	g := groupPool.get()
+	g.n, g.swiglu = 0, false
+	flops := 0
+	for i := range ps {
+		g.set(i, &ps[i])
+		flops += ps[i].M * ps[i].N * ps[i].K
+	}
+	t := Threads()
+	if flops < serialFlops {
+		t = 1
+	}
+	for i := range ps {
+		g.starts[i] = g.n
+		if b := g.tasks[i].plan(t); b > 0 {
+			g.n += b
+		} else {
+			g.tasks[i].bm = 1 // no blocks: never indexed
+		}
+	}
+	g.starts[len(ps)] = g.n
+	for i := len(ps) + 1; i <= maxGroup; i++ {
+		g.starts[i] = g.n
+	}
+	if t == 1 {
+		g.run(0, g.n)
+	} else {
+		parallelFor(g.n, 1, g)
+	}
+	*g = gemmGroup{}
+	groupPool.put(g)
+}
+
+// SwiGLU computes the gated feed-forward activation of one layer in one
+// parallel job, block by block while the block is still in cache:
+//
+//	up = x·Wupᵀ, gate = silu(x·Wgateᵀ) ⊙ up
+//
+// gate and up are Products with the same X, M, N and K (W or WH each); their
+// Dst are overwritten as above.
+func SwiGLU(gate, up Product) {
+	if gate.M != up.M || gate.N != up.N || gate.K != up.K {
+		panic(fmt.Sprintf("kernels: SwiGLU gate %d×%d×%d and up %d×%d×%d differ",
+			gate.M, gate.N, gate.K, up.M, up.N, up.K))
+	}
+	g := groupPool.get()
+	g.set(0, &gate)
+	g.set(1, &up)
+	g.swiglu = true
+	t := Threads()
+	g.n = g.tasks[0].plan(t)
+	g.tasks[1].plan(t)
+	switch {
+	case g.n == 0: // nothing, or K = 0: plan cleared both, and silu(0)·0 = 0
+	case g.n == 1:
+		g.run(0, 1)
+	default:
+		parallelFor(g.n, 1, g)
+	}
+	*g = gemmGroup{}
+	groupPool.put(g)
 }
 
 // gemmBlock computes dst[i0:i1, j0:j1]; ldd, ldx, ldw are the row strides.

@@ -212,9 +212,14 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		for r := 0; r < R; r++ {
 			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.attnNorm, cfg.RMSNormEps)
 		}
-		ws.linear(li, ProjQ, q, xn, l.q, l.qh, l.qb, qd, H)
-		ws.linear(li, ProjK, k, xn, l.k, l.kh, l.kb, kvd, H)
-		ws.linear(li, ProjV, v, xn, l.v, l.vh, l.vb, kvd, H)
+		// q, k and v in one parallel job (one synchronisation, not three).
+		ws.prods[0] = product(q, xn, l.q, l.qh, R, qd, H)
+		ws.prods[1] = product(k, xn, l.k, l.kh, R, kvd, H)
+		ws.prods[2] = product(v, xn, l.v, l.vh, R, kvd, H)
+		kernels.MatMulTGroup(ws.prods[:3]...)
+		ws.finish(li, ProjQ, q, xn, l.qb, qd, H)
+		ws.finish(li, ProjK, k, xn, l.kb, kvd, H)
+		ws.finish(li, ProjV, v, xn, l.vb, kvd, H)
 		m.rope(steps, rowStart, q, k)
 		m.storeKV(li, steps, rowStart, k, v)
 		m.attention(ws, li, q, att)
@@ -224,9 +229,19 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		for r := 0; r < R; r++ {
 			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.mlpNorm, cfg.RMSNormEps)
 		}
-		ws.linear(li, ProjGate, gate, xn, l.gate, l.gateh, nil, I, H)
-		ws.linear(li, ProjUp, up, xn, l.up, l.uph, nil, I, H)
-		kernels.SiLUMul(gate, up)
+		gp, upp := product(gate, xn, l.gate, l.gateh, R, I, H), product(up, xn, l.up, l.uph, R, I, H)
+		if len(ws.adapted) == 0 {
+			// SiLU·mul applied block by block inside the GEMM job, while
+			// each block of gate and up is still in cache.
+			kernels.SwiGLU(gp, upp)
+		} else {
+			// Adapters add to gate and up before the activation.
+			ws.prods[0], ws.prods[1] = gp, upp
+			kernels.MatMulTGroup(ws.prods[:2]...)
+			ws.finish(li, ProjGate, gate, xn, nil, I, H)
+			ws.finish(li, ProjUp, up, xn, nil, I, H)
+			kernels.SiLUMul(gate, up)
+		}
 		ws.linear(li, ProjDown, proj, gate, l.down, l.downh, nil, H, I)
 		kernels.Add(x, proj)
 		for i, s := range steps {
@@ -334,6 +349,7 @@ type workspace struct {
 	nIn, nOut           int
 	attnLi              int
 	attnQ, attnOut      []float32
+	prods               [3]kernels.Product // one grouped GEMM's operands
 }
 
 type attnItem struct{ seq, head, t0, t1 int }
@@ -403,6 +419,16 @@ func (ws *workspace) growLogits(n int) []float32 {
 	return ws.logits
 }
 
+// product is y = in·Wᵀ for kernels.MatMulTGroup, W as f32 w or bf16 wh.
+//
+//	in: [R, nIn], y: [R, nOut]
+func product(y, in, w []float32, wh []uint16, R, nOut, nIn int) kernels.Product {
+	if wh != nil {
+		return kernels.Product{Dst: y, X: in, WH: wh, M: R, N: nOut, K: nIn}
+	}
+	return kernels.Product{Dst: y, X: in, W: w, M: R, N: nOut, K: nIn}
+}
+
 // linear runs y = in·Wᵀ (+b) over all rows (W as f32 w or bf16 wh), then each
 // sequence's adapter on its rows.
 func (ws *workspace) linear(li int, p Proj, y, in, w []float32, wh []uint16, b []float32, nOut, nIn int) {
@@ -412,6 +438,13 @@ func (ws *workspace) linear(li int, p Proj, y, in, w []float32, wh []uint16, b [
 	} else {
 		kernels.MatMulT(y, in, w, R, nOut, nIn)
 	}
+	ws.finish(li, p, y, in, b, nOut, nIn)
+}
+
+// finish adds the bias b (if any) to y = in·Wᵀ, then each sequence's adapter
+// on its rows.
+func (ws *workspace) finish(li int, p Proj, y, in, b []float32, nOut, nIn int) {
+	R := len(in) / nIn
 	if b != nil {
 		for r := 0; r < R; r++ {
 			kernels.Add(y[r*nOut:(r+1)*nOut], b)
