@@ -34,10 +34,15 @@ base-model: build
 story: build
 	./$(BIN) generate --model stories260K --prompt "Once upon a time" --max-tokens 200 --temperature 0.8 --seed 42
 
+# The kernels are tested three ways: the default build (generated assembly),
+# -tags purego (portable Go), and GOEXPERIMENT=simd with the simd/archsimd
+# kernel sets in use (ROE_KERNELS=archsimd) for the kernel and model tests.
 test: tokenizer-vocabs
 	$(GO) vet ./...
 	$(GO) test ./...
 	$(GO) test -tags purego ./kernels/ ./model/...
+	GOEXPERIMENT=simd $(GO) vet ./kernels/
+	GOEXPERIMENT=simd ROE_KERNELS=archsimd $(GO) test ./kernels/ ./model/...
 
 # Performance against the machine's own ceilings and PyTorch, in one run:
 # prints and writes benchmarks/results/perf.{json,md} and plots (see benchmarks/perf).

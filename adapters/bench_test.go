@@ -1,7 +1,6 @@
 package adapters
 
 import (
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -9,25 +8,7 @@ import (
 )
 
 // benchAdapter returns a rank-r adapter on all seven projections with random A and B.
-func benchAdapter(base model.Config, r int, seed uint64) *LoRA {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	names := moduleNames()
-	l := New(base, Config{R: r, Alpha: float64(2 * r), TargetModules: names})
-	for layer := 0; layer < base.NumLayers; layer++ {
-		for p := model.Proj(0); p < model.NumProj; p++ {
-			out, in := base.ProjShape(p)
-			a, b := make([]float32, r*in), make([]float32, out*r)
-			for i := range a {
-				a[i] = float32(rng.NormFloat64() * 0.02)
-			}
-			for i := range b {
-				b[i] = float32(rng.NormFloat64() * 0.02)
-			}
-			l.SetPair(layer, p, &Pair{A: a, B: b, Rank: r, In: in, Out: out, Alpha: float64(2 * r)})
-		}
-	}
-	return l
-}
+func benchAdapter(base model.Config, r int, seed uint64) *LoRA { return Random(base, r, seed) }
 
 // BenchmarkAdapterDecode measures decode on the SmolLM2-135M shape after a
 // 128-token prompt: base, one unmerged rank-16 adapter on all seven projections,

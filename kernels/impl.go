@@ -1,5 +1,11 @@
 package kernels
 
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
 // impl is one complete set of kernel bodies for one instruction set. The
 // exported functions check lengths and dispatch through cur; tests switch cur
 // to run every available set against the reference twins.
@@ -55,9 +61,44 @@ var (
 )
 
 func init() {
-	impls = append(simdImpls(), goImpl)
+	// Generated assembly first (measured fastest), then the archsimd sets
+	// (built only with GOEXPERIMENT=simd), then portable Go.
+	impls = append(append(simdImpls(), archsimdImpls()...), goImpl)
 	cur = impls[0]
+	if name := os.Getenv("ROE_KERNELS"); name != "" {
+		_ = UsePath(name) // an unknown name keeps the default; Path tells which
+	}
 }
 
-// Path names the kernel set in use: "avx512", "avx2" or "go".
+// Path names the kernel set in use: "avx512", "avx2", "archsimd-avx512",
+// "archsimd-avx2" or "go".
 func Path() string { return cur.name }
+
+// Paths lists the kernel sets this CPU and build can run, best first.
+func Paths() []string {
+	s := make([]string, len(impls))
+	for i, im := range impls {
+		s[i] = im.name
+	}
+	return s
+}
+
+// UsePath switches every kernel to the named set: one of Paths, or a family
+// ("archsimd") for its best set here. The environment variable ROE_KERNELS
+// does the same at start-up. It is for comparisons and tests: switch before
+// any kernel runs, not while one does.
+func UsePath(name string) error {
+	for _, im := range impls {
+		if im.name == name {
+			cur = im
+			return nil
+		}
+	}
+	for _, im := range impls {
+		if strings.HasPrefix(im.name, name+"-") {
+			cur = im
+			return nil
+		}
+	}
+	return fmt.Errorf("kernels: no kernel set %q here (have %s)", name, strings.Join(Paths(), ", "))
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -313,4 +314,32 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// UsePath switches to a named set or a family's best one, and names the
+// sets it has when asked for one it lacks.
+func TestUsePath(t *testing.T) {
+	saved := cur
+	defer func() { cur = saved }()
+	for _, name := range Paths() {
+		if err := UsePath(name); err != nil || Path() != name {
+			t.Fatalf("UsePath(%q): %v, now %q", name, err, Path())
+		}
+	}
+	if err := UsePath("go"); err != nil || Path() != "go" {
+		t.Fatalf("UsePath(go): %v", err)
+	}
+	if err := UsePath("sse9"); err == nil || !strings.Contains(err.Error(), "go") {
+		t.Fatalf("UsePath(sse9) = %v, want an error listing the sets", err)
+	}
+	if Path() != "go" {
+		t.Fatalf("a failed UsePath changed the set to %q", Path())
+	}
+	for _, im := range impls {
+		if fam, _, ok := strings.Cut(im.name, "-"); ok {
+			if err := UsePath(fam); err != nil || !strings.HasPrefix(Path(), fam+"-") {
+				t.Fatalf("UsePath(%q): %v, now %q", fam, err, Path())
+			}
+		}
+	}
 }

@@ -2,6 +2,10 @@ package kernels
 
 import "fmt"
 
+// SerialWork is the number of multiply-adds below which splitting a job
+// across the pool costs more (a dispatch and a wait) than it saves.
+const SerialWork = 32 << 10
+
 // MatMulT driver: dst[m,n] = x[m,k]·w[n,k]ᵀ. The output is cut into blocks
 // (mb rows of x × nb rows of w) that the pool claims one at a time. Inside a
 // block, an nr-row group of w stays in L1 while the mr-row tiles of x sweep
@@ -16,9 +20,9 @@ import "fmt"
 // (packed.go) where the kernel set has one; decode keeps the tiles above.
 
 const (
-	serialFlops = 32 << 10 // m·n·k below this runs on the caller
-	kcMax       = 2048     // longest k slice per tile pass
-	bf16Direct  = 8        // blocks with at most this many x rows widen w in the micro-kernel
+	serialFlops = SerialWork // m·n·k below this runs on the caller
+	kcMax       = 2048       // longest k slice per tile pass
+	bf16Direct  = 8          // blocks with at most this many x rows widen w in the micro-kernel
 )
 
 func matMulT(im *impl, dst, x, w []float32, m, n, k int) {

@@ -521,15 +521,22 @@ const attentionBlock = 64
 func (m *Model) attention(ws *workspace, li int, q, out []float32) {
 	nh := m.Config.NumHeads
 	items := ws.items[:0]
+	work := 0 // multiply-adds: Q·Kᵀ and S·V per head
 	for i, s := range ws.steps {
 		for h := 0; h < nh; h++ {
 			for t0 := 0; t0 < len(s.Tokens); t0 += attentionBlock {
-				items = append(items, attnItem{i, h, t0, min(len(s.Tokens), t0+attentionBlock)})
+				t1 := min(len(s.Tokens), t0+attentionBlock)
+				items = append(items, attnItem{i, h, t0, t1})
+				work += 2 * (t1 - t0) * (s.Cache.n + t1) * m.Config.HeadDim
 			}
 		}
 	}
 	ws.items = items
 	ws.attnLi, ws.attnQ, ws.attnOut = li, q, out
+	if work < kernels.SerialWork {
+		ws.attentionRange(0, len(items)) // a small model's decode: a dispatch costs more
+		return
+	}
 	kernels.Parallel(len(items), ws.attnFn)
 }
 
