@@ -2,6 +2,9 @@ package kernels
 
 import "fmt"
 
+// decodeBlock is the most weight bytes one decode GEMV block streams.
+var decodeBlock = 64 << 10
+
 // SerialWork is the number of multiply-adds below which splitting a job
 // across the pool costs more (a dispatch and a wait) than it saves.
 const SerialWork = 32 << 10
@@ -114,9 +117,16 @@ func (g *gemmTask) plan(t int) int {
 			g.mb = (g.mb/2 + 7) &^ 7
 		}
 	} else if m <= 16 {
+		// Decode: all rows together, w cut into blocks of at most
+		// decodeBlock bytes (and at least 8 per thread), so that the last
+		// block claimed leaves the other threads little to wait for.
 		g.mb = m
-		g.nb = max(12, (n+8*t-1)/(8*t))
-		g.nb = (g.nb + 11) / 12 * 12
+		esz := 4
+		if g.wb != nil {
+			esz = 2
+		}
+		g.nb = min((n+8*t-1)/(8*t), max(1, decodeBlock/(k*esz)))
+		g.nb = max(12, (g.nb+11)/12*12)
 	}
 	g.bm = (m + g.mb - 1) / g.mb
 	return g.bm * ((n + g.nb - 1) / g.nb)
