@@ -3,6 +3,7 @@
 // threads), GEMM on the layer shapes, prefill 128/512 and decode 128 at 1 and
 // 2 threads with float32 and bf16 weights on a random model of SmolLM2-135M's
 // shape and on the embedded stories260K, batched decode (1, 8, 32 sequences),
+// unmerged per-sequence LoRA on decode, every SIMD kernel set side by side,
 // allocations per decode step, peak RSS, CPU profiles of a decode step and a
 // prefill, and optionally the same model in PyTorch (-torch, set by run.sh).
 //
@@ -106,6 +107,14 @@ type LoRA struct {
 	EightVsOne  float64 `json:"eight_vs_one"`                    // Batch8Eight / Batch8One
 }
 
+// PathRun is one kernel set on the random 135M-shape model at 2 threads.
+type PathRun struct {
+	Path       string  `json:"path"`
+	Weights    string  `json:"weights"`
+	Prefill512 float64 `json:"prefill512_tok_per_s"`
+	Decode     float64 `json:"decode64_tok_per_s"`
+}
+
 type RSS struct {
 	Weights     string  `json:"weights"`
 	PeakMiB     float64 `json:"peak_rss_mib"`
@@ -126,6 +135,7 @@ type Report struct {
 	Runs         []Run                         `json:"runs"`
 	Batches      []Batch                       `json:"batched_decode"`
 	LoRA         []LoRA                        `json:"lora_decode"`
+	Paths        []PathRun                     `json:"kernel_sets"`
 	Allocs       map[string]float64            `json:"allocs_per_decode_step"`
 	RSS          []RSS                         `json:"rss"`
 	Torch        map[string]map[string]float64 `json:"torch,omitempty"` // threads → metric → tok/s
@@ -242,6 +252,26 @@ func main() {
 			rep.LoRA = append(rep.LoRA, l)
 			logf("lora %s, %d thread(s): unmerged +%.1f%%, 8 adapters / 1 adapter = %.2f", l.Weights, t, 100*l.Overhead, l.EightVsOne)
 		}
+	}
+	// Every SIMD kernel set this build and CPU have (the archsimd ones need
+	// GOEXPERIMENT=simd, which run.sh sets), 2 threads.
+	kernels.SetThreads(2)
+	def := kernels.Path()
+	for _, p := range kernels.Paths() {
+		if p == "go" {
+			continue // portable Go: correct, not a speed contender
+		}
+		if err := kernels.UsePath(p); err != nil {
+			fatal(err)
+		}
+		for _, nm := range big {
+			r := PathRun{Path: p, Weights: string(nm.m.WeightFormat()), Prefill512: prefill(nm.m, 512, reps), Decode: decode(nm.m, 64, 1)}
+			rep.Paths = append(rep.Paths, r)
+			logf("kernel set %s, %s, 2 threads: prefill512 %.0f, decode64 %.1f tok/s", p, r.Weights, r.Prefill512, r.Decode)
+		}
+	}
+	if err := kernels.UsePath(def); err != nil {
+		fatal(err)
 	}
 	// Allocations per steady-state decode step.
 	kernels.SetThreads(2)
@@ -958,6 +988,25 @@ func writeMD(rep *Report) {
 	for _, x := range rep.LoRA {
 		p("| %s | %d | %.1f | %.1f | %+.1f%% | %.1f | %.1f | %.1f | %.0f%% |", x.Weights, x.Threads, x.Base, x.Unmerged, 100*x.Overhead,
 			x.Batch8Base, x.Batch8One, x.Batch8Eight, 100*x.EightVsOne)
+	}
+	p("")
+	p("## Kernel sets (random-135M, 2 threads)")
+	p("")
+	p("Each SIMD kernel set this build can run, switched with kernels.UsePath in this run; `%s` is the default. The archsimd sets are the same kernels written with Go 1.26's simd/archsimd intrinsics (built with GOEXPERIMENT=simd) instead of generated assembly; they have no packed prefill GEMM and no prefetch.", rep.Path)
+	p("")
+	p("| kernel set | weights | prefill512 tok/s | decode64 tok/s | prefill vs default | decode vs default |")
+	p("|---|---|---|---|---|---|")
+	for _, x := range rep.Paths {
+		var d PathRun
+		for _, y := range rep.Paths {
+			if y.Path == rep.Path && y.Weights == x.Weights {
+				d = y
+			}
+		}
+		p("| %s | %s | %.0f | %.1f | %.2f× | %.2f× |", x.Path, x.Weights, x.Prefill512, x.Decode, x.Prefill512/d.Prefill512, x.Decode/d.Decode)
+	}
+	if len(rep.Paths) == 0 {
+		p("(none: this CPU has no SIMD kernel set)")
 	}
 	p("")
 	p("## GEMM (MatMulT, layer shapes)")

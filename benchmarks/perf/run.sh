@@ -21,4 +21,6 @@ if "$PY" -c 'import torch' 2>/dev/null; then
 	BLASDIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
 	TORCH_CMD="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=$BLASDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} $PY benchmarks/perf/torch_perf.py"
 fi
-exec go run ./benchmarks/perf -torch "$TORCH_CMD" "$@"
+# GOEXPERIMENT=simd adds the simd/archsimd kernel sets to the comparison; the
+# default kernels (generated assembly) are the same either way.
+exec env GOEXPERIMENT=simd go run ./benchmarks/perf -torch "$TORCH_CMD" "$@"
