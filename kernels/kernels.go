@@ -35,6 +35,13 @@ func Add(dst, x []float32) {
 	cur.add(dst[:len(x)], x)
 }
 
+// Scale computes x *= s over len(x) elements.
+func Scale(x []float32, s float32) {
+	if len(x) > 0 {
+		cur.scale(x, s)
+	}
+}
+
 // RMSNorm computes dst = w ⊙ x / sqrt(mean(x²) + eps) for one row.
 //
 //	x, w, dst: [d]; dst may alias x

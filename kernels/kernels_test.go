@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +77,15 @@ func TestElementwise(t *testing.T) {
 			Add(got, x)
 			addRef(want[:n], x)
 			checkVec(t, fmt.Sprintf("Add n=%d", n), got, want, 1e-6)
+
+			got, want = append([]float32(nil), y...), append([]float32(nil), y...)
+			Scale(got[:n], alpha)
+			for i := range want[:n] {
+				want[i] *= alpha
+			}
+			if !slices.Equal(got, want) { // one rounding per element, as the reference
+				t.Fatalf("Scale n=%d: got %v want %v", n, got, want)
+			}
 
 			wt := randVec(r, n, 2)
 			got, want = append([]float32(nil), y...), append([]float32(nil), y...)

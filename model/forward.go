@@ -515,7 +515,7 @@ const attentionBlock = 64
 
 // attention computes causal grouped-query attention for every new token against
 // its sequence's cache (which already holds the new keys and values): per
-// (sequence, head, block of rows), S = Q·Kᵀ, a masked softmax, then S·V.
+// (sequence, head, block of rows), S = (Q/√d)·Kᵀ, a masked softmax, then S·V.
 //
 //	q: [R, NumHeads*HeadDim], out: [R, NumHeads*HeadDim]
 func (m *Model) attention(ws *workspace, li int, q, out []float32) {
@@ -533,6 +533,8 @@ func (m *Model) attention(ws *workspace, li int, q, out []float32) {
 	}
 	ws.items = items
 	ws.attnLi, ws.attnQ, ws.attnOut = li, q, out
+	// 1/√d goes into q (R·qd values) rather than into every score (R·heads·keys).
+	kernels.Scale(q, float32(1/math.Sqrt(float64(m.Config.HeadDim))))
 	if work < kernels.SerialWork {
 		ws.attentionRange(0, len(items)) // a small model's decode: a dispatch costs more
 		return
@@ -548,7 +550,6 @@ func (ws *workspace) attentionRange(lo, hi int) {
 	m, li, q, out := ws.m, ws.attnLi, ws.attnQ, ws.attnOut
 	hd, nh := m.Config.HeadDim, m.Config.NumHeads
 	group := nh / m.Config.NumKVHeads
-	scale := float32(1 / math.Sqrt(float64(hd)))
 	ld := nh * hd
 	var bp *[]float32
 	select {
@@ -568,11 +569,7 @@ func (ws *workspace) attentionRange(lo, hi int) {
 		kernels.MatMulTStrided(S, nk, q[r0*ld+it.head*hd:], ld, K, hd, rows, nk, hd)
 		for t := 0; t < rows; t++ {
 			valid := c.n + it.t0 + t + 1
-			row := S[t*nk : t*nk+valid]
-			for j := range row {
-				row[j] *= scale
-			}
-			kernels.Softmax(row)
+			kernels.Softmax(S[t*nk : t*nk+valid])
 			clear(S[t*nk+valid : (t+1)*nk])
 		}
 		kernels.MatMulTStrided(out[r0*ld+it.head*hd:], ld, S, nk, Vt, c.cap, rows, hd, nk)
