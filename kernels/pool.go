@@ -31,7 +31,8 @@ func (f funcRunner) run(lo, hi int) { f(lo, hi) }
 type job struct {
 	r        runner
 	n, grain int
-	next     atomic.Int64  // next chunk to claim
+	segs     []segment     // one per participant: its own run of chunks
+	joined   atomic.Int64  // participants so far; the next one takes segment joined
 	left     atomic.Int64  // chunks not yet finished
 	state    atomic.Uint64 // generation<<32 | holders
 	done     chan struct{} // one send when left reaches 0
@@ -72,15 +73,30 @@ func (f *freeList[T]) put(v *T) {
 	}
 }
 
-func (j *job) run() {
-	for {
-		lo := int(j.next.Add(1)-1) * j.grain
-		if lo >= j.n {
-			return
-		}
-		j.r.run(lo, min(lo+j.grain, j.n))
-		if j.left.Add(-1) == 0 {
-			j.done <- struct{}{}
+// segment is a contiguous run of chunks [next, end) that one participant
+// works through in order, so its reads stay one stream (a decode GEMV's
+// rows); others take chunks from it only once their own run is done.
+type segment struct {
+	next atomic.Int64
+	end  int64
+	_    [48]byte // a cache line each: claims on different segments do not collide
+}
+
+// run claims chunks from segment self first, then from the others in turn.
+func (j *job) run(self int) {
+	ns := len(j.segs)
+	for s := 0; s < ns; s++ {
+		seg := &j.segs[(self+s)%ns]
+		for {
+			c := seg.next.Add(1) - 1
+			if c >= seg.end {
+				break
+			}
+			lo := int(c) * j.grain
+			j.r.run(lo, min(lo+j.grain, j.n))
+			if j.left.Add(-1) == 0 {
+				j.done <- struct{}{}
+			}
 		}
 	}
 }
@@ -155,7 +171,7 @@ func worker() {
 			}
 		}
 		if ref.j.acquire(ref.gen) {
-			ref.j.run()
+			ref.j.run(int(ref.j.joined.Add(1)))
 			ref.j.release()
 		}
 	}
@@ -198,7 +214,17 @@ func parallelFor(n, grain int, r runner) {
 	j := jobPool.get()
 	gen := uint32(j.state.Load()>>32) + 1
 	j.r, j.n, j.grain = r, n, grain
-	j.next.Store(0)
+	// One contiguous segment per participant (the caller and each helper).
+	ns := helpers + 1
+	if cap(j.segs) < ns {
+		j.segs = make([]segment, ns)
+	}
+	j.segs = j.segs[:ns]
+	for i := range j.segs {
+		j.segs[i].next.Store(int64(i * chunks / ns))
+		j.segs[i].end = int64((i + 1) * chunks / ns)
+	}
+	j.joined.Store(0)
 	j.left.Store(int64(chunks))
 	j.state.Store(uint64(gen)<<32 | 1) // publishes the fields above
 	for range helpers {
@@ -209,7 +235,7 @@ func parallelFor(n, grain int, r runner) {
 		}
 		break
 	}
-	j.run()
+	j.run(0)
 	// Helpers may still be finishing a chunk: poll before parking, since a
 	// parked caller costs a scheduler wake-up (tens of µs) per GEMV.
 	if j.left.Load() > 0 {
