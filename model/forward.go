@@ -494,15 +494,21 @@ func (m *Model) rope(steps []Step, rowStart []int, q, k []float32) {
 // storeKV appends the new keys and values to each sequence's cache.
 func (m *Model) storeKV(li int, steps []Step, rowStart []int, k, v []float32) {
 	hd, nkv := m.Config.HeadDim, m.Config.NumKVHeads
+	ld := nkv * hd
 	for i, s := range steps {
 		c := s.Cache
-		for t := range s.Tokens {
-			r, pos := rowStart[i]+t, c.n+t
-			for h := 0; h < nkv; h++ {
-				copy(c.k[li][h][pos*hd:(pos+1)*hd], k[(r*nkv+h)*hd:(r*nkv+h+1)*hd])
-				vt := c.vt[li][h]
-				for d, x := range v[(r*nkv+h)*hd : (r*nkv+h+1)*hd] {
-					vt[d*c.cap+pos] = x
+		r0, n := rowStart[i], len(s.Tokens)
+		for h := 0; h < nkv; h++ {
+			for t := 0; t < n; t++ {
+				pos := c.n + t
+				copy(c.k[li][h][pos*hd:(pos+1)*hd], k[(r0+t)*ld+h*hd:(r0+t)*ld+(h+1)*hd])
+			}
+			// Vᵀ row by row, so the writes run along each row of the cache.
+			vt := c.vt[li][h]
+			for d := 0; d < hd; d++ {
+				row := vt[d*c.cap+c.n : d*c.cap+c.n+n]
+				for t := range row {
+					row[t] = v[(r0+t)*ld+h*hd+d]
 				}
 			}
 		}
