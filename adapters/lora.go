@@ -26,7 +26,8 @@ type Pair struct {
 	Out   int
 	Alpha float64
 	Scale float32
-	bs    []float32 // Scale·B, [Out, Rank], for the unmerged forward
+	bs    []float32 // Scale·B, [Out, Rank], for the unmerged forward over many rows
+	bst   []float32 // (Scale·B)ᵀ, [Rank, Out], for the unmerged forward over a few rows
 }
 
 // LoRA is one expert: a set of low-rank updates over a base model's projections.
@@ -44,8 +45,13 @@ func New(base model.Config, c Config) *LoRA {
 func (l *LoRA) SetPair(layer int, p model.Proj, pr *Pair) {
 	pr.Scale = l.Config.Scale(pr.Rank, pr.Alpha)
 	pr.bs = make([]float32, len(pr.B))
+	pr.bst = make([]float32, len(pr.B))
 	for i, v := range pr.B {
 		pr.bs[i] = v * pr.Scale
+		if pr.Rank > 0 {
+			o, j := i/pr.Rank, i%pr.Rank
+			pr.bst[j*pr.Out+o] = v * pr.Scale
+		}
 	}
 	l.Layers[layer][p] = pr
 }
@@ -235,18 +241,38 @@ func (l *LoRA) AddDelta(layer int, p model.Proj, x, y []float32, rows int) {
 	if pr == nil {
 		return
 	}
-	need := rows*pr.Rank + rows*pr.Out
+	few := rows <= fewRows
+	need := rows * pr.Rank
+	if !few {
+		need += rows * pr.Out
+	}
 	bp := scratch.Get().(*[]float32)
 	if cap(*bp) < need {
 		*bp = make([]float32, need)
 	}
 	t := (*bp)[:need]
-	xa, d := t[:rows*pr.Rank], t[rows*pr.Rank:]
-	kernels.MatMulT(xa, x, pr.A, rows, pr.Rank, pr.In)   // [rows, r]
-	kernels.MatMulT(d, xa, pr.bs, rows, pr.Out, pr.Rank) // [rows, out]
-	kernels.Add(y[:rows*pr.Out], d)
+	xa := t[:rows*pr.Rank]
+	kernels.MatMulT(xa, x, pr.A, rows, pr.Rank, pr.In) // [rows, r]
+	if few {
+		// Decode: y_i += Σ_j xa_ij · (s·B)ᵀ_j, r vector updates of y's row
+		// in place (no [rows, out] temporary, no short dot products).
+		for i := 0; i < rows; i++ {
+			yi := y[i*pr.Out : (i+1)*pr.Out]
+			for j, a := range xa[i*pr.Rank : (i+1)*pr.Rank] {
+				kernels.Axpy(a, pr.bst[j*pr.Out:(j+1)*pr.Out], yi)
+			}
+		}
+	} else {
+		d := t[rows*pr.Rank:]
+		kernels.MatMulT(d, xa, pr.bs, rows, pr.Out, pr.Rank) // [rows, out]
+		kernels.Add(y[:rows*pr.Out], d)
+	}
 	scratch.Put(bp)
 }
+
+// fewRows: AddDelta over at most this many rows updates y by rank-1 vector
+// updates; more rows go through a GEMM and a temporary.
+const fewRows = 4
 
 // scratch recycles AddDelta's temporaries across calls and goroutines.
 var scratch = sync.Pool{New: func() any { return new([]float32) }}

@@ -217,9 +217,13 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		ws.prods[1] = product(k, xn, l.k, l.kh, R, kvd, H)
 		ws.prods[2] = product(v, xn, l.v, l.vh, R, kvd, H)
 		kernels.MatMulTGroup(ws.prods[:3]...)
-		ws.finish(li, ProjQ, q, xn, l.qb, qd, H)
-		ws.finish(li, ProjK, k, xn, l.kb, kvd, H)
-		ws.finish(li, ProjV, v, xn, l.vb, kvd, H)
+		addBias(q, l.qb)
+		addBias(k, l.kb)
+		addBias(v, l.vb)
+		ws.ops[0] = adaptOp{ProjQ, xn, q, H, qd}
+		ws.ops[1] = adaptOp{ProjK, xn, k, H, kvd}
+		ws.ops[2] = adaptOp{ProjV, xn, v, H, kvd}
+		ws.adapt(li, 3)
 		m.rope(steps, rowStart, q, k)
 		m.storeKV(li, steps, rowStart, k, v)
 		m.attention(ws, li, q, att)
@@ -238,8 +242,9 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			// Adapters add to gate and up before the activation.
 			ws.prods[0], ws.prods[1] = gp, upp
 			kernels.MatMulTGroup(ws.prods[:2]...)
-			ws.finish(li, ProjGate, gate, xn, nil, I, H)
-			ws.finish(li, ProjUp, up, xn, nil, I, H)
+			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
+			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
+			ws.adapt(li, 2)
 			kernels.SiLUMul(gate, up)
 		}
 		ws.linear(li, ProjDown, proj, gate, l.down, l.downh, nil, H, I)
@@ -343,10 +348,8 @@ type workspace struct {
 	items               []attnItem
 	steps               []Step
 	attnFn, adapterFn   func(lo, hi int)
-	li                  int // the adapter call's layer, projection and operands
-	p                   Proj
-	in, y               []float32
-	nIn, nOut           int
+	li                  int        // the adapters' layer
+	ops                 [3]adaptOp // and projections
 	attnLi              int
 	attnQ, attnOut      []float32
 	prods               [3]kernels.Product // one grouped GEMM's operands
@@ -395,7 +398,8 @@ func (m *Model) getWorkspace(rows, steps int) *workspace {
 
 // putWorkspace drops the references to the caller's data and pools ws.
 func (m *Model) putWorkspace(ws *workspace) {
-	ws.steps, ws.in, ws.y, ws.attnQ, ws.attnOut = nil, nil, nil, nil, nil
+	ws.steps, ws.attnQ, ws.attnOut = nil, nil, nil
+	ws.ops, ws.prods = [3]adaptOp{}, [3]kernels.Product{}
 	if ws.rows > poolRowsMax {
 		return
 	}
@@ -438,31 +442,54 @@ func (ws *workspace) linear(li int, p Proj, y, in, w []float32, wh []uint16, b [
 	} else {
 		kernels.MatMulT(y, in, w, R, nOut, nIn)
 	}
-	ws.finish(li, p, y, in, b, nOut, nIn)
+	addBias(y, b)
+	ws.ops[0] = adaptOp{p, in, y, nIn, nOut}
+	ws.adapt(li, 1)
 }
 
-// finish adds the bias b (if any) to y = in·Wᵀ, then each sequence's adapter
-// on its rows.
-func (ws *workspace) finish(li int, p Proj, y, in, b []float32, nOut, nIn int) {
-	R := len(in) / nIn
-	if b != nil {
-		for r := 0; r < R; r++ {
-			kernels.Add(y[r*nOut:(r+1)*nOut], b)
-		}
+// addBias adds b to every row of y (nothing when b is nil).
+//
+//	y: [R, len(b)]
+func addBias(y, b []float32) {
+	if b == nil {
+		return
 	}
+	for r := 0; r+len(b) <= len(y); r += len(b) {
+		kernels.Add(y[r:r+len(b)], b)
+	}
+}
+
+// adaptOp is one projection's operands for the adapters: y += Δ(in).
+//
+//	in: [R, nIn], y: [R, nOut]
+type adaptOp struct {
+	p         Proj
+	in, y     []float32
+	nIn, nOut int
+}
+
+// adapt runs each sequence's adapter on its rows for ws.ops[:n]. Every
+// (projection, sequence) pair writes its own rows of its own output, so with
+// several sequences all pairs run as one parallel job.
+func (ws *workspace) adapt(li, n int) {
 	if len(ws.adapted) == 0 {
 		return
 	}
-	// Sequences own disjoint rows of y, so their adapters run in parallel.
-	ws.li, ws.p, ws.in, ws.y, ws.nIn, ws.nOut = li, p, in, y, nIn, nOut
-	kernels.Parallel(len(ws.adapted), ws.adapterFn)
+	ws.li = li
+	if len(ws.adapted) == 1 {
+		// One sequence: a few small GEMVs; a dispatch costs more than they do.
+		ws.adapterRange(0, n)
+		return
+	}
+	kernels.Parallel(n*len(ws.adapted), ws.adapterFn)
 }
 
 func (ws *workspace) adapterRange(lo, hi int) {
-	rowStart := ws.rowStart
-	for _, i := range ws.adapted[lo:hi] {
-		r0, r1 := rowStart[i], rowStart[i+1]
-		ws.steps[i].Adapter.AddDelta(ws.li, ws.p, ws.in[r0*ws.nIn:r1*ws.nIn], ws.y[r0*ws.nOut:r1*ws.nOut], r1-r0)
+	na := len(ws.adapted)
+	for it := lo; it < hi; it++ {
+		op, i := &ws.ops[it/na], ws.adapted[it%na]
+		r0, r1 := ws.rowStart[i], ws.rowStart[i+1]
+		ws.steps[i].Adapter.AddDelta(ws.li, op.p, op.in[r0*op.nIn:r1*op.nIn], op.y[r0*op.nOut:r1*op.nOut], r1-r0)
 	}
 }
 
