@@ -244,7 +244,7 @@ func main() {
 				logf("%s %s %d thread(s), packed GEMM off: prefill128 %.0f, prefill512 %.0f tok/s",
 					nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS)
 			}
-			tps := decode(nm.m, 128, max(1, reps-1))
+			tps := decode(nm.m, 128, reps)
 			gb := tps * bytes / 1e9
 			rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, "decode128", tps, gb, gb / rep.BandwidthGB[t]})
 			last := rep.Runs[len(rep.Runs)-3:]
