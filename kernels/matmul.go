@@ -25,7 +25,11 @@ const SerialWork = 32 << 10
 const (
 	serialFlops = SerialWork // m·n·k below this runs on the caller
 	kcMax       = 2048       // longest k slice per tile pass
-	bf16Direct  = 8          // blocks with at most this many x rows widen w in the micro-kernel
+	// bf16Direct: blocks with at most this many x rows widen w in the
+	// micro-kernel; more rows widen a panel once and run the f32 kernels.
+	// Measured on AVX-512 at 16 and 32 rows (batched decode): widening on
+	// load 1.1–1.3× faster; at 64 rows the widened packed panel 1.15×.
+	bf16Direct = 32
 )
 
 func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
