@@ -27,9 +27,9 @@ const (
 	kcMax       = 2048       // longest k slice per tile pass
 	// bf16Direct: blocks with at most this many x rows widen w in the
 	// micro-kernel; more rows widen a panel once and run the f32 kernels.
-	// Measured on AVX-512 at 16 and 32 rows (batched decode): widening on
-	// load 1.1–1.3× faster; at 64 rows the widened packed panel 1.15×.
-	bf16Direct = 32
+	// 32 looked better on one 1536×576 product but made batch-32 decode of
+	// the 135M-shape model 1.1–1.2× slower (the LM head), so 8 it is.
+	bf16Direct = 8
 )
 
 func matMulT(im *impl, dst, x, w []float32, m, n, k int) {
