@@ -600,29 +600,7 @@ func decode(m *model.Model, n, reps int) float64 {
 // decodeStep prefills b sequences with ctx tokens each and returns one decode
 // step over all of them that rewinds the caches first (steady state).
 func decodeStep(m *model.Model, b, ctx int) func() {
-	caches := make([]*model.Cache, b)
-	steps := make([]model.Step, b)
-	for i := range caches {
-		caches[i] = m.NewCache()
-		steps[i] = model.Step{Cache: caches[i], Tokens: ids(ctx, m.Config.VocabSize)}
-	}
-	if _, err := m.Forward(steps); err != nil {
-		fatal(err)
-	}
-	out := make([]model.Output, b)
-	toks := make([][]int, b)
-	for i := range toks {
-		toks[i] = []int{(i*31 + 5) % m.Config.VocabSize}
-	}
-	return func() {
-		for i, c := range caches {
-			c.Truncate(ctx)
-			steps[i] = model.Step{Cache: c, Tokens: toks[i]}
-		}
-		if err := m.ForwardInto(steps, out); err != nil {
-			fatal(err)
-		}
-	}
+	return adapterStep(m, make([]model.Adapter, b), ctx)
 }
 
 // loraDecode times decode steps (after a 64-token prompt each) for one
@@ -668,7 +646,9 @@ func loraDecode(m *model.Model, t, reps int) LoRA {
 		EightVsOne: rate(4) / rate(3)}
 }
 
-// adapterStep is decodeStep with one adapter per sequence (nil: none).
+// adapterStep is decodeStep with one adapter per sequence (nil: none): it
+// prefills len(ads) sequences with ctx tokens each and returns one decode step
+// over all of them that rewinds the caches first.
 func adapterStep(m *model.Model, ads []model.Adapter, ctx int) func() {
 	b := len(ads)
 	caches := make([]*model.Cache, b)
