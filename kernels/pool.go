@@ -8,10 +8,12 @@ import (
 )
 
 // The worker pool: goroutines started once and fed jobs over a channel. A job
-// is a range split into chunks that whoever holds the job claims with an
-// atomic counter; the caller claims chunks too and never waits for a chunk
-// nobody has started, so nested Parallel calls (MatMulT inside a per-head
-// Parallel) cannot deadlock, they just run on fewer threads.
+// is a range split into chunks, and the chunks into one contiguous segment per
+// participant (the caller and each helper it asked for). Each works through
+// its own segment in order, claiming chunks with an atomic counter, then takes
+// what is left of the others'. The caller claims chunks too and never waits
+// for a chunk nobody has started, so nested Parallel calls (MatMulT inside a
+// per-head Parallel) cannot deadlock, they just run on fewer threads.
 //
 // Jobs are recycled through a free list and carry a runner interface rather
 // than a fresh closure, so a parallel GEMM allocates nothing in steady state.
