@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -288,6 +289,32 @@ func TestParallel(t *testing.T) {
 				if h != 1 {
 					t.Fatalf("threads=%d n=%d: item %d ran %d times", th, n, i, h)
 				}
+			}
+		}
+	}
+}
+
+// ParallelWork covers every item once; small work is one call on the caller.
+func TestParallelWork(t *testing.T) {
+	defer SetThreads(Threads())
+	SetThreads(2)
+	for _, work := range []int{0, serialWork - 1, serialWork, 1 << 30} {
+		for _, n := range []int{0, 1, 9, 100} {
+			hits := make([]atomic.Int32, n)
+			var calls atomic.Int32
+			ParallelWork(n, work, func(lo, hi int) {
+				calls.Add(1)
+				for i := lo; i < hi; i++ {
+					hits[i].Add(1)
+				}
+			})
+			for i := range hits {
+				if h := hits[i].Load(); h != 1 {
+					t.Fatalf("work=%d n=%d: item %d ran %d times", work, n, i, h)
+				}
+			}
+			if work < serialWork && n > 0 && calls.Load() != 1 {
+				t.Fatalf("work=%d n=%d: %d calls, want 1 on the caller", work, n, calls.Load())
 			}
 		}
 	}

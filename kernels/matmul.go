@@ -3,11 +3,7 @@ package kernels
 import "fmt"
 
 // decodeBlock is the most weight bytes one decode GEMV block streams.
-var decodeBlock = 64 << 10
-
-// SerialWork is the number of multiply-adds below which splitting a job
-// across the pool costs more (a dispatch and a wait) than it saves.
-const SerialWork = 32 << 10
+const decodeBlock = 64 << 10
 
 // MatMulT driver: dst[m,n] = x[m,k]·w[n,k]ᵀ. The output is cut into blocks
 // (mb rows of x × nb rows of w) that the pool claims one at a time. Inside a
@@ -23,12 +19,10 @@ const SerialWork = 32 << 10
 // (packed.go) where the kernel set has one; decode keeps the tiles above.
 
 const (
-	serialFlops = SerialWork // m·n·k below this runs on the caller
-	kcMax       = 2048       // longest k slice per tile pass
+	kcMax = 2048 // longest k slice per tile pass
 	// bf16Direct: blocks with at most this many x rows widen w in the
-	// micro-kernel; more rows widen a panel once and run the f32 kernels.
-	// 32 looked better on one 1536×576 product but made batch-32 decode of
-	// the 135M-shape model 1.1–1.2× slower (the LM head), so 8 it is.
+	// micro-kernel; more rows widen a panel once and run the f32 kernels
+	// (measured on the whole model: 32 made batch-32 decode 1.1–1.2× slower).
 	bf16Direct = 8
 )
 
@@ -101,7 +95,7 @@ func (g *gemmTask) plan(t int) int {
 		}
 		return 0
 	}
-	if t == 1 || m*n*k < serialFlops {
+	if t == 1 || m*n*k < serialWork {
 		g.mb, g.nb, g.bm = m, n, 1
 		return 1
 	}
@@ -231,7 +225,7 @@ func MatMulTGroup(ps ...Product) {
 		flops += ps[i].M * ps[i].N * ps[i].K
 	}
 	t := Threads()
-	if flops < serialFlops {
+	if flops < serialWork {
 		t = 1
 	}
 	for i := range ps {

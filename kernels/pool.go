@@ -191,6 +191,23 @@ func Parallel(n int, fn func(lo, hi int)) {
 	parallelFor(n, max(1, n/(4*t)), funcRunner(fn))
 }
 
+// serialWork is the number of multiply-adds below which splitting a job
+// across the pool costs more (a dispatch and a wait) than it saves.
+const serialWork = 32 << 10
+
+// ParallelWork is Parallel for work that the caller can size: below about
+// 32K multiply-adds in all it runs fn(0, n) on the calling goroutine, since a
+// dispatch would cost more than the split saves.
+func ParallelWork(n, work int, fn func(lo, hi int)) {
+	if work < serialWork {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	Parallel(n, fn)
+}
+
 // dispatches counts the jobs handed to the pool (see ParallelDispatches).
 var dispatches atomic.Uint64
 

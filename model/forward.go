@@ -568,11 +568,7 @@ func (m *Model) attention(ws *workspace, li int, q, out []float32) {
 	ws.attnLi, ws.attnQ, ws.attnOut = li, q, out
 	// 1/√d goes into q (R·qd values) rather than into every score (R·heads·keys).
 	kernels.Scale(q, float32(1/math.Sqrt(float64(m.Config.HeadDim))))
-	if work < kernels.SerialWork {
-		ws.attentionRange(0, len(items)) // a small model's decode: a dispatch costs more
-		return
-	}
-	kernels.Parallel(len(items), ws.attnFn)
+	kernels.ParallelWork(len(items), work, ws.attnFn)
 }
 
 // scoreFree recycles per-thread attention score buffers (a channel, not a
