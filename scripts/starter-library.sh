@@ -16,7 +16,7 @@
 #   - a dataset expert per task folder of SHARED/data/tasks that has train.jsonl and
 #     promptsource templates, named after the folder (sst2), all templates mixed
 #     (--all-prompts), DATASET_STEPS steps. sst5 and cr borrow yelp_review_full's and
-#     amazon_polarity's templates (train/task.go); boolq has only a 32-example few-shot split
+#     amazon_polarity's templates (tasks/task.go); boolq has only a 32-example few-shot split
 #     (train_fewglue32.jsonl) and is left out: it is the expert benchmarks/quality adds live.
 #   - a prompt expert per template of each task in PROMPT_TASKS, named task/template-name
 #     (lowercased, every run of characters outside [a-z0-9._] becomes one '-'), PROMPT_STEPS steps.

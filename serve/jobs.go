@@ -13,6 +13,7 @@ import (
 
 	"roe/library"
 	"roe/model/tokenizer"
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -232,23 +233,23 @@ func (s *Server) trainExpert(ctx context.Context, j *job) (library.Manifest, err
 	if err != nil {
 		return library.Manifest{}, err
 	}
-	ts, fm, err := train.TemplatesFor(r.Task, s.cfg.Train.TemplatesDir)
+	ts, fm, err := tasks.TemplatesFor(r.Task, s.cfg.Train.TemplatesDir)
 	if err != nil {
 		return library.Manifest{}, err
 	}
 	kind := library.KindDataset
 	if r.Prompt != "" {
-		t, ok := train.FindTemplate(ts, r.Prompt)
+		t, ok := tasks.FindTemplate(ts, r.Prompt)
 		if !ok {
 			return library.Manifest{}, fmt.Errorf("task %s has no template %q", r.Task, r.Prompt)
 		}
-		ts, kind = []train.Template{t}, library.KindPrompt
+		ts, kind = []tasks.Template{t}, library.KindPrompt
 	}
-	ex, err := train.LoadTask(dir, "train")
+	ex, err := tasks.LoadTask(dir, "train")
 	if err != nil {
 		return library.Manifest{}, err
 	}
-	items, _, err := train.RenderItems(ex, ts, fm, 0, r.Seed)
+	items, _, err := tasks.RenderItems(ex, ts, fm, 0, r.Seed)
 	if err != nil {
 		return library.Manifest{}, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"roe/adapters"
 	"roe/model"
+	"roe/tasks"
 )
 
 // CPI-FT (Core Parameter Isolation Fine-Tuning):
@@ -201,11 +202,11 @@ func groupTasks(J [][]float64, tau float64) [][]int {
 }
 
 // TrainCPI runs CPI-FT over tasks (at least two) and returns the final adapter.
-func TrainCPI(ctx context.Context, m *model.Model, tok Tokenizer, tasks []TaskData, o Options, co CPIOptions) (*adapters.LoRA, *CPIReport, error) {
+func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []TaskData, o Options, co CPIOptions) (*adapters.LoRA, *CPIReport, error) {
 	if o.Full {
 		return nil, nil, errors.New("train: CPI-FT trains LoRA adapters (not full fine-tuning)")
 	}
-	if len(tasks) < 2 {
+	if len(tds) < 2 {
 		return nil, nil, errors.New("train: CPI-FT needs at least two tasks (the target and --aux)")
 	}
 	o = o.withDefaults()
@@ -235,7 +236,7 @@ func TrainCPI(ctx context.Context, m *model.Model, tok Tokenizer, tasks []TaskDa
 	// 1. One LoRA per task, each from the same initialisation.
 	var ls []*adapters.LoRA
 	var masks [][]moduleMask
-	for _, td := range tasks {
+	for _, td := range tds {
 		l, err := NewLoRA(m.Config, o.Rank, o.Alpha, o.Targets, o.Seed)
 		if err != nil {
 			return nil, nil, err
@@ -283,7 +284,7 @@ func TrainCPI(ctx context.Context, m *model.Model, tok Tokenizer, tasks []TaskDa
 	}
 
 	// 3. Jaccard matrix and groups.
-	n := len(tasks)
+	n := len(tds)
 	rep.Jaccard = make([][]float64, n)
 	for i := range rep.Jaccard {
 		rep.Jaccard[i] = make([]float64, n)
@@ -389,7 +390,7 @@ func TrainCPI(ctx context.Context, m *model.Model, tok Tokenizer, tasks []TaskDa
 	for i := range ws {
 		ws[i] = 1
 	}
-	ph, err := runPhase(ctx, m, fused, tok, "final", tasks, ws, fo)
+	ph, err := runPhase(ctx, m, fused, tok, "final", tds, ws, fo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cpi: final fine-tune: %w", err)
 	}

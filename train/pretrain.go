@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"roe/model"
+	"roe/tasks"
 )
 
 // DefaultValFrac is the share of each corpus file, from its end, held out for
@@ -93,7 +94,7 @@ func LoadCorpus(tok PretrainTokenizer, paths []string, o CorpusOptions) (*Corpus
 // pure function of its inputs; the Trainer's seed shuffles the windows.
 func BuildCorpus(tok PretrainTokenizer, names, texts []string, o CorpusOptions) (*Corpus, error) {
 	if o.SeqLen == 0 {
-		o.SeqLen = DefaultMaxLen
+		o.SeqLen = tasks.DefaultMaxLen
 	}
 	if o.SeqLen < 2 {
 		return nil, fmt.Errorf("train: sequence length %d (need at least 2)", o.SeqLen)
@@ -120,7 +121,7 @@ func BuildCorpus(tok PretrainTokenizer, names, texts []string, o CorpusOptions) 
 	var trainDocs, valDocs []string
 	var trainOf, valOf []int // file of each document
 	for i, text := range texts {
-		text, dropped := dropLines(text, o.Drop)
+		text, dropped := tasks.DropLines(text, o.Drop)
 		cut := len(text)
 		if o.ValFrac > 0 {
 			// Back to the start of the line the cut falls in (forward when
@@ -174,7 +175,7 @@ func BuildCorpus(tok PretrainTokenizer, names, texts []string, o CorpusOptions) 
 	train := encode(trainDocs, trainOf, func(f *CorpusFile, n int) { f.TrainTokens += n })
 	val := encode(valDocs, valOf, func(f *CorpusFile, n int) { f.ValTokens += n })
 	if len(train) < 2 {
-		return nil, fmt.Errorf("%w: the corpus has %d training tokens", ErrEmpty, len(train))
+		return nil, fmt.Errorf("%w: the corpus has %d training tokens", tasks.ErrEmpty, len(train))
 	}
 	mask := make([]bool, o.SeqLen)
 	for i := range mask {
@@ -302,7 +303,7 @@ func EvalLoss(m *model.Model, seqs []Sequence, batch int) (float64, int, error) 
 		n += k
 	}
 	if n == 0 {
-		return 0, 0, fmt.Errorf("%w: no targets to evaluate", ErrEmpty)
+		return 0, 0, fmt.Errorf("%w: no targets to evaluate", tasks.ErrEmpty)
 	}
 	return sum / float64(n), n, nil
 }

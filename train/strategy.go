@@ -8,6 +8,7 @@ import (
 
 	"roe/adapters"
 	"roe/model"
+	"roe/tasks"
 )
 
 // Strategy says how auxiliary data is used.
@@ -45,7 +46,7 @@ const (
 // TaskData is one task's rendered training examples.
 type TaskData struct {
 	Name  string
-	Items []Item
+	Items []tasks.Item
 }
 
 // StrategyOptions choose the strategy and the MTL weighting.
@@ -151,11 +152,11 @@ func MTLWeights(w Weighting, sizes []int, targetWeight float64) ([]float64, erro
 }
 
 // encodeTasks tokenizes tasks, tagging each sequence with its task index and weight.
-func encodeTasks(tok Tokenizer, tasks []TaskData, weights []float64, maxLen int, noEOS bool) ([]Sequence, int, error) {
+func encodeTasks(tok tasks.Tokenizer, tds []TaskData, weights []float64, maxLen int, noEOS bool) ([]Sequence, int, error) {
 	var all []Sequence
 	skipped := 0
-	for i, td := range tasks {
-		items := make([]Item, len(td.Items))
+	for i, td := range tds {
+		items := make([]tasks.Item, len(td.Items))
 		for j, it := range td.Items {
 			it.Task = i
 			items[j] = it
@@ -176,9 +177,9 @@ func encodeTasks(tok Tokenizer, tasks []TaskData, weights []float64, maxLen int,
 }
 
 // runPhase trains l (or the model, when o.Full) on tasks.
-func runPhase(ctx context.Context, m *model.Model, l *adapters.LoRA, tok Tokenizer, name string, tasks []TaskData, weights []float64, o Options) (PhaseReport, error) {
+func runPhase(ctx context.Context, m *model.Model, l *adapters.LoRA, tok tasks.Tokenizer, name string, tds []TaskData, weights []float64, o Options) (PhaseReport, error) {
 	o = o.withDefaults()
-	seqs, skipped, err := encodeTasks(tok, tasks, weights, o.MaxLen, o.NoEOS)
+	seqs, skipped, err := encodeTasks(tok, tds, weights, o.MaxLen, o.NoEOS)
 	if err != nil {
 		return PhaseReport{}, err
 	}
@@ -198,7 +199,7 @@ func runPhase(ctx context.Context, m *model.Model, l *adapters.LoRA, tok Tokeniz
 		return PhaseReport{}, err
 	}
 	rep := PhaseReport{Name: name, Sequences: len(seqs), Skipped: skipped, Steps: tr.Step(), Losses: tr.Losses, FinalLoss: last}
-	for i, td := range tasks {
+	for i, td := range tds {
 		rep.Tasks = append(rep.Tasks, td.Name)
 		if weights != nil {
 			if rep.TaskWeights == nil {
@@ -214,7 +215,7 @@ func runPhase(ctx context.Context, m *model.Model, l *adapters.LoRA, tok Tokeniz
 // For LoRA (o.Full false) it returns a new adapter initialised from o.Seed;
 // with o.Full the model m is trained in place (pass a clone) and the adapter
 // is nil. Each phase's checkpoints go to o.CheckpointDir/<phase> when set.
-func TrainStrategy(ctx context.Context, m *model.Model, tok Tokenizer, target TaskData, aux []TaskData, o Options, so StrategyOptions) (*adapters.LoRA, *StrategyReport, error) {
+func TrainStrategy(ctx context.Context, m *model.Model, tok tasks.Tokenizer, target TaskData, aux []TaskData, o Options, so StrategyOptions) (*adapters.LoRA, *StrategyReport, error) {
 	o = o.withDefaults()
 	s, reason, err := ChooseStrategy(so.Strategy, target, aux)
 	if err != nil {
@@ -257,16 +258,16 @@ func TrainStrategy(ctx context.Context, m *model.Model, tok Tokenizer, target Ta
 		}
 		rep.Phases = append(rep.Phases, p1, p2)
 	case MTL:
-		tasks := append([]TaskData{target}, aux...)
-		sizes := make([]int, len(tasks))
-		for i, td := range tasks {
+		tds := append([]TaskData{target}, aux...)
+		sizes := make([]int, len(tds))
+		for i, td := range tds {
 			sizes[i] = len(td.Items)
 		}
 		ws, err := MTLWeights(so.Weighting, sizes, so.TargetWeight)
 		if err != nil {
 			return nil, nil, err
 		}
-		p, err := runPhase(ctx, m, l, tok, "mtl", tasks, ws, phaseOpts(o, "mtl"))
+		p, err := runPhase(ctx, m, l, tok, "mtl", tds, ws, phaseOpts(o, "mtl"))
 		if err != nil {
 			return nil, nil, err
 		}

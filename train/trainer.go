@@ -19,6 +19,7 @@ import (
 	"roe/kernels"
 	"roe/model"
 	"roe/model/safetensors"
+	"roe/tasks"
 )
 
 // AllTargets are the seven Llama projections, LoRA's default targets here.
@@ -110,7 +111,7 @@ func (o Options) withDefaults() Options {
 		o.Epochs = 1
 	}
 	if o.MaxLen <= 0 {
-		o.MaxLen = DefaultMaxLen
+		o.MaxLen = tasks.DefaultMaxLen
 	}
 	if o.LogEvery <= 0 {
 		o.LogEvery = 10

@@ -13,6 +13,7 @@ import (
 	"roe/model"
 	"roe/model/tokenizer"
 	"roe/models"
+	"roe/tasks"
 )
 
 func embedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
@@ -34,10 +35,10 @@ func embedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
 }
 
 // toyTask: "is X happy?" → yes/no by a word of the input.
-func toyTask(n int, task int) []Item {
+func toyTask(n int, task int) []tasks.Item {
 	pos := []string{"happy", "glad", "smiled", "laughed", "fun"}
 	neg := []string{"sad", "cried", "angry", "scared", "lost"}
-	var out []Item
+	var out []tasks.Item
 	for i := 0; i < n; i++ {
 		w, target := pos[i%len(pos)], "yes"
 		if i%2 == 1 {
@@ -47,14 +48,14 @@ func toyTask(n int, task int) []Item {
 		if task == 1 {
 			in = "Lily felt " + w + ". Good day?"
 		}
-		out = append(out, Item{Rendered: Rendered{Input: in, Target: target, AnswerChoices: []string{"no", "yes"}}, Task: task})
+		out = append(out, tasks.Item{Rendered: tasks.Rendered{Input: in, Target: target, AnswerChoices: []string{"no", "yes"}}, Task: task})
 	}
 	return out
 }
 
 func TestEncodeItem(t *testing.T) {
 	_, tok := embedded(t)
-	it := Item{Rendered: Rendered{Input: "Once upon a time there was a cat. Is it happy?", Target: "yes"}}
+	it := tasks.Item{Rendered: tasks.Rendered{Input: "Once upon a time there was a cat. Is it happy?", Target: "yes"}}
 	s, err := EncodeItem(tok, it, 0, true)
 	if err != nil {
 		t.Fatal(err)
@@ -87,41 +88,7 @@ func TestEncodeItem(t *testing.T) {
 	}
 }
 
-func TestRenderItemsPromptAndDataset(t *testing.T) {
-	ts, fm, err := TemplatesFor("sst2", "../../shared/data/templates")
-	if err != nil {
-		t.Skip(err)
-	}
-	ex, err := LoadTask("../../shared/data/tasks/sst2", "validation")
-	if err != nil {
-		t.Skip(err)
-	}
-	ex = ex[:60]
-	one, _ := FindTemplate(ts, "review")
-	items, skipped, err := RenderItems(ex, []Template{one}, fm, 0, 1)
-	if err != nil || skipped != 0 || len(items) != 60 {
-		t.Fatalf("prompt expert: %d items, %d skipped, %v", len(items), skipped, err)
-	}
-	all, _, err := RenderItems(ex, ts, fm, 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, it := range all {
-		names[it.Template] = true
-	}
-	if len(names) < 3 {
-		t.Errorf("dataset expert used templates %v", names)
-	}
-	again, _, _ := RenderItems(ex, ts, fm, 0, 1)
-	for i := range all {
-		if all[i].Template != again[i].Template {
-			t.Fatal("template draw is not seeded")
-		}
-	}
-}
-
-func toySeqs(t *testing.T, tok Tokenizer, n int) []Sequence {
+func toySeqs(t *testing.T, tok tasks.Tokenizer, n int) []Sequence {
 	seqs, _, err := EncodeItems(tok, toyTask(n, 0), 64, false)
 	if err != nil {
 		t.Fatal(err)
@@ -376,45 +343,11 @@ func TestGroupTasks(t *testing.T) {
 	}
 }
 
-func TestClassificationAndMajority(t *testing.T) {
-	golds := []string{"a", "a", "a", "b"}
-	preds := []string{"a", "b", "a", "b"}
-	acc, f1, per := Classification(golds, preds)
-	// a: P=1 R=2/3 F1=0.8; b: P=1/2 R=1 F1=2/3.
-	if acc != 0.75 || math.Abs(f1-(0.8+2.0/3)/2) > 1e-12 || per["a"].Support != 3 || per["b"].Predicted != 2 {
-		t.Errorf("acc %v f1 %v per %+v", acc, f1, per)
-	}
-	mb := MajorityBaseline(golds)
-	if mb.Class != "a" || mb.Accuracy != 0.75 || math.Abs(mb.MacroF1-(6.0/7)/2) > 1e-12 {
-		t.Errorf("majority %+v", mb)
-	}
-	rep := Summarize([]SeedRun{
-		{Seed: 1, Result: &EvalResult{Accuracy: 0.9, MacroF1: 0.9, Majority: mb}},
-		{Seed: 2, Result: &EvalResult{Accuracy: 0.75, MacroF1: 0.4, Majority: mb}},
-		{Seed: 3, Err: "boom"},
-	})
-	if rep.Failed != 2 || math.Abs(rep.MeanAccuracy-0.825) > 1e-12 || rep.StdAccuracy <= 0 {
-		t.Errorf("summary %+v", rep)
-	}
-}
-
-func TestEvalRank(t *testing.T) {
+func TestEvalRankAfterTraining(t *testing.T) {
 	m, tok := embedded(t)
-	items := toyTask(10, 0)
-	items = append(items, Item{Rendered: Rendered{Input: "x", Target: "maybe", AnswerChoices: []string{"no", "yes"}}})
-	res, err := EvalRank(m, nil, tok, items, EvalOptions{})
+	res, err := tasks.EvalRank(m, nil, tok, toyTask(10, 0), tasks.EvalOptions{LengthNorm: true})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if res.N != 10 || res.Skipped != 1 || res.Majority.Accuracy != 0.5 || len(res.PerClass) == 0 {
-		t.Errorf("%+v", res)
-	}
-	// Batched scores equal model.LogLikelihood.
-	ctx, cont, _ := SplitTokens(tok, items[0].Input, "yes", 0)
-	want, _ := m.LogLikelihood(ctx, cont, nil)
-	got, err := choiceScores(m, []scoreReq{{0, 0, ctx, cont, nil}, {0, 1, ctx, cont, nil}}, EvalOptions{MaxRows: 1 << 26})
-	if err != nil || math.Abs(got[0]-want) > 1e-4 || math.Abs(got[1]-want) > 1e-4 {
-		t.Errorf("score %v, LogLikelihood %v (%v)", got, want, err)
 	}
 	// Training on the task makes the adapter beat the base model.
 	seqs, _, _ := EncodeItems(tok, toyTask(40, 0), 64, false)
@@ -423,7 +356,7 @@ func TestEvalRank(t *testing.T) {
 	if _, err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	after, err := EvalRank(m, l, tok, toyTask(10, 0), EvalOptions{LengthNorm: true})
+	after, err := tasks.EvalRank(m, l, tok, toyTask(10, 0), tasks.EvalOptions{LengthNorm: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"roe/tasks"
 	"strings"
 
 	"roe/library"
 	"roe/models"
-	"roe/train"
 )
 
 // ---- 8. Choice of base model ----
@@ -84,16 +84,16 @@ func measureCandidate(e *env, name, dir string) (BaseCandidate, error) {
 		return c, err
 	}
 	defer lib.Close()
-	tasks, err := datasetTasks(lib)
+	taskNames, err := datasetTasks(lib)
 	if err != nil {
 		return c, err
 	}
-	c.Experts = len(tasks)
+	c.Experts = len(taskNames)
 	ix, owner, err := buildIndex(e, lib)
 	if err != nil {
 		return c, err
 	}
-	for _, t := range tasks {
+	for _, t := range taskNames {
 		tr, err := routeTask(e, ix, owner, t)
 		if err != nil {
 			return c, fmt.Errorf("%s: %w", t, err)
@@ -102,12 +102,12 @@ func measureCandidate(e *env, name, dir string) (BaseCandidate, error) {
 	}
 	c.RoutingMean = routingMeans(c.Routing)
 	var bs, xs []float64
-	for _, t := range tasks {
+	for _, t := range taskNames {
 		items, _, err := evalItems(e, t, *evalN)
 		if err != nil {
 			return c, err
 		}
-		b, err := train.EvalRank(e.m, nil, e.tok, items, e.eo)
+		b, err := tasks.EvalRank(e.m, nil, e.tok, items, e.eo)
 		if err != nil {
 			continue // stsb: no answer choices
 		}
@@ -115,7 +115,7 @@ func measureCandidate(e *env, name, dir string) (BaseCandidate, error) {
 		if err != nil {
 			return c, err
 		}
-		x, err := train.EvalRank(e.m, l, e.tok, items, e.eo)
+		x, err := tasks.EvalRank(e.m, l, e.tok, items, e.eo)
 		if err != nil {
 			return c, err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"roe/adapters"
 	"roe/model"
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -28,7 +29,7 @@ type CPIRow struct {
 	Task     string                      `json:"task"`
 	N        int                         `json:"n"`
 	Majority float64                     `json:"majority_baseline"`
-	Results  map[string]train.EvalResult `json:"results"`
+	Results  map[string]tasks.EvalResult `json:"results"`
 }
 
 // CPISection is section 7.
@@ -100,13 +101,13 @@ func cpiVsMTL(e *env, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		row := CPIRow{Task: t, Results: map[string]train.EvalResult{}}
+		row := CPIRow{Task: t, Results: map[string]tasks.EvalResult{}}
 		for _, c := range cpiConds {
 			var a model.Adapter = own[i]
 			if c != "dataset_expert" {
 				a = conds[c]
 			}
-			if row.Results[c], err = train.EvalRank(e.m, a, e.tok, items, e.eo); err != nil {
+			if row.Results[c], err = tasks.EvalRank(e.m, a, e.tok, items, e.eo); err != nil {
 				return fmt.Errorf("%s %s: %w", t, c, err)
 			}
 			acc[c] = append(acc[c], row.Results[c].Accuracy)

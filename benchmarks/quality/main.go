@@ -35,6 +35,7 @@ import (
 	"roe/models"
 	"roe/retriever"
 	"roe/serve"
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -84,7 +85,7 @@ type env struct {
 	tasks  string // shared/data/tasks
 	tmpl   string // shared/data/templates
 	loras  map[string]*adapters.LoRA
-	eo     train.EvalOptions
+	eo     tasks.EvalOptions
 }
 
 // allSections in report order.
@@ -237,7 +238,7 @@ func setup() (*env, func(), error) {
 func setupWith(fsys, experts fs.FS) (*env, func(), error) {
 	e := &env{format: retriever.DefaultInstanceFormat, loras: map[string]*adapters.LoRA{},
 		tasks: filepath.Join(*sharedDir, "data", "tasks"), tmpl: filepath.Join(*sharedDir, "data", "templates"),
-		eo: train.EvalOptions{MaxLen: train.DefaultMaxLen}}
+		eo: tasks.EvalOptions{MaxLen: tasks.DefaultMaxLen}}
 	for _, d := range []string{e.tasks, e.tmpl} {
 		if _, err := os.Stat(d); err != nil {
 			return nil, nil, fmt.Errorf("%w (give -shared)", err)
@@ -378,47 +379,47 @@ func evalSplit(dir string) string {
 
 // evalItems renders a seeded sample of n examples of the task's evaluation
 // split with all its templates mixed (roe eval --all-prompts --n N --seed S).
-func evalItems(e *env, task string, n int) ([]train.Item, string, error) {
+func evalItems(e *env, task string, n int) ([]tasks.Item, string, error) {
 	dir := filepath.Join(e.tasks, task)
-	ts, fm, err := train.TemplatesFor(task, e.tmpl)
+	ts, fm, err := tasks.TemplatesFor(task, e.tmpl)
 	if err != nil {
 		return nil, "", err
 	}
 	sp := evalSplit(dir)
-	ex, err := train.LoadTask(dir, sp)
+	ex, err := tasks.LoadTask(dir, sp)
 	if err != nil {
 		return nil, "", err
 	}
 	if n > 0 {
-		ex = train.SampleExamples(ex, n, *seed)
+		ex = tasks.SampleExamples(ex, n, *seed)
 	}
-	items, _, err := train.RenderItems(ex, ts, fm, 0, *seed)
+	items, _, err := tasks.RenderItems(ex, ts, fm, 0, *seed)
 	return items, sp, err
 }
 
 // trainItems renders a task's training split with all templates mixed (roe
 // train --all-prompts --seed S).
-func trainItems(e *env, task, split string) ([]train.Item, error) {
-	ts, fm, err := train.TemplatesFor(task, e.tmpl)
+func trainItems(e *env, task, split string) ([]tasks.Item, error) {
+	ts, fm, err := tasks.TemplatesFor(task, e.tmpl)
 	if err != nil {
 		return nil, err
 	}
-	ex, err := train.LoadTask(filepath.Join(e.tasks, task), split)
+	ex, err := tasks.LoadTask(filepath.Join(e.tasks, task), split)
 	if err != nil {
 		return nil, err
 	}
-	items, _, err := train.RenderItems(ex, ts, fm, 0, *seed)
+	items, _, err := tasks.RenderItems(ex, ts, fm, 0, *seed)
 	return items, err
 }
 
 // routeEach picks each item's top-1 expert (nil: the base model, on fallback)
 // and returns the adapters and the experts' names ("(base)" on fallback).
-func routeEach(e *env, ix *retriever.Index, items []train.Item) ([]model.Adapter, []string, error) {
+func routeEach(e *env, ix *retriever.Index, items []tasks.Item) ([]model.Adapter, []string, error) {
 	return routeEachIn(e, e.lib, ix, items)
 }
 
 // routeEachIn is routeEach over an index of lib's experts.
-func routeEachIn(e *env, lib *library.Library, ix *retriever.Index, items []train.Item) ([]model.Adapter, []string, error) {
+func routeEachIn(e *env, lib *library.Library, ix *retriever.Index, items []tasks.Item) ([]model.Adapter, []string, error) {
 	texts := make([]string, len(items))
 	for i, it := range items {
 		texts[i] = retriever.FormatInstance(e.format, it.Input, it.AnswerChoices)
@@ -449,13 +450,13 @@ func routeEachIn(e *env, lib *library.Library, ix *retriever.Index, items []trai
 }
 
 // trainMTL trains (or loads from -mtl-adapter) one LoRA on all tasks mixed.
-func trainMTL(e *env, tasks []string) (*adapters.LoRA, map[string]any, error) {
-	return trainMTLOn(e, tasks, *mtlAdapter, "MTL-all")
+func trainMTL(e *env, taskNames []string) (*adapters.LoRA, map[string]any, error) {
+	return trainMTLOn(e, taskNames, *mtlAdapter, "MTL-all")
 }
 
 // trainMTLOn trains one LoRA on tasks mixed, 300 steps a task (the experts'
 // budget), or loads it from dir when dir holds one; label names it in the log.
-func trainMTLOn(e *env, tasks []string, dir, label string) (*adapters.LoRA, map[string]any, error) {
+func trainMTLOn(e *env, taskNames []string, dir, label string) (*adapters.LoRA, map[string]any, error) {
 	if dir != "" {
 		if _, err := os.Stat(filepath.Join(dir, "adapter_config.json")); err == nil {
 			l, err := adapters.Load(dir, e.m.Config)
@@ -476,7 +477,7 @@ func trainMTLOn(e *env, tasks []string, dir, label string) (*adapters.LoRA, map[
 	}
 	var td []train.TaskData
 	sizes := map[string]int{}
-	for _, t := range tasks {
+	for _, t := range taskNames {
 		items, err := trainItems(e, t, "train")
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", t, err)
@@ -484,7 +485,7 @@ func trainMTLOn(e *env, tasks []string, dir, label string) (*adapters.LoRA, map[
 		td = append(td, train.TaskData{Name: t, Items: items})
 		sizes[t] = len(items)
 	}
-	o := recipe(*mtlStepsPerTask * len(tasks))
+	o := recipe(*mtlStepsPerTask * len(taskNames))
 	last := time.Now()
 	o.Progress = func(p train.Progress) {
 		if time.Since(last) > 30*time.Second || p.Step == p.Total {
@@ -520,11 +521,11 @@ type taskRouting = retriever.TaskRouting
 func queryTexts(e *env, task string, seed uint64) ([]string, string, error) {
 	dir := filepath.Join(e.tasks, task)
 	sp := evalSplit(dir)
-	ex, err := train.LoadTask(dir, sp)
+	ex, err := tasks.LoadTask(dir, sp)
 	if err != nil {
 		return nil, "", err
 	}
-	ts, fm, err := train.TemplatesFor(task, e.tmpl)
+	ts, fm, err := tasks.TemplatesFor(task, e.tmpl)
 	if err != nil {
 		return nil, "", err
 	}

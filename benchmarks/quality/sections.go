@@ -15,6 +15,7 @@ import (
 	"roe/library"
 	"roe/model"
 	"roe/serve"
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -26,10 +27,10 @@ type SeenRow struct {
 	Split     string            `json:"split"`
 	N         int               `json:"n"`
 	Majority  float64           `json:"majority_baseline"`
-	Base      train.EvalResult  `json:"base"`
-	Expert    train.EvalResult  `json:"dataset_expert"`
-	MTL       train.EvalResult  `json:"mtl_all"`
-	Auto      train.EvalResult  `json:"auto_top1"`
+	Base      tasks.EvalResult  `json:"base"`
+	Expert    tasks.EvalResult  `json:"dataset_expert"`
+	MTL       tasks.EvalResult  `json:"mtl_all"`
+	Auto      tasks.EvalResult  `json:"auto_top1"`
 	RoutedTo  map[string]int    `json:"auto_routed_to"`
 	AutoOwner map[string]int    `json:"auto_routed_to_task"`
 	Extra     map[string]string `json:"-"`
@@ -51,11 +52,11 @@ type SeenReport struct {
 // base model, its dataset expert, one LoRA trained on all tasks mixed
 // (MTL-all), and per-example top-1 routing over the whole library.
 func seenTasks(e *env, rep *Report) error {
-	tasks, err := datasetTasks(e.lib)
+	taskNames, err := datasetTasks(e.lib)
 	if err != nil {
 		return err
 	}
-	mtl, info, err := trainMTL(e, tasks)
+	mtl, info, err := trainMTL(e, taskNames)
 	if err != nil {
 		return err
 	}
@@ -67,13 +68,13 @@ func seenTasks(e *env, rep *Report) error {
 	conds := []string{"base", "dataset_expert", "mtl_all", "auto_top1", "majority"}
 	acc := map[string][]float64{}
 	f1 := map[string][]float64{}
-	for _, task := range tasks {
+	for _, task := range taskNames {
 		items, sp, err := evalItems(e, task, *evalN)
 		if err != nil {
 			return fmt.Errorf("%s: %w", task, err)
 		}
 		row := SeenRow{Task: task, Split: sp, AutoOwner: map[string]int{}}
-		if row.Base, err = train.EvalRank(e.m, nil, e.tok, items, e.eo); errors.Is(err, train.ErrNoEvalItems) {
+		if row.Base, err = tasks.EvalRank(e.m, nil, e.tok, items, e.eo); errors.Is(err, tasks.ErrNoEvalItems) {
 			// stsb's templates are regression prompts without answer choices.
 			sr.Unscorable = append(sr.Unscorable, task)
 			logf("seen %-8s not scorable by rank classification (no answer choices)", task)
@@ -85,17 +86,17 @@ func seenTasks(e *env, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		if row.Expert, err = train.EvalRank(e.m, xl, e.tok, items, e.eo); err != nil {
+		if row.Expert, err = tasks.EvalRank(e.m, xl, e.tok, items, e.eo); err != nil {
 			return err
 		}
-		if row.MTL, err = train.EvalRank(e.m, mtl, e.tok, items, e.eo); err != nil {
+		if row.MTL, err = tasks.EvalRank(e.m, mtl, e.tok, items, e.eo); err != nil {
 			return err
 		}
 		per, chosen, err := routeEach(e, ix, items)
 		if err != nil {
 			return err
 		}
-		if row.Auto, err = train.EvalRankEach(e.m, func(i int) model.Adapter { return per[i] }, e.tok, items, e.eo); err != nil {
+		if row.Auto, err = tasks.EvalRankEach(e.m, func(i int) model.Adapter { return per[i] }, e.tok, items, e.eo); err != nil {
 			return err
 		}
 		// Count only the items rank classification scores (with answer choices
@@ -112,7 +113,7 @@ func seenTasks(e *env, rep *Report) error {
 		row.N, row.Majority = row.Base.N, row.Base.Majority.Accuracy
 		logf("seen %-8s base %.3f expert %.3f mtl %.3f auto %.3f (majority %.3f, n %d)", task,
 			row.Base.Accuracy, row.Expert.Accuracy, row.MTL.Accuracy, row.Auto.Accuracy, row.Majority, row.N)
-		for c, r := range map[string]train.EvalResult{"base": row.Base, "dataset_expert": row.Expert, "mtl_all": row.MTL, "auto_top1": row.Auto} {
+		for c, r := range map[string]tasks.EvalResult{"base": row.Base, "dataset_expert": row.Expert, "mtl_all": row.MTL, "auto_top1": row.Auto} {
 			acc[c] = append(acc[c], r.Accuracy)
 			f1[c] = append(f1[c], r.MacroF1)
 		}
@@ -135,7 +136,7 @@ func seenTasks(e *env, rep *Report) error {
 		"(examples drawn in proportion to task size, per-example loss weight), with the dataset experts' recipe "+
 		"(rank 4, alpha 8, lr 1e-3, 10%% warm-up then linear decay, batch 8, max-len 128, no EOS, clip 1, seed %d) and "+
 		"%v steps (13 × the experts' 300: the same number of steps per task).\n\n",
-		*evalN, *evalN, *seed, len(tasks), rep.Experts, len(tasks), *seed, info["steps"])
+		*evalN, *evalN, *seed, len(taskNames), rep.Experts, len(taskNames), *seed, info["steps"])
 	sb.WriteString("| task | n | majority | base | dataset expert | MTL-all | auto (top-1) | macro-F1 base / expert / MTL / auto | auto routed to (task: count) |\n")
 	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range sr.Tasks {
@@ -207,7 +208,7 @@ type RoutingReport struct {
 // routingQ: top-1 routing accuracy at Q = 1, 8, 32 for each task with a
 // dataset expert, over the shipped library (roe eval routing's logic).
 func routingQ(e *env, rep *Report) error {
-	tasks, err := datasetTasks(e.lib)
+	taskNames, err := datasetTasks(e.lib)
 	if err != nil {
 		return err
 	}
@@ -216,7 +217,7 @@ func routingQ(e *env, rep *Report) error {
 		return err
 	}
 	rr := &RoutingReport{Queries: *queries, Trials: *trials, Seed: *routeSeed, Mean: map[string]float64{}}
-	for _, t := range tasks {
+	for _, t := range taskNames {
 		tr, err := routeTask(e, ix, owner, t)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t, err)
@@ -285,9 +286,9 @@ type AddReport struct {
 	After         taskRouting        `json:"routing_after"`
 	OthersBefore  map[string]float64 `json:"other_tasks_mean_before"`
 	OthersAfter   map[string]float64 `json:"other_tasks_mean_after"`
-	BaseAcc       train.EvalResult   `json:"new_task_base"`
-	NewAcc        train.EvalResult   `json:"new_task_new_expert"`
-	AutoBeforeAcc train.EvalResult   `json:"new_task_auto_before"`
+	BaseAcc       tasks.EvalResult   `json:"new_task_base"`
+	NewAcc        tasks.EvalResult   `json:"new_task_new_expert"`
+	AutoBeforeAcc tasks.EvalResult   `json:"new_task_auto_before"`
 }
 
 const probeText = "Once upon a time, a girl read a review: the acting is superb. Question: Was that sentence positive or negative? Answer:"
@@ -362,14 +363,14 @@ func addExpert(e *env, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	if ar.BaseAcc, err = train.EvalRank(e.m, nil, e.tok, items, e.eo); err != nil {
+	if ar.BaseAcc, err = tasks.EvalRank(e.m, nil, e.tok, items, e.eo); err != nil {
 		return err
 	}
 	per, _, err := routeEach(e, ix, items)
 	if err != nil {
 		return err
 	}
-	if ar.AutoBeforeAcc, err = train.EvalRankEach(e.m, func(i int) model.Adapter { return per[i] }, e.tok, items, e.eo); err != nil {
+	if ar.AutoBeforeAcc, err = tasks.EvalRankEach(e.m, func(i int) model.Adapter { return per[i] }, e.tok, items, e.eo); err != nil {
 		return err
 	}
 
@@ -399,7 +400,7 @@ func addExpert(e *env, rep *Report) error {
 	}
 	ar.TrainSeconds, ar.Steps, ar.FinalLoss = time.Since(t0).Seconds(), srep.Steps(), srep.Phases[0].FinalLoss
 	logf("trained %s: %d steps on %d items, loss %.3f, %.0f s", task, ar.Steps, ar.TrainItems, ar.FinalLoss, ar.TrainSeconds)
-	if ar.NewAcc, err = train.EvalRank(e.m, l, e.tok, items, e.eo); err != nil {
+	if ar.NewAcc, err = tasks.EvalRank(e.m, l, e.tok, items, e.eo); err != nil {
 		return err
 	}
 	cfg, tensors, err := library.ExpertFromLoRA(l)
@@ -513,18 +514,18 @@ func tmplNote(every bool) string {
 }
 
 // everyTemplate renders every example of a split with each of the task's templates.
-func everyTemplate(e *env, task, split string) ([]train.Item, error) {
-	ts, fm, err := train.TemplatesFor(task, e.tmpl)
+func everyTemplate(e *env, task, split string) ([]tasks.Item, error) {
+	ts, fm, err := tasks.TemplatesFor(task, e.tmpl)
 	if err != nil {
 		return nil, err
 	}
-	ex, err := train.LoadTask(filepath.Join(e.tasks, task), split)
+	ex, err := tasks.LoadTask(filepath.Join(e.tasks, task), split)
 	if err != nil {
 		return nil, err
 	}
-	var out []train.Item
+	var out []tasks.Item
 	for _, t := range ts {
-		items, _, err := train.RenderItems(ex, []train.Template{t}, fm, 0, *seed)
+		items, _, err := tasks.RenderItems(ex, []tasks.Template{t}, fm, 0, *seed)
 		if err != nil {
 			return nil, err
 		}
@@ -533,9 +534,9 @@ func everyTemplate(e *env, task, split string) ([]train.Item, error) {
 	return out, nil
 }
 
-// scorable reports whether rank classification scores the item (train.EvalRank
+// scorable reports whether rank classification scores the item (tasks.EvalRank
 // skips items without answer choices or whose target is not among them).
-func scorable(it train.Item) bool {
+func scorable(it tasks.Item) bool {
 	for _, c := range it.AnswerChoices {
 		if c == it.Target {
 			return true

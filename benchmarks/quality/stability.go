@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -79,7 +80,7 @@ func stability(e *env, rep *Report) error {
 					if err != nil {
 						return fmt.Errorf("%s seed %d: %w", task, s, err)
 					}
-					r, err := train.EvalRank(e.m, l, e.tok, items, e.eo)
+					r, err := tasks.EvalRank(e.m, l, e.tok, items, e.eo)
 					if err != nil {
 						return err
 					}
@@ -107,11 +108,11 @@ func fillLabelMajority(sr *StabilityReport, tasksDir string) error {
 	sr.LabelMajority = map[string]float64{}
 	for _, task := range stabilityTasks {
 		dir := filepath.Join(tasksDir, task)
-		ex, err := train.LoadTask(dir, evalSplit(dir))
+		ex, err := tasks.LoadTask(dir, evalSplit(dir))
 		if err != nil {
 			return err
 		}
-		ex = train.SampleExamples(ex, *evalN, *seed)
+		ex = tasks.SampleExamples(ex, *evalN, *seed)
 		n := map[string]int{}
 		for _, x := range ex {
 			n[fmt.Sprint(x["label"])]++

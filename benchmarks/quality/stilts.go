@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -104,7 +105,7 @@ func stiltsVsMTL(e *env, rep *Report) error {
 			if err != nil {
 				return fmt.Errorf("%s ← %s %s: %w", p.Target, p.Aux, s, err)
 			}
-			r, err := train.EvalRank(e.m, l, e.tok, items, e.eo)
+			r, err := tasks.EvalRank(e.m, l, e.tok, items, e.eo)
 			if err != nil {
 				return err
 			}
@@ -153,7 +154,7 @@ func stiltsVsMTL(e *env, rep *Report) error {
 
 // cappedTrainItems renders a task's training split (all templates mixed) and
 // keeps a seeded sample of at most n.
-func cappedTrainItems(e *env, task string, n int) ([]train.Item, error) {
+func cappedTrainItems(e *env, task string, n int) ([]tasks.Item, error) {
 	items, err := trainItems(e, task, "train")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", task, err)
@@ -162,7 +163,7 @@ func cappedTrainItems(e *env, task string, n int) ([]train.Item, error) {
 		r := rand.New(rand.NewPCG(*seed, 0x5a3))
 		idx := r.Perm(len(items))[:n]
 		sort.Ints(idx)
-		out := make([]train.Item, n)
+		out := make([]tasks.Item, n)
 		for i, j := range idx {
 			out[i] = items[j]
 		}

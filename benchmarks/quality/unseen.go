@@ -13,7 +13,7 @@ import (
 	"roe/library"
 	"roe/model"
 	"roe/retriever"
-	"roe/train"
+	"roe/tasks"
 )
 
 // ---- 4. Unseen tasks ----
@@ -34,7 +34,7 @@ type UnseenRow struct {
 	Top3Votes []int    `json:"top3_votes"`
 	// Conditions: base, mtl_seen, roe_top1 (task-level, Q = 32), auto_q1 (per
 	// example), merge_linear_top3, merge_ties_top3.
-	Results map[string]train.EvalResult `json:"results"`
+	Results map[string]tasks.EvalResult `json:"results"`
 	Auto    map[string]int              `json:"auto_q1_routed_to_task"`
 }
 
@@ -128,7 +128,7 @@ func unseenTasks(e *env, rep *Report) error {
 		if !ok {
 			return fmt.Errorf("%s: no held-out prompts in ELM_experts_and_eval_prompts.json", task)
 		}
-		row := UnseenRow{Task: task, Results: map[string]train.EvalResult{}, Auto: map[string]int{}}
+		row := UnseenRow{Task: task, Results: map[string]tasks.EvalResult{}, Auto: map[string]int{}}
 		items, err := promptItems(e, task, names, &row)
 		if err != nil {
 			return fmt.Errorf("%s: %w", task, err)
@@ -179,7 +179,7 @@ func unseenTasks(e *env, rep *Report) error {
 			if c == "auto_q1" {
 				continue
 			}
-			if row.Results[c], err = train.EvalRank(e.m, conds[c], e.tok, items, e.eo); err != nil {
+			if row.Results[c], err = tasks.EvalRank(e.m, conds[c], e.tok, items, e.eo); err != nil {
 				return fmt.Errorf("%s %s: %w", task, c, err)
 			}
 		}
@@ -187,7 +187,7 @@ func unseenTasks(e *env, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		if row.Results["auto_q1"], err = train.EvalRankEach(e.m, func(i int) model.Adapter { return per[i] }, e.tok, items, e.eo); err != nil {
+		if row.Results["auto_q1"], err = tasks.EvalRankEach(e.m, func(i int) model.Adapter { return per[i] }, e.tok, items, e.eo); err != nil {
 			return err
 		}
 		for i, it := range items {
@@ -219,18 +219,18 @@ func unseenTasks(e *env, rep *Report) error {
 
 // promptItems renders a seeded sample of the task's evaluation split, each
 // example with one of the named templates (drawn with the seed).
-func promptItems(e *env, task string, names []string, row *UnseenRow) ([]train.Item, error) {
-	ts, fm, err := train.TemplatesFor(task, e.tmpl)
+func promptItems(e *env, task string, names []string, row *UnseenRow) ([]tasks.Item, error) {
+	ts, fm, err := tasks.TemplatesFor(task, e.tmpl)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]train.Template{}
+	byName := map[string]tasks.Template{}
 	for _, t := range ts {
 		if _, dup := byName[t.Name]; !dup {
 			byName[t.Name] = t
 		}
 	}
-	var use []train.Template
+	var use []tasks.Template
 	for _, n := range names {
 		if t, ok := byName[n]; ok {
 			use = append(use, t)
@@ -244,12 +244,12 @@ func promptItems(e *env, task string, names []string, row *UnseenRow) ([]train.I
 	}
 	dir := filepath.Join(e.tasks, task)
 	row.Split = evalSplit(dir)
-	ex, err := train.LoadTask(dir, row.Split)
+	ex, err := tasks.LoadTask(dir, row.Split)
 	if err != nil {
 		return nil, err
 	}
-	ex = train.SampleExamples(ex, *evalN, *seed)
-	items, _, err := train.RenderItems(ex, use, fm, 0, *seed)
+	ex = tasks.SampleExamples(ex, *evalN, *seed)
+	items, _, err := tasks.RenderItems(ex, use, fm, 0, *seed)
 	return items, err
 }
 

@@ -13,20 +13,21 @@ import (
 
 	"roe/library"
 	"roe/model"
+	"roe/tasks"
 	"roe/train"
 )
 
 // taskInstances turns examples of a task into instances: each rendered by a
 // template drawn (seeded) from the task's promptsource templates when a
 // templates folder is given and the task has some, else the raw text fields.
-func taskInstances(taskDir, templatesDir string, ex []train.Example, seed uint64) ([]library.Instance, error) {
+func taskInstances(taskDir, templatesDir string, ex []tasks.Example, seed uint64) ([]library.Instance, error) {
 	task := filepath.Base(filepath.Clean(taskDir))
-	var ts []train.Template
-	var fm train.FieldMap
+	var ts []tasks.Template
+	var fm tasks.FieldMap
 	if templatesDir != "" {
 		var err error
-		ts, fm, err = train.TemplatesFor(task, templatesDir)
-		if err != nil && !errors.Is(err, train.ErrUnknownTask) {
+		ts, fm, err = tasks.TemplatesFor(task, templatesDir)
+		if err != nil && !errors.Is(err, tasks.ErrUnknownTask) {
 			return nil, err
 		}
 	}
@@ -54,7 +55,7 @@ func taskInstances(taskDir, templatesDir string, ex []train.Example, seed uint64
 
 // rawInput joins an example's text fields (sorted by name, ids and labels left
 // out): the instance of a task without templates.
-func rawInput(e train.Example) string {
+func rawInput(e tasks.Example) string {
 	keys := make([]string, 0, len(e))
 	for k := range e {
 		switch k {
@@ -96,12 +97,12 @@ func runData(args []string, _ io.Reader, stdout io.Writer) error {
 	if *task == "" {
 		return usagef("--task is required")
 	}
-	ex, err := train.LoadTask(*task, *split)
+	ex, err := tasks.LoadTask(*task, *split)
 	if err != nil {
 		return err
 	}
 	if *n > 0 {
-		ex = train.SampleExamples(ex, *n, *seed)
+		ex = tasks.SampleExamples(ex, *n, *seed)
 	}
 	ins, err := taskInstances(*task, *templates, ex, *seed)
 	if err != nil {

@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"roe/tasks"
 	"sort"
 	"strconv"
 	"strings"
 
 	"roe/retriever"
 	"roe/serve"
-	"roe/train"
 )
 
 func runEval(args []string, stdin io.Reader, stdout io.Writer) error {
@@ -56,7 +56,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 		}
 		qlist = append(qlist, q)
 	}
-	tasks, err := expandTaskDirs(dirs)
+	taskNames, err := expandTaskDirs(dirs)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	var report []retriever.TaskRouting
 	mean := map[int][]float64{}
-	for _, dir := range tasks {
+	for _, dir := range taskNames {
 		task := filepath.Base(dir)
 		sp := *split
 		if sp == "" {
@@ -92,7 +92,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 				sp = "test"
 			}
 		}
-		ex, err := train.LoadTask(dir, sp)
+		ex, err := tasks.LoadTask(dir, sp)
 		if err != nil {
 			return err
 		}

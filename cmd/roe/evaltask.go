@@ -11,7 +11,7 @@ import (
 	"roe/model"
 	"roe/retriever"
 	"roe/serve"
-	"roe/train"
+	"roe/tasks"
 )
 
 // evalTask is `roe eval` on a task: rank classification of a split with the
@@ -28,7 +28,7 @@ func evalTask(args []string, stdout io.Writer) error {
 	n := fs.Int("n", 0, "examples drawn (0: all)")
 	seed := fs.Uint64("seed", 1, "sampling and template-draw seed")
 	lengthNorm := fs.Bool("length-norm", false, "score choices by mean per-token log-likelihood")
-	maxLen := fs.Int("max-len", train.DefaultMaxLen, "tokens per scored sequence (long inputs lose their beginning)")
+	maxLen := fs.Int("max-len", tasks.DefaultMaxLen, "tokens per scored sequence (long inputs lose their beginning)")
 	norm := fs.String("normalization", string(retriever.CenterL2), "--expert auto: center-l2, l2 or raw")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -51,9 +51,9 @@ func evalTask(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	eo := train.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen}
+	eo := tasks.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen}
 	out := map[string]any{"task": *data, "split": sp}
-	var res train.EvalResult
+	var res tasks.EvalResult
 	switch {
 	case *expert != "":
 		m, emb, lib, err := lf.open()
@@ -127,7 +127,7 @@ func evalTask(args []string, stdout io.Writer) error {
 			}
 			out["expert"] = *expert
 		}
-		if res, err = train.EvalRankEach(m, func(i int) model.Adapter { return per[i] }, tok, items, eo); err != nil {
+		if res, err = tasks.EvalRankEach(m, func(i int) model.Adapter { return per[i] }, tok, items, eo); err != nil {
 			return err
 		}
 	default:
@@ -144,7 +144,7 @@ func evalTask(args []string, stdout io.Writer) error {
 			a = l
 			out["adapter"] = *adapterDir
 		}
-		if res, err = train.EvalRank(m, a, tok, items, eo); err != nil {
+		if res, err = tasks.EvalRank(m, a, tok, items, eo); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"roe/internal/atomicfile"
 	"roe/model"
 	"roe/model/tokenizer"
+	"roe/tasks"
 	"roe/train"
 )
 
@@ -162,11 +163,11 @@ func runModelPretrain(args []string, stdout io.Writer) error {
 	}
 	co := train.CorpusOptions{SeqLen: *seqLen, ValFrac: vf, Docs: *docs, NoEOS: *noEOS}
 	if *decon != "" {
-		f, err := train.TaskFilter(*decon)
+		f, err := tasks.TaskFilter(*decon)
 		if err != nil {
 			return fmt.Errorf("--decontaminate: %w", err)
 		}
-		logf("decontamination: %d distinct %d-grams from the evaluation splits under %s", f.Len(), train.DefaultNGram, *decon)
+		logf("decontamination: %d distinct %d-grams from the evaluation splits under %s", f.Len(), tasks.DefaultNGram, *decon)
 		co.Drop = f.Hit
 	}
 	c, err := train.LoadCorpus(tok, corpus, co)

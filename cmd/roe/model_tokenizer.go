@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"roe/model/tokenizer"
-	"roe/train"
+	"roe/tasks"
 )
 
 // runTrainTokenizer is `roe model train-tokenizer`: it learns a byte-level BPE vocabulary
@@ -46,7 +46,7 @@ func runTrainTokenizer(args []string, stdout io.Writer) error {
 	var readErr error
 	lines := corpusLines(corpus, &readErr)
 	if *decon != "" {
-		f, err := train.TaskFilter(*decon)
+		f, err := tasks.TaskFilter(*decon)
 		if err != nil {
 			return fmt.Errorf("--decontaminate: %w", err)
 		}

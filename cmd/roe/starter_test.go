@@ -16,7 +16,7 @@ import (
 	"roe/models"
 	"roe/retriever"
 	"roe/serve"
-	"roe/train"
+	"roe/tasks"
 )
 
 // starterNames lists the experts of the embedded starter library by folder.
@@ -102,7 +102,7 @@ func TestStarterLibrary(t *testing.T) {
 	// Held-out validation sentences, rendered with a template as `roe data
 	// instances --templates` does; each one routed alone (Q = 1).
 	for _, task := range []string{"sst2", "ag_news", "cola", "stsb"} {
-		ex, err := train.LoadTask(filepath.Join(sharedTasks, task), "validation")
+		ex, err := tasks.LoadTask(filepath.Join(sharedTasks, task), "validation")
 		if errors.Is(err, fs.ErrNotExist) && os.Getenv("CI") == "" {
 			t.Skip(err)
 		}

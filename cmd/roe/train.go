@@ -19,13 +19,14 @@ import (
 	"roe/model"
 	"roe/model/safetensors"
 	"roe/serve"
+	"roe/tasks"
 	"roe/train"
 )
 
 // taskTemplates are the templates a task is rendered with.
 type taskTemplates struct {
-	ts   []train.Template
-	fm   train.FieldMap
+	ts   []tasks.Template
+	fm   tasks.FieldMap
 	file string // template file (for the expert's manifest)
 }
 
@@ -60,10 +61,10 @@ func (f *templatesFlags) load(taskDir string, strict bool) (taskTemplates, error
 	var err error
 	switch {
 	case *f.file != "" && strict:
-		if tt.ts, err = train.LoadTemplates(*f.file); err != nil {
+		if tt.ts, err = tasks.LoadTemplates(*f.file); err != nil {
 			return tt, err
 		}
-		if x, ok := train.TemplateFilesFor(task); ok {
+		if x, ok := tasks.TemplateFilesFor(task); ok {
 			tt.fm = x.Fields
 		}
 		tt.file = filepath.Base(*f.file)
@@ -72,17 +73,17 @@ func (f *templatesFlags) load(taskDir string, strict bool) (taskTemplates, error
 		if dir == "" {
 			dir = filepath.Dir(*f.file)
 		}
-		if tt.ts, tt.fm, err = train.TemplatesFor(task, dir); err != nil {
+		if tt.ts, tt.fm, err = tasks.TemplatesFor(task, dir); err != nil {
 			return tt, err
 		}
-		if x, ok := train.TemplateFilesFor(task); ok {
+		if x, ok := tasks.TemplateFilesFor(task); ok {
 			tt.file = strings.Join(x.Files, ",")
 		}
 	default:
 		return tt, usagef("give --template FILE or --templates DIR")
 	}
 	if *f.prompt != "" {
-		t, ok := train.FindTemplate(tt.ts, *f.prompt)
+		t, ok := tasks.FindTemplate(tt.ts, *f.prompt)
 		if !ok {
 			if strict {
 				var names []string
@@ -93,7 +94,7 @@ func (f *templatesFlags) load(taskDir string, strict bool) (taskTemplates, error
 			}
 			return tt, nil
 		}
-		tt.ts = []train.Template{t}
+		tt.ts = []tasks.Template{t}
 		return tt, nil
 	}
 	if strict && !*f.all && len(tt.ts) > 1 {
@@ -103,15 +104,15 @@ func (f *templatesFlags) load(taskDir string, strict bool) (taskTemplates, error
 }
 
 // renderSplit loads and renders a split of a task (n > 0: a seeded sample of n).
-func renderSplit(taskDir, split string, tt taskTemplates, n int, seed uint64) ([]train.Item, int, error) {
-	ex, err := train.LoadTask(taskDir, split)
+func renderSplit(taskDir, split string, tt taskTemplates, n int, seed uint64) ([]tasks.Item, int, error) {
+	ex, err := tasks.LoadTask(taskDir, split)
 	if err != nil {
 		return nil, 0, err
 	}
 	if n > 0 {
-		ex = train.SampleExamples(ex, n, seed)
+		ex = tasks.SampleExamples(ex, n, seed)
 	}
-	return train.RenderItems(ex, tt.ts, tt.fm, 0, seed)
+	return tasks.RenderItems(ex, tt.ts, tt.fm, 0, seed)
 }
 
 // defaultEvalSplit is validation, else test.
@@ -164,7 +165,7 @@ type trainRun struct {
 	model   *model.Model // full fine-tuning: the trained model
 	report  any
 	steps   int
-	eval    *train.EvalResult
+	eval    *tasks.EvalResult
 	loss    float64
 	reason  string
 	strat   string
@@ -194,7 +195,7 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	clip := fs.Float64("clip", 1, "clip the gradient norm (0: off)")
 	batch := fs.Int("batch", 8, "sequences per micro-batch")
 	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step")
-	maxLen := fs.Int("max-len", train.DefaultMaxLen, "tokens per sequence (long inputs lose their beginning)")
+	maxLen := fs.Int("max-len", tasks.DefaultMaxLen, "tokens per sequence (long inputs lose their beginning)")
 	n := fs.Int("n", 0, "training examples drawn (0: all)")
 	noEOS := fs.Bool("no-eos", false, "targets without EOS (for base models that never saw it)")
 	seed := fs.Uint64("seed", 1, "random seed (initialisation, data order, template draw)")
@@ -280,7 +281,7 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 		}
 		aux = append(aux, train.TaskData{Name: filepath.Base(filepath.Clean(d)), Items: ai})
 	}
-	var evalItems []train.Item
+	var evalItems []tasks.Item
 	if *evalN >= 0 {
 		sp := *evalSplit
 		if sp == "" {
@@ -299,10 +300,10 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	defer stop()
 	enc := json.NewEncoder(stdout)
 	logJSON := !isTerminal(stdout)
-	var baseEval *train.EvalResult
-	eo := train.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen}
+	var baseEval *tasks.EvalResult
+	eo := tasks.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen}
 	if *evalBase && len(evalItems) > 0 {
-		r, err := train.EvalRank(base, nil, tok, evalItems, eo)
+		r, err := tasks.EvalRank(base, nil, tok, evalItems, eo)
 		if err != nil {
 			return err
 		}
@@ -310,7 +311,7 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 
 	var runs []trainRun
-	var seedRuns []train.SeedRun
+	var seedRuns []tasks.SeedRun
 	for k := 0; k < *seeds; k++ {
 		s := *seed + uint64(k)
 		phase := "train"
@@ -374,12 +375,12 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 			if run.lora != nil {
 				a = run.lora
 			}
-			r, err := train.EvalRank(m, a, tok, evalItems, eo)
+			r, err := tasks.EvalRank(m, a, tok, evalItems, eo)
 			if err != nil {
-				seedRuns = append(seedRuns, train.SeedRun{Seed: s, Err: err.Error()})
+				seedRuns = append(seedRuns, tasks.SeedRun{Seed: s, Err: err.Error()})
 			} else {
 				run.eval = &r
-				seedRuns = append(seedRuns, train.SeedRun{Seed: s, Result: &r})
+				seedRuns = append(seedRuns, tasks.SeedRun{Seed: s, Result: &r})
 			}
 		}
 		if logJSON {
@@ -403,7 +404,7 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 		}
 	}
 	br := runs[best]
-	summary := train.Summarize(seedRuns)
+	summary := tasks.Summarize(seedRuns)
 	metrics := map[string]float64{"final_loss": br.loss}
 	if br.eval != nil {
 		metrics["accuracy"], metrics["macro_f1"] = br.eval.Accuracy, br.eval.MacroF1
@@ -459,7 +460,7 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 // addTrainedExpert stores a trained adapter in the library with S sampled
 // training instances, embedded by the base-model embedder.
 func addTrainedExpert(lf *libFlags, tt taskTemplates, name, desc, task, prompt string, dataset bool, method string,
-	items []train.Item, br trainRun, seeds []int64, metrics map[string]float64, seed uint64) error {
+	items []tasks.Item, br trainRun, seeds []int64, metrics map[string]float64, seed uint64) error {
 	m, emb, lib, err := lf.open()
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
-package train
+package tasks
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -46,9 +45,6 @@ type EvalResult struct {
 	Majority   Baseline               `json:"majority_baseline"`
 	LengthNorm bool                   `json:"length_norm"`
 }
-
-// ErrNoEvalItems reports that nothing could be scored.
-var ErrNoEvalItems = errors.New("train: no example has answer choices that include its target")
 
 type scoreReq struct {
 	item, choice int

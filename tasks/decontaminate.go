@@ -1,4 +1,4 @@
-package train
+package tasks
 
 import (
 	"fmt"
@@ -121,8 +121,8 @@ func appendStrings(out []string, v any) []string {
 	return out
 }
 
-// dropLines removes the lines of text that drop reports, and counts them.
-func dropLines(text string, drop func(string) bool) (string, int) {
+// DropLines removes the lines of text that drop reports, and counts them.
+func DropLines(text string, drop func(string) bool) (string, int) {
 	if drop == nil {
 		return text, 0
 	}

@@ -1,4 +1,4 @@
-package train
+package tasks
 
 import (
 	"os"
@@ -39,9 +39,9 @@ func TestTaskEvalTextsAndDrop(t *testing.T) {
 	}
 	f := NewNGramFilter(DefaultNGram, texts)
 	corpus := "keep this line\nsay one two three four five six seven eight nine ten eleven twelve thirteen loudly\nand this one\n"
-	got, n := dropLines(corpus, f.Hit)
+	got, n := DropLines(corpus, f.Hit)
 	if n != 1 || got != "keep this line\nand this one\n" {
-		t.Errorf("dropLines = %q, %d", got, n)
+		t.Errorf("DropLines = %q, %d", got, n)
 	}
 	if strings.Contains(got, "thirteen") {
 		t.Error("contaminated line kept")
@@ -69,7 +69,7 @@ func TestCorpusDecontaminated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, n := dropLines(string(b), f.Hit)
+		_, n := DropLines(string(b), f.Hit)
 		t.Logf("%s: %d lines share a %d-gram with evaluation data", filepath.Base(p), n, DefaultNGram)
 		total += n
 	}

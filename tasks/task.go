@@ -1,15 +1,11 @@
-package train
+package tasks
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
 )
-
-// ErrUnknownTask reports a task name with no known promptsource templates.
-var ErrUnknownTask = errors.New("train: unknown task")
 
 // FieldMap maps a field name that a template uses to the field of the task's data that holds
 // it (e.g. glue_rte's "sentence1" ← rte's "premise"), or, when the source starts with "=", to

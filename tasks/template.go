@@ -1,4 +1,4 @@
-package train
+package tasks
 
 import (
 	"errors"
@@ -8,13 +8,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
-
-// ErrNoTarget reports that a template yields no target for an example (promptsource's apply
-// returns a single part, or an empty target): callers skip that example for that template.
-var ErrNoTarget = errors.New("train: template gives no target for this example")
-
-// ErrBadTemplate marks a template file or template that cannot be parsed or rendered.
-var ErrBadTemplate = errors.New("train: bad template")
 
 // Template is one promptsource prompt template (one "prompt expert" in Retrieval-of-Experts).
 type Template struct {

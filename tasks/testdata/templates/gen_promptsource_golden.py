@@ -10,7 +10,7 @@ first N examples and every template, it writes one JSON line per (task, split, t
 compares against it.
 
 Usage (from the repository root):
-  python3 train/testdata/templates/gen_promptsource_golden.py ../shared/data > train/testdata/templates/promptsource_golden.jsonl
+  python3 tasks/testdata/templates/gen_promptsource_golden.py ../shared/data > tasks/testdata/templates/promptsource_golden.jsonl
 """
 import hashlib, json, os, sys
 import yaml
@@ -20,7 +20,7 @@ N = 20
 TEXT_VAR_LENGTH = 2048
 PIPE = "3ed2dface8203c4c9dfb1a5dc58e41e0"
 
-# Keep in sync with taskTemplates in train/task.go.
+# Keep in sync with taskTemplates in tasks/task.go.
 TASKS = {
     "sst2": (["glue_sst2.yaml"], {}),
     "mr": (["rotten_tomatoes.yaml"], {}),

@@ -1,4 +1,4 @@
-package train
+package tasks
 
 import (
 	"bufio"
@@ -15,9 +15,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// ErrMalformedData marks a dataset file that cannot be parsed; the wrapping error names the file and line.
-var ErrMalformedData = errors.New("train: malformed dataset")
 
 // Example is one dataset record, field name → value, as read from one JSON Lines line.
 //
