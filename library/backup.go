@@ -19,7 +19,7 @@ func (l *Library) Backup(w io.Writer) error {
 	st.LogPrefix = "library.Backup"
 	st.ChooseKey = func(item *badger.Item) bool {
 		k := item.Key()
-		return bytes.HasPrefix(k, []byte(prefixManifest)) || bytes.HasPrefix(k, []byte(prefixData))
+		return bytes.HasPrefix(k, []byte(prefixManifest)) || bytes.HasPrefix(k, []byte(prefixData)) || bytes.HasPrefix(k, []byte(prefixSetting))
 	}
 	if _, err := st.Backup(w, 0); err != nil {
 		return fmt.Errorf("backup: %w", err)

@@ -31,6 +31,7 @@ how many there were.
 	d/<id>/t/<%08x>      the adapter tensors' bytes, concatenated, in chunks
 	d/<id>/i/<%08x>      the instances as JSON lines (no embeddings), in chunks
 	d/<id>/e/<%08x>      the embeddings, float32 little-endian [n, dim], in chunks
+	s/<key>              a setting of the library as a whole (Setting, SetSetting)
 
 Chunks are Options.ChunkSize (1 MiB − 4 KiB) long. Every chunk's checksum is checked
 when it is read; a mismatch, a missing chunk or a chunk of the wrong length is

@@ -30,6 +30,7 @@ import (
 //	d/<id>/t/<%08x>      chunk of the adapter tensors' bytes, concatenated
 //	d/<id>/i/<%08x>      chunk of the instances (JSON lines, no embeddings)
 //	d/<id>/e/<%08x>      chunk of the embeddings, float32 LE, [n, dim]
+//	s/<key>              a setting of the library (settings.go)
 //	x/restoring          present while Restore runs
 //	x/probe/<n>          expired at birth; tells Subscribe it is registered
 const (

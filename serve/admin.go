@@ -3,7 +3,6 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -13,11 +12,12 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"roe/adapters"
+	"roe/experts"
 	"roe/library"
 	"roe/model/safetensors"
 )
 
-func (s *Server) needExperts() (*Experts, error) {
+func (s *Server) needExperts() (*experts.Catalog, error) {
 	if s.cfg.Experts == nil {
 		return nil, &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Message: "this server has no expert library"}
 	}
@@ -33,26 +33,12 @@ func expertName(c *fiber.Ctx) (string, error) {
 	return n, nil
 }
 
-func libraryError(err error) error {
-	switch {
-	case errors.Is(err, library.ErrNotFound):
-		return notFound("%v", err)
-	case errors.Is(err, library.ErrExists):
-		return &apiError{Status: fiber.StatusConflict, Type: "invalid_request_error", Code: "expert_exists", Message: err.Error()}
-	case errors.Is(err, library.ErrInvalid), errors.Is(err, library.ErrFingerprint),
-		errors.Is(err, adapters.ErrConfig), errors.Is(err, adapters.ErrShape), errors.Is(err, adapters.ErrTensor),
-		errors.Is(err, adapters.ErrUnsupported), errors.Is(err, safetensors.ErrHeader):
-		return unprocessable("", "invalid_expert", "%v", err)
-	}
-	return err
-}
-
 func (s *Server) listExperts(c *fiber.Ctx) error {
 	e, err := s.needExperts()
 	if err != nil {
 		return err
 	}
-	ms, err := e.cfg.Library.List()
+	ms, err := e.Library().List()
 	if err != nil {
 		return err
 	}
@@ -68,9 +54,9 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	m, err := e.cfg.Library.Manifest(name)
+	m, err := e.Library().Manifest(name)
 	if err != nil {
-		return libraryError(err)
+		return domainError(err)
 	}
 	return c.JSON(m)
 }
@@ -84,10 +70,9 @@ func (s *Server) deleteExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := e.cfg.Library.Remove(name); err != nil {
-		return libraryError(err)
+	if err := e.Remove(name); err != nil {
+		return domainError(err)
 	}
-	e.unload(name)
 	return c.JSON(fiber.Map{"id": name, "object": "expert", "deleted": true})
 }
 
@@ -140,9 +125,15 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if !x.Kind.Valid() {
 		return badRequest("kind", "kind must be prompt, dataset, merged or imported, got %q", x.Kind)
 	}
-	if e.has(x.Name) {
-		return libraryError(fmt.Errorf("%w: %s", library.ErrExists, x.Name))
+	if err := experts.CheckName(x.Name, s.cfg.ModelID); err != nil {
+		return domainError(err)
 	}
+	if e.Has(x.Name) {
+		return domainError(fmt.Errorf("%w: %s", library.ErrExists, x.Name))
+	}
+	// Client embeddings are kept only when the form says which embedder made
+	// them and it is this server's (experts.Prepare); others are remade.
+	x.Embedder = formValue(form, "embedder")
 	cfgJSON, err := formFile(form, "adapter_config.json", true)
 	if err != nil {
 		return err
@@ -164,7 +155,7 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return unprocessable("adapter_model.safetensors", "invalid_adapter", "%v", err)
 	}
-	lora, err := adapters.FromTensors(acfg, e.cfg.Base.Config, st)
+	lora, err := adapters.FromTensors(acfg, s.cfg.Model.Config, st)
 	if err != nil {
 		return unprocessable("adapter_model.safetensors", "invalid_adapter", "adapter_model.safetensors: %v", err)
 	}
@@ -179,16 +170,10 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if len(ins) == 0 {
 		return unprocessable("instances.jsonl", "invalid_instances", "instances.jsonl has no instances")
 	}
-	if x.Instances, err = PrepareInstances(e.cfg.Embedder, e.cfg.InstanceFormat, ins, library.DefaultSampleSize, 1); err != nil {
-		return err
-	}
-	x.BaseFingerprint, x.Embedder = e.cfg.Base.Fingerprint(), e.cfg.Embedder.ID()
-	m, err := e.cfg.Library.Add(x)
+	x.Instances = ins
+	m, err := e.Add(x, experts.AddOptions{})
 	if err != nil {
-		return libraryError(err)
-	}
-	if err := e.load(m); err != nil {
-		return err
+		return domainError(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(m)
 }
@@ -222,57 +207,14 @@ func (s *Server) mergeExperts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(refs) < 1 {
-		return badRequest("experts", "experts must name at least one expert")
-	}
-	o, err := e.mergeOptions(r.Method)
+	o, err := e.MergeOptions(r.Method)
 	if err != nil {
-		return err
+		return domainError(err)
 	}
 	o.Density, o.Rank, o.T, o.Seed = r.Density, r.Rank, r.T, r.Seed
-	var ls []*adapters.LoRA
-	var ins []library.Instance
-	var names []string
-	var ws []float64
-	for _, ref := range refs {
-		if !e.has(ref.Name) {
-			return notFound("the expert %q does not exist", ref.Name)
-		}
-		l, err := e.adapter(ref.Name)
-		if err != nil {
-			return err
-		}
-		src, err := e.cfg.Library.Instances(ref.Name)
-		if err != nil {
-			return libraryError(err)
-		}
-		ls, ins = append(ls, l), append(ins, src...)
-		names, ws = append(names, ref.Name), append(ws, ref.Weight)
-	}
-	o.Weights = ws
-	merged, rep, err := adapters.Merge(ls, o)
+	m, err := e.Merge(experts.MergeSpec{Name: r.Name, Description: r.Description, Experts: refs, Options: o})
 	if err != nil {
-		return badRequest("experts", "merge: %v", err)
-	}
-	x := &library.Expert{}
-	x.Name, x.Kind, x.Description = r.Name, library.KindMerged, r.Description
-	if x.Description == "" {
-		x.Description = fmt.Sprintf("%s merge of %s", o.Method, strings.Join(names, ", "))
-	}
-	if x.AdapterConfig, x.Tensors, err = library.ExpertFromLoRA(merged); err != nil {
-		return err
-	}
-	if x.Instances, err = PrepareInstances(e.cfg.Embedder, e.cfg.InstanceFormat, ins, library.DefaultSampleSize, 1); err != nil {
-		return err
-	}
-	x.BaseFingerprint, x.Embedder = e.cfg.Base.Fingerprint(), e.cfg.Embedder.ID()
-	x.Training.Metrics = map[string]float64{"refactor_rel_frobenius_error": rep.RelFrobError}
-	m, err := e.cfg.Library.Add(x)
-	if err != nil {
-		return libraryError(err)
-	}
-	if err := e.load(m); err != nil {
-		return err
+		return domainError(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(m)
 }

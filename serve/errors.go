@@ -5,6 +5,11 @@ import (
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
+
+	"roe/adapters"
+	"roe/experts"
+	"roe/library"
+	"roe/model/safetensors"
 )
 
 // apiError is an OpenAI-style error: its status, type and message reach the client.
@@ -62,6 +67,10 @@ func (s *Server) writeError(c *fiber.Ctx, err error) error {
 		c.Set("Retry-After", "1")
 	case errors.Is(err, ErrShuttingDown):
 		ae = &apiError{Status: fiber.StatusServiceUnavailable, Type: "server_error", Message: err.Error()}
+	case errors.As(domainError(err), &ae):
+		if ae.Status == fiber.StatusTooManyRequests {
+			c.Set("Retry-After", "1")
+		}
 	default:
 		s.log.Error("request failed", "path", c.Path(), "request_id", c.Locals("requestid"), "err", err)
 		ae = &apiError{Status: fiber.StatusInternalServerError, Type: "server_error", Message: err.Error()}
@@ -76,4 +85,34 @@ func (s *Server) writeError(c *fiber.Ctx, err error) error {
 	}
 	s.metrics.errors.WithLabelValues(routeLabel(c), ae.Type).Inc()
 	return c.Status(ae.Status).JSON(b)
+}
+
+// domainError maps the errors of the expert catalog and the library to API
+// errors (any other error is returned as it is: a 500).
+func domainError(err error) error {
+	var fe *experts.FieldError
+	param := ""
+	if errors.As(err, &fe) {
+		param = fe.Field
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, experts.ErrBusy):
+		return &apiError{Status: fiber.StatusTooManyRequests, Type: "rate_limit_error", Code: "embedding_busy", Message: err.Error()}
+	case errors.Is(err, experts.ErrNotFound), errors.Is(err, library.ErrNotFound):
+		return &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Param: param, Code: "model_not_found", Message: err.Error()}
+	case errors.Is(err, library.ErrExists):
+		return &apiError{Status: fiber.StatusConflict, Type: "invalid_request_error", Param: "name", Code: "expert_exists", Message: err.Error()}
+	case errors.Is(err, experts.ErrReserved):
+		return &apiError{Status: fiber.StatusBadRequest, Type: "invalid_request_error", Param: param, Code: "reserved_name", Message: err.Error()}
+	case fe != nil && errors.Is(err, experts.ErrInvalid):
+		return badRequest(param, "%s", err.Error())
+	case errors.Is(err, experts.ErrInvalid), errors.Is(err, experts.ErrOtherBase),
+		errors.Is(err, library.ErrInvalid), errors.Is(err, library.ErrFingerprint),
+		errors.Is(err, adapters.ErrConfig), errors.Is(err, adapters.ErrShape), errors.Is(err, adapters.ErrTensor),
+		errors.Is(err, adapters.ErrUnsupported), errors.Is(err, safetensors.ErrHeader):
+		return unprocessable(param, "invalid_expert", "%v", err)
+	}
+	return err
 }

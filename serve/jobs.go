@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sort"
 	"sync"
@@ -11,35 +10,64 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"roe/experts"
 	"roe/library"
-	"roe/model/tokenizer"
-	"roe/tasks"
 	"roe/train"
 )
 
-// TrainConfig lets the server train experts itself (POST /v1/jobs/train).
-// Requests name a task folder of DataDir and templates of TemplatesDir by
-// name only: no path from a request reaches the filesystem.
-type TrainConfig struct {
-	DataDir      string // folders of <split>.jsonl, one per task
-	TemplatesDir string // promptsource templates
-	MaxSteps     int    // largest steps a job may ask [5000]
+// trainRequest is the body of POST /v1/jobs/train. Recipe fields left out
+// take experts.DefaultRecipe of the expert's kind.
+type trainRequest struct {
+	Name        string   `json:"name"`
+	Task        string   `json:"task"`
+	Prompt      string   `json:"prompt"`      // one template: a prompt expert
+	AllPrompts  bool     `json:"all_prompts"` // all templates mixed: a dataset expert
+	Description string   `json:"description"`
+	Steps       *int     `json:"steps,omitempty"`
+	Rank        *int     `json:"rank,omitempty"`
+	Alpha       *float64 `json:"alpha,omitempty"`
+	LR          *float64 `json:"lr,omitempty"`
+	ClipNorm    *float64 `json:"clip_norm,omitempty"`
+	Batch       *int     `json:"batch,omitempty"`
+	MaxLen      *int     `json:"max_len,omitempty"`
+	Seed        *uint64  `json:"seed,omitempty"`
+	NoEOS       *bool    `json:"no_eos,omitempty"`
 }
 
-// trainRequest is the body of POST /v1/jobs/train.
-type trainRequest struct {
-	Name        string  `json:"name"`
-	Task        string  `json:"task"`
-	Prompt      string  `json:"prompt"`      // one template: a prompt expert
-	AllPrompts  bool    `json:"all_prompts"` // all templates mixed: a dataset expert
-	Description string  `json:"description"`
-	Steps       int     `json:"steps"`
-	Rank        int     `json:"rank"`
-	LR          float64 `json:"lr"`
-	Batch       int     `json:"batch"`
-	MaxLen      int     `json:"max_len"`
-	Seed        uint64  `json:"seed"`
-	NoEOS       bool    `json:"no_eos"`
+// spec is the request as a training spec: the default recipe with the
+// request's overrides.
+func (r trainRequest) spec() experts.TrainSpec {
+	sp := experts.TrainSpec{Name: r.Name, Description: r.Description, Task: r.Task, Prompt: r.Prompt, AllPrompts: r.AllPrompts}
+	rc := experts.DefaultRecipe(sp.Kind())
+	set := func(dst *int, src *int) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	setF := func(dst *float64, src *float64) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&rc.Steps, r.Steps)
+	set(&rc.Rank, r.Rank)
+	set(&rc.BatchSize, r.Batch)
+	set(&rc.MaxLen, r.MaxLen)
+	setF(&rc.LR, r.LR)
+	setF(&rc.ClipNorm, r.ClipNorm)
+	if r.Alpha != nil {
+		rc.Alpha = *r.Alpha
+	} else if r.Rank != nil {
+		rc.Alpha = 2 * float64(*r.Rank) // the recipe's α/r = 2
+	}
+	if r.Seed != nil {
+		rc.Seed = *r.Seed
+	}
+	if r.NoEOS != nil {
+		rc.NoEOS = *r.NoEOS
+	}
+	sp.Recipe = rc
+	return sp
 }
 
 // job is one training run of the server.
@@ -48,6 +76,7 @@ type job struct {
 	Object   string            `json:"object"`
 	Status   string            `json:"status"` // queued, running, succeeded, failed, cancelled
 	Request  trainRequest      `json:"request"`
+	Recipe   experts.Recipe    `json:"recipe"`
 	Progress *train.Progress   `json:"progress,omitempty"`
 	Expert   *library.Manifest `json:"expert,omitempty"`
 	Error    string            `json:"error,omitempty"`
@@ -131,32 +160,15 @@ func (s *Server) createTrainJob(c *fiber.Ctx) error {
 		return ErrShuttingDown
 	}
 	var r trainRequest
-	if err := decode(c, &r); err != nil {
+	if err := decodeStrict(c, &r); err != nil {
 		return err
 	}
-	if r.Name == "" || r.Task == "" {
-		return badRequest("name", "name and task are required")
+	sp := r.spec()
+	// Everything a job could fail on before training is checked here, before 202.
+	if err := e.CheckTrain(s.cfg.Train, sp); err != nil {
+		return domainError(err)
 	}
-	if e.has(r.Name) {
-		return libraryError(fmt.Errorf("%w: %s", library.ErrExists, r.Name))
-	}
-	if (r.Prompt == "") == !r.AllPrompts {
-		return badRequest("prompt", "give either prompt (one template) or all_prompts: true")
-	}
-	maxSteps := defaultInt(s.cfg.Train.MaxSteps, 5000)
-	if r.Steps <= 0 {
-		r.Steps = 300
-	}
-	if r.Steps > maxSteps {
-		return unprocessable("steps", "steps_exceeded", "steps %d exceeds the server limit of %d", r.Steps, maxSteps)
-	}
-	if r.Rank < 0 || r.Rank > 256 || r.LR < 0 || r.LR > 1 || r.Batch < 0 || r.Batch > 256 || r.MaxLen < 0 {
-		return badRequest("", "rank must be in [1, 256], lr in (0, 1], batch in [1, 256], max_len ≥ 0")
-	}
-	if _, err := s.taskDir(r.Task); err != nil {
-		return err
-	}
-	j := &job{ID: newID("trainjob-"), Object: "train.job", Status: "queued", Request: r, Created: time.Now().UTC(), cancel: func() {}}
+	j := &job{ID: newID("trainjob-"), Object: "train.job", Status: "queued", Request: r, Recipe: sp.Recipe, Created: time.Now().UTC(), cancel: func() {}}
 	s.jobs.mu.Lock()
 	s.jobs.byID[j.ID] = j
 	s.jobs.mu.Unlock()
@@ -228,79 +240,6 @@ func (s *Server) runJob(j *job) {
 }
 
 func (s *Server) trainExpert(ctx context.Context, j *job) (library.Manifest, error) {
-	r, e := j.Request, s.cfg.Experts
-	dir, err := s.taskDir(r.Task)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	ts, fm, err := tasks.TemplatesFor(r.Task, s.cfg.Train.TemplatesDir)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	kind := library.KindDataset
-	if r.Prompt != "" {
-		t, ok := tasks.FindTemplate(ts, r.Prompt)
-		if !ok {
-			return library.Manifest{}, fmt.Errorf("task %s has no template %q", r.Task, r.Prompt)
-		}
-		ts, kind = []tasks.Template{t}, library.KindPrompt
-	}
-	ex, err := tasks.LoadTask(dir, "train")
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	items, _, err := tasks.RenderItems(ex, ts, fm, 0, r.Seed)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	o := train.Options{Rank: r.Rank, LR: r.LR, BatchSize: r.Batch, Steps: r.Steps, MaxLen: r.MaxLen, NoEOS: r.NoEOS, Seed: r.Seed,
-		Progress: func(p train.Progress) { s.setJob(j, func(j *job) { j.Progress = &p }) }}
-	if o.LR == 0 {
-		o.LR = 1e-3
-	}
-	tok := s.cfg.Tokenizer
-	seqs, _, err := train.EncodeItems(tokAdapter{tok}, items, max(o.MaxLen, 0), o.NoEOS)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	o2 := o
-	if o2.Rank == 0 {
-		o2.Rank = 8
-	}
-	lora, err := train.NewLoRA(s.cfg.Model.Config, o2.Rank, float64(2*o2.Rank), train.AllTargets, r.Seed)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	tr, err := train.NewTrainer(s.cfg.Model, lora, seqs, o)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	loss, err := tr.Run(ctx)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	train.SyncLoRA(lora)
-	x := &library.Expert{}
-	x.Name, x.Kind, x.Dataset, x.Prompt, x.Description = r.Name, kind, r.Task, r.Prompt, r.Description
-	if x.AdapterConfig, x.Tensors, err = library.ExpertFromLoRA(lora); err != nil {
-		return library.Manifest{}, err
-	}
-	ins := make([]library.Instance, len(items))
-	for i, it := range items {
-		ins[i] = library.Instance{Text: it.Input, AnswerChoices: it.AnswerChoices, Target: it.Target}
-	}
-	if x.Instances, err = PrepareInstances(e.cfg.Embedder, e.cfg.InstanceFormat, ins, library.DefaultSampleSize, r.Seed); err != nil {
-		return library.Manifest{}, err
-	}
-	x.BaseFingerprint, x.Embedder = s.cfg.Model.Fingerprint(), e.cfg.Embedder.ID()
-	x.Training = library.Training{DataSize: len(items), Steps: tr.TotalSteps(), Seeds: []int64{int64(r.Seed)},
-		Metrics: map[string]float64{"final_loss": loss}}
-	m, err := e.cfg.Library.Add(x)
-	if err != nil {
-		return library.Manifest{}, err
-	}
-	return m, e.load(m)
+	sp := j.Request.spec()
+	return s.cfg.Experts.Train(ctx, s.cfg.Train, sp, s.cfg.Tokenizer, func(p train.Progress) { s.setJob(j, func(j *job) { j.Progress = &p }) })
 }
-
-// tokAdapter gives train the tokenizer's Encode and EOS.
-type tokAdapter struct{ *tokenizer.Tokenizer }

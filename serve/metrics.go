@@ -4,7 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the server's Prometheus collectors, on a registry of their own.
+// Metrics are the server's Prometheus collectors, on a registry of their own
+// (the expert catalog's collectors join it: experts.Metrics).
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -14,12 +15,6 @@ type Metrics struct {
 	queueDepth  prometheus.Gauge       // sequences waiting
 	batchSize   prometheus.Histogram   // sequences per forward step
 	stepSeconds prometheus.Histogram   // one forward step
-	routing     prometheus.Histogram   // routing latency
-	selections  *prometheus.CounterVec // per expert
-	voteMargin  prometheus.Histogram   // vote share of the winner minus the runner-up
-	fallbacks   prometheus.Counter     // routed requests answered by the base model
-	mergeCache  *prometheus.CounterVec // hit / miss
-	experts     prometheus.Gauge       // experts in the library
 	errors      *prometheus.CounterVec // by route and error type
 }
 
@@ -41,21 +36,8 @@ func NewMetrics() *Metrics {
 			Help: "Sequences per forward step.", Buckets: prometheus.LinearBuckets(1, 1, 16)}),
 		stepSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "roe_step_seconds",
 			Help: "Duration of one batched forward step.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		routing: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "roe_routing_seconds",
-			Help: "Embedding plus retrieval time of a routed request.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		selections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "roe_expert_selections_total",
-			Help: "Requests served by each expert."}, []string{"expert"}),
-		voteMargin: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "roe_vote_margin",
-			Help: "Vote share of the chosen expert minus the runner-up's.", Buckets: prometheus.LinearBuckets(0, 0.1, 11)}),
-		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "roe_routing_fallbacks_total",
-			Help: "Routed requests that fell back to the base model."}),
-		mergeCache: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "roe_merge_cache_total",
-			Help: "Merged-adapter cache lookups by result."}, []string{"result"}),
-		experts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "roe_experts",
-			Help: "Experts in the library."}),
 	}
 	m.Registry.MustRegister(m.requests, m.errors, m.ttft, m.tokens, m.queueDepth, m.batchSize, m.stepSeconds,
-		m.routing, m.selections, m.voteMargin, m.fallbacks, m.mergeCache, m.experts,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

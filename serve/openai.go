@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -17,32 +18,25 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"roe/experts"
 	"roe/model"
 )
 
 // The request fields shared by completions, chat and route.
 type commonRequest struct {
-	Model       string          `json:"model"`
-	MaxTokens   *int            `json:"max_tokens"`
-	MaxComplete *int            `json:"max_completion_tokens"`
-	Temperature *float64        `json:"temperature"`
-	TopP        *float64        `json:"top_p"`
-	TopK        *int            `json:"top_k"`
-	Seed        *int64          `json:"seed"`
-	Stop        json.RawMessage `json:"stop"`
-	Stream      bool            `json:"stream"`
-	N           *int            `json:"n"`
-	Experts     json.RawMessage `json:"experts"` // ["a","b"] or [{"name":"a","weight":0.5}]
-	Merge       string          `json:"merge"`
-	Routing     *RoutingRequest `json:"routing"`
-}
-
-// RoutingRequest is the `routing` extension of a request body.
-type RoutingRequest struct {
-	TopK     int      `json:"top_k"`
-	MinScore *float64 `json:"min_score"`
-	Queries  []string `json:"queries"` // extra query instances that vote, as in the paper
-	Compose  bool     `json:"compose"` // merge the top-k experts
+	Model       string           `json:"model"`
+	MaxTokens   *int             `json:"max_tokens"`
+	MaxComplete *int             `json:"max_completion_tokens"`
+	Temperature *float64         `json:"temperature"`
+	TopP        *float64         `json:"top_p"`
+	TopK        *int             `json:"top_k"`
+	Seed        *int64           `json:"seed"`
+	Stop        json.RawMessage  `json:"stop"`
+	Stream      bool             `json:"stream"`
+	N           *int             `json:"n"`
+	Experts     json.RawMessage  `json:"experts"` // ["a","b"] or [{"name":"a","weight":0.5}]
+	Merge       string           `json:"merge"`
+	Routing     *experts.Routing `json:"routing"`
 }
 
 type completionRequest struct {
@@ -70,6 +64,24 @@ func decode(c *fiber.Ctx, v any) error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return badRequest(te.Field, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return badRequest("", "malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+// decodeStrict is decode for bodies whose every field is roe's own: an
+// unknown field is refused by name rather than ignored.
+func decodeStrict(c *fiber.Ctx, v any) error {
+	if err := decode(c, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			f = strings.Trim(f, `"`)
+			return badRequest(f, "unknown field %q", f)
 		}
 		return badRequest("", "malformed JSON body: %v", err)
 	}
@@ -182,7 +194,7 @@ type completionResponse struct {
 	Model   string             `json:"model"`
 	Choices []completionChoice `json:"choices"`
 	Usage   *usage             `json:"usage,omitempty"`
-	Roe     *RoeInfo           `json:"roe,omitempty"`
+	Roe     *experts.Info      `json:"roe,omitempty"`
 }
 
 func (s *Server) completions(c *fiber.Ctx) error {
@@ -214,19 +226,19 @@ func (s *Server) startsWithBOS(ids []int) bool {
 }
 
 // generate runs one sequence and answers as a completion or a chat completion.
-func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *selection, chat bool) error {
+func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *experts.Selection, chat bool) error {
 	o, err := s.genParams(r, len(ids))
 	if err != nil {
 		return err
 	}
-	o.Adapter = sel.adapter
+	o.Adapter = sel.Adapter
 	seq, err := s.cfg.Model.NewSequence(ids, s.cfg.Tokenizer.NewStreamDecoder(true), o)
 	if err != nil {
 		return unprocessable("prompt", "invalid_prompt", "%v", err)
 	}
 	modelName := r.Model
-	sel.info.Neighbors = nil // stored instances are shown by /v1/route only
-	c.Set("X-Roe-Experts", sel.header())
+	sel.Info.Neighbors = nil // stored instances are shown by /v1/route only
+	c.Set("X-Roe-Experts", sel.Names())
 	if !r.Stream {
 		conn := c.Context().Conn()
 		job, err := s.sched.SubmitWatched(c.UserContext(), seq, func() bool { return !peerGone(conn) })
@@ -241,10 +253,10 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *select
 		u := &usage{len(ids), len(seq.Tokens), len(ids) + len(seq.Tokens)}
 		if chat {
 			return c.JSON(chatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelName,
-				Choices: []chatChoice{{Index: 0, Message: &chatOut{Role: "assistant", Content: text}, FinishReason: &fin}}, Usage: u, Roe: sel.info})
+				Choices: []chatChoice{{Index: 0, Message: &chatOut{Role: "assistant", Content: text}, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
 		}
 		return c.JSON(completionResponse{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelName,
-			Choices: []completionChoice{{Text: text, FinishReason: &fin}}, Usage: u, Roe: sel.info})
+			Choices: []completionChoice{{Text: text, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
 	}
 	// Streaming: the request context is not tied to the connection in fasthttp,
 	// so a failed write is what tells us the client left.
@@ -301,10 +313,10 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *select
 		fin := seq.FinishReason
 		u := &usage{len(ids), len(seq.Tokens), len(ids) + len(seq.Tokens)}
 		if chat {
-			send(chatChunk(id, created, modelName, &chatOut{}, &fin, sel.info, u))
+			send(chatChunk(id, created, modelName, &chatOut{}, &fin, sel.Info, u))
 		} else {
 			send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: modelName,
-				Choices: []completionChoice{{FinishReason: &fin}}, Usage: u, Roe: sel.info})
+				Choices: []completionChoice{{FinishReason: &fin}}, Usage: u, Roe: sel.Info})
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
 		w.Flush()
@@ -326,16 +338,16 @@ type chatChoice struct {
 }
 
 type chatResponse struct {
-	ID      string       `json:"id"`
-	Object  string       `json:"object"`
-	Created int64        `json:"created"`
-	Model   string       `json:"model"`
-	Choices []chatChoice `json:"choices"`
-	Usage   *usage       `json:"usage,omitempty"`
-	Roe     *RoeInfo     `json:"roe,omitempty"`
+	ID      string        `json:"id"`
+	Object  string        `json:"object"`
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []chatChoice  `json:"choices"`
+	Usage   *usage        `json:"usage,omitempty"`
+	Roe     *experts.Info `json:"roe,omitempty"`
 }
 
-func chatChunk(id string, created int64, modelName string, delta *chatOut, fin *string, info *RoeInfo, u ...*usage) chatResponse {
+func chatChunk(id string, created int64, modelName string, delta *chatOut, fin *string, info *experts.Info, u ...*usage) chatResponse {
 	r := chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: modelName,
 		Choices: []chatChoice{{Delta: delta, FinishReason: fin}}, Roe: info}
 	if len(u) > 0 {
@@ -474,7 +486,7 @@ func (s *Server) embeddings(c *fiber.Ctx) error {
 			return unprocessable(fmt.Sprintf("input[%d]", i), "context_length_exceeded", "input %d has %d tokens; the context length is %d", i, len(ids), s.cfg.MaxContext)
 		}
 		total += len(ids)
-		e, err := s.cfg.Model.Embed(ids, sel.adapter)
+		e, err := s.cfg.Model.Embed(ids, sel.Adapter)
 		if err != nil {
 			return err
 		}
@@ -499,8 +511,8 @@ func (s *Server) models() []modelCard {
 	t := s.started.Unix()
 	out := []modelCard{{s.cfg.ModelID, "model", t, "roe", "base"}}
 	if s.cfg.Experts != nil {
-		out = append(out, modelCard{AutoModel, "model", t, "roe", "router"})
-		for _, m := range s.cfg.Experts.list() {
+		out = append(out, modelCard{experts.Auto, "model", t, "roe", "router"})
+		for _, m := range s.cfg.Experts.List() {
 			out = append(out, modelCard{m.Name, "model", m.Created.Unix(), "roe", "expert:" + string(m.Kind)})
 		}
 	}
@@ -552,12 +564,12 @@ func (s *Server) route(c *fiber.Ctx) error {
 		queries = ps
 	}
 	if r.Model == "" {
-		r.Model = AutoModel
+		r.Model = experts.Auto
 	}
 	sel, err := s.selectFor(c.UserContext(), &r.commonRequest, queries)
 	if err != nil {
 		return err
 	}
-	c.Set("X-Roe-Experts", sel.header())
-	return c.JSON(fiber.Map{"object": "route", "model": r.Model, "roe": sel.info})
+	c.Set("X-Roe-Experts", sel.Names())
+	return c.JSON(fiber.Map{"object": "route", "model": r.Model, "roe": sel.Info})
 }

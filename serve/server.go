@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"roe/experts"
 	"roe/model"
 	"roe/model/tokenizer"
 )
@@ -27,8 +28,8 @@ type Config struct {
 	ModelID   string               // the base model's id in the API
 	Model     *model.Model         // the base model
 	Tokenizer *tokenizer.Tokenizer // its tokenizer
-	Experts   *Experts             // the expert library and router; nil serves the base model only
-	Train     TrainConfig          // lets POST /v1/jobs/train train experts in the server
+	Experts   *experts.Catalog     // the expert library and router; nil serves the base model only
+	Train     experts.TrainData    // lets POST /v1/jobs/train train experts in the server
 
 	APIKey           string // required on every /v1 route when set
 	ProtectInference *bool  // also require the key for inference routes [true when APIKey is set]
@@ -87,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now()}
 	if cfg.Experts != nil {
-		s.metrics = cfg.Experts.metrics // one registry: the experts' collectors are already live
+		s.metrics.Registry.MustRegister(cfg.Experts.Metrics().Collectors()...)
 	}
 	tmpl, err := newChatTemplate(cfg.Tokenizer)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"roe/adapters"
+	"roe/experts"
 	"roe/library"
 	"roe/model"
 	"roe/model/tokenizer"
@@ -29,7 +30,7 @@ type fixture struct {
 	srv *Server
 	lib *library.Library
 	m   *model.Model
-	ex  *Experts
+	ex  *experts.Catalog
 }
 
 func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
@@ -54,7 +55,7 @@ func newFixture(t testing.TB, key string, mutate ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := NewExperts(ExpertsConfig{Library: lib, Base: m, Embedder: retriever.NewModelEmbedder(m, tok, 0, 0)})
+	ex, err := experts.Open(experts.Config{Library: lib, Base: m, BaseID: "stories260K", Embedder: retriever.NewModelEmbedder(m, tok, 0, 0), Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +467,7 @@ func TestTrainJob(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	f := newFixture(t, "", func(c *Config) { c.Train = TrainConfig{DataDir: data, TemplatesDir: templates} })
+	f := newFixture(t, "", func(c *Config) { c.Train = experts.TrainData{DataDir: data, TemplatesDir: templates} })
 	code, out, _ := do(t, f.srv, "POST", "/v1/jobs/train", `{"name":"sst2/fpn","task":"sst2","prompt":"following positive negative","steps":3,"batch":2,"max_len":64,"no_eos":true}`, "")
 	if code != 202 {
 		t.Fatalf("create: %d %v", code, out)
@@ -510,46 +511,7 @@ func TestTrainJob(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if out["status"] != "cancelled" || f.ex.has("slow") {
+	if out["status"] != "cancelled" || f.ex.Has("slow") {
 		t.Errorf("cancel: %v", out)
-	}
-}
-
-// An expert trained on another base model (a library kept from an earlier
-// default) is left out of routing and of /v1/models instead of failing later.
-func TestExpertsSkipOtherBase(t *testing.T) {
-	m, tok := loadEmbedded(t)
-	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lib.Close()
-	emb := retriever.NewModelEmbedder(m, tok, 0, 0)
-	for _, c := range []struct{ name, fp string }{{"ours", m.Fingerprint()}, {"theirs", "0123456789abcdef"}} {
-		cfg, tensors, err := library.ExpertFromLoRA(randomLoRA(m.Config, 3))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ins, err := PrepareInstances(emb, "", []library.Instance{{Text: "a story about " + c.name}}, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x := &library.Expert{Manifest: library.Manifest{Name: c.name, Kind: library.KindDataset, BaseFingerprint: c.fp, Embedder: emb.ID()},
-			AdapterConfig: cfg, Tensors: tensors, Instances: ins}
-		if _, err := lib.Add(x); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ex, err := NewExperts(ExpertsConfig{Library: lib, Base: m, Embedder: emb, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
-	var names []string
-	for _, x := range ex.list() {
-		names = append(names, x.Name)
-	}
-	if len(names) != 1 || names[0] != "ours" {
-		t.Errorf("served experts %v, want [ours]", names)
 	}
 }

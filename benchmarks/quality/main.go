@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"roe/experts"
 	"runtime"
 	"slices"
 	"sort"
@@ -34,7 +35,6 @@ import (
 	"roe/model/tokenizer"
 	"roe/models"
 	"roe/retriever"
-	"roe/serve"
 	"roe/tasks"
 	"roe/train"
 )
@@ -63,12 +63,12 @@ var (
 	replot           = flag.Bool("replot", false, "only rewrite quality.md and the plots from -out/quality.json")
 )
 
-// The starter dataset experts' recipe (scripts/starter-library.sh): rank 4,
-// alpha 8, lr 1e-3 with 10% warm-up then linear decay, batch 8, max-len 128,
-// no EOS, clip 1, seed 1.
+// recipe is the experts' recipe (experts.DefaultRecipe, the starter
+// library's) with the given steps and the run's seed.
 func recipe(steps int) train.Options {
-	return train.Options{Rank: 4, Alpha: 8, Targets: train.AllTargets, LR: 1e-3, ClipNorm: 1,
-		BatchSize: 8, Steps: steps, MaxLen: 128, NoEOS: true, Seed: *seed}
+	r := experts.DefaultRecipe(library.KindDataset)
+	r.Steps, r.Seed = steps, *seed
+	return r.Options()
 }
 
 // qList are the Q values of the routing sections.
@@ -234,8 +234,8 @@ func setup() (*env, func(), error) {
 }
 
 // setupWith loads the model in fsys (a Hugging Face folder) and imports the
-// experts in experts (as models/experts is laid out) into a temporary library.
-func setupWith(fsys, experts fs.FS) (*env, func(), error) {
+// experts in expertsFS (as models/experts is laid out) into a temporary library.
+func setupWith(fsys, expertsFS fs.FS) (*env, func(), error) {
 	e := &env{format: retriever.DefaultInstanceFormat, loras: map[string]*adapters.LoRA{},
 		tasks: filepath.Join(*sharedDir, "data", "tasks"), tmpl: filepath.Join(*sharedDir, "data", "templates"),
 		eo: tasks.EvalOptions{MaxLen: tasks.DefaultMaxLen}}
@@ -269,7 +269,7 @@ func setupWith(fsys, experts fs.FS) (*env, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	n, err := serve.ImportExperts(e.lib, e.m, e.emb, e.format, experts)
+	n, err := experts.ImportFS(e.lib, e.m, e.emb, e.format, expertsFS)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -317,7 +317,7 @@ func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]stri
 	for _, m := range ms {
 		owner[m.Name] = m.Task()
 	}
-	ix, _, err := serve.BuildIndex(lib, e.emb, e.format, retriever.CenterL2, false)
+	ix, _, err := experts.BuildIndex(lib, e.emb, e.format, retriever.CenterL2, false)
 	return ix, owner, err
 }
 

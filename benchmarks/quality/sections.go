@@ -8,13 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"roe/experts"
 	"sort"
 	"strings"
 	"time"
 
 	"roe/library"
 	"roe/model"
-	"roe/serve"
 	"roe/tasks"
 	"roe/train"
 )
@@ -411,7 +411,7 @@ func addExpert(e *env, rep *Report) error {
 	for i, it := range titems {
 		ins[i] = library.Instance{Text: it.Input, AnswerChoices: it.AnswerChoices, Target: it.Target}
 	}
-	if ins, err = serve.PrepareInstances(e.emb, e.format, ins, library.DefaultSampleSize, *seed); err != nil {
+	if ins, err = experts.PrepareInstances(e.emb, e.format, ins, library.DefaultSampleSize, *seed); err != nil {
 		return err
 	}
 	x := &library.Expert{

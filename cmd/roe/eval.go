@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"roe/experts"
 	"roe/tasks"
 	"sort"
 	"strconv"
 	"strings"
 
 	"roe/retriever"
-	"roe/serve"
 )
 
 func runEval(args []string, stdin io.Reader, stdout io.Writer) error {
@@ -66,7 +66,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	defer lib.Close()
 	_ = m
-	ix, lx, err := serve.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	ix, lx, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"roe/experts"
 	"sort"
 
 	"roe/adapters"
 	"roe/model"
 	"roe/retriever"
-	"roe/serve"
 	"roe/tasks"
 )
 
@@ -84,7 +84,7 @@ func evalTask(args []string, stdout io.Writer) error {
 		per := make([]model.Adapter, len(items))
 		chosen := map[string]int{}
 		if *expert == "auto" {
-			ix, _, err := serve.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false)
+			ix, _, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false)
 			if err != nil {
 				return err
 			}

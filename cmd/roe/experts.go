@@ -9,13 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"roe/experts"
 	"strings"
 	"text/tabwriter"
 
 	"roe/library"
 	"roe/model"
 	"roe/retriever"
-	"roe/serve"
 )
 
 // libFlags are the flags of every command that opens the library.
@@ -212,7 +212,7 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 			x.Instances[i].Embedding = nil
 		}
 	}
-	if x.Instances, err = serve.PrepareInstances(emb, *lf.format, x.Instances, *s, *seed); err != nil {
+	if x.Instances, err = experts.PrepareInstances(emb, *lf.format, x.Instances, *s, *seed); err != nil {
 		return err
 	}
 	x.BaseFingerprint, x.Embedder = m.Fingerprint(), emb.ID()
@@ -248,7 +248,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer lib.Close()
-	ix, lx, err := serve.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	ix, lx, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
 	if err != nil {
 		return err
 	}
@@ -275,19 +275,19 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		VoteShare float64 `json:"vote_share"`
 	}
 	out := struct {
-		Experts   []ex               `json:"experts"`
-		Neighbors [][]serve.Neighbor `json:"neighbors"`
-		Fallback  bool               `json:"fallback"`
-		Margin    float64            `json:"margin"`
-		RoutingMS float64            `json:"routing_ms"`
+		Experts   []ex                 `json:"experts"`
+		Neighbors [][]experts.Neighbor `json:"neighbors"`
+		Fallback  bool                 `json:"fallback"`
+		Margin    float64              `json:"margin"`
+		RoutingMS float64              `json:"routing_ms"`
 	}{Experts: []ex{}, Fallback: rt.Fallback, Margin: rt.Confidence.Margin, RoutingMS: float64(rt.Elapsed.Microseconds()) / 1000}
 	for _, x := range rt.Experts {
 		out.Experts = append(out.Experts, ex{x.Name, x.Votes, x.Score, x.VoteShare})
 	}
 	for _, hs := range rt.Neighbors {
-		ns := []serve.Neighbor{}
+		ns := []experts.Neighbor{}
 		for _, h := range hs {
-			ns = append(ns, serve.Neighbor{Expert: h.Expert, Text: h.Text, Score: h.Score})
+			ns = append(ns, experts.Neighbor{Expert: h.Expert, Text: h.Text, Score: h.Score})
 		}
 		out.Neighbors = append(out.Neighbors, ns)
 	}

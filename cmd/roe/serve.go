@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"roe/experts"
 	"strings"
 	"syscall"
 	"time"
@@ -83,11 +84,12 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	topK := fs.Int("top-k", 1, "experts considered by auto routing")
 	minScore := fs.Float64("min-score", 0, "auto routing falls back to the base model below this score")
 	composeMargin := fs.Float64("compose-margin", 0, "merge the top-k experts when the vote margin is below this")
+	maxMergeRank := fs.Int("max-merge-rank", 0, "compress compositions above this rank by truncated SVD, reported in roe.compression (0: always exact)")
 	norm := fs.String("normalization", string(retriever.CenterL2), "embedding normalisation: center-l2, l2 or raw")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
 	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
 	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
-	starter := fs.Bool("starter", true, "import the embedded starter experts when the library is empty")
+	starter := fs.Bool("starter", true, "import the embedded starter experts into a new library (finishing an import cut short)")
 	ef := addEmbedderFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -120,24 +122,25 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	if *starter {
 		n, err := importStarter(lib, m, emb)
 		switch {
-		case errors.Is(err, serve.ErrOtherBase):
+		case errors.Is(err, experts.ErrOtherBase):
 			log.Warn("starter experts not imported", "reason", err.Error())
 		case err != nil:
 			return fmt.Errorf("starter experts: %w", err)
 		case n > 0:
-			log.Info("imported the starter experts into the empty library", "experts", n, "library", *libDir)
+			log.Info("imported the starter experts", "experts", n, "library", *libDir)
 		}
 	}
-	experts, err := serve.NewExperts(serve.ExpertsConfig{Library: lib, Base: m, Embedder: emb,
-		Normalization: retriever.Normalization(*norm), Lexical: *lexical, Logger: log, TopK: *topK, MinScore: *minScore, ComposeMargin: *composeMargin})
+	id := modelID(*dir)
+	catalog, err := experts.Open(experts.Config{Library: lib, Base: m, BaseID: id, Embedder: emb,
+		Normalization: retriever.Normalization(*norm), Lexical: *lexical, Logger: log, TopK: *topK, MinScore: *minScore,
+		ComposeMargin: *composeMargin, MaxMergeRank: *maxMergeRank})
 	if err != nil {
 		return err
 	}
-	defer experts.Close()
-	id := modelID(*dir)
+	defer catalog.Close()
 	protect := !*openInference
-	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: experts, APIKey: key,
-		ProtectInference: &protect, Train: serve.TrainConfig{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})
+	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: catalog, APIKey: key,
+		ProtectInference: &protect, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -166,12 +169,8 @@ func mustList(l *library.Library) []library.Manifest {
 	return ms
 }
 
-// importStarter adds the embedded starter experts when lib has no experts
-// (0 otherwise).
+// importStarter imports the embedded starter experts into a new library,
+// or finishes an import that was cut short (experts.ImportStarter).
 func importStarter(lib *library.Library, m *model.Model, emb retriever.Embedder) (int, error) {
-	ms, err := lib.List()
-	if err != nil || len(ms) > 0 {
-		return 0, err
-	}
-	return serve.ImportExperts(lib, m, emb, retriever.DefaultInstanceFormat, models.StarterExperts())
+	return experts.ImportStarter(lib, m, emb, retriever.DefaultInstanceFormat, models.StarterExperts())
 }

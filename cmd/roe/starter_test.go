@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"roe/experts"
 	"sort"
 	"strings"
 	"testing"
@@ -15,7 +16,6 @@ import (
 	"roe/library"
 	"roe/models"
 	"roe/retriever"
-	"roe/serve"
 	"roe/tasks"
 )
 
@@ -91,7 +91,7 @@ func TestStarterLibrary(t *testing.T) {
 	if n, err := importStarter(lib, m, emb); n != 0 || err != nil {
 		t.Fatalf("second import: %d, %v", n, err)
 	}
-	ix, _, err := serve.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, retriever.CenterL2, false)
+	ix, _, err := experts.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, retriever.CenterL2, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"roe/experts"
 	"strings"
 	"time"
 
@@ -18,7 +19,6 @@ import (
 	"roe/library"
 	"roe/model"
 	"roe/model/safetensors"
-	"roe/serve"
 	"roe/tasks"
 	"roe/train"
 )
@@ -481,7 +481,7 @@ func addTrainedExpert(lf *libFlags, tt taskTemplates, name, desc, task, prompt s
 	for i, it := range items {
 		ins[i] = library.Instance{Text: it.Input, AnswerChoices: it.AnswerChoices, Target: it.Target}
 	}
-	if ins, err = serve.PrepareInstances(emb, *lf.format, ins, library.DefaultSampleSize, seed); err != nil {
+	if ins, err = experts.PrepareInstances(emb, *lf.format, ins, library.DefaultSampleSize, seed); err != nil {
 		return err
 	}
 	x := &library.Expert{

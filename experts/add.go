@@ -1,0 +1,229 @@
+package experts
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"roe/adapters"
+	"roe/library"
+	"roe/model"
+	"roe/retriever"
+)
+
+// AddOptions say how an expert's instances are kept.
+type AddOptions struct {
+	Sample int    // instances kept (S); more are sampled down [library.DefaultSampleSize]
+	Seed   uint64 // sampling seed [1]
+}
+
+// CheckName refuses names that an expert cannot have because a model id
+// already means something else: Auto and the base model's id.
+func CheckName(name, baseID string) error {
+	if name == "" {
+		return invalid("name", "an expert needs a name")
+	}
+	if strings.EqualFold(name, Auto) || (baseID != "" && name == baseID) {
+		return &FieldError{Field: "name", Err: ErrReserved,
+			Msg: fmt.Sprintf("the name %q is reserved: it is a model id (%q routes, %q is the base model)", name, Auto, baseID)}
+	}
+	return nil
+}
+
+// Prepare readies x for the library on base: it checks the adapter against
+// the base model, keeps the instances' embeddings only when x.Embedder says
+// emb made them (embeddings from elsewhere are dropped and remade), samples
+// the instances down to o.Sample and embeds those without an embedding.
+func Prepare(x *library.Expert, base *model.Model, emb retriever.Embedder, format string, o AddOptions) error {
+	if x.BaseFingerprint != "" && x.BaseFingerprint != base.Fingerprint() {
+		return fmt.Errorf("%w (%s was trained on base %.12s, serving %.12s)", ErrOtherBase, x.Name, x.BaseFingerprint, base.Fingerprint())
+	}
+	if _, err := x.LoRA(base.Config); err != nil {
+		return err
+	}
+	if x.Embedder != emb.ID() {
+		for i := range x.Instances {
+			x.Instances[i].Embedding = nil
+		}
+	}
+	sample := o.Sample
+	if sample == 0 {
+		sample = library.DefaultSampleSize
+	}
+	seed := o.Seed
+	if seed == 0 {
+		seed = 1
+	}
+	ins, err := PrepareInstances(emb, format, x.Instances, sample, seed)
+	if err != nil {
+		return err
+	}
+	for i, in := range ins {
+		if err := checkEmbedding(in.Embedding, emb.Dim()); err != nil {
+			return fmt.Errorf("%w: instance %d: %v", library.ErrInvalid, i+1, err)
+		}
+	}
+	x.Instances = ins
+	x.BaseFingerprint, x.Embedder = base.Fingerprint(), emb.ID()
+	return nil
+}
+
+// maxEmbeddingNorm bounds an embedding's L2 norm: far above any pooled hidden
+// state (outlier features of large models reach thousands per value), far
+// below what makes float32 inner products and the library mean overflow.
+const maxEmbeddingNorm = 1e6
+
+// checkEmbedding refuses a vector the index cannot score: wrong length,
+// non-finite, zero or of an absurd norm.
+func checkEmbedding(v []float32, dim int) error {
+	if len(v) != dim {
+		return fmt.Errorf("embedding of dimension %d, the embedder's is %d", len(v), dim)
+	}
+	var ss float64
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return errors.New("embedding has a non-finite value")
+		}
+		ss += float64(x) * float64(x)
+	}
+	if ss == 0 || math.Sqrt(ss) > maxEmbeddingNorm {
+		return fmt.Errorf("embedding of norm %g", math.Sqrt(ss))
+	}
+	return nil
+}
+
+// PrepareInstances samples instances down to s (seeded) and embeds each one's
+// formatted text (format: retriever.FormatInstance) where it has no embedding.
+func PrepareInstances(emb retriever.Embedder, format string, ins []library.Instance, s int, seed uint64) ([]library.Instance, error) {
+	if s > 0 && len(ins) > s {
+		r := rand.New(rand.NewPCG(seed, 0x1457))
+		idx := r.Perm(len(ins))[:s]
+		sort.Ints(idx)
+		picked := make([]library.Instance, s)
+		for i, j := range idx {
+			picked[i] = ins[j]
+		}
+		ins = picked
+	}
+	var texts []string
+	var at []int
+	for i, in := range ins {
+		if len(in.Embedding) == 0 {
+			texts = append(texts, retriever.FormatInstance(format, in.Text, in.AnswerChoices))
+			at = append(at, i)
+		}
+	}
+	if len(texts) > 0 {
+		embs, err := emb.Embed(texts)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			ins[i].Embedding = embs[j]
+		}
+	}
+	return ins, nil
+}
+
+// Add stores an expert (uploaded, imported, trained or merged) and indexes
+// it: it is routable when Add returns. See Prepare for what is checked and
+// remade; nothing is stored when any check fails.
+func (c *Catalog) Add(x *library.Expert, o AddOptions) (library.Manifest, error) {
+	if err := CheckName(x.Name, c.cfg.BaseID); err != nil {
+		return library.Manifest{}, err
+	}
+	if c.Has(x.Name) {
+		return library.Manifest{}, fmt.Errorf("%w: %s", library.ErrExists, x.Name)
+	}
+	if len(x.Instances) == 0 {
+		return library.Manifest{}, invalid("instances.jsonl", "an expert needs at least one instance to be routable")
+	}
+	if err := Prepare(x, c.cfg.Base, c.cfg.Embedder, c.cfg.InstanceFormat, o); err != nil {
+		return library.Manifest{}, err
+	}
+	m, err := c.cfg.Library.Add(x)
+	if err != nil {
+		return library.Manifest{}, err
+	}
+	return m, c.load(m)
+}
+
+// Remove deletes an expert from the library and stops serving it.
+func (c *Catalog) Remove(name string) error {
+	if err := c.cfg.Library.Remove(name); err != nil {
+		return err
+	}
+	c.unload(name)
+	return nil
+}
+
+// MergeSpec is a merged expert to store.
+type MergeSpec struct {
+	Name        string
+	Description string
+	Experts     []Ref
+	Options     adapters.MergeOptions // Method (validated by MergeOptions), Density, Rank, T, Seed
+}
+
+// Merge stores a merged expert: its adapter is the merge of its sources, its
+// instances the union of theirs (sampled to S). The merge's report (exact or
+// compressed, with its error) is kept in the manifest's training metrics.
+func (c *Catalog) Merge(s MergeSpec) (library.Manifest, error) {
+	if err := CheckName(s.Name, c.cfg.BaseID); err != nil {
+		return library.Manifest{}, err
+	}
+	if len(s.Experts) == 0 {
+		return library.Manifest{}, invalid("experts", "experts must name at least one expert")
+	}
+	if err := checkRefs(s.Experts); err != nil {
+		return library.Manifest{}, err
+	}
+	if c.Has(s.Name) {
+		return library.Manifest{}, fmt.Errorf("%w: %s", library.ErrExists, s.Name)
+	}
+	var ls []*adapters.LoRA
+	var ins []library.Instance
+	var names []string
+	var ws []float64
+	for i, ref := range s.Experts {
+		if !c.Has(ref.Name) {
+			return library.Manifest{}, notFound(fmt.Sprintf("experts[%d].name", i), "the expert %q does not exist", ref.Name)
+		}
+		l, err := c.Adapter(ref.Name)
+		if err != nil {
+			return library.Manifest{}, err
+		}
+		src, err := c.cfg.Library.Instances(ref.Name)
+		if err != nil {
+			return library.Manifest{}, err
+		}
+		if m, _ := c.cfg.Library.Manifest(ref.Name); m.Embedder != c.cfg.Embedder.ID() || m.Dim != c.cfg.Embedder.Dim() {
+			for j := range src {
+				src[j].Embedding = nil // made by another embedder: Prepare remakes them
+			}
+		}
+		ls, ins = append(ls, l), append(ins, src...)
+		names, ws = append(names, ref.Name), append(ws, ref.Weight)
+	}
+	o := s.Options
+	o.Weights = ws
+	merged, rep, err := adapters.Merge(ls, o)
+	if err != nil {
+		return library.Manifest{}, invalid("experts", "merge: %v", err)
+	}
+	x := &library.Expert{}
+	x.Name, x.Kind, x.Description = s.Name, library.KindMerged, s.Description
+	if x.Description == "" {
+		x.Description = fmt.Sprintf("%s merge of %s", o.Method, strings.Join(names, ", "))
+	}
+	if x.AdapterConfig, x.Tensors, err = library.ExpertFromLoRA(merged); err != nil {
+		return library.Manifest{}, err
+	}
+	x.Instances = ins
+	x.Embedder = c.cfg.Embedder.ID() // what is left of the sources' embeddings is this embedder's
+	x.Training.Metrics = map[string]float64{"merge_rank": float64(rep.Rank), "merge_rel_frobenius_error": rep.RelFrobError}
+	return c.Add(x, AddOptions{})
+}

@@ -1,0 +1,368 @@
+package experts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"roe/adapters"
+	"roe/library"
+	"roe/model"
+	"roe/retriever"
+)
+
+// Auto is the model id that asks roe to route by retrieval.
+const Auto = "auto"
+
+// Config configures a Catalog; zero values take the defaults in brackets.
+type Config struct {
+	Library        *library.Library
+	Base           *model.Model
+	BaseID         string // the base model's id in the API (reserved, like Auto) ["base"]
+	Embedder       retriever.Embedder
+	Normalization  retriever.Normalization // [center-l2]
+	InstanceFormat string                  // [retriever.DefaultInstanceFormat]
+	Lexical        bool                    // fuse BM25 over instance texts into routing
+	TopK           int                     // experts considered by auto routing [1]
+	MinScore       float64                 // below it, auto falls back to the base model [0: never]
+	ComposeMargin  float64                 // merge the top-k when the vote margin is below it [0: never]
+	MergeMethod    adapters.Method         // composition method [linear: the paper's uniform merge]
+	MergeCacheMiB  int                     // merged-adapter cache [256]
+	// MaxMergeRank compresses a composition whose exact rank is above it by
+	// truncated SVD (lossy, reported in Info.Compression) [0: always exact].
+	MaxMergeRank int
+	// EmbedBudget bounds the query instances being embedded for routing at
+	// once; a request waits up to EmbedWait for its share, then gets ErrBusy
+	// [2·MaxQueries, 1 s].
+	EmbedBudget int
+	EmbedWait   time.Duration
+	MaxQueries  int // query instances one request may route with [64]
+	Logger      *slog.Logger
+}
+
+// Catalog keeps the routing index and the loaded adapters in step with the
+// library, through the library's change feed.
+type Catalog struct {
+	cfg     Config
+	index   *retriever.Index
+	lexical *retriever.Lexical
+	cache   *adapters.Cache
+	metrics *Metrics
+	log     *slog.Logger
+	embedQ  *semaphore.Weighted // query instances being embedded for routing
+
+	changeMu  sync.Mutex // serialises load and unload (feed and handlers)
+	mu        sync.RWMutex
+	manifests map[string]library.Manifest
+	loras     map[string]*adapters.LoRA // loaded on first use
+	series    map[string]bool           // experts with their own selections series
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open indexes the library and follows its change feed until Close.
+func Open(cfg Config) (*Catalog, error) {
+	if cfg.Library == nil || cfg.Base == nil || cfg.Embedder == nil {
+		return nil, errors.New("experts: a catalog needs a library, a base model and an embedder")
+	}
+	if cfg.Normalization == "" {
+		cfg.Normalization = retriever.CenterL2
+	}
+	if cfg.InstanceFormat == "" {
+		cfg.InstanceFormat = retriever.DefaultInstanceFormat
+	}
+	if cfg.BaseID == "" {
+		cfg.BaseID = "base"
+	}
+	cfg.TopK = orDefault(cfg.TopK, 1)
+	if cfg.MergeMethod == "" {
+		cfg.MergeMethod = adapters.MethodLinear
+	}
+	cfg.MergeCacheMiB = orDefault(cfg.MergeCacheMiB, 256)
+	cfg.MaxQueries = orDefault(cfg.MaxQueries, 64)
+	cfg.EmbedBudget = max(orDefault(cfg.EmbedBudget, 2*cfg.MaxQueries), cfg.MaxQueries)
+	if cfg.EmbedWait <= 0 {
+		cfg.EmbedWait = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Catalog{cfg: cfg, index: retriever.NewIndex(cfg.Embedder.Dim(), cfg.Normalization),
+		cache: adapters.NewCache(int64(cfg.MergeCacheMiB) << 20), metrics: newMetrics(), log: cfg.Logger,
+		embedQ:    semaphore.NewWeighted(int64(cfg.EmbedBudget)),
+		manifests: map[string]library.Manifest{}, loras: map[string]*adapters.LoRA{}, series: map[string]bool{},
+		done: make(chan struct{})}
+	if cfg.Lexical {
+		lx, err := retriever.NewLexical()
+		if err != nil {
+			return nil, err
+		}
+		c.lexical = lx
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	listed := make(chan error, 1)
+	var started atomic.Bool // the initial listing is done: later errors are logged
+	go func() {
+		defer close(c.done)
+		err := cfg.Library.SubscribeList(ctx, func(ms []library.Manifest) {
+			var first error
+			for _, m := range ms {
+				if err := c.load(m); err != nil && first == nil {
+					first = err
+				}
+			}
+			started.Store(true)
+			listed <- first
+		}, c.apply)
+		if err != nil && ctx.Err() == nil {
+			if started.Load() {
+				c.log.Error("library change feed ended: routing no longer follows the library", "err", err)
+			} else {
+				listed <- err
+			}
+		}
+	}()
+	if err := <-listed; err != nil {
+		cancel()
+		<-c.done
+		return nil, fmt.Errorf("index the library: %w", err)
+	}
+	return c, nil
+}
+
+func orDefault(v, d int) int {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+// Close stops following the library (it does not close the library).
+func (c *Catalog) Close() {
+	c.cancel()
+	<-c.done
+	if c.lexical != nil {
+		c.lexical.Close()
+	}
+}
+
+// Metrics are the catalog's collectors.
+func (c *Catalog) Metrics() *Metrics { return c.metrics }
+
+// Library is the library the catalog follows.
+func (c *Catalog) Library() *library.Library { return c.cfg.Library }
+
+// apply handles one change of the feed.
+func (c *Catalog) apply(ch library.Change) {
+	switch ch.Op {
+	case "add":
+		if ch.Manifest == nil {
+			return
+		}
+		c.mu.RLock()
+		known, ok := c.manifests[ch.Name]
+		c.mu.RUnlock()
+		if ok && known.ID == ch.ID {
+			return
+		}
+		if err := c.load(*ch.Manifest); err != nil {
+			c.log.Error("index expert", "expert", ch.Name, "err", err)
+		}
+	case "remove":
+		c.unload(ch.Name)
+	}
+}
+
+// load indexes one expert's instance embeddings, re-embedding them when they
+// were made by another embedder.
+func (c *Catalog) load(m library.Manifest) error {
+	c.changeMu.Lock()
+	defer c.changeMu.Unlock()
+	// A handler's load can run after the feed removed or replaced the expert:
+	// index only what the library holds now.
+	if cur, err := c.cfg.Library.Manifest(m.Name); err != nil || cur.ID != m.ID {
+		return nil
+	}
+	// An expert trained on another base model (a library kept from an earlier
+	// default model) cannot be applied to this one: leave it out, loudly.
+	if m.BaseFingerprint != "" && m.BaseFingerprint != c.cfg.Base.Fingerprint() {
+		c.log.Warn("expert not served: trained on another base model", "expert", m.Name,
+			"trained_on", fmt.Sprintf("%.12s", m.BaseFingerprint), "serving", fmt.Sprintf("%.12s", c.cfg.Base.Fingerprint()))
+		return nil
+	}
+	ins, err := c.cfg.Library.Instances(m.Name)
+	if err != nil {
+		return err
+	}
+	texts := make([]string, len(ins))
+	embs := make([][]float32, len(ins))
+	for i, in := range ins {
+		texts[i] = in.Text
+		embs[i] = in.Embedding
+	}
+	if len(ins) > 0 && (m.Embedder != c.cfg.Embedder.ID() || m.Dim != c.cfg.Embedder.Dim()) {
+		formatted := make([]string, len(ins))
+		for i, in := range ins {
+			formatted[i] = retriever.FormatInstance(c.cfg.InstanceFormat, in.Text, in.AnswerChoices)
+		}
+		if embs, err = c.cfg.Embedder.Embed(formatted); err != nil {
+			return fmt.Errorf("re-embed %s: %w", m.Name, err)
+		}
+		c.log.Info("re-embedded expert instances for this embedder", "expert", m.Name, "stored", m.Embedder, "now", c.cfg.Embedder.ID())
+	}
+	if len(ins) > 0 {
+		if err := c.index.Put(m.Name, embs, texts); err != nil {
+			return fmt.Errorf("index %s: %w", m.Name, err)
+		}
+	}
+	if c.lexical != nil {
+		c.lexical.Remove(m.Name)
+		if err := c.lexical.Add(m.Name, texts, m.Description); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.manifests[m.Name] = m
+	delete(c.loras, m.Name)
+	n := len(c.manifests)
+	c.mu.Unlock()
+	c.cache.Invalidate(m.Name)
+	c.metrics.experts.Set(float64(n))
+	return nil
+}
+
+func (c *Catalog) unload(name string) {
+	c.changeMu.Lock()
+	defer c.changeMu.Unlock()
+	c.index.Remove(name)
+	if c.lexical != nil {
+		c.lexical.Remove(name)
+	}
+	c.mu.Lock()
+	delete(c.manifests, name)
+	delete(c.loras, name)
+	if c.series[name] {
+		delete(c.series, name)
+		c.metrics.selections.DeleteLabelValues(name)
+	}
+	n := len(c.manifests)
+	c.mu.Unlock()
+	c.cache.Invalidate(name)
+	c.metrics.experts.Set(float64(n))
+}
+
+// selected counts a request served by name. An expert gets its own series
+// while it is served and fewer than maxSelectionSeries exist.
+func (c *Catalog) selected(name string) {
+	c.mu.Lock()
+	label := name
+	if _, served := c.manifests[name]; !served {
+		label = "other"
+	} else if !c.series[name] {
+		if len(c.series) < maxSelectionSeries {
+			c.series[name] = true
+		} else {
+			label = "other"
+		}
+	}
+	c.metrics.selections.WithLabelValues(label).Inc()
+	c.mu.Unlock()
+}
+
+// List returns the served experts' manifests, by name.
+func (c *Catalog) List() []library.Manifest {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]library.Manifest, 0, len(c.manifests))
+	for _, m := range c.manifests {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Has reports whether name is a served expert.
+func (c *Catalog) Has(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.manifests[name]
+	return ok
+}
+
+// Adapter returns an expert's LoRA, reading it from the library once.
+func (c *Catalog) Adapter(name string) (*adapters.LoRA, error) {
+	c.mu.RLock()
+	l, ok := c.loras[name]
+	m, served := c.manifests[name]
+	c.mu.RUnlock()
+	if ok {
+		return l, nil
+	}
+	if !served {
+		return nil, fmt.Errorf("%w: the expert %q", ErrNotFound, name)
+	}
+	x, err := c.cfg.Library.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	l, err = x.LoRA(c.cfg.Base.Config)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	// Keep it only if the expert was not replaced while we read it.
+	if cur, still := c.manifests[name]; still && cur.ID == m.ID && x.ID == m.ID {
+		c.loras[name] = l
+	}
+	c.mu.Unlock()
+	return l, nil
+}
+
+// merged returns the cached merge of experts with weights, and how exact it is.
+func (c *Catalog) merged(names []string, weights []float64, o adapters.MergeOptions) (*adapters.LoRA, adapters.MergeReport, error) {
+	ls := make([]*adapters.LoRA, len(names))
+	for i, n := range names {
+		l, err := c.Adapter(n)
+		if err != nil {
+			return nil, adapters.MergeReport{}, err
+		}
+		ls[i] = l
+	}
+	o.Weights = weights
+	before := c.cache.Len()
+	l, rep, err := c.cache.Get(names, ls, o)
+	if err != nil {
+		return nil, adapters.MergeReport{}, err
+	}
+	if c.cache.Len() > before {
+		c.metrics.mergeCache.WithLabelValues("miss").Inc()
+	} else {
+		c.metrics.mergeCache.WithLabelValues("hit").Inc()
+	}
+	return l, rep, nil
+}
+
+// embedQueries embeds routing queries once the embedding budget has room
+// for them (waiting at most EmbedWait, and not past ctx).
+func (c *Catalog) embedQueries(ctx context.Context, texts []string) ([][]float32, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.EmbedWait)
+	defer cancel()
+	n := int64(len(texts))
+	if err := c.embedQ.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, ErrBusy
+	}
+	defer c.embedQ.Release(n)
+	return c.cfg.Embedder.Embed(texts)
+}

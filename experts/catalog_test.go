@@ -1,0 +1,283 @@
+package experts
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"roe/adapters"
+	"roe/library"
+	"roe/model"
+	"roe/model/tokenizer"
+	"roe/models"
+	"roe/retriever"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
+	t.Helper()
+	m, err := model.LoadFS(models.Stories260K())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tj, _ := fs.ReadFile(models.Stories260K(), "tokenizer.json")
+	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
+	tok, err := tokenizer.FromJSON(tj, cj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok
+}
+
+// randomExpert is a rank-4 LoRA on q, v and down with random factors.
+func randomExpert(t testing.TB, base model.Config, name string, seed uint64, texts ...string) *library.Expert {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	l := adapters.New(base, adapters.Config{R: 4, Alpha: 8, TargetModules: []string{"q_proj", "v_proj", "down_proj"}})
+	for layer := 0; layer < base.NumLayers; layer++ {
+		for _, p := range []model.Proj{model.ProjQ, model.ProjV, model.ProjDown} {
+			out, in := base.ProjShape(p)
+			a, b := make([]float32, 4*in), make([]float32, out*4)
+			for i := range a {
+				a[i] = float32(r.NormFloat64() * 0.3)
+			}
+			for i := range b {
+				b[i] = float32(r.NormFloat64() * 0.3)
+			}
+			l.SetPair(layer, p, &adapters.Pair{A: a, B: b, Rank: 4, In: in, Out: out, Alpha: 8})
+		}
+	}
+	cfg, tensors, err := library.ExpertFromLoRA(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &library.Expert{Manifest: library.Manifest{Name: name, Kind: library.KindImported}, AdapterConfig: cfg, Tensors: tensors}
+	for _, tx := range texts {
+		x.Instances = append(x.Instances, library.Instance{Text: tx})
+	}
+	return x
+}
+
+type fixture struct {
+	m   *model.Model
+	emb retriever.Embedder
+	lib *library.Library
+	c   *Catalog
+}
+
+func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
+	t.Helper()
+	m, tok := loadEmbedded(t)
+	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := retriever.NewModelEmbedder(m, tok, 0, 0)
+	cfg := Config{Library: lib, Base: m, BaseID: "stories260K", Embedder: emb, Logger: quiet()}
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); lib.Close() })
+	return &fixture{m, emb, lib, c}
+}
+
+// An expert trained on another base model (a library kept from an earlier
+// default) is left out of the catalog instead of failing later.
+func TestSkipOtherBase(t *testing.T) {
+	m, tok := loadEmbedded(t)
+	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	emb := retriever.NewModelEmbedder(m, tok, 0, 0)
+	for i, c := range []struct{ name, fp string }{{"ours", m.Fingerprint()}, {"theirs", "0123456789abcdef"}} {
+		x := randomExpert(t, m.Config, c.name, uint64(i), "a story about "+c.name)
+		if x.Instances, err = PrepareInstances(emb, "", x.Instances, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		x.BaseFingerprint, x.Embedder = c.fp, emb.ID()
+		if _, err := lib.Add(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Open(Config{Library: lib, Base: m, Embedder: emb, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var names []string
+	for _, x := range c.List() {
+		names = append(names, x.Name)
+	}
+	if len(names) != 1 || names[0] != "ours" {
+		t.Errorf("served experts %v, want [ours]", names)
+	}
+}
+
+// Experts cannot take a name that is a model id: they would be unreachable.
+func TestReservedNames(t *testing.T) {
+	f := newFixture(t)
+	for _, name := range []string{"auto", "AUTO", "stories260K"} {
+		_, err := f.c.Add(randomExpert(t, f.m.Config, name, 1, "text"), AddOptions{})
+		var fe *FieldError
+		if !errors.Is(err, ErrReserved) || !errors.As(err, &fe) || fe.Field != "name" {
+			t.Errorf("Add(%q) = %v, want ErrReserved on name", name, err)
+		}
+		_, err = f.c.Merge(MergeSpec{Name: name, Experts: []Ref{{"x", 1}}})
+		if !errors.Is(err, ErrReserved) {
+			t.Errorf("Merge(%q) = %v, want ErrReserved", name, err)
+		}
+	}
+	if ms, _ := f.lib.List(); len(ms) != 0 {
+		t.Errorf("library has %d experts after refused adds", len(ms))
+	}
+	if _, err := f.c.Add(randomExpert(t, f.m.Config, "autos", 1, "text"), AddOptions{}); err != nil {
+		t.Errorf("a name that only contains auto: %v", err)
+	}
+}
+
+// Client embeddings are kept only when they come from the catalog's embedder;
+// foreign or absurd ones are remade, never stored as given.
+func TestAddRemakesForeignEmbeddings(t *testing.T) {
+	f := newFixture(t)
+	huge := make([]float32, f.emb.Dim())
+	for i := range huge {
+		huge[i] = 3e38
+	}
+	x := randomExpert(t, f.m.Config, "huge", 1, "once upon a time")
+	x.Instances[0].Embedding = huge
+	x.Embedder = "someone-else"
+	m, err := f.c.Add(x, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := f.lib.Instances(m.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := f.emb.Embed([]string{retriever.FormatInstance(retriever.DefaultInstanceFormat, "once upon a time", nil)})
+	for i, v := range ins[0].Embedding {
+		if v != want[0][i] {
+			t.Fatalf("stored embedding[%d] = %g, want the embedder's %g", i, v, want[0][i])
+		}
+	}
+	// Claiming the catalog's embedder does not let absurd values in.
+	for name, bad := range map[string][]float32{"huge2": huge, "short": {1, 2}, "zero": make([]float32, f.emb.Dim())} {
+		x := randomExpert(t, f.m.Config, name, 2, "a dragon")
+		x.Instances[0].Embedding, x.Embedder = bad, f.emb.ID()
+		if _, err := f.c.Add(x, AddOptions{}); !errors.Is(err, library.ErrInvalid) {
+			t.Errorf("%s: Add = %v, want ErrInvalid", name, err)
+		}
+		if f.c.Has(name) {
+			t.Errorf("%s was stored", name)
+		}
+	}
+}
+
+// Routing embeddings are bounded: with the budget taken, auto routing waits
+// EmbedWait and answers ErrBusy instead of piling up on request goroutines.
+func TestRoutingEmbeddingsBounded(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxQueries, c.EmbedBudget, c.EmbedWait = 4, 4, 20*time.Millisecond })
+	ctx := context.Background()
+	if _, err := f.c.Add(randomExpert(t, f.m.Config, "stories", 1, "once upon a time"), AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.embedQ.Acquire(ctx, 3); err != nil { // routing embeddings in progress
+		t.Fatal(err)
+	}
+	two := &Routing{Queries: []string{"a tale"}}
+	if _, err := f.c.Select(ctx, Request{Model: Auto, Routing: two, Queries: []string{"a tale"}}); !errors.Is(err, ErrBusy) {
+		t.Errorf("over the budget: %v, want ErrBusy", err)
+	}
+	if sel, err := f.c.Select(ctx, Request{Model: Auto, Queries: []string{"a tale"}}); err != nil || sel.Names() != "stories" {
+		t.Errorf("within the budget: %v %v", sel, err)
+	}
+	f.c.embedQ.Release(3)
+	if sel, err := f.c.Select(ctx, Request{Model: Auto, Routing: two, Queries: []string{"a tale"}}); err != nil || sel.Names() != "stories" {
+		t.Errorf("budget free: %v %v", sel, err)
+	}
+	if _, err := f.c.Select(ctx, Request{Model: Auto, Routing: &Routing{Queries: make([]string, 65)}, Queries: []string{"x"}}); err != nil {
+		t.Errorf("blank queries do not count: %v", err)
+	}
+	_, err := f.c.Select(ctx, Request{Model: Auto, Routing: &Routing{Queries: []string{"a", "b", "c", "d", "e"}}})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "routing.queries" {
+		t.Errorf("5 queries: %v, want a FieldError on routing.queries", err)
+	}
+}
+
+// A removed expert's selections series is deleted; served ones keep theirs.
+func TestSelectionSeriesFollowLibrary(t *testing.T) {
+	f := newFixture(t)
+	for i, n := range []string{"a", "b"} {
+		if _, err := f.c.Add(randomExpert(t, f.m.Config, n, uint64(i), "text "+n), AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.c.Select(context.Background(), Request{Model: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := seriesCount(t, f.c); got != 2 {
+		t.Fatalf("%d series, want 2", got)
+	}
+	if err := f.c.Remove("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := seriesCount(t, f.c); got != 1 {
+		t.Errorf("%d series after removing a, want 1", got)
+	}
+}
+
+func seriesCount(t *testing.T, c *Catalog) int {
+	t.Helper()
+	ch := make(chan prometheusMetric, 100)
+	c.metrics.selections.Collect(ch)
+	close(ch)
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
+}
+
+// Fields that do not apply are refused by name, never ignored.
+func TestSelectRefusesFieldsThatDoNotApply(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.c.Add(randomExpert(t, f.m.Config, "a", 1, "text"), AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		r     Request
+		field string
+	}{
+		{Request{Model: "a", Merge: "ties"}, "merge"},
+		{Request{Model: "stories260K", Routing: &Routing{}}, "routing"},
+		{Request{Model: "a", Routing: &Routing{TopK: 2}}, "routing"},
+		{Request{Experts: []Ref{{"a", 1}}, Routing: &Routing{}}, "routing"},
+		{Request{Model: Auto, Routing: &Routing{TopK: 99}}, "routing.top_k"},
+		{Request{Experts: []Ref{{"a", 1}, {"b", 1}}}, "experts[1].name"},
+		{Request{Experts: []Ref{{"a", 2e3}}}, "experts[0].weight"},
+		{Request{Model: "nope"}, "model"},
+	} {
+		_, err := f.c.Select(context.Background(), c.r)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("%+v: %v, want an error on %s", c.r, err, c.field)
+		}
+	}
+}
+
+type prometheusMetric = prometheus.Metric

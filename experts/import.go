@@ -1,0 +1,157 @@
+package experts
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+
+	"roe/library"
+	"roe/model"
+	"roe/retriever"
+)
+
+// ReadFS reads every expert of fsys (a folder per expert, as `roe experts
+// export` writes it, at the path of its name), checking each against base:
+// experts trained on another base model are refused with ErrOtherBase.
+func ReadFS(fsys fs.FS, base *model.Model) ([]*library.Expert, error) {
+	var dirs []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == library.FileExpert {
+			dirs = append(dirs, path.Dir(p))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(dirs)
+	xs := make([]*library.Expert, 0, len(dirs))
+	for _, dir := range dirs {
+		x, err := library.ImportFS(fsys, dir)
+		if err != nil {
+			return nil, err
+		}
+		if x.Name != dir {
+			return nil, fmt.Errorf("%w: the expert in folder %s is named %q", library.ErrInvalid, dir, x.Name)
+		}
+		if x.BaseFingerprint != base.Fingerprint() {
+			return nil, fmt.Errorf("%w (%s was trained on base %.12s, serving %.12s)", ErrOtherBase, x.Name, x.BaseFingerprint, base.Fingerprint())
+		}
+		if _, err := x.LoRA(base.Config); err != nil {
+			return nil, fmt.Errorf("expert %s: %w", x.Name, err)
+		}
+		xs = append(xs, x)
+	}
+	return xs, nil
+}
+
+// ImportFS adds the experts of fsys (see ReadFS) that lib does not hold yet,
+// embedding their instances with emb unless emb made the stored embeddings,
+// and returns how many it added. All are checked before any is added. An
+// import cut short (a kill) is finished by calling it again: each expert is
+// added whole or not at all, and those already there are skipped.
+func ImportFS(lib *library.Library, base *model.Model, emb retriever.Embedder, format string, fsys fs.FS) (int, error) {
+	xs, err := ReadFS(fsys, base)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, x := range xs {
+		if _, err := lib.Manifest(x.Name); err == nil {
+			continue
+		}
+		if err := Prepare(x, base, emb, format, AddOptions{}); err != nil {
+			return n, fmt.Errorf("expert %s: %w", x.Name, err)
+		}
+		if _, err := lib.Add(x); err != nil {
+			return n, fmt.Errorf("expert %s: %w", x.Name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// settingStarter records that the starter import of a library finished.
+const settingStarter = "starter-imported"
+
+// ImportStarter imports the starter experts of fsys into lib unless an
+// earlier import finished (then experts the user removed stay removed). A
+// library that holds experts of its own and no record of an import (made
+// before imports were recorded, or by hand) is left as it is. It returns how
+// many experts it added.
+func ImportStarter(lib *library.Library, base *model.Model, emb retriever.Embedder, format string, fsys fs.FS) (int, error) {
+	if _, done, err := lib.Setting(settingStarter); err != nil || done {
+		return 0, err
+	}
+	xs, err := ReadFS(fsys, base)
+	if err != nil {
+		return 0, err
+	}
+	starter := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		starter[x.Name] = true
+	}
+	ms, err := lib.List()
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range ms {
+		if !starter[m.Name] {
+			return 0, lib.SetSetting(settingStarter, "skipped: the library had experts of its own")
+		}
+	}
+	n, err := ImportFS(lib, base, emb, format, fsys)
+	if err != nil {
+		return n, err
+	}
+	return n, lib.SetSetting(settingStarter, fmt.Sprintf("%d experts", len(xs)))
+}
+
+// BuildIndex loads every expert's instances into a fresh index (re-embedding
+// those made by another embedder) and, when asked, a BM25 index: the routing
+// of a library that no server holds (the CLI, evaluations).
+func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool) (*retriever.Index, *retriever.Lexical, error) {
+	ms, err := lib.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	ix := retriever.NewIndex(emb.Dim(), norm)
+	var lx *retriever.Lexical
+	if lexical {
+		if lx, err = retriever.NewLexical(); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, m := range ms {
+		ins, err := lib.Instances(m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if m.Embedder != emb.ID() || m.Dim != emb.Dim() {
+			for i := range ins {
+				ins[i].Embedding = nil
+			}
+			if ins, err = PrepareInstances(emb, format, ins, 0, 0); err != nil {
+				return nil, nil, err
+			}
+		}
+		texts := make([]string, len(ins))
+		embs := make([][]float32, len(ins))
+		for i, in := range ins {
+			texts[i], embs[i] = in.Text, in.Embedding
+		}
+		if err := ix.Add(m.Name, embs, texts); err != nil {
+			return nil, nil, err
+		}
+		if lx != nil {
+			if err := lx.Add(m.Name, texts, m.Description); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return ix, lx, nil
+}

@@ -1,0 +1,316 @@
+package experts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"roe/adapters"
+	"roe/model"
+	"roe/retriever"
+)
+
+// maxComposed bounds a composition: each distinct one costs a merge.
+const maxComposed = 16
+
+// Ref is one expert of an explicit composition.
+type Ref struct {
+	Name   string
+	Weight float64
+}
+
+// Routing are a request's routing options (the `routing` body field).
+type Routing struct {
+	TopK     int      `json:"top_k"`
+	MinScore *float64 `json:"min_score"`
+	Queries  []string `json:"queries"` // extra query instances that vote, as in the paper
+	Compose  bool     `json:"compose"` // merge the top-k experts
+}
+
+// Request is what Select needs of a request.
+type Request struct {
+	Model   string   // the base model's id, Auto or an expert's name
+	Experts []Ref    // an explicit composition (overrides Model)
+	Merge   string   // the composition's method [Config.MergeMethod]
+	Routing *Routing // auto routing options
+	Queries []string // the request's own query instances (its prompt)
+}
+
+// Selection is the adapter chosen for a request (nil: the base model) and how.
+type Selection struct {
+	Adapter model.Adapter
+	Info    *Info
+}
+
+// Names are the experts used, comma-separated ("none" for the base model).
+func (s *Selection) Names() string {
+	if len(s.Info.Experts) == 0 {
+		return "none"
+	}
+	names := make([]string, len(s.Info.Experts))
+	for i, x := range s.Info.Experts {
+		names[i] = x.Name
+	}
+	return strings.Join(names, ",")
+}
+
+// Used is one expert in a response's roe object.
+type Used struct {
+	Name      string  `json:"name"`
+	Weight    float64 `json:"weight"`
+	Votes     int     `json:"votes,omitempty"`
+	Score     float64 `json:"score,omitempty"`
+	VoteShare float64 `json:"vote_share,omitempty"`
+}
+
+// Compression says a composition was stored below its exact rank.
+type Compression struct {
+	Rank     int     `json:"rank"`      // the rank it was cut to
+	RelError float64 `json:"rel_error"` // ‖ΔW − ΔŴ‖_F / ‖ΔW‖_F over all modules
+	MaxError float64 `json:"max_module_rel_error"`
+}
+
+// Info says what served a request: the `roe` object of every response.
+type Info struct {
+	Mode        string       `json:"mode"` // base, expert, compose, auto or auto-compose
+	Experts     []Used       `json:"experts"`
+	Merge       string       `json:"merge,omitempty"`
+	Compression *Compression `json:"compression,omitempty"` // the merge was lossy (MaxMergeRank)
+	Fallback    bool         `json:"fallback"`
+	Queries     int          `json:"queries,omitempty"`
+	VoteShare   float64      `json:"vote_share,omitempty"`
+	Margin      float64      `json:"margin,omitempty"`
+	RoutingMS   float64      `json:"routing_ms"`
+	Candidates  []Used       `json:"candidates,omitempty"` // auto: the ranking the choice came from
+	Neighbors   [][]Neighbor `json:"neighbors,omitempty"`  // Route only
+}
+
+// Neighbor is one stored instance near a query.
+type Neighbor struct {
+	Expert string  `json:"expert"`
+	Text   string  `json:"text"`
+	Score  float32 `json:"score"`
+}
+
+// Select picks the adapter for a request: the base model, a named expert, an
+// explicit composition, or auto routing over the request's queries.
+func (c *Catalog) Select(ctx context.Context, r Request) (*Selection, error) {
+	if err := checkRefs(r.Experts); err != nil {
+		return nil, err
+	}
+	if len(r.Experts) > 0 {
+		if r.Routing != nil {
+			return nil, invalid("routing", "routing does not apply to an explicit composition (experts)")
+		}
+		return c.compose(r.Experts, r.Merge)
+	}
+	if r.Model != Auto {
+		if r.Merge != "" {
+			return nil, invalid("merge", "merge applies to a composition (experts) or to model %q", Auto)
+		}
+		if r.Routing != nil && r.Model != "" {
+			return nil, invalid("routing", "routing applies to model %q, not to %q", Auto, r.Model)
+		}
+	}
+	switch r.Model {
+	case "":
+		return nil, invalid("model", "model is required: %q, %q or an expert's name", c.cfg.BaseID, Auto)
+	case c.cfg.BaseID:
+		return &Selection{Info: &Info{Mode: "base", Experts: []Used{}}}, nil
+	case Auto:
+		return c.route(ctx, r.Routing, r.Queries, r.Merge)
+	}
+	if !c.Has(r.Model) {
+		return nil, notFound("model", "the model %q does not exist: use %q, %q or an expert from GET /v1/models", r.Model, c.cfg.BaseID, Auto)
+	}
+	l, err := c.Adapter(r.Model)
+	if err != nil {
+		return nil, err
+	}
+	c.selected(r.Model)
+	return &Selection{Adapter: l, Info: &Info{Mode: "expert", Experts: []Used{{Name: r.Model, Weight: 1}}}}, nil
+}
+
+func checkRefs(refs []Ref) error {
+	if len(refs) > maxComposed {
+		return invalid("experts", "at most %d experts in a composition, got %d", maxComposed, len(refs))
+	}
+	seen := map[string]bool{}
+	for i, r := range refs {
+		if r.Name == "" {
+			return invalid(fmt.Sprintf("experts[%d].name", i), "experts[%d] has no name", i)
+		}
+		if seen[r.Name] {
+			return invalid("experts", "expert %q is listed twice", r.Name)
+		}
+		seen[r.Name] = true
+		if math.IsNaN(r.Weight) || math.IsInf(r.Weight, 0) || math.Abs(r.Weight) > 1e3 {
+			return invalid(fmt.Sprintf("experts[%d].weight", i), "weight of %q must be a finite number of magnitude ≤ 1000", r.Name)
+		}
+	}
+	return nil
+}
+
+// MergeOptions validates a merge method name ("" is the configured default).
+func (c *Catalog) MergeOptions(method string) (adapters.MergeOptions, error) {
+	m := c.cfg.MergeMethod
+	if method != "" {
+		m = adapters.Method(method)
+	}
+	for _, ok := range adapters.Methods() {
+		if ok == m {
+			return adapters.MergeOptions{Method: m, Rank: c.cfg.MaxMergeRank}, nil
+		}
+	}
+	return adapters.MergeOptions{}, invalid("merge", "unknown merge method %q (known: %v)", method, adapters.Methods())
+}
+
+// compression is the Info of a lossy merge, nil for an exact one.
+func compression(rep adapters.MergeReport) *Compression {
+	if rep.RelFrobError == 0 && rep.MaxModuleRelError == 0 {
+		return nil
+	}
+	return &Compression{Rank: rep.Rank, RelError: rep.RelFrobError, MaxError: rep.MaxModuleRelError}
+}
+
+func (c *Catalog) compose(refs []Ref, method string) (*Selection, error) {
+	o, err := c.MergeOptions(method)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(refs))
+	weights := make([]float64, len(refs))
+	info := &Info{Mode: "compose", Merge: string(o.Method)}
+	for i, r := range refs {
+		if !c.Has(r.Name) {
+			return nil, notFound(fmt.Sprintf("experts[%d].name", i), "the expert %q does not exist", r.Name)
+		}
+		names[i], weights[i] = r.Name, r.Weight
+		info.Experts = append(info.Experts, Used{Name: r.Name, Weight: r.Weight})
+	}
+	if len(refs) == 1 && refs[0].Weight == 1 {
+		l, err := c.Adapter(names[0])
+		if err != nil {
+			return nil, err
+		}
+		c.selected(names[0])
+		info.Mode, info.Merge = "expert", ""
+		return &Selection{Adapter: l, Info: info}, nil
+	}
+	l, rep, err := c.merged(names, weights, o)
+	if err != nil {
+		if errors.Is(err, adapters.ErrMerge) {
+			return nil, invalid("experts", "merge: %v", err)
+		}
+		return nil, err
+	}
+	info.Compression = compression(rep)
+	for _, n := range names {
+		c.selected(n)
+	}
+	return &Selection{Adapter: l, Info: info}, nil
+}
+
+// route embeds the query instances, votes, and picks or merges experts.
+func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, method string) (*Selection, error) {
+	t0 := time.Now()
+	if rr == nil {
+		rr = &Routing{}
+	}
+	if rr.TopK < 0 || rr.TopK > maxComposed {
+		return nil, invalid("routing.top_k", "routing.top_k must be in [1, %d], got %d", maxComposed, rr.TopK)
+	}
+	if rr.MinScore != nil && (math.IsNaN(*rr.MinScore) || math.IsInf(*rr.MinScore, 0)) {
+		return nil, invalid("routing.min_score", "routing.min_score must be a finite number")
+	}
+	qs := append(append([]string(nil), queries...), rr.Queries...)
+	var texts []string
+	for _, q := range qs {
+		if strings.TrimSpace(q) != "" {
+			texts = append(texts, retriever.FormatInstance(c.cfg.InstanceFormat, q, nil))
+		}
+	}
+	info := &Info{Mode: "auto", Experts: []Used{}, Queries: len(texts)}
+	if len(texts) == 0 {
+		info.Fallback = true
+		c.metrics.fallbacks.Inc()
+		return &Selection{Info: info}, nil
+	}
+	if len(texts) > c.cfg.MaxQueries {
+		return nil, invalid("routing.queries", "at most %d query instances, got %d", c.cfg.MaxQueries, len(texts))
+	}
+	embs, err := c.embedQueries(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	k := c.cfg.TopK
+	if rr.TopK > 0 {
+		k = rr.TopK
+	}
+	opts := retriever.RouteOptions{TopK: max(k, 2), MinScore: c.cfg.MinScore}
+	if rr.MinScore != nil {
+		opts.MinScore = *rr.MinScore
+	}
+	if c.lexical != nil {
+		opts.Lexical, opts.QueryTexts = c.lexical, texts
+	}
+	rt, err := c.index.Route(embs, opts)
+	if err != nil {
+		return nil, err
+	}
+	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
+	c.metrics.routing.Observe(time.Since(t0).Seconds())
+	info.VoteShare, info.Margin = rt.Confidence.VoteShare, rt.Confidence.Margin
+	for _, x := range rt.Experts {
+		info.Candidates = append(info.Candidates, Used{Name: x.Name, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare})
+	}
+	for _, hs := range rt.Neighbors {
+		var ns []Neighbor
+		for _, h := range hs {
+			ns = append(ns, Neighbor{h.Expert, h.Text, h.Score})
+		}
+		info.Neighbors = append(info.Neighbors, ns)
+	}
+	if rt.Fallback || len(rt.Experts) == 0 {
+		info.Fallback = true
+		c.metrics.fallbacks.Inc()
+		return &Selection{Info: info}, nil
+	}
+	c.metrics.voteMargin.Observe(rt.Confidence.Margin)
+	n := 1
+	if rr.Compose || (c.cfg.ComposeMargin > 0 && rt.Confidence.Margin < c.cfg.ComposeMargin) {
+		n = min(max(k, 2), len(rt.Experts))
+	}
+	chosen := rt.Experts[:n]
+	if n == 1 {
+		x := chosen[0]
+		l, err := c.Adapter(x.Name)
+		if err != nil {
+			return nil, err
+		}
+		info.Experts = []Used{{Name: x.Name, Weight: 1, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare}}
+		c.selected(x.Name)
+		return &Selection{Adapter: l, Info: info}, nil
+	}
+	o, err := c.MergeOptions(method)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, n)
+	weights := make([]float64, n)
+	for i, x := range chosen {
+		names[i], weights[i] = x.Name, 1/float64(n)
+		info.Experts = append(info.Experts, Used{Name: x.Name, Weight: weights[i], Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare})
+		c.selected(x.Name)
+	}
+	info.Mode, info.Merge = "auto-compose", string(o.Method)
+	l, rep, err := c.merged(names, weights, o)
+	if err != nil {
+		return nil, err
+	}
+	info.Compression = compression(rep)
+	return &Selection{Adapter: l, Info: info}, nil
+}
