@@ -100,7 +100,8 @@ const (
 type MergeOptions struct {
 	Method Method
 	// Weights has one entry per expert. nil means uniform 1/n for linear,
-	// param-average and cpi's average (which normalise any weights to sum 1), and
+	// param-average and cpi's average (which normalise any weights to sum 1, but
+	// linear keeps a single expert's weight as its scale), and
 	// 1 for task-arithmetic, cat, ties, dare-*, magnitude-prune (not normalised).
 	// slerp takes T instead and refuses weights.
 	Weights []float64
@@ -138,7 +139,7 @@ type MergeReport struct {
 	Compressed bool
 	// RelFrobError is ‖ΔW − ΔŴ‖_F / ‖ΔW‖_F over all modules together (exact ΔW
 	// against the stored ΔŴ, float64 before rounding the factors to float32): 0
-	// for the stacked factors, rounding level (≲1e-6) for uncompressed dense results.
+	// for the stacked factors, rounding level (≲1e-6) for other uncompressed results.
 	RelFrobError float64
 	// MaxModuleRelError is the largest per-module relative error.
 	MaxModuleRelError float64
