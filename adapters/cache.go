@@ -3,8 +3,8 @@ package adapters
 // A cache of merged adapters.
 //
 // A request routed to several experts needs their merge, and the same top-k
-// comes back for many requests of a task; merging (with its SVDs) costs far
-// more than a forward step. So each merge is computed once per key — concurrent
+// comes back for many requests of a task; merging (with the SVDs of dense or
+// compressed merges) costs far more than a forward step. So each merge is computed once per key — concurrent
 // requests for one key wait for the single computation — and kept under a byte
 // budget with least-recently-used eviction.
 
@@ -57,8 +57,9 @@ func NewCache(maxBytes int64) *Cache {
 	return &Cache{maxBytes: maxBytes, lru: list.New(), items: map[string]*list.Element{}, inflight: map[string]*mergeCall{}}
 }
 
-// Get returns the merge of experts (named by ids, in the same order) with o,
-// computing it at most once at a time per key. Errors are not cached.
+// Get returns the merge of experts (named by ids, in the same order) with o and
+// its MergeReport (kept with the entry, so hits return it too), computing it at
+// most once at a time per key. o.Rank is part of the key. Errors are not cached.
 func (c *Cache) Get(ids []string, experts []*LoRA, o MergeOptions) (*LoRA, MergeReport, error) {
 	if len(ids) != len(experts) {
 		return nil, MergeReport{}, fmt.Errorf("%w: %d ids for %d experts", ErrMerge, len(ids), len(experts))

@@ -184,3 +184,32 @@ func TestCacheConcurrent(t *testing.T) {
 		t.Errorf("len %d", small.Len())
 	}
 }
+
+// A hit returns the report of the merge it keeps; Rank is part of the key, so
+// a compressed merge and the exact one are kept apart.
+func TestCacheReport(t *testing.T) {
+	n := countMerges(t, nil)
+	rng := rand.New(rand.NewPCG(33, 34))
+	ids := []string{"a", "b"}
+	ls := []*LoRA{randomLoRA(rng, testBase, 2, nil, false), randomLoRA(rng, testBase, 3, nil, false)}
+	c := NewCache(1 << 30)
+	for i := 0; i < 2; i++ {
+		_, exact, err := c.Get(ids, ls, MergeOptions{Method: MethodLinear})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, small, err := c.Get(ids, ls, MergeOptions{Method: MethodLinear, Rank: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exact.Compressed || exact.RelFrobError != 0 || exact.Rank != 5 || exact.ExactRank != 5 {
+			t.Errorf("Get %d, exact: %+v", i, exact)
+		}
+		if !small.Compressed || small.RelFrobError < 0.05 || small.Rank != 2 || small.ExactRank != 5 {
+			t.Errorf("Get %d, rank 2: %+v", i, small)
+		}
+	}
+	if n.Load() != 2 || c.Len() != 2 {
+		t.Errorf("merges %d, len %d, want 2 and 2", n.Load(), c.Len())
+	}
+}

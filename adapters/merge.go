@@ -6,9 +6,15 @@ package adapters
 // of their parameter deltas; CPI-FT fuses experts by keeping each one's core
 // parameters and interpolating the rest. The other methods are the usual ones of
 // mergekit and PEFT's add_weighted_adapter. Every method works per module
-// (layer, projection) on the dense update ΔWᵢ = sᵢ·Bᵢ·Aᵢ, [Out, In], of each
-// expert (zero where an expert lacks the module), and the result is again a LoRA:
-// exactly (cat, param-average) or by truncated SVD (svd.go), with scale 1.
+// (layer, projection) on the updates ΔWᵢ = sᵢ·Bᵢ·Aᵢ, [Out, In], of the experts
+// (zero where an expert lacks the module), and the result is again a LoRA with
+// scale 1.
+//
+// By default the result is exact. A weighted sum of updates (linear,
+// task-arithmetic, cat, slerp) is exactly the stacked factors, rank Σ rᵢ; a dense
+// result (ties, dare-*, magnitude-prune, cpi) is its SVD cut only at float32
+// rounding (svd.go). MergeOptions.Rank asks for compression by truncated SVD, and
+// the MergeReport then says that it happened and what it lost.
 
 import (
 	"fmt"
@@ -28,7 +34,9 @@ type Method string
 // The merge methods.
 const (
 	// MethodLinear is the weighted average Σ wᵢ·ΔWᵢ, weights normalised to sum 1
-	// (uniform: the Retrieval-of-Experts merge).
+	// (uniform: the Retrieval-of-Experts merge). A single expert has nothing to be
+	// averaged with, so its weight scales it (0.5 halves its update). Stored
+	// exactly as cat's factors with the normalised weights.
 	MethodLinear Method = "linear"
 	// MethodParamAverage averages the A's and the (scaled) B's separately, as the
 	// Retrieval-of-Experts code averaged adapter parameters. It is exact but is not
@@ -36,14 +44,22 @@ const (
 	// cross terms Bᵢ·Aⱼ (i ≠ j) and shrinks each expert's own term to 1/n² (linear
 	// gives 1/n). It needs equal ranks.
 	MethodParamAverage Method = "param-average"
-	// MethodTaskArithmetic is Σ λᵢ·ΔWᵢ; negative λ subtracts an expert.
+	// MethodTaskArithmetic is Σ λᵢ·ΔWᵢ; negative λ subtracts an expert. Stored
+	// exactly as cat's factors.
 	MethodTaskArithmetic Method = "task-arithmetic"
-	// MethodCat stacks the factors: A = vstack(Aᵢ), B = hstack(λᵢ·sᵢ·Bᵢ), rank Σ rᵢ;
-	// exactly Σ λᵢ·ΔWᵢ (re-factored only when Rank is set below Σ rᵢ).
+	// MethodCat stacks the factors: A = vstack(Aᵢ), B = hstack(λᵢ·sᵢ·Bᵢ), rank Σ rᵢ
+	// (experts with λᵢ = 0 left out); exactly Σ λᵢ·ΔWᵢ. linear, task-arithmetic
+	// and slerp are stored this way too.
 	MethodCat Method = "cat"
 	// MethodTIES trims each ΔWᵢ to its top Density fraction by magnitude, elects a
 	// sign per entry (sign of Σ λᵢ·trimmedᵢ, + on ties) and takes the λ-weighted
 	// mean of the experts that agree with it (Yadav et al. 2023, as mergekit).
+	//
+	// TIES, dare-*, magnitude-prune and cpi edit entries of the dense ΔW, which
+	// leaves no low-rank form: the exact result is its SVD at its numerical rank,
+	// usually min(Out, In). That costs a full SVD per module at merge time and, when
+	// served unmerged, about one more base projection per step; set Rank to trade
+	// exactness for size (the randomized SVD then handles large modules).
 	MethodTIES Method = "ties"
 	// MethodDARELinear drops each entry with probability 1−Density, rescales the
 	// rest by 1/Density, and sums Σ λᵢ·ΔWᵢ (Yu et al. 2023, mergekit dare_linear).
@@ -54,7 +70,8 @@ const (
 	// MethodMagnitudePrune keeps each ΔWᵢ's top Density fraction by magnitude and
 	// sums Σ λᵢ·ΔWᵢ (PEFT's magnitude_prune).
 	MethodMagnitudePrune Method = "magnitude-prune"
-	// MethodSLERP interpolates two experts' flattened ΔW on the sphere with T (mergekit).
+	// MethodSLERP interpolates two experts' flattened ΔW on the sphere with T
+	// (mergekit): c₀·ΔW₀ + c₁·ΔW₁ per module, stored exactly as cat's factors.
 	MethodSLERP Method = "slerp"
 	// MethodCPI is the fusion step of CPI-FT: each expert keeps its core entries
 	// (its top CoreFraction of |ΔW| in the module), the rest are SLERP-ed or averaged.
@@ -83,7 +100,8 @@ const (
 type MergeOptions struct {
 	Method Method
 	// Weights has one entry per expert. nil means uniform 1/n for linear,
-	// param-average and cpi's average (which normalise any weights to sum 1), and
+	// param-average and cpi's average (which normalise any weights to sum 1, but
+	// linear keeps a single expert's weight as its scale), and
 	// 1 for task-arithmetic, cat, ties, dare-*, magnitude-prune (not normalised).
 	// slerp takes T instead and refuses weights.
 	Weights []float64
@@ -96,8 +114,9 @@ type MergeOptions struct {
 	// Seed seeds dare's drop masks; each (expert, layer, projection) draws its own
 	// stream from it, so a merge is reproducible.
 	Seed uint64
-	// Rank is the rank of the re-factored result; 0 means the largest input rank of
-	// each module. cat keeps Σ rᵢ unless Rank is smaller; param-average ignores it.
+	// Rank caps the rank of each module of the result; 0 means no cap, the exact
+	// result (see Method). A module whose exact rank is above Rank is compressed
+	// by truncated SVD, which the MergeReport records. param-average ignores it.
 	Rank int
 	// CoreFraction is cpi's p: the top p of |ΔW| entries of each expert's module are
 	// its core (per module, so every projection keeps some core). Default 0.01.
@@ -107,12 +126,20 @@ type MergeOptions struct {
 	CoreFill string
 }
 
-// MergeReport says what a merge produced and how much the re-factoring lost.
+// MergeReport says what a merge produced and how much compressing it lost.
 type MergeReport struct {
 	Method Method
 	Rank   int // the largest rank of the result's modules
-	// RelFrobError is ‖ΔW − ΔŴ‖_F / ‖ΔW‖_F over all modules together, from the SVD
-	// re-factoring (0 for exact methods).
+	// ExactRank is the largest rank at which the modules are exact: Σ rᵢ for the
+	// weighted sums, the numerical rank for dense results (min(Out, In), an upper
+	// bound, for a module compressed by the randomized SVD).
+	ExactRank int
+	// Compressed says some module was truncated below its numerical rank, so
+	// the result is not the method's exact update.
+	Compressed bool
+	// RelFrobError is ‖ΔW − ΔŴ‖_F / ‖ΔW‖_F over all modules together (exact ΔW
+	// against the stored ΔŴ, float64 before rounding the factors to float32): 0
+	// for the stacked factors, rounding level (≲1e-6) for other uncompressed results.
 	RelFrobError float64
 	// MaxModuleRelError is the largest per-module relative error.
 	MaxModuleRelError float64
@@ -152,7 +179,7 @@ func (o MergeOptions) normalized(n int) (MergeOptions, error) {
 		return bad("t %g is not in [0, 1]", o.T)
 	}
 	if o.Rank < 0 {
-		return bad("rank %d is not ≥ 1 (0 = the largest input rank)", o.Rank)
+		return bad("rank %d is not ≥ 1 (0 = exact)", o.Rank)
 	}
 	if o.CoreFraction < 0 || o.CoreFraction > 1 || math.IsNaN(o.CoreFraction) {
 		return bad("core fraction %g is not in (0, 1]", o.CoreFraction)
@@ -166,6 +193,9 @@ func (o MergeOptions) normalized(n int) (MergeOptions, error) {
 		w, err := normalizedWeights(o.Weights, n)
 		if err != nil {
 			return bad("%v", err)
+		}
+		if o.Method == MethodLinear && n == 1 && o.Weights != nil {
+			w[0] = o.Weights[0] // a lone expert's weight is its scale (positive, checked above)
 		}
 		r.Weights = w
 	case MethodSLERP:
@@ -232,7 +262,7 @@ func normalizedWeights(w []float64, n int) ([]float64, error) {
 		sum += v
 	}
 	if !(sum > 0) {
-		return nil, fmt.Errorf("weights %v must have a positive sum", w)
+		return nil, fmt.Errorf("weights %v must have a positive sum (task-arithmetic takes any weights)", w)
 	}
 	for i, v := range w {
 		out[i] = v / sum
@@ -368,6 +398,8 @@ func Merge(experts []*LoRA, o MergeOptions) (*LoRA, MergeReport, error) {
 		// Alpha = rank makes SetPair's scale exactly 1 (UseRSLoRA is false).
 		res.SetPair(m.layer, m.proj, &Pair{A: f.A, B: f.B, Rank: f.k, In: m.in, Out: m.out, Alpha: float64(f.k)})
 		rep.Rank = max(rep.Rank, f.k)
+		rep.ExactRank = max(rep.ExactRank, f.exact)
+		rep.Compressed = rep.Compressed || f.compressed
 		errSq += f.errSq
 		normSq += f.normSq
 		if f.normSq > 0 {
@@ -432,28 +464,15 @@ func describe(l *LoRA, baseModel string) Config {
 	return c
 }
 
-// targetRank is the rank a re-factored module gets.
-func targetRank(m *module, o MergeOptions) int {
-	if o.Rank > 0 {
-		return o.Rank
-	}
-	return m.maxRank()
-}
-
 // mergeModule merges one module with o's method.
 func mergeModule(m *module, o MergeOptions) (factors, error) {
 	n := len(m.pairs)
 	switch o.Method {
-	case MethodLinear, MethodTaskArithmetic:
-		return lowRank(m, o.Weights, targetRank(m, o))
-	case MethodCat:
-		if o.Rank > 0 {
-			return lowRank(m, o.Weights, o.Rank)
-		}
-		return cat(m, o.Weights), nil
+	case MethodLinear, MethodTaskArithmetic, MethodCat:
+		return sumOfUpdates(m, o.Weights, o.Rank)
 	case MethodSLERP:
 		c0, c1 := slerpCoefficients(m.dense(0), m.dense(1), o.T)
-		return lowRank(m, []float64{c0, c1}, targetRank(m, o))
+		return sumOfUpdates(m, []float64{c0, c1}, o.Rank)
 	case MethodParamAverage:
 		return paramAverage(m, o.Weights)
 	}
@@ -487,7 +506,22 @@ func mergeModule(m *module, o MergeOptions) (factors, error) {
 	default:
 		return factors{}, fmt.Errorf("%w: method %q", ErrMerge, o.Method)
 	}
-	return refactorDense(d, m.out, m.in, targetRank(m, o))
+	return refactorDense(d, m.out, m.in, o.Rank)
+}
+
+// sumOfUpdates is Σ cᵢ·ΔWᵢ: the stacked factors (exact, rank Σ rᵢ over the cᵢ ≠ 0),
+// or their truncated SVD when 0 < rank < Σ rᵢ.
+func sumOfUpdates(m *module, c []float64, rank int) (factors, error) {
+	R := 0
+	for i, pr := range m.pairs {
+		if pr != nil && c[i] != 0 {
+			R += pr.Rank
+		}
+	}
+	if rank > 0 && rank < R {
+		return lowRank(m, c, rank)
+	}
+	return cat(m, c), nil
 }
 
 // lowRank re-factors Σ cᵢ·sᵢ·Bᵢ·Aᵢ through the stacked factors, never forming ΔW.
@@ -510,24 +544,25 @@ func lowRank(m *module, c []float64, k int) (factors, error) {
 			bcols, arows = append(bcols, col), append(arows, row)
 		}
 	}
-	if len(bcols) == 0 { // every coefficient is zero: a zero update of rank 1
-		return factors{A: make([]float32, m.in), B: make([]float32, m.out), k: 1}, nil
-	}
 	return refactorLowRank(bcols, arows, m.out, m.in, k)
 }
 
-// cat stacks the factors: A = vstack(Aᵢ) [Σr, in], B = hstack(λᵢ·sᵢ·Bᵢ) [out, Σr].
+// cat stacks the factors: A = vstack(Aᵢ) [Σr, in], B = hstack(λᵢ·sᵢ·Bᵢ) [out, Σr],
+// leaving out experts with λᵢ = 0 (all zero: a zero update of rank 1).
 func cat(m *module, w []float64) factors {
 	R := 0
-	for _, pr := range m.pairs {
-		if pr != nil {
+	for i, pr := range m.pairs {
+		if pr != nil && w[i] != 0 {
 			R += pr.Rank
 		}
+	}
+	if R == 0 {
+		return factors{A: make([]float32, m.in), B: make([]float32, m.out), k: 1}
 	}
 	a, b := make([]float32, 0, R*m.in), make([]float32, m.out*R)
 	off := 0
 	for i, pr := range m.pairs {
-		if pr == nil {
+		if pr == nil || w[i] == 0 {
 			continue
 		}
 		a = append(a, pr.A...)
@@ -539,7 +574,7 @@ func cat(m *module, w []float64) factors {
 		}
 		off += pr.Rank
 	}
-	return factors{A: a, B: b, k: R}
+	return factors{A: a, B: b, k: R, exact: R, normSq: normSqOf(a, b, R, m.out, m.in)}
 }
 
 // paramAverage averages A and s·B separately with weights w (missing modules count
@@ -558,7 +593,7 @@ func paramAverage(m *module, w []float64) (factors, error) {
 		kernels.Axpy(float32(w[i]), pr.A, a)
 		kernels.Axpy(float32(w[i])*pr.Scale, pr.B, b)
 	}
-	return factors{A: a, B: b, k: r}, nil
+	return factors{A: a, B: b, k: r, exact: r, normSq: normSqOf(a, b, r, m.out, m.in)}, nil
 }
 
 // weightedSum is Σ wᵢ·dᵢ.

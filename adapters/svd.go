@@ -1,12 +1,15 @@
 package adapters
 
-// Truncated-SVD re-factoring of a merged update back into a LoRA pair.
+// SVD factoring of a merged update into a LoRA pair.
 //
-// Most merge methods give a ΔW that is not a product of the inputs' factors, and
-// serving it unmerged needs ΔW ≈ B·A of small rank. The best rank-k approximation
-// in Frobenius norm is the truncated SVD (Eckart–Young): ΔW ≈ U_k·Σ_k·V_kᵀ, stored
-// as B = U_k·√Σ_k, A = √Σ_k·V_kᵀ, scale 1. This runs once per merge (and the
-// Cache keeps the result), so it uses gonum in float64, off the hot path.
+// The dense merge methods give a ΔW that is not a product of the inputs' factors,
+// and serving it unmerged needs ΔW = B·A. The SVD gives it: ΔW = U·Σ·Vᵀ, stored
+// as B = U·√Σ, A = √Σ·Vᵀ, scale 1, cut where the singular values fall to float32
+// rounding (the numerical rank: exact for what float32 factors can hold). A
+// requested rank below that truncates (Eckart–Young: the best rank-k
+// approximation in Frobenius norm), and the same holds for compressing a sum of
+// low-rank updates. This runs once per merge (and the Cache keeps the result),
+// so it uses gonum in float64, off the hot path.
 
 import (
 	"fmt"
@@ -20,13 +23,63 @@ import (
 // updates use a randomized SVD (a variable so that tests can reach both paths).
 var exactSVDMax = 256
 
-// factors is one re-factored module.
+// factors is one merged module.
 type factors struct {
-	A      []float32 // [k, In]
-	B      []float32 // [Out, k]
-	k      int
-	errSq  float64 // ‖ΔW − B·A‖²_F of the truncation (float64, before rounding to float32)
-	normSq float64 // ‖ΔW‖²_F
+	A          []float32 // [k, In]
+	B          []float32 // [Out, k]
+	k          int
+	exact      int     // the rank of the exact form (see MergeReport.ExactRank)
+	compressed bool    // singular values above rounding were cut
+	errSq      float64 // ‖ΔW − B·A‖²_F of the truncation (float64, before rounding to float32)
+	normSq     float64 // ‖ΔW‖²_F
+}
+
+// eps32 is float32's machine epsilon.
+const eps32 = 1.0 / (1 << 23)
+
+// numericalRank counts the singular values (descending) of an [out, in] update
+// above σ₀·max(out, in)·eps32, numpy's matrix_rank tolerance for float32: the
+// rest is rounding of the float32 inputs, not signal.
+func numericalRank(s []float64, out, in int) int {
+	if len(s) == 0 || !(s[0] > 0) {
+		return 0
+	}
+	tol := s[0] * float64(max(out, in)) * eps32
+	n := 0
+	for n < len(s) && s[n] > tol {
+		n++
+	}
+	return n
+}
+
+// normSqOf is ‖B·A‖²_F = Σᵢⱼ (BᵀB)ᵢⱼ·(A·Aᵀ)ᵢⱼ without forming B·A, in float64.
+//
+//	b: [out, k], a: [k, in]
+func normSqOf(a, b []float32, k, out, in int) float64 {
+	gb, ga := make([]float64, k*k), make([]float64, k*k)
+	for o := 0; o < out; o++ {
+		row := b[o*k : (o+1)*k]
+		for i, x := range row {
+			for j, y := range row {
+				gb[i*k+j] += float64(x) * float64(y)
+			}
+		}
+	}
+	for i := 0; i < k; i++ {
+		for j := 0; j < k; j++ {
+			s := 0.0
+			ai, aj := a[i*in:(i+1)*in], a[j*in:(j+1)*in]
+			for t := range ai {
+				s += float64(ai[t]) * float64(aj[t])
+			}
+			ga[i*k+j] = s
+		}
+	}
+	t := 0.0
+	for i := range gb {
+		t += gb[i] * ga[i]
+	}
+	return max(t, 0)
 }
 
 // splitFactors builds B = U·√σ and A = √σ·Vᵀ from the first k singular triplets.
@@ -54,12 +107,12 @@ func sumSq(s []float64) float64 {
 	return t
 }
 
-// refactorDense factors a dense update to rank ≤ k.
+// refactorDense factors a dense update at its numerical rank, truncated to k
+// when 0 < k is smaller.
 //
 //	d: [out, in]
 func refactorDense(d []float32, out, in, k int) (factors, error) {
 	m := min(out, in)
-	k = max(1, min(k, m))
 	w := make([]float64, len(d))
 	normSq := 0.0
 	for i, v := range d {
@@ -67,7 +120,7 @@ func refactorDense(d []float32, out, in, k int) (factors, error) {
 		normSq += w[i] * w[i]
 	}
 	a := mat.NewDense(out, in, w)
-	if m > exactSVDMax && k+oversample < m/2 {
+	if k > 0 && m > exactSVDMax && k+oversample < m/2 {
 		return randomizedSVD(a, normSq, out, in, k)
 	}
 	var svd mat.SVD
@@ -78,8 +131,13 @@ func refactorDense(d []float32, out, in, k int) (factors, error) {
 	var u, v mat.Dense
 	svd.UTo(&u)
 	svd.VTo(&v)
+	nr := numericalRank(s, out, in)
+	if k <= 0 || k > nr {
+		k = nr
+	}
+	k = max(1, k) // a zero update still needs a pair
 	fa, fb := splitFactors(&u, &v, s, k, out, in)
-	return factors{A: fa, B: fb, k: k, errSq: sumSq(s[k:]), normSq: sumSq(s)}, nil
+	return factors{A: fa, B: fb, k: k, exact: nr, compressed: k < nr, errSq: sumSq(s[k:]), normSq: sumSq(s)}, nil
 }
 
 // oversample and powerIters set the randomized SVD's accuracy (Halko, Martinsson
@@ -123,8 +181,16 @@ func randomizedSVD(a *mat.Dense, normSq float64, out, in, k int) (factors, error
 	svd.UTo(&ub)
 	svd.VTo(&v)
 	u.Mul(q, &ub) // [out, l]
+	// The sketch sees only l singular values: when they reach rounding within it,
+	// that is the numerical rank; otherwise min(out, in) bounds it.
+	nr, exact := numericalRank(s, out, in), min(out, in)
+	if nr < l {
+		exact = nr
+	}
+	k = max(1, min(k, nr))
 	fa, fb := splitFactors(&u, &v, s, k, out, in)
-	return factors{A: fa, B: fb, k: k, errSq: math.Max(0, normSq-sumSq(s[:k])), normSq: normSq}, nil
+	return factors{A: fa, B: fb, k: k, exact: exact, compressed: k < nr,
+		errSq: math.Max(0, normSq-sumSq(s[:k])), normSq: normSq}, nil
 }
 
 // orthonormalColumns returns Q with orthonormal columns spanning x's columns
@@ -194,7 +260,8 @@ func dot64(a, b []float64) float64 {
 	return s
 }
 
-// refactorLowRank factors ΔW = Bc·Ac, a sum of low-rank terms, to rank ≤ k without
+// refactorLowRank factors ΔW = Bc·Ac, a sum of low-rank terms, to rank ≤ k (and
+// ≤ its numerical rank) without
 // forming ΔW: Bc = Qb·Rb and Acᵀ = Qa·Ra (Gram–Schmidt), so ΔW = Qb·(Rb·Raᵀ)·Qaᵀ
 // and only the small R×R core needs an SVD. Cost O((Out+In)·R²) for R = Σ rᵢ.
 //
@@ -222,7 +289,8 @@ func refactorLowRank(bcols, arows [][]float64, out, in, k int) (factors, error) 
 	var um, vm mat.Dense
 	svd.UTo(&um)
 	svd.VTo(&vm)
-	k = max(1, min(k, out, in, R))
+	nr := numericalRank(s, out, in)
+	k = max(1, min(k, out, in, nr))
 	qb, qa := mat.NewDense(out, R, nil), mat.NewDense(in, R, nil)
 	for j := 0; j < R; j++ {
 		qb.SetCol(j, bcols[j])
@@ -232,7 +300,7 @@ func refactorLowRank(bcols, arows [][]float64, out, in, k int) (factors, error) 
 	u.Mul(qb, um.Slice(0, R, 0, k))
 	v.Mul(qa, vm.Slice(0, R, 0, k))
 	fa, fb := splitFactors(&u, &v, s, k, out, in)
-	return factors{A: fa, B: fb, k: k, errSq: sumSq(s[k:]), normSq: sumSq(s)}, nil
+	return factors{A: fa, B: fb, k: k, exact: R, compressed: k < nr, errSq: sumSq(s[k:]), normSq: sumSq(s)}, nil
 }
 
 func square(n int) [][]float64 {

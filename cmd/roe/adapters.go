@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -29,7 +30,7 @@ func addMergeFlags(fs *flag.FlagSet) *mergeFlags {
 		density: fs.Float64("density", 0, "fraction of entries kept by ties, dare-*, magnitude-prune (default: the method's)"),
 		t:       fs.Float64("t", 0.5, "slerp interpolation between the two adapters"),
 		seed:    fs.Uint64("merge-seed", 0, "seed of dare's random drop"),
-		rank:    fs.Int("rank", 0, "rank of the merged adapter (default: the largest input rank)"),
+		rank:    fs.Int("rank", 0, "compress the merged adapter to this rank by truncated SVD (default: exact, e.g. Σ ranks for linear)"),
 		core:    fs.Float64("core-fraction", 0, "cpi: fraction of |ΔW| entries that are an expert's core (default 0.01)"),
 	}
 }
@@ -73,7 +74,8 @@ func adapterFlags(fs *flag.FlagSet) *adapterFlag {
 	}
 }
 
-// load returns nil without --adapter, the adapter for one folder, or the merge of several.
+// load returns nil without --adapter, the adapter for one folder, or the merge
+// of several (or of one with --weights, which scales it under linear).
 func (a *adapterFlag) load(base model.Config) (model.Adapter, error) {
 	if *a.dirs == "" {
 		return nil, nil
@@ -83,18 +85,33 @@ func (a *adapterFlag) load(base model.Config) (model.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(ls) == 1 {
-		return ls[0], nil
+	if len(ls) == 1 && *a.merge.weights == "" {
+		return ls[0], nil // served unmerged; a weight makes it a (scaled) merge of one
 	}
 	o, err := a.merge.options(len(ls))
 	if err != nil {
 		return nil, err
 	}
-	merged, _, err := adapters.Merge(ls, o)
+	merged, rep, err := adapters.Merge(ls, o)
 	if err != nil {
 		return nil, err
 	}
+	if rep.Compressed {
+		fmt.Fprintln(mergeLog, "merge: "+describeReport(rep))
+	}
 	return merged, nil
+}
+
+// mergeLog receives what generate says about its merge (tests replace it).
+var mergeLog io.Writer = os.Stderr
+
+// describeReport says a merge's rank and, when it was compressed, what that lost.
+func describeReport(rep adapters.MergeReport) string {
+	if !rep.Compressed {
+		return fmt.Sprintf("method %s, rank %d, exact", rep.Method, rep.Rank)
+	}
+	return fmt.Sprintf("method %s, compressed to rank %d (exact rank %d), relative Frobenius error %.3g (worst module %.3g)",
+		rep.Method, rep.Rank, rep.ExactRank, rep.RelFrobError, rep.MaxModuleRelError)
 }
 
 func loadAdapters(dirs []string, base model.Config) ([]*adapters.LoRA, error) {
@@ -149,7 +166,6 @@ func runMerge(args []string, _ io.Reader, stdout io.Writer) error {
 	if err := merged.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: method %s, rank %d, relative Frobenius error of the re-factoring %.3g\n",
-		*out, rep.Method, rep.Rank, rep.RelFrobError)
+	fmt.Fprintf(stdout, "wrote %s: %s\n", *out, describeReport(rep))
 	return nil
 }
