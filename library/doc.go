@@ -45,10 +45,12 @@ memory mode every value counts in full, so an adapter cannot always go in one
 transaction. Add therefore writes the data under a fresh random id (32 hex
 digits from crypto/rand) in as few transactions as Badger allows, then writes
 m/<name> in one last transaction, which also checks that the name is still
-free (Badger's conflict detection turns a concurrent Add of the same name into
-ErrExists). Until that transaction commits nothing points to the data; if Add
+free. Until that transaction commits nothing points to the data; if Add
 fails it deletes its data, and if the process dies Open deletes every d/<id>/
-that no manifest names. SyncWrites is on, so an Add or Remove that returned is
+that no manifest names. Read-write transactions that lose a race to a
+concurrent Add or Remove of the same name (Badger's ErrConflict) are rerun,
+so the loser sees the winner's commit: ErrExists for an Add, ErrNotFound for
+a Remove; callers never see a conflict. SyncWrites is on, so an Add or Remove that returned is
 on disk. Readers see an expert entirely or not at all.
 
 Remove overwrites m/<name> with a tombstone that has already expired (readers
