@@ -16,8 +16,10 @@ embedded Badger database (github.com/dgraph-io/badger/v4).
 Add validates the expert (name of [a-zA-Z0-9._/-] characters, at most 128
 bytes, with no empty, "." or ".." segment between slashes; a known kind; an
 adapter config that adapters.ParseConfig accepts; unique, finite F32 tensors
-whose data matches their shapes; instances with text and finite embeddings of
-one dimension, and an Embedder id; finite metrics). Errors wrap ErrInvalid,
+whose data matches their shapes; instances with text and embeddings of one
+dimension, every element finite and within ±1e4, none all zeros or of norm
+under 1e-6, and an Embedder id; with Options.Embedder set, that embedder's
+dimension; finite metrics). Errors wrap ErrInvalid,
 ErrExists or ErrFingerprint and name the problem. More than S instances
 (Options.SampleSize, default 100) are sampled down to S by a permutation
 seeded with Options.Seed, keeping their order; Manifest.SampledFrom records
