@@ -108,3 +108,16 @@ func checkConsistent(t *testing.T, l *Library, want map[string]bool) {
 		}
 	}
 }
+
+// TestCleanupKeepsLiveData: the cleanup of a failed Add never deletes data
+// that the manifest names (a commit that errs may still land).
+func TestCleanupKeepsLiveData(t *testing.T) {
+	l := openMem(t)
+	m, err := l.Add(synth("live", small))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.cleanup("live", m.ID)
+	l.cleanup("gone", "0123456789abcdef0123456789abcdef")
+	checkConsistent(t, l, map[string]bool{"live": true})
+}

@@ -252,7 +252,7 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 	// Data first, in as many transactions as needed, under a fresh id that
 	// nothing points to yet...
 	if err := l.writeBatched(x.entries(), setEntry); err != nil {
-		l.cleanup(c.ID)
+		l.cleanup(c.Name, c.ID)
 		return Manifest{}, fmt.Errorf("add %s: %w", c.Name, err)
 	}
 	// ...then the manifest, which makes the expert visible.
@@ -267,7 +267,7 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 		return txn.Set(manifestKey(c.Name), rec)
 	})
 	if err != nil {
-		l.cleanup(c.ID)
+		l.cleanup(c.Name, c.ID)
 		if !errors.Is(err, ErrExists) {
 			err = fmt.Errorf("add %s: %w", c.Name, err)
 		}
@@ -276,11 +276,26 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 	return c.Manifest, nil
 }
 
-// cleanup removes the data of a failed Add; what it cannot remove, the next
-// Open does.
-func (l *Library) cleanup(id string) {
-	if err := l.deleteData(id); err != nil {
-		l.log.Warn("library: cleanup after failed add", "id", id, "err", err)
+// cleanup removes the data of a failed Add, unless m/<name> points to it
+// after all: a commit that reports an error may still have landed, and
+// deleting then would leave a visible expert with no data. What it leaves,
+// the next Open removes if no manifest names it.
+func (l *Library) cleanup(name, id string) {
+	err := l.db.View(func(txn *badger.Txn) error {
+		r, err := getRecord(txn, name)
+		if err == nil && r.ID == id {
+			return fmt.Errorf("manifest %s%s names id %s", prefixManifest, name, id)
+		}
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err == nil {
+		err = l.deleteData(id)
+	}
+	if err != nil {
+		l.log.Warn("library: data of a failed add left in place", "expert", name, "id", id, "err", err)
 	}
 }
 
