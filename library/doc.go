@@ -16,8 +16,10 @@ embedded Badger database (github.com/dgraph-io/badger/v4).
 Add validates the expert (name of [a-zA-Z0-9._/-] characters, at most 128
 bytes, with no empty, "." or ".." segment between slashes; a known kind; an
 adapter config that adapters.ParseConfig accepts; unique, finite F32 tensors
-whose data matches their shapes; instances with text and finite embeddings of
-one dimension, and an Embedder id; finite metrics). Errors wrap ErrInvalid,
+whose data matches their shapes; instances with text and embeddings of one
+dimension, every element finite and within ±1e4, none all zeros or of norm
+under 1e-6, and an Embedder id; with Options.Embedder set, that embedder's
+dimension; finite metrics). Errors wrap ErrInvalid,
 ErrExists or ErrFingerprint and name the problem. More than S instances
 (Options.SampleSize, default 100) are sampled down to S by a permutation
 seeded with Options.Seed, keeping their order; Manifest.SampledFrom records
@@ -46,10 +48,12 @@ memory mode every value counts in full, so an adapter cannot always go in one
 transaction. Add therefore writes the data under a fresh random id (32 hex
 digits from crypto/rand) in as few transactions as Badger allows, then writes
 m/<name> in one last transaction, which also checks that the name is still
-free (Badger's conflict detection turns a concurrent Add of the same name into
-ErrExists). Until that transaction commits nothing points to the data; if Add
+free. Until that transaction commits nothing points to the data; if Add
 fails it deletes its data, and if the process dies Open deletes every d/<id>/
-that no manifest names. SyncWrites is on, so an Add or Remove that returned is
+that no manifest names. Read-write transactions that lose a race to a
+concurrent Add or Remove of the same name (Badger's ErrConflict) are rerun,
+so the loser sees the winner's commit: ErrExists for an Add, ErrNotFound for
+a Remove; callers never see a conflict. SyncWrites is on, so an Add or Remove that returned is
 on disk. Readers see an expert entirely or not at all.
 
 Remove overwrites m/<name> with a tombstone that has already expired (readers

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -251,11 +252,13 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 	// Data first, in as many transactions as needed, under a fresh id that
 	// nothing points to yet...
 	if err := l.writeBatched(x.entries(), setEntry); err != nil {
-		l.cleanup(c.ID)
+		l.cleanup(c.Name, c.ID)
 		return Manifest{}, fmt.Errorf("add %s: %w", c.Name, err)
 	}
 	// ...then the manifest, which makes the expert visible.
-	err = l.db.Update(func(txn *badger.Txn) error {
+	// A conflict (a concurrent Add or Remove of the name) is retried: the
+	// rerun sees the winner's manifest (ErrExists) or a free name.
+	err = l.update(func(txn *badger.Txn) error {
 		if _, err := getRecord(txn, c.Name); err == nil {
 			return fmt.Errorf("%w: %s", ErrExists, c.Name)
 		} else if !errors.Is(err, ErrNotFound) {
@@ -263,11 +266,8 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 		}
 		return txn.Set(manifestKey(c.Name), rec)
 	})
-	if errors.Is(err, badger.ErrConflict) {
-		err = fmt.Errorf("%w: %s (added concurrently)", ErrExists, c.Name)
-	}
 	if err != nil {
-		l.cleanup(c.ID)
+		l.cleanup(c.Name, c.ID)
 		if !errors.Is(err, ErrExists) {
 			err = fmt.Errorf("add %s: %w", c.Name, err)
 		}
@@ -276,11 +276,26 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 	return c.Manifest, nil
 }
 
-// cleanup removes the data of a failed Add; what it cannot remove, the next
-// Open does.
-func (l *Library) cleanup(id string) {
-	if err := l.deleteData(id); err != nil {
-		l.log.Warn("library: cleanup after failed add", "id", id, "err", err)
+// cleanup removes the data of a failed Add, unless m/<name> points to it
+// after all: a commit that reports an error may still have landed, and
+// deleting then would leave a visible expert with no data. What it leaves,
+// the next Open removes if no manifest names it.
+func (l *Library) cleanup(name, id string) {
+	err := l.db.View(func(txn *badger.Txn) error {
+		r, err := getRecord(txn, name)
+		if err == nil && r.ID == id {
+			return fmt.Errorf("manifest %s%s names id %s", prefixManifest, name, id)
+		}
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err == nil {
+		err = l.deleteData(id)
+	}
+	if err != nil {
+		l.log.Warn("library: data of a failed add left in place", "expert", name, "id", id, "err", err)
 	}
 }
 
@@ -413,7 +428,8 @@ func (l *Library) Remove(name string) error {
 	defer l.mu.RUnlock()
 	var id string
 	tooBig := false
-	err := l.db.Update(func(txn *badger.Txn) error {
+	err := l.update(func(txn *badger.Txn) error {
+		tooBig = false
 		r, err := getRecord(txn, name)
 		if err != nil {
 			return err
@@ -437,7 +453,7 @@ func (l *Library) Remove(name string) error {
 		return nil
 	})
 	if tooBig {
-		err = l.db.Update(func(txn *badger.Txn) error {
+		err = l.update(func(txn *badger.Txn) error {
 			r, err := getRecord(txn, name)
 			if err != nil {
 				return err
@@ -466,4 +482,22 @@ func tombstone(r record) *badger.Entry {
 	e := badger.NewEntry(manifestKey(r.Name), b)
 	e.ExpiresAt = 1 // 1970: already expired
 	return e
+}
+
+// maxConflictRetries bounds the reruns of a transaction that lost a race;
+// each rerun sees the winner's commit, so a handful settles any real race.
+const maxConflictRetries = 16
+
+// update runs fn in a read-write transaction, rerunning it while Badger
+// reports a conflict (a key fn read was written by a transaction that
+// committed first). fn must be safe to rerun: it starts from scratch.
+func (l *Library) update(fn func(*badger.Txn) error) error {
+	for try := 0; ; try++ {
+		err := l.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) || try == maxConflictRetries {
+			return err
+		}
+		// Jitter, so that the losers do not collide again in lockstep.
+		time.Sleep(time.Duration(mrand.IntN(100<<min(try, 6))) * time.Microsecond)
+	}
 }

@@ -31,6 +31,11 @@ type Options struct {
 	// (model.(*Model).Fingerprint()); when set, Add refuses experts trained
 	// on another base. Empty disables the check.
 	Fingerprint string
+	// Embedder and EmbedderDim are the live embedder's id and dimension;
+	// when set, Add refuses an expert that claims that embedder but whose
+	// embeddings have another dimension. Empty disables the check.
+	Embedder    string
+	EmbedderDim int
 	// Logger receives Badger's log lines (errors and warnings at their
 	// levels, Badger's info and debug lines at Debug) and the library's own
 	// notes (orphan cleanup). Nil discards them.
@@ -113,6 +118,12 @@ func (o Options) WithSeed(seed uint64) Options { o.Seed = seed; return o }
 // WithFingerprint returns o with the live base model's fingerprint set.
 func (o Options) WithFingerprint(fp string) Options { o.Fingerprint = fp; return o }
 
+// WithEmbedder returns o with the live embedder's id and dimension set.
+func (o Options) WithEmbedder(id string, dim int) Options {
+	o.Embedder, o.EmbedderDim = id, dim
+	return o
+}
+
 // WithLogger returns o with Logger set.
 func (o Options) WithLogger(l *slog.Logger) Options { o.Logger = l; return o }
 
@@ -163,6 +174,9 @@ func (o *Options) check() error {
 	}
 	if !o.InMemory && o.Dir == "" {
 		return fmt.Errorf("%w: options: no Dir (and not in memory mode)", ErrInvalid)
+	}
+	if o.Embedder != "" && (o.EmbedderDim <= 0 || o.EmbedderDim > maxEmbeddingDim) {
+		return fmt.Errorf("%w: options: embedder %s with dimension %d", ErrInvalid, o.Embedder, o.EmbedderDim)
 	}
 	if o.MemTableSize <= 0 {
 		o.MemTableSize = d.MemTableSize

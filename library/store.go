@@ -190,14 +190,15 @@ func (l *Library) prepare(e *Expert) (*Expert, error) {
 		} else if len(in.Embedding) != dim {
 			return nil, fmt.Errorf("%w: expert %s: instance %d has a %d-dim embedding, instance 0 has %d", ErrInvalid, name, i, len(in.Embedding), dim)
 		}
-		for j, v := range in.Embedding {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("%w: expert %s: instance %d: embedding element %d is %v", ErrInvalid, name, i, j, v)
-			}
+		if err := checkEmbedding(in.Embedding); err != nil {
+			return nil, fmt.Errorf("%w: expert %s: instance %d: %w", ErrInvalid, name, i, err)
 		}
 	}
 	if len(e.Instances) > 0 && e.Embedder == "" {
 		return nil, fmt.Errorf("%w: expert %s has embeddings but no Embedder id", ErrInvalid, name)
+	}
+	if id := l.opts.Embedder; id != "" && e.Embedder == id && len(e.Instances) > 0 && dim != l.opts.EmbedderDim {
+		return nil, fmt.Errorf("%w: expert %s has %d-dim embeddings, but embedder %s makes %d-dim ones", ErrInvalid, name, dim, id, l.opts.EmbedderDim)
 	}
 	for k, v := range e.Training.Metrics {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -227,6 +228,43 @@ func (l *Library) prepare(e *Expert) (*Expert, error) {
 	c.NumInstances, c.Dim = len(c.Instances), dim
 	c.NumTensors, c.AdapterBytes = len(e.Tensors), total
 	return &c, nil
+}
+
+// Bounds on a stored embedding. Embeddings are mean-pooled hidden states:
+// elements are O(0.01–10) (the starter experts' largest is 6.7, norms 7–12)
+// and even the rare "massive activations" of large models stay below ~1e3.
+// The index centres and L2-normalises them in float32, so a value of 3e38
+// overflows the squared norm to +Inf and zeroes every score. Within these
+// bounds a squared norm is at most 1e8·65536 ≈ 7e12, far from float32's
+// 3.4e38, and above 1e-12, far from its underflow.
+const (
+	maxEmbeddingDim   = 1 << 16
+	maxEmbeddingValue = 1e4
+	minEmbeddingNorm  = 1e-6
+)
+
+// checkEmbedding says why v cannot be a stored embedding, or returns nil.
+func checkEmbedding(v []float32) error {
+	if len(v) > maxEmbeddingDim {
+		return fmt.Errorf("embedding has %d dimensions, over %d", len(v), maxEmbeddingDim)
+	}
+	var sq float64
+	for j, x := range v {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("embedding element %d is %v", j, x)
+		}
+		if math.Abs(f) > maxEmbeddingValue {
+			return fmt.Errorf("embedding element %d is %g, outside ±%g (mean-pooled hidden states are far smaller)", j, x, float64(maxEmbeddingValue))
+		}
+		sq += f * f
+	}
+	if n := math.Sqrt(sq); n == 0 {
+		return errors.New("embedding is all zeros")
+	} else if n < minEmbeddingNorm {
+		return fmt.Errorf("embedding has norm %.3g, under %g", n, minEmbeddingNorm)
+	}
+	return nil
 }
 
 // sample returns s of the instances, chosen by a permutation seeded with
