@@ -1,9 +1,7 @@
 package experts
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -71,26 +69,11 @@ func Prepare(x *library.Expert, base *model.Model, emb retriever.Embedder, forma
 	return nil
 }
 
-// maxEmbeddingNorm bounds an embedding's L2 norm: far above any pooled hidden
-// state (outlier features of large models reach thousands per value), far
-// below what makes float32 inner products and the library mean overflow.
-const maxEmbeddingNorm = 1e6
-
-// checkEmbedding refuses a vector the index cannot score: wrong length,
-// non-finite, zero or of an absurd norm.
+// checkEmbedding refuses a vector of another dimension than the embedder's
+// (the library refuses non-finite, zero and absurd values on Add).
 func checkEmbedding(v []float32, dim int) error {
 	if len(v) != dim {
 		return fmt.Errorf("embedding of dimension %d, the embedder's is %d", len(v), dim)
-	}
-	var ss float64
-	for _, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return errors.New("embedding has a non-finite value")
-		}
-		ss += float64(x) * float64(x)
-	}
-	if ss == 0 || math.Sqrt(ss) > maxEmbeddingNorm {
-		return fmt.Errorf("embedding of norm %g", math.Sqrt(ss))
 	}
 	return nil
 }
@@ -224,6 +207,7 @@ func (c *Catalog) Merge(s MergeSpec) (library.Manifest, error) {
 	}
 	x.Instances = ins
 	x.Embedder = c.cfg.Embedder.ID() // what is left of the sources' embeddings is this embedder's
-	x.Training.Metrics = map[string]float64{"merge_rank": float64(rep.Rank), "merge_rel_frobenius_error": rep.RelFrobError}
+	x.Training.Metrics = map[string]float64{"merge_rank": float64(rep.Rank), "merge_exact_rank": float64(rep.ExactRank),
+		"merge_rel_frobenius_error": rep.RelFrobError}
 	return c.Add(x, AddOptions{})
 }

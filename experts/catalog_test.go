@@ -175,7 +175,7 @@ func TestAddRemakesForeignEmbeddings(t *testing.T) {
 		}
 	}
 	// Claiming the catalog's embedder does not let absurd values in.
-	for name, bad := range map[string][]float32{"huge2": huge, "short": {1, 2}, "zero": make([]float32, f.emb.Dim())} {
+	for name, bad := range map[string][]float32{"huge2": huge, "short": {1, 2}, "zero": make([]float32, f.emb.Dim())} { // the library refuses the values, Prepare the dimension
 		x := randomExpert(t, f.m.Config, name, 2, "a dragon")
 		x.Instances[0].Embedding, x.Embedder = bad, f.emb.ID()
 		if _, err := f.c.Add(x, AddOptions{}); !errors.Is(err, library.ErrInvalid) {
@@ -281,3 +281,27 @@ func TestSelectRefusesFieldsThatDoNotApply(t *testing.T) {
 }
 
 type prometheusMetric = prometheus.Metric
+
+// A composition is exact by default; under a rank cap it is compressed and
+// the selection says so, with the error.
+func TestComposeReportsCompression(t *testing.T) {
+	for _, capRank := range []int{0, 4} {
+		f := newFixture(t, func(c *Config) { c.MaxMergeRank = capRank })
+		for i, n := range []string{"a", "b"} {
+			if _, err := f.c.Add(randomExpert(t, f.m.Config, n, uint64(i+1), "text "+n), AddOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sel, err := f.c.Select(context.Background(), Request{Experts: []Ref{{"a", 0.5}, {"b", 0.5}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm := sel.Info.Compression
+		switch {
+		case capRank == 0 && cm != nil:
+			t.Errorf("exact by default, got %+v", cm)
+		case capRank == 4 && (cm == nil || cm.Rank != 4 || cm.ExactRank != 8 || !(cm.RelError > 0)):
+			t.Errorf("cap 4: compression %+v, want rank 4 of 8 with an error", cm)
+		}
+	}
+}

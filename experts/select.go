@@ -66,11 +66,12 @@ type Used struct {
 	VoteShare float64 `json:"vote_share,omitempty"`
 }
 
-// Compression says a composition was stored below its exact rank.
+// Compression says a composition was cut below its exact rank (MaxMergeRank).
 type Compression struct {
-	Rank     int     `json:"rank"`      // the rank it was cut to
-	RelError float64 `json:"rel_error"` // ‖ΔW − ΔŴ‖_F / ‖ΔW‖_F over all modules
-	MaxError float64 `json:"max_module_rel_error"`
+	Rank      int     `json:"rank"`       // the rank it was cut to
+	ExactRank int     `json:"exact_rank"` // the rank at which it is exact
+	RelError  float64 `json:"rel_error"`  // ‖ΔW − ΔŴ‖_F / ‖ΔW‖_F over all modules
+	MaxError  float64 `json:"max_module_rel_error"`
 }
 
 // Info says what served a request: the `roe` object of every response.
@@ -170,10 +171,10 @@ func (c *Catalog) MergeOptions(method string) (adapters.MergeOptions, error) {
 
 // compression is the Info of a lossy merge, nil for an exact one.
 func compression(rep adapters.MergeReport) *Compression {
-	if rep.RelFrobError == 0 && rep.MaxModuleRelError == 0 {
+	if !rep.Compressed {
 		return nil
 	}
-	return &Compression{Rank: rep.Rank, RelError: rep.RelFrobError, MaxError: rep.MaxModuleRelError}
+	return &Compression{Rank: rep.Rank, ExactRank: rep.ExactRank, RelError: rep.RelFrobError, MaxError: rep.MaxModuleRelError}
 }
 
 func (c *Catalog) compose(refs []Ref, method string) (*Selection, error) {
