@@ -7,12 +7,13 @@
 # Environment: ROE (the binary, default bin/roe), OUT (default models/experts), JOBS (parallel
 # trainings, default 2), DATASET_STEPS (300), PROMPT_STEPS (150), PROMPT_TASKS ("sst2 rte cb"; empty for none),
 # ONLY (space-separated expert names: train just these and replace them in OUT, keeping the rest),
-# MODEL (a Hugging Face model folder to train on instead of the embedded stories260K: how
+# MODEL (a Hugging Face model folder to train on instead of the embedded default model: how
 # benchmarks/quality's base-model choice gets a candidate's experts).
 #
-# What it trains, all LoRA on the embedded stories260K with `roe train` (one recipe: rank 4,
-# alpha 8, lr 1e-3 with 10% warm-up then linear decay, batch 8, --max-len 128, --no-eos since
-# stories260K never saw EOS, seed 1):
+# What it trains, all LoRA on the embedded default model (roe-base) with `roe train` and its
+# defaults, the one expert recipe (experts.DefaultRecipe, also the server's training jobs and
+# the quality benchmark's): rank 4, alpha 8, lr 1e-3 with 10% warm-up then linear decay,
+# gradient norm clipped to 1, batch 8, 128 tokens, no EOS, seed 1:
 #   - a dataset expert per task folder of SHARED/data/tasks that has train.jsonl and
 #     promptsource templates, named after the folder (sst2), all templates mixed
 #     (--all-prompts), DATASET_STEPS steps. sst5 and cr borrow yelp_review_full's and
@@ -41,7 +42,7 @@ M=()
 [ -z "$MODEL" ] || M=(--model "$MODEL")
 TASKS="$SHARED/data/tasks"
 TEMPLATES="$SHARED/data/templates"
-RECIPE=(--rank 4 --lr 1e-3 --batch 8 --max-len 128 --no-eos --seed 1 --eval-n -1)
+RECIPE=(--eval-n -1) # the expert recipe is roe train's default (experts.DefaultRecipe)
 
 [ -x "$ROE" ] || { echo "no roe binary at $ROE (make build)" >&2; exit 1; }
 [ -d "$TASKS" ] && [ -d "$TEMPLATES" ] || { echo "no $TASKS or $TEMPLATES" >&2; exit 1; }

@@ -202,20 +202,14 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 		return err
 	}
 	defer lib.Close()
-	// Check the adapter against the base model before embedding anything.
-	if _, err := x.LoRA(m.Config); err != nil {
+	if err := experts.CheckName(x.Name, modelID(*lf.model)); err != nil {
 		return err
 	}
-	// Embeddings from another embedder would not be comparable: embed afresh.
-	if x.Embedder != emb.ID() {
-		for i := range x.Instances {
-			x.Instances[i].Embedding = nil
-		}
-	}
-	if x.Instances, err = experts.PrepareInstances(emb, *lf.format, x.Instances, *s, *seed); err != nil {
+	// The adapter is checked against the base model before anything is
+	// embedded; embeddings from another embedder are made afresh.
+	if err := experts.Prepare(x, m, emb, *lf.format, experts.AddOptions{Sample: *s, Seed: *seed}); err != nil {
 		return err
 	}
-	x.BaseFingerprint, x.Embedder = m.Fingerprint(), emb.ID()
 	man, err := lib.Add(x)
 	if err != nil {
 		if errors.Is(err, library.ErrExists) {

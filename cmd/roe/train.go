@@ -184,21 +184,22 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	weighting := fs.String("weighting", "example", "mtl loss weighting: example, task or target")
 	targetWeight := fs.Float64("target-weight", 2, "mtl --weighting target: the target's example weight")
 	method := fs.String("method", "lora", "lora, full or cpi")
-	rank := fs.Int("rank", 8, "LoRA rank")
+	rc := experts.DefaultRecipe(library.KindDataset) // the recipe of the shipped experts
+	rank := fs.Int("rank", rc.Rank, "LoRA rank")
 	alpha := fs.Float64("alpha", 0, "lora_alpha (default 2·rank)")
 	targets := fs.String("targets", strings.Join(train.AllTargets, ","), "LoRA target modules")
-	epochs := fs.Float64("epochs", 1, "passes over the training data (when --steps is 0)")
-	steps := fs.Int("steps", 0, "optimizer steps (0: --epochs)")
-	lr := fs.Float64("lr", 1e-4, "peak learning rate")
+	epochs := fs.Float64("epochs", 0, "passes over the training data instead of --steps")
+	steps := fs.Int("steps", 0, fmt.Sprintf("optimizer steps (default: the expert recipe's, %d for a prompt expert, %d otherwise)", experts.PromptSteps, experts.DatasetSteps))
+	lr := fs.Float64("lr", rc.LR, "peak learning rate")
 	wd := fs.Float64("weight-decay", 0, "AdamW weight decay")
-	warmup := fs.Float64("warmup", train.DefaultWarmupFrac, "warmup share of the steps (then linear decay to 0)")
-	clip := fs.Float64("clip", 1, "clip the gradient norm (0: off)")
-	batch := fs.Int("batch", 8, "sequences per micro-batch")
+	warmup := fs.Float64("warmup", rc.WarmupFrac, "warmup share of the steps (then linear decay to 0)")
+	clip := fs.Float64("clip", rc.ClipNorm, "clip the gradient norm (0: off)")
+	batch := fs.Int("batch", rc.BatchSize, "sequences per micro-batch")
 	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step")
-	maxLen := fs.Int("max-len", tasks.DefaultMaxLen, "tokens per sequence (long inputs lose their beginning)")
+	maxLen := fs.Int("max-len", rc.MaxLen, "tokens per sequence (long inputs lose their beginning)")
 	n := fs.Int("n", 0, "training examples drawn (0: all)")
-	noEOS := fs.Bool("no-eos", false, "targets without EOS (for base models that never saw it)")
-	seed := fs.Uint64("seed", 1, "random seed (initialisation, data order, template draw)")
+	noEOS := fs.Bool("no-eos", rc.NoEOS, "targets without EOS (--no-eos=false adds it)")
+	seed := fs.Uint64("seed", rc.Seed, "random seed (initialisation, data order, template draw)")
 	seeds := fs.Int("seeds", 1, "train with this many seeds (seed, seed+1, …) and report mean, std and failed runs")
 	noBC := fs.Bool("no-bias-correction", false, "AdamW without bias correction (not recommended: Mosbach et al.)")
 	logEvery := fs.Int("log-every", 10, "log per-layer gradient norms every K steps")
@@ -240,6 +241,20 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	if *tf.prompt != "" && *tf.all {
 		return usagef("--prompt and --all-prompts exclude each other")
+	}
+	if *epochs < 0 || *epochs > 0 && *steps > 0 {
+		return usagef("give --steps or --epochs, not both")
+	}
+	if *steps == 0 && *epochs == 0 {
+		*steps = experts.DatasetSteps
+		if *tf.prompt != "" {
+			*steps = experts.PromptSteps
+		}
+	}
+	if libSet && *name != "" {
+		if err := experts.CheckName(*name, modelID(*lf.model)); err != nil {
+			return err
+		}
 	}
 	// Fail before training if the name is taken.
 	if libSet {
@@ -481,15 +496,14 @@ func addTrainedExpert(lf *libFlags, tt taskTemplates, name, desc, task, prompt s
 	for i, it := range items {
 		ins[i] = library.Instance{Text: it.Input, AnswerChoices: it.AnswerChoices, Target: it.Target}
 	}
-	if ins, err = experts.PrepareInstances(emb, *lf.format, ins, library.DefaultSampleSize, seed); err != nil {
-		return err
-	}
 	x := &library.Expert{
 		Manifest: library.Manifest{Name: name, Kind: kind, Dataset: task, Template: tt.file, Description: desc,
-			BaseFingerprint: m.Fingerprint(), Embedder: emb.ID(),
 			Training: library.Training{DataSize: len(items), Steps: br.steps, Seeds: seeds, Metrics: metrics,
 				Notes: fmt.Sprintf("roe train --method %s: %s", method, br.reason)}},
 		AdapterConfig: cfg, Tensors: tensors, Instances: ins,
+	}
+	if err := experts.Prepare(x, m, emb, *lf.format, experts.AddOptions{Seed: seed}); err != nil {
+		return err
 	}
 	if !dataset {
 		x.Prompt = prompt
