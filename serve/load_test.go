@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"roe/serve/loadtest"
+	"roe/internal/loadtest"
 )
 
 // A bounded load test on loopback: streaming clients for a few seconds while

@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"roe/adapters"
+	"roe/internal/loadtest"
 	"roe/model"
 	"roe/models"
-	"roe/serve/loadtest"
 )
 
 func main() {
