@@ -216,55 +216,96 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 	if co.Tau <= 0 {
 		co.Tau = 0.1
 	}
-	rep := &CPIReport{CoreFraction: co.CoreFraction, Tau: co.Tau}
-	write := func(name string, v any) error {
-		if co.OutDir == "" {
-			return nil
-		}
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(co.OutDir, name), append(b, '\n'), 0o644)
-	}
+	r := &cpiRun{m: m, tok: tok, tds: tds, o: o, co: co, rep: &CPIReport{CoreFraction: co.CoreFraction, Tau: co.Tau}}
 	if co.OutDir != "" {
 		if err := os.MkdirAll(co.OutDir, 0o755); err != nil {
 			return nil, nil, err
 		}
 	}
+	if err := r.trainTasks(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := r.findCores(); err != nil {
+		return nil, nil, err
+	}
+	if err := r.group(); err != nil {
+		return nil, nil, err
+	}
+	if err := r.fuse(); err != nil {
+		return nil, nil, err
+	}
+	if err := r.finalTune(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := r.write("report.json", r.rep); err != nil {
+		return nil, nil, err
+	}
+	return r.fused, r.rep, nil
+}
 
-	// 1. One LoRA per task, each from the same initialisation.
-	var ls []*adapters.LoRA
-	var masks [][]moduleMask
-	for _, td := range tds {
-		l, err := NewLoRA(m.Config, o.Rank, o.Alpha, o.Targets, o.Seed)
+// cpiRun is the state of a CPI-FT run, step by step.
+type cpiRun struct {
+	m     *model.Model
+	tok   tasks.Tokenizer
+	tds   []TaskData
+	o     Options
+	co    CPIOptions
+	rep   *CPIReport
+	ls    []*adapters.LoRA // step 1: per task
+	masks [][]moduleMask   // step 2: per task
+	fused *adapters.LoRA   // step 4, then trained in step 5
+}
+
+// write writes v as JSON to co.OutDir/name (nothing without an OutDir).
+func (r *cpiRun) write(name string, v any) error {
+	if r.co.OutDir == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(r.co.OutDir, name), append(b, '\n'), 0o644)
+}
+
+// trainTasks is step 1: one LoRA per task, each from the same initialisation.
+func (r *cpiRun) trainTasks(ctx context.Context) error {
+	o := r.o
+	for _, td := range r.tds {
+		l, err := NewLoRA(r.m.Config, o.Rank, o.Alpha, o.Targets, o.Seed)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		to := o
 		if to.CheckpointDir != "" {
 			to.CheckpointDir = filepath.Join(to.CheckpointDir, "task-"+td.Name)
 		}
-		ph, err := runPhase(ctx, m, l, tok, "task-"+td.Name, []TaskData{td}, nil, to)
+		ph, err := runPhase(ctx, r.m, l, r.tok, "task-"+td.Name, []TaskData{td}, nil, to)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cpi: task %s: %w", td.Name, err)
+			return fmt.Errorf("cpi: task %s: %w", td.Name, err)
 		}
-		rep.Phases = append(rep.Phases, ph)
-		rep.Tasks = append(rep.Tasks, td.Name)
-		if co.OutDir != "" {
-			if err := l.Save(filepath.Join(co.OutDir, "task-"+td.Name)); err != nil {
-				return nil, nil, err
+		r.rep.Phases = append(r.rep.Phases, ph)
+		r.rep.Tasks = append(r.rep.Tasks, td.Name)
+		if r.co.OutDir != "" {
+			if err := l.Save(filepath.Join(r.co.OutDir, "task-"+td.Name)); err != nil {
+				return err
 			}
 		}
-		ls = append(ls, l)
-		// 2. Core masks.
-		mk := coreMasks(l, co.CoreFraction)
-		masks = append(masks, mk)
+		r.ls = append(r.ls, l)
+	}
+	return nil
+}
+
+// findCores is step 2: each task's core masks (written to masks.json).
+func (r *cpiRun) findCores() error {
+	for _, l := range r.ls {
+		mk := coreMasks(l, r.co.CoreFraction)
+		r.masks = append(r.masks, mk)
 		n := 0
 		for _, mm := range mk {
 			n += len(mm.idx)
 		}
-		rep.CoreSizes = append(rep.CoreSizes, n)
+		r.rep.CoreSizes = append(r.rep.CoreSizes, n)
 	}
 	type maskStats struct {
 		Task    string         `json:"task"`
@@ -272,19 +313,20 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 		Modules map[string]int `json:"by_module"`
 	}
 	var ms []maskStats
-	for i, mk := range masks {
-		s := maskStats{Task: rep.Tasks[i], Entries: rep.CoreSizes[i], Modules: map[string]int{}}
+	for i, mk := range r.masks {
+		s := maskStats{Task: r.rep.Tasks[i], Entries: r.rep.CoreSizes[i], Modules: map[string]int{}}
 		for _, mm := range mk {
 			s.Modules[maskKey(mm.layer, mm.proj)] = len(mm.idx)
 		}
 		ms = append(ms, s)
 	}
-	if err := write("masks.json", ms); err != nil {
-		return nil, nil, err
-	}
+	return r.write("masks.json", ms)
+}
 
-	// 3. Jaccard matrix and groups.
-	n := len(tds)
+// group is step 3: the Jaccard matrix of the cores, the groups, and the
+// fusion weights (equal per group), written to jaccard.json.
+func (r *cpiRun) group() error {
+	rep, n := r.rep, len(r.tds)
 	rep.Jaccard = make([][]float64, n)
 	for i := range rep.Jaccard {
 		rep.Jaccard[i] = make([]float64, n)
@@ -292,11 +334,11 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 			if i == j {
 				rep.Jaccard[i][j] = 1
 			} else {
-				rep.Jaccard[i][j] = jaccard(masks[i], masks[j])
+				rep.Jaccard[i][j] = jaccard(r.masks[i], r.masks[j])
 			}
 		}
 	}
-	groups := groupTasks(rep.Jaccard, co.Tau)
+	groups := groupTasks(rep.Jaccard, r.co.Tau)
 	rep.Weights = make([]float64, n)
 	for _, g := range groups {
 		var names []string
@@ -306,30 +348,67 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 		}
 		rep.Groups = append(rep.Groups, names)
 	}
-	if err := write("jaccard.json", map[string]any{"tasks": rep.Tasks, "tau": co.Tau, "jaccard": rep.Jaccard, "groups": rep.Groups}); err != nil {
-		return nil, nil, err
-	}
+	return r.write("jaccard.json", map[string]any{"tasks": rep.Tasks, "tau": r.co.Tau, "jaccard": rep.Jaccard, "groups": rep.Groups})
+}
 
-	// 4. Fusion.
-	rank := co.FusedRank
+// fuse is step 4: the cpi merge of the task adapters (saved to fused/).
+func (r *cpiRun) fuse() error {
+	rank := r.co.FusedRank
 	if rank <= 0 {
-		rank = o.Rank * n
+		rank = r.o.Rank * len(r.tds)
 	}
-	fused, mr, err := adapters.Merge(ls, adapters.MergeOptions{Method: adapters.MethodCPI, CoreFraction: co.CoreFraction,
-		Weights: rep.Weights, CoreFill: co.CoreFill, Rank: rank})
+	fused, mr, err := adapters.Merge(r.ls, adapters.MergeOptions{Method: adapters.MethodCPI, CoreFraction: r.co.CoreFraction,
+		Weights: r.rep.Weights, CoreFill: r.co.CoreFill, Rank: rank})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cpi: fusion: %w", err)
+		return fmt.Errorf("cpi: fusion: %w", err)
 	}
-	rep.FusedRank, rep.FusionRelError = mr.Rank, mr.RelFrobError
-	if co.OutDir != "" {
-		if err := fused.Save(filepath.Join(co.OutDir, "fused")); err != nil {
-			return nil, nil, err
+	r.fused = fused
+	r.rep.FusedRank, r.rep.FusionRelError = mr.Rank, mr.RelFrobError
+	if r.co.OutDir != "" {
+		if err := fused.Save(filepath.Join(r.co.OutDir, "fused")); err != nil {
+			return err
 		}
 	}
+	return nil
+}
 
-	// 5. Final mixed-task fine-tune with the core frozen.
+// finalTune is step 5: a fine-tune of the fused adapter on all tasks mixed,
+// with the core frozen (saved to final/). It reports the frozen parameters
+// and the core's drift.
+func (r *cpiRun) finalTune(ctx context.Context) error {
+	union := r.coreUnion()
+	freeze, before := r.freezeCore(union)
+	fo := r.o
+	if r.co.Final != nil {
+		fo = r.co.Final.withDefaults()
+		fo.Seed, fo.MaxLen, fo.NoEOS = r.o.Seed, r.o.MaxLen, r.o.NoEOS
+	}
+	fo.Freeze = freeze
+	if fo.CheckpointDir != "" {
+		fo.CheckpointDir = filepath.Join(fo.CheckpointDir, "final")
+	}
+	ws := make([]float64, len(r.tds))
+	for i := range ws {
+		ws[i] = 1
+	}
+	ph, err := runPhase(ctx, r.m, r.fused, r.tok, "final", r.tds, ws, fo)
+	if err != nil {
+		return fmt.Errorf("cpi: final fine-tune: %w", err)
+	}
+	r.rep.Phases = append(r.rep.Phases, ph)
+	r.rep.CoreDrift = coreDrift(r.fused, union, before)
+	if r.co.OutDir != "" {
+		if err := r.fused.Save(filepath.Join(r.co.OutDir, "final")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// coreUnion is the union over tasks of the core entries, by module.
+func (r *cpiRun) coreUnion() map[string]map[int]bool {
 	union := map[string]map[int]bool{}
-	for _, mk := range masks {
+	for _, mk := range r.masks {
 		for _, mm := range mk {
 			k := maskKey(mm.layer, mm.proj)
 			if union[k] == nil {
@@ -340,11 +419,19 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 			}
 		}
 	}
-	freeze := map[string][]bool{}
-	before := map[string][]float32{}
-	for layer := range fused.Layers {
+	return union
+}
+
+// freezeCore returns the freeze masks of the fused adapter's A and B (the
+// core entries' columns of A and rows of B) and its ΔW before the final
+// fine-tune, by module; it counts the frozen and trainable parameters in the
+// report.
+func (r *cpiRun) freezeCore(union map[string]map[int]bool) (freeze map[string][]bool, before map[string][]float32) {
+	freeze, before = map[string][]bool{}, map[string][]float32{}
+	rep := r.rep
+	for layer := range r.fused.Layers {
 		for p := model.Proj(0); p < model.NumProj; p++ {
-			pr := fused.Pair(layer, p)
+			pr := r.fused.Pair(layer, p)
 			if pr == nil {
 				continue
 			}
@@ -356,14 +443,14 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 				rows[e/pr.In], cols[e%pr.In] = true, true
 			}
 			fa, fb := make([]bool, len(pr.A)), make([]bool, len(pr.B))
-			for r := 0; r < pr.Rank; r++ {
+			for k := 0; k < pr.Rank; k++ {
 				for c := range cols {
-					fa[r*pr.In+c] = true
+					fa[k*pr.In+c] = true
 				}
 			}
 			for i := range rows {
-				for r := 0; r < pr.Rank; r++ {
-					fb[i*pr.Rank+r] = true
+				for k := 0; k < pr.Rank; k++ {
+					fb[i*pr.Rank+k] = true
 				}
 			}
 			freeze[LoRAKey(layer, p, "A")] = fa
@@ -377,44 +464,24 @@ func TrainCPI(ctx context.Context, m *model.Model, tok tasks.Tokenizer, tds []Ta
 			}
 		}
 	}
-	fo := o
-	if co.Final != nil {
-		fo = co.Final.withDefaults()
-		fo.Seed, fo.MaxLen, fo.NoEOS = o.Seed, o.MaxLen, o.NoEOS
-	}
-	fo.Freeze = freeze
-	if fo.CheckpointDir != "" {
-		fo.CheckpointDir = filepath.Join(fo.CheckpointDir, "final")
-	}
-	ws := make([]float64, n)
-	for i := range ws {
-		ws[i] = 1
-	}
-	ph, err := runPhase(ctx, m, fused, tok, "final", tds, ws, fo)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cpi: final fine-tune: %w", err)
-	}
-	rep.Phases = append(rep.Phases, ph)
-	for layer := range fused.Layers {
+	return freeze, before
+}
+
+// coreDrift is max |ΔW − before| over the core entries of l.
+func coreDrift(l *adapters.LoRA, union map[string]map[int]bool, before map[string][]float32) float64 {
+	drift := 0.0
+	for layer := range l.Layers {
 		for p := model.Proj(0); p < model.NumProj; p++ {
-			pr := fused.Pair(layer, p)
+			pr := l.Pair(layer, p)
 			if pr == nil {
 				continue
 			}
 			k := maskKey(layer, p)
 			after, b := pr.Delta(), before[k]
 			for e := range union[k] {
-				rep.CoreDrift = math.Max(rep.CoreDrift, math.Abs(float64(after[e]-b[e])))
+				drift = math.Max(drift, math.Abs(float64(after[e]-b[e])))
 			}
 		}
 	}
-	if co.OutDir != "" {
-		if err := fused.Save(filepath.Join(co.OutDir, "final")); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := write("report.json", rep); err != nil {
-		return nil, nil, err
-	}
-	return fused, rep, nil
+	return drift
 }

@@ -175,25 +175,7 @@ func main() {
 	logf("kernels: %s, GOMAXPROCS %d, %s", rep.Path, rep.GOMAXPROCS, rep.CPU)
 
 	// Ceilings, measured first (the model is not in memory yet).
-	// Read bandwidth three ways: a 1 GiB buffer (beyond any cache: DRAM) one
-	// stream at a time; a buffer the size of the f32 model's weights swept
-	// again and again, as decode does (on a CPU with a last-level cache near
-	// that size, part of it may stay cached); and the 1 GiB buffer read many
-	// rows at once (more misses in flight). The ceiling is the largest: the
-	// strictest bound.
-	bigBuf, weights := 1<<28, int(model.SmolLM2Shape().NumParamsHint())
-	if *quick {
-		bigBuf, weights = 1<<26, 1<<24
-	}
-	for _, t := range threads {
-		rep.BandwidthDRAM[t] = bandwidth(t, bigBuf, false)
-		rep.BandwidthWeights[t] = bandwidth(t, weights, false)
-		rep.BandwidthRows[t] = bandwidth(t, bigBuf, true)
-		rep.BandwidthGB[t] = max(rep.BandwidthDRAM[t], rep.BandwidthWeights[t], rep.BandwidthRows[t])
-		rep.PeakGFLOPS[t] = peak(t)
-		logf("ceilings, %d thread(s): read %.1f GB/s (1 GiB), %.1f GB/s (weight-sized), %.1f GB/s (1 GiB, rows at once), FP32 peak %.0f GFLOP/s",
-			t, rep.BandwidthDRAM[t], rep.BandwidthWeights[t], rep.BandwidthRows[t], rep.PeakGFLOPS[t])
-	}
+	measureCeilings(rep, threads)
 	rep.GEMM = gemms(rep)
 
 	cfg := model.SmolLM2Shape()
@@ -207,52 +189,108 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	type named struct {
-		name string
-		m    *model.Model
-	}
-	big := []named{{"random-135M", f32}, {"random-135M", bf}}
-	small := []named{{"stories260K", stories}, {"stories260K", stories.WithBF16()}}
+	big := []namedModel{{"random-135M", f32}, {"random-135M", bf}}
+	small := []namedModel{{"stories260K", stories}, {"stories260K", stories.WithBF16()}}
 	reps := 3
 	if *quick {
 		reps = 1
 	}
 	for _, nm := range append(big, small...) {
 		for _, t := range threads {
-			kernels.SetThreads(t)
-			bytes := weightBytes(nm.m)
-			for _, n := range []int{128, 512} {
-				if n > nm.m.Config.ContextLength() {
-					continue
-				}
-				tps := prefill(nm.m, n, reps)
-				flops := 2 * float64(nm.m.NumParams()) * float64(n)
-				rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
-					tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
-			}
-			if nm.name == "random-135M" && kernels.Path() == "avx512" {
-				// Before/after in the same run: the packed GEMM off.
-				kernels.SetPackedGEMM(false)
-				for _, n := range []int{128, 512} {
-					tps := prefill(nm.m, n, reps)
-					flops := 2 * float64(nm.m.NumParams()) * float64(n)
-					rep.PrefillTiles = append(rep.PrefillTiles, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
-						tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
-				}
-				kernels.SetPackedGEMM(true)
-				last := rep.PrefillTiles[len(rep.PrefillTiles)-2:]
-				logf("%s %s %d thread(s), packed GEMM off: prefill128 %.0f, prefill512 %.0f tok/s",
-					nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS)
-			}
-			tps := decode(nm.m, 128, reps)
-			gb := tps * bytes / 1e9
-			rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, "decode128", tps, gb, gb / rep.BandwidthGB[t]})
-			last := rep.Runs[len(rep.Runs)-3:]
-			logf("%s %s %d thread(s): prefill128 %.0f, prefill512 %.0f, decode128 %.1f tok/s (%.1f GB/s)",
-				nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS, tps, gb)
+			measureModel(rep, nm, t, reps)
 		}
 	}
-	// Batched decode.
+	measureBatched(rep, big, threads)
+	measureLoRA(rep, big, threads, reps)
+	measureKernelSets(rep, big, reps)
+	measureAllocs(rep, big)
+	rep.Sync = syncCost([]*model.Model{f32, bf})
+	measureProfiles(rep, f32)
+	f32, bf, big = nil, nil, nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	measureRSS(rep)
+	measureTorch(rep, threads, reps)
+	rep.Goals = goals(rep)
+	writeJSON(rep)
+	writeMD(rep)
+	if err := plots(rep); err != nil {
+		logf("plots: %v", err)
+	}
+	logf("wrote %s", filepath.Join(*outDir, "perf.{json,md}"))
+}
+
+// namedModel is a model under test and the name the report gives it.
+type namedModel struct {
+	name string
+	m    *model.Model
+}
+
+// measureCeilings measures read bandwidth three ways and the FP32 peak, at
+// each thread count: a 1 GiB buffer (beyond any cache: DRAM) one stream at a
+// time; a buffer the size of the f32 model's weights swept again and again,
+// as decode does (on a CPU with a last-level cache near that size, part of it
+// may stay cached); and the 1 GiB buffer read many rows at once (more misses
+// in flight). The ceiling is the largest: the strictest bound.
+func measureCeilings(rep *Report, threads []int) {
+	bigBuf, weights := 1<<28, int(model.SmolLM2Shape().NumParamsHint())
+	if *quick {
+		bigBuf, weights = 1<<26, 1<<24
+	}
+	for _, t := range threads {
+		rep.BandwidthDRAM[t] = bandwidth(t, bigBuf, false)
+		rep.BandwidthWeights[t] = bandwidth(t, weights, false)
+		rep.BandwidthRows[t] = bandwidth(t, bigBuf, true)
+		rep.BandwidthGB[t] = max(rep.BandwidthDRAM[t], rep.BandwidthWeights[t], rep.BandwidthRows[t])
+		rep.PeakGFLOPS[t] = peak(t)
+		logf("ceilings, %d thread(s): read %.1f GB/s (1 GiB), %.1f GB/s (weight-sized), %.1f GB/s (1 GiB, rows at once), FP32 peak %.0f GFLOP/s",
+			t, rep.BandwidthDRAM[t], rep.BandwidthWeights[t], rep.BandwidthRows[t], rep.PeakGFLOPS[t])
+	}
+}
+
+// measureModel measures prefill 128/512 and decode 128 of one model at t
+// threads (random-135M on AVX-512: prefill also with the packed GEMM off).
+func measureModel(rep *Report, nm namedModel, t, reps int) {
+	kernels.SetThreads(t)
+	bytes := weightBytes(nm.m)
+	for _, n := range []int{128, 512} {
+		if n > nm.m.Config.ContextLength() {
+			continue
+		}
+		tps := prefill(nm.m, n, reps)
+		flops := 2 * float64(nm.m.NumParams()) * float64(n)
+		rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
+			tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
+	}
+	if nm.name == "random-135M" && kernels.Path() == "avx512" {
+		measurePackedOff(rep, nm, t, reps)
+	}
+	tps := decode(nm.m, 128, reps)
+	gb := tps * bytes / 1e9
+	rep.Runs = append(rep.Runs, Run{nm.name, string(nm.m.WeightFormat()), t, "decode128", tps, gb, gb / rep.BandwidthGB[t]})
+	last := rep.Runs[len(rep.Runs)-3:]
+	logf("%s %s %d thread(s): prefill128 %.0f, prefill512 %.0f, decode128 %.1f tok/s (%.1f GB/s)",
+		nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS, tps, gb)
+}
+
+// measurePackedOff is the before/after in the same run: prefill with the
+// packed GEMM off.
+func measurePackedOff(rep *Report, nm namedModel, t, reps int) {
+	kernels.SetPackedGEMM(false)
+	for _, n := range []int{128, 512} {
+		tps := prefill(nm.m, n, reps)
+		flops := 2 * float64(nm.m.NumParams()) * float64(n)
+		rep.PrefillTiles = append(rep.PrefillTiles, Run{nm.name, string(nm.m.WeightFormat()), t, fmt.Sprintf("prefill%d", n), tps, 0,
+			tps * flops / float64(n) / 1e9 / rep.PeakGFLOPS[t]})
+	}
+	kernels.SetPackedGEMM(true)
+	last := rep.PrefillTiles[len(rep.PrefillTiles)-2:]
+	logf("%s %s %d thread(s), packed GEMM off: prefill128 %.0f, prefill512 %.0f tok/s",
+		nm.name, nm.m.WeightFormat(), t, last[0].TokPerS, last[1].TokPerS)
+}
+
+// measureBatched measures batched decode of 1, 8 and 32 sequences.
+func measureBatched(rep *Report, big []namedModel, threads []int) {
 	for _, nm := range big {
 		for _, t := range threads {
 			kernels.SetThreads(t)
@@ -263,7 +301,10 @@ func main() {
 			}
 		}
 	}
-	// Unmerged LoRA on decode.
+}
+
+// measureLoRA measures unmerged LoRA on decode.
+func measureLoRA(rep *Report, big []namedModel, threads []int, reps int) {
 	for _, nm := range big {
 		for _, t := range threads {
 			kernels.SetThreads(t)
@@ -272,8 +313,12 @@ func main() {
 			logf("lora %s, %d thread(s): unmerged +%.1f%%, 8 adapters / 1 adapter = %.2f", l.Weights, t, 100*l.Overhead, l.EightVsOne)
 		}
 	}
-	// Every SIMD kernel set this build and CPU have (the archsimd ones need
-	// GOEXPERIMENT=simd, which run.sh sets), 2 threads.
+}
+
+// measureKernelSets measures every SIMD kernel set this build and CPU have
+// (the archsimd ones need GOEXPERIMENT=simd, which run.sh sets), 2 threads,
+// and goes back to the default set.
+func measureKernelSets(rep *Report, big []namedModel, reps int) {
 	kernels.SetThreads(2)
 	def := kernels.Path()
 	for _, p := range kernels.Paths() {
@@ -292,7 +337,10 @@ func main() {
 	if err := kernels.UsePath(def); err != nil {
 		fatal(err)
 	}
-	// Allocations per steady-state decode step.
+}
+
+// measureAllocs counts allocations per steady-state decode step, 2 threads.
+func measureAllocs(rep *Report, big []namedModel) {
 	kernels.SetThreads(2)
 	for _, nm := range big {
 		for _, b := range []int{1, 8} {
@@ -301,8 +349,10 @@ func main() {
 			rep.Allocs[fmt.Sprintf("%s/batch=%d", nm.m.WeightFormat(), b)] = testing.AllocsPerRun(10, step)
 		}
 	}
-	rep.Sync = syncCost([]*model.Model{f32, bf})
-	// Profiles.
+}
+
+// measureProfiles takes CPU profiles of decode steps and a prefill of f32.
+func measureProfiles(rep *Report, f32 *model.Model) {
 	rep.Profiles["decode"] = profile(filepath.Join(*outDir, "decode.pprof"), func() {
 		step := decodeStep(f32, 1, 128)
 		for range 60 {
@@ -310,10 +360,10 @@ func main() {
 		}
 	})
 	rep.Profiles["prefill512"] = profile(filepath.Join(*outDir, "prefill.pprof"), func() { prefill(f32, 512, 2) })
-	f32, bf, big = nil, nil, nil
-	runtime.GC()
-	debug.FreeOSMemory()
-	// Peak RSS, each in a fresh process.
+}
+
+// measureRSS measures peak RSS, each weight format in a fresh process.
+func measureRSS(rep *Report) {
 	for _, w := range []string{"f32", "bf16"} {
 		if r, err := runRSSChild(w); err != nil {
 			logf("rss %s: %v", w, err)
@@ -321,27 +371,24 @@ func main() {
 			rep.RSS = append(rep.RSS, r)
 		}
 	}
-	// PyTorch.
-	if *torchCmd != "" {
-		rep.Torch = map[string]map[string]float64{}
-		for _, t := range threads {
-			res, info, err := runTorch(t, reps)
-			if err != nil {
-				logf("pytorch, %d thread(s): %v", t, err)
-				continue
-			}
-			rep.Torch[strconv.Itoa(t)] = res
-			rep.TorchInfo = info
-			logf("pytorch %d thread(s): %v", t, res)
+}
+
+// measureTorch runs the same model in PyTorch (with -torch).
+func measureTorch(rep *Report, threads []int, reps int) {
+	if *torchCmd == "" {
+		return
+	}
+	rep.Torch = map[string]map[string]float64{}
+	for _, t := range threads {
+		res, info, err := runTorch(t, reps)
+		if err != nil {
+			logf("pytorch, %d thread(s): %v", t, err)
+			continue
 		}
+		rep.Torch[strconv.Itoa(t)] = res
+		rep.TorchInfo = info
+		logf("pytorch %d thread(s): %v", t, res)
 	}
-	rep.Goals = goals(rep)
-	writeJSON(rep)
-	writeMD(rep)
-	if err := plots(rep); err != nil {
-		logf("plots: %v", err)
-	}
-	logf("wrote %s", filepath.Join(*outDir, "perf.{json,md}"))
 }
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "perf: "+format+"\n", args...) }
@@ -898,6 +945,24 @@ func writeMD(rep *Report) {
 	p("Measured by `make bench` (benchmarks/perf) on %s, %s, kernel path `%s`, GOMAXPROCS %d.", rep.Date, rep.CPU, rep.Path, rep.GOMAXPROCS)
 	p("All numbers in the tables below come from this one run unless marked as quoted.")
 	p("")
+	for _, section := range []func(mdPrinter, *Report){
+		mdCeilings, mdModels, mdTorch, mdQuoted, mdBatched,
+		mdLoRA, mdKernelSets, mdGEMM, mdPrefillTiles, mdSync,
+		mdMemory, mdGoals, mdProfiles,
+	} {
+		section(p, rep)
+	}
+	if err := os.WriteFile(filepath.Join(*outDir, "perf.md"), []byte(b.String()), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Print(b.String())
+}
+
+// mdPrinter prints a line of perf.md.
+type mdPrinter func(format string, args ...any)
+
+// mdCeilings writes the section on the read bandwidth and FP32 peak of this run.
+func mdCeilings(p mdPrinter, rep *Report) {
 	p("## Ceilings (this run)")
 	p("")
 	p("Read bandwidth, each thread over its own part: the dot kernel one 16 KB piece at a time over a 1 GiB buffer, the same over a buffer the size of the f32 weights (%.0f MB) swept repeatedly like decode, and the 1 GiB buffer read as 4096-float rows by the one-thread GEMV kernel (several rows in flight at once, like a decode step). The ceiling used below is the largest of the three.", 4*float64(model.SmolLM2Shape().NumParamsHint())/1e6)
@@ -908,6 +973,10 @@ func writeMD(rep *Report) {
 		p("| %d | %.1f GB/s | %.1f GB/s | %.1f GB/s | %.1f GB/s | %.0f GFLOP/s |", t, rep.BandwidthDRAM[t], rep.BandwidthWeights[t], rep.BandwidthRows[t], rep.BandwidthGB[t], rep.PeakGFLOPS[t])
 	}
 	p("")
+}
+
+// mdModels writes the section on prefill and decode speed of each model, weight format and thread count.
+func mdModels(p mdPrinter, rep *Report) {
 	p("## Models (tokens/s)")
 	p("")
 	p("Random weights with SmolLM2-135M's shape (%d parameters), and the embedded stories260K. decode128 = 128 greedy tokens after a 1-token prompt; prefill = one forward over N tokens into a fresh cache; best of the repetitions. Decode fraction = weight bytes streamed per second ÷ read bandwidth; prefill fraction = 2·params·tokens/s ÷ FP32 peak.", model.SmolLM2Shape().NumParamsHint())
@@ -942,26 +1011,35 @@ func writeMD(rep *Report) {
 		}
 		p("| %s | %s | %d | %.0f | %s | %.1f | %.1f | %.0f%% | %s |", k.m, k.w, k.t, p128.TokPerS, s512, d.TokPerS, d.GBPerS, 100*d.Fraction, f512)
 	}
-	if len(rep.Torch) > 0 {
-		p("")
-		p("### PyTorch, same model shape, same run")
-		p("")
-		p("%s; OpenMP OpenBLAS; torch.set_num_threads and OMP_NUM_THREADS = threads.", rep.TorchInfo)
-		p("")
-		p("| threads | metric | PyTorch tok/s | roe F32 tok/s | roe/PyTorch | roe BF16 tok/s | roe BF16/PyTorch |")
-		p("|---|---|---|---|---|---|---|")
-		for _, t := range []int{1, 2} {
-			tr := rep.Torch[strconv.Itoa(t)]
-			for _, mt := range []string{"prefill128", "prefill512", "decode128"} {
-				if tr == nil {
-					continue
-				}
-				a, bb := find(rep, "random-135M", "f32", t, mt), find(rep, "random-135M", "bf16", t, mt)
-				p("| %d | %s | %.1f | %.1f | %.2f | %.1f | %.2f |", t, mt, tr[mt], a, a/tr[mt], bb, bb/tr[mt])
+	p("")
+}
+
+// mdTorch writes the section on PyTorch on the same model shape, in the same run (with -torch).
+func mdTorch(p mdPrinter, rep *Report) {
+	if len(rep.Torch) == 0 {
+		return
+	}
+	p("### PyTorch, same model shape, same run")
+	p("")
+	p("%s; OpenMP OpenBLAS; torch.set_num_threads and OMP_NUM_THREADS = threads.", rep.TorchInfo)
+	p("")
+	p("| threads | metric | PyTorch tok/s | roe F32 tok/s | roe/PyTorch | roe BF16 tok/s | roe BF16/PyTorch |")
+	p("|---|---|---|---|---|---|---|")
+	for _, t := range []int{1, 2} {
+		tr := rep.Torch[strconv.Itoa(t)]
+		for _, mt := range []string{"prefill128", "prefill512", "decode128"} {
+			if tr == nil {
+				continue
 			}
+			a, bb := find(rep, "random-135M", "f32", t, mt), find(rep, "random-135M", "bf16", t, mt)
+			p("| %d | %s | %.1f | %.1f | %.2f | %.1f | %.2f |", t, mt, tr[mt], a, a/tr[mt], bb, bb/tr[mt])
 		}
 	}
 	p("")
+}
+
+// mdQuoted writes the section on other engines' figures quoted from elsewhere.
+func mdQuoted(p mdPrinter, rep *Report) {
 	p("### Quoted reference figures (measured 2026-11-24 by others on this machine kind; not by this run)")
 	p("")
 	p("| engine | prefill128 1/2 thr | prefill512 1/2 thr | decode128 1/2 thr |")
@@ -978,6 +1056,10 @@ func writeMD(rep *Report) {
 	p("")
 	p("The same source quoted ceilings of 42–44 GB/s (1 thread) and 76–79 GB/s (2 threads) and ~285 GFLOP/s per core; compare with this run's own ceilings above.")
 	p("")
+}
+
+// mdBatched writes the section on batched decode.
+func mdBatched(p mdPrinter, rep *Report) {
 	p("## Batched decode (random-135M, 64-token prompts, 16 steps)")
 	p("")
 	p("| weights | threads | sequences | total tok/s | vs 1 sequence |")
@@ -992,6 +1074,10 @@ func writeMD(rep *Report) {
 		p("| %s | %d | %d | %.1f | %.2f× |", x.Weights, x.Threads, x.Batch, x.TokPerS, x.TokPerS/base)
 	}
 	p("")
+}
+
+// mdLoRA writes the section on unmerged per-sequence LoRA on decode.
+func mdLoRA(p mdPrinter, rep *Report) {
 	p("## Unmerged LoRA on decode (random-135M, rank 16 on all 7 projections of every layer, 64-token prompts)")
 	p("")
 	p("Per-sequence adapters stay unmerged: each sequence's rows get x·Aᵀ·(s·B)ᵀ added after the base GEMM. The five variants take turns step by step in one loop; tokens/s are from each variant's median step.")
@@ -1003,6 +1089,10 @@ func writeMD(rep *Report) {
 			x.Batch8Base, x.Batch8One, x.Batch8Eight, 100*x.EightVsOne)
 	}
 	p("")
+}
+
+// mdKernelSets writes the section on every SIMD kernel set against the default.
+func mdKernelSets(p mdPrinter, rep *Report) {
 	p("## Kernel sets (random-135M, 2 threads)")
 	p("")
 	p("Each SIMD kernel set this build can run, switched with kernels.UsePath in this run; `%s` is the default. The archsimd sets are the same kernels written with Go 1.26's simd/archsimd intrinsics (built with GOEXPERIMENT=simd) instead of generated assembly; they have no packed prefill GEMM and no prefetch.", rep.Path)
@@ -1022,6 +1112,10 @@ func writeMD(rep *Report) {
 		p("(none: this CPU has no SIMD kernel set)")
 	}
 	p("")
+}
+
+// mdGEMM writes the section on GEMM on the layer shapes, packed and tiles.
+func mdGEMM(p mdPrinter, rep *Report) {
 	p("## GEMM (MatMulT, layer shapes)")
 	p("")
 	p("Packed = the default kernels (the packed 8×48 broadcast-FMA GEMM for blocks of ≥ 32 rows on AVX-512); tiles = the same call with it switched off (the 4×6 dot-style tiles used before), measured alternately in this run.")
@@ -1033,6 +1127,10 @@ func writeMD(rep *Report) {
 			x.GFLOPSTiles, 100*x.FractionTiles, x.GFLOPS/x.GFLOPSTiles)
 	}
 	p("")
+}
+
+// mdPrefillTiles writes the section on prefill with and without the packed GEMM.
+func mdPrefillTiles(p mdPrinter, rep *Report) {
 	if len(rep.PrefillTiles) > 0 {
 		p("### Prefill with and without the packed GEMM (random-135M, same run)")
 		p("")
@@ -1048,6 +1146,10 @@ func writeMD(rep *Report) {
 		}
 		p("")
 	}
+}
+
+// mdSync writes the section on the cost of a pool dispatch and its share of a decode step.
+func mdSync(p mdPrinter, rep *Report) {
 	if len(rep.Sync.DispatchNs) > 0 {
 		p("## Synchronisation cost")
 		p("")
@@ -1068,6 +1170,10 @@ func writeMD(rep *Report) {
 		p("The dispatch cost is an idle round trip (publish the job, a spinning worker claims it, the caller waits for its chunk); in a real step the wait also absorbs load imbalance, which this does not count.")
 		p("")
 	}
+}
+
+// mdMemory writes the section on allocations per decode step and peak RSS.
+func mdMemory(p mdPrinter, rep *Report) {
 	p("## Memory")
 	p("")
 	keys := make([]string, 0, len(rep.Allocs))
@@ -1082,6 +1188,10 @@ func writeMD(rep *Report) {
 		p("- peak RSS, %s: %.0f MiB = %.2f × (weights %.0f MiB + KV %.1f MiB). %s.", x.Weights, x.PeakMiB, x.Ratio, x.WeightsMiB, x.KVMiB, x.Description)
 	}
 	p("")
+}
+
+// mdGoals writes the section on the performance goals, met or not.
+func mdGoals(p mdPrinter, rep *Report) {
 	p("## Goals")
 	p("")
 	p("| goal | target | this run | ratio | met |")
@@ -1094,6 +1204,10 @@ func writeMD(rep *Report) {
 		p("| %s | %s | %s | %.2f | %s |", x.Name, x.Target, x.Value, x.Ratio, met)
 	}
 	p("")
+}
+
+// mdProfiles writes the section on the CPU profiles of decode and prefill.
+func mdProfiles(p mdPrinter, rep *Report) {
 	p("## Where the time goes (pprof, random-135M F32, 2 threads)")
 	p("")
 	p("### 60 decode steps at context 128 (1 sequence)")
@@ -1105,8 +1219,4 @@ func writeMD(rep *Report) {
 	p("```\n%s```", rep.Profiles["prefill512"])
 	p("")
 	p("Plots: tokens_vs_threads.png, tokens_vs_batch.png. Profiles: decode.pprof, prefill.pprof (`go tool pprof -top` needs the binary; the tables above are from this run).")
-	if err := os.WriteFile(filepath.Join(*outDir, "perf.md"), []byte(b.String()), 0o644); err != nil {
-		fatal(err)
-	}
-	fmt.Print(b.String())
 }

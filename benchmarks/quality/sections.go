@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"roe/adapters"
 	"roe/library"
 	"roe/model"
+	"roe/retriever"
 	"roe/tasks"
 	"roe/train"
 )
@@ -348,16 +350,9 @@ func addExpert(e *env, rep *Report) error {
 		return err
 	}
 	ar := &AddReport{NewExpert: task, OthersBefore: map[string]float64{}, OthersAfter: map[string]float64{}}
-	if ar.Before, err = routeTask(e, ix, owner, task); err != nil {
-		return err
-	}
 	var others []taskRouting
-	for _, t := range have {
-		tr, err := routeTask(e, ix, owner, t)
-		if err != nil {
-			return err
-		}
-		others = append(others, tr)
+	if ar.Before, others, err = routeTasks(e, ix, owner, task, have); err != nil {
+		return err
 	}
 	items, sp, err := evalItems(e, task, *evalN)
 	if err != nil {
@@ -374,19 +369,83 @@ func addExpert(e *env, rep *Report) error {
 		return err
 	}
 
-	// Train the new expert: the dataset experts' recipe on the task's training split.
+	l, titems, err := trainNewExpert(e, task, items, ar)
+	if err != nil {
+		return err
+	}
+	if err := addNewExpert(e, lib2, task, l, titems, ar); err != nil {
+		return err
+	}
+	// Reopen the copy so that "after" reads what Badger stored.
+	if err := lib2.Close(); err != nil {
+		return err
+	}
+	if lib2, err = openLib(e, filepath.Join(e.work, "lib-copy")); err != nil {
+		return err
+	}
+	defer lib2.Close()
+	after, err := probeLogits(e, lib2, names)
+	if err != nil {
+		return err
+	}
+	ar.ProbeTokens = len(e.tok.Encode(probeText, true))
+	compareProbes(ar, names, before, after)
+	ix2, owner2, err := buildIndex(e, lib2)
+	if err != nil {
+		return err
+	}
+	var othersAfter []taskRouting
+	if ar.After, othersAfter, err = routeTasks(e, ix2, owner2, task, have); err != nil {
+		return err
+	}
+	for _, q := range qList {
+		var b, a []float64
+		for i := range others {
+			b, a = append(b, others[i].At(q)), append(a, othersAfter[i].At(q))
+		}
+		k := fmt.Sprintf("q%d", q)
+		ar.OthersBefore[k], ar.OthersAfter[k] = mean(b), mean(a)
+	}
+	rep.Add = ar
+	logf("add %s: %d/%d experts bit-identical (max |Δ| %g); routing Q=1 %.3f → %.3f", task, ar.Identical, ar.Compared,
+		ar.MaxAbsDelta, ar.Before.At(1), ar.After.At(1))
+	rep.md = append(rep.md, addExpertMD(ar, sp, len(have), len(names)))
+	return nil
+}
+
+// routeTasks routes the new task and then each of the tasks the library has.
+func routeTasks(e *env, ix *retriever.Index, owner map[string]string, task string, have []string) (taskRouting, []taskRouting, error) {
+	tr, err := routeTask(e, ix, owner, task)
+	if err != nil {
+		return tr, nil, err
+	}
+	var others []taskRouting
+	for _, t := range have {
+		o, err := routeTask(e, ix, owner, t)
+		if err != nil {
+			return tr, nil, err
+		}
+		others = append(others, o)
+	}
+	return tr, others, nil
+}
+
+// trainNewExpert trains the new expert with the dataset experts' recipe on
+// the task's training split (a few-shot split: every example with every
+// template) and evaluates it on items.
+func trainNewExpert(e *env, task string, items []tasks.Item, ar *AddReport) (*adapters.LoRA, []tasks.Item, error) {
 	ar.TrainSplit = "train"
 	if _, err := os.Stat(filepath.Join(e.tasks, task, "train.jsonl")); err != nil {
 		ar.TrainSplit = "train_fewglue32"
 	}
 	titems, err := trainItems(e, task, ar.TrainSplit)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if len(titems) < library.DefaultSampleSize {
 		// A few-shot split (boolq's 32 examples): every example with every template.
 		if titems, err = everyTemplate(e, task, ar.TrainSplit); err != nil {
-			return err
+			return nil, nil, err
 		}
 		ar.EveryTemplate = true
 	}
@@ -396,13 +455,19 @@ func addExpert(e *env, rep *Report) error {
 	l, srep, err := train.TrainStrategy(context.Background(), e.m, e.tok, train.TaskData{Name: task, Items: titems}, nil, o,
 		train.StrategyOptions{Strategy: train.Single})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	ar.TrainSeconds, ar.Steps, ar.FinalLoss = time.Since(t0).Seconds(), srep.Steps(), srep.Phases[0].FinalLoss
 	logf("trained %s: %d steps on %d items, loss %.3f, %.0f s", task, ar.Steps, ar.TrainItems, ar.FinalLoss, ar.TrainSeconds)
 	if ar.NewAcc, err = tasks.EvalRank(e.m, l, e.tok, items, e.eo); err != nil {
-		return err
+		return nil, nil, err
 	}
+	return l, titems, nil
+}
+
+// addNewExpert adds the trained adapter to the library copy as a dataset
+// expert with S of its training instances.
+func addNewExpert(e *env, lib *library.Library, task string, l *adapters.LoRA, titems []tasks.Item, ar *AddReport) error {
 	cfg, tensors, err := library.ExpertFromLoRA(l)
 	if err != nil {
 		return err
@@ -420,22 +485,13 @@ func addExpert(e *env, rep *Report) error {
 			Training: library.Training{DataSize: len(titems), Steps: ar.Steps, Seeds: []int64{int64(*seed)}}},
 		AdapterConfig: cfg, Tensors: tensors, Instances: ins,
 	}
-	if _, err := lib2.Add(x); err != nil {
-		return err
-	}
-	// Reopen the copy so that "after" reads what Badger stored.
-	if err := lib2.Close(); err != nil {
-		return err
-	}
-	if lib2, err = openLib(e, filepath.Join(e.work, "lib-copy")); err != nil {
-		return err
-	}
-	defer lib2.Close()
-	after, err := probeLogits(e, lib2, names)
-	if err != nil {
-		return err
-	}
-	ar.ProbeTokens = len(e.tok.Encode(probeText, true))
+	_, err = lib.Add(x)
+	return err
+}
+
+// compareProbes counts the experts whose probe logits are bit-identical
+// before and after the addition, and the largest difference.
+func compareProbes(ar *AddReport, names []string, before, after map[string][]float32) {
 	for _, nm := range names {
 		a, b := before[nm], after[nm]
 		d := 0.0
@@ -455,33 +511,12 @@ func addExpert(e *env, rep *Report) error {
 			ar.Identical++
 		}
 	}
-	ix2, owner2, err := buildIndex(e, lib2)
-	if err != nil {
-		return err
-	}
-	if ar.After, err = routeTask(e, ix2, owner2, task); err != nil {
-		return err
-	}
-	var othersAfter []taskRouting
-	for _, t := range have {
-		tr, err := routeTask(e, ix2, owner2, t)
-		if err != nil {
-			return err
-		}
-		othersAfter = append(othersAfter, tr)
-	}
-	for _, q := range qList {
-		var b, a []float64
-		for i := range others {
-			b, a = append(b, others[i].At(q)), append(a, othersAfter[i].At(q))
-		}
-		k := fmt.Sprintf("q%d", q)
-		ar.OthersBefore[k], ar.OthersAfter[k] = mean(b), mean(a)
-	}
-	rep.Add = ar
-	logf("add %s: %d/%d experts bit-identical (max |Δ| %g); routing Q=1 %.3f → %.3f", task, ar.Identical, ar.Compared,
-		ar.MaxAbsDelta, ar.Before.At(1), ar.After.At(1))
+}
 
+// addExpertMD is section 3 of the report; sp is the evaluation split, nOthers
+// the tasks the library had, nExperts its experts.
+func addExpertMD(ar *AddReport, sp string, nOthers, nExperts int) string {
+	task := ar.NewExpert
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "## 3. Adding an expert\n\n")
 	fmt.Fprintf(&sb, "The library lacks %s. A dataset expert for it was trained with the starter recipe (%d steps, "+
@@ -494,16 +529,15 @@ func addExpert(e *env, rep *Report) error {
 		"%d-token probe with it (`model.Forward`, logits of every position): **%d of %d bit-identical, max |Δlogit| = %g**.\n\n",
 		ar.Compared, ar.ProbeTokens, ar.Identical, ar.Compared, ar.MaxAbsDelta)
 	fmt.Fprintf(&sb, "**(b) The new task routes to its expert.** Routing accuracy for %s (%s split; same protocol as section 2):\n\n", task, ar.Before.Split)
-	fmt.Fprintf(&sb, "| library | Q = 1 | Q = 8 | Q = 32 | Q = 1 mistakes (task: count) | other %d tasks, mean Q = 1 / 8 / 32 |\n|---|---:|---:|---:|---|---|\n", len(have))
-	fmt.Fprintf(&sb, "| before (%d experts) | %s | %s | %s | %s | %s / %s / %s |\n", len(names), pct(ar.Before.At(1)), pct(ar.Before.At(8)),
+	fmt.Fprintf(&sb, "| library | Q = 1 | Q = 8 | Q = 32 | Q = 1 mistakes (task: count) | other %d tasks, mean Q = 1 / 8 / 32 |\n|---|---:|---:|---:|---|---|\n", nOthers)
+	fmt.Fprintf(&sb, "| before (%d experts) | %s | %s | %s | %s | %s / %s / %s |\n", nExperts, pct(ar.Before.At(1)), pct(ar.Before.At(8)),
 		pct(ar.Before.At(32)), counts(ar.Before.Confusion), pct(ar.OthersBefore["q1"]), pct(ar.OthersBefore["q8"]), pct(ar.OthersBefore["q32"]))
 	fmt.Fprintf(&sb, "| after (+ %s) | %s | %s | %s | %s | %s / %s / %s |\n\n", task, pct(ar.After.At(1)), pct(ar.After.At(8)),
 		pct(ar.After.At(32)), counts(ar.After.Confusion), pct(ar.OthersAfter["q1"]), pct(ar.OthersAfter["q8"]), pct(ar.OthersAfter["q32"]))
 	fmt.Fprintf(&sb, "Accuracy on %s (%s, n = %d, as in section 1): base %s, per-example auto routing before the addition %s, "+
 		"the new expert %s (majority class %s).\n\n![adding an expert](add_expert.png)\n",
 		task, sp, ar.BaseAcc.N, pct(ar.BaseAcc.Accuracy), pct(ar.AutoBeforeAcc.Accuracy), pct(ar.NewAcc.Accuracy), pct(ar.BaseAcc.Majority.Accuracy))
-	rep.md = append(rep.md, sb.String())
-	return nil
+	return sb.String()
 }
 
 func tmplNote(every bool) string {

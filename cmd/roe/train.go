@@ -19,6 +19,7 @@ import (
 	"roe/library"
 	"roe/model"
 	"roe/model/safetensors"
+	"roe/model/tokenizer"
 	"roe/tasks"
 	"roe/train"
 )
@@ -173,141 +174,190 @@ type trainRun struct {
 	trained int
 }
 
-func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	lf := addLibFlags(fs)
-	data := fs.String("data", "", "target task folder (train.jsonl, validation.jsonl)")
-	tf := addTemplatesFlags(fs, true)
-	var auxDirs stringList
-	fs.Var(&auxDirs, "aux", "auxiliary task folder (repeatable)")
-	strategy := fs.String("strategy", "single", "single, stilts, mtl or auto (Weller et al.: STILTs when the target set is larger)")
-	weighting := fs.String("weighting", "example", "mtl loss weighting: example, task or target")
-	targetWeight := fs.Float64("target-weight", 2, "mtl --weighting target: the target's example weight")
-	method := fs.String("method", "lora", "lora, full or cpi")
+// trainFlags are the flags of `roe train`.
+type trainFlags struct {
+	lf     *libFlags
+	tf     *templatesFlags
+	libSet bool // --library was given
+
+	data, strategy, weighting, method, targets string
+	aux                                        stringList
+	targetWeight, alpha, epochs                float64
+	lr, wd, warmup, clip, core, tau            float64
+	rank, steps, batch, accum, maxLen, n       int
+	seeds, logEvery, evalN, ckptEvery          int
+	seed                                       uint64
+	noEOS, noBC, lengthNorm, evalBase, resume  bool
+	evalSplit, out, name, desc, ckpt, work     string
+}
+
+// addTrainFlags defines the flags of `roe train` on fs. The defaults are the
+// recipe of the shipped experts.
+func addTrainFlags(fs *flag.FlagSet) *trainFlags {
+	f := &trainFlags{lf: addLibFlags(fs)}
+	fs.StringVar(&f.data, "data", "", "target task folder (train.jsonl, validation.jsonl)")
+	f.tf = addTemplatesFlags(fs, true)
+	fs.Var(&f.aux, "aux", "auxiliary task folder (repeatable)")
+	fs.StringVar(&f.strategy, "strategy", "single", "single, stilts, mtl or auto (Weller et al.: STILTs when the target set is larger)")
+	fs.StringVar(&f.weighting, "weighting", "example", "mtl loss weighting: example, task or target")
+	fs.Float64Var(&f.targetWeight, "target-weight", 2, "mtl --weighting target: the target's example weight")
+	fs.StringVar(&f.method, "method", "lora", "lora, full or cpi")
 	rc := experts.DefaultRecipe(library.KindDataset) // the recipe of the shipped experts
-	rank := fs.Int("rank", rc.Rank, "LoRA rank")
-	alpha := fs.Float64("alpha", 0, "lora_alpha (default 2·rank)")
-	targets := fs.String("targets", strings.Join(train.AllTargets, ","), "LoRA target modules")
-	epochs := fs.Float64("epochs", 0, "passes over the training data instead of --steps")
-	steps := fs.Int("steps", 0, fmt.Sprintf("optimizer steps (default: the expert recipe's, %d for a prompt expert, %d otherwise)", experts.PromptSteps, experts.DatasetSteps))
-	lr := fs.Float64("lr", rc.LR, "peak learning rate")
-	wd := fs.Float64("weight-decay", 0, "AdamW weight decay")
-	warmup := fs.Float64("warmup", rc.WarmupFrac, "warmup share of the steps (then linear decay to 0)")
-	clip := fs.Float64("clip", rc.ClipNorm, "clip the gradient norm (0: off)")
-	batch := fs.Int("batch", rc.BatchSize, "sequences per micro-batch")
-	accum := fs.Int("grad-accum", 1, "micro-batches per optimizer step")
-	maxLen := fs.Int("max-len", rc.MaxLen, "tokens per sequence (long inputs lose their beginning)")
-	n := fs.Int("n", 0, "training examples drawn (0: all)")
-	noEOS := fs.Bool("no-eos", rc.NoEOS, "targets without EOS (--no-eos=false adds it)")
-	seed := fs.Uint64("seed", rc.Seed, "random seed (initialisation, data order, template draw)")
-	seeds := fs.Int("seeds", 1, "train with this many seeds (seed, seed+1, …) and report mean, std and failed runs")
-	noBC := fs.Bool("no-bias-correction", false, "AdamW without bias correction (not recommended: Mosbach et al.)")
-	logEvery := fs.Int("log-every", 10, "log per-layer gradient norms every K steps")
-	evalSplit := fs.String("eval-split", "", "split to evaluate on (default validation, else test)")
-	evalN := fs.Int("eval-n", 0, "evaluation examples (0: all; -1: no evaluation)")
-	lengthNorm := fs.Bool("length-norm", false, "evaluation: length-normalised choice scores")
-	evalBase := fs.Bool("eval-base", false, "also evaluate the base model")
-	out := fs.String("out", "", "write the adapter as a PEFT folder (full: a model folder)")
-	name := fs.String("name", "", "with --library: the expert's name")
-	desc := fs.String("description", "", "with --library: what the expert is for")
-	ckpt := fs.String("checkpoint", "", "checkpoint folder (adapter, optimizer, step, data position)")
-	ckptEvery := fs.Int("checkpoint-every", 0, "steps between checkpoints (0: at the end)")
-	resume := fs.Bool("resume", false, "resume from --checkpoint")
-	work := fs.String("work", "", "cpi: folder for per-task adapters, masks, Jaccard matrix, fused adapter (default OUT/cpi or ./cpi-NAME)")
-	core := fs.Float64("core-fraction", adapters.DefaultCoreFraction, "cpi: core share p of |ΔW|")
-	tau := fs.Float64("tau", 0.1, "cpi: Jaccard threshold τ for grouping tasks")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	libSet := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "library" {
-			libSet = true
-		}
-	})
+	fs.IntVar(&f.rank, "rank", rc.Rank, "LoRA rank")
+	fs.Float64Var(&f.alpha, "alpha", 0, "lora_alpha (default 2·rank)")
+	fs.StringVar(&f.targets, "targets", strings.Join(train.AllTargets, ","), "LoRA target modules")
+	fs.Float64Var(&f.epochs, "epochs", 0, "passes over the training data instead of --steps")
+	fs.IntVar(&f.steps, "steps", 0, fmt.Sprintf("optimizer steps (default: the expert recipe's, %d for a prompt expert, %d otherwise)", experts.PromptSteps, experts.DatasetSteps))
+	fs.Float64Var(&f.lr, "lr", rc.LR, "peak learning rate")
+	fs.Float64Var(&f.wd, "weight-decay", 0, "AdamW weight decay")
+	fs.Float64Var(&f.warmup, "warmup", rc.WarmupFrac, "warmup share of the steps (then linear decay to 0)")
+	fs.Float64Var(&f.clip, "clip", rc.ClipNorm, "clip the gradient norm (0: off)")
+	fs.IntVar(&f.batch, "batch", rc.BatchSize, "sequences per micro-batch")
+	fs.IntVar(&f.accum, "grad-accum", 1, "micro-batches per optimizer step")
+	fs.IntVar(&f.maxLen, "max-len", rc.MaxLen, "tokens per sequence (long inputs lose their beginning)")
+	fs.IntVar(&f.n, "n", 0, "training examples drawn (0: all)")
+	fs.BoolVar(&f.noEOS, "no-eos", rc.NoEOS, "targets without EOS (--no-eos=false adds it)")
+	fs.Uint64Var(&f.seed, "seed", rc.Seed, "random seed (initialisation, data order, template draw)")
+	fs.IntVar(&f.seeds, "seeds", 1, "train with this many seeds (seed, seed+1, …) and report mean, std and failed runs")
+	fs.BoolVar(&f.noBC, "no-bias-correction", false, "AdamW without bias correction (not recommended: Mosbach et al.)")
+	fs.IntVar(&f.logEvery, "log-every", 10, "log per-layer gradient norms every K steps")
+	fs.StringVar(&f.evalSplit, "eval-split", "", "split to evaluate on (default validation, else test)")
+	fs.IntVar(&f.evalN, "eval-n", 0, "evaluation examples (0: all; -1: no evaluation)")
+	fs.BoolVar(&f.lengthNorm, "length-norm", false, "evaluation: length-normalised choice scores")
+	fs.BoolVar(&f.evalBase, "eval-base", false, "also evaluate the base model")
+	fs.StringVar(&f.out, "out", "", "write the adapter as a PEFT folder (full: a model folder)")
+	fs.StringVar(&f.name, "name", "", "with --library: the expert's name")
+	fs.StringVar(&f.desc, "description", "", "with --library: what the expert is for")
+	fs.StringVar(&f.ckpt, "checkpoint", "", "checkpoint folder (adapter, optimizer, step, data position)")
+	fs.IntVar(&f.ckptEvery, "checkpoint-every", 0, "steps between checkpoints (0: at the end)")
+	fs.BoolVar(&f.resume, "resume", false, "resume from --checkpoint")
+	fs.StringVar(&f.work, "work", "", "cpi: folder for per-task adapters, masks, Jaccard matrix, fused adapter (default OUT/cpi or ./cpi-NAME)")
+	fs.Float64Var(&f.core, "core-fraction", adapters.DefaultCoreFraction, "cpi: core share p of |ΔW|")
+	fs.Float64Var(&f.tau, "tau", 0.1, "cpi: Jaccard threshold τ for grouping tasks")
+	return f
+}
+
+// check validates the parsed flags and sets the default --steps. With
+// --library it fails before training if the expert name is not allowed or
+// already taken.
+func (f *trainFlags) check() error {
 	switch {
-	case *data == "":
+	case f.data == "":
 		return usagef("--data DIR is required")
-	case (*out == "") == (!libSet || *name == ""):
+	case (f.out == "") == (!f.libSet || f.name == ""):
 		return usagef("give --out DIR, or --library DIR --name NAME")
-	case *method != "lora" && *method != "full" && *method != "cpi":
-		return usagef("--method %q: want lora, full or cpi", *method)
-	case *method == "full" && *out == "":
+	case f.method != "lora" && f.method != "full" && f.method != "cpi":
+		return usagef("--method %q: want lora, full or cpi", f.method)
+	case f.method == "full" && f.out == "":
 		return usagef("--method full writes a model folder: use --out (the library keeps LoRA experts)")
-	case *method == "cpi" && len(auxDirs) == 0:
+	case f.method == "cpi" && len(f.aux) == 0:
 		return usagef("--method cpi needs at least one --aux task")
-	case *seeds < 1 || *rank < 1 || *batch < 1:
+	case f.seeds < 1 || f.rank < 1 || f.batch < 1:
 		return usagef("--seeds, --rank and --batch must be ≥ 1")
 	}
-	if *tf.prompt != "" && *tf.all {
+	if *f.tf.prompt != "" && *f.tf.all {
 		return usagef("--prompt and --all-prompts exclude each other")
 	}
-	if *epochs < 0 || *epochs > 0 && *steps > 0 {
+	if f.epochs < 0 || f.epochs > 0 && f.steps > 0 {
 		return usagef("give --steps or --epochs, not both")
 	}
-	if *steps == 0 && *epochs == 0 {
-		*steps = experts.DatasetSteps
-		if *tf.prompt != "" {
-			*steps = experts.PromptSteps
+	if f.steps == 0 && f.epochs == 0 {
+		f.steps = experts.DatasetSteps
+		if *f.tf.prompt != "" {
+			f.steps = experts.PromptSteps
 		}
 	}
-	if libSet && *name != "" {
-		if err := experts.CheckName(*name, modelID(*lf.model)); err != nil {
+	if f.libSet && f.name != "" {
+		if err := experts.CheckName(f.name, modelID(*f.lf.model)); err != nil {
 			return err
 		}
 	}
 	// Fail before training if the name is taken.
-	if libSet {
-		if _, err := os.Stat(*lf.library); err == nil {
-			lib, err := openLibraryOnly(*lf.library)
+	if f.libSet {
+		if _, err := os.Stat(*f.lf.library); err == nil {
+			lib, err := openLibraryOnly(*f.lf.library)
 			if err != nil {
 				return err
 			}
-			_, err = lib.Manifest(*name)
+			_, err = lib.Manifest(f.name)
 			lib.Close()
 			if err == nil {
-				return fmt.Errorf("expert %q already exists in %s (remove it first with `roe experts rm %s`)", *name, *lf.library, *name)
+				return fmt.Errorf("expert %q already exists in %s (remove it first with `roe experts rm %s`)", f.name, *f.lf.library, f.name)
 			}
 		}
 	}
+	return nil
+}
 
-	tt, err := tf.load(*data, true)
+// trainData is the rendered data of `roe train`.
+type trainData struct {
+	tt      taskTemplates // the target task's templates
+	task    string        // the target task's name
+	items   []tasks.Item  // the target's training items
+	skipped int           // target examples without a target
+	target  train.TaskData
+	aux     []train.TaskData
+	eval    []tasks.Item // empty with --eval-n -1
+}
+
+// loadData renders the target's training split, the auxiliary tasks'
+// training splits and the target's evaluation split.
+func (f *trainFlags) loadData() (*trainData, error) {
+	tt, err := f.tf.load(f.data, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	task := filepath.Base(filepath.Clean(*data))
-	items, skipped, err := renderSplit(*data, "train", tt, *n, *seed)
-	if err != nil {
-		return err
+	d := &trainData{tt: tt, task: filepath.Base(filepath.Clean(f.data))}
+	if d.items, d.skipped, err = renderSplit(f.data, "train", tt, f.n, f.seed); err != nil {
+		return nil, err
 	}
-	if len(items) == 0 {
-		return fmt.Errorf("no training examples in %s (%d skipped: no target)", *data, skipped)
+	if len(d.items) == 0 {
+		return nil, fmt.Errorf("no training examples in %s (%d skipped: no target)", f.data, d.skipped)
 	}
-	target := train.TaskData{Name: task, Items: items}
-	var aux []train.TaskData
-	for _, d := range auxDirs {
-		at, err := tf.load(d, false)
+	d.target = train.TaskData{Name: d.task, Items: d.items}
+	for _, dir := range f.aux {
+		at, err := f.tf.load(dir, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		ai, _, err := renderSplit(d, "train", at, *n, *seed)
+		ai, _, err := renderSplit(dir, "train", at, f.n, f.seed)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		aux = append(aux, train.TaskData{Name: filepath.Base(filepath.Clean(d)), Items: ai})
+		d.aux = append(d.aux, train.TaskData{Name: filepath.Base(filepath.Clean(dir)), Items: ai})
 	}
-	var evalItems []tasks.Item
-	if *evalN >= 0 {
-		sp := *evalSplit
+	if f.evalN >= 0 {
+		sp := f.evalSplit
 		if sp == "" {
-			sp = defaultEvalSplit(*data)
+			sp = defaultEvalSplit(f.data)
 		}
-		if evalItems, _, err = renderSplit(*data, sp, tt, *evalN, *seed); err != nil {
-			return err
+		if d.eval, _, err = renderSplit(f.data, sp, tt, f.evalN, f.seed); err != nil {
+			return nil, err
 		}
 	}
+	return d, nil
+}
 
-	base, tok, err := loadModel(*lf.model)
+func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	f := addTrainFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "library" {
+			f.libSet = true
+		}
+	})
+	if err := f.check(); err != nil {
+		return err
+	}
+	d, err := f.loadData()
+	if err != nil {
+		return err
+	}
+
+	base, tok, err := loadModel(*f.lf.model)
 	if err != nil {
 		return err
 	}
@@ -316,9 +366,9 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	logJSON := !isTerminal(stdout)
 	var baseEval *tasks.EvalResult
-	eo := tasks.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen}
-	if *evalBase && len(evalItems) > 0 {
-		r, err := tasks.EvalRank(base, nil, tok, evalItems, eo)
+	eo := tasks.EvalOptions{LengthNorm: f.lengthNorm, MaxLen: f.maxLen}
+	if f.evalBase && len(d.eval) > 0 {
+		r, err := tasks.EvalRank(base, nil, tok, d.eval, eo)
 		if err != nil {
 			return err
 		}
@@ -327,91 +377,149 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 
 	var runs []trainRun
 	var seedRuns []tasks.SeedRun
-	for k := 0; k < *seeds; k++ {
-		s := *seed + uint64(k)
-		phase := "train"
-		o := train.Options{
-			Full: *method == "full", Rank: *rank, Alpha: *alpha, Targets: strings.Split(*targets, ","),
-			LR: *lr, WeightDecay: *wd, WarmupFrac: *warmup, NoBiasCorrection: *noBC, ClipNorm: *clip,
-			BatchSize: *batch, GradAccum: *accum, Steps: *steps, Epochs: *epochs, MaxLen: *maxLen, Seed: s, NoEOS: *noEOS,
-			LogEvery: *logEvery, Resume: *resume, CheckpointEvery: *ckptEvery,
+	for k := 0; k < f.seeds; k++ {
+		run, sr, err := f.trainSeed(ctx, base, tok, d, f.seed+uint64(k), eo, stdout)
+		if err != nil {
+			return err
 		}
-		if *warmup == 0 {
-			o.WarmupFrac = -1
+		if sr != nil {
+			seedRuns = append(seedRuns, *sr)
 		}
-		if *ckpt != "" {
-			o.CheckpointDir = *ckpt
-			if *seeds > 1 {
-				o.CheckpointDir = filepath.Join(*ckpt, fmt.Sprintf("seed-%d", s))
-			}
-		}
-		o.Progress = progressPrinter(stdout, s, &phase)
-		m := base
-		if o.Full {
-			m = base.Clone()
-		}
-		run := trainRun{seed: s, model: m}
-		switch *method {
-		case "cpi":
-			phase = "cpi"
-			wd := *work
-			if wd == "" {
-				if *out != "" {
-					wd = filepath.Join(*out, "cpi")
-				} else {
-					wd = "cpi-" + strings.ReplaceAll(*name, "/", "_")
-				}
-			}
-			if *seeds > 1 {
-				wd = filepath.Join(wd, fmt.Sprintf("seed-%d", s))
-			}
-			l, rep, err := train.TrainCPI(ctx, m, tok, append([]train.TaskData{target}, aux...), o,
-				train.CPIOptions{CoreFraction: *core, Tau: *tau, OutDir: wd})
-			if err != nil {
-				return err
-			}
-			run.lora, run.report, run.strat, run.reason = l, rep, "cpi", fmt.Sprintf("CPI-FT over %d tasks, groups %v (artefacts in %s)", len(rep.Tasks), rep.Groups, wd)
-			run.phases = rep.Phases
-		default:
-			l, rep, err := train.TrainStrategy(ctx, m, tok, target, aux, o, train.StrategyOptions{
-				Strategy: train.Strategy(*strategy), Weighting: train.Weighting(*weighting), TargetWeight: *targetWeight})
-			if err != nil {
-				return err
-			}
-			run.lora, run.report, run.strat, run.reason, run.phases = l, rep, string(rep.Strategy), rep.Reason, rep.Phases
-		}
-		for _, p := range run.phases {
-			run.steps += p.Steps
-			run.loss = p.FinalLoss
-			run.trained += p.Sequences
-		}
-		if len(evalItems) > 0 {
-			var a model.Adapter
-			if run.lora != nil {
-				a = run.lora
-			}
-			r, err := tasks.EvalRank(m, a, tok, evalItems, eo)
-			if err != nil {
-				seedRuns = append(seedRuns, tasks.SeedRun{Seed: s, Err: err.Error()})
-			} else {
-				run.eval = &r
-				seedRuns = append(seedRuns, tasks.SeedRun{Seed: s, Result: &r})
-			}
-		}
-		if logJSON {
-			_ = enc.Encode(map[string]any{"event": "seed_done", "seed": s, "strategy": run.strat, "reason": run.reason,
-				"steps": run.steps, "final_loss": run.loss, "eval": run.eval})
-		} else {
-			fmt.Fprintf(stdout, "seed %d: %s; %d steps, final loss %.4f", s, run.reason, run.steps, run.loss)
-			if run.eval != nil {
-				fmt.Fprintf(stdout, "; %s", run.eval)
-			}
-			fmt.Fprintln(stdout)
-		}
+		logSeed(stdout, enc, logJSON, run)
 		runs = append(runs, run)
 	}
 
-	// Keep the best run by validation accuracy (the first without evaluation).
+	o := keepBest(runs, seedRuns, baseEval)
+	dest, err := f.save(d, o)
+	if err != nil {
+		return err
+	}
+	br := o.best
+	res := map[string]any{"event": "done", "saved": dest, "task": d.task, "method": f.method, "strategy": br.strat,
+		"reason": br.reason, "data_size": len(d.items), "skipped": d.skipped, "steps": br.steps, "best_seed": br.seed,
+		"metrics": o.metrics, "seeds": o.summary}
+	if baseEval != nil {
+		res["base"] = baseEval
+	}
+	if br.eval != nil {
+		res["eval"] = br.eval
+	}
+	return enc.Encode(res)
+}
+
+// options are the training options of the run with seed s.
+func (f *trainFlags) options(s uint64) train.Options {
+	o := train.Options{
+		Full: f.method == "full", Rank: f.rank, Alpha: f.alpha, Targets: strings.Split(f.targets, ","),
+		LR: f.lr, WeightDecay: f.wd, WarmupFrac: f.warmup, NoBiasCorrection: f.noBC, ClipNorm: f.clip,
+		BatchSize: f.batch, GradAccum: f.accum, Steps: f.steps, Epochs: f.epochs, MaxLen: f.maxLen, Seed: s, NoEOS: f.noEOS,
+		LogEvery: f.logEvery, Resume: f.resume, CheckpointEvery: f.ckptEvery,
+	}
+	if f.warmup == 0 {
+		o.WarmupFrac = -1
+	}
+	if f.ckpt != "" {
+		o.CheckpointDir = f.ckpt
+		if f.seeds > 1 {
+			o.CheckpointDir = filepath.Join(f.ckpt, fmt.Sprintf("seed-%d", s))
+		}
+	}
+	return o
+}
+
+// cpiWorkDir is the CPI artefact folder of the run with seed s.
+func (f *trainFlags) cpiWorkDir(s uint64) string {
+	wd := f.work
+	if wd == "" {
+		if f.out != "" {
+			wd = filepath.Join(f.out, "cpi")
+		} else {
+			wd = "cpi-" + strings.ReplaceAll(f.name, "/", "_")
+		}
+	}
+	if f.seeds > 1 {
+		wd = filepath.Join(wd, fmt.Sprintf("seed-%d", s))
+	}
+	return wd
+}
+
+// trainSeed trains one run with seed s (full fine-tuning: on a clone of base)
+// and evaluates it on d.eval. The seed run is nil without evaluation.
+func (f *trainFlags) trainSeed(ctx context.Context, base *model.Model, tok *tokenizer.Tokenizer, d *trainData, s uint64,
+	eo tasks.EvalOptions, stdout io.Writer) (trainRun, *tasks.SeedRun, error) {
+	phase := "train"
+	o := f.options(s)
+	o.Progress = progressPrinter(stdout, s, &phase)
+	m := base
+	if o.Full {
+		m = base.Clone()
+	}
+	run := trainRun{seed: s, model: m}
+	switch f.method {
+	case "cpi":
+		phase = "cpi"
+		wd := f.cpiWorkDir(s)
+		l, rep, err := train.TrainCPI(ctx, m, tok, append([]train.TaskData{d.target}, d.aux...), o,
+			train.CPIOptions{CoreFraction: f.core, Tau: f.tau, OutDir: wd})
+		if err != nil {
+			return run, nil, err
+		}
+		run.lora, run.report, run.strat, run.reason = l, rep, "cpi", fmt.Sprintf("CPI-FT over %d tasks, groups %v (artefacts in %s)", len(rep.Tasks), rep.Groups, wd)
+		run.phases = rep.Phases
+	default:
+		l, rep, err := train.TrainStrategy(ctx, m, tok, d.target, d.aux, o, train.StrategyOptions{
+			Strategy: train.Strategy(f.strategy), Weighting: train.Weighting(f.weighting), TargetWeight: f.targetWeight})
+		if err != nil {
+			return run, nil, err
+		}
+		run.lora, run.report, run.strat, run.reason, run.phases = l, rep, string(rep.Strategy), rep.Reason, rep.Phases
+	}
+	for _, p := range run.phases {
+		run.steps += p.Steps
+		run.loss = p.FinalLoss
+		run.trained += p.Sequences
+	}
+	if len(d.eval) == 0 {
+		return run, nil, nil
+	}
+	var a model.Adapter
+	if run.lora != nil {
+		a = run.lora
+	}
+	r, err := tasks.EvalRank(m, a, tok, d.eval, eo)
+	if err != nil {
+		return run, &tasks.SeedRun{Seed: s, Err: err.Error()}, nil
+	}
+	run.eval = &r
+	return run, &tasks.SeedRun{Seed: s, Result: &r}, nil
+}
+
+// logSeed reports a finished run: a JSON line, or a line of text on a terminal.
+func logSeed(stdout io.Writer, enc *json.Encoder, logJSON bool, run trainRun) {
+	if logJSON {
+		_ = enc.Encode(map[string]any{"event": "seed_done", "seed": run.seed, "strategy": run.strat, "reason": run.reason,
+			"steps": run.steps, "final_loss": run.loss, "eval": run.eval})
+		return
+	}
+	fmt.Fprintf(stdout, "seed %d: %s; %d steps, final loss %.4f", run.seed, run.reason, run.steps, run.loss)
+	if run.eval != nil {
+		fmt.Fprintf(stdout, "; %s", run.eval)
+	}
+	fmt.Fprintln(stdout)
+}
+
+// trainOutcome is the run `roe train` keeps, with its metrics.
+type trainOutcome struct {
+	best    trainRun
+	summary tasks.SeedReport
+	metrics map[string]float64
+	seeds   []int64 // of all runs
+}
+
+// keepBest keeps the best run by validation accuracy (the first without
+// evaluation) and gathers the metrics: its own, the mean and spread over the
+// seeds, and the base model's.
+func keepBest(runs []trainRun, seedRuns []tasks.SeedRun, baseEval *tasks.EvalResult) trainOutcome {
 	best := 0
 	for i, r := range runs {
 		if r.eval != nil && (runs[best].eval == nil || r.eval.Accuracy > runs[best].eval.Accuracy) {
@@ -438,38 +546,34 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	for _, r := range runs {
 		seedList = append(seedList, int64(r.seed))
 	}
+	return trainOutcome{best: br, summary: summary, metrics: metrics, seeds: seedList}
+}
 
-	dest := *out
-	if *out != "" {
-		if *method == "full" {
-			if err := saveModelDir(br.model, *lf.model, *out); err != nil {
-				return err
-			}
-		} else if err := br.lora.Save(*out); err != nil {
-			return err
+// save writes the kept run to --out (an adapter or model folder with
+// training.json) or adds it to the library, and returns where it went.
+func (f *trainFlags) save(d *trainData, o trainOutcome) (string, error) {
+	br := o.best
+	if f.out == "" {
+		dest := *f.lf.library + ":" + f.name
+		if err := addTrainedExpert(f.lf, d.tt, f.name, f.desc, d.task, *f.tf.prompt, *f.tf.all || len(d.tt.ts) > 1, f.method, d.items, br, o.seeds, o.metrics, f.seed); err != nil {
+			return dest, err
 		}
-		meta := map[string]any{"task": task, "data_size": len(items), "steps": br.steps, "seeds": seedList,
-			"metrics": metrics, "strategy": br.strat, "reason": br.reason, "seed_report": summary}
-		b, _ := json.MarshalIndent(meta, "", "  ")
-		if err := os.WriteFile(filepath.Join(*out, "training.json"), append(b, '\n'), 0o644); err != nil {
-			return err
+		return dest, nil
+	}
+	if f.method == "full" {
+		if err := saveModelDir(br.model, *f.lf.model, f.out); err != nil {
+			return f.out, err
 		}
-	} else {
-		dest = *lf.library + ":" + *name
-		if err := addTrainedExpert(lf, tt, *name, *desc, task, *tf.prompt, *tf.all || len(tt.ts) > 1, *method, items, br, seedList, metrics, *seed); err != nil {
-			return err
-		}
+	} else if err := br.lora.Save(f.out); err != nil {
+		return f.out, err
 	}
-	res := map[string]any{"event": "done", "saved": dest, "task": task, "method": *method, "strategy": br.strat,
-		"reason": br.reason, "data_size": len(items), "skipped": skipped, "steps": br.steps, "best_seed": br.seed,
-		"metrics": metrics, "seeds": summary}
-	if baseEval != nil {
-		res["base"] = baseEval
+	meta := map[string]any{"task": d.task, "data_size": len(d.items), "steps": br.steps, "seeds": o.seeds,
+		"metrics": o.metrics, "strategy": br.strat, "reason": br.reason, "seed_report": o.summary}
+	b, _ := json.MarshalIndent(meta, "", "  ")
+	if err := os.WriteFile(filepath.Join(f.out, "training.json"), append(b, '\n'), 0o644); err != nil {
+		return f.out, err
 	}
-	if br.eval != nil {
-		res["eval"] = br.eval
-	}
-	return enc.Encode(res)
+	return f.out, nil
 }
 
 // addTrainedExpert stores a trained adapter in the library with S sampled
