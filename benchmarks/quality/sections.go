@@ -476,14 +476,14 @@ func addNewExpert(e *env, lib *library.Library, task string, l *adapters.LoRA, t
 	for i, it := range titems {
 		ins[i] = library.Instance{Text: it.Input, AnswerChoices: it.AnswerChoices, Target: it.Target}
 	}
-	if ins, err = experts.PrepareInstances(e.emb, e.format, ins, library.DefaultSampleSize, *seed); err != nil {
-		return err
-	}
 	x := &library.Expert{
 		Manifest: library.Manifest{Name: task, Kind: library.KindDataset, Dataset: task,
-			Description: "bench-quality: " + task + ", all templates", BaseFingerprint: e.m.Fingerprint(), Embedder: e.emb.ID(),
-			Training: library.Training{DataSize: len(titems), Steps: ar.Steps, Seeds: []int64{int64(*seed)}}},
+			Description: "bench-quality: " + task + ", all templates",
+			Training:    library.Training{DataSize: len(titems), Steps: ar.Steps, Seeds: []int64{int64(*seed)}}},
 		AdapterConfig: cfg, Tensors: tensors, Instances: ins,
+	}
+	if err := experts.Prepare(x, e.m, e.emb, e.format, experts.AddOptions{Seed: *seed}); err != nil {
+		return err
 	}
 	_, err = lib.Add(x)
 	return err
