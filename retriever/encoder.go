@@ -1,0 +1,284 @@
+package retriever
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode"
+
+	"roe/kernels"
+	"roe/model/safetensors"
+)
+
+// The routing encoder: roe's own embedder for routing. A text is a bag of
+// hashed features (words, word bigrams, character n-grams of words, as
+// fastText); each feature has a learned vector, the text's vector is their mean
+// projected by a learned square matrix. It is trained contrastively on the
+// library's tasks (TrainEncoder) so that a prompt lands near the instances of
+// its task however it is phrased. Features it never saw keep their random
+// vectors: for new words the mean then acts as a random projection of the bag
+// of words, a lexical match, which is what lets it place the instances of
+// experts added later.
+
+// Files of an encoder folder.
+const (
+	EncoderConfigFile  = "encoder.json"
+	EncoderWeightsFile = "encoder.safetensors"
+)
+
+// EncoderConfig shapes an encoder.
+type EncoderConfig struct {
+	Name     string `json:"name"`      // part of the embedder id
+	Buckets  int    `json:"buckets"`   // hashed feature rows
+	Dim      int    `json:"dim"`       // vector length
+	MinChar  int    `json:"min_char"`  // shortest character n-gram of a word (with < and > around it)
+	MaxChar  int    `json:"max_char"`  // longest
+	Bigrams  bool   `json:"bigrams"`   // word bigrams
+	MaxWords int    `json:"max_words"` // words read from a text (the rest is ignored)
+	Seed     uint64 `json:"seed"`      // initial vectors
+}
+
+// DefaultEncoderConfig is the shipped encoder's shape.
+func DefaultEncoderConfig() EncoderConfig {
+	return EncoderConfig{Name: "roe-router", Buckets: 1 << 16, Dim: 64, MinChar: 3, MaxChar: 5, Bigrams: true, MaxWords: 256, Seed: 1}
+}
+
+func (c EncoderConfig) check() error {
+	if c.Buckets < 1 || c.Buckets > 1<<24 || c.Dim < 1 || c.Dim > 4096 || c.MinChar < 1 || c.MaxChar < c.MinChar || c.MaxChar > 16 || c.MaxWords < 1 {
+		return fmt.Errorf("%w: encoder config %+v", ErrInput, c)
+	}
+	return nil
+}
+
+// Encoder embeds texts for routing. It is safe for concurrent Embed calls.
+type Encoder struct {
+	cfg   EncoderConfig
+	table []float32 // [Buckets, Dim] feature vectors
+	proj  []float32 // [Dim, Dim] applied to the mean: u = proj · v
+	id    string
+}
+
+// NewEncoder is an untrained encoder: random feature vectors of norm about 1,
+// the identity projection.
+func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	e := &Encoder{cfg: cfg, table: make([]float32, cfg.Buckets*cfg.Dim), proj: make([]float32, cfg.Dim*cfg.Dim)}
+	r := rand.New(rand.NewPCG(cfg.Seed, 0xe1c0))
+	s := 1 / math.Sqrt(float64(cfg.Dim))
+	for i := range e.table {
+		e.table[i] = float32(r.NormFloat64() * s)
+	}
+	for i := 0; i < cfg.Dim; i++ {
+		e.proj[i*cfg.Dim+i] = 1
+	}
+	e.id = e.makeID()
+	return e, nil
+}
+
+// makeID names the embedding space by the encoder's name and a hash of its weights.
+func (e *Encoder) makeID() string {
+	h := fnv.New64a()
+	buf := make([]byte, 4)
+	for _, w := range [][]float32{e.table, e.proj} {
+		for _, v := range w {
+			b := math.Float32bits(v)
+			buf[0], buf[1], buf[2], buf[3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+			h.Write(buf)
+		}
+	}
+	return fmt.Sprintf("encoder:%s:%012x", e.cfg.Name, h.Sum64()&0xffffffffffff)
+}
+
+// Config returns the encoder's shape.
+func (e *Encoder) Config() EncoderConfig { return e.cfg }
+
+// Dim returns the vector length.
+func (e *Encoder) Dim() int { return e.cfg.Dim }
+
+// ID names the embedding space: the encoder's name and a hash of its weights.
+func (e *Encoder) ID() string { return e.id }
+
+// Features appends the hashed feature rows of text to dst: every word
+// (lowercased runs of letters and digits), every pair of adjacent words, and
+// the character n-grams of every word with < and > around it.
+func (e *Encoder) Features(text string, dst []uint32) []uint32 {
+	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	if len(words) > e.cfg.MaxWords {
+		words = words[:e.cfg.MaxWords]
+	}
+	B := uint64(e.cfg.Buckets)
+	for i, w := range words {
+		dst = append(dst, uint32(hashFeature('w', w, "")%B))
+		if e.cfg.Bigrams && i > 0 {
+			dst = append(dst, uint32(hashFeature('b', words[i-1], w)%B))
+		}
+		r := []rune("<" + w + ">")
+		for n := e.cfg.MinChar; n <= e.cfg.MaxChar; n++ {
+			for s := 0; s+n <= len(r); s++ {
+				if n == len(r) {
+					continue // the whole word is already a feature
+				}
+				dst = append(dst, uint32(hashFeature('c', string(r[s:s+n]), "")%B))
+			}
+		}
+	}
+	return dst
+}
+
+// hashFeature is FNV-1a over the kind byte and the feature's text.
+func hashFeature(kind byte, a, b string) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(c byte) { h ^= uint64(c); h *= 1099511628211 }
+	mix(kind)
+	for i := 0; i < len(a); i++ {
+		mix(a[i])
+	}
+	if b != "" {
+		mix(' ')
+		for i := 0; i < len(b); i++ {
+			mix(b[i])
+		}
+	}
+	return h
+}
+
+// meanInto sets v to the mean of the feature rows, [Dim].
+func (e *Encoder) meanInto(v []float32, feats []uint32) {
+	clear(v)
+	if len(feats) == 0 {
+		return
+	}
+	D := e.cfg.Dim
+	for _, f := range feats {
+		kernels.Add(v, e.table[int(f)*D:int(f+1)*D])
+	}
+	kernels.Scale(v, 1/float32(len(feats)))
+}
+
+// project sets u = proj · v, [Dim].
+func (e *Encoder) project(u, v []float32) {
+	D := e.cfg.Dim
+	for i := range D {
+		u[i] = kernels.Dot(e.proj[i*D:(i+1)*D], v)
+	}
+}
+
+// Embed returns each text's vector, [len(texts)][Dim()], L2-normalised (a text
+// without features gets the zero vector's stand-in: the projection of nothing,
+// which is zero, so it is refused).
+func (e *Encoder) Embed(texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	v := make([]float32, e.cfg.Dim)
+	var feats []uint32
+	for i, t := range texts {
+		feats = e.Features(t, feats[:0])
+		if len(feats) == 0 {
+			return nil, fmt.Errorf("%w: text %d has no words", ErrInput, i)
+		}
+		e.meanInto(v, feats)
+		u := make([]float32, e.cfg.Dim)
+		e.project(u, v)
+		n := math.Sqrt(float64(kernels.Dot(u, u)))
+		if n == 0 {
+			return nil, fmt.Errorf("%w: text %d embeds to zero", ErrEmbed, i)
+		}
+		kernels.Scale(u, float32(1/n))
+		out[i] = u
+	}
+	return out, nil
+}
+
+// Save writes the encoder folder: encoder.json and encoder.safetensors (bf16).
+func (e *Encoder) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg, err := json.MarshalIndent(e.cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, EncoderConfigFile), append(cfg, '\n'), 0o644); err != nil {
+		return err
+	}
+	ts := []safetensors.Tensor{
+		safetensors.BF16Tensor("table", []int{e.cfg.Buckets, e.cfg.Dim}, e.table),
+		safetensors.BF16Tensor("proj", []int{e.cfg.Dim, e.cfg.Dim}, e.proj),
+	}
+	return safetensors.Write(filepath.Join(dir, EncoderWeightsFile), ts, map[string]string{"format": "roe-encoder"})
+}
+
+// IsEncoderDir reports whether fsys holds an encoder folder.
+func IsEncoderDir(fsys fs.FS) bool {
+	_, err := fs.Stat(fsys, EncoderConfigFile)
+	return err == nil
+}
+
+// LoadEncoder reads an encoder folder (Save's). Weights are widened from bf16,
+// so the embedder id hashes what Embed uses.
+func LoadEncoder(fsys fs.FS) (*Encoder, error) {
+	b, err := fs.ReadFile(fsys, EncoderConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	var cfg EncoderConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInput, EncoderConfigFile, err)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	wb, err := fs.ReadFile(fsys, EncoderWeightsFile)
+	if err != nil {
+		return nil, err
+	}
+	st, err := safetensors.FromBytes(EncoderWeightsFile, wb)
+	if err != nil {
+		return nil, err
+	}
+	e := &Encoder{cfg: cfg}
+	for _, w := range []struct {
+		name  string
+		dst   *[]float32
+		shape []int
+	}{{"table", &e.table, []int{cfg.Buckets, cfg.Dim}}, {"proj", &e.proj, []int{cfg.Dim, cfg.Dim}}} {
+		info, ok := st.Info(w.name)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has no tensor %q", ErrInput, EncoderWeightsFile, w.name)
+		}
+		if len(info.Shape) != 2 || info.Shape[0] != w.shape[0] || info.Shape[1] != w.shape[1] {
+			return nil, fmt.Errorf("%w: %s: %s has shape %v, want %v", ErrInput, EncoderWeightsFile, w.name, info.Shape, w.shape)
+		}
+		if *w.dst, err = st.Float32(w.name); err != nil {
+			return nil, err
+		}
+		for _, v := range *w.dst {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("%w: %s: %s has a non-finite value", ErrInput, EncoderWeightsFile, w.name)
+			}
+		}
+	}
+	e.id = e.makeID()
+	return e, nil
+}
+
+// roundBF16 rounds the weights to bf16 as Save stores them, so a trained
+// encoder embeds in memory exactly as it will after Save and LoadEncoder.
+func (e *Encoder) roundBF16() {
+	for _, w := range [][]float32{e.table, e.proj} {
+		for i, v := range w {
+			w[i] = kernels.FromBF16(kernels.ToBF16(v))
+		}
+	}
+	e.id = e.makeID()
+}
+
+var errNoPairs = errors.New("retriever: no training pairs")
