@@ -1,0 +1,221 @@
+package experts
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"roe/retriever"
+	"roe/tasks"
+)
+
+// RouterData is what the routing encoder trains on: each task's training
+// examples, rendered by its promptsource templates and as raw fields, drawn
+// as (prompt as a user writes it, instance as the library stores it) pairs of
+// the same task; and corpus paragraphs as background.
+type RouterData struct {
+	Tasks      []string // the tasks trained on, in class order
+	format     string
+	byTask     [][]routerItem
+	background []string
+}
+
+type routerItem struct {
+	rendered []tasks.Rendered // by each template that gives this example a target
+	raw      string           // the example's text fields, no instruction
+}
+
+// RouterDataOptions say what LoadRouterData reads.
+type RouterDataOptions struct {
+	DataDir, TemplatesDir string
+	HoldOut               []string // tasks left out (their experts are added later)
+	Corpus                []string // background text files
+	PerTask               int      // examples read per task [2000]
+	Format                string   // the instance format [retriever.DefaultInstanceFormat]
+	Seed                  uint64
+}
+
+// LoadRouterData renders the train split of every task of DataDir that has
+// templates and is not held out.
+func LoadRouterData(o RouterDataOptions) (*RouterData, error) {
+	if o.PerTask <= 0 {
+		o.PerTask = 2000
+	}
+	if o.Format == "" {
+		o.Format = retriever.DefaultInstanceFormat
+	}
+	ents, err := os.ReadDir(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &RouterData{format: o.Format}
+	for _, ent := range ents {
+		name := ent.Name()
+		if !ent.IsDir() || slices.Contains(o.HoldOut, name) {
+			continue
+		}
+		ex, err := tasks.LoadTask(filepath.Join(o.DataDir, name), "train")
+		if err != nil {
+			continue // no train split: not a library task
+		}
+		ts, fm, err := tasks.TemplatesFor(name, o.TemplatesDir)
+		if err != nil {
+			continue
+		}
+		items := renderRouterItems(ex, ts, fm, o.PerTask, o.Seed)
+		if len(items) < 2 {
+			continue
+		}
+		d.Tasks = append(d.Tasks, name)
+		d.byTask = append(d.byTask, items)
+	}
+	if len(d.Tasks) < 2 {
+		return nil, fmt.Errorf("%w: %d tasks with a train split and templates in %s (need 2)", ErrInvalid, len(d.Tasks), o.DataDir)
+	}
+	for _, f := range o.Corpus {
+		ps, err := paragraphs(f)
+		if err != nil {
+			return nil, err
+		}
+		d.background = append(d.background, ps...)
+	}
+	return d, nil
+}
+
+// renderRouterItems renders up to n examples (a seeded draw) by every template.
+func renderRouterItems(ex []tasks.Example, ts []tasks.Template, fm tasks.FieldMap, n int, seed uint64) []routerItem {
+	r := rand.New(rand.NewPCG(seed, 0x40e7))
+	idx := r.Perm(len(ex))
+	var out []routerItem
+	for _, i := range idx {
+		if len(out) == n {
+			break
+		}
+		e := fm.Apply(ex[i])
+		var it routerItem
+		for _, t := range ts {
+			rd, err := t.Render(e)
+			if err == nil && strings.TrimSpace(rd.Input) != "" && rd.Target != "" {
+				it.rendered = append(it.rendered, rd)
+			}
+		}
+		it.raw = rawFields(ex[i])
+		if len(it.rendered) > 0 {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// rawFields joins an example's text fields (strings of three words or more),
+// in key order: the content without any instruction.
+func rawFields(e tasks.Example) string {
+	keys := make([]string, 0, len(e))
+	for k := range e {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		switch v := e[k].(type) {
+		case string:
+			if len(strings.Fields(v)) >= 3 {
+				parts = append(parts, v)
+			}
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok && len(strings.Fields(s)) >= 3 {
+					parts = append(parts, s)
+				}
+			}
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// paragraphs reads a text file's paragraphs (blank-line separated, else lines)
+// of 8 to 120 words.
+func paragraphs(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	var cur []string
+	flush := func() {
+		p := strings.Join(cur, " ")
+		cur = cur[:0]
+		if n := len(strings.Fields(p)); n >= 8 && n <= 120 && utf8.ValidString(p) {
+			out = append(out, p)
+		}
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || len(strings.Fields(strings.Join(cur, " ")))+len(strings.Fields(line)) > 120 {
+			flush()
+		}
+		if line != "" {
+			cur = append(cur, line)
+		}
+	}
+	flush()
+	return out, sc.Err()
+}
+
+// Background returns the corpus paragraphs.
+func (d *RouterData) Background() []string { return d.background }
+
+// Sample draws one training pair: a task, two of its examples; the key is
+// one rendered as the library stores instances, the query the other written
+// as a user might (a random template's prompt or the bare fields, with words
+// dropped or misspelt now and then).
+func (d *RouterData) Sample(r *rand.Rand) retriever.EncoderExample {
+	c := r.IntN(len(d.Tasks))
+	items := d.byTask[c]
+	a, b := items[r.IntN(len(items))], items[r.IntN(len(items))]
+	kr := b.rendered[r.IntN(len(b.rendered))]
+	key := retriever.FormatInstance(d.format, kr.Input, kr.AnswerChoices)
+	q := a.rendered[r.IntN(len(a.rendered))].Input
+	if a.raw != "" && r.Float64() < 0.2 {
+		q = a.raw
+	}
+	q = noisy(r, q)
+	return retriever.EncoderExample{Query: retriever.FormatInstance(d.format, q, nil), Key: key, Class: c}
+}
+
+// noisy drops, swaps and misspells words of q, each sometimes.
+func noisy(r *rand.Rand, q string) string {
+	if r.Float64() < 0.5 {
+		return q
+	}
+	ws := strings.Fields(q)
+	out := ws[:0:0]
+	for _, w := range ws {
+		switch x := r.Float64(); {
+		case x < 0.08 && len(ws) > 4:
+			continue // dropped
+		case x < 0.14 && len(w) > 3:
+			i := 1 + r.IntN(len(w)-2)
+			w = w[:i] + w[i+1:] // a letter missing
+		case x < 0.18 && len(w) > 3:
+			i := r.IntN(len(w) - 1)
+			b := []byte(w)
+			b[i], b[i+1] = b[i+1], b[i] // two letters swapped
+			w = string(b)
+		}
+		out = append(out, w)
+	}
+	if r.Float64() < 0.3 {
+		return strings.ToLower(strings.Join(out, " "))
+	}
+	return strings.Join(out, " ")
+}
