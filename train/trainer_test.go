@@ -90,10 +90,16 @@ func TestEncodeItem(t *testing.T) {
 func TestRenderItemsPromptAndDataset(t *testing.T) {
 	ts, fm, err := TemplatesFor("sst2", "../../shared/data/templates")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("shared data missing under CI: %v", err)
+		}
 		t.Skip(err)
 	}
 	ex, err := LoadTask("../../shared/data/tasks/sst2", "validation")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("shared data missing under CI: %v", err)
+		}
 		t.Skip(err)
 	}
 	ex = ex[:60]
