@@ -90,7 +90,7 @@ Command: `+"`go run ./benchmarks/load -clients %d -duration %s -max-tokens %d`"+
 | requests | failed | tokens/s | TTFT p50 | TTFT p99 | experts added / removed | slowest upload→routable | not routable in 1 s |
 |---|---|---|---|---|---|---|---|
 | %d | %d | %.0f | %.1f ms | %.1f ms | %d / %d | %.1f ms | %d |
-`, *clients, *duration, *maxTokens, results.Markdown(commit), *clients, *duration, *churn, res.Requests, res.Failed, res.TokensPerSecond,
+`, *clients, *duration, *maxTokens, results.Markdown(commit, ""), *clients, *duration, *churn, res.Requests, res.Failed, res.TokensPerSecond,
 		res.TTFTp50ms, res.TTFTp99ms, res.ExpertsAdded, res.ExpertsRemoved, res.RoutableMaxMS, res.NotRoutable)
 	check(os.WriteFile(filepath.Join(*out, "load.md"), []byte(md), 0o644))
 	fmt.Print(md)

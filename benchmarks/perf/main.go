@@ -897,7 +897,7 @@ func writeMD(rep *Report) {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# roe performance")
 	p("")
-	p("Measured by `make bench` (benchmarks/perf) on %s, %s, kernel path `%s`, GOMAXPROCS %d. %s", rep.Date, rep.CPU, rep.Path, rep.GOMAXPROCS, results.Markdown(rep.Commit))
+	p("Measured by `make bench` (benchmarks/perf) on %s, %s, kernel path `%s`, GOMAXPROCS %d. %s", rep.Date, rep.CPU, rep.Path, rep.GOMAXPROCS, results.Markdown(rep.Commit, ""))
 	p("All numbers in the tables below come from this one run unless marked as quoted.")
 	p("")
 	p("## Ceilings (this run)")

@@ -612,11 +612,7 @@ func write(rep *Report) error {
 	}
 	sb.WriteString("```\n\n")
 	if rep.Commit != "" {
-		sb.WriteString(results.Markdown(rep.Commit))
-		if rep.CommitNote != "" {
-			fmt.Fprintf(&sb, " (%s)", rep.CommitNote)
-		}
-		sb.WriteString("\n\n")
+		sb.WriteString(results.Markdown(rep.Commit, rep.CommitNote) + "\n\n")
 	}
 	fmt.Fprintf(&sb, "Base model: the embedded %s; library: the %d "+
 		"shipped starter experts (models/experts, trained by scripts/starter-library.sh), imported into a temporary "+

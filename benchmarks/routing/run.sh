@@ -62,7 +62,8 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 runs = doc["runs"]
 print("# Routing accuracy (Retrieval-of-Experts, stories260K embedder)\n")
-print(f"Commit: `{doc['commit']}`.\n")
+note = f" ({doc['commit_note']})" if doc.get("commit_note") else ""
+print(f"Commit: `{doc['commit']}`{note}.\n")
 print("Produced by `benchmarks/routing/run.sh`. One dataset expert per task with a train split,")
 print("S = 100 instances; queries from each task's validation (else test) split. Q = 1: 64 queries")
 print("per task; Q = 8 and 32: 4 routing decisions per task. Accuracy averaged over tasks.\n")

@@ -50,7 +50,11 @@ func Commit() string {
 	return "unknown"
 }
 
-// Markdown is the header line that records commit.
-func Markdown(commit string) string {
+// Markdown is the header sentence that records commit, with a note on where it
+// came from when the run did not record it itself.
+func Markdown(commit, note string) string {
+	if note != "" {
+		return fmt.Sprintf("Commit: `%s` (%s).", commit, note)
+	}
 	return fmt.Sprintf("Commit: `%s`.", commit)
 }
