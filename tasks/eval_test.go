@@ -3,6 +3,7 @@ package tasks
 import (
 	"io/fs"
 	"math"
+	"roe/internal/testenv"
 	"testing"
 
 	"roe/model"
@@ -47,11 +48,11 @@ func toyItems(n int) []Item {
 func TestRenderItemsPromptAndDataset(t *testing.T) {
 	ts, fm, err := TemplatesFor("sst2", "../../shared/data/templates")
 	if err != nil {
-		t.Skip(err)
+		testenv.SkipOrFail(t, "shared data missing: %v", err)
 	}
 	ex, err := LoadTask("../../shared/data/tasks/sst2", "validation")
 	if err != nil {
-		t.Skip(err)
+		testenv.SkipOrFail(t, "shared data missing: %v", err)
 	}
 	ex = ex[:60]
 	one, _ := FindTemplate(ts, "review")

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"roe/adapters"
+	"roe/benchmarks/internal/results"
 	"roe/internal/loadtest"
 	"roe/model"
 	"roe/models"
@@ -34,6 +35,7 @@ func main() {
 	roe := flag.String("roe", "bin/roe", "the roe binary")
 	out := flag.String("out", "benchmarks/results", "results folder")
 	flag.Parse()
+	commit := results.Commit()
 
 	work, err := os.MkdirTemp("", "roe-load-")
 	check(err)
@@ -71,15 +73,16 @@ func main() {
 	check(err)
 	check(os.MkdirAll(*out, 0o755))
 	b, _ := json.MarshalIndent(struct {
+		Commit    string          `json:"commit"`
 		Clients   int             `json:"clients"`
 		Duration  string          `json:"duration"`
 		MaxTokens int             `json:"max_tokens"`
 		Result    loadtest.Result `json:"result"`
-	}{*clients, duration.String(), *maxTokens, res}, "", "  ")
+	}{commit, *clients, duration.String(), *maxTokens, res}, "", "  ")
 	check(os.WriteFile(filepath.Join(*out, "load.json"), append(b, '\n'), 0o644))
 	md := fmt.Sprintf(`# Load test (roe serve, embedded stories260K, loopback)
 
-Command: `+"`go run ./benchmarks/load -clients %d -duration %s -max-tokens %d`"+`
+Command: `+"`go run ./benchmarks/load -clients %d -duration %s -max-tokens %d`"+`. %s
 
 %d streaming clients sent completions to model `+"`auto`"+` for %s while an expert was uploaded
 (POST /v1/experts) and the previous one removed every %s.
@@ -87,7 +90,7 @@ Command: `+"`go run ./benchmarks/load -clients %d -duration %s -max-tokens %d`"+
 | requests | failed | tokens/s | TTFT p50 | TTFT p99 | experts added / removed | slowest upload→routable | not routable in 1 s |
 |---|---|---|---|---|---|---|---|
 | %d | %d | %.0f | %.1f ms | %.1f ms | %d / %d | %.1f ms | %d |
-`, *clients, *duration, *maxTokens, *clients, *duration, *churn, res.Requests, res.Failed, res.TokensPerSecond,
+`, *clients, *duration, *maxTokens, results.Markdown(commit, ""), *clients, *duration, *churn, res.Requests, res.Failed, res.TokensPerSecond,
 		res.TTFTp50ms, res.TTFTp99ms, res.ExpertsAdded, res.ExpertsRemoved, res.RoutableMaxMS, res.NotRoutable)
 	check(os.WriteFile(filepath.Join(*out, "load.md"), []byte(md), 0o644))
 	fmt.Print(md)

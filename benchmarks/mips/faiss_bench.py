@@ -89,10 +89,11 @@ def main():
         "loadavg_roe_start": roe.get("loadavg_start"), "loadavg_roe_end": roe.get("loadavg_end"),
         "loadavg_faiss_end": open("/proc/loadavg").read().strip(),
     }
-    json.dump({"env": env, "rows": rows, "roe_center_l2": extra}, open(a.json, "w"), indent=2)
+    json.dump({"commit": roe["commit"], "env": env, "rows": rows, "roe_center_l2": extra}, open(a.json, "w"), indent=2)
 
     out = []
     out.append("# Exact MIPS: roe vs FAISS IndexFlatIP\n")
+    out.append(f"Commit: `{roe['commit']}`.\n")
     out.append(f"CPU: {env['cpu']}, {env['threads']} threads; roe kernels {env['roe_kernels']}; "
                f"FAISS {env['faiss']} (Debian, {env['faiss_omp_threads']} OpenMP threads, OpenBLAS-openmp); "
                f"measured read bandwidth {bw:.1f} GB/s (1 GiB streaming SIMD read, all threads; "

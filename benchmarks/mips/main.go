@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"roe/benchmarks/internal/results"
 	"roe/kernels"
 	"roe/retriever"
 )
@@ -45,6 +46,7 @@ type Result struct {
 
 // Report is the program's JSON output.
 type Report struct {
+	Commit        string   `json:"commit"`
 	Kernels       string   `json:"kernels"`
 	Threads       int      `json:"threads"`
 	CPU           string   `json:"cpu"`
@@ -73,7 +75,7 @@ func main() {
 	ns, dims, qs := ints(*nsFlag), ints(*dimsFlag), ints(*qsFlag)
 	const seed, expertSize = 42, 100
 
-	rep := Report{Kernels: kernels.Path(), Threads: kernels.Threads(), CPU: cpuName(), Seed: seed,
+	rep := Report{Commit: results.Commit(), Kernels: kernels.Path(), Threads: kernels.Threads(), CPU: cpuName(), Seed: seed,
 		DataDir: *write, ExpertSize: expertSize, GoVersion: runtime.Version(), TimestampUnix: time.Now().Unix()}
 	rep.LoadAvgStart = loadAvg()
 	rep.ReadGBps, rep.ReadGBps1T = readBandwidth()

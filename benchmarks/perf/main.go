@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"roe/adapters"
+	"roe/benchmarks/internal/results"
 	"roe/kernels"
 	"roe/model"
 	"roe/models"
@@ -126,6 +127,7 @@ type RSS struct {
 }
 
 type Report struct {
+	Commit           string                        `json:"commit"`
 	Date             string                        `json:"date"`
 	CPU              string                        `json:"cpu"`
 	Path             string                        `json:"kernel_path"`
@@ -167,7 +169,7 @@ func main() {
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		fatal(err)
 	}
-	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), CPU: cpuName(), Path: kernels.Path(),
+	rep := &Report{Commit: results.Commit(), Date: time.Now().UTC().Format(time.RFC3339), CPU: cpuName(), Path: kernels.Path(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), BandwidthGB: map[int]float64{}, PeakGFLOPS: map[int]float64{},
 		BandwidthDRAM: map[int]float64{}, BandwidthWeights: map[int]float64{}, BandwidthRows: map[int]float64{},
 		Allocs: map[string]float64{}, Profiles: map[string]string{}}
@@ -942,7 +944,7 @@ func writeMD(rep *Report) {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# roe performance")
 	p("")
-	p("Measured by `make bench` (benchmarks/perf) on %s, %s, kernel path `%s`, GOMAXPROCS %d.", rep.Date, rep.CPU, rep.Path, rep.GOMAXPROCS)
+	p("Measured by `make bench` (benchmarks/perf) on %s, %s, kernel path `%s`, GOMAXPROCS %d. %s", rep.Date, rep.CPU, rep.Path, rep.GOMAXPROCS, results.Markdown(rep.Commit, ""))
 	p("All numbers in the tables below come from this one run unless marked as quoted.")
 	p("")
 	for _, section := range []func(mdPrinter, *Report){

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"roe/adapters"
+	"roe/benchmarks/internal/results"
 	"roe/library"
 	"roe/model"
 	"roe/model/tokenizer"
@@ -106,6 +107,7 @@ func sectionNames() []string {
 // RunInfo is one run of this command and the sections it produced.
 type RunInfo struct {
 	Command    string    `json:"command"`
+	Commit     string    `json:"commit,omitempty"`
 	Sections   []string  `json:"sections"`
 	Started    time.Time `json:"started"`
 	Seconds    float64   `json:"seconds"`
@@ -114,7 +116,11 @@ type RunInfo struct {
 
 // Report is quality.json.
 type Report struct {
-	Runs []RunInfo `json:"runs"`
+	// Commit is the commit of the latest run (each run's is in Runs); CommitNote
+	// says where it came from when it was not recorded by the run itself.
+	Commit     string    `json:"commit"`
+	CommitNote string    `json:"commit_note,omitempty"`
+	Runs       []RunInfo `json:"runs"`
 	// Markdown is each section's part of quality.md, by section name.
 	Markdown  map[string]string `json:"markdown"`
 	Base      string            `json:"base"`
@@ -179,7 +185,7 @@ func run() error {
 		rep.Markdown = map[string]string{}
 	}
 	run := RunInfo{Command: "go run ./benchmarks/quality " + strings.Join(os.Args[1:], " "), Started: t0.UTC(),
-		GoMaxProcs: runtime.GOMAXPROCS(0)}
+		GoMaxProcs: runtime.GOMAXPROCS(0), Commit: results.Commit()}
 	rep.Base = models.DefaultName
 	e, cleanup, err := setup()
 	if err != nil {
@@ -224,6 +230,7 @@ func run() error {
 		}
 	}
 	rep.Runs = append(runs, run)
+	rep.Commit, rep.CommitNote = run.Commit, ""
 	return write(rep)
 }
 
@@ -597,10 +604,18 @@ func write(rep *Report) error {
 	fmt.Fprintf(&sb, "# Quality: Retrieval-of-Experts at %s scale\n\n", rep.Base)
 	fmt.Fprintf(&sb, "Produced by `make bench-quality` (all sections in one run), here by:\n\n```sh\n")
 	for _, r := range rep.Runs {
-		fmt.Fprintf(&sb, "%s   # %s: %s, %d threads, %.0f s\n", r.Command, strings.Join(r.Sections, ", "),
-			r.Started.Format("2006-01-02 15:04 UTC"), r.GoMaxProcs, r.Seconds)
+		commit := ""
+		if r.Commit != "" {
+			commit = ", commit " + r.Commit
+		}
+		fmt.Fprintf(&sb, "%s   # %s: %s, %d threads, %.0f s%s\n", r.Command, strings.Join(r.Sections, ", "),
+			r.Started.Format("2006-01-02 15:04 UTC"), r.GoMaxProcs, r.Seconds, commit)
 	}
-	fmt.Fprintf(&sb, "```\n\nBase model: the embedded %s; library: the %d "+
+	sb.WriteString("```\n\n")
+	if rep.Commit != "" {
+		sb.WriteString(results.Markdown(rep.Commit, rep.CommitNote) + "\n\n")
+	}
+	fmt.Fprintf(&sb, "Base model: the embedded %s; library: the %d "+
 		"shipped starter experts (models/experts, trained by scripts/starter-library.sh), imported into a temporary "+
 		"Badger library as `roe serve` does; embedder `%s`, instances formatted as `%s`, center-l2 normalisation, "+
 		"top-1 voting. Raw numbers: quality.json.\n\n", rep.Base, rep.Experts, rep.Embedder, retriever.DefaultInstanceFormat)

@@ -7,11 +7,13 @@
 # rendered by promptsource templates or as raw text fields.
 #
 # Usage: benchmarks/routing/run.sh [SHARED_DIR]   (writes benchmarks/results/routing.{md,json})
+# routing.json is {"commit": the commit measured, "runs": [one per setting]}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${1:-../shared}
 OUT=benchmarks/results
 mkdir -p "$OUT" bin
+COMMIT=$(go run ./benchmarks/internal/results/commit)
 go build -o bin/roe ./cmd/roe
 ROE=bin/roe
 WORK=$(mktemp -d)
@@ -30,7 +32,7 @@ build() { # $1 = library dir, $2 = templates flag ("" or --templates DIR)
   done
 }
 
-echo "[" > "$OUT/routing.json"
+echo "{\"commit\":\"$COMMIT\",\"runs\":[" > "$OUT/routing.json"
 first=1
 for mode in templates raw; do
   lib="$WORK/lib-$mode"
@@ -53,12 +55,15 @@ for mode in templates raw; do
     done
   done
 done
-echo "]" >> "$OUT/routing.json"
+echo "]}" >> "$OUT/routing.json"
 
 python3 - "$OUT/routing.json" > "$OUT/routing.md" <<'PY'
 import json, sys
-runs = json.load(open(sys.argv[1]))
+doc = json.load(open(sys.argv[1]))
+runs = doc["runs"]
 print("# Routing accuracy (Retrieval-of-Experts, stories260K embedder)\n")
+note = f" ({doc['commit_note']})" if doc.get("commit_note") else ""
+print(f"Commit: `{doc['commit']}`{note}.\n")
 print("Produced by `benchmarks/routing/run.sh`. One dataset expert per task with a train split,")
 print("S = 100 instances; queries from each task's validation (else test) split. Q = 1: 64 queries")
 print("per task; Q = 8 and 32: 4 routing decisions per task. Accuracy averaged over tasks.\n")

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"time"
 
+	"roe/benchmarks/internal/results"
 	"roe/kernels"
 	"roe/model"
 	"roe/model/safetensors"
@@ -48,6 +49,7 @@ func main() {
 	if *write == "" || *out == "" {
 		log.Fatal("need -write DIR and -json FILE")
 	}
+	commit := results.Commit()
 	stories, err := model.LoadFS(models.Stories260K())
 	if err != nil {
 		log.Fatal(err)
@@ -69,7 +71,7 @@ func main() {
 		log.Printf("%s: %.0f tokens/s (best step %.1f ms)", c.name, r.TokPerSec, r.BestSec*1000)
 		res = append(res, r)
 	}
-	b, _ := json.MarshalIndent(map[string]any{"go": runtime.Version(), "gomaxprocs": runtime.GOMAXPROCS(0),
+	b, _ := json.MarshalIndent(map[string]any{"commit": commit, "go": runtime.Version(), "gomaxprocs": runtime.GOMAXPROCS(0),
 		"kernels": kernels.Path(), "results": res}, "", "  ")
 	if err := os.WriteFile(*out, b, 0o644); err != nil {
 		log.Fatal(err)

@@ -162,6 +162,8 @@ def main():
     md = [
         "# LoRA training throughput: roe vs PyTorch (CPU)",
         "",
+        f"Commit: `{roe['commit']}`.",
+        "",
         f"CPU: {cpu}, {os.cpu_count()} cores; roe {roe['go']} GOMAXPROCS={roe['gomaxprocs']} kernels {roe['kernels']}; "
         f"PyTorch {torch.__version__} (Debian python3-torch), {torch.get_num_threads()} threads, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, OpenBLAS-openmp via LD_LIBRARY_PATH; "
@@ -183,7 +185,7 @@ def main():
         "",
     ]
     open(a.md, "w").write("\n".join(md))
-    json.dump({"torch": torch.__version__, "results": out}, open(a.json, "w"), indent=2)
+    json.dump({"commit": roe["commit"], "torch": torch.__version__, "results": out}, open(a.json, "w"), indent=2)
     print("\n".join(md))
 
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"roe/internal/testenv"
 )
 
 // TestOpenAIClient starts `roe serve` on a loopback port and drives it with the
@@ -19,7 +21,7 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("SKIP openai client test: node is not installed")
+		testenv.SkipOrFail(t, "SKIP openai client test: node is not installed")
 	}
 	cache := os.Getenv("ROE_CACHE")
 	if cache == "" {

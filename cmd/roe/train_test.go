@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"roe/internal/testenv"
 )
 
 const (
@@ -75,7 +77,7 @@ func lastJSON(t *testing.T, out string) map[string]any {
 
 func TestTrainIntoLibraryKeepsOtherExperts(t *testing.T) {
 	if _, err := os.Stat(sharedTemplates); err != nil {
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 	tmp := t.TempDir()
 	task := smallTask(t, tmp, "sst2", 24, 16)
@@ -176,7 +178,7 @@ func TestTrainIntoLibraryKeepsOtherExperts(t *testing.T) {
 
 func TestTrainOutAndEvalAdapter(t *testing.T) {
 	if _, err := os.Stat(sharedTemplates); err != nil {
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 	tmp := t.TempDir()
 	task := smallTask(t, tmp, "sst2", 24, 12)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"roe/internal/testenv"
 )
 
 const (
@@ -13,11 +15,11 @@ const (
 	storiesDir = "../../../shared/data/models/stories260K-hf"
 )
 
-// openOrSkip opens a shared file in place, skipping when it is absent.
+// openOrSkip opens a shared file in place, skipping when it is absent (failing in CI).
 func openOrSkip(t *testing.T, path string) *File {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s not available: %v", path, err)
+		testenv.SkipOrFail(t, "%s not available: %v", path, err)
 	}
 	f, err := Open(path)
 	if err != nil {
@@ -184,7 +186,7 @@ func TestGoldenTinyLlamaOutputs(t *testing.T) {
 func TestGoldenStories260K(t *testing.T) {
 	dir := storiesDir
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
-		t.Skip("stories260K-hf not available")
+		testenv.SkipOrFail(t, "stories260K-hf not available: %v", err)
 	}
 	s, err := OpenDir(dir)
 	if err != nil {

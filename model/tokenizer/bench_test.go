@@ -4,13 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"roe/internal/testenv"
 )
 
 // benchText is about 256 kB of English prose from the shared corpus.
 func benchText(b *testing.B) string {
 	data, err := os.ReadFile(filepath.Join(sharedDir(), "data", "corpus", "war_and_peace.txt"))
 	if err != nil {
-		b.Skip("shared corpus missing")
+		testenv.SkipOrFail(b, "shared corpus missing: %v", err)
 	}
 	if len(data) > 1<<20+1<<18 {
 		data = data[1<<20 : 1<<20+1<<18]

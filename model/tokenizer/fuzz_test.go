@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"roe/internal/testenv"
 )
 
 // FuzzEncode runs random text through every available tokenizer: no panic, the stream
@@ -30,7 +32,7 @@ func FuzzEncode(f *testing.F) {
 		names = append(names, v.name)
 	}
 	if len(toks) == 0 {
-		f.Skip("no tokenizer available (see npmInstallHint)")
+		testenv.SkipOrFail(f, "no tokenizer available: %s", npmInstallHint)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for i, tk := range toks {

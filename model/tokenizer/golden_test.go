@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"roe/internal/testenv"
 )
 
 // sharedDir is /work/shared relative to this package.
@@ -214,7 +216,7 @@ func TestSharedGolden(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			b, err := os.ReadFile(c.file)
 			if err != nil {
-				t.Skipf("%s missing", c.file)
+				testenv.SkipOrFail(t, "%s missing: %v", c.file, err)
 			}
 			tk := loadVocab(t, v)
 			var g struct {

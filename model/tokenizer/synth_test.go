@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"roe/internal/testenv"
 )
 
 // TestSynthGolden checks synthetic tokenizers (components the real vocabularies do not
@@ -43,7 +45,7 @@ func TestSynthGolden(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			baseJSON, err := os.ReadFile(bases[v.Base])
 			if err != nil {
-				t.Skipf("base %s missing", bases[v.Base])
+				testenv.SkipOrFail(t, "base %s missing: %v", bases[v.Base], err)
 			}
 			js := buildSynth(t, baseJSON, v.Override)
 			tk, err := FromJSON(js, nil)
