@@ -21,6 +21,9 @@ import (
 // Auto is the model id that asks roe to route by retrieval.
 const Auto = "auto"
 
+// DefaultFallbackQuantile is Config.FallbackQuantile's default.
+const DefaultFallbackQuantile = 0.05
+
 // Config configures a Catalog; zero values take the defaults in brackets.
 type Config struct {
 	Library        *library.Library
@@ -31,7 +34,12 @@ type Config struct {
 	InstanceFormat string                  // [retriever.DefaultInstanceFormat]
 	Lexical        bool                    // fuse BM25 over instance texts into routing
 	TopK           int                     // experts considered by auto routing [1]
-	MinScore       float64                 // below it, auto falls back to the base model [0: never]
+	MinScore       float64                 // an absolute score below which auto falls back [0: none]
+	// FallbackQuantile is the fallback knob: the share of the library's own
+	// instances that would fall back if sent as requests. A request falls back
+	// to the base model when its calibrated confidence in the best expert
+	// (Used.Confidence) is below it [DefaultFallbackQuantile; negative: never].
+	FallbackQuantile float64
 	ComposeMargin  float64                 // merge the top-k when the vote margin is below it [0: never]
 	MergeMethod    adapters.Method         // composition method [linear: the paper's uniform merge]
 	MergeCacheMiB  int                     // merged-adapter cache [256]
@@ -62,6 +70,7 @@ type Catalog struct {
 	mu        sync.RWMutex
 	manifests map[string]library.Manifest
 	loras     map[string]*adapters.LoRA // loaded on first use
+	calib     map[string][]float32      // each expert's leave-one-out scores, ascending
 	series    map[string]bool           // experts with their own selections series
 
 	cancel context.CancelFunc
@@ -88,6 +97,9 @@ func Open(cfg Config) (*Catalog, error) {
 	}
 	cfg.MergeCacheMiB = orDefault(cfg.MergeCacheMiB, 256)
 	cfg.MaxQueries = orDefault(cfg.MaxQueries, 64)
+	if cfg.FallbackQuantile == 0 {
+		cfg.FallbackQuantile = DefaultFallbackQuantile
+	}
 	cfg.EmbedBudget = max(orDefault(cfg.EmbedBudget, 2*cfg.MaxQueries), cfg.MaxQueries)
 	if cfg.EmbedWait <= 0 {
 		cfg.EmbedWait = time.Second
@@ -99,6 +111,7 @@ func Open(cfg Config) (*Catalog, error) {
 		cache: adapters.NewCache(int64(cfg.MergeCacheMiB) << 20), metrics: newMetrics(), log: cfg.Logger,
 		embedQ:    semaphore.NewWeighted(int64(cfg.EmbedBudget)),
 		manifests: map[string]library.Manifest{}, loras: map[string]*adapters.LoRA{}, series: map[string]bool{},
+		calib: map[string][]float32{},
 		done: make(chan struct{})}
 	if cfg.Lexical {
 		lx, err := retriever.NewLexical()
@@ -219,9 +232,16 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 		c.log.Info("re-embedded expert instances for this embedder", "expert", m.Name, "stored", m.Embedder, "now", c.cfg.Embedder.ID())
 	}
+	var loo []float32
 	if len(ins) > 0 {
 		if err := c.index.Put(m.Name, embs, texts); err != nil {
 			return fmt.Errorf("index %s: %w", m.Name, err)
+		}
+		// The calibration of an expert is taken against the library as it is
+		// when the expert arrives (others' are not redone: an addition only
+		// raises their leave-one-out scores, so theirs err on serving).
+		if loo, err = c.index.LeaveOneOut(m.Name); err != nil {
+			return fmt.Errorf("calibrate %s: %w", m.Name, err)
 		}
 	}
 	if c.lexical != nil {
@@ -232,6 +252,7 @@ func (c *Catalog) load(m library.Manifest) error {
 	}
 	c.mu.Lock()
 	c.manifests[m.Name] = m
+	c.calib[m.Name] = loo
 	delete(c.loras, m.Name)
 	n := len(c.manifests)
 	c.mu.Unlock()
@@ -249,6 +270,7 @@ func (c *Catalog) unload(name string) {
 	}
 	c.mu.Lock()
 	delete(c.manifests, name)
+	delete(c.calib, name)
 	delete(c.loras, name)
 	if c.series[name] {
 		delete(c.series, name)

@@ -26,6 +26,7 @@ type Ref struct {
 type Routing struct {
 	TopK     int      `json:"top_k"`
 	MinScore *float64 `json:"min_score"`
+	Fallback *float64 `json:"fallback"` // the fallback quantile of this request (Config.FallbackQuantile)
 	Queries  []string `json:"queries"` // extra query instances that vote, as in the paper
 	Compose  bool     `json:"compose"` // merge the top-k experts
 }
@@ -64,6 +65,10 @@ type Used struct {
 	Votes     int     `json:"votes,omitempty"`
 	Score     float64 `json:"score,omitempty"`
 	VoteShare float64 `json:"vote_share,omitempty"`
+	// Confidence (auto) is calibrated on the library: the share of the
+	// expert's own instances that sit no closer to the library than the
+	// request sits to the expert, times the expert's vote share.
+	Confidence float64 `json:"confidence"`
 }
 
 // Compression says a composition was cut below its exact rank (MaxMergeRank).
@@ -81,9 +86,11 @@ type Info struct {
 	Merge       string       `json:"merge,omitempty"`
 	Compression *Compression `json:"compression,omitempty"` // the merge was lossy (MaxMergeRank)
 	Fallback    bool         `json:"fallback"`
+	Reason      string       `json:"fallback_reason,omitempty"` // why the base model serves an auto request
 	Queries     int          `json:"queries,omitempty"`
+	Confidence  float64      `json:"confidence,omitempty"` // auto: the best candidate's
 	VoteShare   float64      `json:"vote_share,omitempty"`
-	Margin      float64      `json:"margin,omitempty"`
+	Margin      float64      `json:"margin,omitempty"` // auto: best minus runner-up confidence
 	RoutingMS   float64      `json:"routing_ms"`
 	Candidates  []Used       `json:"candidates,omitempty"` // auto: the ranking the choice came from
 	Neighbors   [][]Neighbor `json:"neighbors,omitempty"`  // Route only
@@ -227,6 +234,13 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	if rr.MinScore != nil && (math.IsNaN(*rr.MinScore) || math.IsInf(*rr.MinScore, 0)) {
 		return nil, invalid("routing.min_score", "routing.min_score must be a finite number")
 	}
+	alpha := c.cfg.FallbackQuantile
+	if rr.Fallback != nil {
+		if !(*rr.Fallback >= 0 && *rr.Fallback < 1) {
+			return nil, invalid("routing.fallback", "routing.fallback is a share of the library's instances, in [0, 1); got %v", *rr.Fallback)
+		}
+		alpha = *rr.Fallback
+	}
 	qs := append(append([]string(nil), queries...), rr.Queries...)
 	var texts []string
 	for _, q := range qs {
@@ -236,7 +250,7 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	}
 	info := &Info{Mode: "auto", Experts: []Used{}, Queries: len(texts)}
 	if len(texts) == 0 {
-		info.Fallback = true
+		info.Fallback, info.Reason = true, "the request has no text to route by"
 		c.metrics.fallbacks.Inc()
 		return &Selection{Info: info}, nil
 	}
@@ -251,7 +265,7 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	if rr.TopK > 0 {
 		k = rr.TopK
 	}
-	opts := retriever.RouteOptions{TopK: max(k, 2), MinScore: c.cfg.MinScore}
+	opts := retriever.RouteOptions{TopK: max(k, 3), MinScore: c.cfg.MinScore, RunnersUp: true}
 	if rr.MinScore != nil {
 		opts.MinScore = *rr.MinScore
 	}
@@ -264,10 +278,15 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	}
 	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
 	c.metrics.routing.Observe(time.Since(t0).Seconds())
-	info.VoteShare, info.Margin = rt.Confidence.VoteShare, rt.Confidence.Margin
+	c.mu.RLock()
 	for _, x := range rt.Experts {
-		info.Candidates = append(info.Candidates, Used{Name: x.Name, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare})
+		conf := retriever.Calibrated(c.calib[x.Name], x.Top1) * x.VoteShare
+		if x.Votes == 0 { // a runner-up: how it would stand had it won
+			conf = retriever.Calibrated(c.calib[x.Name], x.Top1)
+		}
+		info.Candidates = append(info.Candidates, Used{Name: x.Name, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: conf})
 	}
+	c.mu.RUnlock()
 	for _, hs := range rt.Neighbors {
 		var ns []Neighbor
 		for _, h := range hs {
@@ -275,14 +294,33 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 		}
 		info.Neighbors = append(info.Neighbors, ns)
 	}
-	if rt.Fallback || len(rt.Experts) == 0 {
-		info.Fallback = true
+	if len(rt.Experts) == 0 {
+		info.Fallback, info.Reason = true, "the library has no instances to route to"
 		c.metrics.fallbacks.Inc()
 		return &Selection{Info: info}, nil
 	}
-	c.metrics.voteMargin.Observe(rt.Confidence.Margin)
+	best := info.Candidates[0]
+	info.Confidence, info.VoteShare = best.Confidence, best.VoteShare
+	if len(info.Candidates) > 1 {
+		info.Margin = best.Confidence - info.Candidates[1].Confidence
+	} else {
+		info.Margin = best.Confidence
+	}
+	switch {
+	case rt.Fallback:
+		info.Fallback, info.Reason = true, fmt.Sprintf("the best expert's score %.3f is below min_score", rt.Experts[0].Top1)
+	case best.Confidence/max(best.VoteShare, 1e-9) < alpha:
+		info.Fallback = true
+		info.Reason = fmt.Sprintf("the request is further from %s's instances than %.0f%% of them are from the library (fallback quantile %.0f%%)",
+			best.Name, 100*(1-best.Confidence/max(best.VoteShare, 1e-9)), 100*alpha)
+	}
+	if info.Fallback {
+		c.metrics.fallbacks.Inc()
+		return &Selection{Info: info}, nil
+	}
+	c.metrics.voteMargin.Observe(info.Margin)
 	n := 1
-	if rr.Compose || (c.cfg.ComposeMargin > 0 && rt.Confidence.Margin < c.cfg.ComposeMargin) {
+	if rr.Compose || (c.cfg.ComposeMargin > 0 && info.Margin < c.cfg.ComposeMargin) {
 		n = min(max(k, 2), len(rt.Experts))
 	}
 	chosen := rt.Experts[:n]
@@ -292,7 +330,7 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 		if err != nil {
 			return nil, err
 		}
-		info.Experts = []Used{{Name: x.Name, Weight: 1, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare}}
+		info.Experts = []Used{{Name: x.Name, Weight: 1, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: best.Confidence}}
 		c.selected(x.Name)
 		return &Selection{Adapter: l, Info: info}, nil
 	}
@@ -304,7 +342,7 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	weights := make([]float64, n)
 	for i, x := range chosen {
 		names[i], weights[i] = x.Name, 1/float64(n)
-		info.Experts = append(info.Experts, Used{Name: x.Name, Weight: weights[i], Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare})
+		info.Experts = append(info.Experts, Used{Name: x.Name, Weight: weights[i], Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: info.Candidates[i].Confidence})
 		c.selected(x.Name)
 	}
 	info.Mode, info.Merge = "auto-compose", string(o.Method)

@@ -32,6 +32,9 @@ type RouteOptions struct {
 	Temperature  float64     // Softmax: temperature, default 0.1
 	MinScore     float64     // Fallback when the best expert's Top1 is below this; 0 disables
 	MinVoteShare float64     // Fallback when the best expert's VoteShare is below this; 0 disables
+	// RunnersUp ranks, under Vote, the experts without votes after the voters by
+	// their mean best score (their Top1), so a decision shows its alternatives.
+	RunnersUp bool
 
 	// Lexical, with QueryTexts (the queries' instance texts), adds a BM25 ranking of
 	// the experts fused with the dense one by reciprocal rank fusion (FuseRRF, k = 60).
@@ -91,7 +94,7 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	}
 
 	ix.mu.RLock()
-	res, err := ix.scan(queries, o.Neighbors, o.Aggregation != Vote)
+	res, err := ix.scan(queries, o.Neighbors, o.Aggregation != Vote || o.RunnersUp)
 	if err != nil {
 		ix.mu.RUnlock()
 		return Route{}, err
@@ -174,7 +177,7 @@ func aggregate(o RouteOptions, names []string, votes []int, top1 []float64, best
 		}
 		switch o.Aggregation {
 		case Vote:
-			if votes[e] == 0 {
+			if votes[e] == 0 && !o.RunnersUp {
 				continue
 			}
 			x.Score = x.Top1

@@ -40,6 +40,7 @@ func init() {
 		{"generate", "generate a continuation of a prompt", runGenerate},
 		{"tokenize", "print token ids as a JSON array", runTokenize},
 		{"embed", "print the mean-pooled embedding of a text", runEmbed},
+		{"embedder", "routing embedder tools: train", runEmbedder},
 		{"score", "print the log-likelihood of a continuation", runScore},
 		{"experts", "manage the expert library: add, import, list, show, rm, export", runExperts},
 		{"route", "route query instances to experts (no generation)", runRoute},

@@ -43,13 +43,22 @@ type embedderFlags struct {
 
 func addEmbedderFlags(fs *flag.FlagSet) *embedderFlags {
 	return &embedderFlags{
-		embedder: fs.String("embedder", "base", "retrieval embedder: base (the served model) or a Hugging Face model folder"),
+		embedder: fs.String("embedder", "base", "retrieval embedder: base (the served model's pooled states), a routing encoder folder (roe embedder train) or a Hugging Face model folder"),
 		layer:    fs.Int("embed-layer", 0, "hidden states pooled for embeddings: 0 = final norm, k = after k blocks"),
 		maxTok:   fs.Int("embed-max-tokens", retriever.DefaultMaxTokens, "tokens embedded per instance"),
 	}
 }
 
 func (f *embedderFlags) build(base *model.Model, tok *tokenizer.Tokenizer) (retriever.Embedder, error) {
+	if *f.embedder != "base" && *f.embedder != "" {
+		if retriever.IsEncoderDir(os.DirFS(*f.embedder)) {
+			enc, err := retriever.LoadEncoder(os.DirFS(*f.embedder))
+			if err != nil {
+				return nil, fmt.Errorf("--embedder: %w", err)
+			}
+			return enc, nil
+		}
+	}
 	m, t := base, tok
 	if *f.embedder != "base" && *f.embedder != "" {
 		var err error

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"roe/experts"
+	"roe/retriever"
+)
+
+// runEmbedder: roe embedder train — the routing encoder.
+func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "train" {
+		return usagef("usage: roe embedder train --data DIR --templates DIR [--corpus FILE...] [--hold-out a,b] --out DIR [flags]")
+	}
+	fs := flag.NewFlagSet("embedder train", flag.ContinueOnError)
+	data := fs.String("data", "", "task folders (train splits are read)")
+	templates := fs.String("templates", "", "promptsource templates folder")
+	var corpus stringList
+	fs.Var(&corpus, "corpus", "background text file (repeatable)")
+	holdOut := fs.String("hold-out", "", "tasks left out of training, comma-separated (their experts are added later)")
+	out := fs.String("out", "", "encoder folder to write")
+	def := retriever.DefaultEncoderConfig()
+	name := fs.String("name", def.Name, "encoder name (part of the embedder id)")
+	buckets := fs.Int("buckets", def.Buckets, "hashed feature rows")
+	dim := fs.Int("dim", def.Dim, "vector length")
+	steps := fs.Int("steps", 3000, "optimizer steps")
+	batch := fs.Int("batch", 64, "pairs a step")
+	lr := fs.Float64("lr", 0.01, "Adam learning rate")
+	temp := fs.Float64("temperature", 0.05, "InfoNCE temperature")
+	perTask := fs.Int("per-task", 2000, "training examples read per task")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if _, err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *data == "" || *templates == "" || *out == "" {
+		return usagef("--data, --templates and --out are required")
+	}
+	var held []string
+	for _, t := range strings.Split(*holdOut, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			held = append(held, t)
+		}
+	}
+	t0 := time.Now()
+	d, err := experts.LoadRouterData(experts.RouterDataOptions{DataDir: *data, TemplatesDir: *templates, HoldOut: held,
+		Corpus: corpus, PerTask: *perTask, Seed: *seed})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "tasks %v (held out %v), %d background paragraphs, read in %.1f s\n", d.Tasks, held, len(d.Background()), time.Since(t0).Seconds())
+	cfg := def
+	cfg.Name, cfg.Buckets, cfg.Dim, cfg.Seed = *name, *buckets, *dim, *seed
+	enc, err := retriever.NewEncoder(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	t1 := time.Now()
+	err = retriever.TrainEncoder(ctx, enc, d.Sample, retriever.EncoderTrainOptions{Steps: *steps, Batch: *batch, LR: *lr,
+		Temperature: *temp, Seed: *seed, Background: d.Background(),
+		Progress: func(step int, loss float64) {
+			fmt.Fprintf(stdout, "step %d/%d loss %.4f (%.0f s)\n", step, *steps, loss, time.Since(t1).Seconds())
+		}})
+	if err != nil {
+		return err
+	}
+	if err := enc.Save(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s) in %.0f s\n", *out, enc.ID(), time.Since(t0).Seconds())
+	return nil
+}

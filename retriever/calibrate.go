@@ -1,0 +1,54 @@
+package retriever
+
+import (
+	"fmt"
+	"sort"
+)
+
+// LeaveOneOut returns each instance of expert's best score against every
+// other instance of the index, itself left out, as a query is scored: how
+// close the expert's own members sit to the library. Sorted ascending, [n].
+// It is the reference a query's score is calibrated against (Calibrated).
+func (ix *Index) LeaveOneOut(expert string) ([]float32, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	x, ok := ix.byName[expert]
+	if !ok {
+		return nil, fmt.Errorf("%w: no expert %q", ErrInput, expert)
+	}
+	queries := make([][]float32, x.n)
+	for i := range queries {
+		r := x.start + i
+		queries[i] = ix.data[r*ix.dim : (r+1)*ix.dim]
+	}
+	res, err := ix.scan(queries, 2, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, 0, x.n)
+	for i, cs := range res.top {
+		for _, c := range cs {
+			if int(c.r) != x.start+i {
+				out = append(out, c.s)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// Calibrated is the share of ref (sorted ascending, an expert's LeaveOneOut
+// scores) at or below score: 0 when the query is less like the expert's
+// instances than any of them is like the library, 1 when it is as close as
+// the closest. Ties count half. With no reference (an expert alone in the
+// library with one instance) nothing can be told apart: it is 1.
+func Calibrated(ref []float32, score float64) float64 {
+	if len(ref) == 0 {
+		return 1
+	}
+	s := float32(score)
+	lo := sort.Search(len(ref), func(i int) bool { return ref[i] >= s })
+	hi := sort.Search(len(ref), func(i int) bool { return ref[i] > s })
+	return (float64(lo) + float64(hi-lo)/2) / float64(len(ref))
+}
