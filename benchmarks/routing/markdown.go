@@ -23,7 +23,8 @@ func markdown(rep *Report) string {
 		fmt.Sprint(rep.GroupSize) + "**: a family's prompts in file order, in groups of " + fmt.Sprint(rep.GroupSize) +
 		" (the first as the prompt, the rest as `routing.queries`). Correct: not a fallback and the top expert is of " +
 		"the prompt's family (families.json). AUROC: P(confidence of an in-domain decision > that of an " +
-		"out-of-domain one), ties ½; confidence is the top candidate's score.\n\n")
+		"out-of-domain one), ties ½; confidence is the top candidate's score. With 12 prompts a family per split, " +
+		"Q = 1 per-family numbers move in steps of about 8 points and Q = 4 ones (3 groups) in steps of 33.\n\n")
 	for _, sr := range rep.Splits {
 		splitMarkdown(&sb, sr)
 	}
