@@ -55,8 +55,12 @@ bench:
 bench-load: build
 	$(GO) run ./benchmarks/load -duration 30s
 
+# Auto routing on hand-written user prompts (benchmarks/routing/prompts: dev and test, in and out of
+# domain) at Q = 1 and 4, plus section 2 of quality.md on template-rendered queries:
+# benchmarks/results/routing.{md,json}. ROUTING_FLAGS passes more flags, e.g. "-split dev".
+ROUTING_FLAGS ?=
 bench-routing:
-	bash benchmarks/routing/run.sh
+	$(GO) run ./benchmarks/routing -shared $(SHARED) $(ROUTING_FLAGS)
 
 # Quality of Retrieval-of-Experts on the embedded base model and the starter library,
 # every section of benchmarks/quality (seen tasks, routing vs Q, adding an expert, unseen

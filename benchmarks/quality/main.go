@@ -19,7 +19,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"roe/experts"
@@ -31,6 +30,7 @@ import (
 
 	"roe/adapters"
 	"roe/benchmarks/internal/results"
+	"roe/benchmarks/internal/templated"
 	"roe/library"
 	"roe/model"
 	"roe/model/tokenizer"
@@ -524,31 +524,9 @@ func trainMTLOn(e *env, taskNames []string, dir, label string) (*adapters.LoRA, 
 type taskRouting = retriever.TaskRouting
 
 // queryTexts renders each held-out example with a template drawn (seeded) from
-// the task's templates, as cmd/roe's taskInstances does, in the instance format.
+// the task's templates, in the instance format (shared with benchmarks/routing).
 func queryTexts(e *env, task string, seed uint64) ([]string, string, error) {
-	dir := filepath.Join(e.tasks, task)
-	sp := evalSplit(dir)
-	ex, err := tasks.LoadTask(dir, sp)
-	if err != nil {
-		return nil, "", err
-	}
-	ts, fm, err := tasks.TemplatesFor(task, e.tmpl)
-	if err != nil {
-		return nil, "", err
-	}
-	r := rand.New(rand.NewPCG(seed, 0xda7a))
-	var out []string
-	for _, x := range ex {
-		for _, i := range r.Perm(len(ts)) {
-			rd, err := ts[i].Render(fm.Apply(x))
-			if err != nil || rd.Input == "" {
-				continue
-			}
-			out = append(out, retriever.FormatInstance(e.format, rd.Input, rd.AnswerChoices))
-			break
-		}
-	}
-	return out, sp, nil
+	return templated.QueryTexts(e.tasks, e.tmpl, task, e.format, seed)
 }
 
 // routeTask measures how often routing over ix picks the task's expert, at
