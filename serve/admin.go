@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -76,6 +77,18 @@ func (s *Server) deleteExpert(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"id": name, "object": "expert", "deleted": true})
 }
 
+// memoryForm parses the multipart body that limitBody has read, in memory:
+// fiber's MultipartForm would spill files past 8 KiB to os.TempDir.
+func memoryForm(c *fiber.Ctx) (*multipart.Form, error) {
+	boundary := string(c.Request().Header.MultipartFormBoundary())
+	if boundary == "" {
+		return nil, errors.New("missing or malformed multipart boundary in Content-Type")
+	}
+	body := c.Body()
+	// Files never hold more than the body, so none of them goes to disk.
+	return multipart.NewReader(bytes.NewReader(body), boundary).ReadForm(int64(len(body)) + 1)
+}
+
 // formFile reads one uploaded file, bounded by the route's body limit.
 func formFile(form *multipart.Form, name string, required bool) ([]byte, error) {
 	fhs := form.File[name]
@@ -108,7 +121,7 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	form, err := c.MultipartForm()
+	form, err := memoryForm(c)
 	if err != nil {
 		return badRequest("", "POST /v1/experts takes multipart/form-data: %v", err)
 	}

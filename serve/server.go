@@ -1,10 +1,12 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -103,13 +105,15 @@ func New(cfg Config) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		AppName:   "roe",
 		BodyLimit: max(cfg.BodyLimit, cfg.UploadLimit),
-		// Bodies are read on demand, after authentication and the per-route
-		// Content-Length check, so an unauthenticated client cannot make the
-		// server buffer an upload-sized body on any route.
-		StreamRequestBody:     true,
-		DisableStartupMessage: true,
-		ReadTimeout:           5 * time.Minute,
-		ErrorHandler:          func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
+		// Bodies are read on demand, by limitBody after authentication and
+		// only on routes that take one. fasthttp would otherwise parse any
+		// multipart body before routing, spilling files past 16 MiB to
+		// os.TempDir with no size limit.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		DisableStartupMessage:        true,
+		ReadTimeout:                  5 * time.Minute,
+		ErrorHandler:                 func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
 	})
 	s.routes()
 	s.ready.Store(true)
@@ -197,6 +201,13 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			return werr
 		}
 	}
+	// A body left unread (an early 401, 404 or 413) would be parsed as the
+	// next request on this connection: close it instead.
+	if req := c.Request(); req.IsBodyStream() {
+		if cl := req.Header.ContentLength(); cl < 0 || cl > prefetched {
+			c.Response().SetConnectionClose()
+		}
+	}
 	code := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(routeLabel(c), strconv.Itoa(code)).Inc()
 	s.log.Info("request", "method", c.Method(), "path", c.Path(), "status", code,
@@ -231,17 +242,39 @@ func (s *Server) auth(protected bool) fiber.Handler {
 	}
 }
 
-// limitBody answers 413 naming the limit when a body is larger than n bytes:
-// from Content-Length before reading anything, else after reading at most n+1.
+// prefetched is what fasthttp reads of a streamed body before the handler.
+const prefetched = 8 << 10
+
+// limitBody reads the body for the handlers, refusing it when larger than n
+// bytes (413: from Content-Length before reading anything, else after n+1
+// bytes of a chunked body) or compressed (415: fiber's Body would inflate it
+// without any bound).
 func (s *Server) limitBody(n int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if cl := c.Request().Header.ContentLength(); cl > n {
-			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
-				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", cl, n, c.Path())}
+		req := c.Request()
+		if ce := strings.TrimSpace(string(req.Header.Peek(fiber.HeaderContentEncoding))); ce != "" && !strings.EqualFold(ce, "identity") {
+			return &apiError{Status: fiber.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
+				Message: fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", ce)}
 		}
-		if l := len(c.Body()); l > n {
+		tooLarge := func(size string) error {
 			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
-				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", l, n, c.Path())}
+				Message: fmt.Sprintf("request body of %s bytes exceeds the limit of %d bytes for %s", size, n, c.Path())}
+		}
+		cl := req.Header.ContentLength()
+		if cl > n {
+			return tooLarge(strconv.Itoa(cl))
+		}
+		if req.IsBodyStream() {
+			buf := bytes.NewBuffer(make([]byte, 0, max(cl, 0)+1))
+			if _, err := buf.ReadFrom(io.LimitReader(req.BodyStream(), int64(n)+1)); err != nil {
+				return badRequest("", "cannot read the request body: %v", err)
+			}
+			if buf.Len() > n {
+				return tooLarge("more than " + strconv.Itoa(n))
+			}
+			req.SetBodyRaw(buf.Bytes()) // and closes the stream
+		} else if l := len(req.Body()); l > n {
+			return tooLarge(strconv.Itoa(l))
 		}
 		return c.Next()
 	}
