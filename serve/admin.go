@@ -176,6 +176,9 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if x.Embedder != e.EmbedderID() {
+		insJSONL = withoutEmbeddings(insJSONL)
+	}
 	ins, err := library.ReadInstances(bytes.NewReader(insJSONL), "instances.jsonl")
 	if err != nil {
 		return unprocessable("instances.jsonl", "invalid_instances", "%v", err)
@@ -189,6 +192,22 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 		return domainError(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(m)
+}
+
+// withoutEmbeddings drops the "embedding" of each instances.jsonl line: the
+// server remakes those, so values it will never use cannot fail an upload.
+// Lines that are not JSON objects are kept for ReadInstances to report.
+func withoutEmbeddings(jsonl []byte) []byte {
+	lines := bytes.Split(jsonl, []byte("\n"))
+	for i, l := range lines {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(l, &m) != nil || m["embedding"] == nil {
+			continue
+		}
+		delete(m, "embedding")
+		lines[i], _ = json.Marshal(m)
+	}
+	return bytes.Join(lines, []byte("\n"))
 }
 
 type mergeRequest struct {
