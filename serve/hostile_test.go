@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,41 @@ func TestBodyLimitsOnTheWire(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 415 || !strings.Contains(string(b), "Content-Encoding") {
 		t.Errorf("gzip body: %d %s", resp.StatusCode, b)
+	}
+}
+
+// Bad bodies are explained in the client's terms: JSON paths and JSON
+// types, never Go identifiers.
+func TestDecodeErrorsSpeakJSON(t *testing.T) {
+	f := newFixture(t, "")
+	goName := regexp.MustCompile(`Request|serve\.|commonRequest|\bu?int(8|16|32|64)?\b|\bfloat(32|64)\b|\*|json\.|RawMessage|Go value`)
+	cases := []struct {
+		path, body, param, mention string
+	}{
+		{"/v1/completions", `{"model":"stories260K","prompt":"x","max_tokens":"ten"}`, "max_tokens", "integer"},
+		{"/v1/completions", `{"model":"stories260K","prompt":"x","max_tokens":1.5}`, "max_tokens", "integer"},
+		{"/v1/completions", `{"model":"stories260K","prompt":"x","temperature":true}`, "temperature", "boolean"},
+		{"/v1/completions", `{"model":["a"],"prompt":"x"}`, "model", "string"},
+		{"/v1/route", `{"prompt":"x","routing":{"top_k":"two"}}`, "routing.top_k", "integer"},
+		{"/v1/route", `{"prompt":"x","routing":[1]}`, "routing", "object"},
+		{"/v1/chat/completions", `{"model":"stories260K","messages":[{"role":5,"content":"x"}]}`, "messages.role", "string"},
+		{"/v1/embeddings", `{"model":5,"input":"x"}`, "model", "string"},
+		{"/v1/experts/merge", `{"name":"m","experts":["a"],"rank":"r"}`, "rank", "integer"},
+		{"/v1/completions", `[]`, "", "JSON object"},
+		{"/v1/completions", `3`, "", "JSON object"},
+		{"/v1/chat/completions", `"hello"`, "", "JSON object"},
+		{"/v1/completions", `{"model":`, "", "malformed JSON"},
+	}
+	for _, c := range cases {
+		code, out, _ := do(t, f.srv, "POST", c.path, c.body, "")
+		e := errorOf(t, c.body, out)
+		msg, _ := e["message"].(string)
+		param, _ := e["param"].(string)
+		if code != 400 || param != c.param || (c.param == "" && e["param"] != nil) || !strings.Contains(msg, c.mention) {
+			t.Errorf("%s %s: %d %v (want 400, param %q, naming %q)", c.path, c.body, code, e, c.param, c.mention)
+		}
+		if goName.MatchString(msg) || goName.MatchString(param) {
+			t.Errorf("%s %s: Go names leak: param %q, message %q", c.path, c.body, param, msg)
+		}
 	}
 }
