@@ -195,3 +195,118 @@ func TestDecodeErrorsSpeakJSON(t *testing.T) {
 		}
 	}
 }
+
+// get sends GET /healthz on conn and reads the answer.
+func get(t *testing.T, conn net.Conn, br *bufio.Reader) (*http.Response, error) {
+	t.Helper()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil {
+		io.ReadAll(resp.Body)
+	}
+	return resp, err
+}
+
+// Idle keep-alive connections and stalled headers are closed after their
+// timeouts, not after minutes.
+func TestConnectionTimeouts(t *testing.T) {
+	f := newFixture(t, "", func(c *Config) { c.IdleTimeout, c.HeaderTimeout = 150*time.Millisecond, 150*time.Millisecond })
+	addr := listen(t, f)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	if resp, err := get(t, conn, br); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	t0 := time.Now()
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("an idle keep-alive connection: %v after %v, want it closed (EOF)", err, time.Since(t0))
+	}
+
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET /healthz HTTP/1.1\r\nHost: x\r\n") // and never the blank line
+	slow.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 408 || !json.Valid(b) {
+			t.Errorf("stalled headers: %d %s, want 408 JSON", resp.StatusCode, b)
+		}
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("stalled headers kept the connection open: %v", err)
+	}
+}
+
+// Past MaxConns a connection is answered 503 with a JSON error and closed;
+// a freed slot serves again.
+func TestMaxConns(t *testing.T) {
+	f := newFixture(t, "", func(c *Config) { c.MaxConns = 2 })
+	addr := listen(t, f)
+	var held []net.Conn
+	for i := range 2 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if resp, err := get(t, conn, bufio.NewReader(conn)); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v %v", i+1, resp, err)
+		}
+		held = append(held, conn)
+	}
+	third, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	third.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(third), nil)
+	if err != nil {
+		t.Fatalf("the third connection got no answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	var e errorBody
+	if resp.StatusCode != 503 || json.Unmarshal(b, &e) != nil || e.Error.Code == nil || *e.Error.Code != "too_many_connections" {
+		t.Errorf("the third connection: %d %s", resp.StatusCode, b)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := get(t, conn, bufio.NewReader(conn))
+		conn.Close()
+		if err == nil && resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a freed slot does not serve: %v %v", resp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A method fiber does not know is refused with a JSON error like any other.
+func TestUnknownMethodIsJSON(t *testing.T) {
+	f := newFixture(t, "")
+	for _, c := range []struct{ method, path string }{{"BREW", "/v1/models"}, {"PROPFIND", "/"}} {
+		code, out, hdr := do(t, f.srv, c.method, c.path, "", "")
+		e := errorOf(t, c.method, out)
+		if code != 501 || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") || !strings.Contains(fmt.Sprint(e["message"]), c.method) {
+			t.Errorf("%s %s: %d %s %v", c.method, c.path, code, hdr.Get("Content-Type"), out)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"roe/experts"
@@ -42,7 +44,15 @@ type Config struct {
 	MaxTokens   int // largest max_tokens a request may ask [MaxContext]
 	BodyLimit   int // bytes of a JSON body [1 MiB]
 	UploadLimit int // bytes of an expert upload [256 MiB]
-	Logger      *slog.Logger
+
+	// HeaderTimeout bounds reading a request's headers, and its whole read
+	// when it has no body [10 s]. BodyTimeout bounds reading a request with
+	// a body, headers included: a 256 MiB upload at 4 Mbit/s [10 min].
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	IdleTimeout   time.Duration // a keep-alive connection waiting for its next request [90 s]
+	MaxConns      int           // open connections; more are answered 503 and closed [1024]
+	Logger        *slog.Logger
 }
 
 // Server is a running roe HTTP server.
@@ -81,6 +91,10 @@ func New(cfg Config) (*Server, error) {
 	cfg.QueueSize = defaultInt(cfg.QueueSize, 64)
 	cfg.BodyLimit = defaultInt(cfg.BodyLimit, 1<<20)
 	cfg.UploadLimit = defaultInt(cfg.UploadLimit, 256<<20)
+	cfg.MaxConns = defaultInt(cfg.MaxConns, 1024)
+	cfg.HeaderTimeout = defaultDuration(cfg.HeaderTimeout, 10*time.Second)
+	cfg.BodyTimeout = defaultDuration(cfg.BodyTimeout, 10*time.Minute)
+	cfg.IdleTimeout = defaultDuration(cfg.IdleTimeout, 90*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -112,12 +126,61 @@ func New(cfg Config) (*Server, error) {
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		DisableStartupMessage:        true,
-		ReadTimeout:                  5 * time.Minute,
-		ErrorHandler:                 func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
+		// fasthttp's ReadTimeout covers headers and body (read in the handler
+		// too); HeaderReceived extends it for requests that have a body.
+		// WriteTimeout stays off: a streamed completion may rightly be long.
+		ReadTimeout:  cfg.HeaderTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
+		ErrorHandler: func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
 	})
+	hs := s.app.Server()
+	hs.HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		if h.ContentLength() != 0 {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.BodyTimeout}
+		}
+		return fasthttp.RequestConfig{}
+	}
+	// fiber answers a method it does not know (BREW, PROPFIND) in plain text
+	// before any handler runs: answer it here, as JSON.
+	fiberHandler := hs.Handler
+	hs.Handler = func(ctx *fasthttp.RequestCtx) {
+		if !knownMethod(ctx.Method()) {
+			s.metrics.requests.WithLabelValues("other", strconv.Itoa(fiber.StatusNotImplemented)).Inc()
+			ctx.SetConnectionClose() // its body, if any, is not read
+			writeRaw(ctx, fiber.StatusNotImplemented, "invalid_request_error", fmt.Sprintf("method %q is not supported", ctx.Method()))
+			return
+		}
+		fiberHandler(ctx)
+	}
 	s.routes()
 	s.ready.Store(true)
 	return s, nil
+}
+
+func defaultDuration(v, d time.Duration) time.Duration {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func knownMethod(m []byte) bool {
+	for _, k := range fiber.DefaultMethods {
+		if string(m) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRaw answers an OpenAI error object outside fiber.
+func writeRaw(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
+	var b errorBody
+	b.Error.Message, b.Error.Type = msg, typ
+	out, _ := json.Marshal(b)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(fiber.MIMEApplicationJSON)
+	ctx.SetBody(out)
 }
 
 func defaultInt(v, d int) int {
@@ -131,10 +194,19 @@ func defaultInt(v, d int) int {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Listen serves on addr until Shutdown.
-func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
 
-// Serve serves on an open listener until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on an open listener until Shutdown, at most MaxConns
+// connections at once.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(&capListener{Listener: ln, max: int64(s.cfg.MaxConns)})
+}
 
 // Shutdown stops accepting requests, lets in-flight ones finish until ctx ends,
 // then stops the scheduler. The caller closes the library afterwards.
