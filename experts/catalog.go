@@ -171,6 +171,10 @@ func (c *Catalog) Close() {
 // Metrics are the catalog's collectors.
 func (c *Catalog) Metrics() *Metrics { return c.metrics }
 
+// EmbedderID names the embedding space of the stored instances: uploaded
+// embeddings are kept only when they say they are from it (see Prepare).
+func (c *Catalog) EmbedderID() string { return c.cfg.Embedder.ID() }
+
 // Library is the library the catalog follows.
 func (c *Catalog) Library() *library.Library { return c.cfg.Library }
 

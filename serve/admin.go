@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -76,6 +77,18 @@ func (s *Server) deleteExpert(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"id": name, "object": "expert", "deleted": true})
 }
 
+// memoryForm parses the multipart body that limitBody has read, in memory:
+// fiber's MultipartForm would spill files past 8 KiB to os.TempDir.
+func memoryForm(c *fiber.Ctx) (*multipart.Form, error) {
+	boundary := string(c.Request().Header.MultipartFormBoundary())
+	if boundary == "" {
+		return nil, errors.New("missing or malformed multipart boundary in Content-Type")
+	}
+	body := c.Body()
+	// Files never hold more than the body, so none of them goes to disk.
+	return multipart.NewReader(bytes.NewReader(body), boundary).ReadForm(int64(len(body)) + 1)
+}
+
 // formFile reads one uploaded file, bounded by the route's body limit.
 func formFile(form *multipart.Form, name string, required bool) ([]byte, error) {
 	fhs := form.File[name]
@@ -108,7 +121,7 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	form, err := c.MultipartForm()
+	form, err := memoryForm(c)
 	if err != nil {
 		return badRequest("", "POST /v1/experts takes multipart/form-data: %v", err)
 	}
@@ -163,6 +176,9 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if x.Embedder != e.EmbedderID() {
+		insJSONL = withoutEmbeddings(insJSONL)
+	}
 	ins, err := library.ReadInstances(bytes.NewReader(insJSONL), "instances.jsonl")
 	if err != nil {
 		return unprocessable("instances.jsonl", "invalid_instances", "%v", err)
@@ -176,6 +192,22 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 		return domainError(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(m)
+}
+
+// withoutEmbeddings drops the "embedding" of each instances.jsonl line: the
+// server remakes those, so values it will never use cannot fail an upload.
+// Lines that are not JSON objects are kept for ReadInstances to report.
+func withoutEmbeddings(jsonl []byte) []byte {
+	lines := bytes.Split(jsonl, []byte("\n"))
+	for i, l := range lines {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(l, &m) != nil || m["embedding"] == nil {
+			continue
+		}
+		delete(m, "embedding")
+		lines[i], _ = json.Marshal(m)
+	}
+	return bytes.Join(lines, []byte("\n"))
 }
 
 type mergeRequest struct {

@@ -43,6 +43,9 @@ func TestPeerGone(t *testing.T) {
 	if !peerGone(server) {
 		t.Fatal("a closed connection was not noticed")
 	}
+	if !peerGone(&capConn{Conn: server, l: &capListener{}}) {
+		t.Fatal("a closed connection under capListener was not noticed")
+	}
 
 	m, tok := loadEmbedded(t)
 	s := NewScheduler(m, 2, 2, NewMetrics())

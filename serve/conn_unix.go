@@ -12,6 +12,9 @@ import (
 // request that is waiting for its whole answer is otherwise invisible to
 // fasthttp until the answer is written.
 func peerGone(c net.Conn) bool {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = u.NetConn() // under capListener's wrapper
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return false

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -54,20 +55,100 @@ type chatRequest struct {
 	Messages []chatMessage `json:"messages"`
 }
 
-// decode parses a JSON body, naming the field when a type is wrong.
+// decode parses a JSON object body, naming the field when a type is wrong.
 func decode(c *fiber.Ctx, v any) error {
-	body := c.Body()
+	body := bytes.TrimSpace(c.Body())
 	if len(body) == 0 {
 		return badRequest("", "empty request body: send a JSON object")
 	}
+	if body[0] != '{' && json.Valid(body) {
+		return badRequest("", "the body must be a JSON object")
+	}
 	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return badRequest(te.Field, "field %q must be %s, got %s", te.Field, te.Type, te.Value)
-		}
-		return badRequest("", "malformed JSON body: %v", err)
+		return jsonError(err, reflect.TypeOf(v))
 	}
 	return nil
+}
+
+// jsonError is a decoding error in the client's terms: the field's JSON
+// path and JSON types, not Go's names (commonRequest.max_tokens, *int).
+func jsonError(err error, t reflect.Type) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		param := jsonPath(t, te.Field)
+		got := strings.Replace(te.Value, "bool", "boolean", 1)
+		if param == "" {
+			return badRequest("", "the body must be a JSON object, got %s", got)
+		}
+		return badRequest(param, "%s must be %s, got %s", param, jsonKind(te.Type), got)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return badRequest("", "malformed JSON body at byte %d: %v", se.Offset, err)
+	}
+	return badRequest("", "malformed JSON body")
+}
+
+// jsonPath turns encoding/json's dotted Field, which names embedded structs
+// by their Go type, into the JSON path of t's field (routing.top_k).
+func jsonPath(t reflect.Type, field string) string {
+	var out []string
+	for _, seg := range strings.Split(field, ".") {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if seg == "" || t.Kind() != reflect.Struct {
+			continue
+		}
+		f, ok := jsonField(t, seg)
+		if !ok {
+			continue // an embedded struct's Go name
+		}
+		out = append(out, seg)
+		t = f.Type
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonField finds the field whose JSON name is name, in t or its embedded structs.
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && tag == "" {
+			if g, ok := jsonField(f.Type, name); ok {
+				return g, true
+			}
+			continue
+		}
+		if tag == name || (tag == "" && strings.EqualFold(f.Name, name)) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// jsonKind is the JSON type a Go type decodes from, as "a string", "an integer".
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another JSON type"
 }
 
 // decodeStrict is decode for bodies whose every field is roe's own: an
@@ -83,7 +164,7 @@ func decodeStrict(c *fiber.Ctx, v any) error {
 			f = strings.Trim(f, `"`)
 			return badRequest(f, "unknown field %q", f)
 		}
-		return badRequest("", "malformed JSON body: %v", err)
+		return jsonError(err, reflect.TypeOf(v))
 	}
 	return nil
 }

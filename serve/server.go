@@ -1,10 +1,13 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -16,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"roe/experts"
@@ -40,7 +44,15 @@ type Config struct {
 	MaxTokens   int // largest max_tokens a request may ask [MaxContext]
 	BodyLimit   int // bytes of a JSON body [1 MiB]
 	UploadLimit int // bytes of an expert upload [256 MiB]
-	Logger      *slog.Logger
+
+	// HeaderTimeout bounds reading a request's headers, and its whole read
+	// when it has no body [10 s]. BodyTimeout bounds reading a request with
+	// a body, headers included: a 256 MiB upload at 4 Mbit/s [10 min].
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	IdleTimeout   time.Duration // a keep-alive connection waiting for its next request [90 s]
+	MaxConns      int           // open connections; more are answered 503 and closed [1024]
+	Logger        *slog.Logger
 }
 
 // Server is a running roe HTTP server.
@@ -79,6 +91,10 @@ func New(cfg Config) (*Server, error) {
 	cfg.QueueSize = defaultInt(cfg.QueueSize, 64)
 	cfg.BodyLimit = defaultInt(cfg.BodyLimit, 1<<20)
 	cfg.UploadLimit = defaultInt(cfg.UploadLimit, 256<<20)
+	cfg.MaxConns = defaultInt(cfg.MaxConns, 1024)
+	cfg.HeaderTimeout = defaultDuration(cfg.HeaderTimeout, 10*time.Second)
+	cfg.BodyTimeout = defaultDuration(cfg.BodyTimeout, 10*time.Minute)
+	cfg.IdleTimeout = defaultDuration(cfg.IdleTimeout, 90*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -103,17 +119,68 @@ func New(cfg Config) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		AppName:   "roe",
 		BodyLimit: max(cfg.BodyLimit, cfg.UploadLimit),
-		// Bodies are read on demand, after authentication and the per-route
-		// Content-Length check, so an unauthenticated client cannot make the
-		// server buffer an upload-sized body on any route.
-		StreamRequestBody:     true,
-		DisableStartupMessage: true,
-		ReadTimeout:           5 * time.Minute,
-		ErrorHandler:          func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
+		// Bodies are read on demand, by limitBody after authentication and
+		// only on routes that take one. fasthttp would otherwise parse any
+		// multipart body before routing, spilling files past 16 MiB to
+		// os.TempDir with no size limit.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		DisableStartupMessage:        true,
+		// fasthttp's ReadTimeout covers headers and body (read in the handler
+		// too); HeaderReceived extends it for requests that have a body.
+		// WriteTimeout stays off: a streamed completion may rightly be long.
+		ReadTimeout:  cfg.HeaderTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
+		ErrorHandler: func(c *fiber.Ctx, err error) error { return s.writeError(c, err) },
 	})
+	hs := s.app.Server()
+	hs.HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		if h.ContentLength() != 0 {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.BodyTimeout}
+		}
+		return fasthttp.RequestConfig{}
+	}
+	// fiber answers a method it does not know (BREW, PROPFIND) in plain text
+	// before any handler runs: answer it here, as JSON.
+	fiberHandler := hs.Handler
+	hs.Handler = func(ctx *fasthttp.RequestCtx) {
+		if !knownMethod(ctx.Method()) {
+			s.metrics.requests.WithLabelValues("other", strconv.Itoa(fiber.StatusNotImplemented)).Inc()
+			ctx.SetConnectionClose() // its body, if any, is not read
+			writeRaw(ctx, fiber.StatusNotImplemented, "invalid_request_error", fmt.Sprintf("method %q is not supported", ctx.Method()))
+			return
+		}
+		fiberHandler(ctx)
+	}
 	s.routes()
 	s.ready.Store(true)
 	return s, nil
+}
+
+func defaultDuration(v, d time.Duration) time.Duration {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func knownMethod(m []byte) bool {
+	for _, k := range fiber.DefaultMethods {
+		if string(m) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRaw answers an OpenAI error object outside fiber.
+func writeRaw(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
+	var b errorBody
+	b.Error.Message, b.Error.Type = msg, typ
+	out, _ := json.Marshal(b)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(fiber.MIMEApplicationJSON)
+	ctx.SetBody(out)
 }
 
 func defaultInt(v, d int) int {
@@ -127,10 +194,19 @@ func defaultInt(v, d int) int {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Listen serves on addr until Shutdown.
-func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
 
-// Serve serves on an open listener until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on an open listener until Shutdown, at most MaxConns
+// connections at once.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(&capListener{Listener: ln, max: int64(s.cfg.MaxConns)})
+}
 
 // Shutdown stops accepting requests, lets in-flight ones finish until ctx ends,
 // then stops the scheduler. The caller closes the library afterwards.
@@ -197,6 +273,13 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			return werr
 		}
 	}
+	// A body left unread (an early 401, 404 or 413) would be parsed as the
+	// next request on this connection: close it instead.
+	if req := c.Request(); req.IsBodyStream() {
+		if cl := req.Header.ContentLength(); cl < 0 || cl > prefetched {
+			c.Response().SetConnectionClose()
+		}
+	}
 	code := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(routeLabel(c), strconv.Itoa(code)).Inc()
 	s.log.Info("request", "method", c.Method(), "path", c.Path(), "status", code,
@@ -231,17 +314,39 @@ func (s *Server) auth(protected bool) fiber.Handler {
 	}
 }
 
-// limitBody answers 413 naming the limit when a body is larger than n bytes:
-// from Content-Length before reading anything, else after reading at most n+1.
+// prefetched is what fasthttp reads of a streamed body before the handler.
+const prefetched = 8 << 10
+
+// limitBody reads the body for the handlers, refusing it when larger than n
+// bytes (413: from Content-Length before reading anything, else after n+1
+// bytes of a chunked body) or compressed (415: fiber's Body would inflate it
+// without any bound).
 func (s *Server) limitBody(n int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if cl := c.Request().Header.ContentLength(); cl > n {
-			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
-				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", cl, n, c.Path())}
+		req := c.Request()
+		if ce := strings.TrimSpace(string(req.Header.Peek(fiber.HeaderContentEncoding))); ce != "" && !strings.EqualFold(ce, "identity") {
+			return &apiError{Status: fiber.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
+				Message: fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", ce)}
 		}
-		if l := len(c.Body()); l > n {
+		tooLarge := func(size string) error {
 			return &apiError{Status: fiber.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "body_too_large",
-				Message: fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes for %s", l, n, c.Path())}
+				Message: fmt.Sprintf("request body of %s bytes exceeds the limit of %d bytes for %s", size, n, c.Path())}
+		}
+		cl := req.Header.ContentLength()
+		if cl > n {
+			return tooLarge(strconv.Itoa(cl))
+		}
+		if req.IsBodyStream() {
+			buf := bytes.NewBuffer(make([]byte, 0, max(cl, 0)+1))
+			if _, err := buf.ReadFrom(io.LimitReader(req.BodyStream(), int64(n)+1)); err != nil {
+				return badRequest("", "cannot read the request body: %v", err)
+			}
+			if buf.Len() > n {
+				return tooLarge("more than " + strconv.Itoa(n))
+			}
+			req.SetBodyRaw(buf.Bytes()) // and closes the stream
+		} else if l := len(req.Body()); l > n {
+			return tooLarge(strconv.Itoa(l))
 		}
 		return c.Next()
 	}

@@ -31,6 +31,7 @@ type fixture struct {
 	lib *library.Library
 	m   *model.Model
 	ex  *experts.Catalog
+	emb retriever.Embedder
 }
 
 func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
@@ -50,16 +51,27 @@ func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
 
 func newFixture(t testing.TB, key string, mutate ...func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureExperts(t, key, nil, mutate...)
+}
+
+// newFixtureExperts is newFixture with the catalog's config changed by ex.
+func newFixtureExperts(t testing.TB, key string, ex func(*experts.Config), mutate ...func(*Config)) *fixture {
+	t.Helper()
 	m, tok := loadEmbedded(t)
 	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := experts.Open(experts.Config{Library: lib, Base: m, BaseID: "stories260K", Embedder: retriever.NewModelEmbedder(m, tok, 0, 0), Logger: quietLogger()})
+	emb := retriever.NewModelEmbedder(m, tok, 0, 0)
+	ecfg := experts.Config{Library: lib, Base: m, BaseID: "stories260K", Embedder: emb, Logger: quietLogger()}
+	if ex != nil {
+		ex(&ecfg)
+	}
+	cat, err := experts.Open(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{ModelID: "stories260K", Model: m, Tokenizer: tok, Experts: ex, APIKey: key, Logger: quietLogger()}
+	cfg := Config{ModelID: "stories260K", Model: m, Tokenizer: tok, Experts: cat, APIKey: key, Logger: quietLogger()}
 	for _, f := range mutate {
 		f(&cfg)
 	}
@@ -69,10 +81,10 @@ func newFixture(t testing.TB, key string, mutate ...func(*Config)) *fixture {
 	}
 	t.Cleanup(func() {
 		srv.Shutdown(context.Background())
-		ex.Close()
+		cat.Close()
 		lib.Close()
 	})
-	return &fixture{srv, lib, m, ex}
+	return &fixture{srv, lib, m, cat, emb}
 }
 
 // randomLoRA is an adapter that really changes the output.

@@ -64,6 +64,7 @@ func main() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	served := servedModel(base, "load")
 	res, err := loadtest.Run(context.Background(), loadtest.Options{
 		BaseURL: base, Clients: *clients, Duration: *duration, MaxTokens: *maxTokens,
 		Prompts:    []string{"Once upon a time", "The cat sat on the mat.", "Lily went to the park.", "Tom had a red ball."},
@@ -74,13 +75,14 @@ func main() {
 	check(os.MkdirAll(*out, 0o755))
 	b, _ := json.MarshalIndent(struct {
 		Commit    string          `json:"commit"`
+		Model     string          `json:"model"`
 		Clients   int             `json:"clients"`
 		Duration  string          `json:"duration"`
 		MaxTokens int             `json:"max_tokens"`
 		Result    loadtest.Result `json:"result"`
-	}{commit, *clients, duration.String(), *maxTokens, res}, "", "  ")
+	}{commit, served, *clients, duration.String(), *maxTokens, res}, "", "  ")
 	check(os.WriteFile(filepath.Join(*out, "load.json"), append(b, '\n'), 0o644))
-	md := fmt.Sprintf(`# Load test (roe serve, embedded stories260K, loopback)
+	md := fmt.Sprintf(`# Load test (roe serve, base model %s, loopback)
 
 Command: `+"`go run ./benchmarks/load -clients %d -duration %s -max-tokens %d`"+`. %s
 
@@ -90,13 +92,37 @@ Command: `+"`go run ./benchmarks/load -clients %d -duration %s -max-tokens %d`"+
 | requests | failed | tokens/s | TTFT p50 | TTFT p99 | experts added / removed | slowest upload→routable | not routable in 1 s |
 |---|---|---|---|---|---|---|---|
 | %d | %d | %.0f | %.1f ms | %.1f ms | %d / %d | %.1f ms | %d |
-`, *clients, *duration, *maxTokens, results.Markdown(commit, ""), *clients, *duration, *churn, res.Requests, res.Failed, res.TokensPerSecond,
+`, served, *clients, *duration, *maxTokens, results.Markdown(commit, ""), *clients, *duration, *churn, res.Requests, res.Failed, res.TokensPerSecond,
 		res.TTFTp50ms, res.TTFTp99ms, res.ExpertsAdded, res.ExpertsRemoved, res.RoutableMaxMS, res.NotRoutable)
 	check(os.WriteFile(filepath.Join(*out, "load.md"), []byte(md), 0o644))
 	fmt.Print(md)
 	if res.Failed > 0 {
 		log.Fatalf("%d failed requests: %v", res.Failed, res.Errors)
 	}
+}
+
+// servedModel is the id of the base model the server serves (GET /v1/models),
+// so the results say what was measured.
+func servedModel(base, key string) string {
+	req, _ := http.NewRequest("GET", base+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	check(err)
+	defer resp.Body.Close()
+	var list struct {
+		Data []struct {
+			ID   string `json:"id"`
+			Kind string `json:"roe_kind"`
+		} `json:"data"`
+	}
+	check(json.NewDecoder(resp.Body).Decode(&list))
+	for _, m := range list.Data {
+		if m.Kind == "base" {
+			return m.ID
+		}
+	}
+	log.Fatal("GET /v1/models lists no base model")
+	return ""
 }
 
 func randomLoRA(base model.Config) *adapters.LoRA {

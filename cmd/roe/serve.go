@@ -89,6 +89,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	openInference := fs.Bool("open-inference", false, "with an API key, leave inference routes open (admin stays protected)")
 	maxBatch := fs.Int("max-batch", 8, "sequences per forward step")
 	queue := fs.Int("queue", 64, "sequences waiting before 429")
+	maxConns := fs.Int("max-conns", 1024, "open connections; more are answered 503")
 	maxContext := fs.Int("max-context", 0, "prompt + completion tokens (default: the model's context length)")
 	topK := fs.Int("top-k", 1, "experts considered by auto routing")
 	minScore := fs.Float64("min-score", 0, "auto routing falls back to the base model below this score")
@@ -149,7 +150,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	defer catalog.Close()
 	protect := !*openInference
 	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: catalog, APIKey: key,
-		ProtectInference: &protect, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, Logger: log})
+		ProtectInference: &protect, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, MaxConns: *maxConns, Logger: log})
 	if err != nil {
 		return err
 	}
