@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/roe
@@ -22,6 +22,11 @@ run: build
 SHARED ?= ../shared
 library: build
 	bash scripts/starter-library.sh $(SHARED)
+
+# The routing encoder the binary embeds (models/roe-router): `roe embedder train`
+# on the starter library's tasks (scripts/router.sh, about two minutes on 2 cores).
+router: build
+	bash scripts/router.sh $(SHARED)
 
 # The default base model, roe-base: a byte-level BPE vocabulary and a 1.3M-parameter Llama
 # pretrained from scratch by roe on $(SHARED)/data/corpus into models/roe-base

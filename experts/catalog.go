@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +26,10 @@ import (
 const Auto = "auto"
 
 // DefaultFallbackQuantile is Config.FallbackQuantile's default.
+// Chosen on the user-prompt routing benchmark's dev split
+// (benchmarks/results/routing.md): with the shipped routing encoder, 5% of
+// the library's own instances (written otherwise) falling back made 9% of
+// in-domain prompts and 55% of out-of-domain ones fall back.
 const DefaultFallbackQuantile = 0.05
 
 // Config configures a Catalog; zero values take the defaults in brackets.
@@ -30,7 +38,7 @@ type Config struct {
 	Base           *model.Model
 	BaseID         string // the base model's id in the API (reserved, like Auto) ["base"]
 	Embedder       retriever.Embedder
-	Normalization  retriever.Normalization // [center-l2]
+	Normalization  retriever.Normalization // [the embedder's: retriever.NormalizationOf]
 	InstanceFormat string                  // [retriever.DefaultInstanceFormat]
 	Lexical        bool                    // fuse BM25 over instance texts into routing
 	TopK           int                     // experts considered by auto routing [1]
@@ -40,9 +48,9 @@ type Config struct {
 	// to the base model when its calibrated confidence in the best expert
 	// (Used.Confidence) is below it [DefaultFallbackQuantile; negative: never].
 	FallbackQuantile float64
-	ComposeMargin  float64                 // merge the top-k when the vote margin is below it [0: never]
-	MergeMethod    adapters.Method         // composition method [linear: the paper's uniform merge]
-	MergeCacheMiB  int                     // merged-adapter cache [256]
+	ComposeMargin    float64         // merge the top-k when the vote margin is below it [0: never]
+	MergeMethod      adapters.Method // composition method [linear: the paper's uniform merge]
+	MergeCacheMiB    int             // merged-adapter cache [256]
 	// MaxMergeRank compresses a composition whose exact rank is above it by
 	// truncated SVD (lossy, reported in Info.Compression) [0: always exact].
 	MaxMergeRank int
@@ -71,6 +79,7 @@ type Catalog struct {
 	manifests map[string]library.Manifest
 	loras     map[string]*adapters.LoRA // loaded on first use
 	calib     map[string][]float32      // each expert's leave-one-out scores, ascending
+	ref       []float32                 // all of them, ascending; nil when stale
 	series    map[string]bool           // experts with their own selections series
 
 	cancel context.CancelFunc
@@ -83,7 +92,7 @@ func Open(cfg Config) (*Catalog, error) {
 		return nil, errors.New("experts: a catalog needs a library, a base model and an embedder")
 	}
 	if cfg.Normalization == "" {
-		cfg.Normalization = retriever.CenterL2
+		cfg.Normalization = retriever.NormalizationOf(cfg.Embedder)
 	}
 	if cfg.InstanceFormat == "" {
 		cfg.InstanceFormat = retriever.DefaultInstanceFormat
@@ -112,7 +121,7 @@ func Open(cfg Config) (*Catalog, error) {
 		embedQ:    semaphore.NewWeighted(int64(cfg.EmbedBudget)),
 		manifests: map[string]library.Manifest{}, loras: map[string]*adapters.LoRA{}, series: map[string]bool{},
 		calib: map[string][]float32{},
-		done: make(chan struct{})}
+		done:  make(chan struct{})}
 	if cfg.Lexical {
 		lx, err := retriever.NewLexical()
 		if err != nil {
@@ -236,6 +245,15 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 		c.log.Info("re-embedded expert instances for this embedder", "expert", m.Name, "stored", m.Embedder, "now", c.cfg.Embedder.ID())
 	}
+	// Served before it is searchable: a search that finds the expert can
+	// always load it.
+	c.mu.Lock()
+	c.manifests[m.Name] = m
+	delete(c.loras, m.Name)
+	n := len(c.manifests)
+	c.mu.Unlock()
+	c.cache.Invalidate(m.Name)
+	c.metrics.experts.Set(float64(n))
 	var loo []float32
 	if len(ins) > 0 {
 		if err := c.index.Put(m.Name, embs, texts); err != nil {
@@ -244,7 +262,7 @@ func (c *Catalog) load(m library.Manifest) error {
 		// The calibration of an expert is taken against the library as it is
 		// when the expert arrives (others' are not redone: an addition only
 		// raises their leave-one-out scores, so theirs err on serving).
-		if loo, err = c.index.LeaveOneOut(m.Name); err != nil {
+		if loo, err = c.calibrate(m.Name, ins); err != nil {
 			return fmt.Errorf("calibrate %s: %w", m.Name, err)
 		}
 	}
@@ -255,13 +273,8 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 	}
 	c.mu.Lock()
-	c.manifests[m.Name] = m
-	c.calib[m.Name] = loo
-	delete(c.loras, m.Name)
-	n := len(c.manifests)
+	c.calib[m.Name], c.ref = loo, nil
 	c.mu.Unlock()
-	c.cache.Invalidate(m.Name)
-	c.metrics.experts.Set(float64(n))
 	return nil
 }
 
@@ -275,6 +288,7 @@ func (c *Catalog) unload(name string) {
 	c.mu.Lock()
 	delete(c.manifests, name)
 	delete(c.calib, name)
+	c.ref = nil
 	delete(c.loras, name)
 	if c.series[name] {
 		delete(c.series, name)
@@ -391,4 +405,66 @@ func (c *Catalog) embedQueries(ctx context.Context, texts []string) ([][]float32
 	}
 	defer c.embedQ.Release(n)
 	return c.cfg.Embedder.Embed(texts)
+}
+
+// calibrate returns the expert's leave-one-out reference: each instance,
+// written otherwise (half its words kept, seeded by the expert's name) as a
+// request that means the same would be, scored against the library with
+// itself left out.
+func (c *Catalog) calibrate(name string, ins []library.Instance) ([]float32, error) {
+	r := rand.New(rand.NewPCG(fnvHash(name), 0xca1))
+	texts := make([]string, len(ins))
+	for i, in := range ins {
+		texts[i] = retriever.FormatInstance(c.cfg.InstanceFormat, keepHalf(r, in.Text), nil)
+	}
+	qs, err := c.cfg.Embedder.Embed(texts)
+	if err != nil {
+		return nil, err
+	}
+	return c.index.LeaveOneOut(name, qs)
+}
+
+// keepHalf keeps each word of s with probability ½ (at least one).
+func keepHalf(r *rand.Rand, s string) string {
+	ws := strings.Fields(s)
+	out := ws[:0:0]
+	for _, w := range ws {
+		if r.IntN(2) == 0 {
+			out = append(out, w)
+		}
+	}
+	if len(out) == 0 && len(ws) > 0 {
+		out = append(out, ws[r.IntN(len(ws))])
+	}
+	return strings.Join(out, " ")
+}
+
+func fnvHash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// reference is the library's leave-one-out scores, all experts pooled: a
+// request's best score is calibrated against how requests phrased otherwise
+// score on the whole library (one scale for every expert, so confidences of
+// different experts compare).
+func (c *Catalog) reference() []float32 {
+	c.mu.RLock()
+	ref := c.ref
+	c.mu.RUnlock()
+	if ref != nil {
+		return ref
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ref == nil {
+		all := []float32{}
+		for _, l := range c.calib {
+			all = append(all, l...)
+		}
+		slices.Sort(all)
+		c.ref = all
+	}
+	return c.ref
 }

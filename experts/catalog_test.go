@@ -305,3 +305,62 @@ func TestComposeReportsCompression(t *testing.T) {
 		}
 	}
 }
+
+// Auto routing falls back to the base model, saying why, when a request is
+// less like the library than the library's own instances written otherwise;
+// a request like an expert's instances is served with a calibrated confidence.
+func TestCalibratedFallback(t *testing.T) {
+	enc, err := retriever.NewEncoder(retriever.EncoderConfig{Name: "t", Buckets: 1 << 14, Dim: 64, MinChar: 3, MaxChar: 4, MaxWords: 64, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config) { c.Embedder = enc })
+	movies := []string{"the film was a wonderful movie with great acting", "a boring movie, the film dragged on",
+		"this film has great actors and a fine plot", "the movie plot was silly but the acting fine",
+		"an awful film, the worst movie of the year", "great movie, I loved the film and its actors"}
+	stocks := []string{"stocks fell on wall street as markets slid", "the stock market rallied and shares rose",
+		"shares of the bank fell after weak earnings", "markets rose as stocks of tech firms climbed",
+		"wall street closed lower, stock prices fell", "bank shares rallied on strong earnings"}
+	// Instances share their expert's instruction, as rendered templates do.
+	for i := range movies {
+		movies[i] = "Movie review: " + movies[i] + ". Did the reviewer like the movie, positive or negative?"
+		stocks[i] = "Financial news: " + stocks[i] + ". Which market moved, stocks or bonds?"
+	}
+	var all []string // the instance format's words weigh nothing, as in a trained encoder
+	for _, t := range append(append([]string{}, movies...), stocks...) {
+		all = append(all, retriever.FormatInstance(retriever.DefaultInstanceFormat, t, nil))
+	}
+	enc.SetIDF(all)
+	for i, x := range []struct {
+		name  string
+		texts []string
+	}{{"movies", movies}, {"stocks", stocks}} {
+		if _, err := f.c.Add(randomExpert(t, f.m.Config, x.name, uint64(i+1), x.texts...), AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	sel, err := f.c.Select(ctx, Request{Model: Auto, Queries: []string{"was the movie any good? great acting in this film"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.Info.Fallback || sel.Names() != "movies" || !(sel.Info.Confidence > 0.1) || len(sel.Info.Candidates) < 2 {
+		t.Errorf("in-domain request: %+v", sel.Info)
+	}
+	sel, err = f.c.Select(ctx, Request{Model: Auto, Queries: []string{"quantum lasagna zebra xylophone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sel.Info.Fallback || sel.Adapter != nil || sel.Info.Reason == "" {
+		t.Errorf("unlike anything in the library: %+v", sel.Info)
+	}
+	never := -1.0
+	if _, err := f.c.Select(ctx, Request{Model: Auto, Routing: &Routing{Fallback: &never}, Queries: []string{"x"}}); err == nil {
+		t.Error("routing.fallback -1 accepted")
+	}
+	zero := 0.0
+	sel, err = f.c.Select(ctx, Request{Model: Auto, Routing: &Routing{Fallback: &zero}, Queries: []string{"quantum lasagna zebra xylophone"}})
+	if err != nil || sel.Info.Fallback {
+		t.Errorf("routing.fallback 0 never falls back: %+v %v", sel.Info, err)
+	}
+}

@@ -110,11 +110,15 @@ func ImportStarter(lib *library.Library, base *model.Model, emb retriever.Embedd
 
 // BuildIndex loads every expert's instances into a fresh index (re-embedding
 // those made by another embedder) and, when asked, a BM25 index: the routing
-// of a library that no server holds (the CLI, evaluations).
+// of a library that no server holds (the CLI, evaluations). norm "" is the
+// embedder's (retriever.NormalizationOf).
 func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool) (*retriever.Index, *retriever.Lexical, error) {
 	ms, err := lib.List()
 	if err != nil {
 		return nil, nil, err
+	}
+	if norm == "" {
+		norm = retriever.NormalizationOf(emb)
 	}
 	ix := retriever.NewIndex(emb.Dim(), norm)
 	var lx *retriever.Lexical

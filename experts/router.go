@@ -22,6 +22,7 @@ import (
 type RouterData struct {
 	Tasks      []string // the tasks trained on, in class order
 	format     string
+	rawShare   float64
 	byTask     [][]routerItem
 	background []string
 }
@@ -37,6 +38,7 @@ type RouterDataOptions struct {
 	HoldOut               []string // tasks left out (their experts are added later)
 	Corpus                []string // background text files
 	PerTask               int      // examples read per task [2000]
+	RawShare              float64  // queries written as the bare fields, no instruction [0.2]
 	Format                string   // the instance format [retriever.DefaultInstanceFormat]
 	Seed                  uint64
 }
@@ -54,7 +56,10 @@ func LoadRouterData(o RouterDataOptions) (*RouterData, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &RouterData{format: o.Format}
+	if o.RawShare == 0 {
+		o.RawShare = 0.2
+	}
+	d := &RouterData{format: o.Format, rawShare: o.RawShare}
 	for _, ent := range ents {
 		name := ent.Name()
 		if !ent.IsDir() || slices.Contains(o.HoldOut, name) {
@@ -185,7 +190,7 @@ func (d *RouterData) Sample(r *rand.Rand) retriever.EncoderExample {
 	kr := b.rendered[r.IntN(len(b.rendered))]
 	key := retriever.FormatInstance(d.format, kr.Input, kr.AnswerChoices)
 	q := a.rendered[r.IntN(len(a.rendered))].Input
-	if a.raw != "" && r.Float64() < 0.2 {
+	if a.raw != "" && r.Float64() < d.rawShare {
 		q = a.raw
 	}
 	q = noisy(r, q)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"roe/adapters"
+	"roe/library"
 	"roe/model"
 	"roe/retriever"
 )
@@ -27,8 +28,8 @@ type Routing struct {
 	TopK     int      `json:"top_k"`
 	MinScore *float64 `json:"min_score"`
 	Fallback *float64 `json:"fallback"` // the fallback quantile of this request (Config.FallbackQuantile)
-	Queries  []string `json:"queries"` // extra query instances that vote, as in the paper
-	Compose  bool     `json:"compose"` // merge the top-k experts
+	Queries  []string `json:"queries"`  // extra query instances that vote, as in the paper
+	Compose  bool     `json:"compose"`  // merge the top-k experts
 }
 
 // Request is what Select needs of a request.
@@ -261,6 +262,21 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	if err != nil {
 		return nil, err
 	}
+	// An expert removed between the search and loading its adapter is not an
+	// error of the request: decide again on the index as it is now.
+	for attempt := 1; ; attempt++ {
+		sel, err := c.decide(t0, info, rr, embs, texts, alpha, method)
+		if attempt < 4 && (errors.Is(err, ErrNotFound) || errors.Is(err, library.ErrNotFound)) {
+			info = &Info{Mode: "auto", Experts: []Used{}, Queries: len(texts)}
+			continue
+		}
+		return sel, err
+	}
+}
+
+// decide searches the index with the queries' embeddings, votes, calibrates
+// and picks (or merges) the experts of an auto request.
+func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32, texts []string, alpha float64, method string) (*Selection, error) {
 	k := c.cfg.TopK
 	if rr.TopK > 0 {
 		k = rr.TopK
@@ -278,15 +294,14 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 	}
 	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
 	c.metrics.routing.Observe(time.Since(t0).Seconds())
-	c.mu.RLock()
+	ref := c.reference()
 	for _, x := range rt.Experts {
-		conf := retriever.Calibrated(c.calib[x.Name], x.Top1) * x.VoteShare
+		conf := retriever.Calibrated(ref, x.Top1) * x.VoteShare
 		if x.Votes == 0 { // a runner-up: how it would stand had it won
-			conf = retriever.Calibrated(c.calib[x.Name], x.Top1)
+			conf = retriever.Calibrated(ref, x.Top1)
 		}
 		info.Candidates = append(info.Candidates, Used{Name: x.Name, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: conf})
 	}
-	c.mu.RUnlock()
 	for _, hs := range rt.Neighbors {
 		var ns []Neighbor
 		for _, h := range hs {

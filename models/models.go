@@ -22,6 +22,12 @@ var files embed.FS
 //go:embed experts
 var starter embed.FS
 
+// The routing encoder, roe's default routing embedder: trained by `roe
+// embedder train` (scripts/router.sh) on the starter library's tasks.
+//
+//go:embed roe-router
+var router embed.FS
+
 // DefaultName is the id of the embedded default model.
 const DefaultName = "roe-base"
 
@@ -58,6 +64,15 @@ func Embedded(name string) (fs.FS, bool) {
 // instances.jsonl, expert.json) is one expert, named by its path.
 func StarterExperts() fs.FS {
 	sub, err := fs.Sub(starter, "experts")
+	if err != nil {
+		panic(err) // the folder is compiled in; this cannot fail
+	}
+	return sub
+}
+
+// Router returns the embedded routing encoder's folder (retriever.LoadEncoder).
+func Router() fs.FS {
+	sub, err := fs.Sub(router, "roe-router")
 	if err != nil {
 		panic(err) // the folder is compiled in; this cannot fail
 	}

@@ -9,17 +9,23 @@ import (
 // other instance of the index, itself left out, as a query is scored: how
 // close the expert's own members sit to the library. Sorted ascending, [n].
 // It is the reference a query's score is calibrated against (Calibrated).
-func (ix *Index) LeaveOneOut(expert string) ([]float32, error) {
+// queries, when given ([n][dim]), stand for the instances as queries (the
+// same texts written otherwise); by default the stored rows do.
+func (ix *Index) LeaveOneOut(expert string, queries [][]float32) ([]float32, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	x, ok := ix.byName[expert]
 	if !ok {
 		return nil, fmt.Errorf("%w: no expert %q", ErrInput, expert)
 	}
-	queries := make([][]float32, x.n)
-	for i := range queries {
-		r := x.start + i
-		queries[i] = ix.data[r*ix.dim : (r+1)*ix.dim]
+	if queries == nil {
+		queries = make([][]float32, x.n)
+		for i := range queries {
+			r := x.start + i
+			queries[i] = ix.data[r*ix.dim : (r+1)*ix.dim]
+		}
+	} else if len(queries) != x.n {
+		return nil, fmt.Errorf("%w: %d queries for %d instances of %s", ErrInput, len(queries), x.n, expert)
 	}
 	res, err := ix.scan(queries, 2, false)
 	if err != nil {

@@ -18,6 +18,16 @@ type Embedder interface {
 	ID() string
 }
 
+// NormalizationOf is the normalisation an embedder's vectors are meant for:
+// its own when it says (a Normalization method), else CenterL2 (a causal LM's
+// pooled states follow vector length, not meaning, until centred).
+func NormalizationOf(e Embedder) Normalization {
+	if n, ok := e.(interface{ Normalization() Normalization }); ok {
+		return n.Normalization()
+	}
+	return CenterL2
+}
+
 // DefaultInstanceFormat is the paper's best instance text.
 const DefaultInstanceFormat = "Answer Choices: {choices}, Instance: {input}"
 

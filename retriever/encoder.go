@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -59,10 +60,11 @@ func (c EncoderConfig) check() error {
 
 // Encoder embeds texts for routing. It is safe for concurrent Embed calls.
 type Encoder struct {
-	cfg   EncoderConfig
-	table []float32 // [Buckets, Dim] feature vectors
-	proj  []float32 // [Dim, Dim] applied to the mean: u = proj · v
-	id    string
+	cfg    EncoderConfig
+	table  []float32 // [Buckets, Dim] feature vectors
+	weight []float32 // [Buckets] each feature's weight in the mean (inverse document frequency)
+	proj   []float32 // [Dim, Dim] applied to the mean: u = proj · v
+	id     string
 }
 
 // NewEncoder is an untrained encoder: random feature vectors of norm about 1,
@@ -71,7 +73,10 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	e := &Encoder{cfg: cfg, table: make([]float32, cfg.Buckets*cfg.Dim), proj: make([]float32, cfg.Dim*cfg.Dim)}
+	e := &Encoder{cfg: cfg, table: make([]float32, cfg.Buckets*cfg.Dim), weight: make([]float32, cfg.Buckets), proj: make([]float32, cfg.Dim*cfg.Dim)}
+	for i := range e.weight {
+		e.weight[i] = 1
+	}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0xe1c0))
 	s := 1 / math.Sqrt(float64(cfg.Dim))
 	for i := range e.table {
@@ -88,7 +93,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 func (e *Encoder) makeID() string {
 	h := fnv.New64a()
 	buf := make([]byte, 4)
-	for _, w := range [][]float32{e.table, e.proj} {
+	for _, w := range [][]float32{e.table, e.weight, e.proj} {
 		for _, v := range w {
 			b := math.Float32bits(v)
 			buf[0], buf[1], buf[2], buf[3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
@@ -103,6 +108,11 @@ func (e *Encoder) Config() EncoderConfig { return e.cfg }
 
 // Dim returns the vector length.
 func (e *Encoder) Dim() int { return e.cfg.Dim }
+
+// Normalization is L2: the encoder is trained for cosine similarity, and
+// centring on the library mean would send all text it does not know (every
+// request no expert fits) to one direction, the mean's opposite.
+func (e *Encoder) Normalization() Normalization { return L2 }
 
 // ID names the embedding space: the encoder's name and a hash of its weights.
 func (e *Encoder) ID() string { return e.id }
@@ -151,17 +161,44 @@ func hashFeature(kind byte, a, b string) uint64 {
 	return h
 }
 
-// meanInto sets v to the mean of the feature rows, [Dim].
-func (e *Encoder) meanInto(v []float32, feats []uint32) {
+// meanInto sets v to the weighted mean of the feature rows, [Dim], and
+// returns the sum of the weights (0: nothing to average).
+func (e *Encoder) meanInto(v []float32, feats []uint32) float32 {
 	clear(v)
-	if len(feats) == 0 {
-		return
-	}
+	var W float32
 	D := e.cfg.Dim
 	for _, f := range feats {
-		kernels.Add(v, e.table[int(f)*D:int(f+1)*D])
+		kernels.Axpy(e.weight[f], e.table[int(f)*D:int(f+1)*D], v)
+		W += e.weight[f]
 	}
-	kernels.Scale(v, 1/float32(len(feats)))
+	if W > 0 {
+		kernels.Scale(v, 1/W)
+	}
+	return W
+}
+
+// SetIDF weighs each feature by its inverse document frequency over texts,
+// log((N+1)/(df+1)): scaffolding every text shares (an instance format,
+// "the") weighs nothing, and features never seen weigh the most.
+func (e *Encoder) SetIDF(texts []string) {
+	df := make([]int32, e.cfg.Buckets)
+	var feats []uint32
+	seen := map[uint32]bool{}
+	for _, t := range texts {
+		feats = e.Features(t, feats[:0])
+		clear(seen)
+		for _, f := range feats {
+			if !seen[f] {
+				seen[f] = true
+				df[f]++
+			}
+		}
+	}
+	n := float64(len(texts))
+	for i, d := range df {
+		e.weight[i] = float32(math.Log((n + 1) / (float64(d) + 1)))
+	}
+	e.id = e.makeID()
 }
 
 // project sets u = proj · v, [Dim].
@@ -184,7 +221,9 @@ func (e *Encoder) Embed(texts []string) ([][]float32, error) {
 		if len(feats) == 0 {
 			return nil, fmt.Errorf("%w: text %d has no words", ErrInput, i)
 		}
-		e.meanInto(v, feats)
+		if e.meanInto(v, feats) == 0 {
+			return nil, fmt.Errorf("%w: text %d has only features of weight 0", ErrInput, i)
+		}
 		u := make([]float32, e.cfg.Dim)
 		e.project(u, v)
 		n := math.Sqrt(float64(kernels.Dot(u, u)))
@@ -211,6 +250,7 @@ func (e *Encoder) Save(dir string) error {
 	}
 	ts := []safetensors.Tensor{
 		safetensors.BF16Tensor("table", []int{e.cfg.Buckets, e.cfg.Dim}, e.table),
+		safetensors.BF16Tensor("weight", []int{e.cfg.Buckets}, e.weight),
 		safetensors.BF16Tensor("proj", []int{e.cfg.Dim, e.cfg.Dim}, e.proj),
 	}
 	return safetensors.Write(filepath.Join(dir, EncoderWeightsFile), ts, map[string]string{"format": "roe-encoder"})
@@ -249,12 +289,12 @@ func LoadEncoder(fsys fs.FS) (*Encoder, error) {
 		name  string
 		dst   *[]float32
 		shape []int
-	}{{"table", &e.table, []int{cfg.Buckets, cfg.Dim}}, {"proj", &e.proj, []int{cfg.Dim, cfg.Dim}}} {
+	}{{"table", &e.table, []int{cfg.Buckets, cfg.Dim}}, {"weight", &e.weight, []int{cfg.Buckets}}, {"proj", &e.proj, []int{cfg.Dim, cfg.Dim}}} {
 		info, ok := st.Info(w.name)
 		if !ok {
 			return nil, fmt.Errorf("%w: %s has no tensor %q", ErrInput, EncoderWeightsFile, w.name)
 		}
-		if len(info.Shape) != 2 || info.Shape[0] != w.shape[0] || info.Shape[1] != w.shape[1] {
+		if !slices.Equal(info.Shape, w.shape) {
 			return nil, fmt.Errorf("%w: %s: %s has shape %v, want %v", ErrInput, EncoderWeightsFile, w.name, info.Shape, w.shape)
 		}
 		if *w.dst, err = st.Float32(w.name); err != nil {
@@ -273,7 +313,7 @@ func LoadEncoder(fsys fs.FS) (*Encoder, error) {
 // roundBF16 rounds the weights to bf16 as Save stores them, so a trained
 // encoder embeds in memory exactly as it will after Save and LoadEncoder.
 func (e *Encoder) roundBF16() {
-	for _, w := range [][]float32{e.table, e.proj} {
+	for _, w := range [][]float32{e.table, e.weight, e.proj} {
 		for i, v := range w {
 			w[i] = kernels.FromBF16(kernels.ToBF16(v))
 		}

@@ -19,6 +19,9 @@ func tinyEncoder(t *testing.T) *Encoder {
 	for i := range e.proj {
 		e.proj[i] += float32(r.NormFloat64() * 0.3)
 	}
+	for i := range e.weight { // unequal weights, some zero
+		e.weight[i] = float32(r.IntN(4))
+	}
 	return e
 }
 
@@ -35,7 +38,9 @@ func TestEncoderGradients(t *testing.T) {
 	e := tinyEncoder(t)
 	bg := []string{"it was a dark and stormy night", "call me ishmael"}
 	b := newBatch(len(fdPairs), len(fdPairs)+len(bg), e.cfg.Dim)
-	loss := func() float64 { return e.lossAndGrads(newBatch(len(fdPairs), len(fdPairs)+len(bg), e.cfg.Dim), fdPairs, bg, 0.1) }
+	loss := func() float64 {
+		return e.lossAndGrads(newBatch(len(fdPairs), len(fdPairs)+len(bg), e.cfg.Dim), fdPairs, bg, 0.1)
+	}
 	e.lossAndGrads(b, fdPairs, bg, 0.1)
 	check := func(name string, w []float32, i int, g float32) {
 		const h = 1e-3

@@ -31,6 +31,11 @@ type EncoderTrainOptions struct {
 	// every query: task text is pushed away from plain prose.
 	Background    []string
 	BackgroundPer int // background keys a step [Batch/2]
+	// IDFSamples pairs (and as many background texts) are drawn first to set
+	// the features' weights (Encoder.SetIDF) [20000; negative: keep the weights].
+	IDFSamples int
+	// ProjLR scales the learning rate of the projection [0.1; negative: frozen].
+	ProjLR float64
 	// Progress, when set, is called every 100 steps with the mean loss since the last call.
 	Progress func(step int, loss float64)
 }
@@ -38,6 +43,7 @@ type EncoderTrainOptions struct {
 // encoded is one text through the encoder, kept for the backward pass.
 type encoded struct {
 	feats []uint32
+	W     float32   // sum of the features' weights
 	v     []float32 // mean of the feature rows [D]
 	u     []float32 // proj · v [D]
 	q     []float32 // u / |u| [D]
@@ -50,7 +56,7 @@ func (e *Encoder) encode(text string, x *encoded) {
 	if x.v == nil {
 		x.v, x.u, x.q = make([]float32, D), make([]float32, D), make([]float32, D)
 	}
-	e.meanInto(x.v, x.feats)
+	x.W = e.meanInto(x.v, x.feats)
 	e.project(x.u, x.v)
 	x.norm = math.Sqrt(float64(kernels.Dot(x.u, x.u)))
 	s := float32(0)
@@ -66,7 +72,7 @@ func (e *Encoder) encode(text string, x *encoded) {
 // in rows) given dq = ∂L/∂q.
 func (e *Encoder) backward(x *encoded, dq []float32, gp []float32, gt map[uint32][]float32, du, dv []float32) {
 	D := e.cfg.Dim
-	if x.norm == 0 || len(x.feats) == 0 {
+	if x.norm == 0 || x.W == 0 {
 		return
 	}
 	// q = u/|u|: du = (dq − q·(q·dq)) / |u|
@@ -80,15 +86,17 @@ func (e *Encoder) backward(x *encoded, dq []float32, gp []float32, gt map[uint32
 		kernels.Axpy(du[i], x.v, gp[i*D:(i+1)*D])
 		kernels.Axpy(du[i], e.proj[i*D:(i+1)*D], dv)
 	}
-	// v = mean of rows: each row gets dv / n
-	s := 1 / float32(len(x.feats))
+	// v = Σ w_f·row_f / W: each row gets dv·w_f/W
 	for _, f := range x.feats {
+		if e.weight[f] == 0 {
+			continue
+		}
 		g, ok := gt[f]
 		if !ok {
 			g = make([]float32, D)
 			gt[f] = g
 		}
-		kernels.Axpy(s, dv, g)
+		kernels.Axpy(e.weight[f]/x.W, dv, g)
 	}
 }
 
@@ -221,6 +229,9 @@ func TrainEncoder(ctx context.Context, e *Encoder, sample func(r *rand.Rand) Enc
 	if o.Temperature <= 0 {
 		o.Temperature = 0.05
 	}
+	if o.ProjLR == 0 {
+		o.ProjLR = 0.1
+	}
 	nb := 0
 	if len(o.Background) > 0 {
 		nb = o.BackgroundPer
@@ -230,6 +241,20 @@ func TrainEncoder(ctx context.Context, e *Encoder, sample func(r *rand.Rand) Enc
 	}
 	D := e.cfg.Dim
 	r := rand.New(rand.NewPCG(o.Seed, 0x7a1))
+	if o.IDFSamples == 0 {
+		o.IDFSamples = 20000
+	}
+	if o.IDFSamples > 0 {
+		var texts []string
+		for range o.IDFSamples {
+			x := sample(r)
+			texts = append(texts, x.Query, x.Key)
+			if len(o.Background) > 0 {
+				texts = append(texts, o.Background[r.IntN(len(o.Background))])
+			}
+		}
+		e.SetIDF(texts)
+	}
 	opt := newAdam(len(e.table), D)
 	optP := newAdam(len(e.proj), D*D)
 	b := newBatch(o.Batch, o.Batch+nb, D)
@@ -255,7 +280,9 @@ func TrainEncoder(ctx context.Context, e *Encoder, sample func(r *rand.Rand) Enc
 		for f, g := range b.gt {
 			opt.step(e.table, int(f), g, o.LR)
 		}
-		optP.step(e.proj, 0, b.gp, o.LR*0.1)
+		if o.ProjLR >= 0 {
+			optP.step(e.proj, 0, b.gp, o.LR*o.ProjLR)
+		}
 		if o.Progress != nil && step%100 == 0 {
 			o.Progress(step, sum/float64(seen))
 			sum, seen = 0, 0

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,11 +40,14 @@ import (
 
 var (
 	sharedDir  = flag.String("shared", "../shared", "the shared folder (data/tasks, data/templates) for the template-rendered numbers")
-	embedder   = flag.String("embedder", "base", "the routing embedder: base (the base model's layer-0 mean pool) or a trained embedder's folder")
+	embedder   = flag.String("embedder", "router", "the routing embedder: router (the embedded routing encoder, roe serve's default), base (the base model's layer-0 mean pool) or a routing encoder folder")
 	splitFlag  = flag.String("split", "both", "prompt split(s) to report: dev, test or both")
 	outDir     = flag.String("out", "benchmarks/results", "where routing.{md,json} go")
 	promptsDir = flag.String("prompts", "benchmarks/routing/prompts", "the prompt sets (dev.jsonl, test.jsonl)")
-	minScore   = flag.Float64("min-score", 0, "auto routing falls back below this score (roe serve --min-score; 0 never falls back)")
+	minScore   = flag.Float64("min-score", 0, "auto routing falls back below this score (roe serve --min-score; 0: no absolute threshold)")
+	normFlag   = flag.String("normalization", "", "embedding normalisation: center-l2, l2 or raw (default: the embedder's, as roe serve)")
+	lexical    = flag.Bool("lexical", false, "fuse BM25 over instance texts (roe serve --lexical)")
+	fallback   = flag.Float64("fallback", experts.DefaultFallbackQuantile, "the fallback quantile (roe serve --fallback; negative: never)")
 	groupSize  = flag.Int("q", 4, "prompts per request in the grouped setting")
 	templates  = flag.Bool("templates", true, "also measure template-rendered routing (section 2 of quality.md)")
 )
@@ -100,7 +104,7 @@ func run() error {
 	}
 	defer cleanup()
 	rep := &Report{Commit: results.Commit(), Date: t0.UTC().Format(time.RFC3339), Model: models.DefaultName,
-		Embedder: e.emb.ID(), EmbedderFlag: *embedder, Experts: len(e.cat.List()), MinScore: *minScore,
+		Embedder: e.emb.ID(), EmbedderFlag: *embedder, Experts: len(e.cat.List()), MinScore: *minScore, Fallback: *fallback, Lexical: *lexical,
 		GroupSize: *groupSize, GoMaxProcs: runtime.GOMAXPROCS(0),
 		Command: "go run ./benchmarks/routing " + strings.Join(os.Args[1:], " ")}
 	for _, sp := range splits {
@@ -175,17 +179,43 @@ func setup() (*env, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	n, err := experts.ImportFS(e.lib, e.m, e.emb, retriever.DefaultInstanceFormat, models.StarterExperts())
+	// The experts of the held-out families (never seen by the routing
+	// encoder's training) join the way a user adds experts: after the
+	// server started, through the live Add path.
+	xs, err := experts.ReadFS(models.StarterExperts(), e.m)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	logf("imported %d experts, embedder %s", n, e.emb.ID())
+	var later []*library.Expert
+	n := 0
+	for _, x := range xs {
+		if slices.Contains(heldOut, e.familyOf[x.Name]) {
+			later = append(later, x)
+			continue
+		}
+		if err := experts.Prepare(x, e.m, e.emb, retriever.DefaultInstanceFormat, experts.AddOptions{}); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		if _, err := e.lib.Add(x); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		n++
+	}
 	if e.cat, err = experts.Open(experts.Config{Library: e.lib, Base: e.m, BaseID: models.DefaultName,
-		Embedder: e.emb, MinScore: *minScore, Logger: quiet}); err != nil {
+		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
+	for _, x := range later {
+		if _, err := e.cat.Add(x, experts.AddOptions{}); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	logf("imported %d experts, then added %d of the held-out families %v live; embedder %s", n, len(later), heldOut, e.emb.ID())
 	for _, m := range e.cat.List() {
 		if _, ok := e.familyOf[m.Name]; !ok {
 			cleanup()
@@ -198,11 +228,20 @@ func setup() (*env, func(), error) {
 // buildEmbedder is the routing embedder named by -embedder: "base" is the
 // base model's own (what the starter library was embedded with).
 func buildEmbedder(name string, m *model.Model, tok *tokenizer.Tokenizer) (retriever.Embedder, error) {
-	if name == "base" {
+	switch {
+	case name == "base":
 		return retriever.NewModelEmbedder(m, tok, 0, retriever.DefaultMaxTokens), nil
+	case name == "router":
+		return retriever.LoadEncoder(models.Router())
+	case retriever.IsEncoderDir(os.DirFS(name)):
+		return retriever.LoadEncoder(os.DirFS(name))
 	}
-	return nil, fmt.Errorf("-embedder %q: unknown embedder (known: base)", name)
+	return nil, fmt.Errorf("-embedder %q: not base, router or a routing encoder folder", name)
 }
+
+// heldOut are the families whose tasks the shipped routing encoder never
+// trained on (scripts/router.sh --hold-out wic,wsc,copa).
+var heldOut = []string{"wordsense", "coreference", "causal"}
 
 // loadPrompts reads a prompt set and checks every family is known.
 func loadPrompts(path string) ([]prompt, error) {
@@ -242,12 +281,7 @@ func loadPrompts(path string) ([]prompt, error) {
 // confidence is the routing decision's confidence that the request is in
 // domain: the one place to switch to a calibrated signal. Today it is the top
 // candidate's score (the mean top-1 similarity of the queries that voted for it).
-func confidence(info *experts.Info) float64 {
-	if len(info.Candidates) == 0 {
-		return 0
-	}
-	return info.Candidates[0].Score
-}
+func confidence(info *experts.Info) float64 { return info.Confidence }
 
 // decision is one routed request: a prompt (Q = 1) or a group of prompts.
 type decision struct {
@@ -345,7 +379,7 @@ func templateRouting(e *env) (*TemplatedReport, error) {
 			taskNames = append(taskNames, m.Dataset)
 		}
 	}
-	ix, _, err := experts.BuildIndex(e.lib, e.emb, retriever.DefaultInstanceFormat, retriever.CenterL2, false)
+	ix, _, err := experts.BuildIndex(e.lib, e.emb, retriever.DefaultInstanceFormat, retriever.Normalization(*normFlag), false)
 	if err != nil {
 		return nil, err
 	}

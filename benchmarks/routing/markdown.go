@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,10 +13,11 @@ func markdown(rep *Report) string {
 	var sb strings.Builder
 	sb.WriteString("# Routing on user-written prompts\n\n")
 	fmt.Fprintf(&sb, "Produced by `%s` in %s on %d threads. Commit: `%s`. Date: %s.\n"+
-		"Model: %s. Embedder: `%s` (-embedder %s). Experts: %d (the starter library). min-score: %g (roe serve's "+
-		"default; 0 never falls back, so fallback rates are 0 by construction until a threshold is set).\n\n",
+		"Model: %s. Embedder: `%s` (-embedder %s). Experts: %d (the starter library; those of the families %s, "+
+		"which the routing encoder never trained on, added live after the catalog opened). Fallback quantile: %g "+
+		"(roe serve --fallback; negative: never). min-score: %g.\n\n",
 		rep.Command, time.Duration(rep.Seconds*float64(time.Second)).Round(time.Second), rep.GoMaxProcs, rep.Commit,
-		rep.Date, rep.Model, rep.Embedder, rep.EmbedderFlag, rep.Experts, rep.MinScore)
+		rep.Date, rep.Model, rep.Embedder, rep.EmbedderFlag, rep.Experts, strings.Join(heldOut, ", "), rep.Fallback, rep.MinScore)
 	sb.WriteString("Prompts (benchmarks/routing/prompts, see its README) were written by hand the way people write to a " +
 		"chat or completions API, not rendered from the library's templates: in-domain ones of the starter library's " +
 		"ten task families, and out-of-domain ones (`none`) that no expert fits. Each is routed as `model: \"auto\"` " +
@@ -23,7 +25,7 @@ func markdown(rep *Report) string {
 		fmt.Sprint(rep.GroupSize) + "**: a family's prompts in file order, in groups of " + fmt.Sprint(rep.GroupSize) +
 		" (the first as the prompt, the rest as `routing.queries`). Correct: not a fallback and the top expert is of " +
 		"the prompt's family (families.json). AUROC: P(confidence of an in-domain decision > that of an " +
-		"out-of-domain one), ties ½; confidence is the top candidate's score. With 12 prompts a family per split, " +
+		"out-of-domain one), ties ½; confidence is the routing's calibrated confidence (roe.confidence). With 12 prompts a family per split, " +
 		"Q = 1 per-family numbers move in steps of about 8 points and Q = 4 ones (3 groups) in steps of 33.\n\n")
 	for _, sr := range rep.Splits {
 		splitMarkdown(&sb, sr)
@@ -56,7 +58,11 @@ func splitMarkdown(sb *strings.Builder, sr SplitReport) {
 	}
 	sb.WriteString("\n|---|" + strings.Repeat("---:|", len(sr.Q)) + "\n")
 	for _, f := range families {
-		fmt.Fprintf(sb, "| %s |", f)
+		name := f
+		if slices.Contains(heldOut, f) {
+			name += " (held out, added live)"
+		}
+		fmt.Fprintf(sb, "| %s |", name)
 		for _, q := range sr.Q {
 			fmt.Fprintf(sb, " %s |", pct(q.ByFamily[f]))
 		}

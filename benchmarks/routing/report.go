@@ -24,6 +24,8 @@ type Report struct {
 	EmbedderFlag string           `json:"embedder_flag"` // -embedder
 	Experts      int              `json:"experts"`
 	MinScore     float64          `json:"min_score"`
+	Fallback     float64          `json:"fallback_quantile"`
+	Lexical      bool             `json:"lexical"`
 	GroupSize    int              `json:"group_size"`
 	Splits       []SplitReport    `json:"splits"`
 	Templated    *TemplatedReport `json:"template_rendered,omitempty"`

@@ -35,7 +35,9 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	lr := fs.Float64("lr", 0.01, "Adam learning rate")
 	temp := fs.Float64("temperature", 0.05, "InfoNCE temperature")
 	perTask := fs.Int("per-task", 2000, "training examples read per task")
+	rawShare := fs.Float64("raw-share", 0.2, "share of training queries written as the bare fields, without instruction")
 	seed := fs.Uint64("seed", 1, "random seed")
+	projLR := fs.Float64("proj-lr", 0.1, "the projection's learning rate, relative to --lr (negative: frozen at the identity)")
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -50,7 +52,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	t0 := time.Now()
 	d, err := experts.LoadRouterData(experts.RouterDataOptions{DataDir: *data, TemplatesDir: *templates, HoldOut: held,
-		Corpus: corpus, PerTask: *perTask, Seed: *seed})
+		Corpus: corpus, PerTask: *perTask, RawShare: *rawShare, Seed: *seed})
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	defer stop()
 	t1 := time.Now()
 	err = retriever.TrainEncoder(ctx, enc, d.Sample, retriever.EncoderTrainOptions{Steps: *steps, Batch: *batch, LR: *lr,
-		Temperature: *temp, Seed: *seed, Background: d.Background(),
+		Temperature: *temp, Seed: *seed, Background: d.Background(), ProjLR: *projLR,
 		Progress: func(step int, loss float64) {
 			fmt.Fprintf(stdout, "step %d/%d loss %.4f (%.0f s)\n", step, *steps, loss, time.Since(t1).Seconds())
 		}})

@@ -34,7 +34,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	trials := fs.Int("trials", 4, "Q > 1: routing decisions per task")
 	split := fs.String("split", "", "split to draw queries from (default: validation, else test)")
 	templates := fs.String("templates", "", "promptsource templates folder: render queries like the library's instances")
-	norm := fs.String("normalization", string(retriever.CenterL2), "center-l2, l2 or raw")
+	norm := fs.String("normalization", "", "center-l2, l2 or raw (default: the embedder's; l2 for a routing encoder, else center-l2)")
 	agg := fs.String("aggregation", string(retriever.Vote), "vote, sum-top-m or softmax")
 	lexical := fs.Bool("lexical", false, "fuse BM25 (reciprocal rank fusion)")
 	seed := fs.Uint64("seed", 7, "sampling seed")

@@ -29,7 +29,7 @@ func evalTask(args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 1, "sampling and template-draw seed")
 	lengthNorm := fs.Bool("length-norm", false, "score choices by mean per-token log-likelihood")
 	maxLen := fs.Int("max-len", tasks.DefaultMaxLen, "tokens per scored sequence (long inputs lose their beginning)")
-	norm := fs.String("normalization", string(retriever.CenterL2), "--expert auto: center-l2, l2 or raw")
+	norm := fs.String("normalization", "", "--expert auto: center-l2, l2 or raw (default: the embedder's)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

@@ -227,7 +227,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 	k := fs.Int("k", 3, "experts to rank")
 	neighbors := fs.Int("neighbors", 3, "nearest stored instances shown per query")
 	agg := fs.String("aggregation", string(retriever.Vote), "vote, sum-top-m or softmax")
-	norm := fs.String("normalization", string(retriever.CenterL2), "center-l2, l2 or raw")
+	norm := fs.String("normalization", "", "center-l2, l2 or raw (default: the embedder's; l2 for a routing encoder, else center-l2)")
 	minScore := fs.Float64("min-score", 0, "fall back to the base model below this score")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts (reciprocal rank fusion)")
 	pos, err := parse(fs, args)

@@ -43,14 +43,17 @@ type embedderFlags struct {
 
 func addEmbedderFlags(fs *flag.FlagSet) *embedderFlags {
 	return &embedderFlags{
-		embedder: fs.String("embedder", "base", "retrieval embedder: base (the served model's pooled states), a routing encoder folder (roe embedder train) or a Hugging Face model folder"),
+		embedder: fs.String("embedder", "router", "retrieval embedder: router (the embedded routing encoder), base (the served model's pooled states), a routing encoder folder (roe embedder train) or a Hugging Face model folder"),
 		layer:    fs.Int("embed-layer", 0, "hidden states pooled for embeddings: 0 = final norm, k = after k blocks"),
 		maxTok:   fs.Int("embed-max-tokens", retriever.DefaultMaxTokens, "tokens embedded per instance"),
 	}
 }
 
 func (f *embedderFlags) build(base *model.Model, tok *tokenizer.Tokenizer) (retriever.Embedder, error) {
-	if *f.embedder != "base" && *f.embedder != "" {
+	if *f.embedder == "router" || *f.embedder == "" {
+		return retriever.LoadEncoder(models.Router())
+	}
+	if *f.embedder != "base" {
 		if retriever.IsEncoderDir(os.DirFS(*f.embedder)) {
 			enc, err := retriever.LoadEncoder(os.DirFS(*f.embedder))
 			if err != nil {
@@ -60,7 +63,7 @@ func (f *embedderFlags) build(base *model.Model, tok *tokenizer.Tokenizer) (retr
 		}
 	}
 	m, t := base, tok
-	if *f.embedder != "base" && *f.embedder != "" {
+	if *f.embedder != "base" {
 		var err error
 		if m, t, err = loadModel(*f.embedder); err != nil {
 			return nil, fmt.Errorf("--embedder: %w", err)
@@ -94,8 +97,9 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	topK := fs.Int("top-k", 1, "experts considered by auto routing")
 	minScore := fs.Float64("min-score", 0, "auto routing falls back to the base model below this score")
 	composeMargin := fs.Float64("compose-margin", 0, "merge the top-k experts when the vote margin is below this")
+	fallback := fs.Float64("fallback", experts.DefaultFallbackQuantile, "auto routing falls back to the base model when the request is less like the library than this share of the library's own instances (written otherwise) are; negative: never")
 	maxMergeRank := fs.Int("max-merge-rank", 0, "compress compositions above this rank by truncated SVD, reported in roe.compression (0: always exact)")
-	norm := fs.String("normalization", string(retriever.CenterL2), "embedding normalisation: center-l2, l2 or raw")
+	norm := fs.String("normalization", "", "embedding normalisation: center-l2, l2 or raw (default: the embedder's; l2 for a routing encoder, else center-l2)")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
 	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
 	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
@@ -143,7 +147,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	id := modelID(*dir)
 	catalog, err := experts.Open(experts.Config{Library: lib, Base: m, BaseID: id, Embedder: emb,
 		Normalization: retriever.Normalization(*norm), Lexical: *lexical, Logger: log, TopK: *topK, MinScore: *minScore,
-		ComposeMargin: *composeMargin, MaxMergeRank: *maxMergeRank})
+		ComposeMargin: *composeMargin, MaxMergeRank: *maxMergeRank, FallbackQuantile: *fallback})
 	if err != nil {
 		return err
 	}
