@@ -326,8 +326,8 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		info.Fallback, info.Reason = true, fmt.Sprintf("the best expert's score %.3f is below min_score", rt.Experts[0].Top1)
 	case best.Confidence/max(best.VoteShare, 1e-9) < alpha:
 		info.Fallback = true
-		info.Reason = fmt.Sprintf("the request is further from %s's instances than %.0f%% of them are from the library (fallback quantile %.0f%%)",
-			best.Name, 100*(1-best.Confidence/max(best.VoteShare, 1e-9)), 100*alpha)
+		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) is weaker than %.0f%% of the library's own instances written otherwise (fallback quantile %g)",
+			best.Name, rt.Experts[0].Top1, 100*(1-best.Confidence/max(best.VoteShare, 1e-9)), alpha)
 	}
 	if info.Fallback {
 		c.metrics.fallbacks.Inc()
