@@ -44,15 +44,21 @@ type EncoderConfig struct {
 	Bigrams  bool   `json:"bigrams"`   // word bigrams
 	MaxWords int    `json:"max_words"` // words read from a text (the rest is ignored)
 	Seed     uint64 `json:"seed"`      // initial vectors
+	// Lexical, when above 0, appends to each vector the mean of the features'
+	// initial random vectors (a random projection of the weighted bag of
+	// features: word overlap, whatever the training taught), weighted Lexical
+	// against the trained part. It doubles Dim.
+	Lexical float64 `json:"lexical,omitempty"`
 }
 
 // DefaultEncoderConfig is the shipped encoder's shape.
 func DefaultEncoderConfig() EncoderConfig {
-	return EncoderConfig{Name: "roe-router", Buckets: 1 << 16, Dim: 64, MinChar: 3, MaxChar: 5, Bigrams: true, MaxWords: 256, Seed: 1}
+	return EncoderConfig{Name: "roe-router", Buckets: 1 << 16, Dim: 64, MinChar: 3, MaxChar: 5, Bigrams: true, MaxWords: 256, Seed: 1, Lexical: 0.5}
 }
 
 func (c EncoderConfig) check() error {
-	if c.Buckets < 1 || c.Buckets > 1<<24 || c.Dim < 1 || c.Dim > 4096 || c.MinChar < 1 || c.MaxChar < c.MinChar || c.MaxChar > 16 || c.MaxWords < 1 {
+	if c.Buckets < 1 || c.Buckets > 1<<24 || c.Dim < 1 || c.Dim > 4096 || c.MinChar < 1 || c.MaxChar < c.MinChar || c.MaxChar > 16 || c.MaxWords < 1 ||
+		!(c.Lexical >= 0 && c.Lexical <= 100) {
 		return fmt.Errorf("%w: encoder config %+v", ErrInput, c)
 	}
 	return nil
@@ -62,6 +68,7 @@ func (c EncoderConfig) check() error {
 type Encoder struct {
 	cfg    EncoderConfig
 	table  []float32 // [Buckets, Dim] feature vectors
+	init   []float32 // [Buckets, Dim] their initial random values (Config.Lexical > 0)
 	weight []float32 // [Buckets] each feature's weight in the mean (inverse document frequency)
 	proj   []float32 // [Dim, Dim] applied to the mean: u = proj · v
 	id     string
@@ -77,10 +84,9 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	for i := range e.weight {
 		e.weight[i] = 1
 	}
-	r := rand.New(rand.NewPCG(cfg.Seed, 0xe1c0))
-	s := 1 / math.Sqrt(float64(cfg.Dim))
-	for i := range e.table {
-		e.table[i] = float32(r.NormFloat64() * s)
+	copy(e.table, initialTable(cfg))
+	if cfg.Lexical > 0 {
+		e.init = initialTable(cfg)
 	}
 	for i := 0; i < cfg.Dim; i++ {
 		e.proj[i*cfg.Dim+i] = 1
@@ -89,9 +95,21 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	return e, nil
 }
 
+// initialTable is the feature vectors before training: normal, of norm about 1.
+func initialTable(cfg EncoderConfig) []float32 {
+	t := make([]float32, cfg.Buckets*cfg.Dim)
+	r := rand.New(rand.NewPCG(cfg.Seed, 0xe1c0))
+	s := 1 / math.Sqrt(float64(cfg.Dim))
+	for i := range t {
+		t[i] = float32(r.NormFloat64() * s)
+	}
+	return t
+}
+
 // makeID names the embedding space by the encoder's name and a hash of its weights.
 func (e *Encoder) makeID() string {
 	h := fnv.New64a()
+	fmt.Fprintf(h, "%+v", e.cfg)
 	buf := make([]byte, 4)
 	for _, w := range [][]float32{e.table, e.weight, e.proj} {
 		for _, v := range w {
@@ -106,8 +124,13 @@ func (e *Encoder) makeID() string {
 // Config returns the encoder's shape.
 func (e *Encoder) Config() EncoderConfig { return e.cfg }
 
-// Dim returns the vector length.
-func (e *Encoder) Dim() int { return e.cfg.Dim }
+// Dim returns the vector length: Config.Dim, twice that with Config.Lexical.
+func (e *Encoder) Dim() int {
+	if e.cfg.Lexical > 0 {
+		return 2 * e.cfg.Dim
+	}
+	return e.cfg.Dim
+}
 
 // Normalization is L2: the encoder is trained for cosine similarity, and
 // centring on the library mean would send all text it does not know (every
@@ -214,7 +237,8 @@ func (e *Encoder) project(u, v []float32) {
 // which is zero, so it is refused).
 func (e *Encoder) Embed(texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
-	v := make([]float32, e.cfg.Dim)
+	D := e.cfg.Dim
+	v := make([]float32, D)
 	var feats []uint32
 	for i, t := range texts {
 		feats = e.Features(t, feats[:0])
@@ -224,16 +248,35 @@ func (e *Encoder) Embed(texts []string) ([][]float32, error) {
 		if e.meanInto(v, feats) == 0 {
 			return nil, fmt.Errorf("%w: text %d has only features of weight 0", ErrInput, i)
 		}
-		u := make([]float32, e.cfg.Dim)
-		e.project(u, v)
-		n := math.Sqrt(float64(kernels.Dot(u, u)))
-		if n == 0 {
+		u := make([]float32, e.Dim())
+		e.project(u[:D], v)
+		if !unit(u[:D]) {
 			return nil, fmt.Errorf("%w: text %d embeds to zero", ErrEmbed, i)
 		}
-		kernels.Scale(u, float32(1/n))
+		if e.cfg.Lexical > 0 {
+			// The lexical half: the weighted mean of the initial vectors.
+			for _, f := range feats {
+				kernels.Axpy(e.weight[f], e.init[int(f)*D:int(f+1)*D], u[D:])
+			}
+			if !unit(u[D:]) {
+				return nil, fmt.Errorf("%w: text %d embeds to zero", ErrEmbed, i)
+			}
+			kernels.Scale(u[D:], float32(e.cfg.Lexical))
+			kernels.Scale(u, float32(1/math.Sqrt(1+e.cfg.Lexical*e.cfg.Lexical)))
+		}
 		out[i] = u
 	}
 	return out, nil
+}
+
+// unit scales u to length 1, false when it is zero.
+func unit(u []float32) bool {
+	n := math.Sqrt(float64(kernels.Dot(u, u)))
+	if n == 0 {
+		return false
+	}
+	kernels.Scale(u, float32(1/n))
+	return true
 }
 
 // Save writes the encoder folder: encoder.json and encoder.safetensors (bf16).
@@ -306,8 +349,27 @@ func LoadEncoder(fsys fs.FS) (*Encoder, error) {
 			}
 		}
 	}
+	if cfg.Lexical > 0 {
+		e.init = initialTable(cfg)
+	}
 	e.id = e.makeID()
 	return e, nil
+}
+
+// WithLexical returns a copy of e whose vectors carry the lexical half,
+// weighted w (0: none); the trained weights are shared.
+func (e *Encoder) WithLexical(w float64) (*Encoder, error) {
+	c := *e
+	c.cfg.Lexical = w
+	if err := c.cfg.check(); err != nil {
+		return nil, err
+	}
+	c.init = nil
+	if w > 0 {
+		c.init = initialTable(c.cfg)
+	}
+	c.id = c.makeID()
+	return &c, nil
 }
 
 // roundBF16 rounds the weights to bf16 as Save stores them, so a trained

@@ -37,6 +37,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	perTask := fs.Int("per-task", 2000, "training examples read per task")
 	rawShare := fs.Float64("raw-share", 0.2, "share of training queries written as the bare fields, without instruction")
 	seed := fs.Uint64("seed", 1, "random seed")
+	lexical := fs.Float64("lexical", 0.5, "weight of the lexical half (a random projection of the bag of features) appended to each vector; 0: none")
 	projLR := fs.Float64("proj-lr", 0.1, "the projection's learning rate, relative to --lr (negative: frozen at the identity)")
 	if _, err := parse(fs, args[1:]); err != nil {
 		return err
@@ -58,7 +59,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "tasks %v (held out %v), %d background paragraphs, read in %.1f s\n", d.Tasks, held, len(d.Background()), time.Since(t0).Seconds())
 	cfg := def
-	cfg.Name, cfg.Buckets, cfg.Dim, cfg.Seed = *name, *buckets, *dim, *seed
+	cfg.Name, cfg.Buckets, cfg.Dim, cfg.Seed, cfg.Lexical = *name, *buckets, *dim, *seed, *lexical
 	enc, err := retriever.NewEncoder(cfg)
 	if err != nil {
 		return err
