@@ -23,13 +23,15 @@ type RouterData struct {
 	Tasks      []string // the tasks trained on, in class order
 	format     string
 	rawShare   float64
+	swapShare  float64
 	byTask     [][]routerItem
 	background []string
 }
 
 type routerItem struct {
 	rendered []tasks.Rendered // by each template that gives this example a target
-	raw      string           // the example's text fields, no instruction
+	fields   []string         // the example's text fields, longest first
+	raw      string           // the fields joined: the content, no instruction
 }
 
 // RouterDataOptions say what LoadRouterData reads.
@@ -39,6 +41,10 @@ type RouterDataOptions struct {
 	Corpus                []string // background text files
 	PerTask               int      // examples read per task [2000]
 	RawShare              float64  // queries written as the bare fields, no instruction [0.2]
+	// SwapShare of the queries keep their template's instruction around the
+	// fields of an example of another task, so the instruction, not the
+	// content, has to tell the task [0].
+	SwapShare float64
 	Format                string   // the instance format [retriever.DefaultInstanceFormat]
 	Seed                  uint64
 }
@@ -59,7 +65,7 @@ func LoadRouterData(o RouterDataOptions) (*RouterData, error) {
 	if o.RawShare == 0 {
 		o.RawShare = 0.2
 	}
-	d := &RouterData{format: o.Format, rawShare: o.RawShare}
+	d := &RouterData{format: o.Format, rawShare: o.RawShare, swapShare: o.SwapShare}
 	for _, ent := range ents {
 		name := ent.Name()
 		if !ent.IsDir() || slices.Contains(o.HoldOut, name) {
@@ -110,7 +116,8 @@ func renderRouterItems(ex []tasks.Example, ts []tasks.Template, fm tasks.FieldMa
 				it.rendered = append(it.rendered, rd)
 			}
 		}
-		it.raw = rawFields(ex[i])
+		it.fields = textFields(ex[i])
+		it.raw = strings.Join(it.fields, "\n")
 		if len(it.rendered) > 0 {
 			out = append(out, it)
 		}
@@ -118,9 +125,9 @@ func renderRouterItems(ex []tasks.Example, ts []tasks.Template, fm tasks.FieldMa
 	return out
 }
 
-// rawFields joins an example's text fields (strings of three words or more),
+// textFields are an example's text fields (strings of three words or more),
 // in key order: the content without any instruction.
-func rawFields(e tasks.Example) string {
+func textFields(e tasks.Example) []string {
 	keys := make([]string, 0, len(e))
 	for k := range e {
 		keys = append(keys, k)
@@ -141,7 +148,7 @@ func rawFields(e tasks.Example) string {
 			}
 		}
 	}
-	return strings.Join(parts, "\n")
+	return parts
 }
 
 // paragraphs reads a text file's paragraphs (blank-line separated, else lines)
@@ -190,11 +197,28 @@ func (d *RouterData) Sample(r *rand.Rand) retriever.EncoderExample {
 	kr := b.rendered[r.IntN(len(b.rendered))]
 	key := retriever.FormatInstance(d.format, kr.Input, kr.AnswerChoices)
 	q := a.rendered[r.IntN(len(a.rendered))].Input
-	if a.raw != "" && r.Float64() < d.rawShare {
+	switch x := r.Float64(); {
+	case a.raw != "" && x < d.rawShare:
 		q = a.raw
+	case x < d.rawShare+d.swapShare:
+		q = d.swapContent(r, q, a)
 	}
 	q = noisy(r, q)
 	return retriever.EncoderExample{Query: retriever.FormatInstance(d.format, q, nil), Key: key, Class: c}
+}
+
+// swapContent replaces the fields of a that appear in q by the fields of an
+// example of another task.
+func (d *RouterData) swapContent(r *rand.Rand, q string, a routerItem) string {
+	other := d.byTask[r.IntN(len(d.byTask))]
+	b := other[r.IntN(len(other))]
+	if len(b.fields) == 0 {
+		return q
+	}
+	for i, f := range a.fields {
+		q = strings.ReplaceAll(q, f, b.fields[i%len(b.fields)])
+	}
+	return q
 }
 
 // noisy drops, swaps and misspells words of q, each sometimes.

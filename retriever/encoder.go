@@ -384,3 +384,4 @@ func (e *Encoder) roundBF16() {
 }
 
 var errNoPairs = errors.New("retriever: no training pairs")
+

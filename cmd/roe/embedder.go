@@ -35,6 +35,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	lr := fs.Float64("lr", 0.01, "Adam learning rate")
 	temp := fs.Float64("temperature", 0.05, "InfoNCE temperature")
 	perTask := fs.Int("per-task", 2000, "training examples read per task")
+	swapShare := fs.Float64("swap-share", 0, "share of training queries whose content is swapped for another task's, so the instruction must tell the task")
 	rawShare := fs.Float64("raw-share", 0.2, "share of training queries written as the bare fields, without instruction")
 	seed := fs.Uint64("seed", 1, "random seed")
 	lexical := fs.Float64("lexical", 0.5, "weight of the lexical half (a random projection of the bag of features) appended to each vector; 0: none")
@@ -53,7 +54,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	t0 := time.Now()
 	d, err := experts.LoadRouterData(experts.RouterDataOptions{DataDir: *data, TemplatesDir: *templates, HoldOut: held,
-		Corpus: corpus, PerTask: *perTask, RawShare: *rawShare, Seed: *seed})
+		Corpus: corpus, PerTask: *perTask, RawShare: *rawShare, SwapShare: *swapShare, Seed: *seed})
 	if err != nil {
 		return err
 	}
