@@ -45,8 +45,8 @@ type RouterDataOptions struct {
 	// fields of an example of another task, so the instruction, not the
 	// content, has to tell the task [0].
 	SwapShare float64
-	Format                string   // the instance format [retriever.DefaultInstanceFormat]
-	Seed                  uint64
+	Format    string // the instance format [retriever.DefaultInstanceFormat]
+	Seed      uint64
 }
 
 // LoadRouterData renders the train split of every task of DataDir that has

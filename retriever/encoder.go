@@ -58,7 +58,7 @@ func DefaultEncoderConfig() EncoderConfig {
 
 func (c EncoderConfig) check() error {
 	if c.Buckets < 1 || c.Buckets > 1<<24 || c.Dim < 1 || c.Dim > 4096 || c.MinChar < 1 || c.MaxChar < c.MinChar || c.MaxChar > 16 || c.MaxWords < 1 ||
-		!(c.Lexical >= 0 && c.Lexical <= 100) {
+		c.Buckets*c.Dim > 1<<28 || !(c.Lexical >= 0 && c.Lexical <= 100) {
 		return fmt.Errorf("%w: encoder config %+v", ErrInput, c)
 	}
 	return nil
@@ -384,4 +384,3 @@ func (e *Encoder) roundBF16() {
 }
 
 var errNoPairs = errors.New("retriever: no training pairs")
-
