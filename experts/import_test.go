@@ -7,7 +7,6 @@ import (
 
 	"roe/library"
 	"roe/model"
-	"roe/model/tokenizer"
 	"roe/models"
 	"roe/retriever"
 )
@@ -43,13 +42,10 @@ func TestImportStarterResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tj, _ := fs.ReadFile(models.Default(), "tokenizer.json")
-	cj, _ := fs.ReadFile(models.Default(), "tokenizer_config.json")
-	tok, err := tokenizer.FromJSON(tj, cj)
+	emb, err := retriever.LoadEncoder(models.Router()) // the shipped instances' embedder: nothing is re-embedded
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb := retriever.NewModelEmbedder(m, tok, 0, retriever.DefaultMaxTokens)
 	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
 	if err != nil {
 		t.Fatal(err)
@@ -92,13 +88,10 @@ func TestImportStarterLeavesOwnLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tj, _ := fs.ReadFile(models.Default(), "tokenizer.json")
-	cj, _ := fs.ReadFile(models.Default(), "tokenizer_config.json")
-	tok, err := tokenizer.FromJSON(tj, cj)
+	emb, err := retriever.LoadEncoder(models.Router()) // the shipped instances' embedder: nothing is re-embedded
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb := retriever.NewModelEmbedder(m, tok, 0, retriever.DefaultMaxTokens)
 	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
 	if err != nil {
 		t.Fatal(err)

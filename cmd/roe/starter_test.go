@@ -40,11 +40,14 @@ func starterNames(t *testing.T) []string {
 // start, and held-out validation sentences of several tasks route to their
 // task's experts.
 func TestStarterLibrary(t *testing.T) {
-	m, tok, err := loadModel("")
+	m, _, err := loadModel("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb := retriever.NewModelEmbedder(m, tok, 0, retriever.DefaultMaxTokens)
+	emb, err := retriever.LoadEncoder(models.Router()) // roe serve's default embedder
+	if err != nil {
+		t.Fatal(err)
+	}
 	lib, err := openLibrary(filepath.Join(t.TempDir(), "library"), m.Fingerprint(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +94,7 @@ func TestStarterLibrary(t *testing.T) {
 	if n, err := importStarter(lib, m, emb); n != 0 || err != nil {
 		t.Fatalf("second import: %d, %v", n, err)
 	}
-	ix, _, err := experts.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, retriever.CenterL2, false)
+	ix, _, err := experts.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
