@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -41,9 +40,9 @@ type RouterDataOptions struct {
 	Corpus                []string // background text files
 	PerTask               int      // examples read per task [2000]
 	RawShare              float64  // queries written as the bare fields, no instruction [0.2]
-	// SwapShare of the queries keep their template's instruction around the
-	// fields of an example of another task, so the instruction, not the
-	// content, has to tell the task [0].
+	// SwapShare of the queries not written as bare fields keep their
+	// template's instruction around the fields of an example of another task,
+	// so the instruction, not the content, has to tell the task [0].
 	SwapShare float64
 	Format    string // the instance format [retriever.DefaultInstanceFormat]
 	Seed      uint64
@@ -125,30 +124,16 @@ func renderRouterItems(ex []tasks.Example, ts []tasks.Template, fm tasks.FieldMa
 	return out
 }
 
-// textFields are an example's text fields (strings of three words or more),
-// in key order: the content without any instruction.
+// textFields are an example's text fields of three words or more: the
+// content a user pastes, without the short ones (a label word, a name).
 func textFields(e tasks.Example) []string {
-	keys := make([]string, 0, len(e))
-	for k := range e {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		switch v := e[k].(type) {
-		case string:
-			if len(strings.Fields(v)) >= 3 {
-				parts = append(parts, v)
-			}
-		case []any:
-			for _, x := range v {
-				if s, ok := x.(string); ok && len(strings.Fields(s)) >= 3 {
-					parts = append(parts, s)
-				}
-			}
+	var out []string
+	for _, f := range tasks.TextFields(e) {
+		if len(strings.Fields(f)) >= 3 {
+			out = append(out, f)
 		}
 	}
-	return parts
+	return out
 }
 
 // paragraphs reads a text file's paragraphs (blank-line separated, else lines)
@@ -197,10 +182,10 @@ func (d *RouterData) Sample(r *rand.Rand) retriever.EncoderExample {
 	kr := b.rendered[r.IntN(len(b.rendered))]
 	key := retriever.FormatInstance(d.format, kr.Input, kr.AnswerChoices)
 	q := a.rendered[r.IntN(len(a.rendered))].Input
-	switch x := r.Float64(); {
-	case a.raw != "" && x < d.rawShare:
+	switch {
+	case a.raw != "" && r.Float64() < d.rawShare:
 		q = a.raw
-	case x < d.rawShare+d.swapShare:
+	case d.swapShare > 0 && r.Float64() < d.swapShare:
 		q = d.swapContent(r, q, a)
 	}
 	q = noisy(r, q)

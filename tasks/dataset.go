@@ -189,3 +189,32 @@ func SampleExamples(ex []Example, n int, seed uint64) []Example {
 	}
 	return out
 }
+
+// TextFields are an example's text: its string fields and the strings of its
+// list fields, sorted by field name, with ids and labels left out. It is the
+// example's content without any template's instruction.
+func TextFields(e Example) []string {
+	keys := make([]string, 0, len(e))
+	for k := range e {
+		switch k {
+		case "idx", "id", "uid", "id1", "id2", "dialogue_id", "label", "source", "genre":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		switch v := e[k].(type) {
+		case string:
+			parts = append(parts, v)
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					parts = append(parts, s)
+				}
+			}
+		}
+	}
+	return parts
+}

@@ -150,6 +150,7 @@ type Report struct {
 	PrefillTiles     []Run                         `json:"prefill_tiles"` // prefill with the packed GEMM switched off
 	Sync             Sync                          `json:"sync"`
 	Profiles         map[string]string             `json:"profiles"`
+	Routing          *RoutingCost                  `json:"routing_cost,omitempty"`
 }
 
 type Goal struct {
@@ -213,6 +214,7 @@ func main() {
 	debug.FreeOSMemory()
 	measureRSS(rep)
 	measureTorch(rep, threads, reps)
+	measureRouting(rep, reps)
 	rep.Goals = goals(rep)
 	writeJSON(rep)
 	writeMD(rep)
@@ -929,6 +931,9 @@ func goals(rep *Report) []Goal {
 		add(fmt.Sprintf("peak RSS %s ≤ 1.15 × (weights + KV)", x.Weights), fmt.Sprintf("%.0f MiB", 1.15*(x.WeightsMiB+x.KVMiB)),
 			fmt.Sprintf("%.0f MiB", x.PeakMiB), 1.15/x.Ratio)
 	}
+	if rg, ok := routingGoal(rep); ok {
+		g = append(g, rg)
+	}
 	return g
 }
 
@@ -950,7 +955,7 @@ func writeMD(rep *Report) {
 	for _, section := range []func(mdPrinter, *Report){
 		mdCeilings, mdModels, mdTorch, mdQuoted, mdBatched,
 		mdLoRA, mdKernelSets, mdGEMM, mdPrefillTiles, mdSync,
-		mdMemory, mdGoals, mdProfiles,
+		mdMemory, mdRouting, mdGoals, mdProfiles,
 	} {
 		section(p, rep)
 	}

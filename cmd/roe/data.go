@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"roe/library"
@@ -53,33 +52,8 @@ func taskInstances(taskDir, templatesDir string, ex []tasks.Example, seed uint64
 	return out, nil
 }
 
-// rawInput joins an example's text fields (sorted by name, ids and labels left
-// out): the instance of a task without templates.
-func rawInput(e tasks.Example) string {
-	keys := make([]string, 0, len(e))
-	for k := range e {
-		switch k {
-		case "idx", "id", "uid", "id1", "id2", "dialogue_id", "label", "source", "genre":
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		switch v := e[k].(type) {
-		case string:
-			parts = append(parts, v)
-		case []any:
-			for _, x := range v {
-				if s, ok := x.(string); ok {
-					parts = append(parts, s)
-				}
-			}
-		}
-	}
-	return strings.Join(parts, "\n")
-}
+// rawInput joins an example's text fields: the instance of a task without templates.
+func rawInput(e tasks.Example) string { return strings.Join(tasks.TextFields(e), "\n") }
 
 func runData(args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "instances" {
