@@ -45,6 +45,15 @@ type BaseReport struct {
 // tasks and with dataset experts only, so both libraries hold the same experts.
 func baseChoice(e *env, rep *Report) error {
 	br := &BaseReport{}
+	if *embedderFlag != "base" {
+		// Base models are compared by their own pooled states.
+		be, cleanup, err := setupWith(models.Default(), models.StarterExperts(), "base")
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		e = be
+	}
 	c, err := measureCandidate(e, models.DefaultName, "")
 	if err != nil {
 		return err
@@ -54,7 +63,7 @@ func baseChoice(e *env, rep *Report) error {
 		if *candidateExperts == "" {
 			return fmt.Errorf("-candidate needs -candidate-experts (its dataset experts: scripts/starter-library.sh with MODEL=)")
 		}
-		ce, cleanup, err := setupWith(os.DirFS(*candidate), os.DirFS(*candidateExperts))
+		ce, cleanup, err := setupWith(os.DirFS(*candidate), os.DirFS(*candidateExperts), "base")
 		if err != nil {
 			return fmt.Errorf("candidate %s: %w", *candidate, err)
 		}

@@ -47,6 +47,7 @@ var (
 	evalN            = flag.Int("n", 200, "evaluation examples per task (seeded sample of the validation split, else test)")
 	seed             = flag.Uint64("seed", 1, "evaluation sampling / template-draw seed and training seed")
 	mtlStepsPerTask  = flag.Int("mtl-steps-per-task", 300, "MTL-all/MTL-seen training steps per task mixed in (the dataset experts' 300)")
+	embedderFlag     = flag.String("embedder", "router", "routing embedder of auto: router (the shipped routing encoder, roe serve's default) or base (the base model's pooled states; the base-choice section always compares base models by their own)")
 	mtlAdapter       = flag.String("mtl-adapter", "", "MTL-all PEFT folder: loaded when it exists, else trained and saved there (default: trained, not kept)")
 	mtlSeenAdapter   = flag.String("mtl-seen-adapter", "", "as -mtl-adapter, for the unseen-tasks section's MTL-seen (trained without the held-out tasks)")
 	routeSeed        = flag.Uint64("route-seed", 7, "routing query sampling seed (roe eval routing's default)")
@@ -237,12 +238,14 @@ func run() error {
 // setup loads the embedded model and imports the starter experts into a
 // temporary library (as `roe serve` does on first start).
 func setup() (*env, func(), error) {
-	return setupWith(models.Default(), models.StarterExperts())
+	return setupWith(models.Default(), models.StarterExperts(), *embedderFlag)
 }
 
 // setupWith loads the model in fsys (a Hugging Face folder) and imports the
-// experts in expertsFS (as models/experts is laid out) into a temporary library.
-func setupWith(fsys, expertsFS fs.FS) (*env, func(), error) {
+// experts in expertsFS (as models/experts is laid out) into a temporary library,
+// routing with embedder: router (the shipped routing encoder) or base (the
+// model's pooled states).
+func setupWith(fsys, expertsFS fs.FS, embedder string) (*env, func(), error) {
 	e := &env{format: retriever.DefaultInstanceFormat, loras: map[string]*adapters.LoRA{},
 		tasks: filepath.Join(*sharedDir, "data", "tasks"), tmpl: filepath.Join(*sharedDir, "data", "templates"),
 		eo: tasks.EvalOptions{MaxLen: tasks.DefaultMaxLen}}
@@ -262,7 +265,16 @@ func setupWith(fsys, expertsFS fs.FS) (*env, func(), error) {
 	if e.m, err = model.LoadFS(fsys); err != nil {
 		return nil, nil, err
 	}
-	e.emb = retriever.NewModelEmbedder(e.m, e.tok, 0, retriever.DefaultMaxTokens)
+	switch embedder {
+	case "base":
+		e.emb = retriever.NewModelEmbedder(e.m, e.tok, 0, retriever.DefaultMaxTokens)
+	case "router":
+		if e.emb, err = retriever.LoadEncoder(models.Router()); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("-embedder %q: want router or base", embedder)
+	}
 	if e.work, err = os.MkdirTemp("", "roe-quality-"); err != nil {
 		return nil, nil, err
 	}
@@ -324,7 +336,7 @@ func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]stri
 	for _, m := range ms {
 		owner[m.Name] = m.Task()
 	}
-	ix, _, err := experts.BuildIndex(lib, e.emb, e.format, retriever.CenterL2, false)
+	ix, _, err := experts.BuildIndex(lib, e.emb, e.format, "", false)
 	return ix, owner, err
 }
 
