@@ -109,6 +109,7 @@ func sectionNames() []string {
 type RunInfo struct {
 	Command    string    `json:"command"`
 	Commit     string    `json:"commit,omitempty"`
+	Embedder   string    `json:"embedder,omitempty"` // auto's routing embedder in this run
 	Sections   []string  `json:"sections"`
 	Started    time.Time `json:"started"`
 	Seconds    float64   `json:"seconds"`
@@ -194,6 +195,7 @@ func run() error {
 	}
 	defer cleanup()
 	rep.Embedder = e.emb.ID()
+	run.Embedder = rep.Embedder
 	ms, err := e.lib.List()
 	if err != nil {
 		return err
@@ -598,6 +600,9 @@ func write(rep *Report) error {
 		if r.Commit != "" {
 			commit = ", commit " + r.Commit
 		}
+		if r.Embedder != "" {
+			commit += ", embedder " + r.Embedder
+		}
 		fmt.Fprintf(&sb, "%s   # %s: %s, %d threads, %.0f s%s\n", r.Command, strings.Join(r.Sections, ", "),
 			r.Started.Format("2006-01-02 15:04 UTC"), r.GoMaxProcs, r.Seconds, commit)
 	}
@@ -607,7 +612,8 @@ func write(rep *Report) error {
 	}
 	fmt.Fprintf(&sb, "Base model: the embedded %s; library: the %d "+
 		"shipped starter experts (models/experts, trained by scripts/starter-library.sh), imported into a temporary "+
-		"Badger library as `roe serve` does; embedder `%s`, instances formatted as `%s`, center-l2 normalisation, "+
+		"Badger library as `roe serve` does; auto routes with each run's embedder (above; the latest: `%s`), instances "+
+		"formatted as `%s`, the embedder's normalisation (l2 for the routing encoder, center-l2 for pooled states), "+
 		"top-1 voting. Raw numbers: quality.json.\n\n", rep.Base, rep.Experts, rep.Embedder, retriever.DefaultInstanceFormat)
 	sb.WriteString(summary(rep))
 	sb.WriteString(limits(rep.Base))
