@@ -222,6 +222,8 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 }
 
 func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
+	// Raw retrieval over a library folder, for inspection: the server (POST
+	// /v1/route) adds the calibrated confidence and fallback of experts.Catalog.
 	fs := flag.NewFlagSet("route", flag.ContinueOnError)
 	lf := addLibFlags(fs)
 	k := fs.Int("k", 3, "experts to rank")

@@ -43,7 +43,7 @@ func init() {
 		{"embedder", "routing embedder tools: train", runEmbedder},
 		{"score", "print the log-likelihood of a continuation", runScore},
 		{"experts", "manage the expert library: add, import, list, show, rm, export", runExperts},
-		{"route", "route query instances to experts (no generation)", runRoute},
+		{"route", "raw retrieval of query instances over a library folder (no calibrated fallback; the server's decision: POST /v1/route)", runRoute},
 		{"train", "train an expert (LoRA, full or CPI-FT) on a task", runTrain},
 		{"eval", "evaluate: task accuracy by rank classification; routing accuracy (eval routing)", runEval},
 		{"data", "task data tools: instances", runData},
