@@ -23,10 +23,12 @@ import (
 // fastText); each feature has a learned vector, the text's vector is their mean
 // projected by a learned square matrix. It is trained contrastively on the
 // library's tasks (TrainEncoder) so that a prompt lands near the instances of
-// its task however it is phrased. Features it never saw keep their random
-// vectors: for new words the mean then acts as a random projection of the bag
-// of words, a lexical match, which is what lets it place the instances of
-// experts added later.
+// its task however it is phrased. With hashed buckets every row ends up
+// trained (words share buckets), so words of tasks it never saw are read
+// through other words' vectors; the lexical half (Config.Lexical), the same
+// bag through the untrained initial vectors, is a random projection of the
+// bag of features: a lexical match, which places experts added later by their
+// words.
 
 // Files of an encoder folder.
 const (
@@ -384,3 +386,4 @@ func (e *Encoder) roundBF16() {
 }
 
 var errNoPairs = errors.New("retriever: no training pairs")
+
