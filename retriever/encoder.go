@@ -386,4 +386,3 @@ func (e *Encoder) roundBF16() {
 }
 
 var errNoPairs = errors.New("retriever: no training pairs")
-
