@@ -271,6 +271,7 @@ func TestSelectRefusesFieldsThatDoNotApply(t *testing.T) {
 		{Request{Experts: []Ref{{"a", 1}, {"b", 1}}}, "experts[1].name"},
 		{Request{Experts: []Ref{{"a", 2e3}}}, "experts[0].weight"},
 		{Request{Model: "nope"}, "model"},
+		{Request{Model: Auto, Merge: "bogus", Queries: []string{"text"}}, "merge"},
 	} {
 		_, err := f.c.Select(context.Background(), c.r)
 		var fe *FieldError

@@ -242,6 +242,11 @@ func (c *Catalog) route(ctx context.Context, rr *Routing, queries []string, meth
 		}
 		alpha = *rr.Fallback
 	}
+	if method != "" {
+		if _, err := c.MergeOptions(method); err != nil {
+			return nil, err // refused even when routing picks one expert
+		}
+	}
 	qs := append(append([]string(nil), queries...), rr.Queries...)
 	var texts []string
 	for _, q := range qs {
@@ -295,10 +300,15 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
 	c.metrics.routing.Observe(time.Since(t0).Seconds())
 	ref := c.reference()
-	for _, x := range rt.Experts {
-		conf := retriever.Calibrated(ref, x.Top1) * x.VoteShare
-		if x.Votes == 0 { // a runner-up: how it would stand had it won
-			conf = retriever.Calibrated(ref, x.Top1)
+	var bestCal float64 // the best candidate's calibrated score: what the fallback compares
+	for i, x := range rt.Experts {
+		cal := retriever.Calibrated(ref, x.Top1)
+		if i == 0 {
+			bestCal = cal
+		}
+		conf := cal // a runner-up without votes: how it would stand had it won
+		if x.Votes > 0 {
+			conf *= x.VoteShare
 		}
 		info.Candidates = append(info.Candidates, Used{Name: x.Name, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: conf})
 	}
@@ -324,10 +334,10 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	switch {
 	case rt.Fallback:
 		info.Fallback, info.Reason = true, fmt.Sprintf("the best expert's score %.3f is below min_score", rt.Experts[0].Top1)
-	case best.Confidence/max(best.VoteShare, 1e-9) < alpha:
+	case bestCal < alpha:
 		info.Fallback = true
 		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) is weaker than %.0f%% of the library's own instances written otherwise (fallback quantile %g)",
-			best.Name, rt.Experts[0].Top1, 100*(1-best.Confidence/max(best.VoteShare, 1e-9)), alpha)
+			best.Name, rt.Experts[0].Top1, 100*(1-bestCal), alpha)
 	}
 	if info.Fallback {
 		c.metrics.fallbacks.Inc()
