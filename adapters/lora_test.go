@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"roe/internal/testenv"
 	"strings"
 	"testing"
 
@@ -22,10 +23,7 @@ const (
 func need(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(loraDir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("reference data missing in CI: %v", err)
-		}
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 }
 

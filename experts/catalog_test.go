@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"roe/internal/testmodel"
 	"testing"
 	"time"
 
@@ -15,27 +15,10 @@ import (
 	"roe/adapters"
 	"roe/library"
 	"roe/model"
-	"roe/model/tokenizer"
-	"roe/models"
 	"roe/retriever"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
-	t.Helper()
-	m, err := model.LoadFS(models.Stories260K())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tj, _ := fs.ReadFile(models.Stories260K(), "tokenizer.json")
-	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
-	tok, err := tokenizer.FromJSON(tj, cj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
-}
 
 // randomExpert is a rank-4 LoRA on q, v and down with random factors.
 func randomExpert(t testing.TB, base model.Config, name string, seed uint64, texts ...string) *library.Expert {
@@ -75,7 +58,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	t.Helper()
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +79,7 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 // An expert trained on another base model (a library kept from an earlier
 // default) is left out of the catalog instead of failing later.
 func TestSkipOtherBase(t *testing.T) {
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true))
 	if err != nil {
 		t.Fatal(err)

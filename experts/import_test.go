@@ -32,17 +32,15 @@ func (p prefixFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return out, nil
 }
 
-// A kill during the first-start import leaves some starter experts; the next
-// start finishes the import, and after that a removed expert stays removed.
-func TestImportStarterResumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("imports the 52 starter experts")
-	}
+// starterFixture is the default model, the shipped instances' embedder (so
+// nothing is re-embedded) and an empty in-memory library on that model.
+func starterFixture(t *testing.T) (*model.Model, retriever.Embedder, *library.Library) {
+	t.Helper()
 	m, err := model.LoadFS(models.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb, err := retriever.LoadEncoder(models.Router()) // the shipped instances' embedder: nothing is re-embedded
+	emb, err := retriever.LoadEncoder(models.Router())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +48,14 @@ func TestImportStarterResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lib.Close()
+	t.Cleanup(func() { lib.Close() })
+	return m, emb, lib
+}
+
+// A kill during the first-start import leaves some starter experts; the next
+// start finishes the import, and after that a removed expert stays removed.
+func TestImportStarterResumes(t *testing.T) {
+	m, emb, lib := starterFixture(t)
 	all, err := ReadFS(models.StarterExperts(), m)
 	if err != nil {
 		t.Fatal(err)
@@ -84,19 +89,7 @@ func TestImportStarterResumes(t *testing.T) {
 
 // A library with experts of its own and no record of an import is left alone.
 func TestImportStarterLeavesOwnLibrary(t *testing.T) {
-	m, err := model.LoadFS(models.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	emb, err := retriever.LoadEncoder(models.Router()) // the shipped instances' embedder: nothing is re-embedded
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lib.Close()
+	m, emb, lib := starterFixture(t)
 	x := randomExpert(t, m.Config, "mine", 1, "text")
 	if err := Prepare(x, m, emb, "", AddOptions{}); err != nil {
 		t.Fatal(err)

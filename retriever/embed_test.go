@@ -3,6 +3,7 @@ package retriever
 import (
 	"math"
 	"os"
+	"roe/internal/testenv"
 	"strings"
 	"testing"
 
@@ -15,10 +16,7 @@ const storiesDir = "../../shared/data/models/stories260K-hf"
 func needDir(t testing.TB, dir string) {
 	t.Helper()
 	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("reference data missing in CI: %v", err)
-		}
-		t.Skipf("reference data not present: %v", err)
+		testenv.SkipOrFail(t, "reference data not present: %v", err)
 	}
 }
 

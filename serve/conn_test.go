@@ -5,6 +5,7 @@ package serve
 import (
 	"context"
 	"net"
+	"roe/internal/testmodel"
 	"testing"
 	"time"
 )
@@ -47,7 +48,7 @@ func TestPeerGone(t *testing.T) {
 		t.Fatal("a closed connection under capListener was not noticed")
 	}
 
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	s := NewScheduler(m, 2, 2, NewMetrics())
 	defer s.Close(context.Background())
 	seq, _ := m.NewSequence([]int{1}, tok.NewStreamDecoder(true), modelOptions(400))

@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"roe/internal/testenv"
+	"roe/internal/testmodel"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,6 @@ import (
 	"roe/experts"
 	"roe/library"
 	"roe/model"
-	"roe/model/tokenizer"
-	"roe/models"
 	"roe/retriever"
 )
 
@@ -34,21 +33,6 @@ type fixture struct {
 	emb retriever.Embedder
 }
 
-func loadEmbedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
-	t.Helper()
-	m, err := model.LoadFS(models.Stories260K())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tj, _ := fs.ReadFile(models.Stories260K(), "tokenizer.json")
-	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
-	tok, err := tokenizer.FromJSON(tj, cj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
-}
-
 func newFixture(t testing.TB, key string, mutate ...func(*Config)) *fixture {
 	t.Helper()
 	return newFixtureExperts(t, key, nil, mutate...)
@@ -57,7 +41,7 @@ func newFixture(t testing.TB, key string, mutate ...func(*Config)) *fixture {
 // newFixtureExperts is newFixture with the catalog's config changed by ex.
 func newFixtureExperts(t testing.TB, key string, ex func(*experts.Config), mutate ...func(*Config)) *fixture {
 	t.Helper()
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	lib, err := library.Open(library.DefaultOptions("").WithInMemory(true).WithFingerprint(m.Fingerprint()))
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +349,7 @@ func TestAPIKey(t *testing.T) {
 
 // A full queue answers 429 with Retry-After; a cancelled sequence stops.
 func TestSchedulerBackpressureAndCancel(t *testing.T) {
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	s := NewScheduler(m, 1, 1, NewMetrics())
 	defer s.Close(context.Background())
 	newSeq := func(n int) *model.Sequence {
@@ -403,7 +387,7 @@ func TestSchedulerBackpressureAndCancel(t *testing.T) {
 
 // Sequences batched together give what they give alone.
 func TestBatchedGenerationMatchesAlone(t *testing.T) {
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	s := NewScheduler(m, 8, 16, NewMetrics())
 	defer s.Close(context.Background())
 	prompts := []string{"Once upon a time", "Lily", "The dog", "One day"}
@@ -434,7 +418,7 @@ func TestBatchedGenerationMatchesAlone(t *testing.T) {
 // Shutdown finishes in-flight sequences before the deadline, refuses new ones,
 // and stops what is left when the deadline passes.
 func TestGracefulShutdown(t *testing.T) {
-	m, tok := loadEmbedded(t)
+	m, tok := testmodel.Stories260K(t)
 	newSeq := func(n int) *model.Sequence {
 		seq, err := m.NewSequence([]int{1}, tok.NewStreamDecoder(true), model.GenerateOptions{MaxTokens: n})
 		if err != nil {
@@ -474,10 +458,7 @@ func TestGracefulShutdown(t *testing.T) {
 func TestTrainJob(t *testing.T) {
 	const data, templates = "../../shared/data/tasks", "../../shared/data/templates"
 	if _, err := os.Stat(data); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 	f := newFixture(t, "", func(c *Config) { c.Train = experts.TrainData{DataDir: data, TemplatesDir: templates} })
 	code, out, _ := do(t, f.srv, "POST", "/v1/jobs/train", `{"name":"sst2/fpn","task":"sst2","prompt":"following positive negative","steps":3,"batch":2,"max_len":64,"no_eos":true}`, "")

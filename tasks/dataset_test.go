@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"roe/internal/testenv"
 	"strings"
 	"testing"
 )
@@ -15,10 +16,7 @@ func sharedData(t testing.TB, rel ...string) string {
 	t.Helper()
 	p := filepath.Join(append([]string{"..", "..", "shared", "data"}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared data missing under CI: %v", err)
-		}
-		t.Skipf("shared data missing: %v", err)
+		testenv.SkipOrFail(t, "shared data missing: %v", err)
 	}
 	return p
 }

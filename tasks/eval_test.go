@@ -1,34 +1,11 @@
 package tasks
 
 import (
-	"io/fs"
 	"math"
 	"roe/internal/testenv"
+	"roe/internal/testmodel"
 	"testing"
-
-	"roe/model"
-	"roe/model/tokenizer"
-	"roe/models"
 )
-
-// embedded is the stories260K model shipped in the binary, with its tokenizer.
-func embedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
-	t.Helper()
-	m, err := model.LoadFS(models.Stories260K())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tj, err := fs.ReadFile(models.Stories260K(), "tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
-	tok, err := tokenizer.FromJSON(tj, cj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
-}
 
 // toyItems: "is Tom happy?" → yes/no by a word of the input.
 func toyItems(n int) []Item {
@@ -102,7 +79,7 @@ func TestClassificationAndMajority(t *testing.T) {
 }
 
 func TestEvalRank(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	items := toyItems(10)
 	items = append(items, Item{Rendered: Rendered{Input: "x", Target: "maybe", AnswerChoices: []string{"no", "yes"}}})
 	res, err := EvalRank(m, nil, tok, items, EvalOptions{})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"roe/internal/testmodel"
 	"slices"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func storyText(n int) string {
 }
 
 func TestBuildCorpus(t *testing.T) {
-	_, tok := embedded(t)
+	_, tok := testmodel.Stories260K(t)
 	texts := []string{storyText(40), "The end.\nThe very end.\n"}
 	names := []string{"stories.txt", "end.txt"}
 	o := CorpusOptions{SeqLen: 16, ValFrac: 0.1}
@@ -161,7 +162,7 @@ func TestInitWeights(t *testing.T) {
 // A few steps of full-parameter pretraining on a tiny model lower the
 // validation loss, deterministically.
 func TestPretrainLowersLoss(t *testing.T) {
-	_, tok := embedded(t)
+	_, tok := testmodel.Stories260K(t)
 	c, err := BuildCorpus(tok, []string{"stories.txt"}, []string{storyText(200)}, CorpusOptions{SeqLen: 32, ValFrac: 0.05})
 	if err != nil {
 		t.Fatal(err)

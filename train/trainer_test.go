@@ -2,37 +2,17 @@ package train
 
 import (
 	"context"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"roe/internal/testmodel"
 	"slices"
 	"testing"
 
 	"roe/adapters"
 	"roe/model"
-	"roe/model/tokenizer"
-	"roe/models"
 	"roe/tasks"
 )
-
-func embedded(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
-	t.Helper()
-	m, err := model.LoadFS(models.Stories260K())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tj, err := fs.ReadFile(models.Stories260K(), "tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cj, _ := fs.ReadFile(models.Stories260K(), "tokenizer_config.json")
-	tok, err := tokenizer.FromJSON(tj, cj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
-}
 
 // toyTask: "is X happy?" → yes/no by a word of the input.
 func toyTask(n int, task int) []tasks.Item {
@@ -54,7 +34,7 @@ func toyTask(n int, task int) []tasks.Item {
 }
 
 func TestEncodeItem(t *testing.T) {
-	_, tok := embedded(t)
+	_, tok := testmodel.Stories260K(t)
 	it := tasks.Item{Rendered: tasks.Rendered{Input: "Once upon a time there was a cat. Is it happy?", Target: "yes"}}
 	s, err := EncodeItem(tok, it, 0, true)
 	if err != nil {
@@ -129,7 +109,7 @@ func loraBytesEqual(a, b *adapters.LoRA) bool {
 }
 
 func TestTrainerDeterministicAndLearns(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	seqs := toySeqs(t, tok, 40)
 	var progress []Progress
 	o := Options{LR: 3e-3, BatchSize: 4, Steps: 30, Seed: 3, LogEvery: 5, ClipNorm: 1, WeightDecay: 0.01,
@@ -171,7 +151,7 @@ func TestTrainerDeterministicAndLearns(t *testing.T) {
 }
 
 func TestTrainerResume(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	seqs := toySeqs(t, tok, 20)
 	o := Options{LR: 2e-3, BatchSize: 3, GradAccum: 2, Steps: 8, Seed: 9, WeightDecay: 0.1}
 	_, full := runToy(t, m, seqs, o)
@@ -212,7 +192,7 @@ func TestTrainerResume(t *testing.T) {
 }
 
 func TestWeightedLossMatchesPlainBatch(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	seqs := toySeqs(t, tok, 4)
 	l, _ := NewLoRA(m.Config, 4, 8, AllTargets, 1)
 	for _, pr := range LoRAParams(l) {
@@ -277,7 +257,7 @@ func TestChooseStrategyAndWeights(t *testing.T) {
 }
 
 func TestStrategies(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	target, aux := TaskData{"t", toyTask(12, 0)}, TaskData{"a", toyTask(24, 1)}
 	o := Options{Rank: 4, LR: 2e-3, BatchSize: 4, Steps: 4, Seed: 1}
 	for _, s := range []Strategy{Single, STILTs, MTL, Auto} {
@@ -303,7 +283,7 @@ func TestStrategies(t *testing.T) {
 }
 
 func TestCPI(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	dir := t.TempDir()
 	tasks := []TaskData{{"t", toyTask(12, 0)}, {"a", toyTask(12, 1)}}
 	o := Options{Rank: 4, LR: 3e-3, BatchSize: 4, Steps: 6, Seed: 2}
@@ -344,7 +324,7 @@ func TestGroupTasks(t *testing.T) {
 }
 
 func TestEvalRankAfterTraining(t *testing.T) {
-	m, tok := embedded(t)
+	m, tok := testmodel.Stories260K(t)
 	res, err := tasks.EvalRank(m, nil, tok, toyTask(10, 0), tasks.EvalOptions{LengthNorm: true})
 	if err != nil {
 		t.Fatal(err)

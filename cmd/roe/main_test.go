@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"roe/internal/testenv"
 	"slices"
 	"strings"
 	"testing"
@@ -23,10 +24,7 @@ func readGolden(t *testing.T) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(storiesGolden)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 	var g map[string]any
 	if err := json.Unmarshal(b, &g); err != nil {
@@ -161,10 +159,7 @@ func TestEmbedAndScore(t *testing.T) {
 func TestImportLlama2c(t *testing.T) {
 	src := "../../../shared/data/models/stories260K"
 	if _, err := os.Stat(src); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 	out := t.TempDir()
 	if _, errs, code := roe(t, "", "model", "import-llama2c", "--checkpoint", filepath.Join(src, "stories260K.bin"),
@@ -204,10 +199,7 @@ const goldenBase = "../../../shared/golden/tiny-llama"
 // on-the-fly merge of `generate --adapter A,B --merge`.
 func TestMergeAndGenerateWithAdapters(t *testing.T) {
 	if _, err := os.Stat(goldenLoRA); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testenv.SkipOrFail(t, "%v", err)
 	}
 	gen := func(extra ...string) string {
 		args := append([]string{"generate", "--model", goldenBase, "--prompt", "Hello", "--temperature", "0", "--max-tokens", "8", "--json"}, extra...)

@@ -5,10 +5,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"roe/experts"
+	"roe/internal/testenv"
 	"sort"
 	"strings"
 	"testing"
@@ -106,8 +106,8 @@ func TestStarterLibrary(t *testing.T) {
 	// instances --templates` does; each one routed alone (Q = 1).
 	for _, task := range []string{"sst2", "ag_news", "cola", "stsb"} {
 		ex, err := tasks.LoadTask(filepath.Join(sharedTasks, task), "validation")
-		if errors.Is(err, fs.ErrNotExist) && os.Getenv("CI") == "" {
-			t.Skip(err)
+		if errors.Is(err, fs.ErrNotExist) {
+			testenv.SkipOrFail(t, "%v", err)
 		}
 		if err != nil {
 			t.Fatal(err)
