@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"roe/library"
@@ -72,20 +73,11 @@ func (r Recipe) Check(maxSteps int) error {
 		return invalid("steps", "steps %d exceeds the limit of %d", r.Steps, maxSteps)
 	}
 	for _, t := range r.Targets {
-		if !knownTarget(t) {
+		if !slices.Contains(train.AllTargets, t) {
 			return invalid("targets", "unknown target module %q (known: %v)", t, train.AllTargets)
 		}
 	}
 	return nil
-}
-
-func knownTarget(t string) bool {
-	for _, k := range train.AllTargets {
-		if k == t {
-			return true
-		}
-	}
-	return false
 }
 
 // Options are the trainer's options for this recipe.

@@ -50,22 +50,20 @@ func addEmbedderFlags(fs *flag.FlagSet) *embedderFlags {
 }
 
 func (f *embedderFlags) build(base *model.Model, tok *tokenizer.Tokenizer) (retriever.Embedder, error) {
-	if *f.embedder == "router" || *f.embedder == "" {
-		return retriever.LoadEncoder(models.Router())
-	}
-	if *f.embedder != "base" {
-		if retriever.IsEncoderDir(os.DirFS(*f.embedder)) {
-			enc, err := retriever.LoadEncoder(os.DirFS(*f.embedder))
-			if err != nil {
-				return nil, fmt.Errorf("--embedder: %w", err)
-			}
-			return enc, nil
-		}
-	}
 	m, t := base, tok
-	if *f.embedder != "base" {
+	switch name := *f.embedder; {
+	case name == "router" || name == "":
+		return retriever.LoadEncoder(models.Router())
+	case name == "base":
+	case retriever.IsEncoderDir(os.DirFS(name)):
+		enc, err := retriever.LoadEncoder(os.DirFS(name))
+		if err != nil {
+			return nil, fmt.Errorf("--embedder: %w", err)
+		}
+		return enc, nil
+	default:
 		var err error
-		if m, t, err = loadModel(*f.embedder); err != nil {
+		if m, t, err = loadModel(name); err != nil {
 			return nil, fmt.Errorf("--embedder: %w", err)
 		}
 	}
