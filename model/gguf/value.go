@@ -382,7 +382,7 @@ func NewString(s string) Value { return Value{Type: TypeString, str: s} }
 // Array constructors; each copies its argument.
 
 func newArray[T any](a []T) Value {
-	return Value{Type: TypeArray, elem: elemTypeOf[T](), arr: slices.Clone(a)}
+	return Value{Type: TypeArray, elem: elemTypeOf[T](), arr: append([]T{}, a...)}
 }
 
 // NewStrings makes an array of strings.
