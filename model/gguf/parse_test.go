@@ -26,7 +26,9 @@ func (h *hb) u64(v uint64) *hb  { h.b = binary.LittleEndian.AppendUint64(h.b, v)
 func (h *hb) str(s string) *hb  { h.u64(uint64(len(s))); h.b = append(h.b, s...); return h }
 
 // kv appends a key, a value type and the raw value bytes.
-func (h *hb) kv(key string, t ValueType, val ...byte) *hb { return h.str(key).u32(uint32(t)).raw(val...) }
+func (h *hb) kv(key string, t ValueType, val ...byte) *hb {
+	return h.str(key).u32(uint32(t)).raw(val...)
+}
 
 func (h *hb) kvU32(key string, v uint32) *hb {
 	return h.kv(key, TypeUint32, binary.LittleEndian.AppendUint32(nil, v)...)
@@ -131,7 +133,7 @@ func TestParseRefuses(t *testing.T) {
 		{"alignment zero", gguf(3, 0, 1).kvU32(AlignmentKey, 0).b, ErrFormat, "power of two"},
 		{"alignment 48", gguf(3, 0, 1).kvU32(AlignmentKey, 48).b, ErrFormat, "is 48, want a power of two"},
 		{"empty tensor name", one().tensor("", kernels.F32, 0, 1).data(32, 4).b, ErrFormat, "tensor info 0: empty tensor name"},
-		{"tensor name length", one().u64(1<<17).raw(make([]byte, 40)...).b, ErrFormat, "tensor info 0: tensor name at byte 24: length 131072 exceeds"},
+		{"tensor name length", one().u64(1 << 17).raw(make([]byte, 40)...).b, ErrFormat, "tensor info 0: tensor name at byte 24: length 131072 exceeds"},
 		{"duplicate tensor", gguf(3, 2, 0).tensor("t", kernels.F32, 0, 1).tensor("t", kernels.F32, 32, 1).data(32, 64).b, ErrFormat, `duplicate tensor name "t"`},
 		{"0 dims", one().tensor("t", kernels.F32, 0).raw(make([]byte, 40)...).b, ErrFormat, `tensor "t": 0 dimensions, want 1 to 4`},
 		{"5 dims", one().tensor("t", kernels.F32, 0, 1, 1, 1, 1, 1).data(32, 4).b, ErrFormat, `tensor "t": 5 dimensions`},
