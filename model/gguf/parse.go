@@ -465,6 +465,10 @@ func tensorBytes(t kernels.QType, shape []int) (int64, error) {
 	if !t.Known() {
 		return 0, errUnsupported("type %s (%d) is not supported", t, uint32(t))
 	}
+	// kernels.RowBytes does not guard against overflow: check first.
+	if shape[0] < 1 || shape[0]/t.BlockSize() > math.MaxInt/t.BlockBytes() {
+		return 0, errFormat("shape %v of %s overflows", shape, t)
+	}
 	row, err := kernels.RowBytes(t, shape[0])
 	if err != nil {
 		return 0, errFormat("row length %d is not a multiple of the %s block size %d", shape[0], t, t.BlockSize())

@@ -140,6 +140,7 @@ func TestParseRefuses(t *testing.T) {
 		{"dim 0", one().tensor("t", kernels.F32, 0, 4, 0).data(32, 4).b, ErrFormat, `tensor "t": dimension 1 is 0`},
 		{"element overflow", one().tensor("t", kernels.F32, 0, 1<<32, 1<<32).data(32, 4).b, ErrFormat, `tensor "t": shape overflows`},
 		{"byte overflow", one().tensor("t", kernels.F32, 0, 1<<31, 1<<31).data(32, 4).b, ErrFormat, `tensor "t": shape [2147483648 2147483648] of F32 overflows`},
+		{"row bytes overflow", one().tensor("t", kernels.Q8_0, 0, 1<<63-32).data(32, 34).b, ErrFormat, `tensor "t": shape [9223372036854775776] of Q8_0 overflows`},
 		{"dims cut", one().str("t").u32(4).u64(4).u64(4).raw(1, 2, 3).b, ErrFormat, `tensor "t": dimension at byte`},
 		{"IQ2_XS", one().tensor("t", 17, 0, 256).data(32, 66).b, ErrUnsupported, `tensor "t": type IQ2_XS (17) is not supported`},
 		{"Q8_K", one().tensor("t", kernels.Q8_K, 0, 256).data(32, 292).b, ErrUnsupported, "Q8_K"},
