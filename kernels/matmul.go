@@ -47,6 +47,7 @@ type gemmTask struct {
 	wb       []uint16 // bf16 weights when w is nil
 	wq       QMatrix  // quantized weights when quant
 	quant    bool
+	xs       *[]float32 // sums of x over each 32 elements, for the fused GEMV (quant.go)
 	ldd, ldx int
 	ldw      int
 	m, n, k  int
@@ -64,7 +65,7 @@ func (g *gemmTask) run(lo, hi int) {
 
 func (g *gemmTask) block(i0, i1, j0, j1 int) {
 	if g.quant {
-		gemmBlockQ(g.im, g.dst, g.ldd, g.x, g.ldx, &g.wq, g.k, i0, i1, j0, j1)
+		g.blockQ(i0, i1, j0, j1)
 	} else if g.wb == nil {
 		gemmBlock(g.im, g.dst, g.ldd, g.x, g.ldx, g.w, g.ldw, g.k, i0, i1, j0, j1)
 	} else {
@@ -153,6 +154,7 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 	g := gemmPool.get()
 	*g = gemmTask{im: im, dst: dst, x: x, w: w, wb: wb, ldd: ldd, ldx: ldx, ldw: ldw, m: m, n: n, k: k}
 	g.check()
+	g.prepQ()
 	switch blocks := g.plan(Threads()); blocks {
 	case 0:
 	case 1:
@@ -160,6 +162,7 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 	default:
 		parallelFor(blocks, 1, g)
 	}
+	g.releaseQ()
 	*g = gemmTask{}
 	gemmPool.put(g)
 }
@@ -224,6 +227,16 @@ func (g *gemmGroup) set(i int, p *Product) {
 		t.wb = []uint16{}
 	}
 	t.check()
+	t.prepQ()
+}
+
+// release recycles the group and its tasks' scratch.
+func (g *gemmGroup) release() {
+	for i := range g.tasks {
+		g.tasks[i].releaseQ()
+	}
+	*g = gemmGroup{}
+	groupPool.put(g)
 }
 
 // MatMulTGroup computes each product as MatMulT (MatMulTBF16, MatMulTQ) would, as
@@ -261,8 +274,7 @@ func MatMulTGroup(ps ...Product) {
 	} else {
 		parallelFor(g.n, 1, g)
 	}
-	*g = gemmGroup{}
-	groupPool.put(g)
+	g.release()
 }
 
 // SwiGLU computes the gated feed-forward activation of one layer in one
@@ -291,8 +303,7 @@ func SwiGLU(gate, up Product) {
 	default:
 		parallelFor(g.n, 1, g)
 	}
-	*g = gemmGroup{}
-	groupPool.put(g)
+	g.release()
 }
 
 // gemmBlock computes dst[i0:i1, j0:j1]; ldd, ldx, ldw are the row strides.

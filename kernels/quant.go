@@ -108,6 +108,7 @@ func matMulTQ(im *impl, dst, x []float32, w QMatrix, m int) {
 	n, k := w.Rows, w.Cols
 	*g = gemmTask{im: im, dst: dst, x: x, wq: w, quant: true, ldd: n, ldx: k, ldw: k, m: m, n: n, k: k}
 	g.check()
+	g.prepQ()
 	switch blocks := g.plan(Threads()); blocks {
 	case 0:
 	case 1:
@@ -115,16 +116,59 @@ func matMulTQ(im *impl, dst, x []float32, w QMatrix, m int) {
 	default:
 		parallelFor(blocks, 1, g)
 	}
+	g.releaseQ()
 	*g = gemmTask{}
 	gemmPool.put(g)
 }
 
-// gemmBlockQ is gemmBlock for quantized w: panels of w rows are dequantized
-// once into per-thread scratch, then the float32 kernels run over all rows
-// of x. Panels stay in L1 for decode (few x rows use each weight once) and
-// are whole packed panels for prefill.
-func gemmBlockQ(im *impl, dst []float32, ldd int, x []float32, ldx int, w *QMatrix, k, i0, i1, j0, j1 int) {
+// qFused is the most rows of x that take the fused GEMV kernels (where the
+// kernel set has one for the type); more rows dequantize panels once and
+// share them.
+var qFused = 1
+
+var xsPool = newFreeList(func() *[]float32 { return new([]float32) })
+
+// fused reports whether the task's blocks run the fused GEMV kernel.
+func (g *gemmTask) fused() bool {
+	return g.quant && g.m <= qFused && g.im.qgemv[g.wq.Type] != nil
+}
+
+// prepQ computes the sums of x the fused kernels use, once per product.
+func (g *gemmTask) prepQ() {
+	if !g.fused() || g.m == 0 || g.n == 0 || g.k == 0 {
+		return
+	}
+	nx := g.k / 32
+	g.xs = xsPool.get()
+	*g.xs = grow(*g.xs, g.m*nx)
+	for i := 0; i < g.m; i++ {
+		xSums((*g.xs)[i*nx:(i+1)*nx], g.x[i*g.ldx:i*g.ldx+g.k])
+	}
+}
+
+func (g *gemmTask) releaseQ() {
+	if g.xs != nil {
+		xsPool.put(g.xs)
+		g.xs = nil
+	}
+}
+
+// blockQ is gemmBlock for quantized w. Decode rows run the fused GEMV;
+// otherwise panels of w rows are dequantized once into per-thread scratch
+// and the float32 kernels run over all rows of x. Panels stay in L1 for
+// few rows (each weight is used once per row) and are whole packed panels
+// for prefill.
+func (g *gemmTask) blockQ(i0, i1, j0, j1 int) {
+	im, w, k, ldd, ldx := g.im, &g.wq, g.k, g.ldd, g.ldx
+	dst, x := g.dst, g.x
 	rb := w.rowBytes()
+	if g.xs != nil {
+		f, nx := im.qgemv[w.Type], k/32
+		for i := i0; i < i1; i++ {
+			f(dst[i*ldd+j0:i*ldd+j1], x[i*ldx:i*ldx+k], (*g.xs)[i*nx:(i+1)*nx], w.Data[j0*rb:j1*rb], rb)
+		}
+		return
+	}
 	rows := max(1, (8<<10)/k) / im.nr * im.nr
 	if i1-i0 > bf16Direct {
 		rows = min(96, max(1, (1<<16)/k)/im.nr*im.nr)

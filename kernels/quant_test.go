@@ -406,3 +406,42 @@ func TestGroupQuant(t *testing.T) {
 		})
 	}
 }
+
+// Each kernel set's fused GEMV kernels agree with the reference on random
+// rows: 1..9 rows, 1..9 blocks, rows packed or strided, dst untouched past
+// its end.
+func TestQGEMV(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(51, 52))
+		for ty, f := range cur.qgemv {
+			if f == nil {
+				continue
+			}
+			ty := QType(ty)
+			for iter := 0; iter < 60; iter++ {
+				rows, nb := 1+r.IntN(9), 1+r.IntN(9)
+				k := nb * ty.BlockSize()
+				rb := mustRowBytes(ty, k) + r.IntN(3)*7 // a stride past the row
+				w := make([]byte, rows*rb)
+				q := QMatrix{Type: ty, Rows: rows, Cols: k}
+				for j := 0; j < rows; j++ {
+					row := randQRow(r, ty, k, 1)
+					copy(w[j*rb:], row)
+					q.Data = append(q.Data, row...)
+				}
+				x := randVec(r, k, 1)
+				xs := make([]float32, k/32)
+				xSums(xs, x)
+				got := randVec(r, rows+1, 1)
+				end := got[rows]
+				f(got[:rows], x, xs, w, rb)
+				want := make([]float32, rows)
+				matMulTQRef(want, x, q, 1)
+				checkQ(t, fmt.Sprintf("%s rows=%d nb=%d", ty, rows, nb), got[:rows], want, x, q, 1)
+				if got[rows] != end {
+					t.Fatalf("%s: wrote past dst", ty)
+				}
+			}
+		}
+	})
+}

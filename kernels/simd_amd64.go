@@ -363,3 +363,57 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// Fused quantized GEMV kernels (gen_asm.go qgemv*): dst[j] = x · w_j for
+// rows rows of nb blocks, rb bytes apart.
+
+//go:noescape
+func qgemvQ8_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ6_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ8_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ6_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+// qgemvAsm wraps an assembly GEMV for type t: it checks that every block
+// the kernel reads lies inside the slices.
+func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) qgemvFunc {
+	bs, bb := t.BlockSize(), t.BlockBytes()
+	return func(dst, x, xs []float32, w []byte, rb int) {
+		nb, rows := len(x)/bs, len(dst)
+		if nb == 0 || rows == 0 {
+			clear(dst)
+			return
+		}
+		_, _ = x[nb*bs-1], xs[nb*bs/32-1]
+		_ = w[(rows-1)*rb+nb*bb-1]
+		f(&dst[0], &x[0], &xs[0], &w[0], rb, nb, rows)
+	}
+}
+
+func init() {
+	avx512Impl.qgemv = [32]qgemvFunc{
+		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX512), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX512),
+		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX512), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX512),
+	}
+	avx2Impl.qgemv = [32]qgemvFunc{
+		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
+		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
+	}
+}
