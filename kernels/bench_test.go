@@ -201,3 +201,31 @@ func BenchmarkGEMVQ(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatMulTQ times small-batch decode and prefill products with
+// quantized weights (n=1536, k=576 or 512), in GFLOP/s.
+func BenchmarkMatMulTQ(b *testing.B) {
+	r := rand.New(rand.NewPCG(8, 8))
+	saved, threads := cur, Threads()
+	defer func() { cur = saved; SetThreads(threads) }()
+	for _, ty := range []QType{Q8_0, Q4_K, Q6_K, Q5_K} {
+		n, k := 1536, 576
+		if ty.BlockSize() == 256 {
+			k = 512
+		}
+		w := randQMatrix(r, ty, n, k)
+		for _, m := range []int{1, 2, 4, 8, 128} {
+			x, dst := randVec(r, m*k, 1), make([]float32, m*n)
+			for _, im := range impls {
+				b.Run(fmt.Sprintf("%s/m=%d/%s", ty, m, im.name), func(b *testing.B) {
+					cur = im
+					SetThreads(runtime.GOMAXPROCS(0))
+					for b.Loop() {
+						MatMulTQ(dst, x, w, m)
+					}
+					gflops(b, 2*float64(m*n*k))
+				})
+			}
+		}
+	}
+}

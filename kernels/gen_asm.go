@@ -1084,6 +1084,7 @@ func (g *gen) consts() {
 	vec("q_30", 0x30)
 	vec("q_32", 32)
 	vec("q_8", f32bits(8))
+	vec("q_8i", 8)
 	if g.is512() {
 		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
@@ -1132,6 +1133,7 @@ func main() {
 		}
 		g.widen()
 		g.qgemvs()
+		g.dequants()
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
 		if err := os.WriteFile(file, []byte(g.b.String()), 0o644); err != nil {
@@ -1315,41 +1317,7 @@ func (g *gen) qgemvQ4_K() {
 		g.vzero(12)
 		g.p("\tVXORPS Y11, Y11, Y11")
 	}, func() {
-		// Scales (AX) and mins (BX), one byte each, from the 12 bytes:
-		// j < 4: s[j]&63, s[j+4]&63; j ≥ 4: s[j+4]&15 | (s[j-4]>>6)<<4,
-		// s[j+4]>>4 | (s[j]>>6)<<4.
-		g.p("\tMOVL 4(DI), AX")
-		g.p("\tMOVL 8(DI), BX")
-		g.p("\tMOVL 12(DI), R13")
-		g.p("\tMOVL R13, R10")
-		g.p("\tANDL $0x0f0f0f0f, R10")
-		g.p("\tMOVL AX, R14")
-		g.p("\tSHRL $2, R14")
-		g.p("\tANDL $0x30303030, R14")
-		g.p("\tORL R14, R10") // scales 4..7
-		g.p("\tSHRL $4, R13")
-		g.p("\tANDL $0x0f0f0f0f, R13")
-		g.p("\tMOVL BX, R14")
-		g.p("\tSHRL $2, R14")
-		g.p("\tANDL $0x30303030, R14")
-		g.p("\tORL R14, R13") // mins 4..7
-		g.p("\tANDL $0x3f3f3f3f, AX")
-		g.p("\tANDL $0x3f3f3f3f, BX")
-		g.p("\tSHLQ $32, R10")
-		g.p("\tORQ R10, AX")
-		g.p("\tSHLQ $32, R13")
-		g.p("\tORQ R13, BX")
-		g.f16Bcast("(DI)", 14, false)
-		g.f16Bcast("2(DI)", 10, false)
-		g.p("\tVMOVQ AX, X9")
-		g.p("\tVPMOVZXBD X9, Y9")
-		g.p("\tVCVTDQ2PS Y9, Y9")
-		g.p("\tVMULPS Y14, Y9, Y9")
-		g.p("\tVMOVUPS Y9, (SP)")
-		g.p("\tVMOVQ BX, X9")
-		g.p("\tVPMOVZXBD X9, Y9")
-		g.p("\tVCVTDQ2PS Y9, Y9")
-		g.p("\tVMULPS Y10, Y9, Y9")
+		g.q4kScales()
 		g.p("\tVFMADD231PS (DX), Y9, Y11")
 		for c := 0; c < 4; c++ {
 			for i := 0; i < G; i++ {
@@ -1406,33 +1374,9 @@ func (g *gen) qgemvQ6_K() {
 			g.p("\tVMULPS Y13, Y9, Y9")
 			g.p("\tVMOVUPS Y9, (SP)")
 			for l := 0; l < 32; l += g.w {
-				g.p("\tVPMOVZXBD %d(DI), %s", 64*n+l, g.v(0))     // A = ql[l]
-				g.p("\tVPMOVZXBD %d(DI), %s", 64*n+32+l, g.v(1))  // B = ql[l+32]
-				g.p("\tVPMOVZXBD %d(DI), %s", 128+32*n+l, g.v(2)) // H = qh[l]
-				// q1 → V4
-				g.p("\tVPSLLD $4, %s, %s", g.v(2), g.v(3))
-				g.vand(14, 3, 3)
-				g.vand(15, 0, 4)
-				g.vor(3, 4, 4)
-				// q2 → V5
-				g.p("\tVPSLLD $2, %s, %s", g.v(2), g.v(3))
-				g.vand(14, 3, 3)
-				g.vand(15, 1, 5)
-				g.vor(3, 5, 5)
-				// q3 → V6
-				g.vand(14, 2, 3)
-				g.p("\tVPSRLD $4, %s, %s", g.v(0), g.v(6))
-				g.vor(3, 6, 6)
-				// q4 → V7
-				g.p("\tVPSRLD $2, %s, %s", g.v(2), g.v(3))
-				g.vand(14, 3, 3)
-				g.p("\tVPSRLD $4, %s, %s", g.v(1), g.v(7))
-				g.vor(3, 7, 7)
+				g.q6kQuants(n, l)
 				for q := 0; q < 4; q++ {
-					g.p("\tVPSUBD %s, %s, %s", g.v(12), g.v(4+q), g.v(4+q))
-					g.p("\tVCVTDQ2PS %s, %s", g.v(4+q), g.v(4+q))
-					xo := 4 * (128*n + 32*q + l)
-					g.p("\tVMULPS %d(SI), %s, %s", xo, g.v(4+q), g.v(4+q))
+					g.p("\tVMULPS %d(SI), %s, %s", 4*(128*n+32*q+l), g.v(4+q), g.v(4+q))
 				}
 				is := l / 16
 				for q := 0; q < 4; q++ {
@@ -1455,4 +1399,203 @@ func (g *gen) qgemvs() {
 	g.qgemvQ4_0()
 	g.qgemvQ4_K()
 	g.qgemvQ6_K()
+}
+
+// Exact dequantization kernels: the same unpacking as the GEMVs, each
+// float quant multiplied by its rounded float32 scale (and a rounded min
+// subtracted after), as ggml and dequantizeRowRef do, and stored.
+//
+// func dequantT(dst *float32, w *byte, nb int)
+func (g *gen) dequant(name string, blockBytes, blockW, frame int, setup, body func()) {
+	g.text(name, fmt.Sprintf("$%d-24", frame))
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+8(FP), DI")
+	g.p("\tMOVQ nb+16(FP), CX")
+	setup()
+	g.p("%s_blk:", name)
+	body()
+	g.p("\tADDQ $%d, DI", blockBytes)
+	g.p("\tADDQ $%d, R8", 4*blockW)
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
+	g.ret()
+}
+
+func (g *gen) dequantQ8_0() {
+	G := 32 / g.w
+	g.dequant("dequantQ8_0", 34, 32, 0, func() {}, func() {
+		g.f16Bcast("(DI)", 8, true)
+		for i := 0; i < G; i++ {
+			g.p("\tVPMOVSXBD %d(DI), %s", 2+i*g.w, g.v(i))
+			g.p("\tVCVTDQ2PS %s, %s", g.v(i), g.v(i))
+			g.p("\tVMULPS %s, %s, %s", g.v(8), g.v(i), g.v(i))
+			g.p("\tVMOVUPS %s, %d(R8)", g.v(i), i*g.vb())
+		}
+	})
+}
+
+func (g *gen) dequantQ4_0() {
+	G := 16 / g.w
+	g.dequant("dequantQ4_0", 18, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+		g.p("\tVMOVUPS q_8i<>(SB), %s", g.v(14))
+	}, func() {
+		g.f16Bcast("(DI)", 8, true)
+		for i := 0; i < G; i++ {
+			g.p("\tVPMOVZXBD %d(DI), %s", 2+i*g.w, g.v(i))
+			g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
+			g.vand(15, i, i)
+			for _, r := range []int{i, 4 + i} {
+				g.p("\tVPSUBD %s, %s, %s", g.v(14), g.v(r), g.v(r))
+				g.p("\tVCVTDQ2PS %s, %s", g.v(r), g.v(r))
+				g.p("\tVMULPS %s, %s, %s", g.v(8), g.v(r), g.v(r))
+			}
+			g.p("\tVMOVUPS %s, %d(R8)", g.v(i), i*g.vb())
+			g.p("\tVMOVUPS %s, %d(R8)", g.v(4+i), 64+i*g.vb())
+		}
+	})
+}
+
+// dequantQ4_K: scales·d at 0(SP), mins·dmin at 32(SP) (see qgemvQ4_K).
+func (g *gen) dequantQ4_K() {
+	G := 32 / g.w
+	g.dequant("dequantQ4_K", 144, 256, 64, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+	}, func() {
+		g.q4kScales()
+		g.p("\tVMOVUPS Y9, 32(SP)")
+		for c := 0; c < 4; c++ {
+			for i := 0; i < G; i++ {
+				g.p("\tVPMOVZXBD %d(DI), %s", 16+32*c+i*g.w, g.v(i))
+				g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
+				g.vand(15, i, i)
+			}
+			g.p("\tVBROADCASTSS %d(SP), %s", 8*c, g.v(8))
+			g.p("\tVBROADCASTSS %d(SP), %s", 8*c+4, g.v(9))
+			g.p("\tVBROADCASTSS %d(SP), %s", 32+8*c, g.v(10))
+			g.p("\tVBROADCASTSS %d(SP), %s", 32+8*c+4, g.v(11))
+			for i := 0; i < G; i++ {
+				for h, r := range []int{i, 4 + i} {
+					g.p("\tVCVTDQ2PS %s, %s", g.v(r), g.v(r))
+					g.p("\tVMULPS %s, %s, %s", g.v(8+h), g.v(r), g.v(r))
+					g.p("\tVSUBPS %s, %s, %s", g.v(10+h), g.v(r), g.v(r))
+					g.p("\tVMOVUPS %s, %d(R8)", g.v(r), 4*(64*c+32*h)+i*g.vb())
+				}
+			}
+		}
+	})
+}
+
+// q4kScales leaves the 8 scales·d at 0(SP) and the 8 mins·dmin in Y9, from
+// the Q4_K/Q5_K block at DI; clobbers AX, BX, R10, R13, R14, Y10, Y14.
+func (g *gen) q4kScales() {
+	g.p("\tMOVL 4(DI), AX")
+	g.p("\tMOVL 8(DI), BX")
+	g.p("\tMOVL 12(DI), R13")
+	g.p("\tMOVL R13, R10")
+	g.p("\tANDL $0x0f0f0f0f, R10")
+	g.p("\tMOVL AX, R14")
+	g.p("\tSHRL $2, R14")
+	g.p("\tANDL $0x30303030, R14")
+	g.p("\tORL R14, R10") // scales 4..7
+	g.p("\tSHRL $4, R13")
+	g.p("\tANDL $0x0f0f0f0f, R13")
+	g.p("\tMOVL BX, R14")
+	g.p("\tSHRL $2, R14")
+	g.p("\tANDL $0x30303030, R14")
+	g.p("\tORL R14, R13") // mins 4..7
+	g.p("\tANDL $0x3f3f3f3f, AX")
+	g.p("\tANDL $0x3f3f3f3f, BX")
+	g.p("\tSHLQ $32, R10")
+	g.p("\tORQ R10, AX")
+	g.p("\tSHLQ $32, R13")
+	g.p("\tORQ R13, BX")
+	g.f16Bcast("(DI)", 14, false)
+	g.f16Bcast("2(DI)", 10, false)
+	g.p("\tVMOVQ AX, X9")
+	g.p("\tVPMOVZXBD X9, Y9")
+	g.p("\tVCVTDQ2PS Y9, Y9")
+	g.p("\tVMULPS Y14, Y9, Y9")
+	g.p("\tVMOVUPS Y9, (SP)")
+	g.p("\tVMOVQ BX, X9")
+	g.p("\tVPMOVZXBD X9, Y9")
+	g.p("\tVCVTDQ2PS Y9, Y9")
+	g.p("\tVMULPS Y10, Y9, Y9")
+}
+
+// q6kQuants leaves the four quant groups of lanes l of half n (minus 32,
+// as int32) in V4..V7 (see qgemvQ6_K); clobbers V0..V3.
+func (g *gen) q6kQuants(n, l int) {
+	g.p("\tVPMOVZXBD %d(DI), %s", 64*n+l, g.v(0))
+	g.p("\tVPMOVZXBD %d(DI), %s", 64*n+32+l, g.v(1))
+	g.p("\tVPMOVZXBD %d(DI), %s", 128+32*n+l, g.v(2))
+	g.p("\tVPSLLD $4, %s, %s", g.v(2), g.v(3))
+	g.vand(14, 3, 3)
+	g.vand(15, 0, 4)
+	g.vor(3, 4, 4)
+	g.p("\tVPSLLD $2, %s, %s", g.v(2), g.v(3))
+	g.vand(14, 3, 3)
+	g.vand(15, 1, 5)
+	g.vor(3, 5, 5)
+	g.vand(14, 2, 3)
+	g.p("\tVPSRLD $4, %s, %s", g.v(0), g.v(6))
+	g.vor(3, 6, 6)
+	g.p("\tVPSRLD $2, %s, %s", g.v(2), g.v(3))
+	g.vand(14, 3, 3)
+	g.p("\tVPSRLD $4, %s, %s", g.v(1), g.v(7))
+	g.vor(3, 7, 7)
+	for q := 0; q < 4; q++ {
+		g.p("\tVPSUBD %s, %s, %s", g.v(12), g.v(4+q), g.v(4+q))
+		g.p("\tVCVTDQ2PS %s, %s", g.v(4+q), g.v(4+q))
+	}
+}
+
+func (g *gen) dequantQ6_K() {
+	g.dequant("dequantQ6_K", 210, 256, 32, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+		g.p("\tVMOVUPS q_30<>(SB), %s", g.v(14))
+		g.p("\tVMOVUPS q_32<>(SB), %s", g.v(12))
+	}, func() {
+		g.f16Bcast("208(DI)", 13, false)
+		for n := 0; n < 2; n++ {
+			g.p("\tVPMOVSXBD %d(DI), Y9", 192+8*n)
+			g.p("\tVCVTDQ2PS Y9, Y9")
+			g.p("\tVMULPS Y13, Y9, Y9")
+			g.p("\tVMOVUPS Y9, (SP)")
+			for l := 0; l < 32; l += g.w {
+				g.q6kQuants(n, l)
+				is := l / 16
+				for q := 0; q < 4; q++ {
+					g.p("\tVBROADCASTSS %d(SP), %s", 4*(is+2*q), g.v(8))
+					g.p("\tVMULPS %s, %s, %s", g.v(8), g.v(4+q), g.v(4+q))
+					g.p("\tVMOVUPS %s, %d(R8)", g.v(4+q), 4*(128*n+32*q+l))
+				}
+			}
+		}
+	})
+}
+
+// dequantF16 widens n f16 values (n a multiple of the vector width).
+// func dequantF16(dst *float32, w *byte, n int)
+func (g *gen) dequantF16() {
+	g.text("dequantF16", "$0-24")
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+8(FP), DI")
+	g.p("\tMOVQ nb+16(FP), CX")
+	g.p("dequantF16_loop:")
+	g.p("\tVCVTPH2PS (DI), %s", g.v(0))
+	g.p("\tVMOVUPS %s, (R8)", g.v(0))
+	g.p("\tADDQ $%d, DI", 2*g.w)
+	g.p("\tADDQ $%d, R8", 4*g.w)
+	g.p("\tSUBQ $%d, CX", g.w)
+	g.p("\tJNZ dequantF16_loop")
+	g.ret()
+}
+
+func (g *gen) dequants() {
+	g.dequantQ8_0()
+	g.dequantQ4_0()
+	g.dequantQ4_K()
+	g.dequantQ6_K()
+	g.dequantF16()
 }

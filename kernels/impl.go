@@ -50,6 +50,8 @@ type impl struct {
 
 	// Fused quantized GEMV per weight type (nil: none; quant_go.go).
 	qgemv [32]qgemvFunc
+	// Exact dequantization of whole rows per weight type (nil: Go).
+	dequant [32]func(dst []float32, src []byte)
 
 	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
 	// traffic: the peak-throughput probe behind PeakFLOPs.

@@ -31,6 +31,10 @@ func DequantizeRow(t QType, dst []float32, src []byte) error {
 
 // dequantRow is DequantizeRow without the checks, on kernel set im.
 func dequantRow(im *impl, t QType, dst []float32, src []byte) {
+	if f := im.dequant[t]; f != nil {
+		f(dst, src)
+		return
+	}
 	switch t {
 	case F32:
 		for i := range dst {
@@ -123,8 +127,9 @@ func matMulTQ(im *impl, dst, x []float32, w QMatrix, m int) {
 
 // qFused is the most rows of x that take the fused GEMV kernels (where the
 // kernel set has one for the type); more rows dequantize panels once and
-// share them.
-var qFused = 1
+// share them (AVX2, n=1536 k=576: fused is 1.2× faster at 2 rows, the
+// panels 2× at 4 and 3× at 8).
+var qFused = 2
 
 var xsPool = newFreeList(func() *[]float32 { return new([]float32) })
 

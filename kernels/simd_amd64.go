@@ -417,3 +417,75 @@ func init() {
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
 	}
 }
+
+// Exact dequantization kernels (gen_asm.go dequant*): nb blocks of w into
+// dst; dequantF16 takes a multiple of the vector width of values.
+
+//go:noescape
+func dequantQ8_0AVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_0AVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_KAVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ6_KAVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantF16AVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ8_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_KAVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ6_KAVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantF16AVX2(dst *float32, w *byte, nb int)
+
+// dequantAsm wraps an assembly dequantizer for type t (whole blocks; for
+// F16, blocks of lanes values with the rest in Go).
+func dequantAsm(t QType, lanes int, f func(dst *float32, w *byte, nb int)) func(dst []float32, src []byte) {
+	if t == F16 {
+		return func(dst []float32, src []byte) {
+			n := len(dst) - len(dst)%lanes
+			if n > 0 {
+				_ = src[2*n-1]
+				f(&dst[0], &src[0], n)
+			}
+			for i := n; i < len(dst); i++ {
+				dst[i] = f16ToF32(le16(src[2*i:]))
+			}
+		}
+	}
+	bs, bb := t.BlockSize(), t.BlockBytes()
+	return func(dst []float32, src []byte) {
+		nb := len(dst) / bs
+		if nb == 0 {
+			return
+		}
+		_ = src[nb*bb-1]
+		f(&dst[0], &src[0], nb)
+	}
+}
+
+func init() {
+	avx512Impl.dequant = [32]func([]float32, []byte){
+		Q8_0: dequantAsm(Q8_0, 16, dequantQ8_0AVX512), Q4_0: dequantAsm(Q4_0, 16, dequantQ4_0AVX512),
+		Q4_K: dequantAsm(Q4_K, 16, dequantQ4_KAVX512), Q6_K: dequantAsm(Q6_K, 16, dequantQ6_KAVX512),
+		F16: dequantAsm(F16, 16, dequantF16AVX512),
+	}
+	avx2Impl.dequant = [32]func([]float32, []byte){
+		Q8_0: dequantAsm(Q8_0, 8, dequantQ8_0AVX2), Q4_0: dequantAsm(Q4_0, 8, dequantQ4_0AVX2),
+		Q4_K: dequantAsm(Q4_K, 8, dequantQ4_KAVX2), Q6_K: dequantAsm(Q6_K, 8, dequantQ6_KAVX2),
+		F16: dequantAsm(F16, 8, dequantF16AVX2),
+	}
+}
