@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/viterin/vek/vek32"
@@ -150,4 +151,81 @@ func BenchmarkSiLUMul(b *testing.B) {
 	benchRow(b, []int{1536, 8192},
 		func(x []float32) { SiLUMul(x, u[:len(x)]) },
 		func(x []float32) { siluMulRef(x, u[:len(x)]) })
+}
+
+// BenchmarkGEMVQ times decode GEMVs (m=1) on SmolLM2-135M shapes per weight
+// type, in GB/s of weight bytes streamed, with float32 (MatMulT) and bf16
+// (MatMulTBF16) for comparison. K-quant rows hold whole 256-blocks, so their
+// 576 is 512. Run with -cpu 1,2 for the thread counts.
+func BenchmarkGEMVQ(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 7))
+	saved, threads := cur, Threads()
+	defer func() { cur = saved; SetThreads(threads) }()
+	for _, s := range [][2]int{{576, 1536}, {1536, 576}, {49152, 576}} {
+		for _, ty := range []QType{F32, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
+			n, k := s[0], s[1]
+			if ty.BlockSize() == 256 && k%256 != 0 {
+				k = k / 256 * 256
+			}
+			w := randQMatrix(r, ty, n, k)
+			x, dst := randVec(r, k, 1), make([]float32, n)
+			var wf []float32
+			var wh []uint16
+			switch ty {
+			case F32:
+				wf = make([]float32, n*k)
+				dequantizeRowRef(F32, wf, w.Data)
+			case BF16:
+				wh = make([]uint16, n*k)
+				for i := range wh {
+					wh[i] = le16(w.Data[2*i:])
+				}
+			}
+			for _, im := range impls {
+				b.Run(fmt.Sprintf("n=%d,k=%d/%s/%s", n, k, ty, im.name), func(b *testing.B) {
+					cur = im
+					SetThreads(runtime.GOMAXPROCS(0))
+					for b.Loop() {
+						switch ty {
+						case F32:
+							MatMulT(dst, x, wf, 1, n, k)
+						case BF16:
+							MatMulTBF16(dst, x, wh, 1, n, k)
+						default:
+							MatMulTQ(dst, x, w, 1)
+						}
+					}
+					b.ReportMetric(float64(len(w.Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkMatMulTQ times small-batch decode and prefill products with
+// quantized weights (n=1536, k=576 or 512), in GFLOP/s.
+func BenchmarkMatMulTQ(b *testing.B) {
+	r := rand.New(rand.NewPCG(8, 8))
+	saved, threads := cur, Threads()
+	defer func() { cur = saved; SetThreads(threads) }()
+	for _, ty := range []QType{Q8_0, Q4_K, Q6_K, Q5_K} {
+		n, k := 1536, 576
+		if ty.BlockSize() == 256 {
+			k = 512
+		}
+		w := randQMatrix(r, ty, n, k)
+		for _, m := range []int{1, 2, 4, 8, 128} {
+			x, dst := randVec(r, m*k, 1), make([]float32, m*n)
+			for _, im := range impls {
+				b.Run(fmt.Sprintf("%s/m=%d/%s", ty, m, im.name), func(b *testing.B) {
+					cur = im
+					SetThreads(runtime.GOMAXPROCS(0))
+					for b.Loop() {
+						MatMulTQ(dst, x, w, m)
+					}
+					gflops(b, 2*float64(m*n*k))
+				})
+			}
+		}
+	}
 }

@@ -21,6 +21,13 @@
 // and up GEMMs block by block. Parallel exposes the same pool to callers,
 // e.g. for per-head attention; it is safe to nest.
 //
+// Quantized weights (GGUF/ggml block types, QType) are dequantized exactly
+// by DequantizeRow and multiplied by float32 activations in MatMulTQ, or in
+// MatMulTGroup and SwiGLU through Product.Q: the activations are never
+// quantized, so results match a float32 product over the dequantized
+// weights up to summation order. Prefill dequantizes panels of weight rows
+// once per block into per-thread scratch and runs the float32 GEMM on them.
+//
 // Softmax and SiLUMul use a vectorised exp (Cephes-style, relative error
 // below 1e-7 on the range softmax uses); the Go path uses math.Exp.
 package kernels

@@ -1080,6 +1080,11 @@ func (g *gen) consts() {
 	vec("exp_p5", f32bits(5.0000001201e-1))
 	vec("exp_one", f32bits(1))
 	vec("exp_bias", 127)
+	vec("q_0f", 0x0f)
+	vec("q_30", 0x30)
+	vec("q_32", 32)
+	vec("q_8", f32bits(8))
+	vec("q_8i", 8)
 	if g.is512() {
 		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
@@ -1127,10 +1132,470 @@ func main() {
 			g.packB2()
 		}
 		g.widen()
+		g.qgemvs()
+		g.dequants()
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
 		if err := os.WriteFile(file, []byte(g.b.String()), 0o644); err != nil {
 			panic(err)
 		}
 	}
+}
+
+// Fused quantized GEMV kernels: for each of rows weight rows (rb bytes
+// apart) of nb blocks, dst[j] = Σ x·w_j with the blocks unpacked in
+// registers (never stored). Quants are widened to int32 lanes (VPMOVZXBD /
+// VPMOVSXBD from memory), masked and shifted into place, converted to float
+// and multiplied with x; each block's scale multiplies the block's partial
+// sum once. The same code serves both widths: w bytes of quants per group.
+// Scale vectors go through a 32-byte stack slot for broadcasts.
+//
+// func qgemvT(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+// vand, vor: the integer ops' mnemonic differs between VEX and EVEX.
+func (g *gen) vand(a, b, dst int) {
+	if g.is512() {
+		g.p("\tVPANDD %s, %s, %s", g.v(a), g.v(b), g.v(dst))
+	} else {
+		g.p("\tVPAND %s, %s, %s", g.v(a), g.v(b), g.v(dst))
+	}
+}
+
+func (g *gen) vor(a, b, dst int) {
+	if g.is512() {
+		g.p("\tVPORD %s, %s, %s", g.v(a), g.v(b), g.v(dst))
+	} else {
+		g.p("\tVPOR %s, %s, %s", g.v(a), g.v(b), g.v(dst))
+	}
+}
+
+// f16Bcast broadcasts the f16 at mem as float32 into Y<r> (8 lanes, both
+// widths: the scale vectors are 8 wide) or, with full, into every lane.
+func (g *gen) f16Bcast(mem string, r int, full bool) {
+	if full && g.is512() {
+		g.p("\tVPBROADCASTW %s, Y%d", mem, r)
+		g.p("\tVCVTPH2PS Y%d, Z%d", r, r)
+		return
+	}
+	g.p("\tVPBROADCASTW %s, X%d", mem, r)
+	g.p("\tVCVTPH2PS X%d, Y%d", r, r)
+}
+
+// hsumY reduces Y<a> (8 lanes) to X<a>'s low lane.
+func (g *gen) hsumY(a, tmp int) {
+	g.p("\tVEXTRACTF128 $1, Y%d, X%d", a, tmp)
+	g.p("\tVADDPS X%d, X%d, X%d", tmp, a, a)
+	g.p("\tVPERMILPS $0x4e, X%d, X%d", a, tmp)
+	g.p("\tVADDPS X%d, X%d, X%d", tmp, a, a)
+	g.p("\tVPERMILPS $0xb1, X%d, X%d", a, tmp)
+	g.p("\tVADDSS X%d, X%d, X%d", tmp, a, a)
+}
+
+// toY folds a full-width register into its low 8 lanes (AVX-512 only).
+func (g *gen) toY(a, tmp int) {
+	if g.is512() {
+		g.p("\tVEXTRACTF64X4 $1, Z%d, Y%d", a, tmp)
+		g.p("\tVADDPS Y%d, Y%d, Y%d", tmp, a, a)
+	}
+}
+
+// qgemv emits the row and block loops around body (one block at DI, its x
+// at SI, its sums of x at DX) and the final sum (fin: leaves dst[j] in X0).
+// blockBytes, blockW: bytes and weights per block; frame: stack bytes.
+func (g *gen) qgemv(name string, blockBytes, blockW int, frame int, setup, zero, body, fin func()) {
+	g.text(name, fmt.Sprintf("$%d-56", frame))
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+24(FP), R12")
+	g.p("\tMOVQ rb+32(FP), R9")
+	g.p("\tMOVQ rows+48(FP), R11")
+	setup()
+	g.p("%s_row:", name)
+	g.p("\tMOVQ x+8(FP), SI")
+	g.p("\tMOVQ xs+16(FP), DX")
+	g.p("\tMOVQ R12, DI")
+	g.p("\tMOVQ nb+40(FP), CX")
+	zero()
+	g.p("%s_blk:", name)
+	body()
+	g.p("\tADDQ $%d, DI", blockBytes)
+	g.p("\tADDQ $%d, SI", 4*blockW)
+	g.p("\tADDQ $%d, DX", 4*blockW/32)
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
+	fin()
+	g.p("\tVMOVSS X0, (R8)")
+	g.p("\tADDQ $4, R8")
+	g.p("\tADDQ R9, R12")
+	g.p("\tDECQ R11")
+	g.p("\tJNZ %s_row", name)
+	g.ret()
+}
+
+func (g *gen) vzero(r int) {
+	if g.is512() {
+		g.p("\tVPXORD %s, %s, %s", g.v(r), g.v(r), g.v(r))
+		return
+	}
+	g.p("\tVXORPS %s, %s, %s", g.v(r), g.v(r), g.v(r))
+}
+
+// qgemvQ8_0: block = f16 d, 32 int8. acc (V13) += d · Σ q·x.
+func (g *gen) qgemvQ8_0() {
+	G := 32 / g.w
+	g.qgemv("qgemvQ8_0", 34, 32, 0, func() {}, func() { g.vzero(13) }, func() {
+		g.f16Bcast("(DI)", 8, true)
+		for i := 0; i < G; i++ {
+			g.p("\tVPMOVSXBD %d(DI), %s", 2+i*g.w, g.v(i))
+		}
+		for i := 0; i < G; i++ {
+			g.p("\tVCVTDQ2PS %s, %s", g.v(i), g.v(i))
+		}
+		g.p("\tVMULPS (SI), %s, %s", g.v(0), g.v(0))
+		for i := 1; i < G; i++ {
+			g.p("\tVFMADD231PS %d(SI), %s, %s", i*g.vb(), g.v(i), g.v(0))
+		}
+		g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(0), g.v(13))
+	}, func() {
+		g.toY(13, 0)
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
+// qgemvQ4_0: block = f16 d, 16 bytes: low nibbles are weights 0..15, high
+// 16..31, offset by 8. acc (V13) += d · Σ q·x and X11 += d·Σx, so the
+// result is acc - 8·X11.
+func (g *gen) qgemvQ4_0() {
+	G := 16 / g.w
+	g.qgemv("qgemvQ4_0", 18, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+	}, func() {
+		g.vzero(13)
+		g.p("\tVXORPS X11, X11, X11")
+	}, func() {
+		g.f16Bcast("(DI)", 8, true)
+		for i := 0; i < G; i++ {
+			g.p("\tVPMOVZXBD %d(DI), %s", 2+i*g.w, g.v(i))
+		}
+		for i := 0; i < G; i++ {
+			g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
+			g.vand(15, i, i)
+		}
+		for i := 0; i < G; i++ {
+			g.p("\tVCVTDQ2PS %s, %s", g.v(i), g.v(i))
+			g.p("\tVCVTDQ2PS %s, %s", g.v(4+i), g.v(4+i))
+		}
+		g.p("\tVMULPS (SI), %s, %s", g.v(0), g.v(0))
+		for i := 1; i < G; i++ {
+			g.p("\tVFMADD231PS %d(SI), %s, %s", i*g.vb(), g.v(i), g.v(0))
+		}
+		for i := 0; i < G; i++ {
+			g.p("\tVFMADD231PS %d(SI), %s, %s", 64+i*g.vb(), g.v(4+i), g.v(0))
+		}
+		g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(0), g.v(13))
+		g.p("\tVMOVSS (DX), X9")
+		g.p("\tVFMADD231SS X9, X8, X11")
+	}, func() {
+		g.toY(13, 0)
+		g.hsumY(13, 0)
+		g.p("\tVMULSS q_8<>(SB), X11, X11")
+		g.p("\tVSUBSS X11, X13, X0")
+	})
+}
+
+// qgemvQ4_K: superblock = f16 d, dmin, 12 bytes of six-bit scales and mins,
+// 128 bytes of nibbles (per 32 bytes: 32 weights of low nibbles, then 32 of
+// high). The 8 scales ·d go to the stack for broadcasts; the 8 mins ·dmin
+// dot the 8 sums of x into V11 (subtracted at the end). Two accumulators:
+// V13 (low-nibble sub-blocks) and V12 (high).
+func (g *gen) qgemvQ4_K() {
+	G := 32 / g.w
+	g.qgemv("qgemvQ4_K", 144, 256, 32, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+	}, func() {
+		g.vzero(13)
+		g.vzero(12)
+		g.p("\tVXORPS Y11, Y11, Y11")
+	}, func() {
+		g.q4kScales()
+		g.p("\tVFMADD231PS (DX), Y9, Y11")
+		for c := 0; c < 4; c++ {
+			for i := 0; i < G; i++ {
+				g.p("\tVPMOVZXBD %d(DI), %s", 16+32*c+i*g.w, g.v(i))
+			}
+			for i := 0; i < G; i++ {
+				g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
+				g.vand(15, i, i)
+			}
+			for i := 0; i < G; i++ {
+				g.p("\tVCVTDQ2PS %s, %s", g.v(i), g.v(i))
+				g.p("\tVCVTDQ2PS %s, %s", g.v(4+i), g.v(4+i))
+			}
+			xo := 4 * 64 * c
+			g.p("\tVMULPS %d(SI), %s, %s", xo, g.v(0), g.v(0))
+			g.p("\tVMULPS %d(SI), %s, %s", xo+128, g.v(4), g.v(4))
+			for i := 1; i < G; i++ {
+				g.p("\tVFMADD231PS %d(SI), %s, %s", xo+i*g.vb(), g.v(i), g.v(0))
+				g.p("\tVFMADD231PS %d(SI), %s, %s", xo+128+i*g.vb(), g.v(4+i), g.v(4))
+			}
+			g.p("\tVBROADCASTSS %d(SP), %s", 8*c, g.v(8))
+			g.p("\tVBROADCASTSS %d(SP), %s", 8*c+4, g.v(9))
+			g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(0), g.v(13))
+			g.p("\tVFMADD231PS %s, %s, %s", g.v(9), g.v(4), g.v(12))
+		}
+	}, func() {
+		g.p("\tVADDPS %s, %s, %s", g.v(12), g.v(13), g.v(13))
+		g.toY(13, 0)
+		g.p("\tVSUBPS Y11, Y13, Y13")
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
+// qgemvQ6_K: superblock = ql[128] (low 4 bits), qh[64] (high 2 bits),
+// 16 int8 scales, f16 d; quants offset by 32. Per 128-weight half and
+// group of lanes l: q1 = ql[l]&15 | (qh[l]&3)<<4 (weights l), q2 from
+// ql[l+32] and qh bits 2..3 (l+32), q3 = ql[l]>>4 and bits 4..5 (l+64), q4
+// = ql[l+32]>>4 and bits 6..7 (l+96); scale index l/16 + 0, 2, 4, 6.
+// Constants: V15 = 0x0f, V14 = 0x30, V12 = 32; d in Y13's lane broadcast.
+func (g *gen) qgemvQ6_K() {
+	g.qgemv("qgemvQ6_K", 210, 256, 32, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+		g.p("\tVMOVUPS q_30<>(SB), %s", g.v(14))
+		g.p("\tVMOVUPS q_32<>(SB), %s", g.v(12))
+	}, func() {
+		g.vzero(10)
+		g.vzero(11)
+	}, func() {
+		g.f16Bcast("208(DI)", 13, false)
+		for n := 0; n < 2; n++ {
+			g.p("\tVPMOVSXBD %d(DI), Y9", 192+8*n)
+			g.p("\tVCVTDQ2PS Y9, Y9")
+			g.p("\tVMULPS Y13, Y9, Y9")
+			g.p("\tVMOVUPS Y9, (SP)")
+			for l := 0; l < 32; l += g.w {
+				g.q6kQuants(n, l)
+				for q := 0; q < 4; q++ {
+					g.p("\tVMULPS %d(SI), %s, %s", 4*(128*n+32*q+l), g.v(4+q), g.v(4+q))
+				}
+				is := l / 16
+				for q := 0; q < 4; q++ {
+					s := 8 + q%2
+					g.p("\tVBROADCASTSS %d(SP), %s", 4*(is+2*q), g.v(s))
+					g.p("\tVFMADD231PS %s, %s, %s", g.v(s), g.v(4+q), g.v(10+q%2))
+				}
+			}
+		}
+	}, func() {
+		g.p("\tVADDPS %s, %s, %s", g.v(11), g.v(10), g.v(10))
+		g.toY(10, 0)
+		g.hsumY(10, 0)
+		g.p("\tVMOVAPS X10, X0")
+	})
+}
+
+func (g *gen) qgemvs() {
+	g.qgemvQ8_0()
+	g.qgemvQ4_0()
+	g.qgemvQ4_K()
+	g.qgemvQ6_K()
+}
+
+// Exact dequantization kernels: the same unpacking as the GEMVs, each
+// float quant multiplied by its rounded float32 scale (and a rounded min
+// subtracted after), as ggml and dequantizeRowRef do, and stored.
+//
+// func dequantT(dst *float32, w *byte, nb int)
+func (g *gen) dequant(name string, blockBytes, blockW, frame int, setup, body func()) {
+	g.text(name, fmt.Sprintf("$%d-24", frame))
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+8(FP), DI")
+	g.p("\tMOVQ nb+16(FP), CX")
+	setup()
+	g.p("%s_blk:", name)
+	body()
+	g.p("\tADDQ $%d, DI", blockBytes)
+	g.p("\tADDQ $%d, R8", 4*blockW)
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
+	g.ret()
+}
+
+func (g *gen) dequantQ8_0() {
+	G := 32 / g.w
+	g.dequant("dequantQ8_0", 34, 32, 0, func() {}, func() {
+		g.f16Bcast("(DI)", 8, true)
+		for i := 0; i < G; i++ {
+			g.p("\tVPMOVSXBD %d(DI), %s", 2+i*g.w, g.v(i))
+			g.p("\tVCVTDQ2PS %s, %s", g.v(i), g.v(i))
+			g.p("\tVMULPS %s, %s, %s", g.v(8), g.v(i), g.v(i))
+			g.p("\tVMOVUPS %s, %d(R8)", g.v(i), i*g.vb())
+		}
+	})
+}
+
+func (g *gen) dequantQ4_0() {
+	G := 16 / g.w
+	g.dequant("dequantQ4_0", 18, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+		g.p("\tVMOVUPS q_8i<>(SB), %s", g.v(14))
+	}, func() {
+		g.f16Bcast("(DI)", 8, true)
+		for i := 0; i < G; i++ {
+			g.p("\tVPMOVZXBD %d(DI), %s", 2+i*g.w, g.v(i))
+			g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
+			g.vand(15, i, i)
+			for _, r := range []int{i, 4 + i} {
+				g.p("\tVPSUBD %s, %s, %s", g.v(14), g.v(r), g.v(r))
+				g.p("\tVCVTDQ2PS %s, %s", g.v(r), g.v(r))
+				g.p("\tVMULPS %s, %s, %s", g.v(8), g.v(r), g.v(r))
+			}
+			g.p("\tVMOVUPS %s, %d(R8)", g.v(i), i*g.vb())
+			g.p("\tVMOVUPS %s, %d(R8)", g.v(4+i), 64+i*g.vb())
+		}
+	})
+}
+
+// dequantQ4_K: scales·d at 0(SP), mins·dmin at 32(SP) (see qgemvQ4_K).
+func (g *gen) dequantQ4_K() {
+	G := 32 / g.w
+	g.dequant("dequantQ4_K", 144, 256, 64, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+	}, func() {
+		g.q4kScales()
+		g.p("\tVMOVUPS Y9, 32(SP)")
+		for c := 0; c < 4; c++ {
+			for i := 0; i < G; i++ {
+				g.p("\tVPMOVZXBD %d(DI), %s", 16+32*c+i*g.w, g.v(i))
+				g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
+				g.vand(15, i, i)
+			}
+			g.p("\tVBROADCASTSS %d(SP), %s", 8*c, g.v(8))
+			g.p("\tVBROADCASTSS %d(SP), %s", 8*c+4, g.v(9))
+			g.p("\tVBROADCASTSS %d(SP), %s", 32+8*c, g.v(10))
+			g.p("\tVBROADCASTSS %d(SP), %s", 32+8*c+4, g.v(11))
+			for i := 0; i < G; i++ {
+				for h, r := range []int{i, 4 + i} {
+					g.p("\tVCVTDQ2PS %s, %s", g.v(r), g.v(r))
+					g.p("\tVMULPS %s, %s, %s", g.v(8+h), g.v(r), g.v(r))
+					g.p("\tVSUBPS %s, %s, %s", g.v(10+h), g.v(r), g.v(r))
+					g.p("\tVMOVUPS %s, %d(R8)", g.v(r), 4*(64*c+32*h)+i*g.vb())
+				}
+			}
+		}
+	})
+}
+
+// q4kScales leaves the 8 scales·d at 0(SP) and the 8 mins·dmin in Y9, from
+// the Q4_K/Q5_K block at DI; clobbers AX, BX, R10, R13, R14, Y10, Y14.
+func (g *gen) q4kScales() {
+	g.p("\tMOVL 4(DI), AX")
+	g.p("\tMOVL 8(DI), BX")
+	g.p("\tMOVL 12(DI), R13")
+	g.p("\tMOVL R13, R10")
+	g.p("\tANDL $0x0f0f0f0f, R10")
+	g.p("\tMOVL AX, R14")
+	g.p("\tSHRL $2, R14")
+	g.p("\tANDL $0x30303030, R14")
+	g.p("\tORL R14, R10") // scales 4..7
+	g.p("\tSHRL $4, R13")
+	g.p("\tANDL $0x0f0f0f0f, R13")
+	g.p("\tMOVL BX, R14")
+	g.p("\tSHRL $2, R14")
+	g.p("\tANDL $0x30303030, R14")
+	g.p("\tORL R14, R13") // mins 4..7
+	g.p("\tANDL $0x3f3f3f3f, AX")
+	g.p("\tANDL $0x3f3f3f3f, BX")
+	g.p("\tSHLQ $32, R10")
+	g.p("\tORQ R10, AX")
+	g.p("\tSHLQ $32, R13")
+	g.p("\tORQ R13, BX")
+	g.f16Bcast("(DI)", 14, false)
+	g.f16Bcast("2(DI)", 10, false)
+	g.p("\tVMOVQ AX, X9")
+	g.p("\tVPMOVZXBD X9, Y9")
+	g.p("\tVCVTDQ2PS Y9, Y9")
+	g.p("\tVMULPS Y14, Y9, Y9")
+	g.p("\tVMOVUPS Y9, (SP)")
+	g.p("\tVMOVQ BX, X9")
+	g.p("\tVPMOVZXBD X9, Y9")
+	g.p("\tVCVTDQ2PS Y9, Y9")
+	g.p("\tVMULPS Y10, Y9, Y9")
+}
+
+// q6kQuants leaves the four quant groups of lanes l of half n (minus 32,
+// as int32) in V4..V7 (see qgemvQ6_K); clobbers V0..V3.
+func (g *gen) q6kQuants(n, l int) {
+	g.p("\tVPMOVZXBD %d(DI), %s", 64*n+l, g.v(0))
+	g.p("\tVPMOVZXBD %d(DI), %s", 64*n+32+l, g.v(1))
+	g.p("\tVPMOVZXBD %d(DI), %s", 128+32*n+l, g.v(2))
+	g.p("\tVPSLLD $4, %s, %s", g.v(2), g.v(3))
+	g.vand(14, 3, 3)
+	g.vand(15, 0, 4)
+	g.vor(3, 4, 4)
+	g.p("\tVPSLLD $2, %s, %s", g.v(2), g.v(3))
+	g.vand(14, 3, 3)
+	g.vand(15, 1, 5)
+	g.vor(3, 5, 5)
+	g.vand(14, 2, 3)
+	g.p("\tVPSRLD $4, %s, %s", g.v(0), g.v(6))
+	g.vor(3, 6, 6)
+	g.p("\tVPSRLD $2, %s, %s", g.v(2), g.v(3))
+	g.vand(14, 3, 3)
+	g.p("\tVPSRLD $4, %s, %s", g.v(1), g.v(7))
+	g.vor(3, 7, 7)
+	for q := 0; q < 4; q++ {
+		g.p("\tVPSUBD %s, %s, %s", g.v(12), g.v(4+q), g.v(4+q))
+		g.p("\tVCVTDQ2PS %s, %s", g.v(4+q), g.v(4+q))
+	}
+}
+
+func (g *gen) dequantQ6_K() {
+	g.dequant("dequantQ6_K", 210, 256, 32, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+		g.p("\tVMOVUPS q_30<>(SB), %s", g.v(14))
+		g.p("\tVMOVUPS q_32<>(SB), %s", g.v(12))
+	}, func() {
+		g.f16Bcast("208(DI)", 13, false)
+		for n := 0; n < 2; n++ {
+			g.p("\tVPMOVSXBD %d(DI), Y9", 192+8*n)
+			g.p("\tVCVTDQ2PS Y9, Y9")
+			g.p("\tVMULPS Y13, Y9, Y9")
+			g.p("\tVMOVUPS Y9, (SP)")
+			for l := 0; l < 32; l += g.w {
+				g.q6kQuants(n, l)
+				is := l / 16
+				for q := 0; q < 4; q++ {
+					g.p("\tVBROADCASTSS %d(SP), %s", 4*(is+2*q), g.v(8))
+					g.p("\tVMULPS %s, %s, %s", g.v(8), g.v(4+q), g.v(4+q))
+					g.p("\tVMOVUPS %s, %d(R8)", g.v(4+q), 4*(128*n+32*q+l))
+				}
+			}
+		}
+	})
+}
+
+// dequantF16 widens n f16 values (n a multiple of the vector width).
+// func dequantF16(dst *float32, w *byte, n int)
+func (g *gen) dequantF16() {
+	g.text("dequantF16", "$0-24")
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+8(FP), DI")
+	g.p("\tMOVQ nb+16(FP), CX")
+	g.p("dequantF16_loop:")
+	g.p("\tVCVTPH2PS (DI), %s", g.v(0))
+	g.p("\tVMOVUPS %s, (R8)", g.v(0))
+	g.p("\tADDQ $%d, DI", 2*g.w)
+	g.p("\tADDQ $%d, R8", 4*g.w)
+	g.p("\tSUBQ $%d, CX", g.w)
+	g.p("\tJNZ dequantF16_loop")
+	g.ret()
+}
+
+func (g *gen) dequants() {
+	g.dequantQ8_0()
+	g.dequantQ4_0()
+	g.dequantQ4_K()
+	g.dequantQ6_K()
+	g.dequantF16()
 }

@@ -28,6 +28,7 @@ var goImpl = &impl{
 	tileM1BF16: tileM1BF16Go,
 	fmaLoop:    fmaLoopGo,
 	fmaPerIter: 8 * 2,
+	qgemv:      qgemvGo,
 }
 
 func dotGo(a, b []float32) float32 {

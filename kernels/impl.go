@@ -48,6 +48,11 @@ type impl struct {
 	gemmPacked func(dst []float32, ldd int, acc bool, x []float32, ldx int, b []float32, k, tiles int)
 	packB      func(dst, w []float32, ldw, k int)
 
+	// Fused quantized GEMV per weight type (nil: none; quant_go.go).
+	qgemv [32]qgemvFunc
+	// Exact dequantization of whole rows per weight type (nil: Go).
+	dequant [32]func(dst []float32, src []byte)
+
 	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
 	// traffic: the peak-throughput probe behind PeakFLOPs.
 	fmaLoop    func(n int)

@@ -45,6 +45,9 @@ type gemmTask struct {
 	dst      []float32
 	x, w     []float32
 	wb       []uint16 // bf16 weights when w is nil
+	wq       QMatrix  // quantized weights when quant
+	quant    bool
+	xs       *[]float32 // sums of x over each 32 elements, for the fused GEMV (quant.go)
 	ldd, ldx int
 	ldw      int
 	m, n, k  int
@@ -61,7 +64,9 @@ func (g *gemmTask) run(lo, hi int) {
 }
 
 func (g *gemmTask) block(i0, i1, j0, j1 int) {
-	if g.wb == nil {
+	if g.quant {
+		g.blockQ(i0, i1, j0, j1)
+	} else if g.wb == nil {
 		gemmBlock(g.im, g.dst, g.ldd, g.x, g.ldx, g.w, g.ldw, g.k, i0, i1, j0, j1)
 	} else {
 		gemmBlockBF16(g.im, g.dst, g.ldd, g.x, g.ldx, g.wb, g.ldw, g.k, i0, i1, j0, j1)
@@ -75,6 +80,12 @@ func (g *gemmTask) check() {
 		lw = len(g.wb)
 	}
 	m, n, k := g.m, g.n, g.k
+	if g.quant {
+		if err := g.wq.Check(); err != nil || g.wq.Rows != n || g.wq.Cols != k {
+			panic(fmt.Sprintf("kernels: MatMulT n=%d k=%d with quantized weights of %d×%d (%v)", n, k, g.wq.Rows, g.wq.Cols, err))
+		}
+		lw = span(n, k, g.ldw) // the rows are checked above
+	}
 	if m < 0 || n < 0 || k < 0 || g.ldd < n || g.ldx < k || g.ldw < k ||
 		len(g.x) < span(m, k, g.ldx) || lw < span(n, k, g.ldw) || len(g.dst) < span(m, n, g.ldd) {
 		panic(fmt.Sprintf("kernels: MatMulT m=%d n=%d k=%d ldd=%d ldx=%d ldw=%d with len(dst)=%d len(x)=%d len(w)=%d",
@@ -119,11 +130,13 @@ func (g *gemmTask) plan(t int) int {
 		// decodeBlock bytes (and at least 8 per thread), so that the last
 		// block claimed leaves the other threads little to wait for.
 		g.mb = m
-		esz := 4
-		if g.wb != nil {
-			esz = 2
+		rowBytes := 4 * k
+		if g.quant {
+			rowBytes = g.wq.rowBytes()
+		} else if g.wb != nil {
+			rowBytes = 2 * k
 		}
-		g.nb = min((n+8*t-1)/(8*t), max(1, decodeBlock/(k*esz)))
+		g.nb = min((n+8*t-1)/(8*t), max(1, decodeBlock/rowBytes))
 		g.nb = max(12, (g.nb+11)/12*12)
 	}
 	g.bm = (m + g.mb - 1) / g.mb
@@ -141,6 +154,7 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 	g := gemmPool.get()
 	*g = gemmTask{im: im, dst: dst, x: x, w: w, wb: wb, ldd: ldd, ldx: ldx, ldw: ldw, m: m, n: n, k: k}
 	g.check()
+	g.prepQ()
 	switch blocks := g.plan(Threads()); blocks {
 	case 0:
 	case 1:
@@ -148,17 +162,20 @@ func matMulTStrided(im *impl, dst []float32, ldd int, x []float32, ldx int, w []
 	default:
 		parallelFor(blocks, 1, g)
 	}
+	g.releaseQ()
 	*g = gemmTask{}
 	gemmPool.put(g)
 }
 
-// Product is one matrix product of a group: Dst = X·Wᵀ, with W as float32
-// (W) or, when W is nil, bfloat16 bits (WH).
+// Product is one matrix product of a group: Dst = X·Wᵀ, with W as
+// quantized blocks (Q, when set, with Q.Rows = N and Q.Cols = K), float32
+// (W) or, when both are nil, bfloat16 bits (WH).
 //
-//	X: [M, K], W or WH: [N, K], Dst: [M, N] (overwritten)
+//	X: [M, K], Q, W or WH: [N, K], Dst: [M, N] (overwritten)
 type Product struct {
 	Dst, X, W []float32
 	WH        []uint16
+	Q         *QMatrix
 	M, N, K   int
 }
 
@@ -204,13 +221,25 @@ func (g *gemmGroup) swigluBlock(i0, i1, j0, j1 int) {
 func (g *gemmGroup) set(i int, p *Product) {
 	t := &g.tasks[i]
 	*t = gemmTask{im: cur, dst: p.Dst, x: p.X, w: p.W, wb: p.WH, ldd: p.N, ldx: p.K, ldw: p.K, m: p.M, n: p.N, k: p.K}
-	if t.w == nil && t.wb == nil {
+	if p.Q != nil {
+		t.w, t.wb, t.wq, t.quant = nil, nil, *p.Q, true
+	} else if t.w == nil && t.wb == nil {
 		t.wb = []uint16{}
 	}
 	t.check()
+	t.prepQ()
 }
 
-// MatMulTGroup computes each product as MatMulT (or MatMulTBF16) would, as
+// release recycles the group and its tasks' scratch.
+func (g *gemmGroup) release() {
+	for i := range g.tasks {
+		g.tasks[i].releaseQ()
+	}
+	*g = gemmGroup{}
+	groupPool.put(g)
+}
+
+// MatMulTGroup computes each product as MatMulT (MatMulTBF16, MatMulTQ) would, as
 // one parallel job: a decode step's q, k and v projections then cost one
 // synchronisation instead of three. It takes at most 4 products.
 func MatMulTGroup(ps ...Product) {
@@ -245,8 +274,7 @@ func MatMulTGroup(ps ...Product) {
 	} else {
 		parallelFor(g.n, 1, g)
 	}
-	*g = gemmGroup{}
-	groupPool.put(g)
+	g.release()
 }
 
 // SwiGLU computes the gated feed-forward activation of one layer in one
@@ -254,7 +282,7 @@ func MatMulTGroup(ps ...Product) {
 //
 //	up = x·Wupᵀ, gate = silu(x·Wgateᵀ) ⊙ up
 //
-// gate and up are Products with the same X, M, N and K (W or WH each); their
+// gate and up are Products with the same X, M, N and K (W, WH or Q each); their
 // Dst are overwritten as above.
 func SwiGLU(gate, up Product) {
 	if gate.M != up.M || gate.N != up.N || gate.K != up.K {
@@ -275,8 +303,7 @@ func SwiGLU(gate, up Product) {
 	default:
 		parallelFor(g.n, 1, g)
 	}
-	*g = gemmGroup{}
-	groupPool.put(g)
+	g.release()
 }
 
 // gemmBlock computes dst[i0:i1, j0:j1]; ldd, ldx, ldw are the row strides.

@@ -101,10 +101,10 @@ func (t QType) Quantized() bool { return t.BlockSize() > 1 }
 func RowBytes(t QType, n int) (int, error) {
 	i, ok := qtypes[t]
 	if !ok {
-		return 0, fmt.Errorf("tensor type %s is not supported", t)
+		return 0, fmt.Errorf("tensor type %s: %w", t, ErrType)
 	}
 	if n < 0 || n%i.block != 0 {
-		return 0, fmt.Errorf("%s rows hold whole blocks of %d weights, not %d", t, i.block, n)
+		return 0, fmt.Errorf("%s rows hold whole blocks of %d weights, not %d: %w", t, i.block, n, ErrSize)
 	}
 	return n / i.block * i.bytes, nil
 }

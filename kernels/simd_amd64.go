@@ -363,3 +363,129 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// Fused quantized GEMV kernels (gen_asm.go qgemv*): dst[j] = x · w_j for
+// rows rows of nb blocks, rb bytes apart.
+
+//go:noescape
+func qgemvQ8_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ6_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ8_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ4_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ6_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+// qgemvAsm wraps an assembly GEMV for type t: it checks that every block
+// the kernel reads lies inside the slices.
+func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) qgemvFunc {
+	bs, bb := t.BlockSize(), t.BlockBytes()
+	return func(dst, x, xs []float32, w []byte, rb int) {
+		nb, rows := len(x)/bs, len(dst)
+		if nb == 0 || rows == 0 {
+			clear(dst)
+			return
+		}
+		_, _ = x[nb*bs-1], xs[nb*bs/32-1]
+		_ = w[(rows-1)*rb+nb*bb-1]
+		f(&dst[0], &x[0], &xs[0], &w[0], rb, nb, rows)
+	}
+}
+
+func init() {
+	avx512Impl.qgemv = [32]qgemvFunc{
+		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX512), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX512),
+		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX512), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX512),
+	}
+	avx2Impl.qgemv = [32]qgemvFunc{
+		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
+		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
+	}
+}
+
+// Exact dequantization kernels (gen_asm.go dequant*): nb blocks of w into
+// dst; dequantF16 takes a multiple of the vector width of values.
+
+//go:noescape
+func dequantQ8_0AVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_0AVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_KAVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ6_KAVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantF16AVX512(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ8_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_KAVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ6_KAVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantF16AVX2(dst *float32, w *byte, nb int)
+
+// dequantAsm wraps an assembly dequantizer for type t (whole blocks; for
+// F16, blocks of lanes values with the rest in Go).
+func dequantAsm(t QType, lanes int, f func(dst *float32, w *byte, nb int)) func(dst []float32, src []byte) {
+	if t == F16 {
+		return func(dst []float32, src []byte) {
+			n := len(dst) - len(dst)%lanes
+			if n > 0 {
+				_ = src[2*n-1]
+				f(&dst[0], &src[0], n)
+			}
+			for i := n; i < len(dst); i++ {
+				dst[i] = f16ToF32(le16(src[2*i:]))
+			}
+		}
+	}
+	bs, bb := t.BlockSize(), t.BlockBytes()
+	return func(dst []float32, src []byte) {
+		nb := len(dst) / bs
+		if nb == 0 {
+			return
+		}
+		_ = src[nb*bb-1]
+		f(&dst[0], &src[0], nb)
+	}
+}
+
+func init() {
+	avx512Impl.dequant = [32]func([]float32, []byte){
+		Q8_0: dequantAsm(Q8_0, 16, dequantQ8_0AVX512), Q4_0: dequantAsm(Q4_0, 16, dequantQ4_0AVX512),
+		Q4_K: dequantAsm(Q4_K, 16, dequantQ4_KAVX512), Q6_K: dequantAsm(Q6_K, 16, dequantQ6_KAVX512),
+		F16: dequantAsm(F16, 16, dequantF16AVX512),
+	}
+	avx2Impl.dequant = [32]func([]float32, []byte){
+		Q8_0: dequantAsm(Q8_0, 8, dequantQ8_0AVX2), Q4_0: dequantAsm(Q4_0, 8, dequantQ4_0AVX2),
+		Q4_K: dequantAsm(Q4_K, 8, dequantQ4_KAVX2), Q6_K: dequantAsm(Q6_K, 8, dequantQ6_KAVX2),
+		F16: dequantAsm(F16, 8, dequantF16AVX2),
+	}
+}

@@ -1,0 +1,11 @@
+package kernels
+
+import "errors"
+
+// Sentinel errors of the quantized-weight API; returned errors wrap them.
+var (
+	// ErrType: a tensor type roe cannot compute with.
+	ErrType = errors.New("unsupported tensor type")
+	// ErrSize: a row or matrix whose sizes disagree with its type.
+	ErrSize = errors.New("wrong tensor size")
+)
