@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -199,5 +200,31 @@ func TestOpenErrorsNameFile(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	if _, err := Open(empty); !errors.Is(err, ErrFormat) || !strings.HasPrefix(err.Error(), "empty.gguf: ") {
 		t.Errorf("empty: %v", err)
+	}
+}
+
+// TestParseCountsDoNotAllocate: a header claiming huge counts or lengths is
+// refused without allocating for them.
+func TestParseCountsDoNotAllocate(t *testing.T) {
+	pad := make([]byte, 4096)
+	inputs := map[string][]byte{
+		"kv count":      gguf(3, 0, 300).raw(pad...).b,
+		"tensor count":  gguf(3, 120, 0).raw(pad...).b,
+		"string array":  gguf(3, 0, 1).kv("k", TypeArray, append(le32(uint32(TypeString)), le64(1<<40)...)...).raw(pad...).b,
+		"nested array":  gguf(3, 0, 1).kv("k", TypeArray, append(le32(uint32(TypeArray)), le64(1<<40)...)...).raw(pad...).b,
+		"float32 array": gguf(3, 0, 1).kv("k", TypeArray, append(le32(uint32(TypeFloat32)), le64(1<<40)...)...).raw(pad...).b,
+		"string":        gguf(3, 0, 1).kv("k", TypeString, le64(1<<40)...).raw(pad...).b,
+	}
+	for name, b := range inputs {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := Parse(b)
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+			t.Errorf("%s: %d bytes allocated", name, n)
+		}
 	}
 }
