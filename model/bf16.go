@@ -84,12 +84,30 @@ func LoadFSWith(fsys fs.FS, o LoadOptions) (*Model, error) {
 	return m.WithBF16(), nil
 }
 
-// WeightFormat reports how the model keeps its projection weights.
+// WeightFormat reports how the model keeps its projection weights: f32,
+// bf16, or a quantized type name such as "Q4_K" (the first block's query
+// projection; a quantized file mixes types, see WeightFormats).
 func (m *Model) WeightFormat() WeightFormat {
-	if len(m.layers) > 0 && m.layers[0].qh != nil || m.lmHeadH != nil {
-		return WeightsBF16
+	if len(m.layers) > 0 {
+		return WeightFormat(m.layers[0].q.format())
 	}
-	return WeightsF32
+	return WeightFormat(m.lmHead.format())
+}
+
+// WeightBytes is the size of the model's weights in memory.
+func (m *Model) WeightBytes() int {
+	n := m.embed.bytes() + 4*len(m.norm)
+	if !m.Config.TieWordEmbeddings {
+		n += m.lmHead.bytes()
+	}
+	for i := range m.layers {
+		l := &m.layers[i]
+		n += 4 * (len(l.attnNorm) + len(l.qb) + len(l.kb) + len(l.vb) + len(l.mlpNorm))
+		for _, w := range l.projections() {
+			n += w.bytes()
+		}
+	}
+	return n
 }
 
 func narrow(v []float32) []uint16 {
@@ -105,21 +123,18 @@ func widen(h []uint16) []float32 {
 }
 
 // WithBF16 returns a model that shares m's config, norms and biases but holds
-// bf16 copies of the projections and the LM head (see WeightsBF16); m is
-// unchanged. A model that already is bf16 is returned as is.
+// bf16 copies of the float32 projections and LM head (see WeightsBF16); m is
+// unchanged. Quantized matrices stay as they are.
 func (m *Model) WithBF16() *Model {
-	if m.WeightFormat() == WeightsBF16 {
-		return m
-	}
 	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, layers: make([]layer, len(m.layers))}
-	c.lmHeadH = narrow(m.lmHead)
+	c.lmHead = m.lmHead.toBF16()
 	if m.Config.TieWordEmbeddings {
-		c.embed, c.embedH = nil, c.lmHeadH
+		c.embed = c.lmHead
 	}
 	for i, l := range m.layers {
-		l.qh, l.kh, l.vh, l.oh = narrow(l.q), narrow(l.k), narrow(l.v), narrow(l.o)
-		l.gateh, l.uph, l.downh = narrow(l.gate), narrow(l.up), narrow(l.down)
-		l.q, l.k, l.v, l.o, l.gate, l.up, l.down = nil, nil, nil, nil, nil, nil, nil
+		for _, w := range l.projections() {
+			*w = w.toBF16()
+		}
 		c.layers[i] = l
 	}
 	return c

@@ -213,9 +213,9 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.attnNorm, cfg.RMSNormEps)
 		}
 		// q, k and v in one parallel job (one synchronisation, not three).
-		ws.prods[0] = product(q, xn, l.q, l.qh, R, qd, H)
-		ws.prods[1] = product(k, xn, l.k, l.kh, R, kvd, H)
-		ws.prods[2] = product(v, xn, l.v, l.vh, R, kvd, H)
+		ws.prods[0] = l.q.product(q, xn, R, qd, H)
+		ws.prods[1] = l.k.product(k, xn, R, kvd, H)
+		ws.prods[2] = l.v.product(v, xn, R, kvd, H)
 		kernels.MatMulTGroup(ws.prods[:3]...)
 		addBias(q, l.qb)
 		addBias(k, l.kb)
@@ -227,13 +227,13 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		m.rope(steps, rowStart, q, k)
 		m.storeKV(li, steps, rowStart, k, v)
 		m.attention(ws, li, q, att)
-		ws.linear(li, ProjO, proj, att, l.o, l.oh, nil, H, qd)
+		ws.linear(li, ProjO, proj, att, l.o, nil, H, qd)
 		kernels.Add(x, proj)
 
 		for r := 0; r < R; r++ {
 			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.mlpNorm, cfg.RMSNormEps)
 		}
-		gp, upp := product(gate, xn, l.gate, l.gateh, R, I, H), product(up, xn, l.up, l.uph, R, I, H)
+		gp, upp := l.gate.product(gate, xn, R, I, H), l.up.product(up, xn, R, I, H)
 		if len(ws.adapted) == 0 {
 			// SiLU·mul applied block by block inside the GEMM job, while
 			// each block of gate and up is still in cache.
@@ -247,7 +247,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.adapt(li, 2)
 			kernels.SiLUMul(gate, up)
 		}
-		ws.linear(li, ProjDown, proj, gate, l.down, l.downh, nil, H, I)
+		ws.linear(li, ProjDown, proj, gate, l.down, nil, H, I)
 		kernels.Add(x, proj)
 		for i, s := range steps {
 			if s.Hidden && s.HiddenLayer == li+1 {
@@ -292,11 +292,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		// only by luck, so the GEMM writes the workspace and rows are copied
 		// out (a few hundred KB against the LM head's tens of MB).
 		logits := ws.growLogits(len(sel) * V)
-		if m.lmHeadH != nil {
-			kernels.MatMulTBF16(logits, hn, m.lmHeadH, len(sel), V, H)
-		} else {
-			kernels.MatMulT(logits, hn, m.lmHead, len(sel), V, H)
-		}
+		m.lmHead.matmul(logits, hn, len(sel), V, H)
 		j := 0
 		for i, s := range steps {
 			n := 0
@@ -325,14 +321,7 @@ func grow(b []float32, n int) []float32 {
 }
 
 // embedRow copies token id's embedding into dst: [H].
-func (m *Model) embedRow(dst []float32, id int) {
-	H := m.Config.HiddenSize
-	if m.embed != nil {
-		copy(dst, m.embed[id*H:(id+1)*H])
-		return
-	}
-	kernels.WidenBF16(dst, m.embedH[id*H:(id+1)*H])
-}
+func (m *Model) embedRow(dst []float32, id int) { m.embed.row(dst, id) }
 
 // workspace is one Forward call's scratch, pooled per model and grown to the
 // largest batch it has seen, so that steady-state decode allocates nothing.
@@ -423,25 +412,11 @@ func (ws *workspace) growLogits(n int) []float32 {
 	return ws.logits
 }
 
-// product is y = in·Wᵀ for kernels.MatMulTGroup, W as f32 w or bf16 wh.
-//
-//	in: [R, nIn], y: [R, nOut]
-func product(y, in, w []float32, wh []uint16, R, nOut, nIn int) kernels.Product {
-	if wh != nil {
-		return kernels.Product{Dst: y, X: in, WH: wh, M: R, N: nOut, K: nIn}
-	}
-	return kernels.Product{Dst: y, X: in, W: w, M: R, N: nOut, K: nIn}
-}
-
-// linear runs y = in·Wᵀ (+b) over all rows (W as f32 w or bf16 wh), then each
-// sequence's adapter on its rows.
-func (ws *workspace) linear(li int, p Proj, y, in, w []float32, wh []uint16, b []float32, nOut, nIn int) {
+// linear runs y = in·Wᵀ (+b) over all rows, then each sequence's adapter on
+// its rows.
+func (ws *workspace) linear(li int, p Proj, y, in []float32, w matrix, b []float32, nOut, nIn int) {
 	R := len(in) / nIn
-	if wh != nil {
-		kernels.MatMulTBF16(y, in, wh, R, nOut, nIn)
-	} else {
-		kernels.MatMulT(y, in, w, R, nOut, nIn)
-	}
+	w.matmul(y, in, R, nOut, nIn)
 	addBias(y, b)
 	ws.ops[0] = adaptOp{p, in, y, nIn, nOut}
 	ws.adapt(li, 1)

@@ -9,23 +9,18 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"roe/kernels"
 	"roe/model/safetensors"
 )
 
-// Model is a loaded Llama-family decoder with float32 weights.
+// Model is a loaded Llama-family decoder.
 type Model struct {
 	Config Config
 
-	embed  []float32 // [V, H]
+	embed  matrix // [V, H]
 	layers []layer
 	norm   []float32 // [H]
-	lmHead []float32 // [V, H]; aliases embed when tied
-
-	// With bf16 weights (LoadOptions.Weights), the projections and the LM head
-	// live here instead, as bf16 bits, and the f32 fields above are nil
-	// (embed too when tied: embedH then aliases lmHeadH).
-	embedH  []uint16 // [V, H]
-	lmHeadH []uint16 // [V, H]
+	lmHead matrix    // [V, H]; the same storage as embed when tied
 
 	wsMu   sync.Mutex
 	wsFree []*workspace // pooled Forward scratch
@@ -45,25 +40,36 @@ type ropeTable struct {
 // layer holds one transformer block in Hugging Face nn.Linear layout ([out, in]).
 type layer struct {
 	attnNorm []float32 // [H]
-	q        []float32 // [NumHeads*HeadDim, H]
-	k        []float32 // [NumKVHeads*HeadDim, H]
-	v        []float32 // [NumKVHeads*HeadDim, H]
-	o        []float32 // [H, NumHeads*HeadDim]
+	q        matrix    // [NumHeads*HeadDim, H]
+	k        matrix    // [NumKVHeads*HeadDim, H]
+	v        matrix    // [NumKVHeads*HeadDim, H]
+	o        matrix    // [H, NumHeads*HeadDim]
 	qb, kb   []float32 // [NumHeads*HeadDim], [NumKVHeads*HeadDim]; nil without biases
 	vb       []float32 // [NumKVHeads*HeadDim]
 	mlpNorm  []float32 // [H]
-	gate     []float32 // [I, H]
-	up       []float32 // [I, H]
-	down     []float32 // [H, I]
-
-	// bf16 copies of the projections: set instead of the f32 ones above.
-	qh, kh, vh, oh, gateh, uph, downh []uint16
+	gate     matrix    // [I, H]
+	up       matrix    // [I, H]
+	down     matrix    // [H, I]
 }
 
-// TensorSource is where weights come from: a safetensors file or a sharded set.
+// projections lists the block's seven weight matrices.
+func (l *layer) projections() []*matrix {
+	return []*matrix{&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}
+}
+
+// TensorSource is where weights come from: a safetensors file or a sharded
+// set, or a GGUF file (which also implements QuantizedSource).
 type TensorSource interface {
 	Info(name string) (safetensors.TensorInfo, bool)
 	Float32(name string) ([]float32, error)
+}
+
+// QuantizedSource is a TensorSource whose tensors may be quantized blocks
+// (Info's DType is then the kernels.QType name, such as "Q4_K").
+type QuantizedSource interface {
+	TensorSource
+	// Quantized returns the tensor's blocks in Hugging Face row order.
+	Quantized(name string) (*kernels.QMatrix, error)
 }
 
 // Load reads dir/config.json and the safetensors checkpoint in dir.
@@ -73,40 +79,42 @@ func Load(dir string) (*Model, error) { return LoadWith(dir, LoadOptions{}) }
 func New(cfg Config, src TensorSource) (*Model, error) { return NewWith(cfg, src, LoadOptions{}) }
 
 // NewWith is New with options. With bf16 weights each projection is narrowed
-// as soon as it is read, so the float32 copy of only one tensor is alive at a time.
+// as soon as it is read, so the float32 copy of only one tensor is alive at a
+// time. Quantized tensors of a QuantizedSource stay quantized.
 func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	if _, err := ParseWeightFormat(string(o.Weights)); err != nil {
 		return nil, err
 	}
+	qsrc, _ := src.(QuantizedSource)
 	H, I, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
 	qd, kvd := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
 	type want struct {
 		name  string
 		shape []int
-		dst   *[]float32
-		h     *[]uint16 // with bf16 weights, where the narrowed tensor goes
+		vec   *[]float32 // a norm or bias: always float32
+		mat   *matrix    // a weight matrix: float32, bf16 or quantized
 	}
 	m := &Model{Config: cfg, layers: make([]layer, cfg.NumLayers)}
 	ws := []want{
-		{"model.embed_tokens.weight", []int{V, H}, &m.embed, nil},
+		{"model.embed_tokens.weight", []int{V, H}, nil, &m.embed},
 		{"model.norm.weight", []int{H}, &m.norm, nil},
 	}
 	if !cfg.TieWordEmbeddings {
-		ws = append(ws, want{"lm_head.weight", []int{V, H}, &m.lmHead, nil})
+		ws = append(ws, want{"lm_head.weight", []int{V, H}, nil, &m.lmHead})
 	}
 	for i := range m.layers {
 		l := &m.layers[i]
 		p := fmt.Sprintf("model.layers.%d.", i)
 		ws = append(ws,
 			want{p + "input_layernorm.weight", []int{H}, &l.attnNorm, nil},
-			want{p + "self_attn.q_proj.weight", []int{qd, H}, &l.q, &l.qh},
-			want{p + "self_attn.k_proj.weight", []int{kvd, H}, &l.k, &l.kh},
-			want{p + "self_attn.v_proj.weight", []int{kvd, H}, &l.v, &l.vh},
-			want{p + "self_attn.o_proj.weight", []int{H, qd}, &l.o, &l.oh},
+			want{p + "self_attn.q_proj.weight", []int{qd, H}, nil, &l.q},
+			want{p + "self_attn.k_proj.weight", []int{kvd, H}, nil, &l.k},
+			want{p + "self_attn.v_proj.weight", []int{kvd, H}, nil, &l.v},
+			want{p + "self_attn.o_proj.weight", []int{H, qd}, nil, &l.o},
 			want{p + "post_attention_layernorm.weight", []int{H}, &l.mlpNorm, nil},
-			want{p + "mlp.gate_proj.weight", []int{I, H}, &l.gate, &l.gateh},
-			want{p + "mlp.up_proj.weight", []int{I, H}, &l.up, &l.uph},
-			want{p + "mlp.down_proj.weight", []int{H, I}, &l.down, &l.downh},
+			want{p + "mlp.gate_proj.weight", []int{I, H}, nil, &l.gate},
+			want{p + "mlp.up_proj.weight", []int{I, H}, nil, &l.up},
+			want{p + "mlp.down_proj.weight", []int{H, I}, nil, &l.down},
 		)
 		if cfg.AttentionBias {
 			ws = append(ws,
@@ -116,12 +124,15 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 			)
 		}
 	}
-	// Check everything before converting anything.
+	// Check everything before converting anything. The fingerprint leaves
+	// out dtypes: a bf16 or quantized copy of a model is the same base for
+	// its adapters.
 	fp := sha256.New()
 	fmt.Fprintf(fp, "%s|H%d|I%d|L%d|h%d|kv%d|hd%d|V%d|eps%g|theta%g|rope%+v|tie%v|bias%v\n",
 		cfg.Architecture, H, I, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, V,
 		cfg.RMSNormEps, cfg.RopeTheta, cfg.Rope, cfg.TieWordEmbeddings, cfg.AttentionBias)
-	for _, w := range ws {
+	quantized := make([]bool, len(ws))
+	for i, w := range ws {
 		info, ok := src.Info(w.name)
 		if !ok {
 			return nil, fmt.Errorf("%w: missing tensor %q", ErrWeights, w.name)
@@ -129,34 +140,42 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		switch info.DType {
 		case "F32", "BF16", "F16":
 		default:
-			return nil, fmt.Errorf("%w: tensor %q has dtype %s (want F32, BF16 or F16)", ErrWeights, w.name, info.DType)
+			t, ok := kernels.ParseQType(string(info.DType))
+			if !ok || !t.Known() || qsrc == nil || w.mat == nil {
+				return nil, fmt.Errorf("%w: tensor %q has dtype %s (want F32, BF16 or F16)", ErrWeights, w.name, info.DType)
+			}
+			quantized[i] = true
 		}
 		if !slices.Equal(info.Shape, w.shape) {
-			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrWeights, w.name, info.Shape, w.shape)
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, the config implies %v", ErrWeights, w.name, info.Shape, w.shape)
 		}
-		fmt.Fprintf(fp, "%s %s %v\n", w.name, info.DType, info.Shape)
+		fmt.Fprintf(fp, "%s %v\n", w.name, info.Shape)
 	}
 	m.fingerprint = hex.EncodeToString(fp.Sum(nil))
-	if o.bf16() {
-		if cfg.TieWordEmbeddings {
-			ws[0].h = &m.embedH
-		} else {
-			ws[2].h = &m.lmHeadH
+	for i, w := range ws {
+		if quantized[i] {
+			q, err := qsrc.Quantized(w.name)
+			if err != nil {
+				return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
+			}
+			*w.mat = matrix{q: q}
+			continue
 		}
-	}
-	for _, w := range ws {
 		v, err := src.Float32(w.name)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
 		}
-		if o.bf16() && w.h != nil {
-			*w.h = narrow(v)
-		} else {
-			*w.dst = v
+		switch {
+		case w.vec != nil:
+			*w.vec = v
+		case o.bf16() && (w.name != "model.embed_tokens.weight" || cfg.TieWordEmbeddings):
+			*w.mat = matrix{h: narrow(v)}
+		default:
+			*w.mat = f32Matrix(v)
 		}
 	}
 	if cfg.TieWordEmbeddings {
-		m.lmHead, m.lmHeadH = m.embed, m.embedH
+		m.lmHead = m.embed
 	}
 	return m, nil
 }
@@ -198,14 +217,16 @@ func (m *Model) Fingerprint() string { return m.fingerprint }
 
 // NumParams counts the model's distinct parameters.
 func (m *Model) NumParams() int {
-	n := max(len(m.embed), len(m.embedH)) + len(m.norm)
+	n := m.embed.numParams() + len(m.norm)
 	if !m.Config.TieWordEmbeddings {
-		n += max(len(m.lmHead), len(m.lmHeadH))
+		n += m.lmHead.numParams()
 	}
-	for _, l := range m.layers {
-		n += len(l.attnNorm) + len(l.q) + len(l.k) + len(l.v) + len(l.o) + len(l.qb) + len(l.kb) + len(l.vb) +
-			len(l.mlpNorm) + len(l.gate) + len(l.up) + len(l.down) +
-			len(l.qh) + len(l.kh) + len(l.vh) + len(l.oh) + len(l.gateh) + len(l.uph) + len(l.downh)
+	for i := range m.layers {
+		l := &m.layers[i]
+		n += len(l.attnNorm) + len(l.qb) + len(l.kb) + len(l.vb) + len(l.mlpNorm)
+		for _, w := range l.projections() {
+			n += w.numParams()
+		}
 	}
 	return n
 }
@@ -231,42 +252,32 @@ func (c Config) ProjShape(p Proj) (out, in int) {
 
 // Weight returns one projection's weight, [out, in], for in-place merging.
 // It is the model's own memory: change it only on a model made by CloneWeights.
-// It is nil on a bf16 model (WeightsBF16); CloneWeights gives a float32 one.
+// It is nil on a bf16 or quantized model; CloneWeights gives a float32 one.
 func (m *Model) Weight(layer int, p Proj) []float32 {
-	l := &m.layers[layer]
-	switch p {
-	case ProjQ:
-		return l.q
-	case ProjK:
-		return l.k
-	case ProjV:
-		return l.v
-	case ProjO:
-		return l.o
-	case ProjGate:
-		return l.gate
-	case ProjUp:
-		return l.up
-	case ProjDown:
-		return l.down
+	if w := m.layers[layer].proj(p); w != nil {
+		return w.f
 	}
 	return nil
 }
 
+// proj returns the matrix of projection p, nil for an unknown one.
+func (l *layer) proj(p Proj) *matrix {
+	if p < 0 || p >= NumProj {
+		return nil
+	}
+	return l.projections()[p]
+}
+
 // CloneWeights returns a model that shares embeddings and norms with m but owns
-// copies of the projection weights, so adapters can be merged into it. The
-// copies are float32 even when m is bf16 (its LM head stays shared bf16).
+// float32 copies of the projection weights, so adapters can be merged into
+// it. The copies are float32 even when m is bf16 or quantized (its embeddings
+// and LM head stay shared in m's format).
 func (m *Model) CloneWeights() *Model {
 	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, lmHead: m.lmHead,
-		embedH: m.embedH, lmHeadH: m.lmHeadH, layers: make([]layer, len(m.layers))}
+		layers: make([]layer, len(m.layers))}
 	for i, l := range m.layers {
-		if l.qh != nil {
-			l.q, l.k, l.v, l.o = widen(l.qh), widen(l.kh), widen(l.vh), widen(l.oh)
-			l.gate, l.up, l.down = widen(l.gateh), widen(l.uph), widen(l.downh)
-			l.qh, l.kh, l.vh, l.oh, l.gateh, l.uph, l.downh = nil, nil, nil, nil, nil, nil, nil
-		} else {
-			l.q, l.k, l.v, l.o = clone(l.q), clone(l.k), clone(l.v), clone(l.o)
-			l.gate, l.up, l.down = clone(l.gate), clone(l.up), clone(l.down)
+		for _, w := range l.projections() {
+			*w = f32Matrix(w.float32s())
 		}
 		c.layers[i] = l
 	}
@@ -288,15 +299,15 @@ func (m *Model) Params() []Param {
 	c := m.Config
 	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
 	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
-	ps := []Param{{"model.embed_tokens.weight", []int{V, H}, m.embed}}
+	ps := []Param{{"model.embed_tokens.weight", []int{V, H}, m.embed.f}}
 	for i, l := range m.layers {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		ps = append(ps,
 			Param{p + "input_layernorm.weight", []int{H}, l.attnNorm},
-			Param{p + "self_attn.q_proj.weight", []int{qd, H}, l.q},
-			Param{p + "self_attn.k_proj.weight", []int{kvd, H}, l.k},
-			Param{p + "self_attn.v_proj.weight", []int{kvd, H}, l.v},
-			Param{p + "self_attn.o_proj.weight", []int{H, qd}, l.o},
+			Param{p + "self_attn.q_proj.weight", []int{qd, H}, l.q.f},
+			Param{p + "self_attn.k_proj.weight", []int{kvd, H}, l.k.f},
+			Param{p + "self_attn.v_proj.weight", []int{kvd, H}, l.v.f},
+			Param{p + "self_attn.o_proj.weight", []int{H, qd}, l.o.f},
 		)
 		if c.AttentionBias {
 			ps = append(ps,
@@ -307,27 +318,27 @@ func (m *Model) Params() []Param {
 		}
 		ps = append(ps,
 			Param{p + "post_attention_layernorm.weight", []int{H}, l.mlpNorm},
-			Param{p + "mlp.gate_proj.weight", []int{I, H}, l.gate},
-			Param{p + "mlp.up_proj.weight", []int{I, H}, l.up},
-			Param{p + "mlp.down_proj.weight", []int{H, I}, l.down},
+			Param{p + "mlp.gate_proj.weight", []int{I, H}, l.gate.f},
+			Param{p + "mlp.up_proj.weight", []int{I, H}, l.up.f},
+			Param{p + "mlp.down_proj.weight", []int{H, I}, l.down.f},
 		)
 	}
 	ps = append(ps, Param{"model.norm.weight", []int{H}, m.norm})
 	if !c.TieWordEmbeddings {
-		ps = append(ps, Param{"lm_head.weight", []int{V, H}, m.lmHead})
+		ps = append(ps, Param{"lm_head.weight", []int{V, H}, m.lmHead.f})
 	}
 	return ps
 }
 
-// Clone returns a deep copy of the model, for full fine-tuning.
+// Clone returns a deep float32 copy of the model, for full fine-tuning.
 func (m *Model) Clone() *Model {
 	c := m.CloneWeights()
-	c.embed = clone(m.embed)
+	c.embed = f32Matrix(m.embed.float32s())
 	c.norm = clone(m.norm)
 	if m.Config.TieWordEmbeddings {
 		c.lmHead = c.embed
 	} else {
-		c.lmHead = clone(m.lmHead)
+		c.lmHead = f32Matrix(m.lmHead.float32s())
 	}
 	for i := range c.layers {
 		l := &c.layers[i]

@@ -94,19 +94,19 @@ func (m *Model) Save(dir string, format WeightFormat) error {
 		return err
 	}
 	src := m
-	if m.WeightFormat() == WeightsBF16 {
+	if m.WeightFormat() != WeightsF32 {
 		src = m.CloneWeights() // f32 projections
 	}
 	ps := src.Params()
 	ts := make([]safetensors.Tensor, 0, len(ps))
 	for _, p := range ps {
 		v := p.Data
-		if v == nil { // a bf16 embedding or LM head
+		if v == nil { // a bf16 or quantized embedding or LM head
 			switch p.Name {
 			case "model.embed_tokens.weight":
-				v = widen(m.embedH)
+				v = m.embed.float32s()
 			case "lm_head.weight":
-				v = widen(m.lmHeadH)
+				v = m.lmHead.float32s()
 			}
 		}
 		if n := shapeLen(p.Shape); len(v) != n {

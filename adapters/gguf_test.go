@@ -1,0 +1,92 @@
+package adapters
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"roe/internal/testenv"
+	"roe/model"
+	"roe/model/safetensors"
+)
+
+const ggufLoRADir = "../../shared/golden/gguf/tiny-llama-lora"
+
+// A llama.cpp GGUF LoRA on the GGUF base gives the reference logits, and it
+// is the PEFT adapter it was converted from (q/k lora_b rows un-permuted).
+func TestGGUFLoRAGolden(t *testing.T) {
+	if _, err := os.Stat(ggufLoRADir); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	base, f, err := model.LoadGGUF("../../shared/golden/gguf/tiny-llama/tiny-llama-F32.gguf", model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	peft := loadGoldenLoRA(t, loadBase(t))
+	for _, c := range []struct {
+		name string
+		tol  float64 // vs the PEFT adapter's own weights
+	}{{"F32", 0}, {"F16", 2e-3}} {
+		l, err := LoadGGUF(filepath.Join(ggufLoRADir, "tiny-llama-lora-"+c.name+".gguf"), base.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for layer := range l.Layers {
+			for p := model.Proj(0); p < model.NumProj; p++ {
+				a, b := l.Pair(layer, p), peft.Pair(layer, p)
+				if (a == nil) != (b == nil) {
+					t.Fatalf("%s: layer %d %s adapted in one adapter only", c.name, layer, p)
+				}
+				if a == nil {
+					continue
+				}
+				if a.Scale != b.Scale || maxAbsDiff(a.A, b.A) > c.tol || maxAbsDiff(a.B, b.B) > c.tol {
+					t.Errorf("%s: layer %d %s differs from the PEFT adapter", c.name, layer, p)
+				}
+			}
+		}
+		g, err := safetensors.Open(filepath.Join(ggufLoRADir, "tiny-llama-lora-"+c.name+".logits.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < 4; k++ {
+			ids32, err := g.Int32(fmt.Sprintf("seq%d.input_ids", k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := g.Float32(fmt.Sprintf("seq%d.logits", k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]int, len(ids32))
+			for i, v := range ids32 {
+				ids[i] = int(v)
+			}
+			if d := maxAbsDiff(whole(t, base, ids, l), want); d > tol {
+				t.Errorf("%s seq%d: logits differ by %.3g", c.name, k, d)
+			}
+		}
+		g.Close()
+	}
+}
+
+func TestGGUFLoRARefusals(t *testing.T) {
+	if _, err := os.Stat(ggufLoRADir); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	base := loadBase(t)
+	// A model file is not an adapter.
+	if _, err := LoadGGUF("../../shared/golden/gguf/tiny-llama/tiny-llama-F32.gguf", base.Config); err == nil {
+		t.Error("a model GGUF loaded as an adapter")
+	}
+	// The adapter does not fit another architecture.
+	qwen, err := model.LoadConfig(baseDir + "/qwen2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadGGUF(filepath.Join(ggufLoRADir, "tiny-llama-lora-F32.gguf"), qwen); err == nil {
+		t.Error("a llama adapter loaded on a qwen2 base")
+	}
+}

@@ -1,0 +1,154 @@
+package model
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const ggufGoldenDir = "../../shared/golden/gguf"
+
+// ggufGolden is the part of a folder's golden.json the model tests read.
+type ggufGolden struct {
+	Files []ggufGoldenFile `json:"files"`
+}
+
+type ggufGoldenFile struct {
+	File       string `json:"file"`
+	LogitsFile string `json:"logits_file"`
+	Greedy     struct {
+		PromptIDs []int     `json:"prompt_ids"`
+		RefNewIDs []int     `json:"ref_new_ids"`
+		Margins   []float64 `json:"ref_margins"`
+	} `json:"greedy"`
+}
+
+func readGGUFGolden(t *testing.T, folder string) ggufGolden {
+	t.Helper()
+	dir := filepath.Join(ggufGoldenDir, folder)
+	needDir(t, dir)
+	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g ggufGolden
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// Every GGUF of the goldens loads, and its logits match the float64 forward
+// over its own dequantized weights: activations stay float32, so the only
+// difference is float32 rounding, as for safetensors.
+func TestGGUFGoldenLogits(t *testing.T) {
+	for _, folder := range []string{"tiny-llama", "tiny-qwen2", "tiny-llama-k256", "stories260K"} {
+		g := readGGUFGolden(t, folder)
+		if len(g.Files) == 0 { // stories260K: one F32 file, its greedy sequence
+			g.Files = append(g.Files, ggufGoldenFile{File: folder + "-F32.gguf", LogitsFile: folder + "-F32.logits.safetensors"})
+		}
+		for _, f := range g.Files {
+			t.Run(f.File, func(t *testing.T) {
+				m, file, err := LoadGGUF(filepath.Join(ggufGoldenDir, folder, f.File), LoadOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer file.Close()
+				lg := openGolden(t, filepath.Join(ggufGoldenDir, folder, f.LogitsFile))
+				n := 0
+				for _, name := range []string{"seq0", "seq1", "seq2", "seq3", "greedy"} {
+					if _, ok := lg.Info(name + ".logits"); !ok {
+						continue
+					}
+					n++
+					ids := ints(t, lg, name+".input_ids")
+					want := floats(t, lg, name+".logits")
+					got := forwardWhole(t, m, ids, nil)
+					if d := maxAbsDiff(got.Logits, want); d > tol {
+						t.Errorf("%s (%s): logits differ by %.3g (tol %g)", name, m.WeightFormat(), d, tol)
+					}
+				}
+				if n == 0 {
+					t.Fatal("no sequences in", f.LogitsFile)
+				}
+				// Greedy decoding reproduces the reference where its margins
+				// are far above float32 rounding.
+				if len(f.Greedy.PromptIDs) == 0 {
+					return
+				}
+				ids := slices.Clone(f.Greedy.PromptIDs)
+				c := m.NewCache()
+				next := ids
+				for step, want := range f.Greedy.RefNewIDs {
+					out, err := m.Forward([]Step{{Cache: c, Tokens: next}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					id := argmax(out[0].Logits)
+					if id != want {
+						if step < len(f.Greedy.Margins) && f.Greedy.Margins[step] < 1e-3 {
+							return // a near-tie: either token is right
+						}
+						t.Fatalf("greedy step %d: %d, want %d", step, id, want)
+					}
+					next = []int{id}
+				}
+			})
+		}
+	}
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// A GGUF of a model is the same base as its safetensors: same config, same
+// fingerprint (so its experts apply), same logits up to file precision.
+func TestGGUFSameBaseAsSafetensors(t *testing.T) {
+	for _, c := range []struct{ gguf, hf string }{
+		{"tiny-llama/tiny-llama-F32.gguf", goldenDir},
+		{"tiny-llama/tiny-llama-Q8_0.gguf", goldenDir},
+		{"tiny-qwen2/tiny-qwen2-F32.gguf", goldenDir + "/qwen2"},
+	} {
+		path := filepath.Join(ggufGoldenDir, c.gguf)
+		needDir(t, path)
+		hf := loadModel(t, c.hf)
+		m, f, err := LoadGGUF(path, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		a, b := hf.Config, m.Config
+		a.MaxPositions, b.MaxPositions = 0, 0
+		a.ModelType, b.ModelType = "", ""
+		a.TorchDType, b.TorchDType = "", ""
+		a.BOS, b.BOS, a.EOS, b.EOS = nil, nil, nil, nil
+		if !equalJSON(a, b) {
+			t.Errorf("%s: config %+v, safetensors %+v", c.gguf, b, a)
+		}
+		if m.Fingerprint() != hf.Fingerprint() {
+			t.Errorf("%s: fingerprint %.12s, safetensors %.12s", c.gguf, m.Fingerprint(), hf.Fingerprint())
+		}
+		if strings.Contains(c.gguf, "F32") {
+			ids := []int{1, 5, 9, 30, 2, 7}
+			if d := maxAbsDiff(forwardWhole(t, m, ids, nil).Logits, forwardWhole(t, hf, ids, nil).Logits); d > 1e-5 {
+				t.Errorf("%s: logits differ from safetensors by %.3g", c.gguf, d)
+			}
+		}
+	}
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}

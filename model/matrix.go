@@ -1,0 +1,104 @@
+package model
+
+import "roe/kernels"
+
+// matrix is one weight matrix [rows, cols] in Hugging Face nn.Linear layout
+// ([out, in]), held in exactly one storage format: float32 (f), bf16 bits
+// (h) or quantized blocks (q, as read from a GGUF file and never widened as
+// a whole).
+type matrix struct {
+	f []float32
+	h []uint16
+	q *kernels.QMatrix
+}
+
+func f32Matrix(v []float32) matrix { return matrix{f: v} }
+
+// empty reports whether no weight is set (an optional tensor).
+func (w matrix) empty() bool { return w.f == nil && w.h == nil && w.q == nil }
+
+// format names the storage for reports: "f32", "bf16" or the quantized type.
+func (w matrix) format() string {
+	switch {
+	case w.q != nil:
+		return w.q.Type.String()
+	case w.h != nil:
+		return string(WeightsBF16)
+	}
+	return string(WeightsF32)
+}
+
+// numParams counts the matrix's weights.
+func (w matrix) numParams() int {
+	if w.q != nil {
+		return w.q.Rows * w.q.Cols
+	}
+	return max(len(w.f), len(w.h))
+}
+
+// bytes is the matrix's size in memory.
+func (w matrix) bytes() int {
+	if w.q != nil {
+		return len(w.q.Data)
+	}
+	return 4*len(w.f) + 2*len(w.h)
+}
+
+// product is y = in·Wᵀ for kernels.MatMulTGroup.
+//
+//	in: [R, nIn], y: [R, nOut]
+func (w matrix) product(y, in []float32, R, nOut, nIn int) kernels.Product {
+	return kernels.Product{Dst: y, X: in, W: w.f, WH: w.h, Q: w.q, M: R, N: nOut, K: nIn}
+}
+
+// matmul runs y = in·Wᵀ.
+//
+//	in: [R, nIn], y: [R, nOut]
+func (w matrix) matmul(y, in []float32, R, nOut, nIn int) {
+	switch {
+	case w.q != nil:
+		kernels.MatMulTQ(y, in, *w.q, R)
+	case w.h != nil:
+		kernels.MatMulTBF16(y, in, w.h, R, nOut, nIn)
+	default:
+		kernels.MatMulT(y, in, w.f, R, nOut, nIn)
+	}
+}
+
+// row writes row i into dst: [cols].
+func (w matrix) row(dst []float32, i int) {
+	n := len(dst)
+	switch {
+	case w.q != nil:
+		rb := len(w.q.Data) / w.q.Rows
+		// The matrix was checked at load, so the row cannot be malformed.
+		_ = kernels.DequantizeRow(w.q.Type, dst, w.q.Data[i*rb:(i+1)*rb])
+	case w.h != nil:
+		kernels.WidenBF16(dst, w.h[i*n:(i+1)*n])
+	default:
+		copy(dst, w.f[i*n:(i+1)*n])
+	}
+}
+
+// float32s returns the weights as a new float32 slice: [rows*cols].
+func (w matrix) float32s() []float32 {
+	switch {
+	case w.q != nil:
+		v := make([]float32, w.q.Rows*w.q.Cols)
+		for i := 0; i < w.q.Rows; i++ {
+			w.row(v[i*w.q.Cols:(i+1)*w.q.Cols], i)
+		}
+		return v
+	case w.h != nil:
+		return widen(w.h)
+	}
+	return clone(w.f)
+}
+
+// toBF16 narrows a float32 matrix; others are returned as they are.
+func (w matrix) toBF16() matrix {
+	if w.f == nil {
+		return w
+	}
+	return matrix{h: narrow(w.f)}
+}
