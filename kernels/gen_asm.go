@@ -1132,8 +1132,10 @@ func main() {
 			g.packB2()
 		}
 		g.widen()
-		g.qgemvs()
-		g.dequants()
+		if !g.is512() { // see simd_amd64.go: AVX2 only until an AVX-512 machine runs them
+			g.qgemvs()
+			g.dequants()
+		}
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
 		if err := os.WriteFile(file, []byte(g.b.String()), 0o644); err != nil {

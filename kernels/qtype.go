@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -105,6 +106,9 @@ func RowBytes(t QType, n int) (int, error) {
 	}
 	if n < 0 || n%i.block != 0 {
 		return 0, fmt.Errorf("%s rows hold whole blocks of %d weights, not %d: %w", t, i.block, n, ErrSize)
+	}
+	if n/i.block > math.MaxInt/i.bytes {
+		return 0, fmt.Errorf("a %s row of %d weights overflows: %w", t, n, ErrSize)
 	}
 	return n / i.block * i.bytes, nil
 }

@@ -368,18 +368,6 @@ func b2i(b bool) int {
 // rows rows of nb blocks, rb bytes apart.
 
 //go:noescape
-func qgemvQ8_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
-
-//go:noescape
-func qgemvQ4_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
-
-//go:noescape
-func qgemvQ4_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
-
-//go:noescape
-func qgemvQ6_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
-
-//go:noescape
 func qgemvQ8_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
@@ -407,34 +395,18 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 	}
 }
 
+// The quantized kernels exist in AVX2 form only: their AVX-512 form has not
+// been run on a machine yet, so AVX-512 CPUs use the AVX2 ones.
 func init() {
-	avx512Impl.qgemv = [32]qgemvFunc{
-		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX512), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX512),
-		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX512), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX512),
-	}
 	avx2Impl.qgemv = [32]qgemvFunc{
 		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
 	}
+	avx512Impl.qgemv = avx2Impl.qgemv
 }
 
 // Exact dequantization kernels (gen_asm.go dequant*): nb blocks of w into
 // dst; dequantF16 takes a multiple of the vector width of values.
-
-//go:noescape
-func dequantQ8_0AVX512(dst *float32, w *byte, nb int)
-
-//go:noescape
-func dequantQ4_0AVX512(dst *float32, w *byte, nb int)
-
-//go:noescape
-func dequantQ4_KAVX512(dst *float32, w *byte, nb int)
-
-//go:noescape
-func dequantQ6_KAVX512(dst *float32, w *byte, nb int)
-
-//go:noescape
-func dequantF16AVX512(dst *float32, w *byte, nb int)
 
 //go:noescape
 func dequantQ8_0AVX2(dst *float32, w *byte, nb int)
@@ -478,14 +450,10 @@ func dequantAsm(t QType, lanes int, f func(dst *float32, w *byte, nb int)) func(
 }
 
 func init() {
-	avx512Impl.dequant = [32]func([]float32, []byte){
-		Q8_0: dequantAsm(Q8_0, 16, dequantQ8_0AVX512), Q4_0: dequantAsm(Q4_0, 16, dequantQ4_0AVX512),
-		Q4_K: dequantAsm(Q4_K, 16, dequantQ4_KAVX512), Q6_K: dequantAsm(Q6_K, 16, dequantQ6_KAVX512),
-		F16: dequantAsm(F16, 16, dequantF16AVX512),
-	}
 	avx2Impl.dequant = [32]func([]float32, []byte){
 		Q8_0: dequantAsm(Q8_0, 8, dequantQ8_0AVX2), Q4_0: dequantAsm(Q4_0, 8, dequantQ4_0AVX2),
 		Q4_K: dequantAsm(Q4_K, 8, dequantQ4_KAVX2), Q6_K: dequantAsm(Q6_K, 8, dequantQ6_KAVX2),
 		F16: dequantAsm(F16, 8, dequantF16AVX2),
 	}
+	avx512Impl.dequant = avx2Impl.dequant
 }
