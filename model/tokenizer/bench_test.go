@@ -71,3 +71,21 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeGGUF is BenchmarkEncode for the tokenizers built from the GGUF files of the
+// same two vocabularies (tiny-llama: byte-level BPE; stories260K: SentencePiece, merged by
+// score).
+func BenchmarkEncodeGGUF(b *testing.B) {
+	text := benchText(b)
+	for _, v := range []struct{ name, vocab string }{{"tiny-llama", "bpe"}, {"stories260K", "spm"}} {
+		b.Run(v.name, func(b *testing.B) {
+			tk := ggufVocab(b, v.vocab)
+			tk.Encode(text, false) // warm the word cache
+			b.SetBytes(int64(len(text)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				tk.Encode(text, false)
+			}
+		})
+	}
+}

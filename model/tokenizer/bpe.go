@@ -18,6 +18,8 @@ type bpe struct {
 	prefix       string // continuing_subword_prefix
 	suffix       string // end_of_word_suffix
 	byteIDs      [256]int
+	spm          bool      // merge by token score instead of merges (GGUF "llama" vocabularies)
+	scores       []float32 // id -> score, for spm
 
 	mu    sync.RWMutex
 	cache map[string][]int
@@ -118,7 +120,11 @@ func (m *bpe) tokenize(w string, out []int) []int {
 		}
 	}
 	n := len(out)
-	out = m.mergeWord(w, out)
+	if m.spm {
+		out = m.spmWord(w, out)
+	} else {
+		out = m.mergeWord(w, out)
+	}
 	if cacheable {
 		ids := make([]int, len(out)-n)
 		copy(ids, out[n:])

@@ -56,6 +56,18 @@
 // tokenizer.json and tokenizer_config.json; its merges are those of the library's
 // BpeTrainer on the same text (checked against it in the tests).
 //
+// FromGGUF builds the same kind of tokenizer from the tokenizer metadata of a GGUF file
+// (GGUFVocab), as llama.cpp runs it: "gpt2" vocabularies are byte-level BPE with the split
+// rules named by tokenizer.ggml.pre (each name mapped to its model family's tokenizer.json
+// patterns) and merge ranks; "llama" vocabularies are SentencePiece BPE, where adjacent
+// pieces merge by token score and characters without a piece become <0xNN> byte tokens.
+// Control, unknown and user-defined tokens are added tokens; BOS/EOS, add_bos/add_eos and
+// the chat template come from the metadata. On the shared goldens the ids equal llama.cpp's
+// and the tokenizer.json twins'. Known differences from llama.cpp: added tokens are matched
+// leftmost-longest (llama.cpp: longest token first over the whole text), the
+// clean_up_tokenization_spaces decoding step and end-of-generation token lists are not
+// implemented, and "gpt2" vocabularies get no default BOS/EOS ids (llama.cpp assumes 11).
+//
 // StreamDecoder turns ids into text incrementally, emitting only complete UTF-8 text, such
 // that the concatenation of everything it returns equals Decode of all the ids.
 package tokenizer

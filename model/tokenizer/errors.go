@@ -2,7 +2,7 @@ package tokenizer
 
 import "errors"
 
-// Sentinel errors. Errors returned by Load and FromJSON wrap one of these, so callers can
+// Sentinel errors. Errors returned by Load, FromJSON and FromGGUF wrap one of these, so callers can
 // test with errors.Is; the message itself names the file and the offending component, e.g.
 //
 //	tokenizer.json: unsupported pre_tokenizer type "BertPreTokenizer"
@@ -17,9 +17,9 @@ var (
 	ErrNotFound = errors.New("tokenizer: tokenizer.json not found")
 )
 
-// LoadError is the error type returned by Load and FromJSON.
+// LoadError is the error type returned by Load, FromJSON and FromGGUF.
 type LoadError struct {
-	File string // "tokenizer.json" or "tokenizer_config.json" (or a path for Load)
+	File string // "tokenizer.json", "tokenizer_config.json" or "gguf" (or a path for Load)
 	Msg  string // what is wrong, e.g. `unsupported pre_tokenizer type "BertPreTokenizer"`
 	Err  error  // one of the sentinel errors above
 }
