@@ -184,6 +184,20 @@ func (l *LoRA) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if err := safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), l.tensors(), map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), l.configJSON())
+}
+
+// PEFT returns the adapter as a PEFT folder holds it: adapter_config.json
+// and the float32 tensors of adapter_model.safetensors.
+func (l *LoRA) PEFT() (config []byte, tensors []safetensors.Tensor) {
+	return l.configJSON(), l.tensors()
+}
+
+// tensors lists lora_A and lora_B of every adapted module in PEFT naming.
+func (l *LoRA) tensors() []safetensors.Tensor {
 	var ts []safetensors.Tensor
 	for layer := range l.Layers {
 		for p := model.Proj(0); p < model.NumProj; p++ {
@@ -197,10 +211,7 @@ func (l *LoRA) Save(dir string) error {
 				safetensors.F32Tensor(key+".lora_B.weight", []int{pr.Out, pr.Rank}, pr.B))
 		}
 	}
-	if err := safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), l.configJSON())
+	return ts
 }
 
 // configJSON writes adapter_config.json with the fields PEFT writes.

@@ -199,6 +199,12 @@ func NewTrainer(m *model.Model, l *adapters.LoRA, seqs []Sequence, o Options) (*
 	if len(seqs) == 0 {
 		return nil, errors.New("train: no training sequences")
 	}
+	if !o.Full && m.WeightFormat() != model.WeightsF32 {
+		// The trainer reads float32 weights: a bf16 or quantized base is
+		// trained against a float32 copy of itself (frozen; the adapter
+		// then serves on the original).
+		m = m.Clone()
+	}
 	t := &Trainer{Model: m, LoRA: l, Opt: o, seqs: seqs, permEpoch: -1}
 	t.optimizer = NewAdamW(o.LR, o.WeightDecay)
 	t.optimizer.BiasCorrection = !o.NoBiasCorrection

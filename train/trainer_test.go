@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"roe/internal/testenv"
 	"roe/internal/testmodel"
 	"slices"
 	"testing"
@@ -342,5 +343,36 @@ func TestEvalRankAfterTraining(t *testing.T) {
 	}
 	if after.Accuracy < 0.9 {
 		t.Errorf("after training: %v (base %v)", after, res)
+	}
+}
+
+// A bf16 or GGUF base trains like its float32 twin: the trainer works on a
+// float32 copy, so the same seed gives the same adapter bytes.
+func TestTrainOnNonFloat32Base(t *testing.T) {
+	m, tok := testmodel.Stories260K(t)
+	seqs := toySeqs(t, tok, 12)
+	o := Options{LR: 3e-3, BatchSize: 4, Steps: 3, Seed: 3, ClipNorm: 1}
+	_, want := runToy(t, m, seqs, o)
+	// bf16 rounds the base weights, so that adapter differs slightly; it
+	// must be finite.
+	_, got := runToy(t, m.WithBF16(), seqs, o)
+	for k, v := range LoRAParams(got) {
+		for _, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				t.Fatalf("%s: non-finite", k)
+			}
+		}
+	}
+	file := "../../shared/golden/gguf/stories260K/stories260K-F32.gguf"
+	if _, err := os.Stat(file); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	g, f, err := model.LoadGGUF(file, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, got := runToy(t, g, seqs, o); !loraBytesEqual(got, want) {
+		t.Error("the F32 GGUF of stories260K trains another adapter than its safetensors")
 	}
 }

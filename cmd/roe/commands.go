@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"roe/model"
+	"roe/model/gguf"
 	"roe/model/llama2c"
 	"roe/model/tokenizer"
 	"roe/models"
@@ -30,8 +31,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 var weightFormat = new(string)
 
 func modelFlag(fs *flag.FlagSet) *string {
-	weightFormat = fs.String("dtype", "f32", "weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2)")
-	return fs.String("model", "", "Hugging Face model folder, or an embedded model: "+strings.Join(models.Names(), ", ")+
+	weightFormat = fs.String("dtype", "f32", "float weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2); a GGUF's quantized tensors stay quantized")
+	return fs.String("model", "", "Hugging Face model folder, a GGUF file (*.gguf), or an embedded model: "+strings.Join(models.Names(), ", ")+
 		" (default: the embedded "+models.DefaultName+")")
 }
 
@@ -60,6 +61,14 @@ func modelID(dir string) string {
 
 // loadTokenizer reads tokenizer.json (and tokenizer_config.json) from dir or the embedded model.
 func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
+	if model.IsGGUF(dir) {
+		f, err := gguf.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return tokenizer.LoadGGUF(f)
+	}
 	fsys, ok := embeddedModel(dir)
 	if !ok {
 		return tokenizer.Load(dir)
@@ -74,6 +83,14 @@ func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
 
 // loadConfig reads config.json from dir or the embedded model.
 func loadConfig(dir string) (model.Config, error) {
+	if model.IsGGUF(dir) {
+		f, err := gguf.Open(dir)
+		if err != nil {
+			return model.Config{}, err
+		}
+		defer f.Close()
+		return model.ConfigFromGGUF(f)
+	}
 	fsys, ok := embeddedModel(dir)
 	if !ok {
 		return model.LoadConfig(dir)
@@ -85,17 +102,30 @@ func loadConfig(dir string) (model.Config, error) {
 	return model.ParseConfig(b)
 }
 
-// loadModel reads the model and its tokenizer from dir or the embedded model.
+// loadModel reads the model and its tokenizer from dir, a GGUF file or the
+// embedded model.
 func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
-	tok, err := loadTokenizer(dir)
-	if err != nil {
-		return nil, nil, err
-	}
 	wf, err := model.ParseWeightFormat(*weightFormat)
 	if err != nil {
 		return nil, nil, usagef("--dtype: %v", err)
 	}
 	opts := model.LoadOptions{Weights: wf}
+	if model.IsGGUF(dir) {
+		// The mapping stays open for the process: quantized weights live in it.
+		m, f, err := model.LoadGGUF(dir, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		tok, err := tokenizer.LoadGGUF(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", dir, err)
+		}
+		return m, tok, nil
+	}
+	tok, err := loadTokenizer(dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	var m *model.Model
 	if fsys, ok := embeddedModel(dir); ok {
 		m, err = model.LoadFSWith(fsys, opts)

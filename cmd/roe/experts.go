@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"roe/adapters"
 	"roe/experts"
 	"strings"
 	"text/tabwriter"
@@ -148,7 +149,7 @@ func openLibraryOnly(dir string) (*library.Library, error) {
 }
 
 func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdout io.Writer) error {
-	adapterDir := fs.String("adapter", "", "PEFT LoRA folder")
+	adapterDir := fs.String("adapter", "", "PEFT LoRA folder, or a llama.cpp GGUF LoRA file (*.gguf)")
 	instances := fs.String("instances", "", "instances.jsonl: {\"input\", \"answer_choices\", \"target\"} per line")
 	name := fs.String("name", "", "unique expert name (task, or task/template-name)")
 	kind := fs.String("kind", "imported", "prompt, dataset, merged or imported")
@@ -174,7 +175,11 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 		if *adapterDir == "" || *instances == "" || *name == "" {
 			return usagef("experts add needs --adapter, --instances and --name")
 		}
-		if x, err = library.ImportDir(*adapterDir); err != nil {
+		if model.IsGGUF(*adapterDir) {
+			if x, err = importGGUFAdapter(*adapterDir, *lf.model); err != nil {
+				return err
+			}
+		} else if x, err = library.ImportDir(*adapterDir); err != nil {
 			return err
 		}
 		x.Name, x.Kind = *name, library.Kind(*kind)
@@ -288,4 +293,18 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		out.Neighbors = append(out.Neighbors, ns)
 	}
 	return json.NewEncoder(stdout).Encode(out)
+}
+
+// importGGUFAdapter reads a GGUF LoRA as the PEFT adapter it stands for.
+func importGGUFAdapter(path, base string) (*library.Expert, error) {
+	cfg, err := loadConfig(base)
+	if err != nil {
+		return nil, err
+	}
+	l, err := adapters.LoadGGUF(path, cfg)
+	if err != nil {
+		return nil, err
+	}
+	config, tensors := l.PEFT()
+	return &library.Expert{AdapterConfig: config, Tensors: tensors}, nil
 }

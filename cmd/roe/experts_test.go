@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"roe/internal/testenv"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,30 @@ func TestExpertsAddThenRoute(t *testing.T) {
 		if _, errs, code := roe(t, "", "experts", "add", "--library", lib, "--adapter", goldenLoRA, "--instances", money, "--name", "alien"); code == 0 {
 			t.Errorf("an adapter for another base model was accepted: %s", errs)
 		}
+	}
+}
+
+// A llama.cpp GGUF LoRA is added like a PEFT folder, on a safetensors base
+// or on the same model as GGUF, and exports as the PEFT adapter it stands for.
+func TestExpertsAddGGUFLoRA(t *testing.T) {
+	const shared = "../../../shared/golden"
+	adapter := shared + "/gguf/tiny-llama-lora/tiny-llama-lora-F32.gguf"
+	if _, err := os.Stat(adapter); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	dir := t.TempDir()
+	inst := filepath.Join(dir, "i.jsonl")
+	os.WriteFile(inst, []byte(`{"input": "Is this a test?", "answer_choices": ["yes", "no"]}`+"\n"), 0o644)
+	for i, base := range []string{shared + "/tiny-llama", shared + "/gguf/tiny-llama/tiny-llama-Q8_0.gguf"} {
+		lib := filepath.Join(dir, "lib"+string(rune('0'+i)))
+		out, errs, code := roe(t, "", "experts", "add", "--library", lib, "--model", base, "--adapter", adapter, "--instances", inst, "--name", "tiny")
+		if code != 0 || !strings.Contains(out, "added tiny") {
+			t.Fatalf("add on %s: %s %s", base, out, errs)
+		}
+	}
+	// On a base of another shape it is refused.
+	_, errs, code := roe(t, "", "experts", "add", "--library", filepath.Join(dir, "lib9"), "--model", "stories260K", "--adapter", adapter, "--instances", inst, "--name", "tiny")
+	if code == 0 {
+		t.Errorf("a tiny-llama adapter was added over stories260K: %s", errs)
 	}
 }

@@ -246,3 +246,35 @@ func TestMergeAndGenerateWithAdapters(t *testing.T) {
 		t.Errorf("adapter for another base model: exit %d, %s", code, errs)
 	}
 }
+
+// The stories260K GGUF serves every command the embedded model does, with
+// the same output: generate, score, embed, tokenize.
+func TestGGUFModelCommands(t *testing.T) {
+	const file = "../../../shared/golden/gguf/stories260K/stories260K-F32.gguf"
+	if _, err := os.Stat(file); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	for _, args := range [][]string{
+		{"generate", "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "32", "--json"},
+		{"score", "--prompt", "Once upon a", "--continuation", " time"},
+		{"embed", "Once upon a time"},
+		{"tokenize", "Once upon a time, naïve café"},
+	} {
+		want, errs, code := roe(t, "", append([]string{args[0], "--model", "stories260K"}, args[1:]...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		got, errs, code := roe(t, "", append([]string{args[0], "--model", file}, args[1:]...)...)
+		if code != 0 {
+			t.Fatalf("%v on GGUF: exit %d: %s", args, code, errs)
+		}
+		if got != want {
+			t.Errorf("%v: GGUF gives\n%s\nthe safetensors model\n%s", args, got, want)
+		}
+	}
+	// A GGUF that is not a model is refused with its reason.
+	_, errs, code := roe(t, "", "generate", "--model", "../../../shared/golden/gguf/tiny-llama-lora/tiny-llama-lora-F32.gguf", "--prompt", "x")
+	if code == 0 || !strings.Contains(errs, "adapter") {
+		t.Errorf("adapter GGUF as a model: exit %d, %s", code, errs)
+	}
+}

@@ -7,12 +7,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	gguf "github.com/gpustack/gguf-parser-go"
 
 	"roe/internal/testenv"
+	rgguf "roe/model/gguf"
 )
 
 func ggufGoldenDir() string { return filepath.Join(sharedDir(), "golden", "gguf") }
@@ -155,7 +157,22 @@ func ggufVocab(tb testing.TB, name string) *Tokenizer {
 		return t
 	}
 	file := map[string]string{"bpe": "tiny-llama/tiny-llama-F32.gguf", "spm": "stories260K/stories260K-F32.gguf"}[name]
-	tk, err := FromGGUF(readGGUFVocab(tb, filepath.Join(ggufGoldenDir(), file)))
+	path := filepath.Join(ggufGoldenDir(), file)
+	// roe's own reader builds the tokenizer; the independent parser checks
+	// that it read the same vocabulary.
+	f, err := rgguf.Open(path)
+	if err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	defer f.Close()
+	v, err := VocabFromGGUF(f)
+	if err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	if want := readGGUFVocab(tb, path); !reflect.DeepEqual(v, want) {
+		tb.Fatalf("%s: VocabFromGGUF differs from gguf-parser-go's reading", name)
+	}
+	tk, err := LoadGGUF(f)
 	if err != nil {
 		tb.Fatalf("%s: %v", name, err)
 	}
