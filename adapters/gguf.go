@@ -1,7 +1,10 @@
 package adapters
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
+	"math"
 	"slices"
 	"strings"
 
@@ -141,4 +144,65 @@ func (m *memTensors) Float32(name string) ([]float32, error) {
 		return nil, fmt.Errorf("%w: no tensor %q", ErrTensor, name)
 	}
 	return v, nil
+}
+
+// WriteGGUF writes the adapter in llama.cpp's GGUF LoRA format for a base
+// of config base: one adapter.lora.alpha, "<base tensor>.lora_a" [r, in]
+// and ".lora_b" [out, r] in float32, Llama q/k lora_b rows permuted like the
+// base weights. llama.cpp scales every module by alpha/r, so a module whose
+// PEFT scale differs (rank or alpha patterns, rsLoRA) has the ratio folded
+// into its B.
+func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
+	arch := base.GGUFArchitecture()
+	if arch == "" {
+		return fmt.Errorf("%w: no GGUF architecture for %s", ErrUnsupported, base.Architecture)
+	}
+	alpha := l.Config.Alpha
+	kvs := []gguf.KV{
+		{Key: "general.architecture", Value: gguf.NewString(arch)},
+		{Key: "general.type", Value: gguf.NewString("adapter")},
+		{Key: "adapter.type", Value: gguf.NewString("lora")},
+		{Key: "adapter.lora.alpha", Value: gguf.NewFloat32(float32(alpha))},
+	}
+	type named struct {
+		hf string
+		t  []gguf.WriteTensor
+	}
+	var ts []named
+	for layer := range l.Layers {
+		for p := model.Proj(0); p < model.NumProj; p++ {
+			pr := l.Layers[layer][p]
+			if pr == nil {
+				continue
+			}
+			name := model.GGUFTensorName(moduleKey(layer, p) + ".weight")
+			b := pr.B
+			if s := float32(alpha / float64(pr.Rank)); s != pr.Scale {
+				b = slices.Clone(b)
+				kernels.Scale(b, pr.Scale/s)
+			}
+			if h := base.GGUFPermutedHeads(p); h > 0 {
+				b = model.PermuteGGUFRows(b, pr.Rank, h)
+			}
+			ts = append(ts, named{moduleKey(layer, p), []gguf.WriteTensor{
+				{Name: name + ".lora_a", Type: kernels.F32, Shape: []int{pr.In, pr.Rank}, Data: f32Bytes(pr.A)},
+				{Name: name + ".lora_b", Type: kernels.F32, Shape: []int{pr.Rank, pr.Out}, Data: f32Bytes(b)},
+			}})
+		}
+	}
+	// llama.cpp's converter writes tensors in sorted Hugging Face name order.
+	slices.SortFunc(ts, func(a, b named) int { return strings.Compare(a.hf, b.hf) })
+	var all []gguf.WriteTensor
+	for _, t := range ts {
+		all = append(all, t.t...)
+	}
+	return gguf.Write(w, kvs, all)
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
 }

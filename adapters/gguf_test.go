@@ -1,13 +1,16 @@
 package adapters
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"roe/internal/testenv"
 	"roe/model"
+	"roe/model/gguf"
 	"roe/model/safetensors"
 )
 
@@ -88,5 +91,58 @@ func TestGGUFLoRARefusals(t *testing.T) {
 	}
 	if _, err := LoadGGUF(filepath.Join(ggufLoRADir, "tiny-llama-lora-F32.gguf"), qwen); err == nil {
 		t.Error("a llama adapter loaded on a qwen2 base")
+	}
+}
+
+// The PEFT golden adapter exported as GGUF is llama.cpp's conversion of it:
+// the same tensors, in the same order, with the same bytes; it reads back as
+// the adapter it came from.
+func TestWriteGGUFMatchesConverter(t *testing.T) {
+	if _, err := os.Stat(ggufLoRADir); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	base := loadBase(t)
+	l := loadGoldenLoRA(t, base)
+	var b bytes.Buffer
+	if err := l.WriteGGUF(&b, base.Config); err != nil {
+		t.Fatal(err)
+	}
+	got, err := gguf.Parse(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := gguf.Open(filepath.Join(ggufLoRADir, "tiny-llama-lora-F32.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	if len(got.Tensors) != len(want.Tensors) {
+		t.Fatalf("%d tensors, the converter wrote %d", len(got.Tensors), len(want.Tensors))
+	}
+	for i, w := range want.Tensors {
+		g := got.Tensors[i]
+		gd, _ := got.Data(g.Name)
+		wd, _ := want.Data(w.Name)
+		if g.Name != w.Name || g.Type != w.Type || !slices.Equal(g.Shape, w.Shape) || !bytes.Equal(gd, wd) {
+			t.Errorf("tensor %d: %s %s %v, the converter's %s %s %v (bytes equal: %v)", i, g.Name, g.Type, g.Shape, w.Name, w.Type, w.Shape, bytes.Equal(gd, wd))
+		}
+	}
+	for _, k := range []string{"general.architecture", "general.type", "adapter.type", "adapter.lora.alpha"} {
+		a, _ := got.Get(k)
+		c, _ := want.Get(k)
+		if a.Describe() != c.Describe() {
+			t.Errorf("%s = %s, the converter's %s", k, a.Describe(), c.Describe())
+		}
+	}
+	back, err := fromGGUF(got, base.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for layer := range l.Layers {
+		for p := model.Proj(0); p < model.NumProj; p++ {
+			if a, c := back.Pair(layer, p), l.Pair(layer, p); (a == nil) != (c == nil) || a != nil && (a.Scale != c.Scale || maxAbsDiff(a.B, c.B) != 0) {
+				t.Fatalf("layer %d %s does not read back", layer, p)
+			}
+		}
 	}
 }

@@ -106,18 +106,11 @@ func (e *Expert) LoRA(base model.Config) (*adapters.LoRA, error) {
 	return l, nil
 }
 
-// ExpertFromLoRA returns an adapter's adapter_config.json and PEFT tensors, exactly
-// as l.Save writes them (it saves into a temporary folder and reads it back).
+// ExpertFromLoRA returns an adapter's adapter_config.json and PEFT tensors,
+// exactly as l.Save writes them.
 func ExpertFromLoRA(l *adapters.LoRA) (config []byte, tensors []safetensors.Tensor, err error) {
-	dir, err := os.MkdirTemp("", "roe-lora-*")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := l.Save(dir); err != nil {
-		return nil, nil, err
-	}
-	return readPEFT(dir)
+	config, tensors = l.PEFT()
+	return config, tensors, nil
 }
 
 // readPEFT reads adapter_config.json and adapter_model.safetensors from dir,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"roe/adapters"
 	"roe/experts"
+	"roe/internal/atomicfile"
 	"strings"
 	"text/tabwriter"
 
@@ -98,7 +99,8 @@ func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	case "show", "rm", "export":
-		out := fs.String("out", "", "export: the folder to write")
+		out := fs.String("out", "", "export: the folder (or, with --format gguf, the file) to write")
+		format := fs.String("format", "peft", "export: peft (a folder: the PEFT adapter, expert.json, instances.jsonl) or gguf (a llama.cpp LoRA file for the --model base)")
 		pos, err := parse(fs, args)
 		if err != nil {
 			return err
@@ -130,7 +132,15 @@ func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
 			if *out == "" {
 				return usagef("experts export needs --out DIR")
 			}
-			if err := lib.Export(pos[0], *out); err != nil {
+			switch *format {
+			case "peft":
+				err = lib.Export(pos[0], *out)
+			case "gguf":
+				err = exportGGUF(lib, pos[0], *lf.model, *out)
+			default:
+				return usagef("--format %q (peft or gguf)", *format)
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "exported %s to %s\n", pos[0], *out)
@@ -305,6 +315,30 @@ func importGGUFAdapter(path, base string) (*library.Expert, error) {
 	if err != nil {
 		return nil, err
 	}
-	config, tensors := l.PEFT()
+	config, tensors, err := library.ExpertFromLoRA(l)
+	if err != nil {
+		return nil, err
+	}
 	return &library.Expert{AdapterConfig: config, Tensors: tensors}, nil
+}
+
+// exportGGUF writes expert name as a llama.cpp GGUF LoRA for the base model.
+func exportGGUF(lib *library.Library, name, base, out string) error {
+	cfg, err := loadConfig(base)
+	if err != nil {
+		return err
+	}
+	x, err := lib.Get(name)
+	if err != nil {
+		return err
+	}
+	l, err := x.LoRA(cfg)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := l.WriteGGUF(&b, cfg); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(out, b.Bytes())
 }

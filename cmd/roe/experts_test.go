@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"roe/internal/testenv"
+	"roe/model/gguf"
 	"strings"
 	"testing"
 )
@@ -101,6 +103,28 @@ func TestExpertsAddGGUFLoRA(t *testing.T) {
 		out, errs, code := roe(t, "", "experts", "add", "--library", lib, "--model", base, "--adapter", adapter, "--instances", inst, "--name", "tiny")
 		if code != 0 || !strings.Contains(out, "added tiny") {
 			t.Fatalf("add on %s: %s %s", base, out, errs)
+		}
+	}
+	// Exported as GGUF it is the file it came from, tensor for tensor.
+	out := filepath.Join(dir, "tiny.gguf")
+	if _, errs, code := roe(t, "", "experts", "export", "--library", filepath.Join(dir, "lib0"), "--model", shared+"/tiny-llama", "--format", "gguf", "--out", out, "tiny"); code != 0 {
+		t.Fatal(errs)
+	}
+	a, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := gguf.Open(adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, ti := range b.Tensors {
+		x, _ := a.Data(ti.Name)
+		y, _ := b.Data(ti.Name)
+		if !bytes.Equal(x, y) {
+			t.Errorf("exported %s differs", ti.Name)
 		}
 	}
 	// On a base of another shape it is refused.
