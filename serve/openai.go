@@ -38,6 +38,8 @@ type commonRequest struct {
 	Experts     json.RawMessage  `json:"experts"` // ["a","b"] or [{"name":"a","weight":0.5}]
 	Merge       string           `json:"merge"`
 	Routing     *experts.Routing `json:"routing"`
+	AdapterID   string           `json:"adapter_id"` // LoRAX: an expert by name (serve/lora.go)
+	Lora        json.RawMessage  `json:"lora"`       // llama.cpp: [{"id", "scale"}] (serve/lora.go)
 }
 
 type completionRequest struct {
@@ -586,15 +588,21 @@ type modelCard struct {
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
 	Kind    string `json:"roe_kind,omitempty"`
+	Parent  string `json:"parent,omitempty"` // an expert's base model (vLLM's LoRA cards)
+	// Routable (experts only) says whether auto routing can pick the
+	// expert; one without instances is served only by name.
+	Routable *bool `json:"roe_routable,omitempty"`
 }
 
 func (s *Server) models() []modelCard {
 	t := s.started.Unix()
-	out := []modelCard{{s.cfg.ModelID, "model", t, "roe", "base"}}
+	out := []modelCard{{ID: s.cfg.ModelID, Object: "model", Created: t, OwnedBy: "roe", Kind: "base"}}
 	if s.cfg.Experts != nil {
-		out = append(out, modelCard{experts.Auto, "model", t, "roe", "router"})
+		out = append(out, modelCard{ID: experts.Auto, Object: "model", Created: t, OwnedBy: "roe", Kind: "router"})
 		for _, m := range s.cfg.Experts.List() {
-			out = append(out, modelCard{m.Name, "model", m.Created.Unix(), "roe", "expert:" + string(m.Kind)})
+			routable := m.NumInstances > 0
+			out = append(out, modelCard{ID: m.Name, Object: "model", Created: m.Created.Unix(), OwnedBy: "roe",
+				Kind: "expert:" + string(m.Kind), Parent: s.cfg.ModelID, Routable: &routable})
 		}
 	}
 	return out
