@@ -175,7 +175,11 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "roe serving %s with %d experts on http://%s (library %s)\n", id, len(mustList(lib)), ln.Addr(), *libDir)
+	shown := *addr // as given (0.0.0.0 would print as [::]), unless the system chose the port
+	if _, port, _ := net.SplitHostPort(*addr); port == "0" || port == "" {
+		shown = ln.Addr().String()
+	}
+	fmt.Fprintf(stdout, "roe serving %s with %d experts on http://%s (library %s)\n", id, len(mustList(lib)), shown, *libDir)
 	select {
 	case err := <-errc:
 		return err
