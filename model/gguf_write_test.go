@@ -624,3 +624,36 @@ func TestGGUFKQuantModel(t *testing.T) {
 		})
 	}
 }
+
+// TestGGUFRewriteGGUF: a quantized GGUF written again in its own file type
+// keeps every block (q/k rows un-permuted on load, permuted back on write),
+// and in another type is requantized from its dequantized weights.
+func TestGGUFRewriteGGUF(t *testing.T) {
+	for _, typ := range []string{"Q4_0", "Q8_0", "Q5_0"} {
+		path := filepath.Join(ggufGoldenDir, "tiny-llama", "tiny-llama-"+typ+".gguf")
+		needDir(t, path)
+		m, src, err := LoadGGUF(path, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vocab []gguf.KV
+		for _, kv := range src.KVs() {
+			if strings.HasPrefix(kv.Key, "tokenizer.") {
+				vocab = append(vocab, kv)
+			}
+		}
+		_, got := writeGGUF(t, m, GGUFWriteOptions{FileType: mustFileType(t, typ), Name: "tiny-llama", Vocab: vocab})
+		for _, st := range src.Tensors {
+			a, _ := src.Data(st.Name)
+			b, err := got.Data(st.Name)
+			if err != nil || !bytes.Equal(a, b) {
+				t.Errorf("%s %s: blocks not kept (%v)", typ, st.Name, err)
+			}
+		}
+		_, q8 := writeGGUF(t, m, GGUFWriteOptions{FileType: mustFileType(t, "q6_k"), Vocab: vocab})
+		if ti, _ := q8.Tensor("blk.0.attn_q.weight"); ti.Type != kernels.Q8_0 {
+			t.Errorf("Q6_K of 64-wide rows: %s, want the Q8_0 fallback", ti.Type)
+		}
+		src.Close()
+	}
+}
