@@ -104,6 +104,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadInstances$$' -fuzztime $(FUZZTIME) ./library/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./model/llama2c/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadEncoder$$' -fuzztime $(FUZZTIME) ./retriever/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdapterRel$$' -fuzztime $(FUZZTIME) ./serve/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdapterFields$$' -fuzztime $(FUZZTIME) ./serve/
 
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 lint:

@@ -294,3 +294,46 @@ func TestLoadLoRAAdapterOff(t *testing.T) {
 		t.Errorf("upload without instances: %d %v", code, out)
 	}
 }
+
+// adapterRel never lets a path out of the root: whatever lora_path is, the
+// answer is an error or a local, slash-separated path.
+func FuzzAdapterRel(f *testing.F) {
+	for _, s := range []string{"peft", "a/b.gguf", "../x", "/srv/adapters/x", "/srv/adapters/../etc", "/etc/passwd", ".", "", "a/../../b", "a\x00b", `..\x`} {
+		f.Add(s)
+	}
+	s := &Server{cfg: Config{AdapterRoot: "/srv/adapters"}, adapterRootReal: "/real/adapters"}
+	f.Fuzz(func(t *testing.T, p string) {
+		rel, err := s.adapterRel(p)
+		if err != nil {
+			return
+		}
+		if !filepath.IsLocal(filepath.FromSlash(rel)) {
+			t.Fatalf("adapterRel(%q) = %q", p, rel)
+		}
+		for _, seg := range strings.Split(rel, "/") {
+			if seg == ".." {
+				t.Fatalf("adapterRel(%q) = %q leaves the root", p, rel)
+			}
+		}
+	})
+}
+
+// The lora and adapter_id fields never panic and are refused or read.
+func FuzzAdapterFields(f *testing.F) {
+	for _, s := range []string{`[{"id":0,"scale":1}]`, `[{"id":"a"}]`, `{"id":1}`, `[{"id":-1}]`, `[{"id":1e99,"scale":1e309}]`, `null`, `[]`, `[{"id":"a"},{"id":"a"}]`} {
+		f.Add(s, "", "stories260K")
+	}
+	f.Add("", "a", "b")
+	s := &Server{cfg: Config{ModelID: "stories260K"}}
+	f.Fuzz(func(t *testing.T, lora, adapterID, model string) {
+		r := &commonRequest{Model: model, AdapterID: adapterID, Lora: json.RawMessage(lora)}
+		refs, err := s.adapterRefs(r, nil)
+		if err == nil {
+			for _, ref := range refs {
+				if ref.Name == "" || ref.Weight == 0 {
+					t.Fatalf("ref %+v from lora %q", ref, lora)
+				}
+			}
+		}
+	})
+}
