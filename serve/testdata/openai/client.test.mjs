@@ -69,3 +69,31 @@ test("errors are OpenAI errors", async () => {
   const bad = new OpenAI({ baseURL: process.env.ROE_BASE_URL + "/v1", apiKey: "wrong" });
   await assert.rejects(bad.completions.create({ model, prompt: "x", max_tokens: 1 }), (err) => err instanceof OpenAI.AuthenticationError);
 });
+
+test("LoRA adapters: vLLM load/unload, LoRAX adapter_id, llama.cpp lora", async () => {
+  const admin = { "Content-Type": "application/json", Authorization: "Bearer " + process.env.ROE_API_KEY };
+  const post = (path, body) => fetch(process.env.ROE_BASE_URL + path, { method: "POST", headers: admin, body: JSON.stringify(body) });
+  let res = await post("/v1/load_lora_adapter", { lora_name: "sql", lora_path: "sql" });
+  let text = await res.text();
+  assert.equal(res.status, 200, text);
+  assert.equal(text, "Success: LoRA adapter 'sql' added successfully.");
+  res = await post("/v1/load_lora_adapter", { lora_name: "x", lora_path: "../outside" });
+  assert.equal(res.status, 400);
+  const cards = [];
+  for await (const m of client.models.list()) cards.push(m);
+  const card = cards.find((m) => m.id === "sql");
+  assert.ok(card, cards.map((m) => m.id).join(","));
+  assert.equal(card.roe_routable, false);
+  assert.equal(card.parent, model);
+  let r = await client.completions.create({ model: "sql", prompt: "Once", max_tokens: 2 });
+  assert.equal(r.roe.mode, "expert");
+  assert.deepEqual(r.roe.unroutable, ["sql"]);
+  r = await client.completions.create({ model, prompt: "Once", max_tokens: 2, adapter_id: "sql" });
+  assert.equal(r.roe.experts[0].name, "sql");
+  r = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 2, lora: [{ id: "sql", scale: 0.5 }] });
+  assert.equal(r.roe.mode, "expert");
+  assert.equal(r.roe.experts[0].weight, 0.5);
+  res = await post("/v1/unload_lora_adapter", { lora_name: "sql" });
+  assert.equal(res.status, 200, await res.text());
+  await assert.rejects(client.completions.create({ model: "sql", prompt: "x", max_tokens: 1 }), (err) => err instanceof OpenAI.NotFoundError);
+});
