@@ -83,10 +83,10 @@ type node struct {
 // Grammar is a compiled schema: safe for concurrent use, and it caches masks
 // per vocabulary, so reuse it for requests with the same schema.
 type Grammar struct {
-	root   *node
-	nodes  []*node
-	anyAt  []*node // any JSON value nested d levels below, by d
-	needs  [256]bool
+	root  *node
+	nodes []*node
+	anyAt []*node // any JSON value nested d levels below, by d
+	needs [256]bool
 
 	cache cacheSet
 }
