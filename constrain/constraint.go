@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"sync"
+	"unicode/utf8"
 )
 
 // Vocab is a vocabulary's token bytes arranged as a trie, with the tokens
@@ -15,9 +17,12 @@ type Vocab struct {
 	size   int
 	bytes  [][]byte
 	isStop []bool
+	stops  []int // in range, at most a few
 	single [256]bool
 	kids   [][]edge  // trie node -> children by byte; node 0 is the root
 	toks   [][]int32 // trie node -> tokens spelled by the path to it
+	plain  []uint64  // tokens that are plain string content (no quote, backslash, control byte; whole UTF-8)
+	rest   int32     // root of a second trie: the tokens that are not plain
 }
 
 type edge struct {
@@ -31,10 +36,11 @@ type edge struct {
 // are the tokens that end a generation.
 func NewVocab(size int, tokenBytes func(id int) ([]byte, bool), stops []int) *Vocab {
 	v := &Vocab{size: size, bytes: make([][]byte, size), isStop: make([]bool, size),
-		kids: [][]edge{nil}, toks: [][]int32{nil}}
+		kids: [][]edge{nil, nil}, toks: [][]int32{nil, nil}, plain: make([]uint64, (size+63)/64), rest: 1}
 	for _, id := range stops {
-		if id >= 0 && id < size {
+		if id >= 0 && id < size && !v.isStop[id] {
 			v.isStop[id] = true
+			v.stops = append(v.stops, id)
 		}
 	}
 	for id := 0; id < size; id++ {
@@ -46,29 +52,48 @@ func NewVocab(size int, tokenBytes func(id int) ([]byte, bool), stops []int) *Vo
 		if len(b) == 1 {
 			v.single[b[0]] = true
 		}
-		node := int32(0)
-		for _, c := range b {
-			next := int32(-1)
-			for _, e := range v.kids[node] {
-				if e.b == c {
-					next = e.to
-					break
-				}
-			}
-			if next < 0 {
-				next = int32(len(v.kids))
-				v.kids = append(v.kids, nil)
-				v.toks = append(v.toks, nil)
-				v.kids[node] = append(v.kids[node], edge{c, next})
-			}
-			node = next
+		v.insert(0, b, id)
+		if isPlain(b) {
+			v.plain[id/64] |= 1 << (id % 64)
+		} else {
+			v.insert(v.rest, b, id)
 		}
-		v.toks[node] = append(v.toks[node], int32(id))
 	}
 	for _, k := range v.kids {
 		slices.SortFunc(k, func(a, b edge) int { return int(a.b) - int(b.b) })
 	}
 	return v
+}
+
+func (v *Vocab) insert(node int32, b []byte, id int) {
+	for _, c := range b {
+		next := int32(-1)
+		for _, e := range v.kids[node] {
+			if e.b == c {
+				next = e.to
+				break
+			}
+		}
+		if next < 0 {
+			next = int32(len(v.kids))
+			v.kids = append(v.kids, nil)
+			v.toks = append(v.toks, nil)
+			v.kids[node] = append(v.kids[node], edge{c, next})
+		}
+		node = next
+	}
+	v.toks[node] = append(v.toks[node], int32(id))
+}
+
+// isPlain reports whether b leaves a string without length limits in the
+// same state: whole UTF-8 characters, none of them a quote, backslash or control.
+func isPlain(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }
 
 // Size is the number of token ids (the logits' length).
@@ -82,6 +107,7 @@ type Constraint struct {
 	alts  []*stack
 	key   string
 	done  bool
+	keep  []float32
 }
 
 // maxAlts bounds the alternatives a state keeps (the shortest to complete
@@ -143,16 +169,31 @@ func (c *Constraint) Mask(logits []float32, left int) {
 		allowed = e.cum[k]
 	}
 	accept := c.Complete()
+	if accept { // the stop tokens' logits, restored below
+		c.keep = c.keep[:0]
+		for _, id := range c.v.stops {
+			c.keep = append(c.keep, logits[id])
+		}
+	}
 	ninf := float32(math.Inf(-1))
-	for id := range logits {
-		if id < c.v.size && c.v.isStop[id] {
-			if !accept {
-				logits[id] = ninf
-			}
+	for wi := 0; wi*64 < len(logits); wi++ {
+		var word uint64
+		if wi < len(allowed) {
+			word = allowed[wi]
+		}
+		if word == ^uint64(0) {
 			continue
 		}
-		if allowed == nil || id/64 >= len(allowed) || allowed[id/64]&(1<<(id%64)) == 0 {
-			logits[id] = ninf
+		lo := wi * 64
+		for id := lo; id < min(lo+64, len(logits)); id++ {
+			if word&(1<<(id-lo)) == 0 {
+				logits[id] = ninf
+			}
+		}
+	}
+	if accept {
+		for i, id := range c.v.stops {
+			logits[id] = c.keep[i]
 		}
 	}
 }
@@ -337,7 +378,18 @@ type walker struct {
 // whose prefix the automaton rejects.
 func computeEntry(v *Vocab, alts []*stack) *entry {
 	w := &walker{v: v}
-	w.walk(0, alts, 0)
+	if f := &alts[0].f; len(alts) == 1 && f.n.kind == kString && f.ph == sBody && f.n.minLen == 0 && f.n.maxLen < 0 {
+		// Inside a string without limits, plain tokens change nothing: walk only the others.
+		d := int32(alts[0].dist())
+		for i, word := range v.plain {
+			for ; word != 0; word &= word - 1 {
+				w.res = append(w.res, tokDist{int32(i*64 + bits.TrailingZeros64(word)), d})
+			}
+		}
+		w.walk(v.rest, alts, 0)
+	} else {
+		w.walk(0, alts, 0)
+	}
 	slices.SortFunc(w.res, func(a, b tokDist) int { return int(a.d - b.d) })
 	e := &entry{}
 	words := (v.size + 63) / 64

@@ -179,3 +179,36 @@ func validate(schema []byte, out string) error {
 	}
 	return sch.Validate(inst)
 }
+
+// The same on stories260K, whose SentencePiece vocabulary spells bytes with
+// <0xNN> tokens and strips the text's first space.
+func TestGenerateStories260K(t *testing.T) {
+	m, tok := testmodel.Stories260K(t)
+	v := vocabOf(m, tok)
+	prompt := tok.Encode("Once upon a time", true)
+	r := rand.New(rand.NewPCG(260, 1))
+	for n := 0; n < 30; {
+		src, _ := json.Marshal(randSchema(r, 0))
+		g, err := constrain.Compile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := constrain.New(g, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MinTokens() > 80 {
+			continue
+		}
+		seed := uint64(n)
+		out, err := m.Generate(context.Background(), tok.NewStreamDecoder(true), prompt,
+			model.GenerateOptions{MaxTokens: 100, Sample: model.SampleOptions{Temperature: 1, Seed: &seed}, Constraint: c}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate(src, out.Text); err != nil {
+			t.Fatalf("schema %s\noutput %q: %v", src, out.Text, err)
+		}
+		n++
+	}
+}

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -163,10 +164,28 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// isInteger reports whether a JSON number has an integral value (1.0 and 1e2 do).
+// isInteger reports whether a JSON number has an integral value (1.0 and 1e2
+// do), from its digits: no big-number arithmetic on an exponent like 1e999999999.
 func isInteger(n json.Number) bool {
-	f, ok := new(big.Float).SetString(string(n))
-	return ok && f.IsInt()
+	s := strings.TrimPrefix(string(n), "-")
+	mant, expPart, hasExp := strings.Cut(strings.ToLower(s), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := intPart + frac
+	point := len(intPart)
+	if hasExp {
+		e, err := strconv.Atoi(expPart)
+		if err != nil { // out of int range
+			if strings.HasPrefix(expPart, "-") {
+				return strings.Trim(digits, "0") == ""
+			}
+			return true
+		}
+		point = max(-1, min(point+e, len(digits)))
+	}
+	if point < 0 {
+		point = 0
+	}
+	return strings.Trim(digits[point:], "0") == ""
 }
 
 // valid reports whether v validates against n (used to filter enum values).
