@@ -93,7 +93,7 @@ func (t *timed) Mask(logits []float32, left int) {
 }
 
 func vocabOf(m *model.Model, tok *tokenizer.Tokenizer) *constrain.Vocab {
-	return constrain.NewVocab(m.Config.VocabSize, tok.TokenBytes, m.Config.EOS)
+	return constrain.FromTokenizer(tok, m.Config.VocabSize, m.Config.EOS)
 }
 
 // The embedded default model's free output is not JSON; under a random schema
