@@ -65,6 +65,7 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 	tmpl    *chatTemplate
+	outs    outputs // structured output: the vocabulary's trie, compiled grammars
 
 	embedSem chan struct{} // bounds concurrent embedding requests (429 when full)
 	jobs     *jobs
