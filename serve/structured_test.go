@@ -288,3 +288,27 @@ func TestToolsTemplate(t *testing.T) {
 		t.Errorf("parsed %+v, rest %q", got, rest)
 	}
 }
+
+// FuzzParseCalls: reading calls back from any model text never panics, and
+// every call read has a declared name and an object as arguments.
+func FuzzParseCalls(f *testing.F) {
+	for _, s := range []string{`{"name":"get_time","arguments":{"zone":"UTC"}}`, `{"name":"get_time","parameters":"{\"a\":1}"}`,
+		"x<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>y<tool_call>", `<tool_call>{"name":1}</tool_call>`, `{"name":"nope","arguments":{}}`} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	defs := []toolDef{{Type: "function", Function: toolFunction{Name: "get_time", Parameters: json.RawMessage(noArguments)}}}
+	f.Fuzz(func(t *testing.T, text string, tags bool) {
+		ts := &toolSet{defs: defs, choice: "auto"}
+		if tags {
+			ts.pre, ts.suf = "<tool_call>\n", "\n</tool_call>"
+		}
+		calls, _ := ts.parseCalls(text)
+		for _, c := range calls {
+			var args map[string]any
+			if c.Function.Name != "get_time" || json.Unmarshal([]byte(c.Function.Arguments), &args) != nil {
+				t.Fatalf("%q: call %+v", text, c)
+			}
+		}
+	})
+}
