@@ -169,6 +169,22 @@ func minMax(x []float32) (lo, hi float32) {
 	return lo, hi
 }
 
+// truncClamp is C's truncating float-to-int conversion, clamped to
+// [lo, hi]. For finite scales it is exactly ggml's; when 1/d overflowed (d
+// subnormal, so its f16 is 0 and the quants do not matter) the NaNs and
+// infinities give the same bytes on every architecture.
+func truncClamp(v float32, lo, hi int) int {
+	switch {
+	case v != v:
+		return lo
+	case v >= float32(hi):
+		return hi
+	case v <= float32(lo):
+		return lo
+	}
+	return int(v)
+}
+
 func inv(d float32) float32 {
 	if d == 0 {
 		return 0
@@ -183,7 +199,7 @@ func quantQ8_0(y []byte, x []float32) bool {
 	h, _, ok := f16Round(d)
 	put16(y, h)
 	for j, v := range x {
-		y[2+j] = byte(int8(math.Round(float64(float32(v * id)))))
+		y[2+j] = byte(int8(truncClamp(float32(math.Round(float64(float32(v*id)))), -128, 127)))
 	}
 	return ok
 }
@@ -195,8 +211,8 @@ func quantQ4_0(y []byte, x []float32) bool {
 	h, _, ok := f16Round(d)
 	put16(y, h)
 	for j := range 16 {
-		a := min(15, int(float32(x[j]*id)+8.5))
-		b := min(15, int(float32(x[16+j]*id)+8.5))
+		a := truncClamp(float32(x[j]*id)+8.5, 0, 15)
+		b := truncClamp(float32(x[16+j]*id)+8.5, 0, 15)
 		y[2+j] = byte(a | b<<4)
 	}
 	return ok
@@ -211,8 +227,8 @@ func quantQ4_1(y []byte, x []float32) bool {
 	put16(y, hd)
 	put16(y[2:], hm)
 	for j := range 16 {
-		a := min(15, int(float32((x[j]-lo)*id)+0.5))
-		b := min(15, int(float32((x[16+j]-lo)*id)+0.5))
+		a := truncClamp(float32((x[j]-lo)*id)+0.5, 0, 15)
+		b := truncClamp(float32((x[16+j]-lo)*id)+0.5, 0, 15)
 		y[4+j] = byte(a | b<<4)
 	}
 	return ok1 && ok2 && !math.IsInf(float64(d), 0)
@@ -226,8 +242,8 @@ func quantQ5_0(y []byte, x []float32) bool {
 	put16(y, h)
 	var qh uint32
 	for j := range 16 {
-		a := min(31, int(float32(x[j]*id)+16.5))
-		b := min(31, int(float32(x[16+j]*id)+16.5))
+		a := truncClamp(float32(x[j]*id)+16.5, 0, 31)
+		b := truncClamp(float32(x[16+j]*id)+16.5, 0, 31)
 		y[6+j] = byte(a&15 | (b&15)<<4)
 		qh |= uint32(a>>4) << j
 		qh |= uint32(b>>4) << (j + 16)
@@ -246,8 +262,8 @@ func quantQ5_1(y []byte, x []float32) bool {
 	put16(y[2:], hm)
 	var qh uint32
 	for j := range 16 {
-		a := min(31, int(float32((x[j]-lo)*id)+0.5))
-		b := min(31, int(float32((x[16+j]-lo)*id)+0.5))
+		a := truncClamp(float32((x[j]-lo)*id)+0.5, 0, 31)
+		b := truncClamp(float32((x[16+j]-lo)*id)+0.5, 0, 31)
 		y[8+j] = byte(a&15 | (b&15)<<4)
 		qh |= uint32(a>>4) << j
 		qh |= uint32(b>>4) << (j + 16)

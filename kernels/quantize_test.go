@@ -111,7 +111,7 @@ func TestQuantizeEdges(t *testing.T) {
 			// subnormals: the error stays within the weights' own size
 			// plus f16's subnormal step (2⁻²⁴, twice: the "_1" types round
 			// their min too), and nothing is NaN.
-			for _, sigma := range []float64{1e-4, 1e-7, 1e-20} {
+			for _, sigma := range []float64{1e-4, 1e-7, 1e-20, 1e-44} {
 				x := gaussian(r, n, sigma)
 				amax := float64(maxAbs(x))
 				for i, v := range roundTrip(t, typ, x) {
@@ -152,7 +152,7 @@ func TestQuantizeEdges(t *testing.T) {
 			}
 			e := relRMSE(x, roundTrip(t, typ, x))
 			t.Logf("outlier rows: relative RMSE %.4f", e)
-			if e > 2*quantBounds[typ] {
+			if e > 3*quantBounds[typ] {
 				t.Errorf("outlier rows: relative RMSE %.4f", e)
 			}
 		})
