@@ -20,6 +20,7 @@ type GenerateOptions struct {
 	StopTokens  []int         // ids that end generation (not emitted); nil means the model's EOS
 	StopStrings []string      // texts that end generation (not emitted)
 	Adapter     Adapter       // nil for the base model
+	Constraint  Constraint    // nil, or what the output must match (one per sequence)
 }
 
 // Generation is the result of Generate.
@@ -36,9 +37,11 @@ type Sequence struct {
 	Prompt       []int  // the prompt as fed to the model
 	Tokens       []int  // generated ids, without a final stop token
 	FinishReason string // "" while running, then "stop" or "length"
+	Err          error  // set when the constraint refused the sampled token (a bug, not user input)
 
 	cache   *Cache
 	adapter Adapter
+	constr  Constraint
 	sampler *Sampler
 	dec     TextDecoder
 	stops   []string
@@ -72,7 +75,7 @@ func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*
 	if stopIDs == nil {
 		stopIDs = m.Config.EOS
 	}
-	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, sampler: NewSampler(o.Sample),
+	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, constr: o.Constraint, sampler: NewSampler(o.Sample),
 		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt}
 	for _, id := range stopIDs {
 		s.stopIDs[id] = true
@@ -100,7 +103,16 @@ func (s *Sequence) Accept(logits []float32) string {
 	if s.Done() {
 		return ""
 	}
+	if s.constr != nil {
+		s.constr.Mask(logits, s.maxNew-len(s.Tokens))
+	}
 	id := s.sampler.Sample(logits)
+	if s.constr != nil {
+		if err := s.constr.Accept(id); err != nil {
+			s.Err = err
+			return s.finish("stop")
+		}
+	}
 	if s.stopIDs[id] {
 		return s.finish("stop")
 	}
@@ -181,7 +193,7 @@ func (m *Model) Generate(ctx context.Context, dec TextDecoder, prompt []int, o G
 		}
 	}
 	g.Tokens, g.Text, g.FinishReason = s.Tokens, s.Text(), s.FinishReason
-	return g, nil
+	return g, s.Err
 }
 
 // findStop returns where the earliest stop string begins at or after from.

@@ -40,6 +40,8 @@ type commonRequest struct {
 	Routing     *experts.Routing `json:"routing"`
 	AdapterID   string           `json:"adapter_id"` // LoRAX: an expert by name (serve/lora.go)
 	Lora        json.RawMessage  `json:"lora"`       // llama.cpp: [{"id", "scale"}] (serve/lora.go)
+
+	ResponseFormat json.RawMessage `json:"response_format"` // text, json_object or json_schema (structured.go)
 }
 
 type completionRequest struct {
@@ -48,13 +50,19 @@ type completionRequest struct {
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	ToolCalls  json.RawMessage `json:"tool_calls"`   // assistant
+	ToolCallID string          `json:"tool_call_id"` // tool
+	Name       string          `json:"name"`         // tool (the function's name)
 }
 
 type chatRequest struct {
 	commonRequest
-	Messages []chatMessage `json:"messages"`
+	Messages          []chatMessage   `json:"messages"`
+	Tools             json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 }
 
 // decode parses a JSON object body, naming the field when a type is wrong.
@@ -296,11 +304,15 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if len(ids) == 0 || (len(ids) == 1 && prompts[0] == "" && !s.startsWithBOS(ids)) {
 		return badRequest("prompt", "the prompt is empty")
 	}
+	spec, err := s.responseFormatSpec(r.ResponseFormat)
+	if err != nil {
+		return err
+	}
 	sel, err := s.selectFor(c.UserContext(), &r.commonRequest, []string{prompts[0]})
 	if err != nil {
 		return err
 	}
-	return s.generate(c, &r.commonRequest, ids, sel, false)
+	return s.generate(c, &r.commonRequest, ids, sel, false, spec)
 }
 
 func (s *Server) startsWithBOS(ids []int) bool {
@@ -309,10 +321,17 @@ func (s *Server) startsWithBOS(ids []int) bool {
 }
 
 // generate runs one sequence and answers as a completion or a chat completion.
-func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *experts.Selection, chat bool) error {
+func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *experts.Selection, chat bool, spec *outputSpec) error {
 	o, err := s.genParams(r, len(ids))
 	if err != nil {
 		return err
+	}
+	if err := s.constrainOptions(&o, r, spec, len(ids)); err != nil {
+		return err
+	}
+	var tools *toolSet
+	if spec != nil {
+		tools = spec.tools
 	}
 	o.Adapter = sel.Adapter
 	seq, err := s.cfg.Model.NewSequence(ids, s.cfg.Tokenizer.NewStreamDecoder(true), o)
@@ -332,11 +351,20 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *expert
 		if err != nil {
 			return err
 		}
+		if seq.Err != nil {
+			return seq.Err
+		}
 		fin := seq.FinishReason
 		u := &usage{len(ids), len(seq.Tokens), len(ids) + len(seq.Tokens)}
 		if chat {
+			msg := &chatOut{Role: "assistant", Content: text}
+			if tools != nil {
+				if msg.ToolCalls, msg.Content = tools.parseCalls(text); len(msg.ToolCalls) > 0 {
+					fin = "tool_calls"
+				}
+			}
 			return c.JSON(chatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelName,
-				Choices: []chatChoice{{Index: 0, Message: &chatOut{Role: "assistant", Content: text}, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
+				Choices: []chatChoice{{Index: 0, Message: msg, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
 		}
 		return c.JSON(completionResponse{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelName,
 			Choices: []completionChoice{{Text: text, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
@@ -369,9 +397,12 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *expert
 		if chat && !send(chatChunk(id, created, modelName, &chatOut{Role: "assistant"}, nil, nil)) {
 			return
 		}
+		var held strings.Builder // with tools, the message is sent whole at the end
 		for {
 			text, done, err := job.Next(ctx)
-			if text != "" {
+			if text != "" && tools != nil {
+				held.WriteString(text)
+			} else if text != "" {
 				var ok bool
 				if chat {
 					ok = send(chatChunk(id, created, modelName, &chatOut{Content: text}, nil, nil))
@@ -395,6 +426,18 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *expert
 		}
 		fin := seq.FinishReason
 		u := &usage{len(ids), len(seq.Tokens), len(ids) + len(seq.Tokens)}
+		if tools != nil {
+			delta := &chatOut{}
+			if delta.ToolCalls, delta.Content = tools.parseCalls(held.String()); len(delta.ToolCalls) > 0 {
+				fin = "tool_calls"
+				for i := range delta.ToolCalls {
+					delta.ToolCalls[i].Index = &i
+				}
+			}
+			if (delta.Content != "" || len(delta.ToolCalls) > 0) && !send(chatChunk(id, created, modelName, delta, nil, nil)) {
+				return
+			}
+		}
 		if chat {
 			send(chatChunk(id, created, modelName, &chatOut{}, &fin, sel.Info, u))
 		} else {
@@ -408,8 +451,9 @@ func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *expert
 }
 
 type chatOut struct {
-	Role    string `json:"role,omitempty"`
-	Content string `json:"content"`
+	Role      string     `json:"role,omitempty"`
+	Content   string     `json:"content"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"` // content is then null (tools.go)
 }
 
 type chatChoice struct {
@@ -444,11 +488,27 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if err := decode(c, &r); err != nil {
 		return err
 	}
-	msgs, err := parseMessages(r.Messages)
+	turns, err := parseTurns(r.Messages)
 	if err != nil {
 		return err
 	}
-	prompt, err := s.tmpl.render(msgs)
+	spec, err := s.responseFormatSpec(r.ResponseFormat)
+	if err != nil {
+		return err
+	}
+	ts, err := s.parseTools(r.Tools, r.ToolChoice, r.ParallelToolCalls)
+	if err != nil {
+		return err
+	}
+	if ts != nil {
+		if spec != nil {
+			return badRequest("response_format", "response_format cannot be combined with tools (unless tool_choice is none)")
+		}
+		if spec, err = s.toolSpec(ts); err != nil {
+			return err
+		}
+	}
+	prompt, err := s.renderChat(turns, ts)
 	if err != nil {
 		return badRequest("messages", "%v", err)
 	}
@@ -458,9 +518,9 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	}
 	// The last user message is the query instance for routing.
 	query := ""
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].Role == "user" {
-			query = msgs[i].Content
+	for i := len(turns) - 1; i >= 0; i-- {
+		if turns[i].Role == "user" {
+			query = turns[i].Content
 			break
 		}
 	}
@@ -468,7 +528,7 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.generate(c, &r.commonRequest, ids, sel, true)
+	return s.generate(c, &r.commonRequest, ids, sel, true, spec)
 }
 
 // message is one chat turn with its content flattened to text.

@@ -70,6 +70,7 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 	tmpl    *chatTemplate
+	outs    outputs // structured output: the vocabulary's trie, compiled grammars
 
 	adapterRootReal string // AdapterRoot with its symbolic links resolved
 

@@ -97,3 +97,80 @@ test("LoRA adapters: vLLM load/unload, LoRAX adapter_id, llama.cpp lora", async 
   assert.equal(res.status, 200, await res.text());
   await assert.rejects(client.completions.create({ model: "sql", prompt: "x", max_tokens: 1 }), (err) => err instanceof OpenAI.NotFoundError);
 });
+
+const person = {
+  type: "object",
+  properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" }, pets: { type: "array", items: { enum: ["cat", "dog"] }, maxItems: 2 } },
+  required: ["name", "age", "pets"],
+  additionalProperties: false,
+};
+
+test("response_format json_schema and json_object", async () => {
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.parse({
+      model, seed, messages: [{ role: "user", content: "Who is Lily?" }],
+      response_format: { type: "json_schema", json_schema: { name: "person", strict: true, schema: person } },
+    });
+    const p = r.choices[0].message.parsed;
+    assert.equal(typeof p.name, "string");
+    assert.ok(Number.isInteger(p.age), JSON.stringify(p));
+    assert.ok(Array.isArray(p.pets) && p.pets.length <= 2 && p.pets.every((x) => x === "cat" || x === "dog"), JSON.stringify(p));
+  }
+  const o = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 40, seed: 1, response_format: { type: "json_object" } });
+  assert.equal(typeof JSON.parse(o.choices[0].text), "object");
+  const stream = await client.chat.completions.create({
+    model, seed: 4, stream: true, messages: [{ role: "user", content: "Hi" }],
+    response_format: { type: "json_schema", json_schema: { name: "person", schema: person } },
+  });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(typeof JSON.parse(text).age, "number");
+  await assert.rejects(
+    client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", format: "date" } } } }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "response_format.json_schema.schema" && /"format"/.test(err.message),
+  );
+});
+
+const tools = [
+  { type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"] } } },
+  { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 6 } }, required: ["zone"] } } },
+];
+
+test("tools: forced calls, a history with results, streaming", async () => {
+  const messages = [{ role: "user", content: "Weather in Paris?" }];
+  const r = await client.chat.completions.create({ model, seed: 2, messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } } });
+  const c = r.choices[0];
+  assert.equal(c.finish_reason, "tool_calls");
+  assert.equal(c.message.content, null);
+  const call = c.message.tool_calls[0];
+  assert.equal(call.type, "function");
+  assert.equal(call.function.name, "get_weather");
+  const args = JSON.parse(call.function.arguments);
+  assert.equal(typeof args.city, "string");
+  assert.ok(args.unit === "c" || args.unit === "f");
+  const req = await client.chat.completions.create({ model, seed: 3, messages, tools, tool_choice: "required" });
+  assert.ok(["get_weather", "get_time"].includes(req.choices[0].message.tool_calls[0].function.name));
+  const next = await client.chat.completions.create({
+    model, max_tokens: 6, tools, tool_choice: "none",
+    messages: [...messages, c.message, { role: "tool", tool_call_id: call.id, content: "18 degrees" }],
+  });
+  assert.ok(typeof next.choices[0].message.content === "string");
+  const auto = await client.chat.completions.create({ model, max_tokens: 6, temperature: 0, messages, tools });
+  assert.notEqual(auto.choices[0].finish_reason, "tool_calls"); // the tiny model answers in text
+  const stream = await client.chat.completions.create({ model, seed: 5, stream: true, messages, tools, tool_choice: "required" });
+  let name = "", argText = "", finish = null;
+  for await (const chunk of stream) {
+    for (const d of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      name += d.function?.name ?? "";
+      argText += d.function?.arguments ?? "";
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.ok(["get_weather", "get_time"].includes(name));
+  assert.equal(typeof JSON.parse(argText), "object");
+  assert.equal(finish, "tool_calls");
+  await assert.rejects(
+    client.chat.completions.create({ model, messages, tool_choice: "required" }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "tool_choice",
+  );
+});
