@@ -22,10 +22,11 @@ if "$PY" -c 'import torch' 2>/dev/null; then
 	TORCH_CMD="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=$BLASDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} $PY benchmarks/perf/torch_perf.py"
 fi
 # LLAMA_BENCH=PATH (llama.cpp's llama-bench, built by you elsewhere) runs it on
-# the same GGUF files in the same run, for same-machine ratios.
+# the same GGUF files in the same run, for same-machine ratios; LLAMA_BUILD
+# names its version when llama-bench reports "unknown".
 LLAMA_FLAGS=()
 if [ -n "${LLAMA_BENCH:-}" ]; then
-	LLAMA_FLAGS=(-llama-bench "$LLAMA_BENCH")
+	LLAMA_FLAGS=(-llama-bench "$LLAMA_BENCH" -llama-build "${LLAMA_BUILD:-}")
 fi
 # GOEXPERIMENT=simd adds the simd/archsimd kernel sets to the comparison; the
 # default kernels (generated assembly) are the same either way.
