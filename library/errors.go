@@ -23,4 +23,7 @@ var (
 	ErrClosed = errors.New("library closed")
 	// ErrNotEmpty reports a Restore into a library that already holds data.
 	ErrNotEmpty = errors.New("library not empty")
+	// ErrUnavailable reports a write that the library's Remote (the shared
+	// store it writes through) could not take now; nothing was stored.
+	ErrUnavailable = errors.New("library store unavailable")
 )

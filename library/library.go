@@ -23,10 +23,13 @@ type Library struct {
 	db   *badger.DB
 	log  *slog.Logger
 
-	mu     sync.RWMutex // write-locked by Restore and Close
-	closed bool
-	stop   chan struct{}
-	wg     sync.WaitGroup // GC goroutine and running Subscribes
+	mu sync.RWMutex // write-locked by Restore and Close
+	// applyMu orders the local writes of a library with a Remote: the
+	// writer's own and the sync's (storeAs, Drop).
+	applyMu sync.Mutex
+	closed  bool
+	stop    chan struct{}
+	wg      sync.WaitGroup // GC goroutine and running Subscribes
 }
 
 // Open opens (or creates) the library in opts.Dir, or in memory. It removes
@@ -251,6 +254,9 @@ func (l *Library) put(e *Expert, replace bool) (Manifest, error) {
 	}
 	c.ID = newID()
 	c.Created = time.Now().UTC().Round(0)
+	if l.opts.Remote != nil {
+		return l.putRemote(c, replace)
+	}
 	x, err := l.encode(c)
 	if err != nil {
 		return Manifest{}, err
@@ -450,6 +456,13 @@ func (l *Library) Remove(name string) error {
 		return err
 	}
 	defer l.mu.RUnlock()
+	if l.opts.Remote != nil {
+		return l.removeRemote(name)
+	}
+	return l.remove(name)
+}
+
+func (l *Library) remove(name string) error {
 	var id string
 	tooBig := false
 	err := l.update(func(txn *badger.Txn) error {

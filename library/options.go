@@ -74,6 +74,10 @@ type Options struct {
 	// NumCompactors is Badger's compaction goroutines. Default 2 (Badger: 4;
 	// 1 is not allowed).
 	NumCompactors int
+	// Remote, when set, is a store shared with other libraries (replicas)
+	// that Add, Replace and Remove write through first: only what it took
+	// is then applied here. See Remote.
+	Remote Remote
 	// Tune, when set, gets the final badger.Options and may change them
 	// (for experiments); SyncWrites must stay on for the durability promise.
 	Tune func(badger.Options) badger.Options

@@ -102,6 +102,8 @@ func domainError(err error) error {
 		return &apiError{Status: fiber.StatusTooManyRequests, Type: "rate_limit_error", Code: "embedding_busy", Message: err.Error()}
 	case errors.Is(err, experts.ErrNotFound), errors.Is(err, library.ErrNotFound):
 		return &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Param: param, Code: "model_not_found", Message: err.Error()}
+	case errors.Is(err, library.ErrUnavailable):
+		return &apiError{Status: fiber.StatusServiceUnavailable, Type: "server_error", Code: "library_unavailable", Message: err.Error()}
 	case errors.Is(err, library.ErrExists):
 		return &apiError{Status: fiber.StatusConflict, Type: "invalid_request_error", Param: "name", Code: "expert_exists", Message: err.Error()}
 	case errors.Is(err, experts.ErrReserved):

@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -58,6 +59,12 @@ type Config struct {
 	IdleTimeout   time.Duration // a keep-alive connection waiting for its next request [90 s]
 	MaxConns      int           // open connections; more are answered 503 and closed [1024]
 	Logger        *slog.Logger
+
+	// Readiness, when set, joins /readyz: not ready answers 503; detail is
+	// shown either way (a shared library's sync state).
+	Readiness func() (ready bool, detail any)
+	// Collectors join the server's /metrics.
+	Collectors []prometheus.Collector
 }
 
 // Server is a running roe HTTP server.
@@ -121,6 +128,9 @@ func New(cfg Config) (*Server, error) {
 	s.adapterRootReal, _ = filepath.EvalSymlinks(cfg.AdapterRoot)
 	if cfg.Experts != nil {
 		s.metrics.Registry.MustRegister(cfg.Experts.Metrics().Collectors()...)
+	}
+	if len(cfg.Collectors) > 0 {
+		s.metrics.Registry.MustRegister(cfg.Collectors...)
 	}
 	tmpl, err := newChatTemplate(cfg.Tokenizer)
 	if err != nil {
@@ -251,7 +261,16 @@ func (s *Server) routes() {
 		if !s.ready.Load() {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "shutting down"})
 		}
-		return c.JSON(fiber.Map{"status": "ready", "queue": s.sched.QueueLen()})
+		body := fiber.Map{"status": "ready", "queue": s.sched.QueueLen()}
+		if r := s.cfg.Readiness; r != nil {
+			ok, detail := r()
+			body["library"] = detail
+			if !ok {
+				body["status"] = "syncing"
+				return c.Status(fiber.StatusServiceUnavailable).JSON(body)
+			}
+		}
+		return c.JSON(body)
 	})
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	app.Get("/metrics", func(c *fiber.Ctx) error { metrics(c.Context()); return nil })

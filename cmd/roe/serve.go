@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"roe/library"
+	"roe/library/s3sync"
 	"roe/model"
 	"roe/model/tokenizer"
 	"roe/models"
@@ -84,7 +85,8 @@ func openLibrary(dir string, fingerprint string, log *slog.Logger) (*library.Lib
 func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dir := modelFlag(fs)
-	libDir := fs.String("library", defaultLibraryDir(), "expert library folder (created on first start)")
+	libDir := fs.String("library", defaultLibraryDir(), "expert library folder (created on first start), or s3://BUCKET/PREFIX to share one library between replicas (endpoint, region and credentials from the AWS environment variables)")
+	shared := addSharedFlags(fs)
 	addr := fs.String("addr", envOr("ROE_ADDR", "127.0.0.1:8080"), "listen address, HOST:PORT (also $ROE_ADDR; 0.0.0.0:8080 in the container image)")
 	apiKey := fs.String("api-key", "", "require this bearer token (also $ROE_API_KEY)")
 	apiKeyFile := fs.String("api-key-file", "", "read the API key from this file")
@@ -141,12 +143,22 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	lib, err := openLibrary(*libDir, m.Fingerprint(), log)
+	var lib *library.Library
+	var store *s3sync.Store
+	if s3sync.IsURL(*libDir) {
+		lib, store, _, err = openShared(*libDir, shared, m.Fingerprint(), log)
+	} else {
+		lib, err = openLibrary(*libDir, m.Fingerprint(), log)
+	}
 	if err != nil {
 		return err
 	}
 	defer lib.Close()
-	if *starter {
+	if store != nil {
+		if *starter {
+			importSharedStarter(lib, store, m, emb, log)
+		}
+	} else if *starter {
 		n, err := importStarter(lib, m, emb)
 		switch {
 		case errors.Is(err, experts.ErrOtherBase):
@@ -166,7 +178,15 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	defer catalog.Close()
 	protect := !*openInference
-	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: catalog, APIKey: key,
+	scfg := serve.Config{}
+	if store != nil {
+		scfg.Readiness = func() (bool, any) { return store.Status().Ready, store.Detail() }
+		scfg.Collectors = store.Collectors()
+		sctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go store.Run(sctx, lib)
+	}
+	srv, err := serve.New(serve.Config{Readiness: scfg.Readiness, Collectors: scfg.Collectors, ModelID: id, Model: m, Tokenizer: tok, Experts: catalog, APIKey: key,
 		ProtectInference: &protect, AdapterRoot: *adapterRoot, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, MaxConns: *maxConns, Logger: log})
 	if err != nil {
 		return err
