@@ -16,6 +16,7 @@ type Metrics struct {
 	batchSize   prometheus.Histogram   // sequences per forward step
 	stepSeconds prometheus.Histogram   // one forward step
 	errors      *prometheus.CounterVec // by route and error type
+	engine      *engineMetrics         // what the Inference Extension reads
 }
 
 // NewMetrics registers roe's collectors on a fresh registry.
@@ -37,6 +38,8 @@ func NewMetrics() *Metrics {
 		stepSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "roe_step_seconds",
 			Help: "Duration of one batched forward step.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
+	m.engine = newEngineMetrics()
+	m.Registry.MustRegister(m.engine.collectors()...)
 	m.Registry.MustRegister(m.requests, m.errors, m.ttft, m.tokens, m.queueDepth, m.batchSize, m.stepSeconds,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

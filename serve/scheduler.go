@@ -108,6 +108,7 @@ func (s *Scheduler) loop() {
 	var outs []model.Output // reused across steps: logits buffers stay allocated
 	open := true
 	for open || len(active) > 0 {
+		s.metrics.engine.observe(active, len(s.queue))
 		// Block for work when idle; otherwise take what is waiting.
 		if len(active) == 0 {
 			j, ok := <-s.queue

@@ -137,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.Warn("chat template", "err", err)
 	}
 	s.tmpl = tmpl
+	s.metrics.engine.setLimits(cfg.MaxBatch, cfg.MaxContext, adapterNamer(cfg.Experts))
 	s.sched = NewScheduler(cfg.Model, cfg.MaxBatch, cfg.QueueSize, s.metrics)
 	s.jobs = newJobs()
 	s.embedSem = make(chan struct{}, cfg.MaxBatch)
