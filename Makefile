@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: test-cluster container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 # `roe --version` names the commit (Go's own VCS stamp misses git worktrees).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -67,6 +67,19 @@ test: tokenizer-vocabs lint
 	GOEXPERIMENT=simd $(GO) vet ./kernels/
 	GOEXPERIMENT=simd ROE_KERNELS=archsimd $(GO) test ./kernels/ ./model/...
 
+# The multi-replica test on loopback (library/s3sync TestCluster): a real
+# S3 server, SeaweedFS's weed, built once from its Go module into
+# $(CACHE)/bin (scripts/build-weed.sh), and several `roe serve` replicas
+# sharing one bucket: propagation p99, concurrent and same-name uploads,
+# a fresh replica, SIGKILLs during uploads (CLUSTER_KILLS), S3 down 10 s.
+WEED_VERSION  ?= v0.0.0-20261109003541-7506e5f91cd6
+WEED          := $(CACHE)/bin/weed-$(WEED_VERSION)
+CLUSTER_KILLS ?= 10
+$(WEED):
+	bash scripts/build-weed.sh $(WEED_VERSION) $@
+test-cluster: $(WEED)
+	ROE_WEED=$(WEED) ROE_CLUSTER_KILLS=$(CLUSTER_KILLS) $(GO) test -count=1 -timeout 20m -run '^TestCluster$$' -v ./library/s3sync/
+
 # Performance against the machine's own ceilings and PyTorch, in one run:
 # prints and writes benchmarks/results/perf.{json,md} and plots (see benchmarks/perf).
 bench:
@@ -106,6 +119,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadEncoder$$' -fuzztime $(FUZZTIME) ./retriever/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterRel$$' -fuzztime $(FUZZTIME) ./serve/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterFields$$' -fuzztime $(FUZZTIME) ./serve/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExpert$$' -fuzztime $(FUZZTIME) ./library/s3sync/
 
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 lint:
