@@ -21,6 +21,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"roe/library"
 )
@@ -119,6 +120,9 @@ func New(cfg Config) (*Store, error) {
 		if ep == "" {
 			ep = os.Getenv(k)
 		}
+	}
+	if err := s3utils.CheckValidBucketName(bucket); err != nil {
+		return nil, fmt.Errorf("%w: library URL %q: %w", library.ErrInvalid, cfg.URL, err)
 	}
 	secure := true
 	switch {
@@ -386,15 +390,23 @@ func (s *Store) removeObject(id string) {
 func (s *Store) Run(ctx context.Context, lib *library.Library) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	failing := false // log changes of state, not every failed poll
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := s.Sync(ctx, lib); err != nil && ctx.Err() == nil {
+		err := s.Sync(ctx, lib)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
 			s.log.Warn("s3sync: sync failed; serving from the cache", "library", s.String(), "err", err)
+		case err == nil && failing:
+			s.log.Info("s3sync: sync resumed", "library", s.String())
 		}
+		failing = err != nil
 		t.Reset(s.interval)
 	}
 }
