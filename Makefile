@@ -74,7 +74,7 @@ test: tokenizer-vocabs lint
 # a fresh replica, SIGKILLs during uploads (CLUSTER_KILLS), S3 down 10 s.
 WEED_VERSION  ?= v0.0.0-20261109003541-7506e5f91cd6
 WEED          := $(CACHE)/bin/weed-$(WEED_VERSION)
-CLUSTER_KILLS ?= 10
+CLUSTER_KILLS ?= 30
 $(WEED):
 	bash scripts/build-weed.sh $(WEED_VERSION) $@
 test-cluster: $(WEED)

@@ -250,7 +250,7 @@ func (c *cluster) names(r *replica) ([]string, bool) {
 	var out struct {
 		Data []struct {
 			ID   string `json:"id"`
-			Kind string `json:"kind"`
+			Kind string `json:"roe_kind"`
 		} `json:"data"`
 	}
 	if c.get(r, "/v1/models", &out) != 200 {
@@ -339,6 +339,9 @@ func TestCluster(t *testing.T) {
 		t.Skip("set ROE_WEED to a SeaweedFS weed binary (make test-cluster builds one)")
 	}
 	tmp := t.TempDir()
+	// The checks read the bucket with the replicas' credentials.
+	t.Setenv("AWS_ACCESS_KEY_ID", clusterKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", clusterSecret)
 	roe := os.Getenv("ROE_BIN")
 	if roe == "" {
 		roe = filepath.Join(tmp, "roe")
@@ -375,8 +378,16 @@ func TestCluster(t *testing.T) {
 	}
 	t.Logf("3 replicas ready after %v", time.Since(t0).Round(time.Millisecond))
 	a, b, cc := rs[0], rs[1], rs[2]
+	// run runs a subtest with the cluster's helpers failing it, not the parent.
+	run := func(name string, fn func(t *testing.T)) {
+		t.Run(name, func(st *testing.T) {
+			c.t = st
+			defer func() { c.t = t }()
+			fn(st)
+		})
+	}
 
-	t.Run("propagation", func(t *testing.T) {
+	run("propagation", func(t *testing.T) {
 		var lat []time.Duration
 		for i := range 15 {
 			w := rs[i%3]
@@ -408,7 +419,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("concurrent", func(t *testing.T) {
+	run("concurrent", func(t *testing.T) {
 		var wg sync.WaitGroup
 		codes := make(chan string, 100)
 		for i, r := range rs {
@@ -440,7 +451,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("same-name", func(t *testing.T) {
+	run("same-name", func(t *testing.T) {
 		for round := range 5 {
 			name := fmt.Sprintf("race/x%d", round)
 			var wg sync.WaitGroup
@@ -458,7 +469,7 @@ func TestCluster(t *testing.T) {
 		c.converge(rs, 15*time.Second)
 	})
 
-	t.Run("fresh-replica", func(t *testing.T) {
+	run("fresh-replica", func(t *testing.T) {
 		d := &replica{name: "D", home: filepath.Join(tmp, "fresh")}
 		t1 := time.Now()
 		c.start(d)
@@ -472,8 +483,8 @@ func TestCluster(t *testing.T) {
 		t.Logf("fresh replica ready with all %d experts after %v", len(got), time.Since(t1).Round(time.Millisecond))
 	})
 
-	t.Run("sigkill", func(t *testing.T) {
-		kills := 10
+	run("sigkill", func(t *testing.T) {
+		kills := 30
 		if s := os.Getenv("ROE_CLUSTER_KILLS"); s != "" {
 			fmt.Sscan(s, &kills)
 		}
@@ -519,7 +530,7 @@ func TestCluster(t *testing.T) {
 		t.Logf("%d kills, %d acknowledged uploads kept, bucket and all replicas agree on %d experts", kills, len(acked), len(names))
 	})
 
-	t.Run("s3-down", func(t *testing.T) {
+	run("s3-down", func(t *testing.T) {
 		s3.stop()
 		down := time.Now()
 		deadline := time.Now().Add(6 * time.Second)
@@ -538,9 +549,12 @@ func TestCluster(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		t.Logf("/readyz says the bucket is unreachable %v after it stopped", time.Since(down).Round(time.Millisecond))
+		t2 := time.Now()
 		if code := c.upload(a, "down/x"); code != 503 {
 			t.Errorf("upload while S3 is down: %d, want 503", code)
 		}
+		t.Logf("upload refused in %v", time.Since(t2).Round(time.Millisecond))
 		for _, r := range rs {
 			if ns, ok := c.names(r); !ok || len(ns) == 0 {
 				t.Errorf("%s stopped serving its experts while S3 is down", r.name)
@@ -554,9 +568,11 @@ func TestCluster(t *testing.T) {
 				resp.Body.Close()
 			}
 		}
+		t.Logf("experts and completions served on every replica %v after the stop", time.Since(down).Round(time.Millisecond))
 		time.Sleep(time.Until(down.Add(10 * time.Second)))
+		t3 := time.Now()
 		s3.start(t)
-		t.Logf("weed back after %v", time.Since(down).Round(time.Millisecond))
+		t.Logf("weed restarted in %v (%v after the stop)", time.Since(t3).Round(time.Millisecond), time.Since(down).Round(time.Millisecond))
 		deadline = time.Now().Add(30 * time.Second)
 		for c.upload(b, "down/after") != 201 {
 			if time.Now().After(deadline) {
