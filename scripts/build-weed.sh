@@ -10,6 +10,6 @@ test -n "$dir" || { echo "build-weed: seaweedfs $version did not download" >&2; 
 mkdir -p "$(dirname "$out")"
 cd "$dir"
 start=$SECONDS
-CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$out.tmp" ./weed
+GOFLAGS="-mod=readonly -buildvcs=false" go build -o "$out.tmp" ./weed
 mv "$out.tmp" "$out"
 echo "build-weed: $out in $((SECONDS - start))s"
