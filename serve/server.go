@@ -53,6 +53,11 @@ type Config struct {
 	IdleTimeout   time.Duration // a keep-alive connection waiting for its next request [90 s]
 	MaxConns      int           // open connections; more are answered 503 and closed [1024]
 	Logger        *slog.Logger
+
+	// IgnoreUnknownFields lets completions and chat requests carry fields
+	// roe does not know (logged, then ignored); by default they are a 400
+	// that names them. Known fields roe does not implement are refused either way.
+	IgnoreUnknownFields bool
 }
 
 // Server is a running roe HTTP server.
@@ -65,6 +70,8 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 	tmpl    *chatTemplate
+
+	fingerprint string // system_fingerprint of every generation
 
 	embedSem chan struct{} // bounds concurrent embedding requests (429 when full)
 	jobs     *jobs
@@ -102,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 		t := true
 		cfg.ProtectInference = &t
 	}
-	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now()}
+	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now(), fingerprint: systemFingerprint(cfg.Model)}
 	if cfg.Experts != nil {
 		s.metrics.Registry.MustRegister(cfg.Experts.Metrics().Collectors()...)
 	}
@@ -230,7 +237,9 @@ func (s *Server) routes() {
 	}}))
 	app.Use(requestid.New(requestid.Config{Header: "X-Request-Id", ContextKey: "requestid"}))
 	app.Use(s.observe)
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	health := func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) }
+	app.Get("/healthz", health)
+	app.Get("/health", health) // vLLM's and TGI's name
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		if !s.ready.Load() {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "shutting down"})
@@ -248,6 +257,11 @@ func (s *Server) routes() {
 	infer.Post("/route", s.limitBody(s.cfg.BodyLimit), s.route)
 	infer.Get("/models", s.listModels)
 	infer.Get("/models/*", s.getModel)
+	// vLLM's tokenizer routes, outside /v1 as there.
+	inferAuth := s.auth(*s.cfg.ProtectInference)
+	app.Post("/tokenize", inferAuth, s.limitBody(s.cfg.BodyLimit), s.tokenize)
+	app.Post("/detokenize", inferAuth, s.limitBody(s.cfg.BodyLimit), s.detokenize)
+	app.Get("/tokenizer_info", inferAuth, s.tokenizerInfo)
 
 	admin := v1.Group("/experts", s.auth(true))
 	admin.Get("", s.listExperts)
@@ -282,8 +296,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	code := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(routeLabel(c), strconv.Itoa(code)).Inc()
-	s.log.Info("request", "method", c.Method(), "path", c.Path(), "status", code,
-		"ms", time.Since(t0).Milliseconds(), "request_id", c.Locals("requestid"))
+	attrs := []any{"method", c.Method(), "path", c.Path(), "status", code,
+		"ms", time.Since(t0).Milliseconds(), "request_id", c.Locals("requestid")}
+	if u, ok := c.Locals("user").(string); ok {
+		attrs = append(attrs, "user", u) // the request's user or safety_identifier
+	}
+	s.log.Info("request", attrs...)
 	return nil
 }
 
