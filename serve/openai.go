@@ -523,7 +523,7 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	}
 	for i, m := range r.Modalities {
 		if m != "text" {
-			return badRequest(fmt.Sprintf("modalities[%d]", i), "modality %q is not supported: roe writes text", m)
+			return badRequest(fmt.Sprintf("modalities[%d]", i), "modalities[%d]: %q is not supported: roe writes text", i, m)
 		}
 	}
 	if r.SafetyIdentifier != "" {
