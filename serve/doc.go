@@ -1,10 +1,14 @@
 // Package serve is roe's HTTP server: an OpenAI-compatible API (completions,
-// chat, embeddings, models) in which `model` names the base model, one expert,
-// or `auto` for Retrieval-of-Experts routing; an admin API to add, merge and
+// chat, embeddings, models, and vLLM's /tokenize, /detokenize and
+// /tokenizer_info) in which `model` names the base model, one expert, or
+// `auto` for Retrieval-of-Experts routing; an admin API to add, merge and
 // remove experts while it runs; and the scheduler that batches sequences with
 // different adapters into one forward step.
 //
-// Data flows one way: a handler validates the body, selects experts (experts.go),
-// builds a model.Sequence and submits it to the Scheduler, then streams the
-// text back as JSON or server-sent events.
+// Data flows one way: a handler validates the body into a plan (openai.go:
+// every request field is honoured, or refused by name by the tables of
+// fields.go), selects experts (select.go), builds each prompt's
+// model.Sequence and submits them to the Scheduler as Groups (a prompt's n
+// completions fork from one prefill), then answers as JSON or server-sent
+// events (complete.go), with log-probabilities shaped by logprobs.go.
 package serve
