@@ -180,7 +180,9 @@ func TestPromptArraysAndTokenIDs(t *testing.T) {
 		prompt any
 		param  string
 	}{{[]any{}, "prompt"}, {[]any{"a", 1}, "prompt"}, {[]int{1, 999999}, "prompt"}, {[][]int{{1}, {}}, "prompt[1]"}, {[]int{-1}, "prompt"}} {
-		var e struct{ Error struct{ Param, Message string } }
+		var e struct {
+			Error struct{ Param, Message string }
+		}
 		if code := post(t, f.srv, "/v1/completions", map[string]any{"model": "stories260K", "prompt": bad.prompt}, &e); code != 400 || e.Error.Param != bad.param {
 			t.Errorf("prompt %v: %d %+v", bad.prompt, code, e)
 		}
@@ -277,7 +279,9 @@ func TestChoiceLimits(t *testing.T) {
 		if strings.Contains(c.body, "messages") {
 			path = "/v1/chat/completions"
 		}
-		var e struct{ Error struct{ Param, Message string } }
+		var e struct {
+			Error struct{ Param, Message string }
+		}
 		if code := post(t, f.srv, path, json.RawMessage(c.body), &e); code != 400 || e.Error.Param != c.param || !strings.Contains(e.Error.Message, c.param) {
 			t.Errorf("%s: %d %+v (want 400 naming %s)", c.body, code, e, c.param)
 		}
