@@ -287,3 +287,41 @@ func TestChoiceLimits(t *testing.T) {
 		}
 	}
 }
+
+// A batch holds at most max-batch sequences, forks included, unless one
+// prompt's n alone is more.
+func TestBatchBoundWithForks(t *testing.T) {
+	m, tok := testmodel.Stories260K(t)
+	metrics := NewMetrics()
+	s := NewScheduler(m, 5, 8, metrics)
+	defer s.Close(context.Background())
+	var groups []Group
+	for i := range 3 {
+		lead, err := m.NewSequence(tok.Encode(fmt.Sprint("Prompt ", i), true), tok.NewStreamDecoder(true), model.GenerateOptions{MaxTokens: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, Group{Lead: lead, N: 3, Fork: func(l *model.Sequence, j int) (*model.Sequence, error) {
+			return l.Fork(tok.NewStreamDecoder(true), model.SampleOptions{})
+		}})
+	}
+	job, err := s.SubmitGroups(context.Background(), groups, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var d dto.Metric
+	metrics.batchSize.Write(&d)
+	for _, b := range d.GetHistogram().GetBucket() {
+		if b.GetUpperBound() >= 5 && b.GetUpperBound() < 6 && b.GetCumulativeCount() != d.GetHistogram().GetSampleCount() {
+			t.Errorf("a step ran more than 5 sequences: %v", d.GetHistogram())
+		}
+	}
+	for i, seq := range job.Sequences() {
+		if seq == nil || len(seq.Tokens) != 4 {
+			t.Errorf("sequence %d: %v", i, seq)
+		}
+	}
+}

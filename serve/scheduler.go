@@ -83,6 +83,14 @@ type slot struct {
 	group *Group // a lead whose forks are still to be made, else nil
 }
 
+// size is the sequences the slot will be once its forks are made.
+func (sl slot) size() int {
+	if sl.group != nil {
+		return sl.group.N
+	}
+	return 1
+}
+
 // NewScheduler starts the batching loop; Close stops it.
 func NewScheduler(m *model.Model, maxBatch, queueSize int, metrics *Metrics) *Scheduler {
 	s := &Scheduler{m: m, maxBatch: max(1, maxBatch), queue: make(chan *Job, max(1, queueSize)),
@@ -205,7 +213,13 @@ func (s *Scheduler) loop() {
 		s.metrics.queueDepth.Set(float64(len(s.queue)))
 		// Drop the sequences of jobs whose clients left or that failed.
 		active, waiting = s.sweep(active, step), s.sweep(waiting, step)
-		for len(active) < s.maxBatch && len(waiting) > 0 {
+		// A lead joins with room for its forks (or into an empty batch).
+		size := 0 // the batch once its leads have forked
+		for _, sl := range active {
+			size += sl.size()
+		}
+		for len(waiting) > 0 && (size == 0 || size+waiting[0].size() <= s.maxBatch) {
+			size += waiting[0].size()
 			active, waiting = append(active, waiting[0]), waiting[1:]
 		}
 		if len(active) == 0 {
