@@ -4,10 +4,25 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
+# `roe --version` names the commit (Go's own VCS stamp misses git worktrees).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/roe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(if $(VERSION),-X main.version=$(VERSION))" -o $(BIN) ./cmd/roe
+
+# The container image (Dockerfile: serves on 0.0.0.0:8080, library in the /data
+# volume, non-root) with docker or podman: `docker run -p 8080:8080 roe`.
+IMAGE  ?= roe
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+container:
+	$(ENGINE) build --build-arg ROE_VERSION=$(VERSION) -t $(IMAGE) .
+
+# Build the image and check it serves from outside the container
+# (scripts/container-test.sh: the Dockerfile when its base images can be
+# pulled, else FROM scratch around the static binary). Not part of `make test`.
+container-test:
+	bash scripts/container-test.sh
 
 # The server with the embedded model and the expert library (created on first
 # start under $$ROE_HOME, default ~/.roe). ADDR=host:port to move it.
@@ -89,6 +104,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadInstances$$' -fuzztime $(FUZZTIME) ./library/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./model/llama2c/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadEncoder$$' -fuzztime $(FUZZTIME) ./retriever/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdapterRel$$' -fuzztime $(FUZZTIME) ./serve/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdapterFields$$' -fuzztime $(FUZZTIME) ./serve/
 
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 lint:

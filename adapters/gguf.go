@@ -32,6 +32,20 @@ func LoadGGUF(path string, base model.Config) (*LoRA, error) {
 	return l, nil
 }
 
+// ParseGGUF is LoadGGUF for a GGUF LoRA held in memory; name is for errors.
+func ParseGGUF(name string, data []byte, base model.Config) (*LoRA, error) {
+	f, err := gguf.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("load adapter %s: %w", name, err)
+	}
+	defer f.Close()
+	l, err := fromGGUF(f, base)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return l, nil
+}
+
 func fromGGUF(f *gguf.File, base model.Config) (*LoRA, error) {
 	str := func(key string) string {
 		v, _ := f.Get(key)

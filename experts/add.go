@@ -16,7 +16,17 @@ import (
 type AddOptions struct {
 	Sample int    // instances kept (S); more are sampled down [library.DefaultSampleSize]
 	Seed   uint64 // sampling seed [1]
+	// NameOnly lets Catalog.Add store an expert without instances: it is
+	// served by name (and in compositions) but auto routing never picks
+	// it until SetInstances gives it some.
+	NameOnly bool
+	// Progress, when set, is told how many of the instances are embedded,
+	// in batches of embedBatch.
+	Progress func(done, total int)
 }
+
+// embedBatch is how many instances are embedded at once when progress is shown.
+const embedBatch = 32
 
 // CheckName refuses names that an expert cannot have because a model id
 // already means something else: Auto and the base model's id.
@@ -55,7 +65,7 @@ func Prepare(x *library.Expert, base *model.Model, emb retriever.Embedder, forma
 	if seed == 0 {
 		seed = 1
 	}
-	ins, err := PrepareInstances(emb, format, x.Instances, sample, seed)
+	ins, err := prepareInstances(emb, format, x.Instances, sample, seed, o.Progress)
 	if err != nil {
 		return err
 	}
@@ -81,6 +91,10 @@ func checkEmbedding(v []float32, dim int) error {
 // PrepareInstances samples instances down to s (seeded) and embeds each one's
 // formatted text (format: retriever.FormatInstance) where it has no embedding.
 func PrepareInstances(emb retriever.Embedder, format string, ins []library.Instance, s int, seed uint64) ([]library.Instance, error) {
+	return prepareInstances(emb, format, ins, s, seed, nil)
+}
+
+func prepareInstances(emb retriever.Embedder, format string, ins []library.Instance, s int, seed uint64, progress func(done, total int)) ([]library.Instance, error) {
 	if s > 0 && len(ins) > s {
 		r := rand.New(rand.NewPCG(seed, 0x1457))
 		idx := r.Perm(len(ins))[:s]
@@ -99,13 +113,21 @@ func PrepareInstances(emb retriever.Embedder, format string, ins []library.Insta
 			at = append(at, i)
 		}
 	}
-	if len(texts) > 0 {
-		embs, err := emb.Embed(texts)
+	step := len(texts)
+	if progress != nil {
+		step = embedBatch
+	}
+	for lo := 0; lo < len(texts); lo += step {
+		hi := min(lo+step, len(texts))
+		embs, err := emb.Embed(texts[lo:hi])
 		if err != nil {
 			return nil, err
 		}
-		for j, i := range at {
+		for j, i := range at[lo:hi] {
 			ins[i].Embedding = embs[j]
+		}
+		if progress != nil {
+			progress(hi, len(texts))
 		}
 	}
 	return ins, nil
@@ -121,7 +143,7 @@ func (c *Catalog) Add(x *library.Expert, o AddOptions) (library.Manifest, error)
 	if c.Has(x.Name) {
 		return library.Manifest{}, fmt.Errorf("%w: %s", library.ErrExists, x.Name)
 	}
-	if len(x.Instances) == 0 {
+	if len(x.Instances) == 0 && !o.NameOnly {
 		return library.Manifest{}, invalid("instances.jsonl", "an expert needs at least one instance to be routable")
 	}
 	if err := Prepare(x, c.cfg.Base, c.cfg.Embedder, c.cfg.InstanceFormat, o); err != nil {
@@ -132,6 +154,72 @@ func (c *Catalog) Add(x *library.Expert, o AddOptions) (library.Manifest, error)
 		return library.Manifest{}, err
 	}
 	return m, c.load(m)
+}
+
+// Replace stores x in place of the served expert of the same name (see
+// library.Replace), checked and prepared as Add does. Requests that already
+// chose the old version finish with it.
+func (c *Catalog) Replace(x *library.Expert, o AddOptions) (library.Manifest, error) {
+	if err := CheckName(x.Name, c.cfg.BaseID); err != nil {
+		return library.Manifest{}, err
+	}
+	if !c.Has(x.Name) {
+		return library.Manifest{}, notFound("name", "the expert %q does not exist", x.Name)
+	}
+	if len(x.Instances) == 0 && !o.NameOnly {
+		return library.Manifest{}, invalid("instances.jsonl", "an expert needs at least one instance to be routable")
+	}
+	if err := Prepare(x, c.cfg.Base, c.cfg.Embedder, c.cfg.InstanceFormat, o); err != nil {
+		return library.Manifest{}, err
+	}
+	m, err := c.cfg.Library.Replace(x)
+	if err != nil {
+		return library.Manifest{}, err
+	}
+	return m, c.load(m)
+}
+
+// SetInstances replaces an expert's instances (embedded here; embeddings
+// that ins carry are remade), keeping its adapter and description: an
+// expert added by name only becomes routable by content. Sample and Seed of
+// o apply as for Add.
+func (c *Catalog) SetInstances(name string, ins []library.Instance, o AddOptions) (library.Manifest, error) {
+	if len(ins) == 0 {
+		return library.Manifest{}, invalid("instances", "give at least one instance")
+	}
+	if !c.Has(name) {
+		return library.Manifest{}, notFound("name", "the expert %q does not exist", name)
+	}
+	x, err := c.cfg.Library.Get(name)
+	if err != nil {
+		return library.Manifest{}, err
+	}
+	x.Instances, x.Embedder = ins, ""
+	return c.Replace(x, o)
+}
+
+// Routable reports whether auto routing can pick the served expert name:
+// whether it has instances.
+func (c *Catalog) Routable(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.manifests[name]
+	return ok && m.NumInstances > 0
+}
+
+// Unroutable lists the served experts that auto routing cannot pick (no
+// instances), by name.
+func (c *Catalog) Unroutable() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for n, m := range c.manifests {
+		if m.NumInstances == 0 {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Remove deletes an expert from the library and stops serving it.

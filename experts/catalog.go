@@ -256,7 +256,9 @@ func (c *Catalog) load(m library.Manifest) error {
 	c.cache.Invalidate(m.Name)
 	c.metrics.experts.Set(float64(n))
 	var loo []float32
-	if len(ins) > 0 {
+	if len(ins) == 0 {
+		c.index.Remove(m.Name) // a version without instances is not routed to
+	} else {
 		if err := c.index.Put(m.Name, embs, texts); err != nil {
 			return fmt.Errorf("index %s: %w", m.Name, err)
 		}
@@ -269,8 +271,12 @@ func (c *Catalog) load(m library.Manifest) error {
 	}
 	if c.lexical != nil {
 		c.lexical.Remove(m.Name)
-		if err := c.lexical.Add(m.Name, texts, m.Description); err != nil {
-			return err
+		// Its description alone would make an expert without instances
+		// routable by content.
+		if len(ins) > 0 {
+			if err := c.lexical.Add(m.Name, texts, m.Description); err != nil {
+				return err
+			}
 		}
 	}
 	c.mu.Lock()

@@ -95,6 +95,34 @@ type Info struct {
 	RoutingMS   float64      `json:"routing_ms"`
 	Candidates  []Used       `json:"candidates,omitempty"` // auto: the ranking the choice came from
 	Neighbors   [][]Neighbor `json:"neighbors,omitempty"`  // Route only
+	// Unroutable names experts without instances, which auto routing cannot
+	// pick: those chosen by name, or (auto) the library's, at most
+	// maxUnroutableShown of them, of UnroutableCount.
+	Unroutable      []string `json:"unroutable,omitempty"`
+	UnroutableCount int      `json:"unroutable_count,omitempty"`
+}
+
+// maxUnroutableShown bounds the names an auto response lists in Info.Unroutable.
+const maxUnroutableShown = 16
+
+// noteUnroutable fills info's Unroutable with those of names that have no
+// instances (names nil: the library's, for auto).
+func (c *Catalog) noteUnroutable(info *Info, names []string) {
+	var out []string
+	if names == nil {
+		out = c.Unroutable()
+	} else {
+		for _, n := range names {
+			if c.Has(n) && !c.Routable(n) {
+				out = append(out, n)
+			}
+		}
+	}
+	info.UnroutableCount = len(out)
+	if len(out) > maxUnroutableShown {
+		out = out[:maxUnroutableShown]
+	}
+	info.Unroutable = out
 }
 
 // Neighbor is one stored instance near a query.
@@ -130,7 +158,11 @@ func (c *Catalog) Select(ctx context.Context, r Request) (*Selection, error) {
 	case c.cfg.BaseID:
 		return &Selection{Info: &Info{Mode: "base", Experts: []Used{}}}, nil
 	case Auto:
-		return c.route(ctx, r.Routing, r.Queries, r.Merge)
+		sel, err := c.route(ctx, r.Routing, r.Queries, r.Merge)
+		if err == nil {
+			c.noteUnroutable(sel.Info, nil)
+		}
+		return sel, err
 	}
 	if !c.Has(r.Model) {
 		return nil, notFound("model", "the model %q does not exist: use %q, %q or an expert from GET /v1/models", r.Model, c.cfg.BaseID, Auto)
@@ -140,7 +172,9 @@ func (c *Catalog) Select(ctx context.Context, r Request) (*Selection, error) {
 		return nil, err
 	}
 	c.selected(r.Model)
-	return &Selection{Adapter: l, Info: &Info{Mode: "expert", Experts: []Used{{Name: r.Model, Weight: 1}}}}, nil
+	info := &Info{Mode: "expert", Experts: []Used{{Name: r.Model, Weight: 1}}}
+	c.noteUnroutable(info, []string{r.Model})
+	return &Selection{Adapter: l, Info: info}, nil
 }
 
 func checkRefs(refs []Ref) error {
@@ -200,14 +234,20 @@ func (c *Catalog) compose(refs []Ref, method string) (*Selection, error) {
 		names[i], weights[i] = r.Name, r.Weight
 		info.Experts = append(info.Experts, Used{Name: r.Name, Weight: r.Weight})
 	}
-	if len(refs) == 1 && refs[0].Weight == 1 {
+	c.noteUnroutable(info, names)
+	if len(refs) == 1 {
+		// One expert at a scale: its adapter with the delta scaled as it
+		// runs, never a scaled copy.
 		l, err := c.Adapter(names[0])
 		if err != nil {
 			return nil, err
 		}
 		c.selected(names[0])
 		info.Mode, info.Merge = "expert", ""
-		return &Selection{Adapter: l, Info: info}, nil
+		if refs[0].Weight == 1 {
+			return &Selection{Adapter: l, Info: info}, nil
+		}
+		return &Selection{Adapter: adapters.Scaled(l, float32(refs[0].Weight)), Info: info}, nil
 	}
 	l, rep, err := c.merged(names, weights, o)
 	if err != nil {

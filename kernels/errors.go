@@ -8,4 +8,7 @@ var (
 	ErrType = errors.New("unsupported tensor type")
 	// ErrSize: a row or matrix whose sizes disagree with its type.
 	ErrSize = errors.New("wrong tensor size")
+	// ErrRange: weights a type cannot represent (non-finite, or too large
+	// for its f16 scales).
+	ErrRange = errors.New("weight out of range")
 )

@@ -217,7 +217,16 @@ func (l *Library) rlock() error {
 // Created and the derived counts filled in. More than S instances are
 // sampled down to S. The expert appears all at once (one transaction writes
 // its manifest after its data) and is synced to disk before Add returns.
-func (l *Library) Add(e *Expert) (Manifest, error) {
+func (l *Library) Add(e *Expert) (Manifest, error) { return l.put(e, false) }
+
+// Replace stores e in place of the expert of the same name (ErrNotFound when
+// there is none), as Add stores a new one: readers see the old expert until
+// the new manifest lands in one transaction, then the new one, under a new
+// ID. The old data is deleted afterwards (what a crash leaves, the next Open
+// removes).
+func (l *Library) Replace(e *Expert) (Manifest, error) { return l.put(e, true) }
+
+func (l *Library) put(e *Expert, replace bool) (Manifest, error) {
 	c, err := l.prepare(e)
 	if err != nil {
 		return Manifest{}, err
@@ -226,14 +235,18 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 		return Manifest{}, err
 	}
 	defer l.mu.RUnlock()
-	// Refuse a taken name before writing megabytes (checked again at the end).
+	// Refuse a taken (or, to replace, a missing) name before writing
+	// megabytes (checked again at the end).
 	err = l.db.View(func(txn *badger.Txn) error {
 		_, err := getRecord(txn, c.Name)
 		return err
 	})
-	if err == nil {
+	switch {
+	case err == nil && !replace:
 		return Manifest{}, fmt.Errorf("%w: %s", ErrExists, c.Name)
-	} else if !errors.Is(err, ErrNotFound) {
+	case errors.Is(err, ErrNotFound) && replace:
+		return Manifest{}, fmt.Errorf("%w: %s", ErrNotFound, c.Name)
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return Manifest{}, err
 	}
 	c.ID = newID()
@@ -258,20 +271,31 @@ func (l *Library) Add(e *Expert) (Manifest, error) {
 	// ...then the manifest, which makes the expert visible.
 	// A conflict (a concurrent Add or Remove of the name) is retried: the
 	// rerun sees the winner's manifest (ErrExists) or a free name.
+	var old string // the replaced expert's id
 	err = l.update(func(txn *badger.Txn) error {
-		if _, err := getRecord(txn, c.Name); err == nil {
+		r, err := getRecord(txn, c.Name)
+		switch {
+		case err == nil && !replace:
 			return fmt.Errorf("%w: %s", ErrExists, c.Name)
-		} else if !errors.Is(err, ErrNotFound) {
+		case errors.Is(err, ErrNotFound) && replace:
+			return fmt.Errorf("%w: %s", ErrNotFound, c.Name)
+		case err != nil && !errors.Is(err, ErrNotFound):
 			return err
 		}
+		old = r.ID
 		return txn.Set(manifestKey(c.Name), rec)
 	})
 	if err != nil {
 		l.cleanup(c.Name, c.ID)
-		if !errors.Is(err, ErrExists) {
+		if !errors.Is(err, ErrExists) && !errors.Is(err, ErrNotFound) {
 			err = fmt.Errorf("add %s: %w", c.Name, err)
 		}
 		return Manifest{}, err
+	}
+	if old != "" {
+		if err := l.deleteData(old); err != nil {
+			l.log.Warn("library: data of a replaced expert left for the next open", "expert", c.Name, "id", old, "err", err)
+		}
 	}
 	return c.Manifest, nil
 }

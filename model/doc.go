@@ -10,7 +10,10 @@
 // Model from a folder or a file system (the embedded default model);
 // LoadWith and LoadFSWith can keep the projections as bf16, and Random builds
 // a randomly initialised model of a given shape. Save writes a model back as
-// a folder.
+// a folder. LoadGGUF reads a llama.cpp GGUF file; WriteGGUF and SaveGGUF
+// write one in any llama.cpp file type, as llama.cpp's converter and
+// llama-quantize would (GGUFPlan lists the tensor types of a file type,
+// GGUFVocab makes the tokenizer keys).
 //
 // Forward runs one batched pass: each Step appends tokens to its sequence's
 // KV Cache (from NewCache) and may carry its own Adapter; every projection

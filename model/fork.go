@@ -9,12 +9,18 @@ import (
 // with its own sampler and text decoder. Call it after the Forward of s's
 // first Step and before s's first Accept: the sibling's cache is a copy of
 // the prefilled one, so n completions cost one prefill, and Accept on each
-// draws its first token from the same logits.
-func (s *Sequence) Fork(dec TextDecoder, o SampleOptions) (*Sequence, error) {
+// draws its first token from the same logits. constr is the sibling's own
+// constraint, fresh (nil when s has none): a constraint has state, so
+// siblings cannot share one.
+func (s *Sequence) Fork(dec TextDecoder, o SampleOptions, constr Constraint) (*Sequence, error) {
 	if s.scored || s.cache.Len() != len(s.Prompt) {
 		return nil, fmt.Errorf("%w: fork a sequence after its prompt's forward and before its first token", ErrInput)
 	}
+	if (constr == nil) != (s.constr == nil) {
+		return nil, fmt.Errorf("%w: a fork has its own constraint exactly when the sequence has one", ErrInput)
+	}
 	c := *s // every setting, stop strings and log-probability options included
+	c.constr, c.masked = constr, nil
 	c.cache = s.cache.clone()
 	c.sampler = NewSampler(o)
 	c.sampler.Prime(s.Prompt)

@@ -18,7 +18,7 @@ func runSeqs(t *testing.T, m *model.Model, lead *model.Sequence, forks []model.S
 		t.Fatal(err)
 	}
 	for _, o := range forks {
-		f, err := lead.Fork(dec(), o)
+		f, err := lead.Fork(dec(), o, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestForkMatchesFresh(t *testing.T) {
 	if seqs[0].Text() == seqs[1].Text() && seqs[1].Text() == seqs[2].Text() {
 		t.Error("three seeds sampled the same text")
 	}
-	if _, err := seqs[0].Fork(dec(), model.SampleOptions{}); err == nil {
+	if _, err := seqs[0].Fork(dec(), model.SampleOptions{}, nil); err == nil {
 		t.Error("fork after the first token was allowed")
 	}
 }
@@ -114,5 +114,70 @@ func TestPromptLogprobs(t *testing.T) {
 	}
 	if math.Abs(got-want) > 1e-4 {
 		t.Errorf("echo logprobs sum %v, LogLikelihood %v", got, want)
+	}
+}
+
+// onlyToken is a constraint that allows one token: it records what it was
+// told, so that siblings can be seen to keep their own state.
+type onlyToken struct {
+	id       int
+	accepted []int
+}
+
+func (c *onlyToken) Mask(logits []float32, left int) {
+	for i := range logits {
+		if i != c.id {
+			logits[i] = float32(math.Inf(-1))
+		}
+	}
+}
+
+func (c *onlyToken) Accept(id int) error {
+	c.accepted = append(c.accepted, id)
+	return nil
+}
+
+// Forks of a constrained sequence each follow their own constraint; Accept
+// leaves the shared logits as the model made them, and log-probabilities are
+// the model's, not renormalised under the mask.
+func TestForkConstrained(t *testing.T) {
+	m, tok := testmodel.Stories260K(t)
+	prompt := tok.Encode("Once upon a time", true)
+	dec := func() model.TextDecoder { return tok.NewStreamDecoder(true) }
+	const forced = 300
+	lc := &onlyToken{id: forced}
+	lead, err := m.NewSequence(prompt, dec(), model.GenerateOptions{MaxTokens: 3, Sample: model.SampleOptions{Temperature: 1}, Constraint: lc, Logprobs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Forward([]model.Step{lead.Step()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lead.Fork(dec(), model.SampleOptions{}, nil); err == nil {
+		t.Error("a constrained sequence forked without a constraint")
+	}
+	fc := &onlyToken{id: forced}
+	fork, err := lead.Fork(dec(), model.SampleOptions{Temperature: 1}, fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := append([]float32(nil), out[0].Logits...)
+	lead.Accept(out[0].Logits)
+	for i := range row {
+		if row[i] != out[0].Logits[i] {
+			t.Fatalf("Accept changed logit %d: %v → %v", i, row[i], out[0].Logits[i])
+		}
+	}
+	fork.Accept(out[0].Logits)
+	if len(lc.accepted) != 1 || len(fc.accepted) != 1 {
+		t.Fatalf("lead's constraint saw %v, the fork's %v", lc.accepted, fc.accepted)
+	}
+	want := model.LogprobOf(row, forced, 0).Logprob
+	if lp := lead.Logprobs[0].Logprob; lead.Tokens[0] != forced || math.Abs(lp-want) > 1e-9 || lp > -1e-3 {
+		t.Errorf("token %d logprob %v, the model's %v", lead.Tokens[0], lp, want)
+	}
+	if fork.Tokens[0] != forced || math.Abs(fork.Logprobs[0].Logprob-want) > 1e-9 {
+		t.Errorf("fork: token %d logprob %v, want %v", fork.Tokens[0], fork.Logprobs[0].Logprob, want)
 	}
 }

@@ -20,6 +20,7 @@ type GenerateOptions struct {
 	StopTokens  []int         // ids that end generation (not emitted); nil means the model's EOS
 	StopStrings []string      // texts that end generation (not emitted)
 	Adapter     Adapter       // nil for the base model
+	Constraint  Constraint    // nil, or what the output must match (one per sequence: it has state)
 
 	Logprobs       bool // record each generated token's log-probability (Sequence.Logprobs)
 	PromptLogprobs bool // score the prompt's tokens after the first (Sequence.PromptLogprobs)
@@ -41,6 +42,7 @@ type Sequence struct {
 	Prompt       []int  // the prompt as fed to the model
 	Tokens       []int  // generated ids, without a final stop token
 	FinishReason string // "" while running, then "stop" or "length"
+	Err          error  // set when the constraint refused the sampled token (a bug, not user input)
 
 	Logprobs       []TokenLogprob // one per token of Tokens, with GenerateOptions.Logprobs
 	PromptLogprobs []TokenLogprob // one per prompt token after the first, with PromptLogprobs
@@ -50,6 +52,8 @@ type Sequence struct {
 	scored  bool            // the prompt's logits have been seen
 	cache   *Cache
 	adapter Adapter
+	constr  Constraint
+	masked  []float32 // the logits under the constraint's mask (reused)
 	sampler *Sampler
 	dec     TextDecoder
 	stops   []string
@@ -83,7 +87,7 @@ func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*
 	if stopIDs == nil {
 		stopIDs = m.Config.EOS
 	}
-	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, sampler: NewSampler(o.Sample),
+	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, constr: o.Constraint, sampler: NewSampler(o.Sample),
 		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt,
 		vocab: m.Config.VocabSize, lp: GenerateOptions{Logprobs: o.Logprobs, PromptLogprobs: o.PromptLogprobs, TopLogprobs: o.TopLogprobs, ScoreOnly: o.ScoreOnly}}
 	s.sampler.Prime(prompt)
@@ -111,7 +115,7 @@ func (s *Sequence) Text() string { return s.text.String()[:s.emitted] }
 // Accept samples the next token from this sequence's logits (from the Forward
 // of Step: [V], or [len(Prompt), V] when the prompt is scored) and returns the
 // new text that is safe to show: complete UTF-8 that cannot be the start of a
-// stop string.
+// stop string. It leaves logits as they are (forks draw from the same row).
 func (s *Sequence) Accept(logits []float32) string {
 	if s.Done() {
 		return ""
@@ -129,12 +133,26 @@ func (s *Sequence) Accept(logits []float32) string {
 			return s.finish("length")
 		}
 	}
+	raw := logits
+	if s.constr != nil {
+		// The mask goes on a copy: the logits stay the model's, for
+		// log-probabilities and for the forks that draw from the same row.
+		s.masked = append(s.masked[:0], logits...)
+		logits = s.masked
+		s.constr.Mask(logits, s.maxNew-len(s.Tokens))
+	}
 	id := s.sampler.Sample(logits)
+	if s.constr != nil {
+		if err := s.constr.Accept(id); err != nil {
+			s.Err = err
+			return s.finish("stop")
+		}
+	}
 	if s.stopIDs[id] {
 		return s.finish("stop")
 	}
 	if s.lp.Logprobs {
-		s.Logprobs = append(s.Logprobs, LogprobOf(logits, id, s.lp.TopLogprobs))
+		s.Logprobs = append(s.Logprobs, LogprobOf(raw, id, s.lp.TopLogprobs))
 	}
 	s.sampler.Observe(id)
 	s.Tokens = append(s.Tokens, id)
@@ -214,7 +232,7 @@ func (m *Model) Generate(ctx context.Context, dec TextDecoder, prompt []int, o G
 		}
 	}
 	g.Tokens, g.Text, g.FinishReason = s.Tokens, s.Text(), s.FinishReason
-	return g, nil
+	return g, s.Err
 }
 
 // findStop returns where the earliest stop string begins at or after from.

@@ -43,7 +43,7 @@ func (s *Server) listExperts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"object": "list", "data": ms})
+	return c.JSON(fiber.Map{"object": "list", "data": listings(ms)})
 }
 
 func (s *Server) getExpert(c *fiber.Ctx) error {
@@ -59,7 +59,7 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return domainError(err)
 	}
-	return c.JSON(m)
+	return c.JSON(expertListing{Manifest: m, Routable: m.NumInstances > 0})
 }
 
 func (s *Server) deleteExpert(c *fiber.Ctx) error {
@@ -115,7 +115,8 @@ func formValue(form *multipart.Form, name string) string {
 
 // addExpert stores an uploaded expert (multipart: name, kind, description,
 // dataset, template, prompt; files adapter_config.json, adapter_model.safetensors,
-// instances.jsonl). It is routable when the call returns.
+// instances.jsonl). It is routable when the call returns, or, without
+// instances.jsonl, served by name only.
 func (s *Server) addExpert(c *fiber.Ctx) error {
 	e, err := s.needExperts()
 	if err != nil {
@@ -155,7 +156,9 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	insJSONL, err := formFile(form, "instances.jsonl", true)
+	// Without instances.jsonl the expert is served by name only until PUT
+	// /v1/experts/{name}/instances gives it some.
+	insJSONL, err := formFile(form, "instances.jsonl", false)
 	if err != nil {
 		return err
 	}
@@ -176,22 +179,24 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if x.Embedder != e.EmbedderID() {
-		insJSONL = withoutEmbeddings(insJSONL)
+	if insJSONL != nil {
+		if x.Embedder != e.EmbedderID() {
+			insJSONL = withoutEmbeddings(insJSONL)
+		}
+		ins, err := library.ReadInstances(bytes.NewReader(insJSONL), "instances.jsonl")
+		if err != nil {
+			return unprocessable("instances.jsonl", "invalid_instances", "%v", err)
+		}
+		if len(ins) == 0 {
+			return unprocessable("instances.jsonl", "invalid_instances", "instances.jsonl has no instances")
+		}
+		x.Instances = ins
 	}
-	ins, err := library.ReadInstances(bytes.NewReader(insJSONL), "instances.jsonl")
-	if err != nil {
-		return unprocessable("instances.jsonl", "invalid_instances", "%v", err)
-	}
-	if len(ins) == 0 {
-		return unprocessable("instances.jsonl", "invalid_instances", "instances.jsonl has no instances")
-	}
-	x.Instances = ins
-	m, err := e.Add(x, experts.AddOptions{})
+	m, err := e.Add(x, experts.AddOptions{NameOnly: insJSONL == nil})
 	if err != nil {
 		return domainError(err)
 	}
-	return c.Status(fiber.StatusCreated).JSON(m)
+	return c.Status(fiber.StatusCreated).JSON(expertListing{Manifest: m, Routable: m.NumInstances > 0})
 }
 
 // withoutEmbeddings drops the "embedding" of each instances.jsonl line: the

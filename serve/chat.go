@@ -19,6 +19,7 @@ import (
 //	System: {system}\n\nUser: {user}\nAssistant: {assistant}\n...\nAssistant:
 type chatTemplate struct {
 	tmpl       *exec.Template // nil: the fallback
+	source     string         // the template's text (tools support is read from it)
 	bos, eos   string
 	addSpecial bool // tokenize the prompt with special tokens (the fallback adds BOS)
 }
@@ -45,7 +46,7 @@ func newChatTemplate(tok *tokenizer.Tokenizer) (*chatTemplate, error) {
 	if _, err := probe.render([]message{{"system", "s"}, {"user", "u"}, {"assistant", "a"}, {"user", "u"}}); err != nil {
 		return ct, fmt.Errorf("tokenizer_config.json chat_template fails on a test conversation, using the fallback format: %w", err)
 	}
-	ct.tmpl, ct.addSpecial = t, false
+	ct.tmpl, ct.addSpecial, ct.source = t, false, src
 	return ct, nil
 }
 
@@ -60,6 +61,8 @@ func (ct *chatTemplate) render(msgs []message) (string, error) {
 				fmt.Fprintf(&b, "User: %s\n", m.Content)
 			case "assistant":
 				fmt.Fprintf(&b, "Assistant: %s\n", m.Content)
+			case "tool":
+				fmt.Fprintf(&b, "Tool: %s\n", m.Content)
 			}
 		}
 		b.WriteString("Assistant:")
@@ -69,8 +72,14 @@ func (ct *chatTemplate) render(msgs []message) (string, error) {
 	for i, m := range msgs {
 		list[i] = map[string]any{"role": m.Role, "content": m.Content}
 	}
+	return ct.renderVars(list, nil)
+}
+
+// renderVars runs the template on messages as transformers passes them, and
+// tools when there are some.
+func (ct *chatTemplate) renderVars(list []any, tools []any) (string, error) {
 	var raised error
-	ctx := exec.NewContext(map[string]any{
+	vars := map[string]any{
 		"messages":              list,
 		"add_generation_prompt": true,
 		"bos_token":             ct.bos,
@@ -79,7 +88,11 @@ func (ct *chatTemplate) render(msgs []message) (string, error) {
 			raised = errors.New(msg)
 			return ""
 		},
-	})
+	}
+	if tools != nil {
+		vars["tools"] = tools
+	}
+	ctx := exec.NewContext(vars)
 	out, err := ct.tmpl.ExecuteToString(ctx)
 	if raised != nil {
 		return "", fmt.Errorf("chat template: %v", raised)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +43,15 @@ type plan struct {
 	sel          *experts.Selection
 	user         string
 	serviceTier  string
+	spec         *outputSpec // response_format or tools (structured.go, tools.go); nil: free text
+}
+
+// tools are the plan's tools, whose calls are read back from the text; nil: none.
+func (p *plan) tools() *toolSet {
+	if p.spec == nil {
+		return nil
+	}
+	return p.spec.tools
 }
 
 // choiceSeed is completion j's seed: the request's seed for the first, a
@@ -84,6 +94,10 @@ func (s *Server) groups(p *plan) ([]Group, error) {
 			Logprobs: p.logprobs >= 0 || p.bestOf > p.n, TopLogprobs: max(p.logprobs, 0),
 			PromptLogprobs: p.echo && p.logprobs >= 0, ScoreOnly: pr.maxNew == 0}
 		o.Sample.Seed = choiceSeed(p.sample.Seed, 0)
+		var err error
+		if o.Constraint, err = s.newConstraint(p.spec); err != nil {
+			return nil, err
+		}
 		lead, err := s.cfg.Model.NewSequence(pr.ids, s.cfg.Tokenizer.NewStreamDecoder(true), o)
 		if err != nil {
 			return nil, unprocessable("prompt", "invalid_prompt", "%v", err)
@@ -92,7 +106,11 @@ func (s *Server) groups(p *plan) ([]Group, error) {
 		out[i] = Group{Lead: lead, N: p.bestOf, Fork: func(lead *model.Sequence, j int) (*model.Sequence, error) {
 			so := sample
 			so.Seed = choiceSeed(p.sample.Seed, j)
-			return lead.Fork(s.cfg.Tokenizer.NewStreamDecoder(true), so)
+			c, err := s.newConstraint(p.spec) // a fork's own: a constraint has state
+			if err != nil {
+				return nil, err
+			}
+			return lead.Fork(s.cfg.Tokenizer.NewStreamDecoder(true), so, c)
 		}}
 	}
 	return out, nil
@@ -123,8 +141,9 @@ type completionResponse struct {
 }
 
 type chatOut struct {
-	Role    string `json:"role,omitempty"`
-	Content string `json:"content"`
+	Role      string     `json:"role,omitempty"`
+	Content   string     `json:"content"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"` // content is then null (tools.go)
 }
 
 type chatChoice struct {
@@ -176,6 +195,11 @@ func (s *Server) run(c *fiber.Ctx, p *plan) error {
 		}
 	}
 	seqs := job.Sequences()
+	for _, seq := range seqs {
+		if seq.Err != nil {
+			return seq.Err
+		}
+	}
 	u := &usage{}
 	for _, pr := range p.prompts {
 		u.PromptTokens += len(pr.ids)
@@ -195,7 +219,13 @@ func (s *Server) run(c *fiber.Ctx, p *plan) error {
 				text, base = pr.text+text, utf8.RuneCountInString(pr.text)
 			}
 			if p.chat {
-				ch := chatChoice{Index: idx, Message: &chatOut{Role: "assistant", Content: text}, FinishReason: &fin}
+				msg := &chatOut{Role: "assistant", Content: text}
+				if ts := p.tools(); ts != nil {
+					if msg.ToolCalls, msg.Content = ts.parseCalls(text); len(msg.ToolCalls) > 0 {
+						fin = "tool_calls"
+					}
+				}
+				ch := chatChoice{Index: idx, Message: msg, FinishReason: &fin}
 				if p.logprobs >= 0 {
 					ch.Logprobs = chatShape(s.choiceTokens(p, pr, seq, 0))
 				}
@@ -241,9 +271,10 @@ func best(seqs []*model.Sequence, n int) []*model.Sequence {
 
 // stream answers as server-sent events: per choice, its text as it comes
 // (after the echoed prompt), then a chunk with its finish_reason; the last
-// of those carries the roe object. With stream_options.include_usage a
-// final chunk with no choices has the usage, and every other chunk has
-// usage: null.
+// of those carries the roe object. With tools, a choice's message (a call or
+// text) comes whole in one delta before its finish chunk. With
+// stream_options.include_usage a final chunk with no choices has the usage,
+// and every other chunk has usage: null.
 func (s *Server) stream(c *fiber.Ctx, p *plan, groups []Group) error {
 	// The request context is not tied to the connection in fasthttp, so a
 	// failed write is what tells us the client left.
@@ -294,10 +325,24 @@ func (s *Server) stream(c *fiber.Ctx, p *plan, groups []Group) error {
 			}
 		}
 		streams := make([]*tokenStream, total) // the completion's tokens, by choice
+		tools := p.tools()
+		var held []heldChoice // with tools: each choice's text and tokens until it ends
+		if tools != nil {
+			held = make([]heldChoice, total)
+		}
+		fail := func(err error) {
+			var b errorBody
+			b.Error.Message, b.Error.Type = err.Error(), "server_error"
+			send(b)
+		}
 		finished := 0
 		for {
 			pieces, done, err := job.Pieces(ctx)
 			for _, pc := range pieces {
+				if pc.Err != nil {
+					fail(pc.Err)
+					return
+				}
 				i := pc.Index / p.n
 				pr := p.prompts[i]
 				txt := pc.Text
@@ -318,6 +363,11 @@ func (s *Server) stream(c *fiber.Ctx, p *plan, groups []Group) error {
 				}
 				for k := range pc.Logprobs {
 					toks = append(toks, streams[pc.Index].add(pc.Logprobs[k].ID, &pc.Logprobs[k]))
+				}
+				if held != nil {
+					held[pc.Index].text.WriteString(txt)
+					held[pc.Index].toks = append(held[pc.Index].toks, toks...)
+					txt, toks = "", nil
 				}
 				if txt != "" || len(toks) > 0 {
 					var ok bool
@@ -341,6 +391,25 @@ func (s *Server) stream(c *fiber.Ctx, p *plan, groups []Group) error {
 				if pc.Done {
 					finished++
 					fin := pc.Finish
+					if held != nil {
+						h := &held[pc.Index]
+						delta := &chatOut{}
+						if delta.ToolCalls, delta.Content = tools.parseCalls(h.text.String()); len(delta.ToolCalls) > 0 {
+							fin = "tool_calls"
+							for k := range delta.ToolCalls {
+								delta.ToolCalls[k].Index = &k
+							}
+						}
+						if delta.Content != "" || len(delta.ToolCalls) > 0 || len(h.toks) > 0 {
+							ch := chatChoice{Index: pc.Index, Delta: delta}
+							if p.logprobs >= 0 {
+								ch.Logprobs = chatShape(h.toks)
+							}
+							if !send(chunk(ch, false)) {
+								return
+							}
+						}
+					}
 					var ok bool
 					if p.chat {
 						r := chunk(chatChoice{Index: pc.Index, Delta: &chatOut{}, FinishReason: &fin}, true)
@@ -362,9 +431,7 @@ func (s *Server) stream(c *fiber.Ctx, p *plan, groups []Group) error {
 			}
 			if done {
 				if err != nil {
-					var b errorBody
-					b.Error.Message, b.Error.Type = err.Error(), "server_error"
-					send(b)
+					fail(err)
 					return
 				}
 				break
@@ -391,6 +458,12 @@ func (s *Server) stream(c *fiber.Ctx, p *plan, groups []Group) error {
 		w.Flush()
 	})
 	return nil
+}
+
+// heldChoice is a streamed choice's output held back until it ends.
+type heldChoice struct {
+	text strings.Builder
+	toks []lpToken
 }
 
 func newID(prefix string) string {

@@ -14,18 +14,12 @@ import (
 // implemented (and joins the request struct).
 var (
 	refusedCommon = map[string]string{
-		"response_format": "structured output is not supported yet",
-		"adapter_id":      "LoRAX's adapter_id is not supported: name the expert in model",
-		"adapter_source":  "LoRAX's adapter_source is not supported: name the expert in model",
-		"lora":            "llama.cpp's per-request lora list is not supported: name the expert in model, or compose experts with experts",
+		"adapter_source": "LoRAX's adapter_source is not supported: load the adapter (POST /v1/load_lora_adapter), then name it in adapter_id or model",
 	}
 	refusedCompletion = merged(refusedCommon, map[string]string{
 		"suffix": "suffix (insertion, fill-in-the-middle) is not supported",
 	})
 	refusedChat = merged(refusedCommon, map[string]string{
-		"tools":                  "tools are not supported yet",
-		"tool_choice":            "tool_choice is not supported yet",
-		"parallel_tool_calls":    "parallel_tool_calls is not supported yet",
 		"functions":              "functions (deprecated, now tools) are not supported",
 		"function_call":          "function_call (deprecated, now tool_choice) is not supported",
 		"audio":                  "audio output is not supported",
@@ -38,9 +32,6 @@ var (
 		"prompt_cache_retention": "prompt caching is not supported",
 	})
 	refusedMessage = map[string]string{
-		"name":          "participant names are not supported",
-		"tool_calls":    "tool calls are not supported yet",
-		"tool_call_id":  "tool messages are not supported yet",
 		"function_call": "function_call (deprecated) is not supported",
 		"audio":         "audio is not supported",
 		"refusal":       "refusal messages are not supported",

@@ -102,6 +102,9 @@ func TestEveryOpenAIField(t *testing.T) {
 	if greedyC.code != 200 || greedyH.code != 200 {
 		t.Fatalf("plain requests: %v %v", greedyC.raw, greedyH.raw)
 	}
+	if code, out := upload(t, f, "tale", `{"input":"a dragon flew over the castle"}`+"\n"); code != 201 {
+		t.Fatalf("upload: %d %v", code, out)
+	}
 	differs := func(base answer) func(a answer) error {
 		return func(a answer) error {
 			if a.code != 200 || a.text() == base.text() {
@@ -110,13 +113,16 @@ func TestEveryOpenAIField(t *testing.T) {
 			return nil
 		}
 	}
-	promptDiffers := func(a answer) error {
-		pt := func(x answer) any { u, _ := x.body["usage"].(map[string]any); return u["prompt_tokens"] }
-		if a.code != 200 || pt(a) == pt(greedyH) {
-			return fmt.Errorf("the prompt did not change: %d %.300s", a.code, a.raw)
+	pt := func(x answer) any { u, _ := x.body["usage"].(map[string]any); return u["prompt_tokens"] }
+	promptVs := func(base answer) func(a answer) error {
+		return func(a answer) error {
+			if a.code != 200 || base.code != 200 || pt(a) == pt(base) {
+				return fmt.Errorf("the prompt did not change: %d %.300s", a.code, a.raw)
+			}
+			return nil
 		}
-		return nil
 	}
+	promptDiffers := promptVs(greedyH)
 	ok := func(check func(a answer) bool) func(a answer) error {
 		return func(a answer) error {
 			if a.code != 200 || !check(a) {
@@ -141,6 +147,30 @@ func TestEveryOpenAIField(t *testing.T) {
 			}
 			return nil
 		}
+	}
+	isJSON := func(a answer) bool {
+		var v map[string]any
+		return json.Unmarshal([]byte(a.text()), &v) == nil
+	}
+	calls := func(a answer) []any {
+		m, _ := a.choices()[0]["message"].(map[string]any)
+		c, _ := m["tool_calls"].([]any)
+		return c
+	}
+	calledF := func(a answer) bool {
+		c := calls(a)
+		if len(c) != 1 || a.choices()[0]["finish_reason"] != "tool_calls" {
+			return false
+		}
+		fn := c[0].(map[string]any)["function"].(map[string]any)
+		var args map[string]any
+		return fn["name"] == "f" && json.Unmarshal([]byte(fn["arguments"].(string)), &args) == nil
+	}
+	const toolF = `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}}}]`
+	// A history with a call and its result; the last message is the tool's.
+	history := func(toolMsg string) string {
+		return `{"model":"stories260K","max_tokens":6,"temperature":0,"messages":[{"role":"user","content":"Tell me a story."},` +
+			`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"n\":1}"}}]},` + toolMsg + `]}`
 	}
 	usageChunk := func(a answer) bool {
 		return strings.Contains(a.raw, `"choices":[],"usage":{"prompt_tokens"`) && strings.Contains(a.raw, `"usage":null`)
@@ -212,13 +242,17 @@ func TestEveryOpenAIField(t *testing.T) {
 		{chat, "modalities", hbody(`,"modalities":["text","audio"]`), refused("modalities[1]")},
 		{chat, "modalities", hbody(`,"modalities":["text"]`), ok(func(a answer) bool { return a.text() == greedyH.text() })},
 		{chat, "n", hbody(`,"n":2`), ok(func(a answer) bool { return len(a.choices()) == 2 && a.choices()[1]["index"].(float64) == 1 })},
-		{chat, "parallel_tool_calls", hbody(`,"parallel_tool_calls":false`), refused("parallel_tool_calls")},
+		{chat, "parallel_tool_calls", hbody(`,"max_tokens":64` + toolF + `,"tool_choice":"required","parallel_tool_calls":false`), ok(calledF)},
 		{chat, "prediction", hbody(`,"prediction":{"type":"content","content":"x"}`), refused("prediction")},
 		{chat, "presence_penalty", `{"model":"stories260K","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":60,"temperature":0,"presence_penalty":2}`, differs(send(chat, `{"model":"stories260K","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":60,"temperature":0}`))},
 		{chat, "prompt_cache_key", hbody(`,"prompt_cache_key":"k"`), refused("prompt_cache_key")},
 		{chat, "prompt_cache_retention", hbody(`,"prompt_cache_retention":"24h"`), refused("prompt_cache_retention")},
 		{chat, "reasoning_effort", hbody(`,"reasoning_effort":"low"`), refused("reasoning_effort")},
-		{chat, "response_format", hbody(`,"response_format":{"type":"json_object"}`), refused("response_format")},
+		{chat, "response_format", hbody(`,"response_format":{"type":"json_object"}`), ok(func(a answer) bool { return isJSON(a) && !isJSON(greedyH) })},
+		{chat, "response_format", hbody(`,"max_tokens":40,"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"],"additionalProperties":false}}}`), ok(func(a answer) bool {
+			var v struct{ N *int }
+			return json.Unmarshal([]byte(a.text()), &v) == nil && v.N != nil
+		})},
 		{chat, "safety_identifier", hbody(`,"safety_identifier":"sid-4411"`), logged("user=sid-4411")},
 		{chat, "seed", hbody(`,"temperature":1.5,"seed":5,"max_tokens":20`), func(a answer) error {
 			b := send(chat, hbody(`,"temperature":1.5,"seed":5,"max_tokens":20`))
@@ -237,8 +271,10 @@ func TestEveryOpenAIField(t *testing.T) {
 		{chat, "stream", hbody(`,"stream":true`), ok(func(a answer) bool { return strings.Contains(a.raw, "chat.completion.chunk") })},
 		{chat, "stream_options", hbody(`,"stream":true,"stream_options":{"include_usage":true}`), ok(usageChunk)},
 		{chat, "temperature", hbody(`,"temperature":0`), ok(func(a answer) bool { return a.text() == greedyH.text() })},
-		{chat, "tool_choice", hbody(`,"tool_choice":"none"`), refused("tool_choice")},
-		{chat, "tools", hbody(`,"tools":[{"type":"function","function":{"name":"f"}}]`), refused("tools")},
+		{chat, "tool_choice", hbody(`,"max_tokens":64` + toolF + `,"tool_choice":{"type":"function","function":{"name":"f"}}`), ok(calledF)},
+		{chat, "tool_choice", hbody(toolF + `,"tool_choice":"none"`), ok(func(a answer) bool { return pt(a) == pt(greedyH) && a.text() == greedyH.text() })},
+		{chat, "tool_choice", hbody(`,"tool_choice":"auto"`), refused("tool_choice")}, // without tools
+		{chat, "tools", hbody(toolF), promptDiffers},
 		{chat, "top_logprobs", hbody(`,"logprobs":true,"top_logprobs":3`), ok(func(a answer) bool {
 			c := a.choices()[0]["logprobs"].(map[string]any)["content"].([]any)[0].(map[string]any)
 			return len(c["top_logprobs"].([]any)) == 3
@@ -250,17 +286,32 @@ func TestEveryOpenAIField(t *testing.T) {
 		// A message's fields.
 		{chat, "messages[].role", `{"model":"stories260K","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell me a story."}],"max_tokens":6,"temperature":0}`, promptDiffers},
 		{chat, "messages[].content", `{"model":"stories260K","messages":[{"role":"user","content":[{"type":"text","text":"Tell me "},{"type":"text","text":"a story."}]}],"max_tokens":6,"temperature":0}`, ok(func(a answer) bool { return a.text() == greedyH.text() })},
-		{chat, "messages[].name", `{"model":"stories260K","messages":[{"role":"user","content":"x","name":"ann"}]}`, refused("messages[0].name")},
-		{chat, "messages[].tool_calls", `{"model":"stories260K","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y","tool_calls":[{"id":"1"}]}]}`, refused("messages[1].tool_calls")},
+		{chat, "messages[].name", history(`{"role":"tool","tool_call_id":"call_1","name":"f","content":"42"}`), promptVs(send(chat, history(`{"role":"tool","tool_call_id":"call_1","content":"42"}`)))},
+		{chat, "messages[].name", `{"model":"stories260K","messages":[{"role":"user","content":"x","name":"ann"}]}`, refused("messages[0].name")}, // participant names
+		{chat, "messages[].tool_calls", history(`{"role":"tool","tool_call_id":"call_1","content":"42"}`), promptVs(send(chat,
+			`{"model":"stories260K","max_tokens":6,"temperature":0,"messages":[{"role":"user","content":"Tell me a story."},{"role":"tool","tool_call_id":"call_1","content":"42"}]}`))},
+		{chat, "messages[].tool_calls", `{"model":"stories260K","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y","tool_calls":[{"id":"1"}]}]}`, refused("messages[1].tool_calls[0]")},
+		{chat, "messages[].tool_call_id", history(`{"role":"tool","tool_call_id":"call_1","content":"42"}`), ok(func(a answer) bool {
+			return send(chat, history(`{"role":"tool","content":"42"}`)).code == 400
+		})},
 		{chat, "messages[].tool_call_id", `{"model":"stories260K","messages":[{"role":"user","content":"x","tool_call_id":"1"}]}`, refused("messages[0].tool_call_id")},
 		{chat, "messages[].function_call", `{"model":"stories260K","messages":[{"role":"assistant","content":"x","function_call":{"name":"f"}}]}`, refused("messages[0].function_call")},
 		{chat, "messages[].audio", `{"model":"stories260K","messages":[{"role":"assistant","content":"x","audio":{"id":"a"}}]}`, refused("messages[0].audio")},
 		{chat, "messages[].refusal", `{"model":"stories260K","messages":[{"role":"assistant","content":"x","refusal":"no"}]}`, refused("messages[0].refusal")},
-		// Peers' names for adapters: refused until implemented.
-		{comp, "adapter_id", cbody(`,"adapter_id":"x"`), refused("adapter_id")},
-		{comp, "lora", cbody(`,"lora":[{"id":0,"scale":1}]`), refused("lora")},
-		{chat, "adapter_id", hbody(`,"adapter_id":"x"`), refused("adapter_id")},
-		{chat, "lora", hbody(`,"lora":[{"id":0,"scale":1}]`), refused("lora")},
+		// Peers' names for adapters: LoRAX's adapter_id, llama.cpp's lora.
+		{comp, "adapter_id", cbody(`,"adapter_id":"tale"`), func(a answer) error {
+			if err := differs(greedyC)(a); err != nil || a.body["model"] != "tale" || a.text() != send(comp, `{"model":"tale","prompt":"Once upon a time","max_tokens":6,"temperature":0}`).text() {
+				return fmt.Errorf("not the expert's output: %v %.300s", err, a.raw)
+			}
+			return nil
+		}},
+		{comp, "lora", cbody(`,"lora":[{"id":"tale","scale":1}]`), differs(greedyC)},
+		{comp, "lora", cbody(`,"lora":[{"id":0,"scale":0}]`), ok(func(a answer) bool { return a.text() == greedyC.text() })},
+		{comp, "adapter_source", cbody(`,"adapter_id":"tale","adapter_source":"hub"`), refused("adapter_source")},
+		{chat, "adapter_id", hbody(`,"adapter_id":"tale"`), differs(greedyH)},
+		{chat, "lora", hbody(`,"lora":[{"id":"tale","scale":1}]`), differs(greedyH)},
+		// Structured output on completions too.
+		{comp, "response_format", cbody(`,"response_format":{"type":"json_object"}`), ok(func(a answer) bool { return isJSON(a) && !isJSON(greedyC) })},
 		// roe's and vLLM's extensions.
 		{comp, "top_k", cbody(`,"temperature":2,"top_k":1,"seed":9`), ok(func(a answer) bool { return a.text() == greedyC.text() })},
 		{comp, "min_p", cbody(`,"temperature":2,"min_p":1,"seed":9`), ok(func(a answer) bool { return a.text() == greedyC.text() })},
@@ -315,8 +366,8 @@ func TestUnknownFields(t *testing.T) {
 		}
 	}
 	// Refused fields stay refused with the flag; null or empty is absent.
-	if code := post(t, lax.srv, "/v1/chat/completions", json.RawMessage(`{"model":"stories260K","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}`), nil); code != 400 {
-		t.Errorf("tools with --ignore-unknown-fields: %d", code)
+	if code := post(t, lax.srv, "/v1/chat/completions", json.RawMessage(`{"model":"stories260K","messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]}`), nil); code != 400 {
+		t.Errorf("functions with --ignore-unknown-fields: %d", code)
 	}
 	nulls := `{"model":"stories260K","messages":[{"role":"assistant","content":"x","refusal":null,"tool_calls":[],"audio":null,"function_call":null},{"role":"user","content":"y"}],"max_tokens":1,"tools":null,"tool_choice":null,"response_format":null,"logit_bias":null,"stream_options":null,"user":null,"metadata":null,"n":null}`
 	if code := post(t, strict.srv, "/v1/chat/completions", json.RawMessage(nulls), nil); code != 200 {

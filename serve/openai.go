@@ -43,6 +43,10 @@ type commonRequest struct {
 	Experts       json.RawMessage    `json:"experts"` // ["a","b"] or [{"name":"a","weight":0.5}]
 	Merge         string             `json:"merge"`
 	Routing       *experts.Routing   `json:"routing"`
+	AdapterID     string             `json:"adapter_id"` // LoRAX: an expert by name (lora.go)
+	Lora          json.RawMessage    `json:"lora"`       // llama.cpp: [{"id", "scale"}] (lora.go)
+
+	ResponseFormat json.RawMessage `json:"response_format"` // text, json_object or json_schema (structured.go)
 }
 
 type streamOptions struct {
@@ -59,19 +63,25 @@ type completionRequest struct {
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	ToolCalls  json.RawMessage `json:"tool_calls"`   // assistant (tools.go)
+	ToolCallID string          `json:"tool_call_id"` // tool
+	Name       string          `json:"name"`         // tool: the function's name
 }
 
 type chatRequest struct {
 	commonRequest
-	Messages         []chatMessage `json:"messages"`
-	Logprobs         *bool         `json:"logprobs"`
-	TopLogprobs      *int          `json:"top_logprobs"`
-	Store            *bool         `json:"store"`
-	ServiceTier      *string       `json:"service_tier"`
-	Modalities       []string      `json:"modalities"`
-	SafetyIdentifier string        `json:"safety_identifier"`
+	Messages          []chatMessage   `json:"messages"`
+	Logprobs          *bool           `json:"logprobs"`
+	TopLogprobs       *int            `json:"top_logprobs"`
+	Store             *bool           `json:"store"`
+	ServiceTier       *string         `json:"service_tier"`
+	Modalities        []string        `json:"modalities"`
+	SafetyIdentifier  string          `json:"safety_identifier"`
+	Tools             json.RawMessage `json:"tools"` // tools.go
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 }
 
 // decode parses a JSON object body, naming the field when a type is wrong.
@@ -470,8 +480,14 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if len(p.prompts)*p.bestOf > maxPrompts {
 		return badRequest("prompt", "at most %d completions per request (prompts × best_of or n), got %d", maxPrompts, len(p.prompts)*p.bestOf)
 	}
+	if p.spec, err = s.responseFormatSpec(r.ResponseFormat); err != nil {
+		return err
+	}
 	for i := range p.prompts {
 		if p.prompts[i].maxNew, err = s.maxTokens(&r.commonRequest, len(p.prompts[i].ids), r.Echo); err != nil {
+			return err
+		}
+		if err := s.constrainBudget(p, &r.commonRequest, i); err != nil {
 			return err
 		}
 	}
@@ -482,6 +498,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if p.sel, err = s.selectFor(c.UserContext(), &r.commonRequest, queries); err != nil {
 		return err
 	}
+	p.model = r.Model // adapter_id may have named the expert
 	return s.run(c, p)
 }
 
@@ -529,11 +546,26 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if r.SafetyIdentifier != "" {
 		p.user = r.SafetyIdentifier
 	}
-	msgs, err := s.parseMessages(r.Messages)
+	turns, err := s.parseTurns(r.Messages)
 	if err != nil {
 		return err
 	}
-	prompt, err := s.tmpl.render(msgs)
+	if p.spec, err = s.responseFormatSpec(r.ResponseFormat); err != nil {
+		return err
+	}
+	ts, err := s.parseTools(r.Tools, r.ToolChoice, r.ParallelToolCalls)
+	if err != nil {
+		return err
+	}
+	if ts != nil {
+		if p.spec != nil {
+			return badRequest("response_format", "response_format cannot be combined with tools (unless tool_choice is none)")
+		}
+		if p.spec, err = s.toolSpec(ts); err != nil {
+			return err
+		}
+	}
+	prompt, err := s.renderChat(turns, ts)
 	if err != nil {
 		return badRequest("messages", "%v", err)
 	}
@@ -546,22 +578,28 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 		return err
 	}
 	p.prompts = []promptIn{{ids: ids, text: prompt, maxNew: maxNew}}
-	// The last user message is the query instance for routing.
-	query := ""
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].Role == "user" {
-			query = msgs[i].Content
-			break
-		}
-	}
-	if p.sel, err = s.selectFor(c.UserContext(), &r.commonRequest, []string{query}); err != nil {
+	if err := s.constrainBudget(p, &r.commonRequest, 0); err != nil {
 		return err
 	}
+	if p.sel, err = s.selectFor(c.UserContext(), &r.commonRequest, []string{lastUser(turns)}); err != nil {
+		return err
+	}
+	p.model = r.Model // adapter_id may have named the expert
 	return s.run(c, p)
 }
 
 // message is one chat turn with its content flattened to text.
 type message struct{ Role, Content string }
+
+// lastUser is the last user message, the query instance for routing.
+func lastUser(turns []turn) string {
+	for i := len(turns) - 1; i >= 0; i-- {
+		if turns[i].Role == "user" {
+			return turns[i].Content
+		}
+	}
+	return ""
+}
 
 func (s *Server) parseMessages(in []chatMessage) ([]message, error) {
 	if len(in) == 0 {
@@ -686,15 +724,21 @@ type modelCard struct {
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
 	Kind    string `json:"roe_kind,omitempty"`
+	Parent  string `json:"parent,omitempty"` // an expert's base model (vLLM's LoRA cards)
+	// Routable (experts only) says whether auto routing can pick the
+	// expert; one without instances is served only by name.
+	Routable *bool `json:"roe_routable,omitempty"`
 }
 
 func (s *Server) models() []modelCard {
 	t := s.started.Unix()
-	out := []modelCard{{s.cfg.ModelID, "model", t, "roe", "base"}}
+	out := []modelCard{{ID: s.cfg.ModelID, Object: "model", Created: t, OwnedBy: "roe", Kind: "base"}}
 	if s.cfg.Experts != nil {
-		out = append(out, modelCard{experts.Auto, "model", t, "roe", "router"})
+		out = append(out, modelCard{ID: experts.Auto, Object: "model", Created: t, OwnedBy: "roe", Kind: "router"})
 		for _, m := range s.cfg.Experts.List() {
-			out = append(out, modelCard{m.Name, "model", m.Created.Unix(), "roe", "expert:" + string(m.Kind)})
+			routable := m.NumInstances > 0
+			out = append(out, modelCard{ID: m.Name, Object: "model", Created: m.Created.Unix(), OwnedBy: "roe",
+				Kind: "expert:" + string(m.Kind), Parent: s.cfg.ModelID, Routable: &routable})
 		}
 	}
 	return out
@@ -727,15 +771,12 @@ func (s *Server) route(c *fiber.Ctx) error {
 	}
 	var queries []string
 	if len(r.Messages) > 0 {
-		msgs, err := s.parseMessages(r.Messages)
+		turns, err := s.parseTurns(r.Messages)
 		if err != nil {
 			return err
 		}
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if msgs[i].Role == "user" {
-				queries = []string{msgs[i].Content}
-				break
-			}
+		if q := lastUser(turns); q != "" {
+			queries = []string{q}
 		}
 	} else {
 		ps, err := stringOrList(r.Prompt, "prompt")

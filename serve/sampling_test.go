@@ -230,7 +230,7 @@ func TestNSharesPrefill(t *testing.T) {
 	job, err := s.SubmitGroups(context.Background(), []Group{{Lead: lead, N: 4, Fork: func(l *model.Sequence, j int) (*model.Sequence, error) {
 		forks++
 		sd := uint64(j + 1)
-		return l.Fork(tok.NewStreamDecoder(true), model.SampleOptions{Temperature: 1, Seed: &sd})
+		return l.Fork(tok.NewStreamDecoder(true), model.SampleOptions{Temperature: 1, Seed: &sd}, nil)
 	}}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestBatchBoundWithForks(t *testing.T) {
 			t.Fatal(err)
 		}
 		groups = append(groups, Group{Lead: lead, N: 3, Fork: func(l *model.Sequence, j int) (*model.Sequence, error) {
-			return l.Fork(tok.NewStreamDecoder(true), model.SampleOptions{})
+			return l.Fork(tok.NewStreamDecoder(true), model.SampleOptions{}, nil)
 		}})
 	}
 	job, err := s.SubmitGroups(context.Background(), groups, nil)

@@ -49,6 +49,7 @@ type Piece struct {
 	PromptLogprobs []model.TokenLogprob // on the sequence's first piece, when its prompt is scored
 	Done           bool                 // the sequence has ended
 	Finish         string               // why, when Done: its FinishReason
+	Err            error                // when Done: the sequence's Err (its constraint failed)
 }
 
 // Job is one request's sequences, submitted together; their output arrives
@@ -345,12 +346,12 @@ func (j *Job) push(index int, text string, seq *model.Sequence, m *Metrics) {
 		p.Logprobs = append(p.Logprobs, lps...)
 		p.Done = done
 		if done {
-			p.Finish = seq.FinishReason
+			p.Finish, p.Err = seq.FinishReason, seq.Err
 		}
 	} else {
 		p := Piece{Index: index, Text: text, Logprobs: lps, Done: done}
 		if done {
-			p.Finish = seq.FinishReason
+			p.Finish, p.Err = seq.FinishReason, seq.Err
 		}
 		if first {
 			p.PromptLogprobs = seq.PromptLogprobs

@@ -14,6 +14,9 @@ func (s *Server) selectFor(ctx context.Context, r *commonRequest, queries []stri
 	if err != nil {
 		return nil, err
 	}
+	if refs, err = s.adapterRefs(r, refs); err != nil {
+		return nil, err
+	}
 	e := s.cfg.Experts
 	if e == nil {
 		switch {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -34,6 +35,10 @@ type Config struct {
 	Tokenizer *tokenizer.Tokenizer // its tokenizer
 	Experts   *experts.Catalog     // the expert library and router; nil serves the base model only
 	Train     experts.TrainData    // lets POST /v1/jobs/train train experts in the server
+	// AdapterRoot is the folder that POST /v1/load_lora_adapter may load
+	// adapters from (lora_path is resolved under it and cannot leave it);
+	// "" turns loading by path off.
+	AdapterRoot string
 
 	APIKey           string // required on every /v1 route when set
 	ProtectInference *bool  // also require the key for inference routes [true when APIKey is set]
@@ -70,6 +75,9 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 	tmpl    *chatTemplate
+	outs    outputs // structured output: the vocabulary's trie, compiled grammars
+
+	adapterRootReal string // AdapterRoot with its symbolic links resolved
 
 	fingerprint string // system_fingerprint of every generation
 
@@ -109,7 +117,15 @@ func New(cfg Config) (*Server, error) {
 		t := true
 		cfg.ProtectInference = &t
 	}
+	if cfg.AdapterRoot != "" {
+		root, err := adapterRoot(cfg.AdapterRoot)
+		if err != nil {
+			return nil, err
+		}
+		cfg.AdapterRoot = root
+	}
 	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now(), fingerprint: systemFingerprint(cfg.Model)}
+	s.adapterRootReal, _ = filepath.EvalSymlinks(cfg.AdapterRoot)
 	if cfg.Experts != nil {
 		s.metrics.Registry.MustRegister(cfg.Experts.Metrics().Collectors()...)
 	}
@@ -263,12 +279,17 @@ func (s *Server) routes() {
 	app.Post("/detokenize", inferAuth, s.limitBody(s.cfg.BodyLimit), s.detokenize)
 	app.Get("/tokenizer_info", inferAuth, s.tokenizerInfo)
 
+	app.Get("/lora-adapters", s.auth(*s.cfg.ProtectInference), s.listLoRAAdapters)
+
 	admin := v1.Group("/experts", s.auth(true))
 	admin.Get("", s.listExperts)
 	admin.Post("/merge", s.limitBody(s.cfg.BodyLimit), s.mergeExperts)
 	admin.Post("", s.limitBody(s.cfg.UploadLimit), s.addExpert)
 	admin.Get("/*", s.getExpert)
+	admin.Put("/*", s.limitBody(s.cfg.UploadLimit), s.putInstances)
 	admin.Delete("/*", s.deleteExpert)
+	v1.Post("/load_lora_adapter", s.auth(true), s.limitBody(s.cfg.BodyLimit), s.loadLoRA)
+	v1.Post("/unload_lora_adapter", s.auth(true), s.limitBody(s.cfg.BodyLimit), s.unloadLoRA)
 	jobsAPI := v1.Group("/jobs", s.auth(true))
 	jobsAPI.Post("/train", s.limitBody(s.cfg.BodyLimit), s.createTrainJob)
 	jobsAPI.Get("/:id", s.getJob)

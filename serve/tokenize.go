@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/json"
 	"reflect"
 
 	"github.com/gofiber/fiber/v2"
@@ -9,12 +10,13 @@ import (
 // tokenizeRequest is vLLM's POST /tokenize: a prompt, or chat messages
 // rendered as /v1/chat/completions renders them.
 type tokenizeRequest struct {
-	Model               string        `json:"model"`
-	Prompt              *string       `json:"prompt"`
-	Messages            []chatMessage `json:"messages"`
-	AddSpecialTokens    *bool         `json:"add_special_tokens"`
-	AddGenerationPrompt *bool         `json:"add_generation_prompt"`
-	ReturnTokenStrs     bool          `json:"return_token_strs"`
+	Model               string          `json:"model"`
+	Prompt              *string         `json:"prompt"`
+	Messages            []chatMessage   `json:"messages"`
+	AddSpecialTokens    *bool           `json:"add_special_tokens"`
+	AddGenerationPrompt *bool           `json:"add_generation_prompt"`
+	ReturnTokenStrs     bool            `json:"return_token_strs"`
+	Tools               json.RawMessage `json:"tools"` // rendered with messages, as chat renders them
 }
 
 var tokenizeRules = fieldRules{
@@ -22,7 +24,6 @@ var tokenizeRules = fieldRules{
 		"continue_final_message": "continue_final_message is not supported",
 		"chat_template":          "a per-request chat_template is not supported",
 		"chat_template_kwargs":   "chat_template_kwargs are not supported",
-		"tools":                  "tools are not supported yet",
 		"mm_processor_kwargs":    "multimodal inputs are not supported",
 	},
 	reflect.TypeFor[chatMessage](): refusedMessage,
@@ -59,6 +60,9 @@ func (s *Server) tokenize(c *fiber.Ctx) error {
 	case r.Prompt != nil && r.Messages != nil:
 		return badRequest("messages", "send prompt or messages, not both")
 	case r.Prompt != nil:
+		if !isNull(r.Tools) {
+			return badRequest("tools", "tools apply to messages only")
+		}
 		if r.AddGenerationPrompt != nil {
 			return badRequest("add_generation_prompt", "add_generation_prompt applies to messages only")
 		}
@@ -68,11 +72,15 @@ func (s *Server) tokenize(c *fiber.Ctx) error {
 		if r.AddGenerationPrompt != nil && !*r.AddGenerationPrompt {
 			return badRequest("add_generation_prompt", "add_generation_prompt: false is not supported: chat prompts end with the assistant's turn")
 		}
-		msgs, err := s.parseMessages(r.Messages)
+		turns, err := s.parseTurns(r.Messages)
 		if err != nil {
 			return err
 		}
-		prompt, err := s.tmpl.render(msgs)
+		ts, err := s.parseTools(r.Tools, nil, nil)
+		if err != nil {
+			return err
+		}
+		prompt, err := s.renderChat(turns, ts)
 		if err != nil {
 			return badRequest("messages", "%v", err)
 		}

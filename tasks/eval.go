@@ -18,6 +18,9 @@ type EvalOptions struct {
 	// MaxRows bounds the logits of one batched forward (rows·vocab floats);
 	// default 1<<26 (256 MiB).
 	MaxRows int
+	// Progress, when set, is told after each batched forward how many of
+	// the (item, answer choice) sequences are scored.
+	Progress func(done, total int)
 }
 
 // ClassCounts are one class's numbers.
@@ -167,6 +170,9 @@ func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, er
 			out[lo+k] = lp
 		}
 		lo = hi
+		if o.Progress != nil {
+			o.Progress(hi, len(reqs))
+		}
 	}
 	return out, nil
 }

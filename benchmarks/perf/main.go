@@ -42,7 +42,7 @@ var (
 	outDir   = flag.String("out", "benchmarks/results", "where perf.json, perf.md and the plots go")
 	torchCmd = flag.String("torch", "", "shell command running torch_perf.py (run.sh sets it); empty skips PyTorch")
 	quick    = flag.Bool("quick", false, "fewer repetitions and a 256 MiB bandwidth buffer (a smoke run)")
-	rssChild = flag.String("rss-child", "", "internal: measure peak RSS for weights f32|bf16 and print JSON")
+	rssChild = flag.String("rss-child", "", "internal: measure peak RSS for weights f32|bf16|gguf:FILE and print JSON")
 )
 
 // Quoted reference figures (measured 2026-11-24 by others on this machine
@@ -151,6 +151,7 @@ type Report struct {
 	Sync             Sync                          `json:"sync"`
 	Profiles         map[string]string             `json:"profiles"`
 	Routing          *RoutingCost                  `json:"routing_cost,omitempty"`
+	GGUF             *GGUFSection                  `json:"gguf,omitempty"`
 }
 
 type Goal struct {
@@ -163,6 +164,10 @@ type Goal struct {
 
 func main() {
 	flag.Parse()
+	if path, ok := strings.CutPrefix(*rssChild, "gguf:"); ok {
+		childRSSGGUF(path)
+		return
+	}
 	if *rssChild != "" {
 		childRSS(*rssChild)
 		return
@@ -209,6 +214,7 @@ func main() {
 	measureAllocs(rep, big)
 	rep.Sync = syncCost([]*model.Model{f32, bf})
 	measureProfiles(rep, f32)
+	measureGGUF(rep, f32, threads, reps)
 	f32, bf, big = nil, nil, nil
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -593,13 +599,7 @@ func syncCost(models []*model.Model) Sync {
 	return s
 }
 
-func weightBytes(m *model.Model) float64 {
-	per := 4.0
-	if m.WeightFormat() == model.WeightsBF16 {
-		per = 2
-	}
-	return float64(m.NumParams()) * per
-}
+func weightBytes(m *model.Model) float64 { return float64(m.WeightBytes()) }
 
 func ids(n, vocab int) []int {
 	v := make([]int, n)
@@ -934,7 +934,7 @@ func goals(rep *Report) []Goal {
 	if rg, ok := routingGoal(rep); ok {
 		g = append(g, rg)
 	}
-	return g
+	return append(g, ggufGoals(rep)...)
 }
 
 func writeJSON(rep *Report) {
@@ -955,7 +955,7 @@ func writeMD(rep *Report) {
 	for _, section := range []func(mdPrinter, *Report){
 		mdCeilings, mdModels, mdTorch, mdQuoted, mdBatched,
 		mdLoRA, mdKernelSets, mdGEMM, mdPrefillTiles, mdSync,
-		mdMemory, mdRouting, mdGoals, mdProfiles,
+		mdGGUF, mdMemory, mdRouting, mdGoals, mdProfiles,
 	} {
 		section(p, rep)
 	}

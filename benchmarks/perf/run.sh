@@ -21,6 +21,12 @@ if "$PY" -c 'import torch' 2>/dev/null; then
 	BLASDIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
 	TORCH_CMD="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=$BLASDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} $PY benchmarks/perf/torch_perf.py"
 fi
+# LLAMA_BENCH=PATH (llama.cpp's llama-bench, built by you elsewhere) runs it on
+# the same GGUF files in the same run, for same-machine ratios.
+LLAMA_FLAGS=()
+if [ -n "${LLAMA_BENCH:-}" ]; then
+	LLAMA_FLAGS=(-llama-bench "$LLAMA_BENCH")
+fi
 # GOEXPERIMENT=simd adds the simd/archsimd kernel sets to the comparison; the
 # default kernels (generated assembly) are the same either way.
-exec env GOEXPERIMENT=simd go run ./benchmarks/perf -torch "$TORCH_CMD" "$@"
+exec env GOEXPERIMENT=simd go run ./benchmarks/perf -torch "$TORCH_CMD" "${LLAMA_FLAGS[@]}" "$@"

@@ -67,12 +67,15 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	t1 := time.Now()
+	// A bar on a terminal, else a JSON line every 100 steps.
+	pr := newProgress(stdout, "embedder")
+	pr.every = 0
 	err = retriever.TrainEncoder(ctx, enc, d.Sample, retriever.EncoderTrainOptions{Steps: *steps, Batch: *batch, LR: *lr,
 		Temperature: *temp, Seed: *seed, Background: d.Background(), ProjLR: *projLR,
 		Progress: func(step int, loss float64) {
-			fmt.Fprintf(stdout, "step %d/%d loss %.4f (%.0f s)\n", step, *steps, loss, time.Since(t1).Seconds())
+			pr.report(step, *steps, fmt.Sprintf("loss %.4f", loss), map[string]any{"loss": loss})
 		}})
+	pr.end()
 	if err != nil {
 		return err
 	}

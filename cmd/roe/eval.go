@@ -83,8 +83,10 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	var report []retriever.TaskRouting
 	mean := map[int][]float64{}
-	for _, dir := range taskNames {
+	pr := newProgress(progressOut, "routing")
+	for ti, dir := range taskNames {
 		task := filepath.Base(dir)
+		pr.report(ti, len(taskNames), task, map[string]any{"task": task})
 		sp := *split
 		if sp == "" {
 			sp = "validation"
@@ -119,6 +121,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 		}
 		report = append(report, tr)
 	}
+	pr.report(len(taskNames), len(taskNames), "tasks", nil)
 	avg := map[string]float64{}
 	for q, as := range mean {
 		s := 0.0

@@ -51,7 +51,9 @@ func evalTask(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	eo := tasks.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen}
+	pr := newProgress(progressOut, "eval")
+	eo := tasks.EvalOptions{LengthNorm: *lengthNorm, MaxLen: *maxLen,
+		Progress: func(done, total int) { pr.report(done, total, "choices scored", nil) }}
 	out := map[string]any{"task": *data, "split": sp}
 	var res tasks.EvalResult
 	switch {

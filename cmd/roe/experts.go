@@ -160,7 +160,7 @@ func openLibraryOnly(dir string) (*library.Library, error) {
 
 func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdout io.Writer) error {
 	adapterDir := fs.String("adapter", "", "PEFT LoRA folder, or a llama.cpp GGUF LoRA file (*.gguf)")
-	instances := fs.String("instances", "", "instances.jsonl: {\"input\", \"answer_choices\", \"target\"} per line")
+	instances := fs.String("instances", "", "instances.jsonl: {\"input\", \"answer_choices\", \"target\"} per line (without it the expert is served by name only: auto routing cannot pick it)")
 	name := fs.String("name", "", "unique expert name (task, or task/template-name)")
 	kind := fs.String("kind", "imported", "prompt, dataset, merged or imported")
 	dataset := fs.String("dataset", "", "training dataset")
@@ -182,8 +182,8 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 			return err
 		}
 	} else {
-		if *adapterDir == "" || *instances == "" || *name == "" {
-			return usagef("experts add needs --adapter, --instances and --name")
+		if *adapterDir == "" || *name == "" {
+			return usagef("experts add needs --adapter and --name (and --instances to make the expert routable)")
 		}
 		if model.IsGGUF(*adapterDir) {
 			if x, err = importGGUFAdapter(*adapterDir, *lf.model); err != nil {
@@ -193,12 +193,17 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 			return err
 		}
 		x.Name, x.Kind = *name, library.Kind(*kind)
-		b, err := os.ReadFile(*instances)
-		if err != nil {
-			return err
-		}
-		if x.Instances, err = library.ReadInstances(bytes.NewReader(b), *instances); err != nil {
-			return err
+		if *instances != "" {
+			b, err := os.ReadFile(*instances)
+			if err != nil {
+				return err
+			}
+			if x.Instances, err = library.ReadInstances(bytes.NewReader(b), *instances); err != nil {
+				return err
+			}
+			if len(x.Instances) == 0 {
+				return usagef("%s has no instances", *instances)
+			}
 		}
 	}
 	for _, kv := range []struct {
@@ -208,9 +213,6 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 		if kv.v != "" {
 			*kv.dst = kv.v
 		}
-	}
-	if len(x.Instances) == 0 {
-		return usagef("an expert needs at least one instance to be routable")
 	}
 	m, emb, lib, err := lf.open()
 	if err != nil {
@@ -222,7 +224,9 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 	}
 	// The adapter is checked against the base model before anything is
 	// embedded; embeddings from another embedder are made afresh.
-	if err := experts.Prepare(x, m, emb, *lf.format, experts.AddOptions{Sample: *s, Seed: *seed}); err != nil {
+	pr := newProgress(progressOut, "embed")
+	o := experts.AddOptions{Sample: *s, Seed: *seed, Progress: func(done, total int) { pr.report(done, total, "instances", nil) }}
+	if err := experts.Prepare(x, m, emb, *lf.format, o); err != nil {
 		return err
 	}
 	man, err := lib.Add(x)
@@ -233,6 +237,9 @@ func expertsAdd(sub string, fs *flag.FlagSet, lf *libFlags, args []string, stdou
 		return err
 	}
 	fmt.Fprintf(stdout, "added %s (%s, %d instances, %d tensors)\n", man.Name, man.Kind, man.NumInstances, man.NumTensors)
+	if man.NumInstances == 0 {
+		fmt.Fprintf(stdout, "%s has no instances: it is served by name only (model %q); auto routing cannot pick it until it has some\n", man.Name, man.Name)
+	}
 	return nil
 }
 

@@ -33,11 +33,21 @@ func TestExpertsAddThenRoute(t *testing.T) {
 	}
 	animals := write("animals", []string{"The cat sat on the mat.", "A dog barked at the mailman.", "The bird sang in the tree.", "A fish swam in the pond."})
 	money := write("money", []string{"Stocks fell sharply on Wall Street.", "The central bank raised interest rates.", "Bond yields rose again.", "The company reported quarterly earnings."})
+	var progress bytes.Buffer
+	progressOut = &progress
+	defer func() { progressOut = os.Stderr }()
 	for _, e := range []struct{ name, file string }{{"animals", animals}, {"money", money}} {
 		if out, errs, code := roe(t, "", "experts", "add", "--library", lib, "--adapter", zero, "--instances", e.file,
 			"--name", e.name, "--kind", "dataset", "--dataset", e.name); code != 0 || !strings.Contains(out, "added "+e.name) {
 			t.Fatalf("add %s: %s %s", e.name, out, errs)
 		}
+	}
+	if !strings.Contains(progress.String(), `"phase":"embed"`) || !strings.Contains(progress.String(), `"done":4,`) {
+		t.Errorf("no embedding progress: %s", progress.String())
+	}
+	// Without instances: served by name only, never routed to.
+	if out, errs, code := roe(t, "", "experts", "add", "--library", lib, "--adapter", zero, "--name", "bare"); code != 0 || !strings.Contains(out, "by name only") {
+		t.Fatalf("add without instances: %d %s %s", code, out, errs)
 	}
 	out, errs, code := roe(t, "", "route", "--library", lib, "The central bank cut rates and stocks rose.", "Bond markets rallied.")
 	if code != 0 {
@@ -56,6 +66,11 @@ func TestExpertsAddThenRoute(t *testing.T) {
 	}
 	if len(r.Experts) == 0 || r.Experts[0].Name != "money" || r.Fallback || len(r.Neighbors) != 2 {
 		t.Errorf("route: %s", out)
+	}
+	for _, x := range r.Experts {
+		if x.Name == "bare" {
+			t.Errorf("routed to an expert without instances: %s", out)
+		}
 	}
 	if out, _, _ := roe(t, "", "experts", "list", "--library", lib); !strings.Contains(out, "animals") || !strings.Contains(out, "money") {
 		t.Errorf("list: %s", out)

@@ -343,15 +343,24 @@ func (f *pretrainFlags) pretrain(ctx context.Context, m *model.Model, c *train.C
 	opts train.Options, sum *pretrainSummary) error {
 	var tr *train.Trainer
 	resumed := 0 // steps done before a resume
+	// roe train's progress: a bar on a terminal, else JSON lines (every
+	// --log-every steps).
+	phase := "pretrain"
+	show := progressPrinter(pretrainLog, f.seed, &phase)
+	tty := isTerminal(pretrainLog)
+	barOpen := false
 	opts.Progress = func(p train.Progress) {
 		// Steps before a resume count as full windows.
 		sum.Tokens, sum.TokensPerSec = p.Tokens+resumed*f.batch*f.seqLen, p.TokensPerSec
-		if p.Step%f.logEvery == 0 || p.Step == 1 || p.Step == p.Total {
-			pretrainLogf("step %d/%d  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  elapsed %s  ETA %s", p.Step, p.Total, p.Loss,
-				p.LR, p.GradNorm, p.TokensPerSec, p.Elapsed.Round(time.Second), p.ETA.Round(time.Second))
+		if tty || p.Step%f.logEvery == 0 || p.Step == 1 || p.Step == p.Total {
+			show(p)
+			barOpen = tty && p.Step < p.Total
 		}
 		if f.evalEvery > 0 && p.Step%f.evalEvery == 0 && p.Step < p.Total && len(evalSet) > 0 {
 			if l, _, err := train.EvalLoss(tr.Model, evalSet, f.batch); err == nil {
+				if barOpen {
+					fmt.Fprintln(pretrainLog)
+				}
 				pretrainLogf("step %d  validation loss %.4f  ppl %.2f  (%d windows)", p.Step, l, math.Exp(l), len(evalSet))
 			}
 		}
@@ -383,6 +392,9 @@ func (f *pretrainFlags) pretrain(ctx context.Context, m *model.Model, c *train.C
 			sum.Stopped = "interrupted"
 		default:
 			return err
+		}
+		if barOpen {
+			fmt.Fprintln(pretrainLog) // the bar of a run stopped before its last step
 		}
 		pretrainLogf("stopped at step %d of %d (%s): saving the model as it is", tr.Step(), tr.TotalSteps(), sum.Stopped)
 	}

@@ -68,7 +68,9 @@ func TestModelPretrain(t *testing.T) {
 			if s.TrainLoss > s.FirstLoss-1.5 || *s.ValLoss > s.FirstLoss-1.5 {
 				t.Errorf("loss went from %.3f to %.3f (validation %.3f)", s.FirstLoss, s.TrainLoss, *s.ValLoss)
 			}
-			for _, want := range []string{"step 10/40", "loss", "tok/s", "ETA", "step 20  validation loss", "validation loss"} {
+			// Off a terminal, progress is roe train's JSON lines, every --log-every steps.
+			for _, want := range []string{`"event":"progress"`, `"phase":"pretrain"`, `"step":10,"total":40`, `"loss"`, `"tokens_per_sec"`, `"eta_s"`,
+				"step 20  validation loss", "validation loss"} {
 				if !strings.Contains(log, want) {
 					t.Errorf("progress lacks %q:\n%s", want, log)
 				}

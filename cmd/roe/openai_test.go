@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"roe/adapters"
 	"roe/internal/testenv"
 )
 
@@ -46,8 +47,21 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// An adapter root for POST /v1/load_lora_adapter, with a folder beside it
+	// that lora_path must not reach.
+	base260, err := loadConfig("stories260K")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapterDir := t.TempDir()
+	for _, d := range []string{filepath.Join(adapterDir, "root", "sql"), filepath.Join(adapterDir, "outside")} {
+		if err := adapters.Random(base260, 4, 1).Save(d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// stories260K, whose greedy text the script checks, with an empty library.
-	srv := exec.Command(bin, "serve", "--model", "stories260K", "--starter=false", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key")
+	srv := exec.Command(bin, "serve", "--model", "stories260K", "--starter=false", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key",
+		"--adapter-root", filepath.Join(adapterDir, "root"))
 	var logs bytes.Buffer
 	srv.Stderr = &logs
 	if err := srv.Start(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -84,7 +85,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dir := modelFlag(fs)
 	libDir := fs.String("library", defaultLibraryDir(), "expert library folder (created on first start)")
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	addr := fs.String("addr", envOr("ROE_ADDR", "127.0.0.1:8080"), "listen address, HOST:PORT (also $ROE_ADDR; 0.0.0.0:8080 in the container image)")
 	apiKey := fs.String("api-key", "", "require this bearer token (also $ROE_API_KEY)")
 	apiKeyFile := fs.String("api-key-file", "", "read the API key from this file")
 	openInference := fs.Bool("open-inference", false, "with an API key, leave inference routes open (admin stays protected)")
@@ -102,11 +103,25 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
 	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
 	ignoreUnknown := fs.Bool("ignore-unknown-fields", false, "ignore (and log) request fields roe does not know, instead of answering 400; fields it knows and does not implement are refused either way")
+	adapterRoot := fs.String("adapter-root", os.Getenv("ROE_ADAPTER_ROOT"), "folder that POST /v1/load_lora_adapter may load adapters from (lora_path stays under it); unset: loading by path is off (also $ROE_ADAPTER_ROOT)")
 	starter := fs.Bool("starter", true, "import the embedded starter experts into a new library (finishing an import cut short)")
 	ef := addEmbedderFlags(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if *adapterRoot != "" {
+		if st, err := os.Stat(*adapterRoot); err != nil || !st.IsDir() {
+			return usagef("--adapter-root %s is not a folder", *adapterRoot)
+		}
+	}
+	// Bind first: a taken or malformed address fails at once, before the
+	// model loads and before the starter experts are imported. Connections
+	// that arrive while the server starts wait in the backlog.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	defer ln.Close()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	key := *apiKey
 	if key == "" {
@@ -153,7 +168,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	defer catalog.Close()
 	protect := !*openInference
 	srv, err := serve.New(serve.Config{ModelID: id, Model: m, Tokenizer: tok, Experts: catalog, APIKey: key,
-		ProtectInference: &protect, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, MaxConns: *maxConns, Logger: log,
+		ProtectInference: &protect, AdapterRoot: *adapterRoot, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, MaxConns: *maxConns, Logger: log,
 		IgnoreUnknownFields: *ignoreUnknown})
 	if err != nil {
 		return err
@@ -161,8 +176,12 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Listen(*addr) }()
-	fmt.Fprintf(stdout, "roe serving %s with %d experts on http://%s (library %s)\n", id, len(mustList(lib)), *addr, *libDir)
+	go func() { errc <- srv.Serve(ln) }()
+	shown := *addr // as given (0.0.0.0 would print as [::]), unless the system chose the port
+	if _, port, _ := net.SplitHostPort(*addr); port == "0" || port == "" {
+		shown = ln.Addr().String()
+	}
+	fmt.Fprintf(stdout, "roe serving %s with %d experts on http://%s (library %s)\n", id, len(mustList(lib)), shown, *libDir)
 	select {
 	case err := <-errc:
 		return err
@@ -176,6 +195,14 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// envOr is the environment variable k, or def when it is unset or empty.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 func mustList(l *library.Library) []library.Manifest {

@@ -140,10 +140,7 @@ func progressPrinter(stdout io.Writer, seed uint64, phase *string) func(train.Pr
 	enc := json.NewEncoder(stdout)
 	return func(p train.Progress) {
 		if tty {
-			const width = 30
-			done := width * p.Step / max(1, p.Total)
-			bar := strings.Repeat("=", done) + strings.Repeat(" ", width-done)
-			fmt.Fprintf(stdout, "\r%-9s [%s] step %d/%d  loss %.4f  %.0f tok/s  ETA %s   ", *phase, bar, p.Step, p.Total,
+			fmt.Fprintf(stdout, "\r%s steps  loss %.4f  %.0f tok/s  ETA %s   ", drawBar(*phase, p.Step, p.Total),
 				p.Loss, p.TokensPerSec, p.ETA.Round(time.Second))
 			if p.Step == p.Total {
 				fmt.Fprintln(stdout)

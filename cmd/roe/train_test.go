@@ -180,9 +180,15 @@ func TestTrainOutAndEvalAdapter(t *testing.T) {
 	tmp := t.TempDir()
 	task := smallTask(t, tmp, "sst2", 24, 12)
 	aux := smallTask(t, tmp, "mr", 24, 4)
+	var progress bytes.Buffer
+	progressOut = &progress
 	base, errs, code := roe(t, "", "eval", "--data", task, "--templates", sharedTemplates, "--prompt", "review", "--max-len", "64")
+	progressOut = os.Stderr
 	if code != 0 {
 		t.Fatal(errs)
+	}
+	if last := lastJSON(t, progress.String()); last["phase"] != "eval" || last["done"] != last["total"] || last["total"].(float64) < 12 {
+		t.Errorf("eval progress: %s", progress.String())
 	}
 	var b map[string]any
 	json.Unmarshal([]byte(base), &b)

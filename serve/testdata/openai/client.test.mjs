@@ -142,8 +142,8 @@ test("refused and unknown fields are 400s naming them", async () => {
     (err) => err instanceof OpenAI.BadRequestError && err.param === "suffix" && /suffix/.test(err.message),
   );
   await assert.rejects(
-    client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }], tools: [{ type: "function", function: { name: "f" } }] }),
-    (err) => err instanceof OpenAI.BadRequestError && err.param === "tools",
+    client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }], functions: [{ name: "f" }] }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "functions",
   );
   await assert.rejects(
     client.completions.create({ model, prompt: "x", frobnicate: true }),
@@ -152,5 +152,120 @@ test("refused and unknown fields are 400s naming them", async () => {
   await assert.rejects(
     client.completions.create({ model, prompt: "x", n: 99 }),
     (err) => err.status === 400 && err.param === "n",
+  );
+});
+
+test("LoRA adapters: vLLM load/unload, LoRAX adapter_id, llama.cpp lora", async () => {
+  const admin = { "Content-Type": "application/json", Authorization: "Bearer " + process.env.ROE_API_KEY };
+  const post = (path, body) => fetch(process.env.ROE_BASE_URL + path, { method: "POST", headers: admin, body: JSON.stringify(body) });
+  let res = await post("/v1/load_lora_adapter", { lora_name: "sql", lora_path: "sql" });
+  let text = await res.text();
+  assert.equal(res.status, 200, text);
+  assert.equal(text, "Success: LoRA adapter 'sql' added successfully.");
+  res = await post("/v1/load_lora_adapter", { lora_name: "x", lora_path: "../outside" });
+  assert.equal(res.status, 400);
+  const cards = [];
+  for await (const m of client.models.list()) cards.push(m);
+  const card = cards.find((m) => m.id === "sql");
+  assert.ok(card, cards.map((m) => m.id).join(","));
+  assert.equal(card.roe_routable, false);
+  assert.equal(card.parent, model);
+  let r = await client.completions.create({ model: "sql", prompt: "Once", max_tokens: 2 });
+  assert.equal(r.roe.mode, "expert");
+  assert.deepEqual(r.roe.unroutable, ["sql"]);
+  r = await client.completions.create({ model, prompt: "Once", max_tokens: 2, adapter_id: "sql" });
+  assert.equal(r.roe.experts[0].name, "sql");
+  r = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 2, lora: [{ id: "sql", scale: 0.5 }] });
+  assert.equal(r.roe.mode, "expert");
+  assert.equal(r.roe.experts[0].weight, 0.5);
+  res = await post("/v1/unload_lora_adapter", { lora_name: "sql" });
+  assert.equal(res.status, 200, await res.text());
+  await assert.rejects(client.completions.create({ model: "sql", prompt: "x", max_tokens: 1 }), (err) => err instanceof OpenAI.NotFoundError);
+});
+
+const person = {
+  type: "object",
+  properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" }, pets: { type: "array", items: { enum: ["cat", "dog"] }, maxItems: 2 } },
+  required: ["name", "age", "pets"],
+  additionalProperties: false,
+};
+
+test("response_format json_schema and json_object", async () => {
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.parse({
+      model, seed, messages: [{ role: "user", content: "Who is Lily?" }],
+      response_format: { type: "json_schema", json_schema: { name: "person", strict: true, schema: person } },
+    });
+    const p = r.choices[0].message.parsed;
+    assert.equal(typeof p.name, "string");
+    assert.ok(Number.isInteger(p.age), JSON.stringify(p));
+    assert.ok(Array.isArray(p.pets) && p.pets.length <= 2 && p.pets.every((x) => x === "cat" || x === "dog"), JSON.stringify(p));
+  }
+  // n completions share one prefill; each has its own constraint.
+  const two = await client.chat.completions.create({
+    model, seed: 6, n: 2, logprobs: true, messages: [{ role: "user", content: "Who is Lily?" }],
+    response_format: { type: "json_schema", json_schema: { name: "person", schema: person } },
+  });
+  assert.equal(two.choices.length, 2);
+  for (const ch of two.choices) {
+    assert.ok(Number.isInteger(JSON.parse(ch.message.content).age), ch.message.content);
+    assert.ok(ch.logprobs.content.length > 0);
+  }
+  const o = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 40, seed: 1, response_format: { type: "json_object" } });
+  assert.equal(typeof JSON.parse(o.choices[0].text), "object");
+  const stream = await client.chat.completions.create({
+    model, seed: 4, stream: true, messages: [{ role: "user", content: "Hi" }],
+    response_format: { type: "json_schema", json_schema: { name: "person", schema: person } },
+  });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(typeof JSON.parse(text).age, "number");
+  await assert.rejects(
+    client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", format: "date" } } } }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "response_format.json_schema.schema" && /"format"/.test(err.message),
+  );
+});
+
+const tools = [
+  { type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 }, unit: { enum: ["c", "f"] } }, required: ["city", "unit"] } } },
+  { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", maxLength: 6 } }, required: ["zone"] } } },
+];
+
+test("tools: forced calls, a history with results, streaming", async () => {
+  const messages = [{ role: "user", content: "Weather in Paris?" }];
+  const r = await client.chat.completions.create({ model, seed: 2, messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false });
+  const c = r.choices[0];
+  assert.equal(c.finish_reason, "tool_calls");
+  assert.equal(c.message.content, null);
+  const call = c.message.tool_calls[0];
+  assert.equal(call.type, "function");
+  assert.equal(call.function.name, "get_weather");
+  const args = JSON.parse(call.function.arguments);
+  assert.equal(typeof args.city, "string");
+  assert.ok(args.unit === "c" || args.unit === "f");
+  const req = await client.chat.completions.create({ model, seed: 3, messages, tools, tool_choice: "required" });
+  assert.ok(["get_weather", "get_time"].includes(req.choices[0].message.tool_calls[0].function.name));
+  const next = await client.chat.completions.create({
+    model, max_tokens: 6, tools, tool_choice: "none",
+    messages: [...messages, c.message, { role: "tool", tool_call_id: call.id, name: "get_weather", content: "18 degrees" }],
+  });
+  assert.ok(typeof next.choices[0].message.content === "string");
+  const auto = await client.chat.completions.create({ model, max_tokens: 6, temperature: 0, messages, tools });
+  assert.notEqual(auto.choices[0].finish_reason, "tool_calls"); // the tiny model answers in text
+  const stream = await client.chat.completions.create({ model, seed: 5, stream: true, messages, tools, tool_choice: "required" });
+  let name = "", argText = "", finish = null;
+  for await (const chunk of stream) {
+    for (const d of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      name += d.function?.name ?? "";
+      argText += d.function?.arguments ?? "";
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.ok(["get_weather", "get_time"].includes(name));
+  assert.equal(typeof JSON.parse(argText), "object");
+  assert.equal(finish, "tool_calls");
+  await assert.rejects(
+    client.chat.completions.create({ model, messages, tool_choice: "required" }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === "tool_choice",
   );
 });

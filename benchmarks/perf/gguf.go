@@ -1,0 +1,329 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"roe/kernels"
+	"roe/model"
+	"roe/model/gguf"
+)
+
+var (
+	llamaBench = flag.String("llama-bench", "", "llama.cpp's llama-bench binary (built elsewhere, e.g. by LLAMA_CPP=DIR make bench): "+
+		"it runs on the same GGUF files in the same run, so the quantized table has same-machine ratios")
+	ggufTypes = flag.String("gguf-types", "q8_0,q4_0,q4_k_m", "GGUF file types of the quantized section (empty skips it)")
+)
+
+// GGUFRun is one engine on one GGUF file of the random 135M-shape model.
+type GGUFRun struct {
+	File     string  `json:"file"`   // file type, e.g. q4_k_m
+	Engine   string  `json:"engine"` // roe or llama.cpp
+	Kernel   string  `json:"kernel"` // what computed it
+	Threads  int     `json:"threads"`
+	MiB      float64 `json:"file_mib"`
+	Prefill  float64 `json:"prefill512_tok_per_s"`
+	Decode   float64 `json:"decode128_tok_per_s"`
+	Fraction float64 `json:"decode_fraction_of_ceiling"` // decode × weight bytes per token ÷ read bandwidth
+}
+
+// GGUFSection is the quantized-weights part of the report.
+type GGUFSection struct {
+	Runs       []GGUFRun `json:"runs"`
+	LoRA       []LoRA    `json:"lora_decode"` // unmerged rank-16 adapter over the Q4_K_M file
+	RSS        []RSS     `json:"rss"`
+	LlamaBuild string    `json:"llama_cpp_build,omitempty"`
+	Note       string    `json:"note,omitempty"`
+}
+
+// measureGGUF writes the random model as GGUF files of each type with
+// roe's own writer and quantizer, loads them back as roe serves a GGUF
+// (quantized blocks in the mapping, float32 activations), measures prefill
+// 512 and decode 128, and runs llama-bench on the very same files.
+func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
+	if *ggufTypes == "" {
+		return
+	}
+	dir, err := os.MkdirTemp("", "roe-perf-gguf-*")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	vocab := syntheticVocab(f32.Config.VocabSize)
+	sec := &GGUFSection{}
+	rep.GGUF = sec
+	for _, name := range strings.Split(*ggufTypes, ",") {
+		ft, err := model.ParseGGUFFileType(name)
+		if err != nil {
+			fatal(err)
+		}
+		path := filepath.Join(dir, "random-135M-"+ft.Name+".gguf")
+		logf("writing %s", filepath.Base(path))
+		if err := model.SaveGGUF(path, f32, model.GGUFWriteOptions{FileType: ft, Name: "random-135M", Vocab: vocab}); err != nil {
+			fatal(err)
+		}
+		st, _ := os.Stat(path)
+		mib := float64(st.Size()) / (1 << 20)
+		m, f, err := model.LoadGGUF(path, model.LoadOptions{})
+		if err != nil {
+			fatal(err)
+		}
+		bytes := float64(m.WeightBytes())
+		for _, t := range threads {
+			kernels.SetThreads(t)
+			r := GGUFRun{File: ft.Name, Engine: "roe", Kernel: kernels.Path() + ", float32 activations", Threads: t, MiB: mib,
+				Prefill: prefill(m, 512, reps), Decode: decode(m, 128, reps)}
+			r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[t]
+			sec.Runs = append(sec.Runs, r)
+			logf("roe %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s (%.0f%% of the read ceiling)", ft.Name, t, r.Prefill, r.Decode, 100*r.Fraction)
+		}
+		if ft.Name == "q4_k_m" {
+			for _, t := range threads {
+				kernels.SetThreads(t)
+				l := loraDecode(m, t, reps)
+				l.Weights = ft.Name
+				sec.LoRA = append(sec.LoRA, l)
+				logf("unmerged LoRA r=16 over %s, %d thread(s): %+.1f%%", ft.Name, t, 100*l.Overhead)
+			}
+			if r, err := runRSSChild("gguf:" + path); err != nil {
+				logf("rss %s: %v", ft.Name, err)
+			} else {
+				sec.RSS = append(sec.RSS, r)
+			}
+		}
+		f.Close()
+		m = nil
+		runtime.GC()
+		debug.FreeOSMemory()
+		if *llamaBench != "" {
+			runs, build, err := runLlamaBench(path, ft.Name, mib, threads, reps)
+			if err != nil {
+				logf("llama-bench %s: %v", ft.Name, err)
+				continue
+			}
+			sec.LlamaBuild = build
+			for i := range runs {
+				runs[i].Fraction = runs[i].Decode * bytes / 1e9 / rep.BandwidthGB[runs[i].Threads]
+			}
+			sec.Runs = append(sec.Runs, runs...)
+		}
+	}
+	if *llamaBench == "" {
+		sec.Note = "llama.cpp not measured in this run (no -llama-bench); shared/golden/gguf/PERF.md quotes it on another machine"
+	}
+}
+
+// syntheticVocab is a SentencePiece-style vocabulary of n pieces (the
+// special tokens, the 256 byte pieces, then filler) so that llama.cpp will
+// load a random model; no text is tokenized by the benchmark.
+func syntheticVocab(n int) []gguf.KV {
+	tokens := []string{"<unk>", "<s>", "</s>"}
+	types := []int32{2, 3, 3}
+	for b := 0; b < 256; b++ {
+		tokens = append(tokens, fmt.Sprintf("<0x%02X>", b))
+		types = append(types, 6)
+	}
+	for i := len(tokens); i < n; i++ {
+		tokens = append(tokens, fmt.Sprintf("▁t%d", i))
+		types = append(types, 1)
+	}
+	scores := make([]float32, len(tokens))
+	for i := range scores {
+		scores[i] = -float32(i)
+	}
+	return []gguf.KV{
+		{Key: "tokenizer.ggml.model", Value: gguf.NewString("llama")},
+		{Key: "tokenizer.ggml.tokens", Value: gguf.NewStrings(tokens)},
+		{Key: "tokenizer.ggml.scores", Value: gguf.NewFloat32s(scores)},
+		{Key: "tokenizer.ggml.token_type", Value: gguf.NewInt32s(types)},
+		{Key: "tokenizer.ggml.bos_token_id", Value: gguf.NewUint32(1)},
+		{Key: "tokenizer.ggml.eos_token_id", Value: gguf.NewUint32(2)},
+		{Key: "tokenizer.ggml.unknown_token_id", Value: gguf.NewUint32(0)},
+	}
+}
+
+// runLlamaBench runs llama-bench as its users run it (defaults: F16 KV
+// cache, mmap, its best CPU kernels for the file's types) on path.
+func runLlamaBench(path, ft string, mib float64, threads []int, reps int) ([]GGUFRun, string, error) {
+	ts := make([]string, len(threads))
+	for i, t := range threads {
+		ts[i] = fmt.Sprint(t)
+	}
+	cmd := exec.Command(*llamaBench, "-m", path, "-t", strings.Join(ts, ","), "-p", "512", "-n", "128",
+		"-r", fmt.Sprint(max(reps, 2)), "-o", "json")
+	cmd.Stderr = nil
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, "", err
+	}
+	var rows []struct {
+		BuildCommit string  `json:"build_commit"`
+		BuildNumber int     `json:"build_number"`
+		CPUInfo     string  `json:"cpu_info"`
+		Backends    string  `json:"backends"`
+		Threads     int     `json:"n_threads"`
+		NPrompt     int     `json:"n_prompt"`
+		NGen        int     `json:"n_gen"`
+		AvgTS       float64 `json:"avg_ts"`
+		TypeK       string  `json:"type_k"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return nil, "", fmt.Errorf("llama-bench output: %v", err)
+	}
+	byT := map[int]*GGUFRun{}
+	var order []int
+	build := ""
+	for _, r := range rows {
+		g := byT[r.Threads]
+		if g == nil {
+			g = &GGUFRun{File: ft, Engine: "llama.cpp", Threads: r.Threads, MiB: mib,
+				Kernel: fmt.Sprintf("%s %s, ggml CPU (its quantized dot products, KV %s)", r.Backends, r.CPUInfo, r.TypeK)}
+			byT[r.Threads] = g
+			order = append(order, r.Threads)
+		}
+		build = fmt.Sprintf("b%d (%s)", r.BuildNumber, r.BuildCommit)
+		switch {
+		case r.NPrompt > 0:
+			g.Prefill = r.AvgTS
+		case r.NGen > 0:
+			g.Decode = r.AvgTS
+		}
+	}
+	var runs []GGUFRun
+	for _, t := range order {
+		runs = append(runs, *byT[t])
+		logf("llama.cpp %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s", ft, t, byT[t].Prefill, byT[t].Decode)
+	}
+	return runs, build, nil
+}
+
+// childRSSGGUF is childRSS for a GGUF file: load it, decode, report the
+// peak against the file size plus the KV cache.
+func childRSSGGUF(path string) {
+	m, f, err := model.LoadGGUF(path, model.LoadOptions{})
+	if err != nil {
+		fatal(err)
+	}
+	defer f.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		fatal(err)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	kernels.SetThreads(2)
+	cfg := m.Config
+	c := m.NewCache()
+	out := make([]model.Output, 1)
+	if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: ids(128, cfg.VocabSize)}}, out); err != nil {
+		fatal(err)
+	}
+	tok := []int{0}
+	for range 128 {
+		tok[0] = model.Argmax(out[0].Logits)
+		if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: tok}}, out); err != nil {
+			fatal(err)
+		}
+	}
+	hwm := procStatus("VmHWM")
+	kv := float64(2*cfg.NumLayers*cfg.NumKVHeads*cfg.HeadDim*c.Len()) * 4
+	r := RSS{Weights: "gguf " + strings.TrimSuffix(filepath.Base(path), ".gguf"), PeakMiB: hwm / 1024,
+		WeightsMiB: float64(st.Size()) / (1 << 20), KVMiB: kv / (1 << 20)}
+	r.Ratio = r.PeakMiB / (r.WeightsMiB + r.KVMiB)
+	r.Description = "VmHWM over prefill 128 + decode 128 (2 threads) after loading (the file is mmapped: its pages count once touched); weights = the file size"
+	runtime.KeepAlive(m)
+	json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// mdGGUF writes the quantized-weights table, roe and llama.cpp side by side.
+func mdGGUF(p mdPrinter, rep *Report) {
+	s := rep.GGUF
+	if s == nil {
+		return
+	}
+	p("## GGUF and quantized weights")
+	p("")
+	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). llama.cpp, when measured (%s), runs `llama-bench -p 512 -n 128` with its defaults on the same files in the same run. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling.", orDash(s.LlamaBuild))
+	if s.Note != "" {
+		p("")
+		p("%s.", s.Note)
+	}
+	p("")
+	p("| file | MiB | engine | threads | prefill 512 tok/s | decode 128 tok/s | decode / ceiling | roe ÷ llama.cpp (prefill, decode) | kernel |")
+	p("|---|---:|---|---:|---:|---:|---:|---|---|")
+	for _, r := range s.Runs {
+		ratio := ""
+		if r.Engine == "roe" {
+			if l := findGGUF(s, r.File, "llama.cpp", r.Threads); l != nil && l.Prefill > 0 && l.Decode > 0 {
+				ratio = fmt.Sprintf("%.2f×, %.2f×", r.Prefill/l.Prefill, r.Decode/l.Decode)
+			}
+		}
+		p("| %s | %.0f | %s | %d | %.0f | %.1f | %.0f%% | %s | %s |", r.File, r.MiB, r.Engine, r.Threads, r.Prefill, r.Decode, 100*r.Fraction, ratio, r.Kernel)
+	}
+	for _, l := range s.LoRA {
+		p("")
+		p("Unmerged LoRA rank 16 on all seven projections over %s, %d thread(s): %.1f → %.1f tok/s (%+.1f%% per decode step).", l.Weights, l.Threads, l.Base, l.Unmerged, 100*l.Overhead)
+	}
+	for _, r := range s.RSS {
+		p("")
+		p("Peak RSS, %s: %.0f MiB against file %.0f MiB + KV %.1f MiB (%.2f×). %s.", r.Weights, r.PeakMiB, r.WeightsMiB, r.KVMiB, r.Ratio, r.Description)
+	}
+	p("")
+}
+
+func findGGUF(s *GGUFSection, file, engine string, t int) *GGUFRun {
+	for i := range s.Runs {
+		if r := &s.Runs[i]; r.File == file && r.Engine == engine && r.Threads == t {
+			return r
+		}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "not in this run"
+	}
+	return s
+}
+
+// ggufGoals are the issue's targets as same-run ratios against llama.cpp.
+func ggufGoals(rep *Report) []Goal {
+	s := rep.GGUF
+	if s == nil {
+		return nil
+	}
+	var g []Goal
+	for _, r := range s.Runs {
+		if r.Engine != "roe" {
+			continue
+		}
+		if l := findGGUF(s, r.File, "llama.cpp", r.Threads); l != nil {
+			g = append(g, Goal{fmt.Sprintf("decode %s, %d thread(s) ≥ llama.cpp (same run)", r.File, r.Threads),
+				fmt.Sprintf("%.1f tok/s", l.Decode), fmt.Sprintf("%.1f tok/s", r.Decode), r.Decode / l.Decode, r.Decode >= l.Decode})
+			g = append(g, Goal{fmt.Sprintf("prefill 512 %s, %d thread(s) ≥ llama.cpp (same run)", r.File, r.Threads),
+				fmt.Sprintf("%.0f tok/s", l.Prefill), fmt.Sprintf("%.0f tok/s", r.Prefill), r.Prefill / l.Prefill, r.Prefill >= l.Prefill})
+		}
+		if r.File == "q8_0" || r.File == "q4_k_m" {
+			g = append(g, Goal{fmt.Sprintf("decode %s, %d thread(s) ≥ 85%% of the read ceiling", r.File, r.Threads),
+				"85%", fmt.Sprintf("%.0f%%", 100*r.Fraction), r.Fraction / 0.85, r.Fraction >= 0.85})
+		}
+	}
+	for _, l := range s.LoRA {
+		g = append(g, Goal{fmt.Sprintf("unmerged LoRA r=16 ×7 over %s, %d thread(s): ≤ 10%% on a decode step", l.Weights, l.Threads),
+			"≤ +10%", fmt.Sprintf("%+.1f%%", 100*l.Overhead), 1.10 / (1 + l.Overhead), l.Overhead <= 0.10})
+	}
+	for _, r := range s.RSS {
+		g = append(g, Goal{fmt.Sprintf("peak RSS %s ≤ 1.1 × (file + KV)", r.Weights), fmt.Sprintf("%.0f MiB", 1.1*(r.WeightsMiB+r.KVMiB)),
+			fmt.Sprintf("%.0f MiB", r.PeakMiB), 1.1 / r.Ratio, r.Ratio <= 1.1})
+	}
+	return g
+}
