@@ -8,7 +8,7 @@ import (
 	"roe/internal/testmodel"
 )
 
-// The request parsers (field checks, prompts, messages, sampling options)
+// The request parsers (field checks, prompts, messages with tool turns, sampling options)
 // never panic, and refuse with 4xx errors only.
 func FuzzGenerationRequest(f *testing.F) {
 	for _, s := range []string{
@@ -17,6 +17,7 @@ func FuzzGenerationRequest(f *testing.F) {
 		`{"prompt":[1,-1]}`, `{"prompt":["a",[1]]}`, `{"prompt":[]}`, `{"prompt":null}`,
 		`{"messages":[{"role":"user","content":[{"type":"text","text":"x","k":1}]}],"logprobs":true,"top_logprobs":2}`,
 		`{"messages":[{"role":"user","content":"x","name":null,"tool_calls":[]}],"tools":null,"routing":{"top_k":1}}`,
+		`{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","name":"f","content":"1"}]}`,
 		`{"frequency_penalty":1e309,"temperature":-0,"top_k":-1,"min_p":0.5,"repetition_penalty":1}`,
 		`{"a":{"b":[{"c":null}]}}`, `[]`, `"x"`, `{`,
 	} {
@@ -53,7 +54,7 @@ func FuzzGenerationRequest(f *testing.F) {
 		if json.Unmarshal(body, &hr) == nil {
 			var ignored []string
 			check(checkFields(body, reflect.TypeOf(&hr), "", chatRules, false, &ignored))
-			_, err := s.parseMessages(hr.Messages)
+			_, err := s.parseTurns(hr.Messages)
 			check(err)
 		}
 	})
