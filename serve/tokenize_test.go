@@ -34,6 +34,13 @@ func TestTokenizeDetokenize(t *testing.T) {
 	if out["count"] != chat["usage"].(map[string]any)["prompt_tokens"] {
 		t.Errorf("messages: %v tokens, chat prompt_tokens %v", out["count"], chat["usage"])
 	}
+	// Tools and a tool-call history too.
+	msgs := `"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_time","arguments":"{\"zone\":\"UTC\"}"}}]},{"role":"tool","tool_call_id":"c1","name":"get_time","content":"noon"}],"tools":` + weatherTools
+	_, out, _ = do(t, f.srv, "POST", "/tokenize", `{`+msgs+`}`, "k")
+	_, chat, _ = do(t, f.srv, "POST", "/v1/chat/completions", `{"model":"stories260K","max_tokens":1,`+msgs+`}`, "k")
+	if out["count"] == nil || out["count"] != chat["usage"].(map[string]any)["prompt_tokens"] {
+		t.Errorf("messages with tools: %v tokens, chat %v", out, chat)
+	}
 	code, out, _ = do(t, f.srv, "POST", "/detokenize", `{"tokens":`+fmt.Sprint(jsonInts(want))+`}`, "k")
 	if code != 200 || out["prompt"] != tok.Decode(want, false) {
 		t.Errorf("detokenize: %d %v", code, out)
@@ -43,6 +50,7 @@ func TestTokenizeDetokenize(t *testing.T) {
 		{"/tokenize", `{"prompt":"x","messages":[{"role":"user","content":"x"}]}`, "messages"},
 		{"/tokenize", `{"prompt":"x","chat_template":"{{x}}"}`, "chat_template"},
 		{"/tokenize", `{"prompt":"x","frob":1}`, "frob"},
+		{"/tokenize", `{"prompt":"x","tools":[]}`, "tools"},
 		{"/detokenize", `{"tokens":[1,-5]}`, "tokens"},
 	} {
 		code, out, _ := do(t, f.srv, "POST", c.path, c.body, "k")
