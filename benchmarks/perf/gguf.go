@@ -19,7 +19,8 @@ import (
 var (
 	llamaBench = flag.String("llama-bench", "", "llama.cpp's llama-bench binary (built elsewhere, e.g. by LLAMA_CPP=DIR make bench): "+
 		"it runs on the same GGUF files in the same run, so the quantized table has same-machine ratios")
-	ggufTypes = flag.String("gguf-types", "q8_0,q4_0,q4_k_m", "GGUF file types of the quantized section (empty skips it)")
+	llamaBuild = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
+	ggufTypes  = flag.String("gguf-types", "q8_0,q4_0,q4_k_m", "GGUF file types of the quantized section (empty skips it)")
 )
 
 // GGUFRun is one engine on one GGUF file of the random 135M-shape model.
@@ -189,6 +190,9 @@ func runLlamaBench(path, ft string, mib float64, threads []int, reps int) ([]GGU
 			order = append(order, r.Threads)
 		}
 		build = fmt.Sprintf("b%d (%s)", r.BuildNumber, r.BuildCommit)
+		if *llamaBuild != "" {
+			build = *llamaBuild
+		}
 		switch {
 		case r.NPrompt > 0:
 			g.Prefill = r.AvgTS

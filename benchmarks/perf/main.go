@@ -855,12 +855,13 @@ func runTorch(t, reps int) (map[string]float64, string, error) {
 	var r struct {
 		Torch   string                        `json:"torch"`
 		BLAS    any                           `json:"blas"`
+		Core    string                        `json:"blas_core"`
 		Results map[string]map[string]float64 `json:"results"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
 		return nil, "", fmt.Errorf("%v: %s", err, out)
 	}
-	return r.Results[strconv.Itoa(t)], fmt.Sprintf("torch %s, %v", r.Torch, r.BLAS), nil
+	return r.Results[strconv.Itoa(t)], fmt.Sprintf("torch %s, %v, OpenBLAS core %s", r.Torch, r.BLAS, r.Core), nil
 }
 
 func find(rep *Report, mdl, w string, t int, metric string) float64 {
