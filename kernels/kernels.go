@@ -90,6 +90,9 @@ func LogSumExp(x, scratch []float32) float64 {
 	}
 	need("LogSumExp", len(scratch), len(x))
 	mx := cur.max(x)
+	if math.IsInf(float64(mx), 0) {
+		return float64(mx) // every logit -Inf (all masked), or one +Inf
+	}
 	s := scratch[:len(x)]
 	copy(s, x)
 	return float64(mx) + math.Log(float64(cur.expSum(s, mx)))

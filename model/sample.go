@@ -3,7 +3,9 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"roe/kernels"
 	"sort"
+	"sync"
 )
 
 // SampleOptions choose how the next token is drawn from the logits.
@@ -206,23 +208,21 @@ func (s *Sampler) Sample(logits []float32) int {
 	return c[len(c)-1].id
 }
 
-// logSoftmaxAt returns log softmax(logits)[id], computed in float64.
+// logSoftmaxAt returns log softmax(logits)[id].
 func logSoftmaxAt(logits []float32, id int) float64 {
 	return float64(logits[id]) - logSumExp(logits)
 }
 
-// logSumExp is log Σ exp(logits), in float64.
+// logSumExp is log Σ exp(logits): one vectorised pass (kernels.LogSumExp),
+// the exponentials in pooled scratch.
 func logSumExp(logits []float32) float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
+	p := lseScratch.Get().(*[]float32)
+	if cap(*p) < len(logits) {
+		*p = make([]float32, len(logits))
 	}
-	if math.IsInf(mx, 0) {
-		return mx
-	}
-	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - mx)
-	}
-	return mx + math.Log(sum)
+	v := kernels.LogSumExp(logits, (*p)[:len(logits)])
+	lseScratch.Put(p)
+	return v
 }
+
+var lseScratch = sync.Pool{New: func() any { return new([]float32) }}
