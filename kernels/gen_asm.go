@@ -1085,6 +1085,19 @@ func (g *gen) consts() {
 	vec("q_32", 32)
 	vec("q_8", f32bits(8))
 	vec("q_8i", 8)
+	if !g.is512() { // the quantized kernels' constants (AVX2 only, see main)
+		vec("q_10", 0x10)
+		vec("q_16", f32bits(16))
+		vec("q_16i", 16)
+		// Q5 high bits: lane i of group 0 takes bit i of qh<<4, groups 1..3
+		// bits 8g+i of qh, each shifted to bit 4.
+		for gi, base := range []int{0, 4, 12, 20} {
+			for i := 0; i < 8; i++ {
+				g.p("DATA q5sh<>+%d(SB)/4, $%d", 32*gi+4*i, base+i)
+			}
+		}
+		g.p("GLOBL q5sh<>(SB), RODATA|NOPTR, $128")
+	}
 	if g.is512() {
 		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
@@ -1396,9 +1409,95 @@ func (g *gen) qgemvQ6_K() {
 	})
 }
 
+// legacyBlock describes a 32-weight block of Q4_1, Q5_0 or Q5_1: f16 d at
+// 0, f16 min m at 2 (mOff > 0), 32 high bits at qhOff (> 0), 16 nibble
+// bytes at qsOff; weights are (q - off)·d or q·d + m.
+type legacyBlock struct {
+	name                      string
+	bytes, mOff, qhOff, qsOff int
+	off                       int
+}
+
+var legacyBlocks = []legacyBlock{
+	{name: "Q4_1", bytes: 20, mOff: 2, qsOff: 4},
+	{name: "Q5_0", bytes: 22, qhOff: 2, qsOff: 6, off: 16},
+	{name: "Q5_1", bytes: 24, mOff: 2, qhOff: 4, qsOff: 8},
+}
+
+// legacyQuants leaves the block's 32 quants at DI as int32 in Y0 (weights
+// 0..7), Y1 (8..15), Y4 (16..23), Y5 (24..31): nibbles from VPMOVZXBD, and
+// for Q5 the fifth bit, broadcast qh shifted per lane (q5sh) into bit 4.
+// Needs Y15 = 0x0f, Y14 = 0x10; clobbers Y2, Y3, Y6, Y7, Y9, Y10.
+func (g *gen) legacyQuants(b legacyBlock) {
+	g.p("\tVPMOVZXBD %d(DI), Y0", b.qsOff)
+	g.p("\tVPMOVZXBD %d(DI), Y1", b.qsOff+8)
+	g.p("\tVPSRLD $4, Y0, Y4")
+	g.p("\tVPSRLD $4, Y1, Y5")
+	g.p("\tVPAND Y15, Y0, Y0")
+	g.p("\tVPAND Y15, Y1, Y1")
+	if b.qhOff == 0 {
+		return
+	}
+	g.p("\tVPBROADCASTD %d(DI), Y9", b.qhOff)
+	g.p("\tVPSLLD $4, Y9, Y10")
+	for gi, r := range []int{0, 1, 4, 5} {
+		src, t := 9, []int{2, 3, 6, 7}[gi]
+		if gi == 0 {
+			src = 10
+		}
+		g.p("\tVPSRLVD q5sh<>+%d(SB), Y%d, Y%d", 32*gi, src, t)
+		g.p("\tVPAND Y14, Y%d, Y%d", t, t)
+		g.p("\tVPOR Y%d, Y%d, Y%d", t, r, r)
+	}
+}
+
+// qgemvLegacy: acc (Y13) += d · Σ q·x per block, and X11 += d·Σx (offset
+// types: the result is acc - off·X11) or m·Σx (the result is acc + X11).
+// AVX2 only.
+func (g *gen) qgemvLegacy(b legacyBlock) {
+	name := "qgemv" + b.name
+	g.qgemv(name, b.bytes, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), Y15")
+		g.p("\tVMOVUPS q_10<>(SB), Y14")
+	}, func() {
+		g.p("\tVXORPS Y13, Y13, Y13")
+		g.p("\tVXORPS X11, X11, X11")
+	}, func() {
+		g.legacyQuants(b)
+		g.f16Bcast("(DI)", 8, true)
+		for _, r := range []int{0, 1, 4, 5} {
+			g.p("\tVCVTDQ2PS Y%d, Y%d", r, r)
+		}
+		g.p("\tVMULPS (SI), Y0, Y0")
+		g.p("\tVMULPS 32(SI), Y1, Y1")
+		g.p("\tVFMADD231PS 64(SI), Y4, Y0")
+		g.p("\tVFMADD231PS 96(SI), Y5, Y1")
+		g.p("\tVADDPS Y1, Y0, Y0")
+		g.p("\tVFMADD231PS Y8, Y0, Y13")
+		g.p("\tVMOVSS (DX), X9")
+		if b.mOff > 0 {
+			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 10, false)
+			g.p("\tVFMADD231SS X9, X10, X11")
+		} else {
+			g.p("\tVFMADD231SS X9, X8, X11")
+		}
+	}, func() {
+		g.hsumY(13, 0)
+		if b.mOff > 0 {
+			g.p("\tVADDSS X11, X13, X0")
+		} else {
+			g.p("\tVMULSS q_%d<>(SB), X11, X11", b.off)
+			g.p("\tVSUBSS X11, X13, X0")
+		}
+	})
+}
+
 func (g *gen) qgemvs() {
 	g.qgemvQ8_0()
 	g.qgemvQ4_0()
+	for _, b := range legacyBlocks {
+		g.qgemvLegacy(b)
+	}
 	g.qgemvQ4_K()
 	g.qgemvQ6_K()
 }
@@ -1594,9 +1693,41 @@ func (g *gen) dequantF16() {
 	g.ret()
 }
 
+// dequantLegacy: (q - off) converted and multiplied by d, or q·d rounded
+// and then m added (ggml's order; no FMA). AVX2 only.
+func (g *gen) dequantLegacy(b legacyBlock) {
+	g.dequant("dequant"+b.name, b.bytes, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), Y15")
+		g.p("\tVMOVUPS q_10<>(SB), Y14")
+		if b.off > 0 {
+			g.p("\tVMOVUPS q_%di<>(SB), Y13", b.off)
+		}
+	}, func() {
+		g.legacyQuants(b)
+		g.f16Bcast("(DI)", 8, true)
+		if b.mOff > 0 {
+			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 12, true)
+		}
+		for i, r := range []int{0, 1, 4, 5} {
+			if b.off > 0 {
+				g.p("\tVPSUBD Y13, Y%d, Y%d", r, r)
+			}
+			g.p("\tVCVTDQ2PS Y%d, Y%d", r, r)
+			g.p("\tVMULPS Y8, Y%d, Y%d", r, r)
+			if b.mOff > 0 {
+				g.p("\tVADDPS Y12, Y%d, Y%d", r, r)
+			}
+			g.p("\tVMOVUPS Y%d, %d(R8)", r, 32*i)
+		}
+	})
+}
+
 func (g *gen) dequants() {
 	g.dequantQ8_0()
 	g.dequantQ4_0()
+	for _, b := range legacyBlocks {
+		g.dequantLegacy(b)
+	}
 	g.dequantQ4_K()
 	g.dequantQ6_K()
 	g.dequantF16()

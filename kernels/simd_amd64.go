@@ -374,6 +374,15 @@ func qgemvQ8_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 func qgemvQ4_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
+func qgemvQ4_1AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_1AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
 func qgemvQ4_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
@@ -400,6 +409,8 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 func init() {
 	avx2Impl.qgemv = [32]qgemvFunc{
 		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
+		Q4_1: qgemvAsm(Q4_1, qgemvQ4_1AVX2), Q5_0: qgemvAsm(Q5_0, qgemvQ5_0AVX2),
+		Q5_1: qgemvAsm(Q5_1, qgemvQ5_1AVX2),
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
 	}
 	avx512Impl.qgemv = avx2Impl.qgemv
@@ -413,6 +424,15 @@ func dequantQ8_0AVX2(dst *float32, w *byte, nb int)
 
 //go:noescape
 func dequantQ4_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_1AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ5_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ5_1AVX2(dst *float32, w *byte, nb int)
 
 //go:noescape
 func dequantQ4_KAVX2(dst *float32, w *byte, nb int)
@@ -452,6 +472,8 @@ func dequantAsm(t QType, lanes int, f func(dst *float32, w *byte, nb int)) func(
 func init() {
 	avx2Impl.dequant = [32]func([]float32, []byte){
 		Q8_0: dequantAsm(Q8_0, 8, dequantQ8_0AVX2), Q4_0: dequantAsm(Q4_0, 8, dequantQ4_0AVX2),
+		Q4_1: dequantAsm(Q4_1, 8, dequantQ4_1AVX2), Q5_0: dequantAsm(Q5_0, 8, dequantQ5_0AVX2),
+		Q5_1: dequantAsm(Q5_1, 8, dequantQ5_1AVX2),
 		Q4_K: dequantAsm(Q4_K, 8, dequantQ4_KAVX2), Q6_K: dequantAsm(Q6_K, 8, dequantQ6_KAVX2),
 		F16: dequantAsm(F16, 8, dequantF16AVX2),
 	}
