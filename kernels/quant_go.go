@@ -7,7 +7,8 @@ package kernels
 
 // qgemvFunc computes dst[j] = x · w_j for j < len(dst), where w_j is the
 // row at w[j·rb:], len(x) weights of one type; xs holds the sums of x over
-// each 32 weights (len(x)/32 of them).
+// each 32 weights (len(x)/32 of them), then over each 16 (len(x)/16: Q2_K's
+// mins), as xSums writes them.
 type qgemvFunc func(dst, x, xs []float32, w []byte, rb int)
 
 // qgemvGo is the portable set's table.
@@ -112,9 +113,10 @@ func qgemvQ5_1Go(dst, x, xs []float32, w []byte, rb int) {
 	}
 }
 
-// Q2_K's mins cover 16 weights, finer than xs: their Σ x is summed here.
+// Q2_K's mins cover 16 weights: they multiply xs's sums over 16.
 func qgemvQ2KGo(dst, x, xs []float32, w []byte, rb int) {
 	nb := len(x) / 256
+	s16 := xs[len(x)/32:]
 	for j := range dst {
 		row := w[j*rb : j*rb+nb*84]
 		var s, mins float32
@@ -129,15 +131,13 @@ func qgemvQ2KGo(dst, x, xs []float32, w []byte, rb int) {
 						is := 8*n + 2*sh + h
 						xb := x[b*256+16*is : b*256+16*is+16]
 						qh := qq[16*h : 16*h+16]
-						var p0, p1, s0, s1 float32
+						var p0, p1 float32
 						for l := 0; l < 16; l += 2 {
 							p0 += float32(qh[l]>>(2*sh)&3) * xb[l]
 							p1 += float32(qh[l+1]>>(2*sh)&3) * xb[l+1]
-							s0 += xb[l]
-							s1 += xb[l+1]
 						}
 						s += d * float32(sc[is]&15) * (p0 + p1)
-						mins += dmin * float32(sc[is]>>4) * (s0 + s1)
+						mins += dmin * float32(sc[is]>>4) * s16[16*b+is]
 					}
 				}
 			}
@@ -274,17 +274,26 @@ func qgemvQ6KGo(dst, x, xs []float32, w []byte, rb int) {
 	}
 }
 
-// xSums sets xs[b] = Σ x[32b : 32b+32].
+// xsLen is the length of xs for rows of k weights.
+func xsLen(k int) int { return k/32 + k/16 }
+
+// xSums sets xs[b] = Σ x[32b : 32b+32] for b < len(x)/32 and, after them,
+// xs[len(x)/32+h] = Σ x[16h : 16h+16]. len(xs) = xsLen(len(x)).
 func xSums(xs, x []float32) {
-	for b := range xs {
-		xb := x[32*b : 32*b+32]
+	n32 := len(x) / 32
+	s16 := xs[n32 : n32+len(x)/16]
+	for h := range s16 {
+		xh := x[16*h : 16*h+16]
 		var s0, s1, s2, s3 float32
-		for l := 0; l < 32; l += 4 {
-			s0 += xb[l]
-			s1 += xb[l+1]
-			s2 += xb[l+2]
-			s3 += xb[l+3]
+		for l := 0; l < 16; l += 4 {
+			s0 += xh[l]
+			s1 += xh[l+1]
+			s2 += xh[l+2]
+			s3 += xh[l+3]
 		}
-		xs[b] = (s0 + s1) + (s2 + s3)
+		s16[h] = (s0 + s1) + (s2 + s3)
+	}
+	for b := range xs[:n32] {
+		xs[b] = s16[2*b] + s16[2*b+1]
 	}
 }
