@@ -1509,11 +1509,15 @@ func (g *gen) qgemvLegacy(b legacyBlock) {
 	})
 }
 
-// The K-quants with more than four bits' worth of unpacking (Q5_K, Q3_K,
-// Q2_K) unpack at byte level, 32 weights per instruction, into a stack
-// scratch (bytes at 64(SP) and up) that VPMOVZXBD/VPMOVSXBD widen from:
-// fewer instructions than widening first and unpacking every 8 lanes. AVX2
-// only.
+// Q5_K and Q3_K (and Q2_K's dequantization) unpack at byte level, 32
+// weights per instruction, into a stack scratch (bytes at 64(SP) and up)
+// that VPMOVZXBD/VPMOVSXBD widen from: by count about 2/3 of the
+// instructions of widening first and unpacking every 8 lanes (the
+// dword-lane form was not timed for these two). The GEMVs store a chunk's
+// bytes one chunk ahead of widening them (Q5_K 10% faster on Zen 3).
+// Measured slower there: widening by register shuffles instead of the
+// store, byte-level Q5_0, and byte-level Q2_K (one VPMOVZXBD serves its
+// four planes). AVX2 only.
 
 // bmask sets Y<dst> to the bytes of Y<src>, each shifted so that its bit
 // from moves to bit to, ANDed with Y<mask>. The shift is by 16-bit words:
