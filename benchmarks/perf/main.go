@@ -42,6 +42,7 @@ var (
 	outDir   = flag.String("out", "benchmarks/results", "where perf.json, perf.md and the plots go")
 	torchCmd = flag.String("torch", "", "shell command running torch_perf.py (run.sh sets it); empty skips PyTorch")
 	quick    = flag.Bool("quick", false, "fewer repetitions and a 256 MiB bandwidth buffer (a smoke run)")
+	only     = flag.String("only", "", "gguf: only the ceilings and the GGUF section, written to gguf.{json,md} (a shorter run)")
 	rssChild = flag.String("rss-child", "", "internal: measure peak RSS for weights f32|bf16|gguf:FILE and print JSON")
 )
 
@@ -191,6 +192,11 @@ func main() {
 	f32, err := model.Random(cfg, 1)
 	if err != nil {
 		fatal(err)
+	}
+	if *only == "gguf" {
+		measureGGUF(rep, f32, threads, 3)
+		writeGGUFOnly(rep)
+		return
 	}
 	bf := f32.WithBF16()
 	stories, err := model.LoadFS(models.Stories260K())
