@@ -59,13 +59,15 @@ func TestParseConfigRefusals(t *testing.T) {
 	}
 }
 
-func TestSlidingWindowCapsContext(t *testing.T) {
+// A sliding window no longer caps the context: the windowed layers look back
+// at most the window instead.
+func TestSlidingWindowKeepsContext(t *testing.T) {
 	c, err := ParseConfig([]byte(strings.Replace(strings.TrimSuffix(llamaConfig, "}")+`,"sliding_window":128,"max_position_embeddings":4096}`, "LlamaForCausalLM", "MistralForCausalLM", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ContextLength() != 128 {
-		t.Errorf("context %d, want the 128-token window", c.ContextLength())
+	if c.ContextLength() != 4096 || c.LayerWindow(0) != 128 || c.LayerWindow(1) != 128 {
+		t.Errorf("context %d, windows %d %d; want 4096 and 128 on every layer", c.ContextLength(), c.LayerWindow(0), c.LayerWindow(1))
 	}
 }
 
