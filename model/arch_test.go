@@ -189,6 +189,12 @@ func TestSlidingCacheKeepsWindow(t *testing.T) {
 			t.Errorf("global layer %d holds %d rows for %d positions", i, l.cap, len(ids))
 		}
 	}
+	if got, want := c.Bytes(), m.Config.KVBytes(len(ids), false); got < want || got > 2*want {
+		t.Errorf("cache holds %d bytes, KVBytes says %d", got, want)
+	}
+	if m.Config.KVBytes(len(ids), true) <= m.Config.KVBytes(len(ids), false) {
+		t.Error("the windows save nothing at 100 positions")
+	}
 	// Back within the window it can still go; further back it cannot.
 	if !c.CanTruncate(95) || c.CanTruncate(10) {
 		t.Errorf("CanTruncate(95) %v, CanTruncate(10) %v", c.CanTruncate(95), c.CanTruncate(10))

@@ -83,6 +83,24 @@ type cacheLayer struct {
 // every step.
 const windowSlack = 64
 
+// KVBytes is the memory one sequence of n positions keeps in its KV cache
+// (float32 keys and values) in steady state: all n positions on global
+// layers, at most window + 63 on sliding ones (more only while a long
+// prefill step is in flight). full ignores the windows: what the cache
+// would take if every layer kept everything.
+func (c Config) KVBytes(n int, full bool) int {
+	per := 2 * 4 * c.NumKVHeads * c.HeadDim // one position of one layer
+	b := 0
+	for l := 0; l < c.NumLayers; l++ {
+		rows := n
+		if w := c.LayerWindow(l); w > 0 && !full {
+			rows = min(n, w-1+windowSlack)
+		}
+		b += rows * per
+	}
+	return b
+}
+
 // NewCache returns an empty KV cache for one sequence.
 func (m *Model) NewCache() *Cache {
 	c := &Cache{hd: m.Config.HeadDim, max: m.Config.ContextLength(), longrope: m.Config.Rope.Type == "longrope"}
