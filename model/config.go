@@ -216,6 +216,9 @@ func ParseConfig(b []byte) (Config, error) {
 	if c.HeadDim%2 != 0 {
 		return Config{}, fmt.Errorf("%w: head_dim %d must be even for RoPE", ErrConfig, c.HeadDim)
 	}
+	if c.HeadDim > 1<<16 {
+		return Config{}, fmt.Errorf("%w: head_dim %d is out of range", ErrConfig, c.HeadDim)
+	}
 	if r.RMSNormEps != nil {
 		if *r.RMSNormEps <= 0 {
 			return Config{}, fmt.Errorf("%w: rms_norm_eps must be positive, got %g", ErrConfig, *r.RMSNormEps)

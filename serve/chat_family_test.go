@@ -92,3 +92,17 @@ func TestRewriteCondExprs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRewriteCondExprs: any template text is rewritten without a panic, and
+// a rewritten template has nothing left to rewrite.
+func FuzzRewriteCondExprs(f *testing.F) {
+	f.Add(gemma2Template)
+	f.Add(`{{ 'a' + (x if y else "") }} (p if q else r) {% set v = ((a if b else c) if d else e) %}`)
+	f.Add(`{{ "unterminated (a if b else c) }}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		once := rewriteCondExprs(s)
+		if twice := rewriteCondExprs(once); twice != once {
+			t.Fatalf("not idempotent:\n%q\n%q", once, twice)
+		}
+	})
+}
