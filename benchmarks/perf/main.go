@@ -153,6 +153,7 @@ type Report struct {
 	Profiles         map[string]string             `json:"profiles"`
 	Routing          *RoutingCost                  `json:"routing_cost,omitempty"`
 	GGUF             *GGUFSection                  `json:"gguf,omitempty"`
+	Families         []FamilyRun                   `json:"families"`
 }
 
 type Goal struct {
@@ -224,6 +225,7 @@ func main() {
 	f32, bf, big = nil, nil, nil
 	runtime.GC()
 	debug.FreeOSMemory()
+	measureFamilies(rep, threads, reps)
 	measureRSS(rep)
 	measureTorch(rep, threads, reps)
 	measureRouting(rep, reps)
@@ -960,7 +962,7 @@ func writeMD(rep *Report) {
 	p("All numbers in the tables below come from this one run unless marked as quoted.")
 	p("")
 	for _, section := range []func(mdPrinter, *Report){
-		mdCeilings, mdModels, mdTorch, mdQuoted, mdBatched,
+		mdCeilings, mdModels, mdFamilies, mdTorch, mdQuoted, mdBatched,
 		mdLoRA, mdKernelSets, mdGEMM, mdPrefillTiles, mdSync,
 		mdGGUF, mdMemory, mdRouting, mdGoals, mdProfiles,
 	} {
