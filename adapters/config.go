@@ -129,8 +129,8 @@ func moduleNames() []string {
 // checkTarget refuses target module names that are not linear layers of a Llama block.
 func checkTarget(name string) error {
 	base := name[strings.LastIndex(name, ".")+1:]
-	if _, ok := model.ParseProj(base); ok {
-		return nil
+	if _, ok := model.ParseProj(base); ok || base == "qkv_proj" || base == "gate_up_proj" {
+		return nil // the fused ones exist on Phi-3 only: FromTensors checks against the base
 	}
 	switch base {
 	case "embed_tokens", "lm_head", "wte":

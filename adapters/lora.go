@@ -32,13 +32,20 @@ type Pair struct {
 
 // LoRA is one expert: a set of low-rank updates over a base model's projections.
 type LoRA struct {
+	// Config names the modules the adapter holds: on a base with fused
+	// modules (Phi-3) their parts, q_proj … up_proj; the PEFT folder names
+	// the fused ones (see Save).
 	Config Config
 	Layers [][model.NumProj]*Pair // [layer][proj]; nil where the module is not adapted
+
+	base model.Config // for the fused modules' names and shapes
 }
 
-// New returns an empty adapter for a base model; AddPair fills it.
+// New returns an empty adapter for a base model; AddPair fills it. Target
+// modules may name the base's fused modules (qkv_proj, gate_up_proj on
+// Phi-3): the adapter then targets their parts.
 func New(base model.Config, c Config) *LoRA {
-	return &LoRA{Config: c, Layers: make([][model.NumProj]*Pair, base.NumLayers)}
+	return &LoRA{Config: splitConfig(c, base), Layers: make([][model.NumProj]*Pair, base.NumLayers), base: base}
 }
 
 // SetPair stores a module's update, computing its scale from rank and alpha.
@@ -96,8 +103,15 @@ type TensorReader interface {
 	Float32(name string) ([]float32, error)
 }
 
-// FromTensors builds an adapter from PEFT-named tensors, checking every name and shape.
+// FromTensors builds an adapter from PEFT-named tensors, checking every name
+// and shape. A fused module of the base (Phi-3's qkv_proj, gate_up_proj)
+// becomes its parts, each with lora_A and its rows of lora_B: the same ΔW.
 func FromTensors(c Config, base model.Config, src TensorReader) (*LoRA, error) {
+	c = splitConfig(c, base)
+	src, err := newSplitReader(src, base)
+	if err != nil {
+		return nil, err
+	}
 	type half struct{ a, b *safetensors.TensorInfo }
 	pairs := map[[2]int]*half{}
 	for _, info := range src.Tensors() {
@@ -112,7 +126,10 @@ func FromTensors(c Config, base model.Config, src TensorReader) (*LoRA, error) {
 		}
 		p, ok := model.ParseProj(m[3])
 		if !ok {
-			return nil, checkTarget(m[3])
+			if err := checkTarget(m[3]); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: tensor %q: the base model has no %s module", ErrUnsupported, info.Name, m[3])
 		}
 		if (p >= model.ProjGate) != (m[2] == "mlp") {
 			return nil, fmt.Errorf("%w: tensor %q: %s is not under %s", ErrTensor, info.Name, m[3], m[2])
@@ -184,16 +201,20 @@ func (l *LoRA) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), l.tensors(), map[string]string{"format": "pt"}); err != nil {
+	config, tensors := l.PEFT()
+	if err := safetensors.Write(filepath.Join(dir, "adapter_model.safetensors"), tensors, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), l.configJSON())
+	return atomicfile.WriteFile(filepath.Join(dir, "adapter_config.json"), config)
 }
 
 // PEFT returns the adapter as a PEFT folder holds it: adapter_config.json
 // and the float32 tensors of adapter_model.safetensors.
 func (l *LoRA) PEFT() (config []byte, tensors []safetensors.Tensor) {
-	return l.configJSON(), l.tensors()
+	if c, ts, ok := l.fusedFile(); ok {
+		return configJSON(c), ts
+	}
+	return configJSON(l.Config), l.tensors()
 }
 
 // tensors lists lora_A and lora_B of every adapted module in PEFT naming.
@@ -215,8 +236,7 @@ func (l *LoRA) tensors() []safetensors.Tensor {
 }
 
 // configJSON writes adapter_config.json with the fields PEFT writes.
-func (l *LoRA) configJSON() []byte {
-	c := l.Config
+func configJSON(c Config) []byte {
 	var targets any = c.TargetModules
 	if c.TargetRegex != "" {
 		targets = c.TargetRegex

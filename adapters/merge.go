@@ -387,7 +387,9 @@ func Merge(experts []*LoRA, o MergeOptions) (*LoRA, MergeReport, error) {
 	close(next)
 	wg.Wait()
 
-	res := New(model.Config{NumLayers: len(experts[0].Layers)}, Config{BaseModel: experts[0].Config.BaseModel})
+	base := experts[0].base // for Save's fused modules (Phi-3)
+	base.NumLayers = len(experts[0].Layers)
+	res := New(base, Config{BaseModel: experts[0].Config.BaseModel})
 	rep := MergeReport{Method: o.Method}
 	errSq, normSq := 0.0, 0.0
 	for i, m := range mods {

@@ -31,8 +31,8 @@
 // Quantized weights (QType: GGUF's block formats) are multiplied with
 // float32 activations, never quantized ones, so results are those of the
 // dequantized weights: MatMulTQ (and Product.Q in groups) runs fused GEMV
-// kernels that unpack blocks in registers for one or two rows of x (Q8_0,
-// Q4_0, Q4_K, Q6_K; AVX2, which AVX-512 CPUs also use, and Go), and
+// kernels that unpack blocks in registers for one or two rows of x (every
+// quantized type; AVX2, which AVX-512 CPUs also use, and Go), and
 // otherwise dequantizes panels of weight rows into per-worker scratch for the
 // float32 tiles and packed GEMM. DequantizeRow is bit-identical to ggml's
 // to_float; QuantizeRow writes every type (the legacy ones byte-identical to

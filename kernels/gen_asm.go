@@ -1085,6 +1085,29 @@ func (g *gen) consts() {
 	vec("q_32", 32)
 	vec("q_8", f32bits(8))
 	vec("q_8i", 8)
+	if !g.is512() { // the quantized kernels' constants (AVX2 only, see main)
+		vec("q_10", 0x10)
+		vec("q_3", 3)
+		vec("q_16", f32bits(16))
+		vec("q_16i", 16)
+		// Q5 high bits: lane i of group 0 takes bit i of qh<<4, groups 1..3
+		// bits 8g+i of qh, each shifted to bit 4.
+		for gi, base := range []int{0, 4, 12, 20} {
+			for i := 0; i < 8; i++ {
+				g.p("DATA q5sh<>+%d(SB)/4, $%d", 32*gi+4*i, base+i)
+			}
+		}
+		g.p("GLOBL q5sh<>(SB), RODATA|NOPTR, $128")
+		for _, c := range []struct {
+			name string
+			v    uint64
+		}{{"b_0f", 0x0f}, {"b_10", 0x10}, {"b_03", 0x03}, {"b_04", 0x04}} {
+			for i := 0; i < 32; i += 8 {
+				g.p("DATA %s<>+%d(SB)/8, $0x%016x", c.name, i, c.v*0x0101010101010101)
+			}
+			g.p("GLOBL %s<>(SB), RODATA|NOPTR, $32", c.name)
+		}
+	}
 	if g.is512() {
 		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
@@ -1202,9 +1225,16 @@ func (g *gen) toY(a, tmp int) {
 }
 
 // qgemv emits the row and block loops around body (one block at DI, its x
-// at SI, its sums of x at DX) and the final sum (fin: leaves dst[j] in X0).
-// blockBytes, blockW: bytes and weights per block; frame: stack bytes.
+// at SI, its sums of x over 32 at DX) and the final sum (fin: leaves dst[j]
+// in X0). blockBytes, blockW: bytes and weights per block; frame: stack
+// bytes.
 func (g *gen) qgemv(name string, blockBytes, blockW int, frame int, setup, zero, body, fin func()) {
+	g.qgemvX(name, blockBytes, blockW, 4*blockW/32, frame, setup, zero, body, fin)
+}
+
+// qgemvX is qgemv with DX advancing xsStep bytes per block (its sums over 16
+// take twice qgemv's step).
+func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, setup, zero, body, fin func()) {
 	g.text(name, fmt.Sprintf("$%d-56", frame))
 	g.p("\tMOVQ dst+0(FP), R8")
 	g.p("\tMOVQ w+24(FP), R12")
@@ -1221,7 +1251,7 @@ func (g *gen) qgemv(name string, blockBytes, blockW int, frame int, setup, zero,
 	body()
 	g.p("\tADDQ $%d, DI", blockBytes)
 	g.p("\tADDQ $%d, SI", 4*blockW)
-	g.p("\tADDQ $%d, DX", 4*blockW/32)
+	g.p("\tADDQ $%d, DX", xsStep)
 	g.p("\tDECQ CX")
 	g.p("\tJNZ %s_blk", name)
 	fin()
@@ -1396,9 +1426,366 @@ func (g *gen) qgemvQ6_K() {
 	})
 }
 
+// legacyBlock describes a 32-weight block of Q4_1, Q5_0 or Q5_1: f16 d at
+// 0, f16 min m at 2 (mOff > 0), 32 high bits at qhOff (> 0), 16 nibble
+// bytes at qsOff; weights are (q - off)·d or q·d + m.
+type legacyBlock struct {
+	name                      string
+	bytes, mOff, qhOff, qsOff int
+	off                       int
+}
+
+var legacyBlocks = []legacyBlock{
+	{name: "Q4_1", bytes: 20, mOff: 2, qsOff: 4},
+	{name: "Q5_0", bytes: 22, qhOff: 2, qsOff: 6, off: 16},
+	{name: "Q5_1", bytes: 24, mOff: 2, qhOff: 4, qsOff: 8},
+}
+
+// legacyQuants leaves the block's 32 quants at DI as int32 in Y0 (weights
+// 0..7), Y1 (8..15), Y4 (16..23), Y5 (24..31): nibbles from VPMOVZXBD, and
+// for Q5 the fifth bit, broadcast qh shifted per lane (q5sh) into bit 4.
+// Needs Y15 = 0x0f, Y14 = 0x10; clobbers Y2, Y3, Y6, Y7, Y9, Y10.
+func (g *gen) legacyQuants(b legacyBlock) {
+	g.p("\tVPMOVZXBD %d(DI), Y0", b.qsOff)
+	g.p("\tVPMOVZXBD %d(DI), Y1", b.qsOff+8)
+	g.p("\tVPSRLD $4, Y0, Y4")
+	g.p("\tVPSRLD $4, Y1, Y5")
+	g.p("\tVPAND Y15, Y0, Y0")
+	g.p("\tVPAND Y15, Y1, Y1")
+	if b.qhOff == 0 {
+		return
+	}
+	g.p("\tVPBROADCASTD %d(DI), Y9", b.qhOff)
+	g.p("\tVPSLLD $4, Y9, Y10")
+	for gi, r := range []int{0, 1, 4, 5} {
+		src, t := 9, []int{2, 3, 6, 7}[gi]
+		if gi == 0 {
+			src = 10
+		}
+		g.p("\tVPSRLVD q5sh<>+%d(SB), Y%d, Y%d", 32*gi, src, t)
+		g.p("\tVPAND Y14, Y%d, Y%d", t, t)
+		g.p("\tVPOR Y%d, Y%d, Y%d", t, r, r)
+	}
+}
+
+// qgemvLegacy: acc (Y13) += d · Σ q·x per block, and X11 += d·Σx (offset
+// types: the result is acc - off·X11) or m·Σx (the result is acc + X11).
+// AVX2 only.
+func (g *gen) qgemvLegacy(b legacyBlock) {
+	name := "qgemv" + b.name
+	g.qgemv(name, b.bytes, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), Y15")
+		g.p("\tVMOVUPS q_10<>(SB), Y14")
+	}, func() {
+		g.p("\tVXORPS Y13, Y13, Y13")
+		g.p("\tVXORPS X11, X11, X11")
+	}, func() {
+		g.legacyQuants(b)
+		g.f16Bcast("(DI)", 8, true)
+		for _, r := range []int{0, 1, 4, 5} {
+			g.p("\tVCVTDQ2PS Y%d, Y%d", r, r)
+		}
+		g.p("\tVMULPS (SI), Y0, Y0")
+		g.p("\tVMULPS 32(SI), Y1, Y1")
+		g.p("\tVFMADD231PS 64(SI), Y4, Y0")
+		g.p("\tVFMADD231PS 96(SI), Y5, Y1")
+		g.p("\tVADDPS Y1, Y0, Y0")
+		g.p("\tVFMADD231PS Y8, Y0, Y13")
+		g.p("\tVMOVSS (DX), X9")
+		if b.mOff > 0 {
+			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 10, false)
+			g.p("\tVFMADD231SS X9, X10, X11")
+		} else {
+			g.p("\tVFMADD231SS X9, X8, X11")
+		}
+	}, func() {
+		g.hsumY(13, 0)
+		if b.mOff > 0 {
+			g.p("\tVADDSS X11, X13, X0")
+		} else {
+			g.p("\tVMULSS q_%d<>(SB), X11, X11", b.off)
+			g.p("\tVSUBSS X11, X13, X0")
+		}
+	})
+}
+
+// Q5_K and Q3_K (and Q2_K's dequantization) unpack at byte level, 32
+// weights per instruction, into a stack scratch (bytes at 64(SP) and up)
+// that VPMOVZXBD/VPMOVSXBD widen from: by count about 2/3 of the
+// instructions of widening first and unpacking every 8 lanes (the
+// dword-lane form was not timed for these two). The GEMVs store a chunk's
+// bytes one chunk ahead of widening them (Q5_K 10% faster on Zen 3).
+// Measured slower there: widening by register shuffles instead of the
+// store, byte-level Q5_0, and byte-level Q2_K (one VPMOVZXBD serves its
+// four planes). AVX2 only.
+
+// bmask sets Y<dst> to the bytes of Y<src>, each shifted so that its bit
+// from moves to bit to, ANDed with Y<mask>. The shift is by 16-bit words:
+// bits crossing into the neighbouring byte land outside the mask's bits
+// (which lie within to-|from-to| .. to+|from-to| of each byte).
+func (g *gen) bmask(src, dst, from, to, mask int) {
+	switch {
+	case from < to:
+		g.p("\tVPSLLW $%d, Y%d, Y%d", to-from, src, dst)
+		src = dst
+	case from > to:
+		g.p("\tVPSRLW $%d, Y%d, Y%d", from-to, src, dst)
+		src = dst
+	}
+	g.p("\tVPAND Y%d, Y%d, Y%d", mask, src, dst)
+}
+
+// widen32 widens the 32 bytes at at(SP) into int32 Y0..Y3, signed or not,
+// and converts them to float.
+func (g *gen) widen32(signed bool, at int) {
+	op := "VPMOVZXBD"
+	if signed {
+		op = "VPMOVSXBD"
+	}
+	for i := 0; i < 4; i++ {
+		g.p("\t%s %d(SP), Y%d", op, at+8*i, i)
+	}
+	for i := 0; i < 4; i++ {
+		g.p("\tVCVTDQ2PS Y%d, Y%d", i, i)
+	}
+}
+
+// dot16x2 multiplies Y0..Y3 (32 weights) with x at off(SI) and adds the two
+// 16-weight sums, scaled by the floats at s0(SP) and s0+4(SP), into Y<a0>
+// and Y<a1>. Clobbers Y0..Y5.
+func (g *gen) dot16x2(off, s0, a0, a1 int) {
+	g.p("\tVMULPS %d(SI), Y0, Y0", off)
+	g.p("\tVMULPS %d(SI), Y2, Y2", off+64)
+	g.p("\tVFMADD231PS %d(SI), Y1, Y0", off+32)
+	g.p("\tVFMADD231PS %d(SI), Y3, Y2", off+96)
+	g.p("\tVBROADCASTSS %d(SP), Y4", s0)
+	g.p("\tVBROADCASTSS %d(SP), Y5", s0+4)
+	g.p("\tVFMADD231PS Y4, Y0, Y%d", a0)
+	g.p("\tVFMADD231PS Y5, Y2, Y%d", a1)
+}
+
+// q5kBytes leaves chunk c's 64 quants of the Q5_K block at DI as bytes at
+// 64(SP) (32 low-nibble weights) and 96(SP) (32 high), from qh in Y10;
+// needs Y15 = b_0f, Y14 = b_10; clobbers Y0..Y3.
+func (g *gen) q5kBytes(c, at int) {
+	g.p("\tVMOVDQU %d(DI), Y0", 48+32*c)
+	g.p("\tVPAND Y15, Y0, Y1")
+	g.p("\tVPSRLW $4, Y0, Y0")
+	g.p("\tVPAND Y15, Y0, Y0")
+	g.bmask(10, 2, 2*c, 4, 14)
+	g.p("\tVPOR Y2, Y1, Y1")
+	g.bmask(10, 3, 2*c+1, 4, 14)
+	g.p("\tVPOR Y3, Y0, Y0")
+	g.p("\tVMOVDQU Y1, %d(SP)", at)
+	g.p("\tVMOVDQU Y0, %d(SP)", at+32)
+}
+
+// qgemvQ5_K: as qgemvQ4_K (scales·d at 0(SP), mins·dmin dotted with the
+// sums of x into Y11), quants from q5kBytes; accumulators Y13 (low-nibble
+// sub-blocks) and Y12 (high).
+func (g *gen) qgemvQ5_K() {
+	g.qgemv("qgemvQ5_K", 176, 256, 192, func() {
+		g.p("\tVMOVDQU b_0f<>(SB), Y15")
+	}, func() {
+		g.p("\tVXORPS Y13, Y13, Y13")
+		g.p("\tVXORPS Y12, Y12, Y12")
+		g.p("\tVXORPS Y11, Y11, Y11")
+	}, func() {
+		g.q4kScales()
+		g.p("\tVFMADD231PS (DX), Y9, Y11")
+		g.p("\tVMOVDQU 16(DI), Y10")
+		g.p("\tVMOVDQU b_10<>(SB), Y14")
+		g.q5kBytes(0, 64)
+		for c := 0; c < 4; c++ { // chunk c's bytes are stored one chunk ahead
+			if c < 3 {
+				g.q5kBytes(c+1, 64+64*((c+1)%2))
+			}
+			for i := 0; i < 8; i++ {
+				g.p("\tVPMOVZXBD %d(SP), Y%d", 64+64*(c%2)+8*i, i)
+			}
+			for i := 0; i < 8; i++ {
+				g.p("\tVCVTDQ2PS Y%d, Y%d", i, i)
+			}
+			xo := 4 * 64 * c
+			g.p("\tVMULPS %d(SI), Y0, Y0", xo)
+			g.p("\tVMULPS %d(SI), Y4, Y4", xo+128)
+			g.p("\tVMULPS %d(SI), Y1, Y1", xo+32)
+			g.p("\tVMULPS %d(SI), Y5, Y5", xo+160)
+			g.p("\tVFMADD231PS %d(SI), Y2, Y0", xo+64)
+			g.p("\tVFMADD231PS %d(SI), Y6, Y4", xo+192)
+			g.p("\tVFMADD231PS %d(SI), Y3, Y1", xo+96)
+			g.p("\tVFMADD231PS %d(SI), Y7, Y5", xo+224)
+			g.p("\tVADDPS Y1, Y0, Y0")
+			g.p("\tVADDPS Y5, Y4, Y4")
+			g.p("\tVBROADCASTSS %d(SP), Y8", 8*c)
+			g.p("\tVBROADCASTSS %d(SP), Y9", 8*c+4)
+			g.p("\tVFMADD231PS Y8, Y0, Y13")
+			g.p("\tVFMADD231PS Y9, Y4, Y12")
+		}
+	}, func() {
+		g.p("\tVADDPS Y12, Y13, Y13")
+		g.p("\tVSUBPS Y11, Y13, Y13")
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
+// q3kScales leaves Q3_K's 16 scales·d at 0(SP): six bits each, the low four
+// in the nibbles of bytes 96..103 of the block, the high two in the bit
+// pairs of bytes 104..107, offset by 32. Clobbers AX, BX, R10, R13, R14,
+// Y8, Y9, Y14.
+func (g *gen) q3kScales() {
+	g.p("\tMOVL 96(DI), AX")  // low nibbles of scales 0..3 and 8..11
+	g.p("\tMOVL 100(DI), BX") // of 4..7 and 12..15
+	g.p("\tMOVL 104(DI), R10")
+	lohi := func(src string, sh int, hiShift string) {
+		// R13 = (src >> sh) & 0x0f0f0f0f | (R10 shifted) & 0x30303030
+		g.p("\tMOVL %s, R13", src)
+		if sh > 0 {
+			g.p("\tSHRL $%d, R13", sh)
+		}
+		g.p("\tANDL $0x0f0f0f0f, R13")
+		g.p("\tMOVL R10, R14")
+		if hiShift != "" {
+			g.p("\t%s, R14", hiShift)
+		}
+		g.p("\tANDL $0x30303030, R14")
+		g.p("\tORL R14, R13")
+	}
+	lohi("AX", 0, "SHLL $4") // scales 0..3
+	g.p("\tVMOVD R13, X8")
+	lohi("BX", 0, "SHLL $2") // 4..7
+	g.p("\tVPINSRD $1, R13, X8, X8")
+	lohi("AX", 4, "") // 8..11
+	g.p("\tVMOVD R13, X9")
+	lohi("BX", 4, "SHRL $2") // 12..15
+	g.p("\tVPINSRD $1, R13, X9, X9")
+	g.f16Bcast("108(DI)", 14, false)
+	for i, r := range []int{8, 9} {
+		g.p("\tVPMOVZXBD X%d, Y%d", r, r)
+		g.p("\tVPSUBD q_32<>(SB), Y%d, Y%d", r, r)
+		g.p("\tVCVTDQ2PS Y%d, Y%d", r, r)
+		g.p("\tVMULPS Y14, Y%d, Y%d", r, r)
+		g.p("\tVMOVUPS Y%d, %d(SP)", r, 32*i)
+	}
+}
+
+// q3kBytes leaves the 32 signed quants of 2-bit plane j of half n (weights
+// 128n+32j..+32) as bytes at 64(SP): the bit pair from qs (Y9) with the
+// hmask bit 4n+j (Y10) as bit 2, minus 4. Needs Y15 = b_03, Y14 = b_04;
+// clobbers Y0, Y1.
+func (g *gen) q3kBytes(n, j, at int) {
+	g.bmask(9+2*n, 0, 2*j, 0, 15)
+	g.bmask(10, 1, 4*n+j, 2, 14)
+	g.p("\tVPOR Y1, Y0, Y0")
+	g.p("\tVPSUBB Y14, Y0, Y0")
+	g.p("\tVMOVDQU Y0, %d(SP)", at)
+}
+
+// qgemvQ3_K: superblock = hmask[32], qs[64], 12 bytes of scales, f16 d.
+// Each 16 weights' scale (·d, at 0(SP)) multiplies their partial sum;
+// accumulators Y12 (first 16 of each 32) and Y13.
+func (g *gen) qgemvQ3_K() {
+	g.qgemv("qgemvQ3_K", 110, 256, 128, func() {}, func() {
+		g.p("\tVXORPS Y13, Y13, Y13")
+		g.p("\tVXORPS Y12, Y12, Y12")
+	}, func() {
+		g.q3kScales()
+		g.p("\tVMOVDQU b_03<>(SB), Y15")
+		g.p("\tVMOVDQU b_04<>(SB), Y14")
+		g.p("\tVMOVDQU (DI), Y10")
+		g.p("\tVMOVDQU 32(DI), Y9")
+		g.p("\tVMOVDQU 64(DI), Y11")
+		g.q3kBytes(0, 0, 64)
+		for u := 0; u < 8; u++ { // plane u's bytes are stored one plane ahead
+			n, j := u/4, u%4
+			at := 64 + 32*(u%2)
+			if u < 7 {
+				g.q3kBytes((u+1)/4, (u+1)%4, 64+32*((u+1)%2))
+			}
+			g.widen32(true, at)
+			g.dot16x2(4*(128*n+32*j), 4*(8*n+2*j), 12, 13)
+		}
+	}, func() {
+		g.p("\tVADDPS Y12, Y13, Y13")
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
+// q2kScales leaves Q2_K's 16 scales·d at 0(SP) and their mins·dmin in Y8
+// (0..7) and Y9 (8..15): low and high nibbles of bytes 0..15. Clobbers
+// Y14, Y10.
+func (g *gen) q2kScales() {
+	g.f16Bcast("80(DI)", 14, false)
+	g.f16Bcast("82(DI)", 10, false)
+	for i, r := range []int{8, 9} {
+		g.p("\tVPMOVZXBD %d(DI), Y%d", 8*i, r)
+		g.p("\tVPAND q_0f<>(SB), Y%d, Y15", r)
+		g.p("\tVPSRLD $4, Y%d, Y%d", r, r)
+		g.p("\tVCVTDQ2PS Y15, Y15")
+		g.p("\tVCVTDQ2PS Y%d, Y%d", r, r)
+		g.p("\tVMULPS Y14, Y15, Y15")
+		g.p("\tVMULPS Y10, Y%d, Y%d", r, r)
+		g.p("\tVMOVUPS Y15, %d(SP)", 32*i)
+	}
+}
+
+// qgemvQ2_K: superblock = 16 scale bytes (low nibble scale, high min),
+// qs[64], f16 d, dmin; its x sums are over 16 weights (DX, 64 bytes a
+// block). Mins·dmin dot those sums into Y11. Unlike Q3_K and Q5_K it widens
+// first: one VPMOVZXBD serves four 2-bit planes, and the planes are two
+// instructions each. Each pair of lane groups (16 weights of one scale per
+// plane) is loaded once; accumulators Y12, Y13.
+func (g *gen) qgemvQ2_K() {
+	g.qgemvX("qgemvQ2_K", 84, 256, 64, 64, func() {}, func() {
+		g.p("\tVXORPS Y13, Y13, Y13")
+		g.p("\tVXORPS Y12, Y12, Y12")
+		g.p("\tVXORPS Y11, Y11, Y11")
+	}, func() {
+		g.q2kScales()
+		g.p("\tVFMADD231PS (DX), Y8, Y11")
+		g.p("\tVFMADD231PS 32(DX), Y9, Y11")
+		g.p("\tVMOVDQU q_3<>(SB), Y15")
+		for n := 0; n < 2; n++ {
+			for h := 0; h < 2; h++ {
+				g.p("\tVPMOVZXBD %d(DI), Y6", 16+32*n+16*h)
+				g.p("\tVPMOVZXBD %d(DI), Y7", 16+32*n+16*h+8)
+				for j := 0; j < 4; j++ {
+					for q := 0; q < 2; q++ {
+						if j == 0 {
+							g.p("\tVPAND Y15, Y%d, Y%d", 6+q, q)
+						} else {
+							g.p("\tVPSRLD $%d, Y%d, Y%d", 2*j, 6+q, q)
+							g.p("\tVPAND Y15, Y%d, Y%d", q, q)
+						}
+						g.p("\tVCVTDQ2PS Y%d, Y%d", q, q)
+					}
+					off := 4 * (128*n + 32*j + 16*h)
+					g.p("\tVMULPS %d(SI), Y0, Y0", off)
+					g.p("\tVFMADD231PS %d(SI), Y1, Y0", off+32)
+					g.p("\tVBROADCASTSS %d(SP), Y4", 4*(8*n+2*j+h))
+					g.p("\tVFMADD231PS Y4, Y0, Y%d", 12+j%2)
+				}
+			}
+		}
+	}, func() {
+		g.p("\tVADDPS Y12, Y13, Y13")
+		g.p("\tVSUBPS Y11, Y13, Y13")
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
 func (g *gen) qgemvs() {
 	g.qgemvQ8_0()
 	g.qgemvQ4_0()
+	for _, b := range legacyBlocks {
+		g.qgemvLegacy(b)
+	}
+	g.qgemvQ2_K()
+	g.qgemvQ3_K()
+	g.qgemvQ5_K()
 	g.qgemvQ4_K()
 	g.qgemvQ6_K()
 }
@@ -1594,10 +1981,121 @@ func (g *gen) dequantF16() {
 	g.ret()
 }
 
+// dequantLegacy: (q - off) converted and multiplied by d, or q·d rounded
+// and then m added (ggml's order; no FMA). AVX2 only.
+func (g *gen) dequantLegacy(b legacyBlock) {
+	g.dequant("dequant"+b.name, b.bytes, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), Y15")
+		g.p("\tVMOVUPS q_10<>(SB), Y14")
+		if b.off > 0 {
+			g.p("\tVMOVUPS q_%di<>(SB), Y13", b.off)
+		}
+	}, func() {
+		g.legacyQuants(b)
+		g.f16Bcast("(DI)", 8, true)
+		if b.mOff > 0 {
+			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 12, true)
+		}
+		for i, r := range []int{0, 1, 4, 5} {
+			if b.off > 0 {
+				g.p("\tVPSUBD Y13, Y%d, Y%d", r, r)
+			}
+			g.p("\tVCVTDQ2PS Y%d, Y%d", r, r)
+			g.p("\tVMULPS Y8, Y%d, Y%d", r, r)
+			if b.mOff > 0 {
+				g.p("\tVADDPS Y12, Y%d, Y%d", r, r)
+			}
+			g.p("\tVMOVUPS Y%d, %d(R8)", r, 32*i)
+		}
+	})
+}
+
 func (g *gen) dequants() {
 	g.dequantQ8_0()
 	g.dequantQ4_0()
+	for _, b := range legacyBlocks {
+		g.dequantLegacy(b)
+	}
+	g.dequantQ2_K()
+	g.dequantQ3_K()
+	g.dequantQ5_K()
 	g.dequantQ4_K()
 	g.dequantQ6_K()
 	g.dequantF16()
+}
+
+// dequantQ5_K: as dequantQ4_K with q5kBytes' quants.
+func (g *gen) dequantQ5_K() {
+	g.dequant("dequantQ5_K", 176, 256, 128, func() {
+		g.p("\tVMOVDQU b_0f<>(SB), Y15")
+	}, func() {
+		g.q4kScales()
+		g.p("\tVMOVUPS Y9, 32(SP)")
+		g.p("\tVMOVDQU 16(DI), Y10")
+		g.p("\tVMOVDQU b_10<>(SB), Y14")
+		for c := 0; c < 4; c++ {
+			g.q5kBytes(c, 64)
+			g.p("\tVBROADCASTSS %d(SP), Y8", 8*c)
+			g.p("\tVBROADCASTSS %d(SP), Y9", 8*c+4)
+			g.p("\tVBROADCASTSS %d(SP), Y11", 32+8*c)
+			g.p("\tVBROADCASTSS %d(SP), Y12", 32+8*c+4)
+			for i := 0; i < 8; i++ {
+				h := i / 4
+				g.p("\tVPMOVZXBD %d(SP), Y0", 64+8*i)
+				g.p("\tVCVTDQ2PS Y0, Y0")
+				g.p("\tVMULPS Y%d, Y0, Y0", 8+h)
+				g.p("\tVSUBPS Y%d, Y0, Y0", 11+h)
+				g.p("\tVMOVUPS Y0, %d(R8)", 4*64*c+32*i)
+			}
+		}
+	})
+}
+
+// dequantQ3_K: each 16 weights' quants times their rounded scale·d.
+func (g *gen) dequantQ3_K() {
+	g.dequant("dequantQ3_K", 110, 256, 96, func() {}, func() {
+		g.q3kScales()
+		g.p("\tVMOVDQU b_03<>(SB), Y15")
+		g.p("\tVMOVDQU b_04<>(SB), Y14")
+		g.p("\tVMOVDQU (DI), Y10")
+		for n := 0; n < 2; n++ {
+			g.p("\tVMOVDQU %d(DI), Y%d", 32+32*n, 9+2*n)
+			for j := 0; j < 4; j++ {
+				g.q3kBytes(n, j, 64)
+				g.widen32(true, 64)
+				for i := 0; i < 4; i++ {
+					g.p("\tVBROADCASTSS %d(SP), Y4", 4*(8*n+2*j+i/2))
+					g.p("\tVMULPS Y4, Y%d, Y%d", i, i)
+					g.p("\tVMOVUPS Y%d, %d(R8)", i, 4*(128*n+32*j)+32*i)
+				}
+			}
+		}
+	})
+}
+
+// dequantQ2_K: quants times the rounded scale·d, less the rounded min·dmin
+// (mins at 96(SP)).
+func (g *gen) dequantQ2_K() {
+	g.dequant("dequantQ2_K", 84, 256, 160, func() {}, func() {
+		g.q2kScales()
+		g.p("\tVMOVUPS Y8, 96(SP)")
+		g.p("\tVMOVUPS Y9, 128(SP)")
+		g.p("\tVMOVDQU b_03<>(SB), Y15")
+		for n := 0; n < 2; n++ {
+			g.p("\tVMOVDQU %d(DI), Y9", 16+32*n)
+			for j := 0; j < 4; j++ {
+				g.bmask(9, 0, 2*j, 0, 15)
+				g.p("\tVMOVDQU Y0, 64(SP)")
+				g.widen32(false, 64)
+				for i := 0; i < 4; i++ {
+					is := 8*n + 2*j + i/2
+					g.p("\tVBROADCASTSS %d(SP), Y4", 4*is)
+					g.p("\tVBROADCASTSS %d(SP), Y5", 96+4*is)
+					g.p("\tVMULPS Y4, Y%d, Y%d", i, i)
+					g.p("\tVSUBPS Y5, Y%d, Y%d", i, i)
+					g.p("\tVMOVUPS Y%d, %d(R8)", i, 4*(128*n+32*j)+32*i)
+				}
+			}
+		}
+	})
 }

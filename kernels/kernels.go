@@ -80,6 +80,24 @@ func Softmax(x []float32) {
 	cur.scale(x, float32(1/float64(s)))
 }
 
+// LogSumExp returns log Σ exp(x), the normaliser of log-softmax, with one
+// vectorised max and exp pass; scratch (≥ len(x)) takes the exponentials so
+// x is unchanged. The sum is float32 (relative error ~1e-6 over a 50k
+// vocabulary), the log float64.
+func LogSumExp(x, scratch []float32) float64 {
+	if len(x) == 0 {
+		return math.Inf(-1)
+	}
+	need("LogSumExp", len(scratch), len(x))
+	mx := cur.max(x)
+	if math.IsInf(float64(mx), 0) {
+		return float64(mx) // every logit -Inf (all masked), or one +Inf
+	}
+	s := scratch[:len(x)]
+	copy(s, x)
+	return float64(mx) + math.Log(float64(cur.expSum(s, mx)))
+}
+
 // SiLUMul computes gate = silu(gate) ⊙ up, the SwiGLU activation.
 func SiLUMul(gate, up []float32) {
 	need("SiLUMul", len(up), len(gate))

@@ -380,3 +380,32 @@ func TestUsePath(t *testing.T) {
 		}
 	}
 }
+
+// LogSumExp against a float64 twin, on every kernel set.
+func TestLogSumExp(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	defer UsePath(Path())
+	for _, p := range Paths() {
+		UsePath(p)
+		for _, n := range []int{1, 7, 16, 33, 320, 4096, 49152} {
+			x := randVec(r, n, 8)
+			keep := slices.Clone(x)
+			got := LogSumExp(x, make([]float32, n))
+			mx := math.Inf(-1)
+			for _, v := range x {
+				mx = math.Max(mx, float64(v))
+			}
+			var sum float64
+			for _, v := range x {
+				sum += math.Exp(float64(v) - mx)
+			}
+			want := mx + math.Log(sum)
+			if math.Abs(got-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Errorf("%s n=%d: %.9g, float64 %.9g", p, n, got, want)
+			}
+			if !slices.Equal(x, keep) {
+				t.Errorf("%s n=%d: x changed", p, n)
+			}
+		}
+	}
+}

@@ -143,7 +143,7 @@ func (g *gemmTask) prepQ() {
 	if !g.fused() || g.m == 0 || g.n == 0 || g.k == 0 {
 		return
 	}
-	nx := g.k / 32
+	nx := xsLen(g.k)
 	g.xs = xsPool.get()
 	*g.xs = grow(*g.xs, g.m*nx)
 	for i := 0; i < g.m; i++ {
@@ -168,7 +168,7 @@ func (g *gemmTask) blockQ(i0, i1, j0, j1 int) {
 	dst, x := g.dst, g.x
 	rb := w.rowBytes()
 	if g.xs != nil {
-		f, nx := im.qgemv[w.Type], k/32
+		f, nx := im.qgemv[w.Type], xsLen(k)
 		for i := i0; i < i1; i++ {
 			f(dst[i*ldd+j0:i*ldd+j1], x[i*ldx:i*ldx+k], (*g.xs)[i*nx:(i+1)*nx], w.Data[j0*rb:j1*rb], rb)
 		}

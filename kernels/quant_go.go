@@ -7,11 +7,15 @@ package kernels
 
 // qgemvFunc computes dst[j] = x · w_j for j < len(dst), where w_j is the
 // row at w[j·rb:], len(x) weights of one type; xs holds the sums of x over
-// each 32 weights (len(x)/32 of them).
+// each 32 weights (len(x)/32 of them), then over each 16 (len(x)/16: Q2_K's
+// mins), as xSums writes them.
 type qgemvFunc func(dst, x, xs []float32, w []byte, rb int)
 
 // qgemvGo is the portable set's table.
-var qgemvGo = [32]qgemvFunc{Q8_0: qgemvQ8_0Go, Q4_0: qgemvQ4_0Go, Q4_K: qgemvQ4KGo, Q6_K: qgemvQ6KGo}
+var qgemvGo = [32]qgemvFunc{
+	Q8_0: qgemvQ8_0Go, Q4_0: qgemvQ4_0Go, Q4_1: qgemvQ4_1Go, Q5_0: qgemvQ5_0Go, Q5_1: qgemvQ5_1Go,
+	Q2_K: qgemvQ2KGo, Q3_K: qgemvQ3KGo, Q4_K: qgemvQ4KGo, Q5_K: qgemvQ5KGo, Q6_K: qgemvQ6KGo,
+}
 
 func qgemvQ8_0Go(dst, x, xs []float32, w []byte, rb int) {
 	nb := len(x) / 32
@@ -54,6 +58,134 @@ func qgemvQ4_0Go(dst, x, xs []float32, w []byte, rb int) {
 	}
 }
 
+// nib16 returns Σ q·x over a 32-weight block of 16 nibble bytes q (low
+// nibbles weights 0..15, high 16..31), with hi (when not nil) supplying the
+// fifth bit of weight l as bit l.
+func nib16(q []byte, hi uint32, xb []float32) float32 {
+	q, xb = q[:16], xb[:32]
+	var p0, p1, p2, p3 float32
+	for l := 0; l < 16; l += 2 {
+		p0 += float32(uint32(q[l]&15)|(hi>>l&1)<<4) * xb[l]
+		p1 += float32(uint32(q[l]>>4)|(hi>>(l+16)&1)<<4) * xb[l+16]
+		p2 += float32(uint32(q[l+1]&15)|(hi>>(l+1)&1)<<4) * xb[l+1]
+		p3 += float32(uint32(q[l+1]>>4)|(hi>>(l+17)&1)<<4) * xb[l+17]
+	}
+	return (p0 + p1) + (p2 + p3)
+}
+
+func qgemvQ4_1Go(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 32
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*20]
+		var s float32
+		for b := 0; b < nb; b++ {
+			q := row[b*20 : b*20+20]
+			// Σ (d·q + m)·x = d·Σ q·x + m·Σ x
+			s += f16ToF32(le16(q))*nib16(q[4:], 0, x[b*32:]) + f16ToF32(le16(q[2:]))*xs[b]
+		}
+		dst[j] = s
+	}
+}
+
+func qgemvQ5_0Go(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 32
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*22]
+		var s float32
+		for b := 0; b < nb; b++ {
+			q := row[b*22 : b*22+22]
+			s += f16ToF32(le16(q)) * (nib16(q[6:], le32(q[2:]), x[b*32:]) - 16*xs[b])
+		}
+		dst[j] = s
+	}
+}
+
+func qgemvQ5_1Go(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 32
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*24]
+		var s float32
+		for b := 0; b < nb; b++ {
+			q := row[b*24 : b*24+24]
+			s += f16ToF32(le16(q))*nib16(q[8:], le32(q[4:]), x[b*32:]) + f16ToF32(le16(q[2:]))*xs[b]
+		}
+		dst[j] = s
+	}
+}
+
+// Q2_K's mins cover 16 weights: they multiply xs's sums over 16.
+func qgemvQ2KGo(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 256
+	s16 := xs[len(x)/32:]
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*84]
+		var s, mins float32
+		for b := 0; b < nb; b++ {
+			q := row[b*84 : b*84+84]
+			sc, qs := q[:16], q[16:80]
+			d, dmin := f16ToF32(le16(q[80:])), f16ToF32(le16(q[82:]))
+			for n := 0; n < 2; n++ {
+				qq := qs[32*n : 32*n+32]
+				for sh := 0; sh < 4; sh++ {
+					for h := 0; h < 2; h++ {
+						is := 8*n + 2*sh + h
+						xb := x[b*256+16*is : b*256+16*is+16]
+						qh := qq[16*h : 16*h+16]
+						var p0, p1 float32
+						for l := 0; l < 16; l += 2 {
+							p0 += float32(qh[l]>>(2*sh)&3) * xb[l]
+							p1 += float32(qh[l+1]>>(2*sh)&3) * xb[l+1]
+						}
+						s += d * float32(sc[is]&15) * (p0 + p1)
+						mins += dmin * float32(sc[is]>>4) * s16[16*b+is]
+					}
+				}
+			}
+		}
+		dst[j] = s - mins
+	}
+}
+
+func qgemvQ3KGo(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 256
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*110]
+		var s float32
+		for b := 0; b < nb; b++ {
+			q := row[b*110 : b*110+110]
+			hm, qs, sb := q[:32], q[32:96], q[96:108]
+			d := f16ToF32(le16(q[108:]))
+			for n := 0; n < 2; n++ {
+				qq := qs[32*n : 32*n+32]
+				for sh := 0; sh < 4; sh++ {
+					m := byte(1) << (4*n + sh)
+					for h := 0; h < 2; h++ {
+						is := 8*n + 2*sh + h
+						xb := x[b*256+16*is : b*256+16*is+16]
+						var p0, p1 float32
+						for l := 0; l < 16; l += 2 {
+							v0 := int(qq[16*h+l]>>(2*sh)&3) - 4
+							v1 := int(qq[16*h+l+1]>>(2*sh)&3) - 4
+							if hm[16*h+l]&m != 0 {
+								v0 += 4
+							}
+							if hm[16*h+l+1]&m != 0 {
+								v1 += 4
+							}
+							p0 += float32(v0) * xb[l]
+							p1 += float32(v1) * xb[l+1]
+						}
+						lo := sb[is%8] >> (4 * uint(is/8)) & 15
+						hi := sb[8+is%4] >> (2 * uint(is/4)) & 3
+						s += d * float32(int(lo|hi<<4)-32) * (p0 + p1)
+					}
+				}
+			}
+		}
+		dst[j] = s
+	}
+}
+
 func qgemvQ4KGo(dst, x, xs []float32, w []byte, rb int) {
 	nb := len(x) / 256
 	for j := range dst {
@@ -74,6 +206,36 @@ func qgemvQ4KGo(dst, x, xs []float32, w []byte, rb int) {
 					p1 += float32(qq[l]>>4) * xb[l+32]
 					p2 += float32(qq[l+1]&15) * xb[l+1]
 					p3 += float32(qq[l+1]>>4) * xb[l+33]
+				}
+				s += d*float32(s1)*(p0+p2) + d*float32(s2)*(p1+p3)
+				mins += dmin*float32(m1)*xs[b*8+2*c] + dmin*float32(m2)*xs[b*8+2*c+1]
+			}
+		}
+		dst[j] = s - mins
+	}
+}
+
+func qgemvQ5KGo(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 256
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*176]
+		var s, mins float32
+		for b := 0; b < nb; b++ {
+			q := row[b*176 : b*176+176]
+			d, dmin := f16ToF32(le16(q)), f16ToF32(le16(q[2:]))
+			sc, qh, qs := q[4:16], q[16:48], q[48:176]
+			for c := 0; c < 4; c++ {
+				s1, m1 := scaleMinK4(2*c, sc)
+				s2, m2 := scaleMinK4(2*c+1, sc)
+				xb := x[b*256+64*c : b*256+64*c+64]
+				qq := qs[32*c : 32*c+32]
+				var p0, p1, p2, p3 float32
+				for l := 0; l < 32; l += 2 {
+					h0, h1 := qh[l]>>(2*c), qh[l+1]>>(2*c)
+					p0 += float32(qq[l]&15|(h0&1)<<4) * xb[l]
+					p1 += float32(qq[l]>>4|(h0&2)<<3) * xb[l+32]
+					p2 += float32(qq[l+1]&15|(h1&1)<<4) * xb[l+1]
+					p3 += float32(qq[l+1]>>4|(h1&2)<<3) * xb[l+33]
 				}
 				s += d*float32(s1)*(p0+p2) + d*float32(s2)*(p1+p3)
 				mins += dmin*float32(m1)*xs[b*8+2*c] + dmin*float32(m2)*xs[b*8+2*c+1]
@@ -112,17 +274,26 @@ func qgemvQ6KGo(dst, x, xs []float32, w []byte, rb int) {
 	}
 }
 
-// xSums sets xs[b] = Σ x[32b : 32b+32].
+// xsLen is the length of xs for rows of k weights.
+func xsLen(k int) int { return k/32 + k/16 }
+
+// xSums sets xs[b] = Σ x[32b : 32b+32] for b < len(x)/32 and, after them,
+// xs[len(x)/32+h] = Σ x[16h : 16h+16]. len(xs) = xsLen(len(x)).
 func xSums(xs, x []float32) {
-	for b := range xs {
-		xb := x[32*b : 32*b+32]
+	n32 := len(x) / 32
+	s16 := xs[n32 : n32+len(x)/16]
+	for h := range s16 {
+		xh := x[16*h : 16*h+16]
 		var s0, s1, s2, s3 float32
-		for l := 0; l < 32; l += 4 {
-			s0 += xb[l]
-			s1 += xb[l+1]
-			s2 += xb[l+2]
-			s3 += xb[l+3]
+		for l := 0; l < 16; l += 4 {
+			s0 += xh[l]
+			s1 += xh[l+1]
+			s2 += xh[l+2]
+			s3 += xh[l+3]
 		}
-		xs[b] = (s0 + s1) + (s2 + s3)
+		s16[h] = (s0 + s1) + (s2 + s3)
+	}
+	for b := range xs[:n32] {
+		xs[b] = s16[2*b] + s16[2*b+1]
 	}
 }

@@ -430,7 +430,7 @@ func TestQGEMV(t *testing.T) {
 					q.Data = append(q.Data, row...)
 				}
 				x := randVec(r, k, 1)
-				xs := make([]float32, k/32)
+				xs := make([]float32, xsLen(k))
 				xSums(xs, x)
 				got := randVec(r, rows+1, 1)
 				end := got[rows]

@@ -374,13 +374,32 @@ func qgemvQ8_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 func qgemvQ4_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
+func qgemvQ4_1AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_1AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ2_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ3_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
 func qgemvQ4_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
 func qgemvQ6_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 // qgemvAsm wraps an assembly GEMV for type t: it checks that every block
-// the kernel reads lies inside the slices.
+// the kernel reads lies inside the slices. Q2_K's kernel gets the sums of x
+// over 16 weights, the others those over 32.
 func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) qgemvFunc {
 	bs, bb := t.BlockSize(), t.BlockBytes()
 	return func(dst, x, xs []float32, w []byte, rb int) {
@@ -389,8 +408,12 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 			clear(dst)
 			return
 		}
-		_, _ = x[nb*bs-1], xs[nb*bs/32-1]
+		k := nb * bs
+		_, _ = x[k-1], xs[xsLen(k)-1]
 		_ = w[(rows-1)*rb+nb*bb-1]
+		if t == Q2_K {
+			xs = xs[k/32:]
+		}
 		f(&dst[0], &x[0], &xs[0], &w[0], rb, nb, rows)
 	}
 }
@@ -400,6 +423,9 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 func init() {
 	avx2Impl.qgemv = [32]qgemvFunc{
 		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
+		Q4_1: qgemvAsm(Q4_1, qgemvQ4_1AVX2), Q5_0: qgemvAsm(Q5_0, qgemvQ5_0AVX2),
+		Q5_1: qgemvAsm(Q5_1, qgemvQ5_1AVX2), Q2_K: qgemvAsm(Q2_K, qgemvQ2_KAVX2),
+		Q3_K: qgemvAsm(Q3_K, qgemvQ3_KAVX2), Q5_K: qgemvAsm(Q5_K, qgemvQ5_KAVX2),
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
 	}
 	avx512Impl.qgemv = avx2Impl.qgemv
@@ -413,6 +439,24 @@ func dequantQ8_0AVX2(dst *float32, w *byte, nb int)
 
 //go:noescape
 func dequantQ4_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ4_1AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ5_0AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ5_1AVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ2_KAVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ3_KAVX2(dst *float32, w *byte, nb int)
+
+//go:noescape
+func dequantQ5_KAVX2(dst *float32, w *byte, nb int)
 
 //go:noescape
 func dequantQ4_KAVX2(dst *float32, w *byte, nb int)
@@ -452,6 +496,9 @@ func dequantAsm(t QType, lanes int, f func(dst *float32, w *byte, nb int)) func(
 func init() {
 	avx2Impl.dequant = [32]func([]float32, []byte){
 		Q8_0: dequantAsm(Q8_0, 8, dequantQ8_0AVX2), Q4_0: dequantAsm(Q4_0, 8, dequantQ4_0AVX2),
+		Q4_1: dequantAsm(Q4_1, 8, dequantQ4_1AVX2), Q5_0: dequantAsm(Q5_0, 8, dequantQ5_0AVX2),
+		Q5_1: dequantAsm(Q5_1, 8, dequantQ5_1AVX2), Q2_K: dequantAsm(Q2_K, 8, dequantQ2_KAVX2),
+		Q3_K: dequantAsm(Q3_K, 8, dequantQ3_KAVX2), Q5_K: dequantAsm(Q5_K, 8, dequantQ5_KAVX2),
 		Q4_K: dequantAsm(Q4_K, 8, dequantQ4_KAVX2), Q6_K: dequantAsm(Q6_K, 8, dequantQ6_KAVX2),
 		F16: dequantAsm(F16, 8, dequantF16AVX2),
 	}

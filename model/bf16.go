@@ -102,7 +102,7 @@ func (m *Model) WeightBytes() int {
 	}
 	for i := range m.layers {
 		l := &m.layers[i]
-		n += 4 * (len(l.attnNorm) + len(l.qb) + len(l.kb) + len(l.vb) + len(l.mlpNorm))
+		n += 4 * l.vecParams()
 		for _, w := range l.projections() {
 			n += w.bytes()
 		}
@@ -135,6 +135,7 @@ func (m *Model) WithBF16() *Model {
 		for _, w := range l.projections() {
 			*w = w.toBF16()
 		}
+		l.qkv, l.gateUp = nil, nil // the fused float32 storage is m's
 		c.layers[i] = l
 	}
 	return c

@@ -6,14 +6,19 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
-// Config is the subset of a Hugging Face config.json that the Llama-family forward needs.
+// Config is the subset of a Hugging Face config.json that the decoder forward
+// needs. Its first fields are the Llama shape; the family fields after them
+// (set by the family files: llama.go, qwen3.go, gemma.go, phi3.go) say how a
+// block departs from Llama's, and their zero values are Llama's.
 type Config struct {
-	Architecture      string  // LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM
+	Architecture      string  // the config.json class, e.g. LlamaForCausalLM
 	ModelType         string  // config.json model_type
 	HiddenSize        int     // d_model
-	IntermediateSize  int     // SwiGLU width
+	IntermediateSize  int     // MLP width
 	NumLayers         int     // transformer blocks
 	NumHeads          int     // query heads
 	NumKVHeads        int     // key/value heads (GQA when < NumHeads)
@@ -23,21 +28,56 @@ type Config struct {
 	RopeTheta         float64 // RoPE base
 	Rope              RopeScaling
 	MaxPositions      int  // max_position_embeddings
-	SlidingWindow     int  // 0 when attention is full
+	SlidingWindow     int  // 0 when attention is full; see LayerWindow
 	TieWordEmbeddings bool // lm_head shares the embedding matrix
 	AttentionBias     bool // q/k/v projections carry biases (Qwen2)
 	BOS               []int
 	EOS               []int
 	TorchDType        string
+
+	// SlidingLayers says which blocks use SlidingWindow; nil means all of them.
+	SlidingLayers []bool
+	// NormPlusOne: RMSNorm weights w are used as (1 + w) (Gemma). The model
+	// stores them with the one added, so every forward sees a plain scale.
+	NormPlusOne bool
+	// SandwichNorm: attention and MLP outputs are normed before the residual
+	// add (Gemma 2/3: post_attention_layernorm, post_feedforward_layernorm).
+	SandwichNorm bool
+	// QKNorm: each query and key head is RMS-normed before RoPE (Qwen3, Gemma 3).
+	QKNorm bool
+	// EmbedScale multiplies the embeddings (Gemma: √hidden in float32); 0 means 1.
+	EmbedScale float32
+	// QueryPreAttnScalar makes the attention scale its −½ power (Gemma); 0
+	// means HeadDim.
+	QueryPreAttnScalar float64
+	// AttnSoftcap and FinalSoftcap turn attention scores and logits s into
+	// cap·tanh(s/cap) (Gemma 2); 0 means none.
+	AttnSoftcap, FinalSoftcap float64
+	// GeGLU: the MLP is down(gelu_tanh(gate)·up) (Gemma) instead of SwiGLU's
+	// down(silu(gate)·up).
+	GeGLU bool
+	// RotaryDim is how many leading dimensions of each head RoPE rotates
+	// (partial_rotary_factor, Phi-3); 0 means HeadDim.
+	RotaryDim int
+	// LocalRopeTheta is the RoPE base of sliding layers, which then ignore
+	// Rope (Gemma 3); 0 means every layer uses RopeTheta and Rope.
+	LocalRopeTheta float64
+	// FusedQKV and FusedGateUp: the checkpoint stores qkv_proj and
+	// gate_up_proj (Phi-3); the model splits them into views at load.
+	FusedQKV, FusedGateUp bool
 }
 
 // RopeScaling is config.json's rope_scaling; Type "" means none.
 type RopeScaling struct {
-	Type           string  // "", "linear" or "llama3"
+	Type           string  // "", "linear", "llama3" or "longrope"
 	Factor         float64 // frequency divisor
 	LowFreqFactor  float64 // llama3 only
 	HighFreqFactor float64 // llama3 only
-	OriginalMaxPos int     // llama3 only: original_max_position_embeddings
+	OriginalMaxPos int     // llama3, longrope: original_max_position_embeddings
+	// longrope only: per-frequency divisors for sequences up to OriginalMaxPos
+	// (Short) and beyond (Long), and the factor on cos and sin.
+	ShortFactor, LongFactor []float64
+	AttnFactor              float64
 }
 
 // rawConfig mirrors config.json; pointer fields tell absent from zero.
@@ -54,24 +94,55 @@ type rawConfig struct {
 	RMSNormEps            *float64        `json:"rms_norm_eps"`
 	RopeTheta             *float64        `json:"rope_theta"`
 	RopeScaling           json.RawMessage `json:"rope_scaling"`
+	RopeParameters        json.RawMessage `json:"rope_parameters"`
 	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
+	OriginalMaxPositions  *int            `json:"original_max_position_embeddings"`
 	SlidingWindow         *int            `json:"sliding_window"`
 	UseSlidingWindow      *bool           `json:"use_sliding_window"`
+	MaxWindowLayers       *int            `json:"max_window_layers"`
+	LayerTypes            []string        `json:"layer_types"`
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
 	AttentionBias         *bool           `json:"attention_bias"`
 	MLPBias               *bool           `json:"mlp_bias"`
 	HiddenAct             string          `json:"hidden_act"`
+	HiddenActivation      string          `json:"hidden_activation"`
 	PartialRotaryFactor   *float64        `json:"partial_rotary_factor"`
 	BOSTokenID            json.RawMessage `json:"bos_token_id"`
 	EOSTokenID            json.RawMessage `json:"eos_token_id"`
 	TorchDType            string          `json:"torch_dtype"`
 	PretrainingTP         *int            `json:"pretraining_tp"`
+
+	// Gemma
+	QueryPreAttnScalar        *float64 `json:"query_pre_attn_scalar"`
+	AttnLogitSoftcapping      *float64 `json:"attn_logit_softcapping"`
+	FinalLogitSoftcapping     *float64 `json:"final_logit_softcapping"`
+	SlidingWindowPattern      *int     `json:"sliding_window_pattern"`
+	SlidingWindowPatternInner *int     `json:"_sliding_window_pattern"`
+	RopeLocalBaseFreq         *float64 `json:"rope_local_base_freq"`
+	UseBidirectionalAttention *bool    `json:"use_bidirectional_attention"`
 }
 
-var supportedArchitectures = map[string]string{
-	"LlamaForCausalLM":   "llama",
-	"MistralForCausalLM": "mistral",
-	"Qwen2ForCausalLM":   "qwen2",
+// family is what one model family adds to the common config parsing; the
+// family files fill in supportedArchitectures.
+type family struct {
+	modelType string
+	// parse reads the family's own keys into c (after the common ones).
+	parse func(r *rawConfig, c *Config) error
+	// json adds the family's own keys to a config.json being written.
+	json func(c Config, m map[string]any)
+}
+
+// supportedArchitectures maps each config.json class roe runs to its family.
+var supportedArchitectures = map[string]family{}
+
+// architectureNames lists the supported classes, sorted, for error messages.
+func architectureNames() string {
+	names := make([]string, 0, len(supportedArchitectures))
+	for n := range supportedArchitectures {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // LoadConfig reads and validates dir/config.json.
@@ -98,9 +169,9 @@ func ParseConfig(b []byte) (Config, error) {
 		return Config{}, fmt.Errorf("%w: architectures must name exactly one model class, got %q", ErrArchitecture, r.Architectures)
 	}
 	arch := r.Architectures[0]
-	family, ok := supportedArchitectures[arch]
+	fam, ok := supportedArchitectures[arch]
 	if !ok {
-		return Config{}, fmt.Errorf("%w: %q (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)", ErrArchitecture, arch)
+		return Config{}, fmt.Errorf("%w: %q (supported: %s)", ErrArchitecture, arch, architectureNames())
 	}
 	c := Config{
 		Architecture:     arch,
@@ -114,7 +185,6 @@ func ParseConfig(b []byte) (Config, error) {
 		RMSNormEps:       1e-6,
 		RopeTheta:        10000,
 		TorchDType:       r.TorchDType,
-		AttentionBias:    family == "qwen2",
 	}
 	pos := map[string]int{
 		"hidden_size": c.HiddenSize, "intermediate_size": c.IntermediateSize,
@@ -124,6 +194,9 @@ func ParseConfig(b []byte) (Config, error) {
 		if pos[k] <= 0 {
 			return Config{}, fmt.Errorf("%w: %s must be positive, got %d", ErrConfig, k, pos[k])
 		}
+	}
+	if c.NumLayers > 1<<12 {
+		return Config{}, fmt.Errorf("%w: num_hidden_layers %d is out of range", ErrConfig, c.NumLayers)
 	}
 	c.NumKVHeads = c.NumHeads
 	if r.NumKeyValueHeads != nil {
@@ -143,6 +216,9 @@ func ParseConfig(b []byte) (Config, error) {
 	if c.HeadDim%2 != 0 {
 		return Config{}, fmt.Errorf("%w: head_dim %d must be even for RoPE", ErrConfig, c.HeadDim)
 	}
+	if c.HeadDim > 1<<16 {
+		return Config{}, fmt.Errorf("%w: head_dim %d is out of range", ErrConfig, c.HeadDim)
+	}
 	if r.RMSNormEps != nil {
 		if *r.RMSNormEps <= 0 {
 			return Config{}, fmt.Errorf("%w: rms_norm_eps must be positive, got %g", ErrConfig, *r.RMSNormEps)
@@ -154,39 +230,41 @@ func ParseConfig(b []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%w: rope_theta must be positive, got %g", ErrConfig, *r.RopeTheta)
 		}
 		c.RopeTheta = *r.RopeTheta
-	}
-	if r.HiddenAct != "" && r.HiddenAct != "silu" {
-		return Config{}, fmt.Errorf("%w: hidden_act %q (only silu)", ErrUnsupported, r.HiddenAct)
+	} else if len(r.RopeParameters) > 0 && string(r.RopeParameters) != "null" {
+		return Config{}, fmt.Errorf("%w: rope_parameters without rope_theta (a transformers v5 config.json; save it with transformers 4.x)", ErrUnsupported)
 	}
 	if r.MLPBias != nil && *r.MLPBias {
 		return Config{}, fmt.Errorf("%w: mlp_bias true", ErrUnsupported)
 	}
-	if r.PartialRotaryFactor != nil && *r.PartialRotaryFactor != 1 {
-		return Config{}, fmt.Errorf("%w: partial_rotary_factor %g", ErrUnsupported, *r.PartialRotaryFactor)
-	}
 	if r.PretrainingTP != nil && *r.PretrainingTP > 1 {
 		return Config{}, fmt.Errorf("%w: pretraining_tp %d", ErrUnsupported, *r.PretrainingTP)
 	}
-	if r.AttentionBias != nil && family != "qwen2" {
-		c.AttentionBias = *r.AttentionBias
-	}
-	// Qwen2 and Mistral default to untied heads, as transformers does.
 	if r.TieWordEmbeddings != nil {
 		c.TieWordEmbeddings = *r.TieWordEmbeddings
-	}
-	// A sliding window only matters past its length: roe caps the context there
-	// instead of implementing windowed attention.
-	if r.SlidingWindow != nil && *r.SlidingWindow > 0 && (family == "mistral" || (r.UseSlidingWindow != nil && *r.UseSlidingWindow)) {
-		c.SlidingWindow = *r.SlidingWindow
 	}
 	if c.MaxPositions <= 0 {
 		c.MaxPositions = 2048
 	}
-	rs, err := parseRopeScaling(r.RopeScaling)
-	if err != nil {
+	if err := fam.parse(&r, &c); err != nil {
 		return Config{}, err
 	}
-	c.Rope = rs
+	if c.ModelType == "" {
+		c.ModelType = fam.modelType
+	}
+	if r.PartialRotaryFactor != nil && *r.PartialRotaryFactor != 1 && c.RotaryDim == 0 {
+		return Config{}, fmt.Errorf("%w: partial_rotary_factor %g", ErrUnsupported, *r.PartialRotaryFactor)
+	}
+	if c.RotaryDim == c.HeadDim {
+		c.RotaryDim = 0
+	}
+	if c.Rope.Type == "" {
+		rs, err := parseRopeScaling(r.RopeScaling)
+		if err != nil {
+			return Config{}, err
+		}
+		c.Rope = rs
+	}
+	var err error
 	if c.BOS, err = parseIDs("bos_token_id", r.BOSTokenID); err != nil {
 		return Config{}, err
 	}
@@ -194,6 +272,77 @@ func ParseConfig(b []byte) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// checkActivation accepts the activation names one family uses.
+func checkActivation(name string, ok ...string) error {
+	if name == "" || slices.Contains(ok, name) {
+		return nil
+	}
+	return fmt.Errorf("%w: hidden activation %q (this family runs with %s)", ErrUnsupported, name, strings.Join(ok, " or "))
+}
+
+// parseSliding sets SlidingWindow and SlidingLayers from the window and a
+// per-layer rule, or from layer_types when the config lists them (newer
+// transformers write both). The stored form is canonical: no window when no
+// layer slides, nil SlidingLayers when all do.
+func parseSliding(r *rawConfig, c *Config, window int, sliding func(layer int) bool) error {
+	c.SlidingWindow, c.SlidingLayers = 0, nil
+	if window <= 0 {
+		return nil
+	}
+	layers := make([]bool, c.NumLayers)
+	if r.LayerTypes != nil {
+		if len(r.LayerTypes) != c.NumLayers {
+			return fmt.Errorf("%w: layer_types has %d entries for %d layers", ErrConfig, len(r.LayerTypes), c.NumLayers)
+		}
+		for i, t := range r.LayerTypes {
+			switch t {
+			case "sliding_attention":
+				layers[i] = true
+			case "full_attention":
+			default:
+				return fmt.Errorf("%w: layer_types entry %q (supported: sliding_attention, full_attention)", ErrUnsupported, t)
+			}
+		}
+	} else {
+		for i := range layers {
+			layers[i] = sliding(i)
+		}
+	}
+	any, all := false, true
+	for _, s := range layers {
+		any, all = any || s, all && s
+	}
+	if !any {
+		return nil
+	}
+	c.SlidingWindow = window
+	if !all {
+		c.SlidingLayers = layers
+	}
+	return nil
+}
+
+// LayerWindow is block i's attention window: 0 for global attention;
+// otherwise query position p sees key position j iff j ≤ p and p − j < window.
+func (c Config) LayerWindow(i int) int {
+	if c.SlidingWindow <= 0 || (c.SlidingLayers != nil && (i < 0 || i >= len(c.SlidingLayers) || !c.SlidingLayers[i])) {
+		return 0
+	}
+	return c.SlidingWindow
+}
+
+// layerTypes lists layer_types as transformers writes it.
+func (c Config) layerTypes() []string {
+	out := make([]string, c.NumLayers)
+	for i := range out {
+		out[i] = "full_attention"
+		if c.LayerWindow(i) > 0 {
+			out[i] = "sliding_attention"
+		}
+	}
+	return out
 }
 
 func parseRopeScaling(b json.RawMessage) (RopeScaling, error) {
@@ -252,44 +401,89 @@ func parseIDs(key string, b json.RawMessage) ([]int, error) {
 	return many, nil
 }
 
-// ContextLength is the longest sequence the model accepts: the position limit,
-// or the sliding window when that is shorter.
-func (c Config) ContextLength() int {
-	if c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions {
-		return c.SlidingWindow
+// ContextLength is the longest sequence the model accepts: the position
+// limit. Sliding windows do not shorten it: those layers look back at most
+// the window and their caches keep only that much.
+func (c Config) ContextLength() int { return c.MaxPositions }
+
+// Rotary is how many leading dimensions of each head RoPE rotates.
+func (c Config) Rotary() int {
+	if c.RotaryDim > 0 {
+		return c.RotaryDim
 	}
-	return c.MaxPositions
+	return c.HeadDim
 }
 
-// InvFreq returns the RoPE inverse frequencies θ^(-2i/d), with rope_scaling applied.
+// InvFreq returns the RoPE inverse frequencies θ^(-2i/d) of the global
+// layers, d the rotary dimensions, with rope_scaling applied (longrope: the
+// short factors).
 //
-//	result: [HeadDim/2]
+//	result: [Rotary()/2]
 func (c Config) InvFreq() []float64 {
-	half := c.HeadDim / 2
-	f := make([]float64, half)
-	for i := range f {
-		f[i] = 1 / math.Pow(c.RopeTheta, float64(2*i)/float64(c.HeadDim))
+	f, _ := c.RopeFreqs(-1, false)
+	return f
+}
+
+// RopeFreqs returns layer's RoPE inverse frequencies and the factor cos and
+// sin are multiplied by (longrope's attention factor; 1 otherwise). long picks
+// longrope's long factors, used when a sequence runs past
+// Rope.OriginalMaxPos. Sliding layers of a model with LocalRopeTheta use
+// that base, unscaled (Gemma 3); layer −1 means a global one.
+//
+//	inv: [Rotary()/2]
+func (c Config) RopeFreqs(layer int, long bool) (inv []float64, scale float64) {
+	d := c.Rotary()
+	theta, rs := c.RopeTheta, c.Rope
+	if c.LocalRopeTheta > 0 && layer >= 0 && c.LayerWindow(layer) > 0 {
+		theta, rs = c.LocalRopeTheta, RopeScaling{}
 	}
-	switch c.Rope.Type {
+	f := make([]float64, d/2)
+	for i := range f {
+		f[i] = 1 / math.Pow(theta, float64(2*i)/float64(d))
+	}
+	scale = 1
+	switch rs.Type {
 	case "linear":
 		for i := range f {
-			f[i] /= c.Rope.Factor
+			f[i] /= rs.Factor
 		}
 	case "llama3":
-		r := c.Rope
-		lowWavelen := float64(r.OriginalMaxPos) / r.LowFreqFactor
-		highWavelen := float64(r.OriginalMaxPos) / r.HighFreqFactor
+		lowWavelen := float64(rs.OriginalMaxPos) / rs.LowFreqFactor
+		highWavelen := float64(rs.OriginalMaxPos) / rs.HighFreqFactor
 		for i, fr := range f {
 			wavelen := 2 * math.Pi / fr
 			switch {
 			case wavelen < highWavelen:
 			case wavelen > lowWavelen:
-				f[i] = fr / r.Factor
+				f[i] = fr / rs.Factor
 			default:
-				smooth := (float64(r.OriginalMaxPos)/wavelen - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor)
-				f[i] = (1-smooth)*fr/r.Factor + smooth*fr
+				smooth := (float64(rs.OriginalMaxPos)/wavelen - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
+				f[i] = (1-smooth)*fr/rs.Factor + smooth*fr
 			}
 		}
+	case "longrope":
+		ext := rs.ShortFactor
+		if long {
+			ext = rs.LongFactor
+		}
+		for i := range f {
+			f[i] /= ext[i]
+		}
+		scale = rs.AttnFactor
 	}
-	return f
+	return f, scale
+}
+
+// LongRope reports whether a sequence of n positions uses longrope's long
+// factors (transformers decides from the sequence length).
+func (c Config) LongRope(n int) bool {
+	return c.Rope.Type == "longrope" && n > c.Rope.OriginalMaxPos
+}
+
+// AttnScale is the factor on q·k: 1/√HeadDim, or query_pre_attn_scalar^−½ (Gemma).
+func (c Config) AttnScale() float64 {
+	if c.QueryPreAttnScalar > 0 {
+		return 1 / math.Sqrt(c.QueryPreAttnScalar)
+	}
+	return 1 / math.Sqrt(float64(c.HeadDim))
 }

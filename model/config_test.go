@@ -3,6 +3,8 @@ package model
 import (
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,13 +61,15 @@ func TestParseConfigRefusals(t *testing.T) {
 	}
 }
 
-func TestSlidingWindowCapsContext(t *testing.T) {
+// A sliding window no longer caps the context: the windowed layers look back
+// at most the window instead.
+func TestSlidingWindowKeepsContext(t *testing.T) {
 	c, err := ParseConfig([]byte(strings.Replace(strings.TrimSuffix(llamaConfig, "}")+`,"sliding_window":128,"max_position_embeddings":4096}`, "LlamaForCausalLM", "MistralForCausalLM", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ContextLength() != 128 {
-		t.Errorf("context %d, want the 128-token window", c.ContextLength())
+	if c.ContextLength() != 4096 || c.LayerWindow(0) != 128 || c.LayerWindow(1) != 128 {
+		t.Errorf("context %d, windows %d %d; want 4096 and 128 on every layer", c.ContextLength(), c.LayerWindow(0), c.LayerWindow(1))
 	}
 }
 
@@ -103,14 +107,26 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(llamaConfig))
 	f.Add([]byte(`{"architectures":["Qwen2ForCausalLM"],"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":4,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}`))
 	f.Add([]byte(`{"architectures":["MistralForCausalLM"],"head_dim":-2,"num_key_value_heads":0}`))
+	for _, name := range []string{"qwen3", "gemma2", "gemma3", "phi3"} {
+		if b, err := os.ReadFile(filepath.Join("../../shared/golden/arch", name, "config.json")); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConfig(b)
 		if err != nil {
 			return
 		}
-		if c.HeadDim <= 0 || c.HeadDim%2 != 0 || c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 || c.ContextLength() <= 0 {
+		if c.HeadDim <= 0 || c.HeadDim%2 != 0 || c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 || c.ContextLength() <= 0 ||
+			c.Rotary() <= 0 || c.Rotary()%2 != 0 || c.Rotary() > c.HeadDim {
 			t.Fatalf("accepted an inconsistent config: %+v", c)
 		}
 		_ = c.InvFreq()
+		for l := 0; l < min(c.NumLayers, 8); l++ {
+			_, _ = c.RopeFreqs(l, true)
+			_, _ = c.RopeFreqs(l, false)
+			_ = c.LayerWindow(l)
+		}
+		_ = c.JSON("")
 	})
 }

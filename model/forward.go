@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"roe/kernels"
 )
@@ -52,59 +53,165 @@ type Adapter interface {
 
 // Cache is one sequence's key/value cache. Keys are stored [pos, HeadDim] and
 // values transposed, [HeadDim, pos], so that both attention products are GEMMs
-// over contiguous rows.
+// over contiguous rows. A sliding-window layer keeps only the positions its
+// window can still see (about window + 64 rows, more while a long prefill
+// step is in flight), so a long context costs window-sized memory there.
 type Cache struct {
-	k, vt [][][]float32 // [layer][kvHead] → k: [cap, HeadDim], vt: [HeadDim, cap]
-	n     int           // positions filled
-	cap   int
-	hd    int
-	max   int
+	layers []cacheLayer
+	n      int // positions filled
+	hd     int
+	max    int
+	// longrope (Phi-3): the factors are chosen from the sequence length, so
+	// the cache remembers its choice and its tokens, to recompute the
+	// sequence with the long factors when it grows past the original
+	// context (as transformers does).
+	longrope, long, planned bool
+	tokens                  []int
+	broken                  bool // truncated to before what a sliding layer still holds
+}
+
+// cacheLayer is one layer's keys and values; row r holds position off + r.
+type cacheLayer struct {
+	k, vt  [][]float32 // [kvHead] → k: [cap, HeadDim], vt: [HeadDim, cap]
+	off    int
+	cap    int
+	window int // 0: the layer keeps every position
+}
+
+// windowSlack is how many rows a sliding layer keeps beyond its window, so
+// that it drops old rows once every windowSlack decode steps rather than at
+// every step.
+const windowSlack = 64
+
+// KVBytes is the memory one sequence of n positions keeps in its KV cache
+// (float32 keys and values) in steady state: all n positions on global
+// layers, at most window + 63 on sliding ones (more only while a long
+// prefill step is in flight). full ignores the windows: what the cache
+// would take if every layer kept everything.
+func (c Config) KVBytes(n int, full bool) int {
+	per := 2 * 4 * c.NumKVHeads * c.HeadDim // one position of one layer
+	b := 0
+	for l := 0; l < c.NumLayers; l++ {
+		rows := n
+		if w := c.LayerWindow(l); w > 0 && !full {
+			rows = min(n, w-1+windowSlack)
+		}
+		b += rows * per
+	}
+	return b
 }
 
 // NewCache returns an empty KV cache for one sequence.
 func (m *Model) NewCache() *Cache {
-	c := &Cache{hd: m.Config.HeadDim, max: m.Config.ContextLength()}
-	c.k = make([][][]float32, m.Config.NumLayers)
-	c.vt = make([][][]float32, m.Config.NumLayers)
-	for l := range c.k {
-		c.k[l] = make([][]float32, m.Config.NumKVHeads)
-		c.vt[l] = make([][]float32, m.Config.NumKVHeads)
+	c := &Cache{hd: m.Config.HeadDim, max: m.Config.ContextLength(), longrope: m.Config.Rope.Type == "longrope"}
+	c.layers = make([]cacheLayer, m.Config.NumLayers)
+	for l := range c.layers {
+		c.layers[l] = cacheLayer{
+			k:      make([][]float32, m.Config.NumKVHeads),
+			vt:     make([][]float32, m.Config.NumKVHeads),
+			window: m.Config.LayerWindow(l),
+		}
 	}
+	return c
+}
+
+// NewCacheFor returns an empty cache for a sequence expected to reach n
+// positions. It differs from NewCache only for longrope models (Phi-3),
+// which then use the long or short factors from the first token on, chosen
+// from n, as llama.cpp chooses them from its context size; NewCache instead
+// decides from the length seen so far and recomputes the sequence when it
+// crosses the original context, as transformers does.
+func (m *Model) NewCacheFor(n int) *Cache {
+	c := m.NewCache()
+	c.long, c.planned = m.Config.LongRope(n), true
 	return c
 }
 
 // Len is the number of positions already in the cache.
 func (c *Cache) Len() int { return c.n }
 
+// Bytes is the memory the cache's keys and values take.
+func (c *Cache) Bytes() int {
+	n := 0
+	for i := range c.layers {
+		n += 2 * 4 * c.layers[i].cap * c.hd * len(c.layers[i].k)
+	}
+	return n
+}
+
+// CanTruncate reports whether Truncate(n) leaves a usable cache: a
+// sliding-window layer may already have dropped positions that position n
+// would need to see.
+func (c *Cache) CanTruncate(n int) bool {
+	if n < 0 || n >= c.n {
+		return true
+	}
+	for i := range c.layers {
+		if l := &c.layers[i]; l.window > 0 && max(0, n-(l.window-1)) < l.off {
+			return false
+		}
+	}
+	return true
+}
+
 // Truncate drops positions n and later, so a shared prefix can be reused.
+// When !CanTruncate(n) the cache can only be discarded: Forward refuses it.
 func (c *Cache) Truncate(n int) {
 	if n >= 0 && n < c.n {
+		c.broken = c.broken || !c.CanTruncate(n)
 		c.n = n
+		if c.tokens != nil {
+			c.tokens = c.tokens[:n]
+		}
 	}
 }
 
-// reserve grows every buffer to hold at least n positions.
-func (c *Cache) reserve(n int) {
-	if n <= c.cap {
+// reset empties the cache, keeping its buffers.
+func (c *Cache) reset() {
+	c.n, c.tokens = 0, c.tokens[:0]
+	for i := range c.layers {
+		c.layers[i].off = 0
+	}
+}
+
+// reserve makes room for positions [n, n+T) in every layer, dropping the rows
+// a sliding layer's window no longer reaches.
+func (c *Cache) reserve(T int) {
+	for i := range c.layers {
+		c.layers[i].reserve(c.n, T, c.hd, c.max)
+	}
+}
+
+func (l *cacheLayer) reserve(n, T, hd, maxPos int) {
+	end := n + T
+	if end-l.off <= l.cap {
 		return
 	}
-	nc := max(n, 2*c.cap, 16)
-	nc = min(nc, max(c.max, n))
-	for l := range c.k {
-		for h := range c.k[l] {
-			k := make([]float32, nc*c.hd)
-			copy(k, c.k[l][h][:c.n*c.hd])
-			c.k[l][h] = k
-			vt := make([]float32, c.hd*nc)
-			if c.cap > 0 {
-				for d := 0; d < c.hd; d++ {
-					copy(vt[d*nc:d*nc+c.n], c.vt[l][h][d*c.cap:d*c.cap+c.n])
-				}
-			}
-			c.vt[l][h] = vt
-		}
+	keep := 0 // first position still needed
+	nc := 0
+	if l.window > 0 {
+		keep = max(0, n-(l.window-1))
+		nc = max(end-keep, l.window-1+windowSlack)
+	} else {
+		nc = max(end, 2*l.cap, 16)
+		nc = min(nc, max(maxPos, end))
 	}
-	c.cap = nc
+	rows := n - keep // rows kept, moved to the front
+	from := keep - l.off
+	for h := range l.k {
+		k, vt := l.k[h], l.vt[h]
+		if nc != l.cap {
+			k, vt = make([]float32, nc*hd), make([]float32, hd*nc)
+		}
+		copy(k, l.k[h][from*hd:(from+rows)*hd])
+		if l.cap > 0 {
+			for d := 0; d < hd; d++ {
+				copy(vt[d*nc:d*nc+rows], l.vt[h][d*l.cap+from:d*l.cap+from+rows])
+			}
+		}
+		l.k[h], l.vt[h] = k, vt
+	}
+	l.cap, l.off = nc, keep
 }
 
 // Step is one sequence's share of a batched forward: new tokens appended to its cache.
@@ -161,6 +268,12 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		if s.Cache == nil {
 			return fmt.Errorf("%w: step %d has no cache", ErrInput, i)
 		}
+		if s.Cache.broken {
+			return fmt.Errorf("%w: step %d: the cache was truncated past what its sliding-window layers keep", ErrInput, i)
+		}
+		if len(s.Cache.layers) != cfg.NumLayers || s.Cache.hd != hd {
+			return fmt.Errorf("%w: step %d has a cache of another model", ErrInput, i)
+		}
 		if len(s.Tokens) == 0 {
 			return fmt.Errorf("%w: step %d has no tokens", ErrInput, i)
 		}
@@ -177,8 +290,11 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		}
 		R += len(s.Tokens)
 	}
+	steps, skip := m.longropeSteps(steps)
+	R = 0
 	for _, s := range steps {
-		s.Cache.reserve(s.Cache.n + len(s.Tokens))
+		s.Cache.reserve(len(s.Tokens))
+		R += len(s.Tokens)
 	}
 
 	ws := m.getWorkspace(R, len(steps))
@@ -195,23 +311,38 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		out[i].Logits, out[i].Hidden = out[i].Logits[:0], out[i].Hidden[:0]
 	}
 	rowStart[len(steps)] = R
+	// first[i]: the first row of step i whose outputs the caller asked for
+	// (rows before it recompute a longrope prefix).
+	first := func(i int) int {
+		if skip == nil {
+			return rowStart[i]
+		}
+		return rowStart[i] + skip[i]
+	}
 
 	x := ws.x[:R*H] // residual stream [R, H]
 	for i, s := range steps {
 		for t, id := range s.Tokens {
-			m.embedRow(x[(rowStart[i]+t)*H:(rowStart[i]+t+1)*H], id)
+			row := x[(rowStart[i]+t)*H : (rowStart[i]+t+1)*H]
+			m.embedRow(row, id)
+			if cfg.EmbedScale != 0 {
+				kernels.Scale(row, cfg.EmbedScale)
+			}
 		}
 	}
 	xn := ws.xn[:R*H]
 	q, k, v := ws.q[:R*qd], ws.k[:R*kvd], ws.v[:R*kvd]
 	att, proj := ws.att[:R*qd], ws.proj[:R*H]
 	gate, up := ws.gate[:R*I], ws.up[:R*I]
+	rmsRows := func(dst, src, w []float32, d int) {
+		for r := 0; r*d < len(src); r++ {
+			kernels.RMSNorm(dst[r*d:(r+1)*d], src[r*d:(r+1)*d], w, cfg.RMSNormEps)
+		}
+	}
 
 	for li := range m.layers {
 		l := &m.layers[li]
-		for r := 0; r < R; r++ {
-			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.attnNorm, cfg.RMSNormEps)
-		}
+		rmsRows(xn, x, l.attnNorm, H)
 		// q, k and v in one parallel job (one synchronisation, not three).
 		ws.prods[0] = l.q.product(q, xn, R, qd, H)
 		ws.prods[1] = l.k.product(k, xn, R, kvd, H)
@@ -224,21 +355,34 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		ws.ops[1] = adaptOp{ProjK, xn, k, H, kvd}
 		ws.ops[2] = adaptOp{ProjV, xn, v, H, kvd}
 		ws.adapt(li, 3)
-		m.rope(steps, rowStart, q, k)
+		if l.qNorm != nil {
+			rmsRows(q, q, l.qNorm, hd)
+			rmsRows(k, k, l.kNorm, hd)
+		}
+		m.rope(li, steps, rowStart, q, k)
 		m.storeKV(li, steps, rowStart, k, v)
 		m.attention(ws, li, q, att)
 		ws.linear(li, ProjO, proj, att, l.o, nil, H, qd)
+		if l.postAttn != nil {
+			rmsRows(proj, proj, l.postAttn, H)
+		}
 		kernels.Add(x, proj)
 
-		for r := 0; r < R; r++ {
-			kernels.RMSNorm(xn[r*H:(r+1)*H], x[r*H:(r+1)*H], l.mlpNorm, cfg.RMSNormEps)
-		}
+		rmsRows(xn, x, l.mlpNorm, H)
 		gp, upp := l.gate.product(gate, xn, R, I, H), l.up.product(up, xn, R, I, H)
-		if len(ws.adapted) == 0 {
+		switch {
+		case cfg.GeGLU:
+			ws.prods[0], ws.prods[1] = gp, upp
+			kernels.MatMulTGroup(ws.prods[:2]...)
+			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
+			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
+			ws.adapt(li, 2)
+			geluTanhMul(gate, up)
+		case len(ws.adapted) == 0:
 			// SiLU·mul applied block by block inside the GEMM job, while
 			// each block of gate and up is still in cache.
 			kernels.SwiGLU(gp, upp)
-		} else {
+		default:
 			// Adapters add to gate and up before the activation.
 			ws.prods[0], ws.prods[1] = gp, upp
 			kernels.MatMulTGroup(ws.prods[:2]...)
@@ -248,21 +392,28 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			kernels.SiLUMul(gate, up)
 		}
 		ws.linear(li, ProjDown, proj, gate, l.down, nil, H, I)
+		if l.postMLP != nil {
+			rmsRows(proj, proj, l.postMLP, H)
+		}
 		kernels.Add(x, proj)
 		for i, s := range steps {
 			if s.Hidden && s.HiddenLayer == li+1 {
-				out[i].Hidden = append(out[i].Hidden, x[rowStart[i]*H:rowStart[i+1]*H]...)
+				out[i].Hidden = append(out[i].Hidden, x[first(i)*H:rowStart[i+1]*H]...)
 			}
 		}
 	}
 	for _, s := range steps {
-		s.Cache.n += len(s.Tokens)
+		c := s.Cache
+		if c.longrope {
+			c.tokens = append(c.tokens, s.Tokens...)
+		}
+		c.n += len(s.Tokens)
 	}
 
 	// Final norm and LM head only on the rows someone asked for.
 	sel := ws.sel[:0] // rows of x that get logits
 	for i, s := range steps {
-		r0, r1 := rowStart[i], rowStart[i+1]
+		r0, r1 := first(i), rowStart[i+1]
 		if s.Hidden && s.HiddenLayer == 0 {
 			h := grow(out[i].Hidden, (r1-r0)*H)
 			for r := r0; r < r1; r++ {
@@ -293,13 +444,16 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		// out (a few hundred KB against the LM head's tens of MB).
 		logits := ws.growLogits(len(sel) * V)
 		m.lmHead.matmul(logits, hn, len(sel), V, H)
+		if cfg.FinalSoftcap > 0 {
+			softcapRows(logits, float32(cfg.FinalSoftcap))
+		}
 		j := 0
 		for i, s := range steps {
 			n := 0
 			switch {
 			case s.NoLogits:
 			case s.AllLogits:
-				n = len(s.Tokens)
+				n = rowStart[i+1] - first(i)
 			default:
 				n = 1
 			}
@@ -310,6 +464,69 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		}
 	}
 	return nil
+}
+
+// longropeSteps decides, for the steps of a longrope model, which factors
+// each sequence uses. A fresh cache picks them from its first step's length
+// (or NewCacheFor's plan); a cache on the short factors whose sequence now
+// grows past the original context is emptied and its step recomputes the
+// whole sequence with the long ones, as transformers does. skip[i] is then
+// how many leading rows of step i only rebuild that prefix (nil when none).
+func (m *Model) longropeSteps(steps []Step) ([]Step, []int) {
+	if m.Config.Rope.Type != "longrope" {
+		return steps, nil
+	}
+	var skip []int
+	for i, s := range steps {
+		c := s.Cache
+		end := c.n + len(s.Tokens)
+		switch {
+		case c.planned:
+			continue
+		case c.n == 0:
+			c.long = m.Config.LongRope(end)
+			continue
+		case c.long || !m.Config.LongRope(end):
+			continue
+		}
+		if skip == nil {
+			steps = slices.Clone(steps)
+			skip = make([]int, len(steps))
+		}
+		prefix := slices.Clone(c.tokens[:c.n])
+		skip[i] = len(prefix)
+		c.reset()
+		c.long = true
+		steps[i].Tokens = append(prefix, s.Tokens...)
+	}
+	return steps, skip
+}
+
+// softcapRows replaces every x by c·tanh(x/c).
+func softcapRows(x []float32, c float32) {
+	kernels.ParallelWork(len(x)/1024+1, len(x)*20, func(lo, hi int) {
+		for i := lo * 1024; i < min(len(x), hi*1024); i++ {
+			x[i] = c * float32(math.Tanh(float64(x[i]/c)))
+		}
+	})
+}
+
+// geluTanhMul computes gate = gelu_tanh(gate) ⊙ up, the GeGLU activation, with
+// gelu_tanh(x) = x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+//
+//	gate, up: [n]
+func geluTanhMul(gate, up []float32) {
+	kernels.ParallelWork(len(gate)/1024+1, len(gate)*20, func(lo, hi int) {
+		for i := lo * 1024; i < min(len(gate), hi*1024); i++ {
+			gate[i] = GELUTanh(gate[i]) * up[i]
+		}
+	})
+}
+
+// GELUTanh is the tanh approximation of GELU (PyTorch's approximate="tanh").
+func GELUTanh(x float32) float32 {
+	v := float64(x)
+	return float32(0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v))))
 }
 
 // grow returns b resized to n elements, reusing its memory when it can.
@@ -468,26 +685,24 @@ func (ws *workspace) adapterRange(lo, hi int) {
 	}
 }
 
-// rope rotates every query and key head at its absolute position.
+// rope rotates every query and key head of layer li at its absolute
+// position: the first Rotary() dims of each head, with the layer's table.
 //
 //	q: [R, NumHeads*HeadDim], k: [R, NumKVHeads*HeadDim]
-func (m *Model) rope(steps []Step, rowStart []int, q, k []float32) {
-	hd, half := m.Config.HeadDim, m.Config.HeadDim/2
+func (m *Model) rope(li int, steps []Step, rowStart []int, q, k []float32) {
+	hd, rot := m.Config.HeadDim, m.Config.Rotary()
+	half := rot / 2
 	nh, nkv := m.Config.NumHeads, m.Config.NumKVHeads
-	need := 0
-	for _, s := range steps {
-		need = max(need, s.Cache.n+len(s.Tokens))
-	}
-	tab := m.ropeFor(need)
 	for i, s := range steps {
+		tab := m.ropeFor(m.Config.ropeKind(li, s.Cache.long), s.Cache.n+len(s.Tokens))
 		for t := range s.Tokens {
 			r, pos := rowStart[i]+t, s.Cache.n+t
 			cos, sin := tab.cos[pos*half:(pos+1)*half], tab.sin[pos*half:(pos+1)*half]
 			for h := 0; h < nh; h++ {
-				kernels.RoPE(q[(r*nh+h)*hd:(r*nh+h+1)*hd], cos, sin)
+				kernels.RoPE(q[(r*nh+h)*hd:(r*nh+h)*hd+rot], cos, sin)
 			}
 			for h := 0; h < nkv; h++ {
-				kernels.RoPE(k[(r*nkv+h)*hd:(r*nkv+h+1)*hd], cos, sin)
+				kernels.RoPE(k[(r*nkv+h)*hd:(r*nkv+h)*hd+rot], cos, sin)
 			}
 		}
 	}
@@ -498,17 +713,18 @@ func (m *Model) storeKV(li int, steps []Step, rowStart []int, k, v []float32) {
 	hd, nkv := m.Config.HeadDim, m.Config.NumKVHeads
 	ld := nkv * hd
 	for i, s := range steps {
-		c := s.Cache
+		c := &s.Cache.layers[li]
 		r0, n := rowStart[i], len(s.Tokens)
+		at := s.Cache.n - c.off // row of the first new position
 		for h := 0; h < nkv; h++ {
 			for t := 0; t < n; t++ {
-				pos := c.n + t
-				copy(c.k[li][h][pos*hd:(pos+1)*hd], k[(r0+t)*ld+h*hd:(r0+t)*ld+(h+1)*hd])
+				row := at + t
+				copy(c.k[h][row*hd:(row+1)*hd], k[(r0+t)*ld+h*hd:(r0+t)*ld+(h+1)*hd])
 			}
 			// Vᵀ row by row, so the writes run along each row of the cache.
-			vt := c.vt[li][h]
+			vt := c.vt[h]
 			for d := 0; d < hd; d++ {
-				row := vt[d*c.cap+c.n : d*c.cap+c.n+n]
+				row := vt[d*c.cap+at : d*c.cap+at+n]
 				for t := range row {
 					row[t] = v[(r0+t)*ld+h*hd+d]
 				}
@@ -523,7 +739,9 @@ const attentionBlock = 64
 
 // attention computes causal grouped-query attention for every new token against
 // its sequence's cache (which already holds the new keys and values): per
-// (sequence, head, block of rows), S = (Q/√d)·Kᵀ, a masked softmax, then S·V.
+// (sequence, head, block of rows), S = (Q·scale)·Kᵀ over the keys the block
+// can see (its window on a sliding layer), soft-capped where the family
+// does, a masked softmax, then S·V.
 //
 //	q: [R, NumHeads*HeadDim], out: [R, NumHeads*HeadDim]
 func (m *Model) attention(ws *workspace, li int, q, out []float32) {
@@ -531,18 +749,23 @@ func (m *Model) attention(ws *workspace, li int, q, out []float32) {
 	items := ws.items[:0]
 	work := 0 // multiply-adds: Q·Kᵀ and S·V per head
 	for i, s := range ws.steps {
+		w := s.Cache.layers[li].window
 		for h := 0; h < nh; h++ {
 			for t0 := 0; t0 < len(s.Tokens); t0 += attentionBlock {
 				t1 := min(len(s.Tokens), t0+attentionBlock)
 				items = append(items, attnItem{i, h, t0, t1})
-				work += 2 * (t1 - t0) * (s.Cache.n + t1) * m.Config.HeadDim
+				nk := s.Cache.n + t1
+				if w > 0 {
+					nk = min(nk, t1-t0+w-1)
+				}
+				work += 2 * (t1 - t0) * nk * m.Config.HeadDim
 			}
 		}
 	}
 	ws.items = items
 	ws.attnLi, ws.attnQ, ws.attnOut = li, q, out
-	// 1/√d goes into q (R·qd values) rather than into every score (R·heads·keys).
-	kernels.Scale(q, float32(1/math.Sqrt(float64(m.Config.HeadDim))))
+	// The scale goes into q (R·qd values) rather than into every score (R·heads·keys).
+	kernels.Scale(q, float32(m.Config.AttnScale()))
 	kernels.ParallelWork(len(items), work, ws.attnFn)
 }
 
@@ -555,6 +778,7 @@ func (ws *workspace) attentionRange(lo, hi int) {
 	hd, nh := m.Config.HeadDim, m.Config.NumHeads
 	group := nh / m.Config.NumKVHeads
 	ld := nh * hd
+	softcap := float32(m.Config.AttnSoftcap)
 	var bp *[]float32
 	select {
 	case bp = <-scoreFree:
@@ -563,8 +787,16 @@ func (ws *workspace) attentionRange(lo, hi int) {
 	}
 	for _, it := range ws.items[lo:hi] {
 		c := ws.steps[it.seq].Cache
-		K, Vt := c.k[li][it.head/group], c.vt[li][it.head/group]
-		rows, nk := it.t1-it.t0, c.n+it.t1 // keys visible to the block's last row
+		cl := &c.layers[li]
+		// Query position p sees keys (p − window, p]; the block's keys are
+		// the union over its rows, [k0, k1).
+		p0 := c.n + it.t0
+		k0, k1 := 0, c.n+it.t1
+		if cl.window > 0 {
+			k0 = max(0, p0-cl.window+1)
+		}
+		K, Vt := cl.k[it.head/group][(k0-cl.off)*hd:], cl.vt[it.head/group][k0-cl.off:]
+		rows, nk := it.t1-it.t0, k1-k0
 		if cap(*bp) < rows*nk {
 			*bp = make([]float32, rows*nk)
 		}
@@ -572,11 +804,22 @@ func (ws *workspace) attentionRange(lo, hi int) {
 		r0 := ws.rowStart[it.seq] + it.t0
 		kernels.MatMulTStrided(S, nk, q[r0*ld+it.head*hd:], ld, K, hd, rows, nk, hd)
 		for t := 0; t < rows; t++ {
-			valid := c.n + it.t0 + t + 1
-			kernels.Softmax(S[t*nk : t*nk+valid])
-			clear(S[t*nk+valid : (t+1)*nk])
+			p := p0 + t
+			a, b := 0, p+1-k0 // visible keys of this row: S columns [a, b)
+			if cl.window > 0 {
+				a = max(0, p-cl.window+1-k0)
+			}
+			row := S[t*nk : (t+1)*nk]
+			if softcap > 0 {
+				for j := a; j < b; j++ {
+					row[j] = softcap * float32(math.Tanh(float64(row[j]/softcap)))
+				}
+			}
+			kernels.Softmax(row[a:b])
+			clear(row[:a])
+			clear(row[b:])
 		}
-		kernels.MatMulTStrided(out[r0*ld+it.head*hd:], ld, S, nk, Vt, c.cap, rows, hd, nk)
+		kernels.MatMulTStrided(out[r0*ld+it.head*hd:], ld, S, nk, Vt, cl.cap, rows, hd, nk)
 	}
 	if cap(*bp) > 1<<20 { // a long prefill's: do not keep
 		*bp = nil

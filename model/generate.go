@@ -20,7 +20,12 @@ type GenerateOptions struct {
 	StopTokens  []int         // ids that end generation (not emitted); nil means the model's EOS
 	StopStrings []string      // texts that end generation (not emitted)
 	Adapter     Adapter       // nil for the base model
-	Constraint  Constraint    // nil, or what the output must match (one per sequence)
+	Constraint  Constraint    // nil, or what the output must match (one per sequence: it has state)
+
+	Logprobs       bool // record each generated token's log-probability (Sequence.Logprobs)
+	PromptLogprobs bool // score the prompt's tokens after the first (Sequence.PromptLogprobs)
+	TopLogprobs    int  // alternatives listed with each (at most MaxTopLogprobs)
+	ScoreOnly      bool // score the prompt and generate nothing (echo with max_tokens 0)
 }
 
 // Generation is the result of Generate.
@@ -39,9 +44,16 @@ type Sequence struct {
 	FinishReason string // "" while running, then "stop" or "length"
 	Err          error  // set when the constraint refused the sampled token (a bug, not user input)
 
+	Logprobs       []TokenLogprob // one per token of Tokens, with GenerateOptions.Logprobs
+	PromptLogprobs []TokenLogprob // one per prompt token after the first, with PromptLogprobs
+
+	vocab   int
+	lp      GenerateOptions // the log-probability options
+	scored  bool            // the prompt's logits have been seen
 	cache   *Cache
 	adapter Adapter
 	constr  Constraint
+	masked  []float32 // the logits under the constraint's mask (reused)
 	sampler *Sampler
 	dec     TextDecoder
 	stops   []string
@@ -76,7 +88,9 @@ func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*
 		stopIDs = m.Config.EOS
 	}
 	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, constr: o.Constraint, sampler: NewSampler(o.Sample),
-		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt}
+		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt,
+		vocab: m.Config.VocabSize, lp: GenerateOptions{Logprobs: o.Logprobs, PromptLogprobs: o.PromptLogprobs, TopLogprobs: o.TopLogprobs, ScoreOnly: o.ScoreOnly}}
+	s.sampler.Prime(prompt)
 	for _, id := range stopIDs {
 		s.stopIDs[id] = true
 	}
@@ -86,9 +100,11 @@ func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*
 	return s, nil
 }
 
-// Step is what the sequence feeds to the next Forward: the prompt first, then
-// its last token.
-func (s *Sequence) Step() Step { return Step{Cache: s.cache, Tokens: s.next, Adapter: s.adapter} }
+// Step is what the sequence feeds to the next Forward: the prompt first (with
+// logits for every position when the prompt is scored), then its last token.
+func (s *Sequence) Step() Step {
+	return Step{Cache: s.cache, Tokens: s.next, Adapter: s.adapter, AllLogits: s.lp.PromptLogprobs && !s.scored}
+}
 
 // Done reports whether the sequence has finished.
 func (s *Sequence) Done() bool { return s.FinishReason != "" }
@@ -96,14 +112,33 @@ func (s *Sequence) Done() bool { return s.FinishReason != "" }
 // Text is the text generated so far, up to what has been handed out.
 func (s *Sequence) Text() string { return s.text.String()[:s.emitted] }
 
-// Accept samples the next token from this sequence's logits ([V], from the
-// Forward of Step) and returns the new text that is safe to show: complete
-// UTF-8 that cannot be the start of a stop string.
+// Accept samples the next token from this sequence's logits (from the Forward
+// of Step: [V], or [len(Prompt), V] when the prompt is scored) and returns the
+// new text that is safe to show: complete UTF-8 that cannot be the start of a
+// stop string. It leaves logits as they are (forks draw from the same row).
 func (s *Sequence) Accept(logits []float32) string {
 	if s.Done() {
 		return ""
 	}
+	if !s.scored {
+		s.scored = true
+		if V := s.vocab; s.lp.PromptLogprobs && len(logits) > V {
+			n := len(logits) / V // rows for the last n prompt tokens; row r predicts the next
+			for r := 0; r+1 < n; r++ {
+				s.PromptLogprobs = append(s.PromptLogprobs, LogprobOf(logits[r*V:(r+1)*V], s.Prompt[len(s.Prompt)-n+r+1], s.lp.TopLogprobs))
+			}
+			logits = logits[(n-1)*V : n*V]
+		}
+		if s.lp.ScoreOnly {
+			return s.finish("length")
+		}
+	}
+	raw := logits
 	if s.constr != nil {
+		// The mask goes on a copy: the logits stay the model's, for
+		// log-probabilities and for the forks that draw from the same row.
+		s.masked = append(s.masked[:0], logits...)
+		logits = s.masked
 		s.constr.Mask(logits, s.maxNew-len(s.Tokens))
 	}
 	id := s.sampler.Sample(logits)
@@ -116,6 +151,10 @@ func (s *Sequence) Accept(logits []float32) string {
 	if s.stopIDs[id] {
 		return s.finish("stop")
 	}
+	if s.lp.Logprobs {
+		s.Logprobs = append(s.Logprobs, LogprobOf(raw, id, s.lp.TopLogprobs))
+	}
+	s.sampler.Observe(id)
 	s.Tokens = append(s.Tokens, id)
 	s.next = []int{id}
 	s.text.WriteString(s.dec.Next(id))

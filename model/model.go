@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -13,7 +14,7 @@ import (
 	"roe/model/safetensors"
 )
 
-// Model is a loaded Llama-family decoder.
+// Model is a loaded decoder of one of the supported families.
 type Model struct {
 	Config Config
 
@@ -27,34 +28,149 @@ type Model struct {
 
 	fingerprint string // see Fingerprint
 
-	ropeTab atomic.Pointer[ropeTable] // grown on demand up to the context length
-	ropeMu  sync.Mutex
+	ropeTabs [numRopeKinds]atomic.Pointer[ropeTable] // grown on demand up to the context length
+	ropeMu   sync.Mutex
 }
 
-// ropeTable holds cos/sin for positions [0, n), computed in float64.
+// ropeTable holds cos/sin for positions [0, n), computed in float64 (and
+// multiplied by the longrope attention factor where there is one).
 type ropeTable struct {
 	n        int
-	cos, sin []float32 // [n, HeadDim/2]
+	cos, sin []float32 // [n, Rotary()/2]
+}
+
+// A rope kind is one set of frequencies: global or local layers (Gemma 3),
+// short or long factors (longrope).
+const (
+	ropeLocal    = 1
+	ropeLong     = 2
+	numRopeKinds = 4
+)
+
+// ropeKind picks the table of a layer; long selects longrope's long factors.
+func (c *Config) ropeKind(layer int, long bool) int {
+	k := 0
+	if c.LocalRopeTheta > 0 && c.LayerWindow(layer) > 0 {
+		k |= ropeLocal
+	}
+	if long && c.Rope.Type == "longrope" {
+		k |= ropeLong
+	}
+	return k
 }
 
 // layer holds one transformer block in Hugging Face nn.Linear layout ([out, in]).
 type layer struct {
-	attnNorm []float32 // [H]
-	q        matrix    // [NumHeads*HeadDim, H]
-	k        matrix    // [NumKVHeads*HeadDim, H]
-	v        matrix    // [NumKVHeads*HeadDim, H]
-	o        matrix    // [H, NumHeads*HeadDim]
-	qb, kb   []float32 // [NumHeads*HeadDim], [NumKVHeads*HeadDim]; nil without biases
-	vb       []float32 // [NumKVHeads*HeadDim]
-	mlpNorm  []float32 // [H]
-	gate     matrix    // [I, H]
-	up       matrix    // [I, H]
-	down     matrix    // [H, I]
+	attnNorm    []float32 // [H] before attention
+	postAttn    []float32 // [H] on the attention output (SandwichNorm); nil otherwise
+	mlpNorm     []float32 // [H] before the MLP
+	postMLP     []float32 // [H] on the MLP output (SandwichNorm); nil otherwise
+	qNorm       []float32 // [HeadDim] per query head (QKNorm); nil otherwise
+	kNorm       []float32 // [HeadDim] per key head (QKNorm); nil otherwise
+	q           matrix    // [NumHeads*HeadDim, H]
+	k           matrix    // [NumKVHeads*HeadDim, H]
+	v           matrix    // [NumKVHeads*HeadDim, H]
+	o           matrix    // [H, NumHeads*HeadDim]
+	qb, kb      []float32 // [NumHeads*HeadDim], [NumKVHeads*HeadDim]; nil without biases
+	vb          []float32 // [NumKVHeads*HeadDim]
+	gate        matrix    // [I, H]
+	up          matrix    // [I, H]
+	down        matrix    // [H, I]
+	qkv, gateUp []float32 // float32 fused storage q/k/v and gate/up view (FusedQKV, FusedGateUp); nil otherwise
 }
 
 // projections lists the block's seven weight matrices.
 func (l *layer) projections() []*matrix {
 	return []*matrix{&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}
+}
+
+// norm returns the weight of one of the block's norms (nil when absent).
+func (l *layer) norm(n Norm) *[]float32 {
+	switch n {
+	case NormInput:
+		return &l.attnNorm
+	case NormPostAttn:
+		return &l.postAttn
+	case NormPreMLP:
+		return &l.mlpNorm
+	case NormPostMLP:
+		return &l.postMLP
+	case NormQ:
+		return &l.qNorm
+	case NormK:
+		return &l.kNorm
+	}
+	return nil
+}
+
+// vecParams counts the block's norm and bias weights.
+func (l *layer) vecParams() int {
+	n := len(l.qb) + len(l.kb) + len(l.vb)
+	for x := Norm(0); x < NumNorms; x++ {
+		n += len(*l.norm(x))
+	}
+	return n
+}
+
+// Norm names one RMSNorm weight inside a block.
+type Norm int
+
+// The norms a block may have; which ones a family has is NormName's answer.
+const (
+	NormInput    Norm = iota // before attention: input_layernorm
+	NormPostAttn             // on the attention output before the residual add (Gemma)
+	NormPreMLP               // before the MLP: post_attention_layernorm (Llama), pre_feedforward_layernorm (Gemma)
+	NormPostMLP              // on the MLP output before the residual add (Gemma)
+	NormQ                    // on each query head before RoPE: self_attn.q_norm
+	NormK                    // on each key head before RoPE: self_attn.k_norm
+	NumNorms
+)
+
+// NormName returns the checkpoint name of one of a block's norm weights, or
+// "" when the family has no such norm.
+func (c Config) NormName(layer int, n Norm) string {
+	p := "model.layers." + strconv.Itoa(layer) + "."
+	switch {
+	case n == NormInput:
+		return p + "input_layernorm.weight"
+	case n == NormPreMLP && c.SandwichNorm:
+		return p + "pre_feedforward_layernorm.weight"
+	case n == NormPreMLP, n == NormPostAttn && c.SandwichNorm:
+		return p + "post_attention_layernorm.weight"
+	case n == NormPostMLP && c.SandwichNorm:
+		return p + "post_feedforward_layernorm.weight"
+	case n == NormQ && c.QKNorm:
+		return p + "self_attn.q_norm.weight"
+	case n == NormK && c.QKNorm:
+		return p + "self_attn.k_norm.weight"
+	}
+	return ""
+}
+
+// NormSize is the width of a norm weight: HeadDim for the q/k norms, hidden otherwise.
+func (c Config) NormSize(n Norm) int {
+	if n == NormQ || n == NormK {
+		return c.HeadDim
+	}
+	return c.HiddenSize
+}
+
+// ProjParam returns the checkpoint tensor that holds projection p of a layer
+// and the offset, in elements, of p's rows inside it: a tensor of its own at
+// offset 0, or a slice of Phi-3's fused qkv_proj or gate_up_proj.
+func (c Config) ProjParam(layer int, p Proj) (name string, offset int) {
+	pre := "model.layers." + strconv.Itoa(layer) + "."
+	H := c.HiddenSize
+	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	switch {
+	case c.FusedQKV && p <= ProjV:
+		return pre + "self_attn.qkv_proj.weight", [...]int{0, qd * H, (qd + kvd) * H}[p]
+	case c.FusedGateUp && (p == ProjGate || p == ProjUp):
+		return pre + "mlp.gate_up_proj.weight", int(p-ProjGate) * c.IntermediateSize * H
+	case p >= ProjGate:
+		return pre + "mlp." + p.String() + ".weight", 0
+	}
+	return pre + "self_attn." + p.String() + ".weight", 0
 }
 
 // TensorSource is where weights come from: a safetensors file or a sharded
@@ -72,11 +188,90 @@ type QuantizedSource interface {
 	Quantized(name string) (*kernels.QMatrix, error)
 }
 
+// normsFolded is implemented by a TensorSource whose (1 + w) norms already
+// hold the one (llama.cpp's Gemma GGUF files).
+type normsFolded interface{ NormsFolded() bool }
+
 // Load reads dir/config.json and the safetensors checkpoint in dir.
 func Load(dir string) (*Model, error) { return LoadWith(dir, LoadOptions{}) }
 
 // New builds a model from a config and its tensors, checking every dtype and shape first.
 func New(cfg Config, src TensorSource) (*Model, error) { return NewWith(cfg, src, LoadOptions{}) }
+
+// tensorWant is one checkpoint tensor and where it goes.
+type tensorWant struct {
+	name  string
+	shape []int
+	vec   *[]float32 // a norm or bias: always float32
+	mat   *matrix    // a weight matrix: float32, bf16 or quantized
+	// A fused matrix is split by rows into parts (rows[i] each); its float32
+	// storage, which the parts view, goes to fused.
+	parts []*matrix
+	rows  []int
+	fused *[]float32
+	norm  bool // a norm weight, used as (1 + w) under NormPlusOne
+}
+
+// tensorWants lists every tensor a model of this config reads.
+func (m *Model) tensorWants() []tensorWant {
+	cfg := m.Config
+	H, I, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
+	qd, kvd := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
+	ws := []tensorWant{
+		{name: "model.embed_tokens.weight", shape: []int{V, H}, mat: &m.embed},
+		{name: "model.norm.weight", shape: []int{H}, vec: &m.norm, norm: true},
+	}
+	if !cfg.TieWordEmbeddings {
+		ws = append(ws, tensorWant{name: "lm_head.weight", shape: []int{V, H}, mat: &m.lmHead})
+	}
+	for i := range m.layers {
+		l := &m.layers[i]
+		// The order is the fingerprint's: Llama's predates the other families.
+		norm := func(n Norm) {
+			if name := cfg.NormName(i, n); name != "" {
+				ws = append(ws, tensorWant{name: name, shape: []int{cfg.NormSize(n)}, vec: l.norm(n), norm: true})
+			}
+		}
+		proj := func(p Proj) {
+			name, _ := cfg.ProjParam(i, p)
+			out, in := cfg.ProjShape(p)
+			ws = append(ws, tensorWant{name: name, shape: []int{out, in}, mat: l.proj(p)})
+		}
+		norm(NormInput)
+		if cfg.FusedQKV {
+			name, _ := cfg.ProjParam(i, ProjQ)
+			ws = append(ws, tensorWant{name: name, shape: []int{qd + 2*kvd, H},
+				parts: []*matrix{&l.q, &l.k, &l.v}, rows: []int{qd, kvd, kvd}, fused: &l.qkv})
+		} else {
+			proj(ProjQ)
+			proj(ProjK)
+			proj(ProjV)
+		}
+		proj(ProjO)
+		norm(NormQ)
+		norm(NormK)
+		norm(NormPostAttn)
+		norm(NormPreMLP)
+		if cfg.FusedGateUp {
+			name, _ := cfg.ProjParam(i, ProjGate)
+			ws = append(ws, tensorWant{name: name, shape: []int{2 * I, H},
+				parts: []*matrix{&l.gate, &l.up}, rows: []int{I, I}, fused: &l.gateUp})
+		} else {
+			proj(ProjGate)
+			proj(ProjUp)
+		}
+		proj(ProjDown)
+		norm(NormPostMLP)
+		if cfg.AttentionBias {
+			ws = append(ws,
+				tensorWant{name: fmt.Sprintf("model.layers.%d.self_attn.q_proj.bias", i), shape: []int{qd}, vec: &l.qb},
+				tensorWant{name: fmt.Sprintf("model.layers.%d.self_attn.k_proj.bias", i), shape: []int{kvd}, vec: &l.kb},
+				tensorWant{name: fmt.Sprintf("model.layers.%d.self_attn.v_proj.bias", i), shape: []int{kvd}, vec: &l.vb},
+			)
+		}
+	}
+	return ws
+}
 
 // NewWith is New with options. With bf16 weights each projection is narrowed
 // as soon as it is read, so the float32 copy of only one tensor is alive at a
@@ -86,51 +281,25 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	qsrc, _ := src.(QuantizedSource)
+	folded := false
+	if f, ok := src.(normsFolded); ok {
+		folded = f.NormsFolded()
+	}
 	H, I, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
-	qd, kvd := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
-	type want struct {
-		name  string
-		shape []int
-		vec   *[]float32 // a norm or bias: always float32
-		mat   *matrix    // a weight matrix: float32, bf16 or quantized
-	}
 	m := &Model{Config: cfg, layers: make([]layer, cfg.NumLayers)}
-	ws := []want{
-		{"model.embed_tokens.weight", []int{V, H}, nil, &m.embed},
-		{"model.norm.weight", []int{H}, &m.norm, nil},
-	}
-	if !cfg.TieWordEmbeddings {
-		ws = append(ws, want{"lm_head.weight", []int{V, H}, nil, &m.lmHead})
-	}
-	for i := range m.layers {
-		l := &m.layers[i]
-		p := fmt.Sprintf("model.layers.%d.", i)
-		ws = append(ws,
-			want{p + "input_layernorm.weight", []int{H}, &l.attnNorm, nil},
-			want{p + "self_attn.q_proj.weight", []int{qd, H}, nil, &l.q},
-			want{p + "self_attn.k_proj.weight", []int{kvd, H}, nil, &l.k},
-			want{p + "self_attn.v_proj.weight", []int{kvd, H}, nil, &l.v},
-			want{p + "self_attn.o_proj.weight", []int{H, qd}, nil, &l.o},
-			want{p + "post_attention_layernorm.weight", []int{H}, &l.mlpNorm, nil},
-			want{p + "mlp.gate_proj.weight", []int{I, H}, nil, &l.gate},
-			want{p + "mlp.up_proj.weight", []int{I, H}, nil, &l.up},
-			want{p + "mlp.down_proj.weight", []int{H, I}, nil, &l.down},
-		)
-		if cfg.AttentionBias {
-			ws = append(ws,
-				want{p + "self_attn.q_proj.bias", []int{qd}, &l.qb, nil},
-				want{p + "self_attn.k_proj.bias", []int{kvd}, &l.kb, nil},
-				want{p + "self_attn.v_proj.bias", []int{kvd}, &l.vb, nil},
-			)
-		}
-	}
+	ws := m.tensorWants()
 	// Check everything before converting anything. The fingerprint leaves
 	// out dtypes: a bf16 or quantized copy of a model is the same base for
 	// its adapters.
 	fp := sha256.New()
-	fmt.Fprintf(fp, "%s|H%d|I%d|L%d|h%d|kv%d|hd%d|V%d|eps%g|theta%g|rope%+v|tie%v|bias%v\n",
+	r := cfg.Rope
+	fmt.Fprintf(fp, "%s|H%d|I%d|L%d|h%d|kv%d|hd%d|V%d|eps%g|theta%g|rope{Type:%v Factor:%v LowFreqFactor:%v HighFreqFactor:%v OriginalMaxPos:%v}|tie%v|bias%v\n",
 		cfg.Architecture, H, I, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, V,
-		cfg.RMSNormEps, cfg.RopeTheta, cfg.Rope, cfg.TieWordEmbeddings, cfg.AttentionBias)
+		cfg.RMSNormEps, cfg.RopeTheta, r.Type, r.Factor, r.LowFreqFactor, r.HighFreqFactor, r.OriginalMaxPos,
+		cfg.TieWordEmbeddings, cfg.AttentionBias)
+	if f := cfg.blockFeatures(); f != "" {
+		fmt.Fprintf(fp, "%s\n", f)
+	}
 	quantized := make([]bool, len(ws))
 	for i, w := range ws {
 		info, ok := src.Info(w.name)
@@ -141,7 +310,7 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		case "F32", "BF16", "F16":
 		default:
 			t, ok := kernels.ParseQType(string(info.DType))
-			if !ok || !t.Known() || qsrc == nil || w.mat == nil {
+			if !ok || !t.Known() || qsrc == nil || w.vec != nil {
 				return nil, fmt.Errorf("%w: tensor %q has dtype %s (want F32, BF16 or F16)", ErrWeights, w.name, info.DType)
 			}
 			quantized[i] = true
@@ -158,7 +327,16 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
 			}
-			*w.mat = matrix{q: q}
+			if w.parts == nil {
+				*w.mat = matrix{q: q}
+				continue
+			}
+			rb := len(q.Data) / q.Rows
+			r0 := 0
+			for j, part := range w.parts {
+				*part = matrix{q: &kernels.QMatrix{Type: q.Type, Rows: w.rows[j], Cols: q.Cols, Data: q.Data[r0*rb : (r0+w.rows[j])*rb]}}
+				r0 += w.rows[j]
+			}
 			continue
 		}
 		v, err := src.Float32(w.name)
@@ -167,7 +345,31 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		}
 		switch {
 		case w.vec != nil:
+			if w.norm && cfg.NormPlusOne && !folded {
+				v = slices.Clone(v)
+				for j := range v {
+					v[j]++
+				}
+			}
 			*w.vec = v
+		case w.parts != nil:
+			cols := w.shape[1]
+			var h []uint16
+			if o.bf16() {
+				h = narrow(v)
+			} else {
+				*w.fused = v
+			}
+			r0 := 0
+			for j, part := range w.parts {
+				lo, hi := r0*cols, (r0+w.rows[j])*cols
+				if h != nil {
+					*part = matrix{h: h[lo:hi:hi]}
+				} else {
+					*part = f32Matrix(v[lo:hi:hi])
+				}
+				r0 += w.rows[j]
+			}
 		case o.bf16() && (w.name != "model.embed_tokens.weight" || cfg.TieWordEmbeddings):
 			*w.mat = matrix{h: narrow(v)}
 		default:
@@ -180,33 +382,57 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	return m, nil
 }
 
-// ropeFor returns a table covering at least n positions, growing it if needed:
-// a long context need not cost memory until it is used.
-func (m *Model) ropeFor(n int) *ropeTable {
-	if t := m.ropeTab.Load(); t != nil && t.n >= n {
+// blockFeatures describes, for the fingerprint, how a block departs from
+// Llama's; "" for the Llama family (whose fingerprints predate it).
+func (c Config) blockFeatures() string {
+	if !c.NormPlusOne && !c.SandwichNorm && !c.QKNorm && c.EmbedScale == 0 && c.QueryPreAttnScalar == 0 &&
+		c.AttnSoftcap == 0 && c.FinalSoftcap == 0 && !c.GeGLU && c.RotaryDim == 0 &&
+		c.LocalRopeTheta == 0 && !c.FusedQKV && !c.FusedGateUp && c.Rope.Type != "longrope" {
+		return ""
+	}
+	return fmt.Sprintf("plus1 %v sandwich %v qknorm %v embed %g qscalar %g softcap %g/%g geglu %v rot %d local %g fused %v/%v window %d %v longrope %v/%v/%g",
+		c.NormPlusOne, c.SandwichNorm, c.QKNorm, c.EmbedScale, c.QueryPreAttnScalar, c.AttnSoftcap, c.FinalSoftcap,
+		c.GeGLU, c.RotaryDim, c.LocalRopeTheta, c.FusedQKV, c.FusedGateUp, c.SlidingWindow, c.SlidingLayers,
+		c.Rope.ShortFactor, c.Rope.LongFactor, c.Rope.AttnFactor)
+}
+
+// ropeFor returns a table of one kind covering at least n positions, growing
+// it if needed: a long context need not cost memory until it is used.
+func (m *Model) ropeFor(kind, n int) *ropeTable {
+	slot := &m.ropeTabs[kind]
+	if t := slot.Load(); t != nil && t.n >= n {
 		return t
 	}
 	m.ropeMu.Lock()
 	defer m.ropeMu.Unlock()
-	if t := m.ropeTab.Load(); t != nil && t.n >= n {
+	if t := slot.Load(); t != nil && t.n >= n {
 		return t
 	}
 	size := n
-	if t := m.ropeTab.Load(); t != nil {
+	if t := slot.Load(); t != nil {
 		size = max(n, 2*t.n)
 	}
-	size = min(max(size, 256), m.Config.ContextLength())
-	inv := m.Config.InvFreq()
+	size = min(max(size, 256), max(n, m.Config.ContextLength()))
+	layer := -1 // a global layer
+	if kind&ropeLocal != 0 {
+		for i := range m.Config.NumLayers {
+			if m.Config.LayerWindow(i) > 0 {
+				layer = i
+				break
+			}
+		}
+	}
+	inv, scale := m.Config.RopeFreqs(layer, kind&ropeLong != 0)
 	half := len(inv)
 	t := &ropeTable{n: size, cos: make([]float32, size*half), sin: make([]float32, size*half)}
 	for p := 0; p < size; p++ {
 		for i, f := range inv {
 			s, c := math.Sincos(float64(p) * f)
-			t.cos[p*half+i] = float32(c)
-			t.sin[p*half+i] = float32(s)
+			t.cos[p*half+i] = float32(c * scale)
+			t.sin[p*half+i] = float32(s * scale)
 		}
 	}
-	m.ropeTab.Store(t)
+	slot.Store(t)
 	return t
 }
 
@@ -223,7 +449,7 @@ func (m *Model) NumParams() int {
 	}
 	for i := range m.layers {
 		l := &m.layers[i]
-		n += len(l.attnNorm) + len(l.qb) + len(l.kb) + len(l.vb) + len(l.mlpNorm)
+		n += l.vecParams()
 		for _, w := range l.projections() {
 			n += w.numParams()
 		}
@@ -276,12 +502,43 @@ func (m *Model) CloneWeights() *Model {
 	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, lmHead: m.lmHead,
 		layers: make([]layer, len(m.layers))}
 	for i, l := range m.layers {
+		l.qkv, l.gateUp = nil, nil
+		if m.Config.FusedQKV {
+			l.qkv = fuse(&l.q, &l.k, &l.v)
+		}
+		if m.Config.FusedGateUp {
+			l.gateUp = fuse(&l.gate, &l.up)
+		}
 		for _, w := range l.projections() {
-			*w = f32Matrix(w.float32s())
+			if !m.fusedView(w, &l) {
+				*w = f32Matrix(w.float32s())
+			}
 		}
 		c.layers[i] = l
 	}
 	return c
+}
+
+// fusedView reports whether w is one of the views fuse just made.
+func (m *Model) fusedView(w *matrix, l *layer) bool {
+	return (m.Config.FusedQKV && (w == &l.q || w == &l.k || w == &l.v)) ||
+		(m.Config.FusedGateUp && (w == &l.gate || w == &l.up))
+}
+
+// fuse copies parts, as float32, into one buffer (rows in order) and makes
+// each part a view of it: the fused tensor of the checkpoint.
+func fuse(parts ...*matrix) []float32 {
+	n := 0
+	for _, p := range parts {
+		n += p.numParams()
+	}
+	buf := make([]float32, 0, n)
+	for _, p := range parts {
+		lo := len(buf)
+		buf = append(buf, p.float32s()...)
+		*p = f32Matrix(buf[lo:len(buf):len(buf)])
+	}
+	return buf
 }
 
 func clone(v []float32) []float32 { return append([]float32(nil), v...) }
@@ -291,41 +548,66 @@ type Param struct {
 	Name  string
 	Shape []int
 	Data  []float32 // the model's own memory
+	// PlusOne: Data holds 1 + w for the checkpoint's w (a Gemma norm). The
+	// gradient is the same; Save writes Data − 1.
+	PlusOne bool
 }
 
-// Params lists every weight, embeddings first, then each layer, then the final
-// norm and (when untied) the LM head. Training writes through Data.
+// Params lists every weight in checkpoint naming and layout (Phi-3's fused
+// qkv_proj and gate_up_proj as one tensor each): embeddings first, then each
+// layer, then the final norm and (when untied) the LM head. Training writes
+// through Data. Under NormPlusOne the norms hold 1 + w (PlusOne).
 func (m *Model) Params() []Param {
 	c := m.Config
-	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	H, V := c.HiddenSize, c.VocabSize
 	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
-	ps := []Param{{"model.embed_tokens.weight", []int{V, H}, m.embed.f}}
-	for i, l := range m.layers {
-		p := fmt.Sprintf("model.layers.%d.", i)
-		ps = append(ps,
-			Param{p + "input_layernorm.weight", []int{H}, l.attnNorm},
-			Param{p + "self_attn.q_proj.weight", []int{qd, H}, l.q.f},
-			Param{p + "self_attn.k_proj.weight", []int{kvd, H}, l.k.f},
-			Param{p + "self_attn.v_proj.weight", []int{kvd, H}, l.v.f},
-			Param{p + "self_attn.o_proj.weight", []int{H, qd}, l.o.f},
-		)
+	ps := []Param{{Name: "model.embed_tokens.weight", Shape: []int{V, H}, Data: m.embed.f}}
+	for i := range m.layers {
+		l := &m.layers[i]
+		norm := func(n Norm) {
+			if name := c.NormName(i, n); name != "" {
+				ps = append(ps, Param{Name: name, Shape: []int{c.NormSize(n)}, Data: *l.norm(n), PlusOne: c.NormPlusOne})
+			}
+		}
+		norm(NormInput)
+		if c.FusedQKV {
+			name, _ := c.ProjParam(i, ProjQ)
+			ps = append(ps, Param{Name: name, Shape: []int{qd + 2*kvd, H}, Data: l.qkv})
+		}
+		for p := ProjQ; p <= ProjO; p++ {
+			if p == ProjO || !c.FusedQKV {
+				name, _ := c.ProjParam(i, p)
+				out, in := c.ProjShape(p)
+				ps = append(ps, Param{Name: name, Shape: []int{out, in}, Data: l.proj(p).f})
+			}
+		}
+		norm(NormQ)
+		norm(NormK)
 		if c.AttentionBias {
 			ps = append(ps,
-				Param{p + "self_attn.q_proj.bias", []int{qd}, l.qb},
-				Param{p + "self_attn.k_proj.bias", []int{kvd}, l.kb},
-				Param{p + "self_attn.v_proj.bias", []int{kvd}, l.vb},
+				Param{Name: fmt.Sprintf("model.layers.%d.self_attn.q_proj.bias", i), Shape: []int{qd}, Data: l.qb},
+				Param{Name: fmt.Sprintf("model.layers.%d.self_attn.k_proj.bias", i), Shape: []int{kvd}, Data: l.kb},
+				Param{Name: fmt.Sprintf("model.layers.%d.self_attn.v_proj.bias", i), Shape: []int{kvd}, Data: l.vb},
 			)
 		}
-		ps = append(ps,
-			Param{p + "post_attention_layernorm.weight", []int{H}, l.mlpNorm},
-			Param{p + "mlp.gate_proj.weight", []int{I, H}, l.gate.f},
-			Param{p + "mlp.up_proj.weight", []int{I, H}, l.up.f},
-			Param{p + "mlp.down_proj.weight", []int{H, I}, l.down.f},
-		)
+		norm(NormPostAttn)
+		norm(NormPreMLP)
+		if c.FusedGateUp {
+			name, _ := c.ProjParam(i, ProjGate)
+			ps = append(ps, Param{Name: name, Shape: []int{2 * c.IntermediateSize, H}, Data: l.gateUp})
+		}
+		for p := ProjGate; p <= ProjDown; p++ {
+			if p == ProjDown || !c.FusedGateUp {
+				name, _ := c.ProjParam(i, p)
+				out, in := c.ProjShape(p)
+				ps = append(ps, Param{Name: name, Shape: []int{out, in}, Data: l.proj(p).f})
+			}
+		}
+		norm(NormPostMLP)
 	}
-	ps = append(ps, Param{"model.norm.weight", []int{H}, m.norm})
+	ps = append(ps, Param{Name: "model.norm.weight", Shape: []int{H}, Data: m.norm, PlusOne: c.NormPlusOne})
 	if !c.TieWordEmbeddings {
-		ps = append(ps, Param{"lm_head.weight", []int{V, H}, m.lmHead.f})
+		ps = append(ps, Param{Name: "lm_head.weight", Shape: []int{V, H}, Data: m.lmHead.f})
 	}
 	return ps
 }
@@ -342,7 +624,11 @@ func (m *Model) Clone() *Model {
 	}
 	for i := range c.layers {
 		l := &c.layers[i]
-		l.attnNorm, l.mlpNorm = clone(l.attnNorm), clone(l.mlpNorm)
+		for n := Norm(0); n < NumNorms; n++ {
+			if v := l.norm(n); *v != nil {
+				*v = clone(*v)
+			}
+		}
 		if l.qb != nil {
 			l.qb, l.kb, l.vb = clone(l.qb), clone(l.kb), clone(l.vb)
 		}

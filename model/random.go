@@ -1,8 +1,9 @@
 package model
 
 import (
-	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 
 	"roe/model/safetensors"
 )
@@ -36,34 +37,42 @@ func Random(c Config, seed uint64) (*Model, error) {
 		v := make([]float32, n)
 		for i := range v {
 			v[i] = float32(r.NormFloat64() * 0.02)
-			if len(shape) == 1 {
+			if len(shape) == 1 && !c.NormPlusOne {
 				v[i] += 1
 			}
 		}
 		src[name] = memTensor{shape, v}
 	}
-	H, I, V, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.HeadDim
-	add("model.embed_tokens.weight", V, H)
-	add("model.norm.weight", H)
-	if !c.TieWordEmbeddings {
-		add("lm_head.weight", V, H)
+	// Per layer: norms, then matrices, then biases (the order seeds have
+	// always drawn them in).
+	m := &Model{Config: c, layers: make([]layer, c.NumLayers)}
+	ws := m.tensorWants()
+	kind := func(w tensorWant) int {
+		switch {
+		case w.norm:
+			return 0
+		case w.vec != nil:
+			return 2
+		}
+		return 1
+	}
+	i := 0
+	for ; i < len(ws) && !strings.HasPrefix(ws[i].name, "model.layers."); i++ {
+		add(ws[i].name, ws[i].shape...)
 	}
 	for l := 0; l < c.NumLayers; l++ {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		add(p+"input_layernorm.weight", H)
-		add(p+"post_attention_layernorm.weight", H)
-		add(p+"self_attn.q_proj.weight", c.NumHeads*hd, H)
-		add(p+"self_attn.k_proj.weight", c.NumKVHeads*hd, H)
-		add(p+"self_attn.v_proj.weight", c.NumKVHeads*hd, H)
-		add(p+"self_attn.o_proj.weight", H, c.NumHeads*hd)
-		add(p+"mlp.gate_proj.weight", I, H)
-		add(p+"mlp.up_proj.weight", I, H)
-		add(p+"mlp.down_proj.weight", H, I)
-		if c.AttentionBias {
-			add(p+"self_attn.q_proj.bias", c.NumHeads*hd)
-			add(p+"self_attn.k_proj.bias", c.NumKVHeads*hd)
-			add(p+"self_attn.v_proj.bias", c.NumKVHeads*hd)
+		j := i
+		for j < len(ws) && strings.HasPrefix(ws[j].name, "model.layers."+strconv.Itoa(l)+".") {
+			j++
 		}
+		for k := 0; k < 3; k++ {
+			for _, w := range ws[i:j] {
+				if kind(w) == k {
+					add(w.name, w.shape...)
+				}
+			}
+		}
+		i = j
 	}
 	return New(c, src)
 }
@@ -80,6 +89,33 @@ func SmolLM2Shape() Config {
 	return c
 }
 
+// Gemma3_270MShape is the shape of Gemma 3 270M (hidden 640, 18 layers, 4
+// query heads and 1 KV head of 256, FFN 2048, vocab 262144, tied; five
+// 512-token sliding layers to each global one).
+func Gemma3_270MShape() Config {
+	return mustShape(`{"architectures":["Gemma3ForCausalLM"],"model_type":"gemma3_text","hidden_size":640,
+	"intermediate_size":2048,"num_hidden_layers":18,"num_attention_heads":4,"num_key_value_heads":1,"head_dim":256,
+	"vocab_size":262144,"rms_norm_eps":1e-6,"rope_theta":1000000,"rope_local_base_freq":10000,
+	"query_pre_attn_scalar":256,"sliding_window":512,"sliding_window_pattern":6,"max_position_embeddings":32768,
+	"hidden_activation":"gelu_pytorch_tanh","tie_word_embeddings":true}`)
+}
+
+// Qwen3_06BShape is the shape of Qwen3-0.6B (hidden 1024, 28 layers, 16/8
+// heads of 128, FFN 3072, vocab 151936, tied).
+func Qwen3_06BShape() Config {
+	return mustShape(`{"architectures":["Qwen3ForCausalLM"],"hidden_size":1024,"intermediate_size":3072,
+	"num_hidden_layers":28,"num_attention_heads":16,"num_key_value_heads":8,"head_dim":128,"vocab_size":151936,
+	"rms_norm_eps":1e-6,"rope_theta":1000000,"max_position_embeddings":40960,"tie_word_embeddings":true}`)
+}
+
+func mustShape(js string) Config {
+	c, err := ParseConfig([]byte(js))
+	if err != nil {
+		panic(err) // a constant config
+	}
+	return c
+}
+
 // NumParamsHint counts the parameters a model of this config has (embedding,
 // norms, every block's projections and biases, and an untied LM head), without
 // building it.
@@ -89,6 +125,12 @@ func (c Config) NumParamsHint() int {
 	per := 2*H + qd*H + 2*kvd*H + H*qd + 3*I*H
 	if c.AttentionBias {
 		per += qd + 2*kvd
+	}
+	if c.SandwichNorm {
+		per += 2 * H
+	}
+	if c.QKNorm {
+		per += 2 * c.HeadDim
 	}
 	n := V*H + H + c.NumLayers*per
 	if !c.TieWordEmbeddings {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"roe/internal/atomicfile"
@@ -18,9 +19,10 @@ func (c Config) JSON(dtype string) []byte {
 	if arch == "" {
 		arch = "LlamaForCausalLM"
 	}
+	fam := supportedArchitectures[arch]
 	mt := c.ModelType
 	if mt == "" {
-		mt = supportedArchitectures[arch]
+		mt = fam.modelType
 	}
 	if dtype == "" {
 		dtype = c.TorchDType
@@ -70,12 +72,8 @@ func (c Config) JSON(dtype string) []byte {
 		"initializer_range":   0.02,
 		"use_cache":           true,
 	}
-	if c.SlidingWindow > 0 {
-		m["sliding_window"] = c.SlidingWindow
-		m["use_sliding_window"] = true
-	} else if arch != "LlamaForCausalLM" {
-		m["sliding_window"] = nil // Mistral's default is a 4096 window
-		m["use_sliding_window"] = false
+	if fam.json != nil {
+		fam.json(c, m)
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -107,6 +105,12 @@ func (m *Model) Save(dir string, format WeightFormat) error {
 				v = m.embed.float32s()
 			case "lm_head.weight":
 				v = m.lmHead.float32s()
+			}
+		}
+		if p.PlusOne {
+			v = slices.Clone(v)
+			for i := range v {
+				v[i]--
 			}
 		}
 		if n := shapeLen(p.Shape); len(v) != n {

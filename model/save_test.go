@@ -34,7 +34,7 @@ func TestConfigJSONRoundTrip(t *testing.T) {
 		want := c
 		want.TorchDType = "bfloat16"
 		if want.ModelType == "" {
-			want.ModelType = supportedArchitectures[c.Architecture]
+			want.ModelType = supportedArchitectures[c.Architecture].modelType
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%d: round trip\n got  %+v\n want %+v", i, got, want)

@@ -32,18 +32,26 @@ func newChatTemplate(tok *tokenizer.Tokenizer) (*chatTemplate, error) {
 	if id, ok := tok.EOS(); ok {
 		ct.eos, _ = tok.TokenString(id)
 	}
-	src := tok.ChatTemplate()
+	return compileChatTemplate(tok.ChatTemplate(), ct.bos, ct.eos)
+}
+
+// compileChatTemplate is newChatTemplate for a template's text ("" for the
+// fallback) and the BOS and EOS strings.
+func compileChatTemplate(src, bos, eos string) (*chatTemplate, error) {
+	ct := &chatTemplate{addSpecial: true, bos: bos, eos: eos}
 	if src == "" {
 		return ct, nil
 	}
 	// A template the engine cannot run falls back (with an error for the log)
 	// rather than keeping the model from being served.
-	t, err := gonja.FromString(src)
+	t, err := gonja.FromString(rewriteCondExprs(src))
 	if err != nil {
 		return ct, fmt.Errorf("tokenizer_config.json chat_template does not parse, using the fallback format: %w", err)
 	}
+	// The probe has no system message: some templates refuse one (Gemma 2),
+	// as transformers does; such a request then fails, not every request.
 	probe := &chatTemplate{tmpl: t, bos: ct.bos, eos: ct.eos}
-	if _, err := probe.render([]message{{"system", "s"}, {"user", "u"}, {"assistant", "a"}, {"user", "u"}}); err != nil {
+	if _, err := probe.render([]message{{"user", "u"}, {"assistant", "a"}, {"user", "u"}}); err != nil {
 		return ct, fmt.Errorf("tokenizer_config.json chat_template fails on a test conversation, using the fallback format: %w", err)
 	}
 	ct.tmpl, ct.addSpecial, ct.source = t, false, src
@@ -85,9 +93,12 @@ func (ct *chatTemplate) renderVars(list []any, tools []any) (string, error) {
 		"bos_token":             ct.bos,
 		"eos_token":             ct.eos,
 		"raise_exception": func(msg string) string {
-			raised = errors.New(msg)
+			if raised == nil { // Jinja stops at the first
+				raised = errors.New(msg)
+			}
 			return ""
 		},
+		condFunc: cond,
 	}
 	if tools != nil {
 		vars["tools"] = tools

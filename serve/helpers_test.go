@@ -14,3 +14,7 @@ func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 func modelOptions(maxTokens int) model.GenerateOptions {
 	return model.GenerateOptions{MaxTokens: maxTokens}
 }
+
+type modelStep = model.Step
+
+func argmax(v []float32) int { return model.Argmax(v) }

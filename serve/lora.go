@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -392,6 +393,9 @@ func (s *Server) adapterRefs(r *commonRequest, refs []experts.Ref) ([]experts.Re
 	if err := json.Unmarshal(r.Lora, &items); err != nil {
 		return nil, badRequest("lora", "lora must be a list of {\"id\": index or name, \"scale\": number} objects")
 	}
+	if err := s.loraFields(r.Lora); err != nil {
+		return nil, err
+	}
 	names := s.loraNames()
 	seen := map[string]bool{}
 	for i, it := range items {
@@ -433,4 +437,27 @@ func (s *Server) adapterRefs(r *commonRequest, refs []experts.Ref) ([]experts.Re
 		r.Model = s.cfg.ModelID // every adapter at scale 0: the base model
 	}
 	return refs, nil
+}
+
+// loraFields refuses an unknown field in a lora entry by name, as
+// checkFields does for the body (unless the server ignores them).
+func (s *Server) loraFields(raw json.RawMessage) error {
+	var entries []map[string]json.RawMessage
+	if json.Unmarshal(raw, &entries) != nil || s.cfg.IgnoreUnknownFields {
+		return nil
+	}
+	for i, e := range entries {
+		keys := make([]string, 0, len(e))
+		for k := range e {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if k != "id" && k != "scale" {
+				name := fmt.Sprintf("lora[%d].%s", i, k)
+				return badRequest(name, "unknown field %q: a lora entry is {\"id\", \"scale\"}", name)
+			}
+		}
+	}
+	return nil
 }

@@ -188,6 +188,7 @@ func TestLoadLoRAAdapter(t *testing.T) {
 		{`"lora":[{"id":true}]`, "lora[0].id"},
 		{`"lora":[{"id":"sql","scale":1e9}]`, "lora[0].scale"},
 		{`"lora":{"id":"sql"}`, "lora"},
+		{`"lora":[{"id":"sql","weight":0.5}]`, "lora[0].weight"},
 	} {
 		code, out, _ := do(t, f.srv, "POST", "/v1/completions", `{"prompt":"Once","max_tokens":2,`+c.fields+`}`, "k")
 		e, _ := out["error"].(map[string]any)

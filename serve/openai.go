@@ -1,21 +1,17 @@
 package serve
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -23,44 +19,67 @@ import (
 	"roe/model"
 )
 
-// The request fields shared by completions, chat and route.
+// The request fields shared by completions, chat and route. Every field of
+// the OpenAI schemas is either here (and honoured) or in a refusal table of
+// fields.go; anything else is refused as unknown.
 type commonRequest struct {
-	Model       string           `json:"model"`
-	MaxTokens   *int             `json:"max_tokens"`
-	MaxComplete *int             `json:"max_completion_tokens"`
-	Temperature *float64         `json:"temperature"`
-	TopP        *float64         `json:"top_p"`
-	TopK        *int             `json:"top_k"`
-	Seed        *int64           `json:"seed"`
-	Stop        json.RawMessage  `json:"stop"`
-	Stream      bool             `json:"stream"`
-	N           *int             `json:"n"`
-	Experts     json.RawMessage  `json:"experts"` // ["a","b"] or [{"name":"a","weight":0.5}]
-	Merge       string           `json:"merge"`
-	Routing     *experts.Routing `json:"routing"`
-	AdapterID   string           `json:"adapter_id"` // LoRAX: an expert by name (serve/lora.go)
-	Lora        json.RawMessage  `json:"lora"`       // llama.cpp: [{"id", "scale"}] (serve/lora.go)
+	Model         string             `json:"model"`
+	MaxTokens     *int               `json:"max_tokens"`
+	MaxComplete   *int               `json:"max_completion_tokens"`
+	Temperature   *float64           `json:"temperature"`
+	TopP          *float64           `json:"top_p"`
+	TopK          *int               `json:"top_k"`
+	MinP          *float64           `json:"min_p"`
+	Seed          *int64             `json:"seed"`
+	Stop          json.RawMessage    `json:"stop"`
+	Stream        bool               `json:"stream"`
+	StreamOptions *streamOptions     `json:"stream_options"`
+	N             *int               `json:"n"`
+	FrequencyPen  *float64           `json:"frequency_penalty"`
+	PresencePen   *float64           `json:"presence_penalty"`
+	RepetitionPen *float64           `json:"repetition_penalty"`
+	LogitBias     map[string]float64 `json:"logit_bias"`
+	User          string             `json:"user"`
+	Experts       json.RawMessage    `json:"experts"` // ["a","b"] or [{"name":"a","weight":0.5}]
+	Merge         string             `json:"merge"`
+	Routing       *experts.Routing   `json:"routing"`
+	AdapterID     string             `json:"adapter_id"` // LoRAX: an expert by name (lora.go)
+	Lora          json.RawMessage    `json:"lora"`       // llama.cpp: [{"id", "scale"}] (lora.go)
 
 	ResponseFormat json.RawMessage `json:"response_format"` // text, json_object or json_schema (structured.go)
 }
 
+type streamOptions struct {
+	IncludeUsage       bool  `json:"include_usage"`
+	IncludeObfuscation *bool `json:"include_obfuscation"`
+}
+
 type completionRequest struct {
 	commonRequest
-	Prompt json.RawMessage `json:"prompt"`
+	Prompt   json.RawMessage `json:"prompt"`
+	Echo     bool            `json:"echo"`
+	Logprobs *int            `json:"logprobs"`
+	BestOf   *int            `json:"best_of"`
 }
 
 type chatMessage struct {
 	Role       string          `json:"role"`
 	Content    json.RawMessage `json:"content"`
-	ToolCalls  json.RawMessage `json:"tool_calls"`   // assistant
+	ToolCalls  json.RawMessage `json:"tool_calls"`   // assistant (tools.go)
 	ToolCallID string          `json:"tool_call_id"` // tool
-	Name       string          `json:"name"`         // tool (the function's name)
+	Name       string          `json:"name"`         // tool: the function's name
 }
 
 type chatRequest struct {
 	commonRequest
 	Messages          []chatMessage   `json:"messages"`
-	Tools             json.RawMessage `json:"tools"`
+	Logprobs          *bool           `json:"logprobs"`
+	TopLogprobs       *int            `json:"top_logprobs"`
+	Store             *bool           `json:"store"`
+	ServiceTier       *string         `json:"service_tier"`
+	Modalities        []string        `json:"modalities"`
+	SafetyIdentifier  string          `json:"safety_identifier"`
+	Tools             json.RawMessage `json:"tools"` // tools.go
 	ToolChoice        json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 }
@@ -195,124 +214,292 @@ func stringOrList(raw json.RawMessage, param string) ([]string, error) {
 	return many, nil
 }
 
-// genParams validates sampling options against the server's limits.
-func (s *Server) genParams(r *commonRequest, promptLen int) (model.GenerateOptions, error) {
-	var o model.GenerateOptions
-	if r.N != nil && *r.N != 1 {
-		return o, badRequest("n", "only n=1 is supported")
+// Limits of one generation request.
+const (
+	maxChoices     = 8   // n and best_of
+	maxPrompts     = 256 // prompts × best_of in one completions request
+	maxLogitBias   = 1024
+	maxStopStrings = 4
+)
+
+// Field rules of the two generation endpoints (fields.go).
+var (
+	completionRules = fieldRules{reflect.TypeFor[completionRequest](): refusedCompletion}
+	chatRules       = fieldRules{reflect.TypeFor[chatRequest](): refusedChat, reflect.TypeFor[chatMessage](): refusedMessage}
+)
+
+// decodeRequest decodes a generation request and checks its fields against
+// the rules: refused and unknown fields are 400s naming them.
+func (s *Server) decodeRequest(c *fiber.Ctx, v any, rules fieldRules) error {
+	if err := decode(c, v); err != nil {
+		return err
 	}
+	var ignored []string
+	if err := checkFields(c.Body(), reflect.TypeOf(v), "", rules, s.cfg.IgnoreUnknownFields, &ignored); err != nil {
+		return err
+	}
+	if len(ignored) > 0 {
+		s.log.Info("ignored unknown fields", "path", c.Path(), "fields", ignored, "request_id", c.Locals("requestid"))
+	}
+	return nil
+}
+
+// sampling validates the sampling options shared by completions and chat.
+func (s *Server) sampling(r *commonRequest) (model.SampleOptions, error) {
+	o := model.SampleOptions{Temperature: 1}
+	bad := func(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) }
+	if r.Temperature != nil {
+		if *r.Temperature < 0 || *r.Temperature > 2 || bad(*r.Temperature) {
+			return o, badRequest("temperature", "temperature must be in [0, 2], got %g", *r.Temperature)
+		}
+		o.Temperature = *r.Temperature
+	}
+	if r.TopP != nil {
+		if *r.TopP <= 0 || *r.TopP > 1 || bad(*r.TopP) {
+			return o, badRequest("top_p", "top_p must be in (0, 1], got %g", *r.TopP)
+		}
+		o.TopP = *r.TopP
+	}
+	if r.TopK != nil {
+		if *r.TopK < -1 {
+			return o, badRequest("top_k", "top_k must be ≥ 0 (0 or -1: all tokens), got %d", *r.TopK)
+		}
+		o.TopK = max(*r.TopK, 0)
+	}
+	if r.MinP != nil {
+		if *r.MinP < 0 || *r.MinP > 1 || bad(*r.MinP) {
+			return o, badRequest("min_p", "min_p must be in [0, 1], got %g", *r.MinP)
+		}
+		o.MinP = *r.MinP
+	}
+	for _, p := range []struct {
+		name string
+		v    *float64
+		dst  *float64
+	}{{"frequency_penalty", r.FrequencyPen, &o.FrequencyPenalty}, {"presence_penalty", r.PresencePen, &o.PresencePenalty}} {
+		if p.v == nil {
+			continue
+		}
+		if *p.v < -2 || *p.v > 2 || bad(*p.v) {
+			return o, badRequest(p.name, "%s must be in [-2, 2], got %g", p.name, *p.v)
+		}
+		*p.dst = *p.v
+	}
+	if r.RepetitionPen != nil {
+		if *r.RepetitionPen <= 0 || bad(*r.RepetitionPen) {
+			return o, badRequest("repetition_penalty", "repetition_penalty must be > 0 (1 is off), got %g", *r.RepetitionPen)
+		}
+		o.RepetitionPenalty = *r.RepetitionPen
+	}
+	if len(r.LogitBias) > maxLogitBias {
+		return o, badRequest("logit_bias", "at most %d logit_bias entries, got %d", maxLogitBias, len(r.LogitBias))
+	}
+	if len(r.LogitBias) > 0 {
+		o.LogitBias = make(map[int]float32, len(r.LogitBias))
+		V := s.cfg.Model.Config.VocabSize
+		for k, v := range r.LogitBias {
+			id, err := strconv.Atoi(k)
+			if err != nil || id < 0 || id >= V {
+				return o, badRequest("logit_bias", "logit_bias keys are token ids in [0, %d), got %q", V, k)
+			}
+			if v < -100 || v > 100 || bad(v) {
+				return o, badRequest("logit_bias", "logit_bias values must be in [-100, 100], got %g for %s", v, k)
+			}
+			o.LogitBias[id] = float32(v)
+		}
+	}
+	if r.Seed != nil {
+		seed := uint64(*r.Seed)
+		o.Seed = &seed
+	}
+	return o, nil
+}
+
+// maxTokens is the completion budget of one prompt. zeroOK allows 0 (echo
+// scores the prompt and generates nothing).
+func (s *Server) maxTokens(r *commonRequest, promptLen int, zeroOK bool) (int, error) {
 	maxTok := 16
 	if r.MaxComplete != nil {
 		r.MaxTokens = r.MaxComplete
 	}
 	if r.MaxTokens != nil {
 		maxTok = *r.MaxTokens
-		if maxTok < 1 {
-			return o, badRequest("max_tokens", "max_tokens must be at least 1, got %d", maxTok)
+		if maxTok < 0 || (maxTok == 0 && !zeroOK) {
+			return 0, badRequest("max_tokens", "max_tokens must be at least 1 (0 only with echo), got %d", maxTok)
 		}
 		if maxTok > s.cfg.MaxTokens {
-			return o, unprocessable("max_tokens", "max_tokens_exceeded", "max_tokens %d exceeds the server limit of %d", maxTok, s.cfg.MaxTokens)
+			return 0, unprocessable("max_tokens", "max_tokens_exceeded", "max_tokens %d exceeds the server limit of %d", maxTok, s.cfg.MaxTokens)
 		}
 	}
 	if promptLen+maxTok > s.cfg.MaxContext {
 		if promptLen >= s.cfg.MaxContext {
-			return o, unprocessable("prompt", "context_length_exceeded", "the prompt has %d tokens; the context length is %d", promptLen, s.cfg.MaxContext)
+			return 0, unprocessable("prompt", "context_length_exceeded", "the prompt has %d tokens; the context length is %d", promptLen, s.cfg.MaxContext)
 		}
 		if r.MaxTokens != nil {
-			return o, unprocessable("max_tokens", "context_length_exceeded",
+			return 0, unprocessable("max_tokens", "context_length_exceeded",
 				"the prompt (%d tokens) plus max_tokens (%d) exceeds the context length of %d", promptLen, maxTok, s.cfg.MaxContext)
 		}
 		maxTok = s.cfg.MaxContext - promptLen
 	}
-	o.MaxTokens = maxTok
-	o.Sample.Temperature = 1
-	if r.Temperature != nil {
-		if *r.Temperature < 0 || *r.Temperature > 2 || math.IsNaN(*r.Temperature) {
-			return o, badRequest("temperature", "temperature must be in [0, 2], got %g", *r.Temperature)
+	return maxTok, nil
+}
+
+// basePlan validates what completions and chat share.
+func (s *Server) basePlan(r *commonRequest) (*plan, error) {
+	p := &plan{model: r.Model, n: 1, stream: r.Stream, logprobs: -1, user: r.User}
+	if r.N != nil {
+		if *r.N < 1 || *r.N > maxChoices {
+			return nil, badRequest("n", "n must be in [1, %d], got %d", maxChoices, *r.N)
 		}
-		o.Sample.Temperature = *r.Temperature
+		p.n = *r.N
 	}
-	if r.TopP != nil {
-		if *r.TopP <= 0 || *r.TopP > 1 {
-			return o, badRequest("top_p", "top_p must be in (0, 1], got %g", *r.TopP)
-		}
-		o.Sample.TopP = *r.TopP
-	}
-	if r.TopK != nil {
-		if *r.TopK < 0 {
-			return o, badRequest("top_k", "top_k must be ≥ 0, got %d", *r.TopK)
-		}
-		o.Sample.TopK = *r.TopK
-	}
-	if r.Seed != nil {
-		seed := uint64(*r.Seed)
-		o.Sample.Seed = &seed
+	p.bestOf = p.n
+	var err error
+	if p.sample, err = s.sampling(r); err != nil {
+		return nil, err
 	}
 	stops, err := stringOrList(r.Stop, "stop")
 	if err != nil {
-		return o, err
+		return nil, err
 	}
-	if len(stops) > 4 {
-		return o, badRequest("stop", "at most 4 stop sequences, got %d", len(stops))
+	if len(stops) > maxStopStrings {
+		return nil, badRequest("stop", "at most %d stop sequences, got %d", maxStopStrings, len(stops))
 	}
-	o.StopStrings = stops
-	return o, nil
+	p.stops = stops
+	if o := r.StreamOptions; o != nil {
+		if !r.Stream {
+			return nil, badRequest("stream_options", "stream_options is only allowed with stream: true")
+		}
+		if o.IncludeObfuscation != nil && *o.IncludeObfuscation {
+			return nil, badRequest("stream_options.include_obfuscation", "stream_options.include_obfuscation is not supported (false is what roe sends)")
+		}
+		p.includeUsage = o.IncludeUsage
+	}
+	return p, nil
 }
 
-func newID(prefix string) string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return prefix + hex.EncodeToString(b)
+// parsePrompts reads a completions prompt: a string, a list of strings, a
+// list of token ids, or a list of lists of token ids.
+func (s *Server) parsePrompts(raw json.RawMessage) ([]promptIn, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, badRequest("prompt", "prompt is required: a string, a list of strings, a list of token ids or a list of such lists")
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return s.textPrompts([]string{one})
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		return nil, badRequest("prompt", "prompt must be a string, a list of strings, a list of token ids or a list of such lists")
+	}
+	if len(items) == 0 {
+		return nil, badRequest("prompt", "prompt is an empty list")
+	}
+	var texts []string
+	if json.Unmarshal(raw, &texts) == nil {
+		return s.textPrompts(texts)
+	}
+	var ids []int
+	if json.Unmarshal(raw, &ids) == nil {
+		p, err := s.idPrompt(ids, "prompt")
+		return []promptIn{p}, err
+	}
+	var lists [][]int
+	if json.Unmarshal(raw, &lists) != nil {
+		return nil, badRequest("prompt", "prompt must be a string, a list of strings, a list of token ids or a list of such lists (not a mix)")
+	}
+	out := make([]promptIn, len(lists))
+	for i, l := range lists {
+		p, err := s.idPrompt(l, fmt.Sprintf("prompt[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
 }
 
-type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+func (s *Server) textPrompts(texts []string) ([]promptIn, error) {
+	out := make([]promptIn, len(texts))
+	for i, t := range texts {
+		ids := s.cfg.Tokenizer.Encode(t, true)
+		if len(ids) == 0 || (t == "" && len(ids) == 1 && !s.startsWithBOS(ids)) {
+			param := "prompt"
+			if len(texts) > 1 {
+				param = fmt.Sprintf("prompt[%d]", i)
+			}
+			return nil, badRequest(param, "%s is empty", param)
+		}
+		out[i] = promptIn{ids: ids, text: t}
+	}
+	return out, nil
 }
 
-type completionChoice struct {
-	Text         string  `json:"text"`
-	Index        int     `json:"index"`
-	Logprobs     *string `json:"logprobs"`
-	FinishReason *string `json:"finish_reason"`
-}
-
-type completionResponse struct {
-	ID      string             `json:"id"`
-	Object  string             `json:"object"`
-	Created int64              `json:"created"`
-	Model   string             `json:"model"`
-	Choices []completionChoice `json:"choices"`
-	Usage   *usage             `json:"usage,omitempty"`
-	Roe     *experts.Info      `json:"roe,omitempty"`
+func (s *Server) idPrompt(ids []int, param string) (promptIn, error) {
+	if len(ids) == 0 {
+		return promptIn{}, badRequest(param, "%s is an empty list of token ids", param)
+	}
+	V := s.cfg.Model.Config.VocabSize
+	for _, id := range ids {
+		if id < 0 || id >= V {
+			return promptIn{}, badRequest(param, "%s: token id %d outside the vocabulary [0, %d)", param, id, V)
+		}
+	}
+	return promptIn{ids: ids, text: s.cfg.Tokenizer.Decode(ids, true), tokens: true}, nil
 }
 
 func (s *Server) completions(c *fiber.Ctx) error {
 	var r completionRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decodeRequest(c, &r, completionRules); err != nil {
 		return err
 	}
-	prompts, err := stringOrList(r.Prompt, "prompt")
+	p, err := s.basePlan(&r.commonRequest)
 	if err != nil {
 		return err
 	}
-	if len(prompts) != 1 {
-		return badRequest("prompt", "prompt must be one string (got %d)", len(prompts))
+	if r.BestOf != nil {
+		if *r.BestOf < p.n || *r.BestOf > maxChoices {
+			return badRequest("best_of", "best_of must be in [n, %d] (n is %d), got %d", maxChoices, p.n, *r.BestOf)
+		}
+		if *r.BestOf > p.n && r.Stream {
+			return badRequest("best_of", "best_of > n cannot be streamed: the best completions are known only at the end")
+		}
+		p.bestOf = *r.BestOf
 	}
-	ids := s.cfg.Tokenizer.Encode(prompts[0], true)
-	if len(ids) == 0 || (len(ids) == 1 && prompts[0] == "" && !s.startsWithBOS(ids)) {
-		return badRequest("prompt", "the prompt is empty")
+	if r.Logprobs != nil {
+		if *r.Logprobs < 0 || *r.Logprobs > model.MaxTopLogprobs {
+			return badRequest("logprobs", "logprobs must be in [0, %d], got %d", model.MaxTopLogprobs, *r.Logprobs)
+		}
+		p.logprobs = *r.Logprobs
 	}
-	spec, err := s.responseFormatSpec(r.ResponseFormat)
-	if err != nil {
+	p.echo = r.Echo
+	if p.prompts, err = s.parsePrompts(r.Prompt); err != nil {
 		return err
 	}
-	sel, err := s.selectFor(c.UserContext(), &r.commonRequest, []string{prompts[0]})
-	if err != nil {
+	if len(p.prompts)*p.bestOf > maxPrompts {
+		return badRequest("prompt", "at most %d completions per request (prompts × best_of or n), got %d", maxPrompts, len(p.prompts)*p.bestOf)
+	}
+	if p.spec, err = s.responseFormatSpec(r.ResponseFormat); err != nil {
 		return err
 	}
-	return s.generate(c, &r.commonRequest, ids, sel, false, spec)
+	for i := range p.prompts {
+		if p.prompts[i].maxNew, err = s.maxTokens(&r.commonRequest, len(p.prompts[i].ids), r.Echo); err != nil {
+			return err
+		}
+		if err := s.constrainBudget(p, &r.commonRequest, i); err != nil {
+			return err
+		}
+	}
+	queries := make([]string, len(p.prompts))
+	for i, q := range p.prompts {
+		queries[i] = q.text
+	}
+	if p.sel, err = s.selectFor(c.UserContext(), &r.commonRequest, queries); err != nil {
+		return err
+	}
+	p.model = r.Model // adapter_id may have named the expert
+	return s.run(c, p)
 }
 
 func (s *Server) startsWithBOS(ids []int) bool {
@@ -320,180 +507,50 @@ func (s *Server) startsWithBOS(ids []int) bool {
 	return ok && len(ids) > 0 && ids[0] == bos
 }
 
-// generate runs one sequence and answers as a completion or a chat completion.
-func (s *Server) generate(c *fiber.Ctx, r *commonRequest, ids []int, sel *experts.Selection, chat bool, spec *outputSpec) error {
-	o, err := s.genParams(r, len(ids))
-	if err != nil {
-		return err
-	}
-	if err := s.constrainOptions(&o, r, spec, len(ids)); err != nil {
-		return err
-	}
-	var tools *toolSet
-	if spec != nil {
-		tools = spec.tools
-	}
-	o.Adapter = sel.Adapter
-	seq, err := s.cfg.Model.NewSequence(ids, s.cfg.Tokenizer.NewStreamDecoder(true), o)
-	if err != nil {
-		return unprocessable("prompt", "invalid_prompt", "%v", err)
-	}
-	modelName := r.Model
-	sel.Info.Neighbors = nil // stored instances are shown by /v1/route only
-	c.Set("X-Roe-Experts", sel.Names())
-	if !r.Stream {
-		conn := c.Context().Conn()
-		job, err := s.sched.SubmitWatched(c.UserContext(), seq, func() bool { return !peerGone(conn) })
-		if err != nil {
-			return err
-		}
-		text, err := job.Wait(c.UserContext())
-		if err != nil {
-			return err
-		}
-		if seq.Err != nil {
-			return seq.Err
-		}
-		fin := seq.FinishReason
-		u := &usage{len(ids), len(seq.Tokens), len(ids) + len(seq.Tokens)}
-		if chat {
-			msg := &chatOut{Role: "assistant", Content: text}
-			if tools != nil {
-				if msg.ToolCalls, msg.Content = tools.parseCalls(text); len(msg.ToolCalls) > 0 {
-					fin = "tool_calls"
-				}
-			}
-			return c.JSON(chatResponse{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelName,
-				Choices: []chatChoice{{Index: 0, Message: msg, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
-		}
-		return c.JSON(completionResponse{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelName,
-			Choices: []completionChoice{{Text: text, FinishReason: &fin}}, Usage: u, Roe: sel.Info})
-	}
-	// Streaming: the request context is not tied to the connection in fasthttp,
-	// so a failed write is what tells us the client left.
-	ctx, cancel := context.WithCancel(context.Background())
-	job, err := s.sched.Submit(ctx, seq)
-	if err != nil {
-		cancel()
-		return err
-	}
-	id, created := newID("cmpl-"), time.Now().Unix()
-	if chat {
-		id = newID("chatcmpl-")
-	}
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set(fiber.HeaderConnection, "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer cancel()
-		send := func(v any) bool {
-			b, _ := json.Marshal(v)
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
-				return false
-			}
-			return w.Flush() == nil
-		}
-		if chat && !send(chatChunk(id, created, modelName, &chatOut{Role: "assistant"}, nil, nil)) {
-			return
-		}
-		var held strings.Builder // with tools, the message is sent whole at the end
-		for {
-			text, done, err := job.Next(ctx)
-			if text != "" && tools != nil {
-				held.WriteString(text)
-			} else if text != "" {
-				var ok bool
-				if chat {
-					ok = send(chatChunk(id, created, modelName, &chatOut{Content: text}, nil, nil))
-				} else {
-					ok = send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: modelName,
-						Choices: []completionChoice{{Text: text}}})
-				}
-				if !ok {
-					return // client gone: cancel stops the sequence
-				}
-			}
-			if done {
-				if err != nil {
-					var b errorBody
-					b.Error.Message, b.Error.Type = err.Error(), "server_error"
-					send(b)
-					return
-				}
-				break
-			}
-		}
-		fin := seq.FinishReason
-		u := &usage{len(ids), len(seq.Tokens), len(ids) + len(seq.Tokens)}
-		if tools != nil {
-			delta := &chatOut{}
-			if delta.ToolCalls, delta.Content = tools.parseCalls(held.String()); len(delta.ToolCalls) > 0 {
-				fin = "tool_calls"
-				for i := range delta.ToolCalls {
-					delta.ToolCalls[i].Index = &i
-				}
-			}
-			if (delta.Content != "" || len(delta.ToolCalls) > 0) && !send(chatChunk(id, created, modelName, delta, nil, nil)) {
-				return
-			}
-		}
-		if chat {
-			send(chatChunk(id, created, modelName, &chatOut{}, &fin, sel.Info, u))
-		} else {
-			send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: modelName,
-				Choices: []completionChoice{{FinishReason: &fin}}, Usage: u, Roe: sel.Info})
-		}
-		fmt.Fprint(w, "data: [DONE]\n\n")
-		w.Flush()
-	})
-	return nil
-}
-
-type chatOut struct {
-	Role      string     `json:"role,omitempty"`
-	Content   string     `json:"content"`
-	ToolCalls []toolCall `json:"tool_calls,omitempty"` // content is then null (tools.go)
-}
-
-type chatChoice struct {
-	Index        int      `json:"index"`
-	Message      *chatOut `json:"message,omitempty"`
-	Delta        *chatOut `json:"delta,omitempty"`
-	Logprobs     *string  `json:"logprobs"`
-	FinishReason *string  `json:"finish_reason"`
-}
-
-type chatResponse struct {
-	ID      string        `json:"id"`
-	Object  string        `json:"object"`
-	Created int64         `json:"created"`
-	Model   string        `json:"model"`
-	Choices []chatChoice  `json:"choices"`
-	Usage   *usage        `json:"usage,omitempty"`
-	Roe     *experts.Info `json:"roe,omitempty"`
-}
-
-func chatChunk(id string, created int64, modelName string, delta *chatOut, fin *string, info *experts.Info, u ...*usage) chatResponse {
-	r := chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: modelName,
-		Choices: []chatChoice{{Delta: delta, FinishReason: fin}}, Roe: info}
-	if len(u) > 0 {
-		r.Usage = u[0]
-	}
-	return r
-}
-
 func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	var r chatRequest
-	if err := decode(c, &r); err != nil {
+	if err := s.decodeRequest(c, &r, chatRules); err != nil {
 		return err
 	}
-	turns, err := parseTurns(r.Messages)
+	p, err := s.basePlan(&r.commonRequest)
 	if err != nil {
 		return err
 	}
-	spec, err := s.responseFormatSpec(r.ResponseFormat)
+	p.chat = true
+	if r.Logprobs != nil && *r.Logprobs {
+		p.logprobs = 0
+	}
+	if r.TopLogprobs != nil {
+		if *r.TopLogprobs < 0 || *r.TopLogprobs > model.MaxTopLogprobs {
+			return badRequest("top_logprobs", "top_logprobs must be in [0, %d], got %d", model.MaxTopLogprobs, *r.TopLogprobs)
+		}
+		if p.logprobs < 0 {
+			return badRequest("top_logprobs", "top_logprobs needs logprobs: true")
+		}
+		p.logprobs = *r.TopLogprobs
+	}
+	if r.Store != nil && *r.Store {
+		return badRequest("store", "store: true is not supported: roe does not store completions")
+	}
+	if t := r.ServiceTier; t != nil {
+		if *t != "auto" && *t != "default" {
+			return badRequest("service_tier", "service_tier %q is not supported: roe has one tier (auto or default)", *t)
+		}
+		p.serviceTier = "default"
+	}
+	for i, m := range r.Modalities {
+		if m != "text" {
+			return badRequest(fmt.Sprintf("modalities[%d]", i), "modalities[%d]: %q is not supported: roe writes text", i, m)
+		}
+	}
+	if r.SafetyIdentifier != "" {
+		p.user = r.SafetyIdentifier
+	}
+	turns, err := s.parseTurns(r.Messages)
 	if err != nil {
+		return err
+	}
+	if p.spec, err = s.responseFormatSpec(r.ResponseFormat); err != nil {
 		return err
 	}
 	ts, err := s.parseTools(r.Tools, r.ToolChoice, r.ParallelToolCalls)
@@ -501,10 +558,10 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 		return err
 	}
 	if ts != nil {
-		if spec != nil {
+		if p.spec != nil {
 			return badRequest("response_format", "response_format cannot be combined with tools (unless tool_choice is none)")
 		}
-		if spec, err = s.toolSpec(ts); err != nil {
+		if p.spec, err = s.toolSpec(ts); err != nil {
 			return err
 		}
 	}
@@ -516,25 +573,35 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if len(ids) == 0 {
 		return badRequest("messages", "the conversation renders to an empty prompt")
 	}
-	// The last user message is the query instance for routing.
-	query := ""
-	for i := len(turns) - 1; i >= 0; i-- {
-		if turns[i].Role == "user" {
-			query = turns[i].Content
-			break
-		}
-	}
-	sel, err := s.selectFor(c.UserContext(), &r.commonRequest, []string{query})
+	maxNew, err := s.maxTokens(&r.commonRequest, len(ids), false)
 	if err != nil {
 		return err
 	}
-	return s.generate(c, &r.commonRequest, ids, sel, true, spec)
+	p.prompts = []promptIn{{ids: ids, text: prompt, maxNew: maxNew}}
+	if err := s.constrainBudget(p, &r.commonRequest, 0); err != nil {
+		return err
+	}
+	if p.sel, err = s.selectFor(c.UserContext(), &r.commonRequest, []string{lastUser(turns)}); err != nil {
+		return err
+	}
+	p.model = r.Model // adapter_id may have named the expert
+	return s.run(c, p)
 }
 
 // message is one chat turn with its content flattened to text.
 type message struct{ Role, Content string }
 
-func parseMessages(in []chatMessage) ([]message, error) {
+// lastUser is the last user message, the query instance for routing.
+func lastUser(turns []turn) string {
+	for i := len(turns) - 1; i >= 0; i-- {
+		if turns[i].Role == "user" {
+			return turns[i].Content
+		}
+	}
+	return ""
+}
+
+func (s *Server) parseMessages(in []chatMessage) ([]message, error) {
 	if len(in) == 0 {
 		return nil, badRequest("messages", "messages must be a non-empty list")
 	}
@@ -545,21 +612,30 @@ func parseMessages(in []chatMessage) ([]message, error) {
 		default:
 			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "unknown role %q", m.Role)
 		}
+		param := fmt.Sprintf("messages[%d].content", i)
 		var text string
 		if json.Unmarshal(m.Content, &text) != nil {
-			var parts []struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			}
+			var parts []map[string]json.RawMessage
 			if err := json.Unmarshal(m.Content, &parts); err != nil {
-				return nil, badRequest(fmt.Sprintf("messages[%d].content", i), "content must be a string or a list of text parts")
+				return nil, badRequest(param, "content must be a string or a list of text parts")
 			}
 			var b strings.Builder
-			for _, p := range parts {
-				if p.Type != "text" {
-					return nil, badRequest(fmt.Sprintf("messages[%d].content", i), "content part type %q is not supported (text only)", p.Type)
+			for k, part := range parts {
+				var typ, txt string
+				json.Unmarshal(part["type"], &typ)
+				if typ != "text" {
+					return nil, badRequest(fmt.Sprintf("%s[%d].type", param, k), "content part type %q is not supported (text only)", typ)
 				}
-				b.WriteString(p.Text)
+				if err := json.Unmarshal(part["text"], &txt); err != nil {
+					return nil, badRequest(fmt.Sprintf("%s[%d].text", param, k), "a text part needs a string text")
+				}
+				for key := range part {
+					if key != "type" && key != "text" && !s.cfg.IgnoreUnknownFields {
+						name := fmt.Sprintf("%s[%d].%s", param, k, key)
+						return nil, badRequest(name, "unknown field %q: roe refuses fields it does not implement rather than ignore them (serve --ignore-unknown-fields to ignore them)", name)
+					}
+				}
+				b.WriteString(txt)
 			}
 			text = b.String()
 		}
@@ -695,15 +771,12 @@ func (s *Server) route(c *fiber.Ctx) error {
 	}
 	var queries []string
 	if len(r.Messages) > 0 {
-		msgs, err := parseMessages(r.Messages)
+		turns, err := s.parseTurns(r.Messages)
 		if err != nil {
 			return err
 		}
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if msgs[i].Role == "user" {
-				queries = []string{msgs[i].Content}
-				break
-			}
+		if q := lastUser(turns); q != "" {
+			queries = []string{q}
 		}
 	} else {
 		ps, err := stringOrList(r.Prompt, "prompt")

@@ -60,6 +60,11 @@ type Config struct {
 	MaxConns      int           // open connections; more are answered 503 and closed [1024]
 	Logger        *slog.Logger
 
+	// IgnoreUnknownFields lets completions and chat requests carry fields
+	// roe does not know (logged, then ignored); by default they are a 400
+	// that names them. Known fields roe does not implement are refused either way.
+	IgnoreUnknownFields bool
+
 	// Readiness, when set, joins /readyz: not ready answers 503; detail is
 	// shown either way (a shared library's sync state).
 	Readiness func() (ready bool, detail any)
@@ -80,6 +85,8 @@ type Server struct {
 	outs    outputs // structured output: the vocabulary's trie, compiled grammars
 
 	adapterRootReal string // AdapterRoot with its symbolic links resolved
+
+	fingerprint string // system_fingerprint of every generation
 
 	embedSem chan struct{} // bounds concurrent embedding requests (429 when full)
 	jobs     *jobs
@@ -124,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.AdapterRoot = root
 	}
-	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now()}
+	s := &Server{cfg: cfg, metrics: NewMetrics(), log: cfg.Logger, started: time.Now(), fingerprint: systemFingerprint(cfg.Model)}
 	s.adapterRootReal, _ = filepath.EvalSymlinks(cfg.AdapterRoot)
 	if cfg.Experts != nil {
 		s.metrics.Registry.MustRegister(cfg.Experts.Metrics().Collectors()...)
@@ -257,7 +264,9 @@ func (s *Server) routes() {
 	}}))
 	app.Use(requestid.New(requestid.Config{Header: "X-Request-Id", ContextKey: "requestid"}))
 	app.Use(s.observe)
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	health := func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) }
+	app.Get("/healthz", health)
+	app.Get("/health", health) // vLLM's and TGI's name
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		if !s.ready.Load() {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "shutting down"})
@@ -284,6 +293,11 @@ func (s *Server) routes() {
 	infer.Post("/route", s.limitBody(s.cfg.BodyLimit), s.route)
 	infer.Get("/models", s.listModels)
 	infer.Get("/models/*", s.getModel)
+	// vLLM's tokenizer routes, outside /v1 as there.
+	inferAuth := s.auth(*s.cfg.ProtectInference)
+	app.Post("/tokenize", inferAuth, s.limitBody(s.cfg.BodyLimit), s.tokenize)
+	app.Post("/detokenize", inferAuth, s.limitBody(s.cfg.BodyLimit), s.detokenize)
+	app.Get("/tokenizer_info", inferAuth, s.tokenizerInfo)
 
 	app.Get("/lora-adapters", s.auth(*s.cfg.ProtectInference), s.listLoRAAdapters)
 
@@ -323,8 +337,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	code := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(routeLabel(c), strconv.Itoa(code)).Inc()
-	s.log.Info("request", "method", c.Method(), "path", c.Path(), "status", code,
-		"ms", time.Since(t0).Milliseconds(), "request_id", c.Locals("requestid"))
+	attrs := []any{"method", c.Method(), "path", c.Path(), "status", code,
+		"ms", time.Since(t0).Milliseconds(), "request_id", c.Locals("requestid")}
+	if u, ok := c.Locals("user").(string); ok {
+		attrs = append(attrs, "user", u) // the request's user or safety_identifier
+	}
+	s.log.Info("request", attrs...)
 	return nil
 }
 

@@ -158,29 +158,48 @@ func schemaError(param string, err error) error {
 	return err
 }
 
-// constrainOptions puts the spec's constraint on a generation: without an
-// explicit max_tokens the output may use the rest of the context, and a
-// max_tokens below the shortest valid output is refused.
-func (s *Server) constrainOptions(o *model.GenerateOptions, r *commonRequest, spec *outputSpec, promptLen int) error {
+// constrainBudget fits prompt i's budget to the plan's output grammar:
+// without an explicit max_tokens the output may use the rest of the context,
+// and a max_tokens below the shortest valid output is refused. Call it after
+// maxTokens, which reads max_completion_tokens into r.MaxTokens.
+func (s *Server) constrainBudget(p *plan, r *commonRequest, i int) error {
+	spec := p.spec
 	if spec == nil || spec.grammar == nil {
 		return nil
 	}
-	if len(o.StopStrings) > 0 {
+	if len(p.stops) > 0 {
 		return badRequest("stop", "stop cannot be combined with %s: a stop string could cut the output short of valid JSON", spec.param)
 	}
+	pr := &p.prompts[i]
 	if r.MaxTokens == nil {
-		o.MaxTokens = max(1, min(s.cfg.MaxTokens, s.cfg.MaxContext-promptLen))
+		pr.maxNew = max(1, min(s.cfg.MaxTokens, s.cfg.MaxContext-len(pr.ids)))
 	}
 	c, err := constrain.New(spec.grammar, s.constrainVocab())
 	if err != nil {
 		return badRequest(spec.param, "%s cannot be used with this model: %v", spec.param, err)
 	}
-	if need := c.MinTokens(); o.MaxTokens < need {
+	if need := c.MinTokens(); pr.maxNew < need {
 		if r.MaxTokens == nil {
-			return unprocessable("messages", "context_length_exceeded", "the shortest output valid for %s may take %d tokens (one per byte); the prompt leaves %d", spec.param, need, o.MaxTokens)
+			param := "prompt"
+			if p.chat {
+				param = "messages"
+			}
+			return unprocessable(param, "context_length_exceeded", "the shortest output valid for %s may take %d tokens (one per byte); the prompt leaves %d", spec.param, need, pr.maxNew)
 		}
-		return badRequest("max_tokens", "max_tokens %d is too small for %s: the shortest valid output may take %d tokens (one per byte)", o.MaxTokens, spec.param, need)
+		return badRequest("max_tokens", "max_tokens %d is too small for %s: the shortest valid output may take %d tokens (one per byte)", pr.maxNew, spec.param, need)
 	}
-	o.Constraint = c
 	return nil
+}
+
+// newConstraint starts one sequence's constraint (nil without a grammar):
+// each completion has its own, as a constraint has state.
+func (s *Server) newConstraint(spec *outputSpec) (model.Constraint, error) {
+	if spec == nil || spec.grammar == nil {
+		return nil, nil
+	}
+	c, err := constrain.New(spec.grammar, s.constrainVocab())
+	if err != nil {
+		return nil, badRequest(spec.param, "%s cannot be used with this model: %v", spec.param, err)
+	}
+	return c, nil
 }

@@ -157,7 +157,7 @@ func TestToolsFallback(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("history: %d %v", code, out)
 	}
-	turns, err := parseTurns(mustMessages(t, hist))
+	turns, err := f.srv.parseTurns(mustMessages(t, hist))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestToolsTemplate(t *testing.T) {
 	hist := `[{"role":"system","content":"Be exact."},{"role":"user","content":"Weather?"},
 		{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_time","arguments":"{\"zone\":\"UTC\"}"}}]},
 		{"role":"tool","tool_call_id":"call_1","content":"noon"}]`
-	turns, err := parseTurns(mustMessages(t, hist))
+	turns, err := f.srv.parseTurns(mustMessages(t, hist))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +311,136 @@ func FuzzParseCalls(f *testing.F) {
 			}
 		}
 	})
+}
+
+// n, best_of and prompt arrays under a grammar: every completion has its own
+// constraint (forks of one prefill included), so each one parses.
+func TestStructuredChoices(t *testing.T) {
+	f := newFixture(t, "")
+	person := func(text string) error {
+		var p struct {
+			Name *string
+			Age  *int
+			Pets []string
+		}
+		if err := json.Unmarshal([]byte(text), &p); err != nil || p.Name == nil || p.Age == nil || p.Pets == nil {
+			return fmt.Errorf("output %q does not follow the schema: %v", text, err)
+		}
+		return nil
+	}
+	rf := `"response_format":{"type":"json_schema","json_schema":{"name":"person","schema":` + personSchema + `}}`
+	code, out, _ := do(t, f.srv, "POST", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"Who is Lily?"}],"temperature":1,"seed":7,"n":3,`+rf+`}`, "")
+	if code != 200 {
+		t.Fatalf("chat n=3: %d %v", code, out)
+	}
+	texts := map[string]bool{}
+	for _, c := range out["choices"].([]any) {
+		text := c.(map[string]any)["message"].(map[string]any)["content"].(string)
+		if err := person(text); err != nil {
+			t.Error(err)
+		}
+		texts[text] = true
+	}
+	if len(out["choices"].([]any)) != 3 || len(texts) < 2 {
+		t.Errorf("n=3: %v", out["choices"])
+	}
+	code, out, _ = do(t, f.srv, "POST", "/v1/completions", `{"model":"stories260K","prompt":["Once upon a time","Lily"],"temperature":1,"seed":2,"n":2,"logprobs":1,`+rf+`}`, "")
+	if code != 200 || len(out["choices"].([]any)) != 4 {
+		t.Fatalf("completions, 2 prompts × n=2: %d %v", code, out)
+	}
+	for _, c := range out["choices"].([]any) {
+		c := c.(map[string]any)
+		if err := person(c["text"].(string)); err != nil {
+			t.Error(err)
+		}
+		if lp, _ := c["logprobs"].(map[string]any); lp == nil || len(lp["tokens"].([]any)) == 0 {
+			t.Errorf("no logprobs: %v", c)
+		}
+	}
+	code, out, _ = do(t, f.srv, "POST", "/v1/completions", `{"model":"stories260K","prompt":"Once upon a time","temperature":1,"seed":3,"best_of":3,`+rf+`}`, "")
+	if code != 200 || len(out["choices"].([]any)) != 1 {
+		t.Fatalf("best_of 3: %d %v", code, out)
+	}
+	if err := person(choice0(t, out)["text"].(string)); err != nil {
+		t.Error(err)
+	}
+	// Streamed, n=2: each index's deltas join into a valid document.
+	parts := map[float64]*strings.Builder{}
+	for _, ev := range sse(t, f.srv, "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"stream":true,"temperature":1,"seed":4,"n":2,`+rf+`}`) {
+		for _, c := range ev["choices"].([]any) {
+			c := c.(map[string]any)
+			i := c["index"].(float64)
+			if parts[i] == nil {
+				parts[i] = &strings.Builder{}
+			}
+			if d, _ := c["delta"].(map[string]any); d != nil && d["content"] != nil {
+				parts[i].WriteString(d["content"].(string))
+			}
+		}
+	}
+	if len(parts) != 2 {
+		t.Fatalf("streamed choices: %v", parts)
+	}
+	for i, b := range parts {
+		if err := person(b.String()); err != nil {
+			t.Errorf("streamed choice %v: %v", i, err)
+		}
+	}
+}
+
+// Forced tool calls with n=2, streamed with log-probabilities: each choice's
+// call comes whole in one delta (with its tokens' log-probabilities), then
+// its finish chunk says tool_calls.
+func TestToolsStreamChoices(t *testing.T) {
+	f := newFixture(t, "")
+	events := sse(t, f.srv, "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"Weather in Paris?"}],"stream":true,"temperature":1,"seed":5,"n":2,
+		"logprobs":true,"tools":`+weatherTools+`,"tool_choice":"required"}`)
+	calls, finishes, lps := map[float64]int{}, map[float64]any{}, map[float64]int{}
+	for _, ev := range events {
+		for _, c := range ev["choices"].([]any) {
+			c := c.(map[string]any)
+			i := c["index"].(float64)
+			d, _ := c["delta"].(map[string]any)
+			if tc, _ := d["tool_calls"].([]any); len(tc) > 0 {
+				calls[i] += len(tc)
+				fn := tc[0].(map[string]any)["function"].(map[string]any)
+				var args map[string]any
+				if json.Unmarshal([]byte(fn["arguments"].(string)), &args) != nil || (fn["name"] != "get_weather" && fn["name"] != "get_time") {
+					t.Errorf("choice %v: call %v", i, fn)
+				}
+			}
+			if lp, _ := c["logprobs"].(map[string]any); lp != nil {
+				lps[i] += len(lp["content"].([]any))
+			}
+			if c["finish_reason"] != nil {
+				finishes[i] = c["finish_reason"]
+			}
+		}
+	}
+	for i := range 2 {
+		k := float64(i)
+		if calls[k] != 1 || finishes[k] != "tool_calls" || lps[k] == 0 {
+			t.Errorf("choice %d: %d calls, finish %v, %d logprobs", i, calls[k], finishes[k], lps[k])
+		}
+	}
+}
+
+// parallel_tool_calls false keeps an answer's first call.
+func TestParallelToolCalls(t *testing.T) {
+	defs := []toolDef{{Type: "function", Function: toolFunction{Name: "get_time", Parameters: json.RawMessage(noArguments)}}}
+	text := "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"
+	for _, single := range []bool{false, true} {
+		ts := &toolSet{defs: defs, choice: "auto", pre: "<tool_call>\n", suf: "\n</tool_call>", single: single}
+		calls, rest := ts.parseCalls(text)
+		if want := map[bool]int{false: 2, true: 1}[single]; len(calls) != want || rest != "" {
+			t.Errorf("single %v: %d calls (want %d), rest %q", single, len(calls), want, rest)
+		}
+	}
+	f := newFixture(t, "")
+	for _, v := range []string{"true", "false"} {
+		ts, err := f.srv.parseTools(json.RawMessage(weatherTools), nil, func() *bool { b := v == "true"; return &b }())
+		if err != nil || ts.single != (v == "false") {
+			t.Errorf("parallel_tool_calls %s: %+v %v", v, ts, err)
+		}
+	}
 }

@@ -45,6 +45,7 @@ type toolSet struct {
 	choice   string // none, auto, required or function
 	forced   string // the function's name, for choice "function"
 	template bool   // the model's chat template renders the tools
+	single   bool   // parallel_tool_calls false: at most one call
 	pre, suf string // the template's call markers ("" for bare JSON)
 }
 
@@ -117,7 +118,9 @@ func (s *Server) parseTools(toolsRaw, choiceRaw json.RawMessage, parallel *bool)
 			return nil, badRequest("tool_choice", "tool_choice %s needs tools", ts.choice)
 		}
 	}
-	_ = parallel // at most one call per turn satisfies both true and false
+	// A forced call is one call; parallel_tool_calls false also keeps a
+	// free answer to its first call (as vLLM does).
+	ts.single = parallel != nil && !*parallel
 	if ts.choice == "none" {
 		return nil, nil
 	}
@@ -161,8 +164,17 @@ func (s *Server) toolSpec(ts *toolSet) (*outputSpec, error) {
 }
 
 // parseCalls reads tool calls back from the model's text: the rest is the
-// text outside them.
+// text outside them. With parallel_tool_calls false, calls after the first
+// are dropped.
 func (ts *toolSet) parseCalls(text string) (calls []toolCall, rest string) {
+	calls, rest = ts.readCalls(text)
+	if ts.single && len(calls) > 1 {
+		calls = calls[:1]
+	}
+	return calls, rest
+}
+
+func (ts *toolSet) readCalls(text string) (calls []toolCall, rest string) {
 	if ts.pre != "" {
 		var out strings.Builder
 		for {
@@ -262,18 +274,20 @@ type turn struct {
 	message
 	ToolCalls  []toolCall
 	ToolCallID string
+	Name       string // a tool message's function
 }
 
 // parseTurns reads messages: the roles system, developer, user, assistant
-// (with tool_calls, content then optional) and tool (with tool_call_id).
-func parseTurns(in []chatMessage) ([]turn, error) {
+// (with tool_calls, content then optional) and tool (with tool_call_id and
+// an optional name); content as parseMessages reads it.
+func (s *Server) parseTurns(in []chatMessage) ([]turn, error) {
 	if len(in) == 0 {
 		return nil, badRequest("messages", "messages must be a non-empty list")
 	}
 	out := make([]turn, len(in))
 	for i, m := range in {
 		p := fmt.Sprintf("messages[%d]", i)
-		t := turn{message: message{Role: m.Role}, ToolCallID: m.ToolCallID}
+		t := turn{message: message{Role: m.Role}, ToolCallID: m.ToolCallID, Name: m.Name}
 		switch m.Role {
 		case "system", "user", "assistant", "developer", "tool":
 		default:
@@ -281,31 +295,32 @@ func parseTurns(in []chatMessage) ([]turn, error) {
 		}
 		if !isNull(m.ToolCalls) {
 			if m.Role != "assistant" {
-				return nil, badRequest(p+".tool_calls", "tool_calls belong to assistant messages")
+				return nil, badRequest(p+".tool_calls", "%s.tool_calls: tool_calls belong to assistant messages", p)
 			}
 			if err := strictJSON(m.ToolCalls, &t.ToolCalls, p+".tool_calls"); err != nil {
 				return nil, err
 			}
 			for k, c := range t.ToolCalls {
 				if c.Type != "function" || c.Function.Name == "" || c.Index != nil {
-					return nil, badRequest(fmt.Sprintf("%s.tool_calls[%d]", p, k), "a tool call is {id, type: function, function: {name, arguments}}")
+					q := fmt.Sprintf("%s.tool_calls[%d]", p, k)
+					return nil, badRequest(q, "%s: a tool call is {id, type: function, function: {name, arguments}}", q)
 				}
 			}
 		}
 		if m.Role == "tool" && m.ToolCallID == "" {
-			return nil, badRequest(p+".tool_call_id", "a tool message needs the tool_call_id it answers")
+			return nil, badRequest(p+".tool_call_id", "%s.tool_call_id: a tool message needs the tool_call_id it answers", p)
 		}
 		if m.Role != "tool" && m.ToolCallID != "" {
-			return nil, badRequest(p+".tool_call_id", "tool_call_id belongs to tool messages")
+			return nil, badRequest(p+".tool_call_id", "%s.tool_call_id: tool_call_id belongs to tool messages", p)
 		}
 		if m.Name != "" && m.Role != "tool" {
-			return nil, badRequest(p+".name", "participant names are not supported (name is read on tool messages only)")
+			return nil, badRequest(p+".name", "%s.name: participant names are not supported (name is read on tool messages only)", p)
 		}
 		if isNull(m.Content) && len(t.ToolCalls) > 0 {
 			out[i] = t
 			continue
 		}
-		msgs, err := parseMessages([]chatMessage{{Role: "user", Content: m.Content}})
+		msgs, err := s.parseMessages([]chatMessage{{Role: "user", Content: m.Content}})
 		if err != nil {
 			if ae, ok := err.(*apiError); ok {
 				ae.Param = strings.Replace(ae.Param, "messages[0]", p, 1)
@@ -342,6 +357,9 @@ func flatten(turns []turn, ts *toolSet, template bool) []message {
 			}
 			m.Content = strings.Join(parts, "\n")
 		}
+		if m.Role == "tool" && t.Name != "" {
+			m.Content = t.Name + ": " + m.Content
+		}
 		if m.Role == "tool" && template {
 			m = message{"user", "Tool result: " + m.Content}
 		}
@@ -369,6 +387,9 @@ func toolTemplateVars(turns []turn, ts *toolSet) (msgs []any, tools []any) {
 		}
 		if t.ToolCallID != "" {
 			m["tool_call_id"] = t.ToolCallID
+		}
+		if t.Name != "" {
+			m["name"] = t.Name
 		}
 		msgs = append(msgs, m)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 
+	"roe/kernels"
 	"roe/model"
 )
 
@@ -138,6 +139,7 @@ func EvalRankEach(m *model.Model, adapterFor func(i int) model.Adapter, tok Toke
 func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, error) {
 	V := m.Config.VocabSize
 	out := make([]float64, len(reqs))
+	scratch := make([]float32, V)
 	for lo := 0; lo < len(reqs); {
 		hi, rows := lo, 0
 		for hi < len(reqs) {
@@ -162,7 +164,8 @@ func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, er
 			r := reqs[lo+k]
 			var lp float64
 			for t := len(r.ctx) - 1; t < len(st.Tokens)-1; t++ {
-				lp += logProbAt(outs[k].Logits[t*V:(t+1)*V], st.Tokens[t+1])
+				row := outs[k].Logits[t*V : (t+1)*V]
+				lp += float64(row[st.Tokens[t+1]]) - kernels.LogSumExp(row, scratch)
 			}
 			if o.LengthNorm {
 				lp /= float64(len(r.cont))
@@ -175,19 +178,6 @@ func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, er
 		}
 	}
 	return out, nil
-}
-
-// logProbAt is log softmax(logits)[id] in float64.
-func logProbAt(logits []float32, id int) float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - mx)
-	}
-	return float64(logits[id]) - mx - math.Log(sum)
 }
 
 // Classification returns accuracy, macro-F1 (over the classes that occur as

@@ -167,12 +167,14 @@ func backward(a *acts, full bool) *Grads {
 		}
 		return g.Base[name]
 	}
-	// per-projection parameter gradients
+	// per-projection parameter gradients (rows of a fused tensor's on Phi-3)
 	lg := make([][model.NumProj]linearGrads, c.NumLayers)
 	for li := range w.layers {
 		for p := model.Proj(0); p < model.NumProj; p++ {
 			lgp := &lg[li][p]
-			lgp.dW = base(layerName(li, p, "weight"))
+			if g.Base != nil {
+				lgp.dW = projSlice(c, g.Base, li, p)
+			}
 			if _, bias := w.layers[li].proj(p); bias != nil {
 				lgp.db = base(layerName(li, p, "bias"))
 			}
@@ -183,6 +185,7 @@ func backward(a *acts, full bool) *Grads {
 			}
 		}
 	}
+	normGrad := func(li int, n model.Norm) []float32 { return base(c.NormName(li, n)) }
 
 	// LM head and final norm.
 	dsel := make([]float32, N*H)
@@ -202,6 +205,13 @@ func backward(a *acts, full bool) *Grads {
 	dgt, dup := make([]float32, R*I), make([]float32, R*I)
 	datt := make([]float32, R*qd)
 	dq, dk, dv := make([]float32, R*qd), make([]float32, R*kvd), make([]float32, R*kvd)
+	var dout, dqp, dkp []float32 // d of a sublayer's output before its post-norm; of q, k before their norms
+	if c.SandwichNorm {
+		dout = make([]float32, R*H)
+	}
+	if c.QKNorm {
+		dqp, dkp = make([]float32, R*qd), make([]float32, R*kvd)
+	}
 	for li := len(w.layers) - 1; li >= 0; li-- {
 		lw, la, gl := &w.layers[li], &a.layers[li], &lg[li]
 		// xᵀ of a projection input, when some dW needs it
@@ -218,27 +228,55 @@ func backward(a *acts, full bool) *Grads {
 			out, nIn := c.ProjShape(p)
 			linearBackward(dIn, gl[p], dy, in, inT, W, lw.lora[p], la.xa[p], R, out, nIn)
 		}
-		// MLP half: out = x2 + down(h), h = silu(g) ⊙ u, g/u = gate/up(norm(x2))
+		// MLP half: out = x2 + [norm](down(h)), h = act(g) ⊙ u, g/u = gate/up(norm(x2))
+		dmo := dx
+		if lw.postMLP != nil {
+			clear(dout)
+			rmsnormBackward(dout, normGrad(li, model.NormPostMLP), dx, la.mo, la.rsMO, lw.postMLP, R, H)
+			dmo = dout
+		}
 		clear(dh)
-		lin(dh, model.ProjDown, dx, la.h, inT(la.h, I, model.ProjDown))
-		swigluBackward(dgt, dup, dh, la.g, la.u)
+		lin(dh, model.ProjDown, dmo, la.h, inT(la.h, I, model.ProjDown))
+		if c.GeGLU {
+			gegluBackward(dgt, dup, dh, la.g, la.u)
+		} else {
+			swigluBackward(dgt, dup, dh, la.g, la.u)
+		}
 		clear(dxn)
 		xn2T := inT(la.xn2, H, model.ProjGate, model.ProjUp)
 		lin(dxn, model.ProjGate, dgt, la.xn2, xn2T)
 		lin(dxn, model.ProjUp, dup, la.xn2, xn2T)
-		rmsnormBackward(dx, base(layerNormName(li, "post_attention_layernorm")), dxn, la.x2, la.rs2, lw.mlpNorm, R, H)
-		// attention half: x2 = x + o(attn(rope(q(n)), rope(k(n)), v(n))), n = norm(x)
+		rmsnormBackward(dx, normGrad(li, model.NormPreMLP), dxn, la.x2, la.rs2, lw.mlpNorm, R, H)
+		// attention half: x2 = x + [norm](o(attn(rope([norm](q(n))), rope([norm](k(n))), v(n)))), n = norm(x)
+		dao := dx
+		if lw.postAttn != nil {
+			clear(dout)
+			rmsnormBackward(dout, normGrad(li, model.NormPostAttn), dx, la.ao, la.rsAO, lw.postAttn, R, H)
+			dao = dout
+		}
 		clear(datt)
-		lin(datt, model.ProjO, dx, la.att, inT(la.att, qd, model.ProjO))
-		attentionBackward(dq, dk, dv, datt, la.q, la.k, la.v, a.seqs, nh, nkv, hd)
-		ropeBackward(dq, a.pos, nh, hd, a.rope)
-		ropeBackward(dk, a.pos, nkv, hd, a.rope)
+		lin(datt, model.ProjO, dao, la.att, inT(la.att, qd, model.ProjO))
+		attentionBackward(dq, dk, dv, datt, la.q, la.k, la.v, a.seqs, layerAttn(c, li))
+		ropeBackward(dq, a.pos, nh, hd, a.ropes[li])
+		ropeBackward(dk, a.pos, nkv, hd, a.ropes[li])
+		dqIn, dkIn := dq, dk
+		if lw.qNorm != nil {
+			clear(dqp)
+			clear(dkp)
+			rmsnormBackward(dqp, normGrad(li, model.NormQ), dq, la.qp, la.qrs, lw.qNorm, R*nh, hd)
+			rmsnormBackward(dkp, normGrad(li, model.NormK), dk, la.kp, la.krs, lw.kNorm, R*nkv, hd)
+			dqIn, dkIn = dqp, dkp
+		}
 		clear(dxn)
 		xn1T := inT(la.xn1, H, model.ProjQ, model.ProjK, model.ProjV)
-		lin(dxn, model.ProjQ, dq, la.xn1, xn1T)
-		lin(dxn, model.ProjK, dk, la.xn1, xn1T)
+		lin(dxn, model.ProjQ, dqIn, la.xn1, xn1T)
+		lin(dxn, model.ProjK, dkIn, la.xn1, xn1T)
 		lin(dxn, model.ProjV, dv, la.xn1, xn1T)
-		rmsnormBackward(dx, base(layerNormName(li, "input_layernorm")), dxn, la.x, la.rs1, lw.attnNorm, R, H)
+		rmsnormBackward(dx, normGrad(li, model.NormInput), dxn, la.x, la.rs1, lw.attnNorm, R, H)
+	}
+	// dx is d loss / d (scaled embedding); inputs_embeds come before the scale.
+	if c.EmbedScale != 0 {
+		scaleInPlace(dx, c.EmbedScale)
 	}
 	if full {
 		embeddingBackward(g.Base["model.embed_tokens.weight"], dx, a.ids, H)
@@ -247,10 +285,6 @@ func backward(a *acts, full bool) *Grads {
 		g.InputsEmbeds = append(g.InputsEmbeds, dx[s.r0*H:(s.r0+s.T)*H:(s.r0+s.T)*H])
 	}
 	return g
-}
-
-func layerNormName(layer int, which string) string {
-	return "model.layers." + strconv.Itoa(layer) + "." + which + ".weight"
 }
 
 // GlobalNorm is the L2 norm of all tensors together.

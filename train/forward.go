@@ -1,6 +1,14 @@
-// Package train is roe's training core: a Llama-family forward pass that keeps
+// Package train is roe's training core: a decoder forward pass that keeps
 // its activations, the backward pass of every part of it (LoRA and full
 // fine-tuning), the causal-LM loss, AdamW and the learning-rate schedule.
+//
+// It runs every family package model runs, reading the same description
+// (model.Config's family fields: norms, q/k norms, embedding scale,
+// attention scale, soft-capping and windows, GeGLU, partial and per-layer
+// RoPE, longrope, Phi-3's fused tensors through model.Config.ProjParam). It
+// is a second implementation of the forward, kept because it stores
+// activations for the backward and differs in layout (whole sequences, no
+// KV cache); both are held to the same float64 goldens.
 //
 // Everything is float32 with float64 reductions where cheap (loss, softmax
 // statistics, norms), and the heavy products run on roe/kernels.
@@ -82,8 +90,12 @@ func (b Batch) Targets() int {
 // ---------------------------------------------------------------- weights
 
 // layerWeights are one block's tensors, in Hugging Face layout ([out, in]).
+// Norms hold the values the forward multiplies by (Gemma's 1 + w, see
+// model.Param.PlusOne). Under model.Config.FusedQKV and FusedGateUp q/k/v
+// and gate/up are row ranges of the fused checkpoint tensors.
 type layerWeights struct {
 	attnNorm, q, k, v, o, qb, kb, vb, mlpNorm, gate, up, down []float32
+	postAttn, postMLP, qNorm, kNorm                           []float32 // nil where the family has none
 	lora                                                      [model.NumProj]*loraParams
 }
 
@@ -106,6 +118,23 @@ func (lw *layerWeights) proj(p model.Proj) (w, b []float32) {
 	return lw.down, nil
 }
 
+// norm returns the weight of one of the block's norms.
+func (lw *layerWeights) norm(n model.Norm) *[]float32 {
+	switch n {
+	case model.NormInput:
+		return &lw.attnNorm
+	case model.NormPostAttn:
+		return &lw.postAttn
+	case model.NormPreMLP:
+		return &lw.mlpNorm
+	case model.NormPostMLP:
+		return &lw.postMLP
+	case model.NormQ:
+		return &lw.qNorm
+	}
+	return &lw.kNorm
+}
+
 type weights struct {
 	cfg    model.Config
 	embed  []float32 // [V, H]
@@ -115,7 +144,20 @@ type weights struct {
 	names  map[string][]float32 // HF name → tensor
 }
 
-// layerName is the Hugging Face parameter name of a projection's weight.
+// projSlice is the part of a checkpoint tensor that holds projection p:
+// the whole tensor, or its rows in a fused one.
+func projSlice(c model.Config, names map[string][]float32, layer int, p model.Proj) []float32 {
+	name, off := c.ProjParam(layer, p)
+	v := names[name]
+	if v == nil {
+		return nil
+	}
+	out, in := c.ProjShape(p)
+	return v[off : off+out*in : off+out*in]
+}
+
+// layerName is the Hugging Face parameter name of a projection's weight in
+// the Llama layout (LoRA keys use it for every family).
 func layerName(layer int, p model.Proj, what string) string {
 	block := "self_attn"
 	if p >= model.ProjGate {
@@ -125,6 +167,8 @@ func layerName(layer int, p model.Proj, what string) string {
 }
 
 // LoRAKey is the PEFT tensor name of a module's lora_A or lora_B ("A" or "B").
+// On Phi-3 the adapter's modules are the parts of the fused ones (q_proj …
+// up_proj), as package adapters holds them.
 func LoRAKey(layer int, p model.Proj, ab string) string {
 	return "base_model.model." + layerName(layer, p, "lora_"+ab+".weight")
 }
@@ -141,13 +185,22 @@ func loadWeights(m *model.Model, l *adapters.LoRA) (*weights, error) {
 	if !c.TieWordEmbeddings {
 		w.lmHead = get("lm_head.weight")
 	}
+	if w.embed == nil || w.lmHead == nil {
+		return nil, fmt.Errorf("train: the model's embeddings are not float32 (bf16 or quantized): train on a float32 model")
+	}
 	for i := range w.layers {
 		lw := &w.layers[i]
-		pre := fmt.Sprintf("model.layers.%d.", i)
-		lw.attnNorm, lw.mlpNorm = get(pre+"input_layernorm.weight"), get(pre+"post_attention_layernorm.weight")
-		lw.q, lw.k, lw.v = get(layerName(i, model.ProjQ, "weight")), get(layerName(i, model.ProjK, "weight")), get(layerName(i, model.ProjV, "weight"))
-		lw.o = get(layerName(i, model.ProjO, "weight"))
-		lw.gate, lw.up, lw.down = get(layerName(i, model.ProjGate, "weight")), get(layerName(i, model.ProjUp, "weight")), get(layerName(i, model.ProjDown, "weight"))
+		for n := model.Norm(0); n < model.NumNorms; n++ {
+			if name := c.NormName(i, n); name != "" {
+				*lw.norm(n) = get(name)
+			}
+		}
+		lw.q, lw.k, lw.v = projSlice(c, w.names, i, model.ProjQ), projSlice(c, w.names, i, model.ProjK), projSlice(c, w.names, i, model.ProjV)
+		lw.o = projSlice(c, w.names, i, model.ProjO)
+		lw.gate, lw.up, lw.down = projSlice(c, w.names, i, model.ProjGate), projSlice(c, w.names, i, model.ProjUp), projSlice(c, w.names, i, model.ProjDown)
+		if lw.q == nil || lw.k == nil || lw.v == nil || lw.o == nil || lw.gate == nil || lw.up == nil || lw.down == nil {
+			return nil, fmt.Errorf("train: layer %d's projections are not float32 (bf16 or quantized): train on a float32 model", i)
+		}
 		if c.AttentionBias {
 			lw.qb, lw.kb, lw.vb = get(layerName(i, model.ProjQ, "bias")), get(layerName(i, model.ProjK, "bias")), get(layerName(i, model.ProjV, "bias"))
 		}
@@ -181,13 +234,20 @@ type layerActs struct {
 	x       []float32                // [R, H] block input (residual stream)
 	rs1     []float32                // [R] input_layernorm 1/rms
 	xn1     []float32                // [R, H] normed input of q, k, v
+	qp, kp  []float32                // [R, nh·hd], [R, nkv·hd] q, k before their norms (QKNorm only)
+	qrs     []float32                // [R·nh] q-norm 1/rms (QKNorm only)
+	krs     []float32                // [R·nkv]
 	q       []float32                // [R, nh·hd] after RoPE
 	k, v    []float32                // [R, nkv·hd] (k after RoPE)
 	att     []float32                // [R, nh·hd] attention output, input of o_proj
+	ao      []float32                // [R, H] o_proj output (SandwichNorm only: the post-attention norm's input)
+	rsAO    []float32                // [R]
 	x2      []float32                // [R, H] residual after attention
 	rs2     []float32                // [R]
 	xn2     []float32                // [R, H] normed input of gate, up
-	g, u, h []float32                // [R, I] gate, up, silu(gate)⊙up (input of down_proj)
+	g, u, h []float32                // [R, I] gate, up, act(gate)⊙up (input of down_proj)
+	mo      []float32                // [R, H] down_proj output (SandwichNorm only)
+	rsMO    []float32                // [R]
 	xa      [model.NumProj][]float32 // [R, r] x·Aᵀ of each LoRA module
 }
 
@@ -199,16 +259,17 @@ type acts struct {
 	pos    []int // [R]
 	R      int
 	layers []layerActs
-	xL     []float32 // [R, H] last block's output
-	rsF    []float32 // [R]
-	xnF    []float32 // [R, H] final-norm output
-	rope   *ropeTable
+	xL     []float32    // [R, H] last block's output
+	rsF    []float32    // [R]
+	xnF    []float32    // [R, H] final-norm output
+	ropes  []*ropeTable // per layer (layers of one kind share a table)
 
 	// loss
 	rows    []int     // [N] rows whose logits are counted
 	targets []int     // [N] the token each predicts
 	sel     []float32 // [N, H] xnF at those rows
 	dlogits []float32 // [N, V] d loss / d logits
+	capT    []float32 // [N, V] tanh(z/cap) of the logits z (FinalSoftcap only)
 	nll     []float64 // [N] −log p(target)
 	loss    float64
 }
@@ -247,6 +308,19 @@ func layout(c model.Config, b Batch) (seqs []seqSpan, ids, pos []int, err error)
 	return seqs, ids, pos, nil
 }
 
+// attnSpec is how one layer attends.
+type attnSpec struct {
+	nh, nkv, hd int
+	scale       float32 // on q·k
+	softcap     float32 // 0: none
+	window      int     // 0: global
+}
+
+func layerAttn(c model.Config, layer int) attnSpec {
+	return attnSpec{nh: c.NumHeads, nkv: c.NumKVHeads, hd: c.HeadDim, scale: float32(c.AttnScale()),
+		softcap: float32(c.AttnSoftcap), window: c.LayerWindow(layer)}
+}
+
 // forward runs the model over the batch and computes the loss and d loss /
 // d logits. keep=false reuses one block's buffers (loss only, no backward).
 func forward(m *model.Model, l *adapters.LoRA, b Batch, keep bool) (*acts, error) {
@@ -268,16 +342,25 @@ func forward(m *model.Model, l *adapters.LoRA, b Batch, keep bool) (*acts, error
 		maxT = max(maxT, s.T)
 	}
 	a := &acts{w: w, seqs: seqs, ids: ids, pos: pos, R: R, layers: make([]layerActs, c.NumLayers),
-		rope: newRopeTable(c.InvFreq(), maxT)}
+		ropes: ropeTables(c, maxT)}
 
 	x := make([]float32, R*H)
 	embeddingForward(x, w.embed, ids, H)
+	if c.EmbedScale != 0 {
+		scaleInPlace(x, c.EmbedScale)
+	}
 	var buf layerActs
 	alloc := func(la *layerActs, lw *layerWeights) {
 		la.rs1, la.xn1 = make([]float32, R), make([]float32, R*H)
 		la.q, la.k, la.v, la.att = make([]float32, R*qd), make([]float32, R*kvd), make([]float32, R*kvd), make([]float32, R*qd)
 		la.x2, la.rs2, la.xn2 = make([]float32, R*H), make([]float32, R), make([]float32, R*H)
 		la.g, la.u, la.h = make([]float32, R*I), make([]float32, R*I), make([]float32, R*I)
+		if lw.qNorm != nil {
+			la.qp, la.kp, la.qrs, la.krs = make([]float32, R*qd), make([]float32, R*kvd), make([]float32, R*nh), make([]float32, R*nkv)
+		}
+		if lw.postAttn != nil {
+			la.ao, la.rsAO, la.mo, la.rsMO = make([]float32, R*H), make([]float32, R), make([]float32, R*H), make([]float32, R)
+		}
 		for p, lo := range lw.lora {
 			if lo != nil {
 				la.xa[p] = make([]float32, R*lo.r)
@@ -311,23 +394,44 @@ func forward(m *model.Model, l *adapters.LoRA, b Batch, keep bool) (*acts, error
 			}
 			linearForward(y, in, W, bias, lo, xa, R, out, nIn)
 		}
-		// attention half: x2 = x + o(attn(rope(q), rope(k), v))
+		// attention half: x2 = x + [norm](o(attn(rope([norm](q(n))), rope([norm](k(n))), v(n)))), n = norm(x)
 		rmsnormForward(la.xn1, la.rs1, x, lw.attnNorm, R, H, c.RMSNormEps)
-		lin(model.ProjQ, la.q, la.xn1, qd, H)
-		lin(model.ProjK, la.k, la.xn1, kvd, H)
+		if lw.qNorm != nil {
+			lin(model.ProjQ, la.qp, la.xn1, qd, H)
+			lin(model.ProjK, la.kp, la.xn1, kvd, H)
+			rmsnormForward(la.q, la.qrs, la.qp, lw.qNorm, R*nh, hd, c.RMSNormEps)
+			rmsnormForward(la.k, la.krs, la.kp, lw.kNorm, R*nkv, hd, c.RMSNormEps)
+		} else {
+			lin(model.ProjQ, la.q, la.xn1, qd, H)
+			lin(model.ProjK, la.k, la.xn1, kvd, H)
+		}
 		lin(model.ProjV, la.v, la.xn1, kvd, H)
-		ropeForward(la.q, pos, nh, hd, a.rope)
-		ropeForward(la.k, pos, nkv, hd, a.rope)
-		attentionForward(la.att, la.q, la.k, la.v, seqs, nh, nkv, hd)
-		lin(model.ProjO, proj, la.att, H, qd)
+		ropeForward(la.q, pos, nh, hd, a.ropes[li])
+		ropeForward(la.k, pos, nkv, hd, a.ropes[li])
+		attentionForward(la.att, la.q, la.k, la.v, seqs, layerAttn(c, li))
+		if lw.postAttn != nil {
+			lin(model.ProjO, la.ao, la.att, H, qd)
+			rmsnormForward(proj, la.rsAO, la.ao, lw.postAttn, R, H, c.RMSNormEps)
+		} else {
+			lin(model.ProjO, proj, la.att, H, qd)
+		}
 		copy(la.x2, x)
 		kernels.Add(la.x2, proj)
-		// MLP half: out = x2 + down(silu(gate(n)) ⊙ up(n))
+		// MLP half: out = x2 + [norm](down(act(gate(n)) ⊙ up(n))), n = norm(x2)
 		rmsnormForward(la.xn2, la.rs2, la.x2, lw.mlpNorm, R, H, c.RMSNormEps)
 		lin(model.ProjGate, la.g, la.xn2, I, H)
 		lin(model.ProjUp, la.u, la.xn2, I, H)
-		swigluForward(la.h, la.g, la.u)
-		lin(model.ProjDown, proj, la.h, H, I)
+		if c.GeGLU {
+			gegluForward(la.h, la.g, la.u)
+		} else {
+			swigluForward(la.h, la.g, la.u)
+		}
+		if lw.postMLP != nil {
+			lin(model.ProjDown, la.mo, la.h, H, I)
+			rmsnormForward(proj, la.rsMO, la.mo, lw.postMLP, R, H, c.RMSNormEps)
+		} else {
+			lin(model.ProjDown, proj, la.h, H, I)
+		}
 		next := x // loss only: the block input is not needed any more
 		if keep {
 			next = make([]float32, R*H)
@@ -356,8 +460,34 @@ func forward(m *model.Model, l *adapters.LoRA, b Batch, keep bool) (*acts, error
 	}
 	a.dlogits = make([]float32, N*V)
 	lmHeadForward(a.dlogits, a.sel, w.lmHead, N, V, H)
+	if c.FinalSoftcap > 0 {
+		a.capT = softcapForward(a.dlogits, float32(c.FinalSoftcap))
+	}
 	a.loss, a.nll = crossEntropyForwardBackward(a.dlogits, a.targets, N, V)
+	if a.capT != nil {
+		softcapBackward(a.dlogits, a.capT)
+	}
 	return a, nil
+}
+
+// ropeTables returns each layer's RoPE table for positions below n: the
+// layer's frequencies (a local base on Gemma 3's sliding layers) and, for
+// longrope, the long factors when the batch's longest sequence is past the
+// original context (transformers decides per forward from the longest
+// position).
+func ropeTables(c model.Config, n int) []*ropeTable {
+	long := c.LongRope(n)
+	byKey := map[string]*ropeTable{}
+	out := make([]*ropeTable, c.NumLayers)
+	for i := range out {
+		inv, scale := c.RopeFreqs(i, long)
+		key := fmt.Sprint(inv, scale)
+		if byKey[key] == nil {
+			byKey[key] = newRopeTable(inv, scale, n)
+		}
+		out[i] = byKey[key]
+	}
+	return out
 }
 
 // Loss runs the forward pass only and returns the batch's loss: the mean, over

@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"roe/kernels"
+	"roe/model"
 )
 
 // ---------------------------------------------------------------- helpers
@@ -260,48 +261,49 @@ func accumTN(dst []float32, alpha float32, a, b []float32, R, k, n int) {
 // ---------------------------------------------------------------- RoPE
 
 // ropeTable holds cos and sin of pos·invFreq[i] for pos < n, computed in
-// float64 and rounded, as the inference forward does.
+// float64, times the longrope attention factor, and rounded, as the
+// inference forward does.
 type ropeTable struct {
-	half     int
+	half     int       // rotary dims / 2: RoPE turns the first 2·half dims of each head
 	cos, sin []float32 // [n, half]
 	nsin     []float32 // −sin: the backward rotates by −angle
 }
 
-func newRopeTable(invFreq []float64, n int) *ropeTable {
+func newRopeTable(invFreq []float64, scale float64, n int) *ropeTable {
 	half := len(invFreq)
 	t := &ropeTable{half: half, cos: make([]float32, n*half), sin: make([]float32, n*half), nsin: make([]float32, n*half)}
 	for p := 0; p < n; p++ {
 		for i, f := range invFreq {
 			s, c := math.Sincos(float64(p) * f)
-			t.cos[p*half+i], t.sin[p*half+i], t.nsin[p*half+i] = float32(c), float32(s), -float32(s)
+			t.cos[p*half+i], t.sin[p*half+i], t.nsin[p*half+i] = float32(c*scale), float32(s*scale), -float32(s*scale)
 		}
 	}
 	return t
 }
 
 // ropeForward rotates every head of every row in place, rotate_half style
-// (dimension i with i+hd/2), at the row's position.
+// (dimension i with i+half, over the first 2·half dims), at the row's position.
 //
 //	x: [R, nh·hd], pos: [R]
 func ropeForward(x []float32, pos []int, nh, hd int, tab *ropeTable) {
-	ropeApply(x, pos, nh, hd, tab.cos, tab.sin)
+	ropeApply(x, pos, nh, hd, tab.half, tab.cos, tab.sin)
 }
 
-// ropeBackward: RoPE is a rotation, so its transpose is the rotation by −angle.
+// ropeBackward: RoPE is a rotation (times the attention factor), so its
+// transpose is the rotation by −angle times the same factor.
 //
 //	dx: [R, nh·hd] (in place: d(after) → d(before))
 func ropeBackward(dx []float32, pos []int, nh, hd int, tab *ropeTable) {
-	ropeApply(dx, pos, nh, hd, tab.cos, tab.nsin)
+	ropeApply(dx, pos, nh, hd, tab.half, tab.cos, tab.nsin)
 }
 
-func ropeApply(x []float32, pos []int, nh, hd int, cos, sin []float32) {
-	half := hd / 2
+func ropeApply(x []float32, pos []int, nh, hd, half int, cos, sin []float32) {
 	parallelRows(len(pos), nh*hd, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			p := pos[r]
 			c, s := cos[p*half:(p+1)*half], sin[p*half:(p+1)*half]
 			for h := 0; h < nh; h++ {
-				kernels.RoPE(x[(r*nh+h)*hd:(r*nh+h+1)*hd], c, s)
+				kernels.RoPE(x[(r*nh+h)*hd:(r*nh+h)*hd+2*half], c, s)
 			}
 		}
 	})
@@ -309,19 +311,38 @@ func ropeApply(x []float32, pos []int, nh, hd int, cos, sin []float32) {
 
 // ---------------------------------------------------------------- attention
 
-// attnProbs computes one head's causal attention probabilities for one sequence:
-// P = softmax(scale·Q·Kᵀ) over keys j ≤ i, zero above the diagonal.
+// visible is the first key query i sees: 0, or i − window + 1 on a sliding layer.
+func (a attnSpec) visible(i int) int {
+	if a.window > 0 {
+		return max(0, i-a.window+1)
+	}
+	return 0
+}
+
+// attnProbs computes one head's attention probabilities for one sequence:
+// P = softmax(softcap(scale·Q·Kᵀ)) over the keys j each query i sees (j ≤ i,
+// i − j < window), zero elsewhere. With a softcap, capT gets tanh(s/cap) of
+// the visible scores s (the backward's 1 − tanh²).
 //
 //	q: rows of stride ldq, k: rows of stride ldk (both already at the head's
-//	offset), P: [T, T] (=)
-func attnProbs(P, q []float32, ldq int, k []float32, ldk int, T, hd int, sc float32) {
-	kernels.MatMulTStrided(P, T, q, ldq, k, ldk, T, T, hd)
+//	offset), P: [T, T] (=), capT: [T, T] (=) or nil
+func attnProbs(P, capT, q []float32, ldq int, k []float32, ldk int, T int, a attnSpec) {
+	kernels.MatMulTStrided(P, T, q, ldq, k, ldk, T, T, a.hd)
 	for i := 0; i < T; i++ {
-		row := P[i*T : i*T+i+1]
+		lo := a.visible(i)
+		row := P[i*T+lo : i*T+i+1]
 		for j := range row {
-			row[j] *= sc
+			row[j] *= a.scale
+		}
+		if a.softcap > 0 {
+			ct := capT[i*T+lo : i*T+i+1]
+			for j, s := range row {
+				t := float32(math.Tanh(float64(s / a.softcap)))
+				ct[j], row[j] = t, a.softcap*t
+			}
 		}
 		kernels.Softmax(row)
+		clear(P[i*T : i*T+lo])
 		clear(P[i*T+i+1 : (i+1)*T])
 	}
 }
@@ -333,10 +354,10 @@ type seqSpan struct{ r0, T int }
 // query head h reads kv head h/(nh/nkv).
 //
 //	q: [R, nh·hd], k, v: [R, nkv·hd] (RoPE applied), out: [R, nh·hd] (=)
-func attentionForward(out, q, k, v []float32, seqs []seqSpan, nh, nkv, hd int) {
+func attentionForward(out, q, k, v []float32, seqs []seqSpan, a attnSpec) {
+	nh, nkv, hd := a.nh, a.nkv, a.hd
 	group := nh / nkv
 	qd, kvd := nh*hd, nkv*hd
-	sc := float32(1 / math.Sqrt(float64(hd)))
 	type item struct{ s, h int }
 	items := make([]item, 0, len(seqs)*nh)
 	for s := range seqs {
@@ -349,7 +370,11 @@ func attentionForward(out, q, k, v []float32, seqs []seqSpan, nh, nkv, hd int) {
 			sp, h := seqs[it.s], it.h
 			T, g := sp.T, h/group
 			P := make([]float32, T*T)
-			attnProbs(P, q[sp.r0*qd+h*hd:], qd, k[sp.r0*kvd+g*hd:], kvd, T, hd, sc)
+			var capT []float32
+			if a.softcap > 0 {
+				capT = make([]float32, T*T)
+			}
+			attnProbs(P, capT, q[sp.r0*qd+h*hd:], qd, k[sp.r0*kvd+g*hd:], kvd, T, a)
 			vt := make([]float32, hd*T) // Vᵀ: [hd, T]
 			for t := 0; t < T; t++ {
 				for d, x := range v[(sp.r0+t)*kvd+g*hd : (sp.r0+t)*kvd+g*hd+hd] {
@@ -362,18 +387,19 @@ func attentionForward(out, q, k, v []float32, seqs []seqSpan, nh, nkv, hd int) {
 }
 
 // attentionBackward recomputes P from q and k (it is not stored), then with
-// O = P·V and S = scale·Q·Kᵀ:
+// O = P·V, S = scale·Q·Kᵀ and C = softcap(S) (C = S without a cap):
 //
-//	dP = dO·Vᵀ   dV = Pᵀ·dO   dS = P ⊙ (dP − rowsum(dP ⊙ P))
-//	dQ = scale·dS·K   dK = scale·dSᵀ·Q
+//	dP = dO·Vᵀ   dV = Pᵀ·dO   dC = P ⊙ (dP − rowsum(dP ⊙ P))
+//	dS = dC ⊙ (1 − tanh²(S/cap))   dQ = scale·dS·K   dK = scale·dSᵀ·Q
 //
 // A kv head's dK and dV sum over the query heads of its group.
 //
 //	dout: [R, nh·hd]; dq: [R, nh·hd] (=), dk, dv: [R, nkv·hd] (=)
-func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, nh, nkv, hd int) {
+func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, a attnSpec) {
+	nh, nkv, hd := a.nh, a.nkv, a.hd
 	group := nh / nkv
 	qd, kvd := nh*hd, nkv*hd
-	sc := float32(1 / math.Sqrt(float64(hd)))
+	sc := a.scale
 	type item struct{ s, g int }
 	items := make([]item, 0, len(seqs)*nkv)
 	for s := range seqs {
@@ -387,6 +413,10 @@ func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, nh, 
 			T := sp.T
 			P := make([]float32, T*T)
 			dP := make([]float32, T*T)
+			var capT []float32
+			if a.softcap > 0 {
+				capT = make([]float32, T*T)
+			}
 			tT := make([]float32, T*T) // transposes of P and dS
 			dOT := make([]float32, hd*T)
 			QT := make([]float32, hd*T)
@@ -404,7 +434,7 @@ func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, nh, 
 			for h := g * group; h < (g+1)*group; h++ {
 				qh := q[sp.r0*qd+h*hd:]
 				dOh := dout[sp.r0*qd+h*hd:]
-				attnProbs(P, qh, qd, kg, kvd, T, hd, sc)
+				attnProbs(P, capT, qh, qd, kg, kvd, T, a)
 				// dP = dO·Vᵀ: [T, T]
 				kernels.MatMulTStrided(dP, T, dOh, qd, vg, kvd, T, T, hd)
 				// dV += Pᵀ·dO
@@ -421,7 +451,8 @@ func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, nh, 
 				kernels.Add(dvAcc, acc)
 				// dS (in dP), scaled
 				for i := 0; i < T; i++ {
-					p, d := P[i*T:i*T+i+1], dP[i*T:i*T+i+1]
+					lo := a.visible(i)
+					p, d := P[i*T+lo:i*T+i+1], dP[i*T+lo:i*T+i+1]
 					var s float64
 					for j := range p {
 						s += float64(p[j] * d[j])
@@ -430,6 +461,12 @@ func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, nh, 
 					for j := range p {
 						d[j] = sc * p[j] * (d[j] - sf)
 					}
+					if capT != nil {
+						for j, t := range capT[i*T+lo : i*T+i+1] {
+							d[j] *= 1 - t*t
+						}
+					}
+					clear(dP[i*T : i*T+lo])
 					clear(dP[i*T+i+1 : (i+1)*T])
 				}
 				// dQ = dS·K
@@ -444,6 +481,64 @@ func attentionBackward(dq, dk, dv, dout, q, k, v []float32, seqs []seqSpan, nh, 
 				copy(dk[r+g*hd:r+g*hd+hd], dkAcc[t*hd:(t+1)*hd])
 				copy(dv[r+g*hd:r+g*hd+hd], dvAcc[t*hd:(t+1)*hd])
 			}
+		}
+	})
+}
+
+// ---------------------------------------------------------------- soft-capping
+
+// softcapForward replaces x by cap·tanh(x/cap) and returns tanh(x/cap).
+//
+//	x: [n]
+func softcapForward(x []float32, cap float32) []float32 {
+	t := make([]float32, len(x))
+	parallelRows(len(x)/1024+1, 1024*20, func(lo, hi int) {
+		for i := lo * 1024; i < min(len(x), hi*1024); i++ {
+			t[i] = float32(math.Tanh(float64(x[i] / cap)))
+			x[i] = cap * t[i]
+		}
+	})
+	return t
+}
+
+// softcapBackward: d/dx cap·tanh(x/cap) = 1 − tanh²(x/cap).
+//
+//	dy: [n] (in place: d(after) → d(before)), t: [n] tanh(x/cap)
+func softcapBackward(dy, t []float32) {
+	for i, v := range t {
+		dy[i] *= 1 - v*v
+	}
+}
+
+// ---------------------------------------------------------------- GeGLU
+
+// gegluForward computes h = gelu_tanh(g) ⊙ u, the same function as the
+// inference forward (model.GELUTanh).
+//
+//	g, u, h: [n] (h =)
+func gegluForward(h, g, u []float32) {
+	parallelRows(len(h)/256+1, 256*20, func(lo, hi int) {
+		for i := lo * 256; i < min(len(h), hi*256); i++ {
+			h[i] = model.GELUTanh(g[i]) * u[i]
+		}
+	})
+}
+
+// gegluBackward: with z = √(2/π)·(g + 0.044715·g³) and t = tanh z,
+// gelu(g) = g/2·(1 + t) and gelu'(g) = (1 + t)/2 + g/2·(1 − t²)·√(2/π)·(1 + 3·0.044715·g²):
+//
+//	du = dh ⊙ gelu(g),   dg = dh ⊙ u ⊙ gelu'(g)
+//	dh, g, u: [n]; dg, du: [n] (=)
+func gegluBackward(dg, du, dh, g, u []float32) {
+	const c = 0.7978845608028654 // √(2/π)
+	parallelRows(len(dh)/256+1, 256*20, func(lo, hi int) {
+		for i := lo * 256; i < min(len(dh), hi*256); i++ {
+			x := float64(g[i])
+			t := math.Tanh(c * (x + 0.044715*x*x*x))
+			gelu := 0.5 * x * (1 + t)
+			d := 0.5*(1+t) + 0.5*x*(1-t*t)*c*(1+3*0.044715*x*x)
+			du[i] = dh[i] * float32(gelu)
+			dg[i] = dh[i] * u[i] * float32(d)
 		}
 	})
 }

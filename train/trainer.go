@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,15 +138,22 @@ type Progress struct {
 
 // NewLoRA makes a PEFT-initialised adapter: A uniform in ±1/√in (Kaiming
 // uniform with a = √5, as PEFT), B zero, so the adapter starts as the base
-// model. The same seed gives the same adapter as `roe adapter init`.
+// model. The same seed gives the same adapter as `roe adapter init`. A
+// target may name a fused module of the base (Phi-3's qkv_proj,
+// gate_up_proj): each of its parts then gets an A of its own, a rank-r
+// update per part (saved as one block-diagonal PEFT module).
 func NewLoRA(base model.Config, r int, alpha float64, targets []string, seed uint64) (*adapters.LoRA, error) {
 	var projs []model.Proj
 	for _, t := range targets {
-		p, ok := model.ParseProj(strings.TrimSpace(t))
+		ps, ok := adapters.ModuleProjs(base, strings.TrimSpace(t))
 		if !ok {
 			return nil, fmt.Errorf("train: unknown target module %q", t)
 		}
-		projs = append(projs, p)
+		for _, p := range ps {
+			if !slices.Contains(projs, p) {
+				projs = append(projs, p)
+			}
+		}
 	}
 	names := make([]string, len(projs))
 	for i, p := range projs {

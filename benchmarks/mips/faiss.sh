@@ -16,6 +16,8 @@ if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}"
 fi
+. "$root/benchmarks/peers/blas.sh"
+echo "peer BLAS core type: ${BLAS_CORE:-not set (generic CPU)}" >&2
 blasdir=$(dirname "$(find /usr/lib -path '*openblas-openmp*' -name 'libopenblas*.so*' | head -1)")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -23,7 +25,7 @@ mkdir -p "$root/benchmarks/results"
 cd "$root"
 go run ./benchmarks/mips -write "$tmp" -json "$tmp/roe.json" "$@"
 # Debian's python (python3-faiss lives in its dist-packages), OpenBLAS with OpenMP,
-# and no OpenBLAS core/cache overrides in this command only.
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH="$blasdir" \
+# and the OpenBLAS core type of this CPU (benchmarks/peers/blas.sh).
+$BLAS_ENV LD_LIBRARY_PATH="$blasdir" \
 	/usr/bin/python3 "$here/faiss_bench.py" --dir "$tmp" --roe "$tmp/roe.json" \
 	--md "$root/benchmarks/results/mips.md" --json "$root/benchmarks/results/mips.json"

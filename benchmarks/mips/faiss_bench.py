@@ -5,6 +5,7 @@ check its top-k against roe's, and write the roe-vs-FAISS table.
     faiss_bench.py --dir DIR --roe DIR/roe.json --md OUT.md --json OUT.json
 """
 import argparse
+import sys
 import json
 import os
 import platform
@@ -12,6 +13,9 @@ import time
 
 import numpy as np
 import faiss
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "peers"))
+import blascore  # noqa: E402
 
 
 def timed(fn, min_time, max_reps=1000):
@@ -35,6 +39,9 @@ def main():
     ap.add_argument("--time", type=float, default=2.0)
     a = ap.parse_args()
 
+    core, real = blascore.check()
+    if not real:
+        sys.exit(f"faiss_bench: OpenBLAS runs the generic core {core!r}; a ratio against it would flatter roe")
     roe = json.load(open(a.roe))
     raw = [r for r in roe["results"] if r["norm"] == "raw"]
     faiss_res = {}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"roe/benchmarks/internal/results"
 	"roe/kernels"
 	"roe/model"
 	"roe/model/gguf"
@@ -330,4 +331,27 @@ func ggufGoals(rep *Report) []Goal {
 			fmt.Sprintf("%.0f MiB", r.PeakMiB), 1.1 / r.Ratio, r.Ratio <= 1.1})
 	}
 	return g
+}
+
+// writeGGUFOnly writes the report of a -only gguf run: the ceilings and the
+// GGUF section with its goals, as gguf.{json,md}.
+func writeGGUFOnly(rep *Report) {
+	rep.Goals = ggufGoals(rep)
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(*outDir, "gguf.json"), append(b, '\n'), 0o644); err != nil {
+		fatal(err)
+	}
+	var md strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&md, format+"\n", args...) }
+	p("# roe on GGUF files, side by side with llama.cpp")
+	p("")
+	p("Measured by `go run ./benchmarks/perf -only gguf` (`make bench` measures the same section inside perf.md) on %s, %s, kernel path `%s`. %s", rep.Date, rep.CPU, rep.Path, results.Markdown(rep.Commit, ""))
+	p("")
+	mdCeilings(p, rep)
+	mdGGUF(p, rep)
+	mdGoals(p, rep)
+	if err := os.WriteFile(filepath.Join(*outDir, "gguf.md"), []byte(md.String()), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Print(md.String())
 }

@@ -42,6 +42,7 @@ var (
 	outDir   = flag.String("out", "benchmarks/results", "where perf.json, perf.md and the plots go")
 	torchCmd = flag.String("torch", "", "shell command running torch_perf.py (run.sh sets it); empty skips PyTorch")
 	quick    = flag.Bool("quick", false, "fewer repetitions and a 256 MiB bandwidth buffer (a smoke run)")
+	only     = flag.String("only", "", "gguf: only the ceilings and the GGUF section, written to gguf.{json,md} (a shorter run)")
 	rssChild = flag.String("rss-child", "", "internal: measure peak RSS for weights f32|bf16|gguf:FILE and print JSON")
 )
 
@@ -152,6 +153,7 @@ type Report struct {
 	Profiles         map[string]string             `json:"profiles"`
 	Routing          *RoutingCost                  `json:"routing_cost,omitempty"`
 	GGUF             *GGUFSection                  `json:"gguf,omitempty"`
+	Families         []FamilyRun                   `json:"families"`
 }
 
 type Goal struct {
@@ -192,6 +194,11 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	if *only == "gguf" {
+		measureGGUF(rep, f32, threads, 3)
+		writeGGUFOnly(rep)
+		return
+	}
 	bf := f32.WithBF16()
 	stories, err := model.LoadFS(models.Stories260K())
 	if err != nil {
@@ -218,6 +225,7 @@ func main() {
 	f32, bf, big = nil, nil, nil
 	runtime.GC()
 	debug.FreeOSMemory()
+	measureFamilies(rep, threads, reps)
 	measureRSS(rep)
 	measureTorch(rep, threads, reps)
 	measureRouting(rep, reps)
@@ -855,12 +863,13 @@ func runTorch(t, reps int) (map[string]float64, string, error) {
 	var r struct {
 		Torch   string                        `json:"torch"`
 		BLAS    any                           `json:"blas"`
+		Core    string                        `json:"blas_core"`
 		Results map[string]map[string]float64 `json:"results"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
 		return nil, "", fmt.Errorf("%v: %s", err, out)
 	}
-	return r.Results[strconv.Itoa(t)], fmt.Sprintf("torch %s, %v", r.Torch, r.BLAS), nil
+	return r.Results[strconv.Itoa(t)], fmt.Sprintf("torch %s, %v, OpenBLAS core %s", r.Torch, r.BLAS, r.Core), nil
 }
 
 func find(rep *Report, mdl, w string, t int, metric string) float64 {
@@ -953,7 +962,7 @@ func writeMD(rep *Report) {
 	p("All numbers in the tables below come from this one run unless marked as quoted.")
 	p("")
 	for _, section := range []func(mdPrinter, *Report){
-		mdCeilings, mdModels, mdTorch, mdQuoted, mdBatched,
+		mdCeilings, mdModels, mdFamilies, mdTorch, mdQuoted, mdBatched,
 		mdLoRA, mdKernelSets, mdGEMM, mdPrefillTiles, mdSync,
 		mdGGUF, mdMemory, mdRouting, mdGoals, mdProfiles,
 	} {

@@ -16,10 +16,12 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
 	fi
 fi
 if "$PY" -c 'import torch' 2>/dev/null; then
-	# OpenMP OpenBLAS for torch; the two OPENBLAS_ variables are dropped for
-	# this command only (the caller's environment keeps them).
+	# OpenMP OpenBLAS for torch, with the core type of this CPU
+	# (benchmarks/peers/blas.sh: Debian's OpenBLAS may detect a generic one).
+	. benchmarks/peers/blas.sh
+	echo "perf: peer BLAS core type ${BLAS_CORE:-not set (generic CPU)}" >&2
 	BLASDIR=/usr/lib/x86_64-linux-gnu/openblas-openmp
-	TORCH_CMD="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=$BLASDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} $PY benchmarks/perf/torch_perf.py"
+	TORCH_CMD="$BLAS_ENV LD_LIBRARY_PATH=$BLASDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} $PY benchmarks/perf/torch_perf.py"
 fi
 # LLAMA_BENCH=PATH (llama.cpp's llama-bench, built by you elsewhere) runs it on
 # the same GGUF files in the same run, for same-machine ratios; LLAMA_BUILD

@@ -7,12 +7,17 @@ grouped-query attention over a preallocated KV cache, SwiGLU MLP, tied LM head.
 Prints one JSON object on stdout.
 """
 import argparse
+import sys
+import os
 import json
 import math
 import re
 import time
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "peers"))
+import blascore  # noqa: E402
 
 
 def build(cfg, dtype):
@@ -98,6 +103,10 @@ def main():
         out["blas"] = " ".join(sorted(set(re.findall(r"BLAS_INFO=\w+", torch.__config__.show()))))
     except Exception:
         pass
+    core, real = blascore.check()
+    out["blas_core"] = core
+    if not real:
+        sys.exit(f"torch_perf: OpenBLAS runs the generic core {core!r}; a ratio against it would flatter roe")
     with torch.inference_mode():
         for th in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(th)

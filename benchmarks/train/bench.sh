@@ -18,6 +18,8 @@ if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}"
 fi
+. "$root/benchmarks/peers/blas.sh"
+echo "peer BLAS core type: ${BLAS_CORE:-not set (generic CPU)}" >&2
 blasdir=$(dirname "$(find /usr/lib -path '*openblas-openmp*' -name 'libopenblas*.so*' | head -1)")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -25,7 +27,7 @@ mkdir -p "$root/benchmarks/results"
 cd "$root"
 go run ./benchmarks/train -write "$tmp" -json "$tmp/roe.json" -time "$secs"
 # Debian's python (python3-torch lives in its dist-packages), OpenBLAS with
-# OpenMP, two threads, and no OpenBLAS core/cache overrides in this command only.
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH="$blasdir" OMP_NUM_THREADS=2 \
+# OpenMP, two threads, and the OpenBLAS core type of this CPU (benchmarks/peers/blas.sh).
+$BLAS_ENV LD_LIBRARY_PATH="$blasdir" OMP_NUM_THREADS=2 \
 	/usr/bin/python3 "$here/torch_bench.py" --roe "$tmp/roe.json" --time "$secs" \
 	--md "$root/benchmarks/results/train.md" --json "$root/benchmarks/results/train.json"

@@ -11,6 +11,7 @@ Only A and B require gradients; torch.optim.AdamW updates them. The first
 steps' losses are compared with roe's to check both compute the same step.
 """
 import argparse
+import sys
 import json
 import math
 import os
@@ -20,6 +21,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "peers"))
+import blascore  # noqa: E402
 
 
 def read_safetensors(path):
@@ -141,6 +145,9 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
+    core, real = blascore.check()
+    if not real:
+        sys.exit(f"torch_bench: OpenBLAS runs the generic core {core!r}; a ratio against it would flatter roe")
     roe = json.load(open(a.roe))
     rows, out = [], []
     for r in roe["results"]:
@@ -185,7 +192,7 @@ def main():
         "",
     ]
     open(a.md, "w").write("\n".join(md))
-    json.dump({"commit": roe["commit"], "torch": torch.__version__, "results": out}, open(a.json, "w"), indent=2)
+    json.dump({"commit": roe["commit"], "torch": torch.__version__, "blas_core": core, "results": out}, open(a.json, "w"), indent=2)
     print("\n".join(md))
 
 

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"roe/adapters"
 	"roe/library"
-	"roe/model"
 	"roe/tasks"
 	"roe/train"
 )
@@ -115,7 +115,7 @@ func runAdapter(args []string, _ io.Reader, stdout io.Writer) error {
 	names := strings.Split(*targets, ",")
 	for i, t := range names {
 		names[i] = strings.TrimSpace(t)
-		if _, ok := model.ParseProj(names[i]); !ok {
+		if _, ok := adapters.ModuleProjs(cfg, names[i]); !ok {
 			return usagef("unknown target module %q", t)
 		}
 	}

@@ -104,6 +104,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
 	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
 	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
+	ignoreUnknown := fs.Bool("ignore-unknown-fields", false, "ignore (and log) request fields roe does not know, instead of answering 400; fields it knows and does not implement are refused either way")
 	adapterRoot := fs.String("adapter-root", os.Getenv("ROE_ADAPTER_ROOT"), "folder that POST /v1/load_lora_adapter may load adapters from (lora_path stays under it); unset: loading by path is off (also $ROE_ADAPTER_ROOT)")
 	starter := fs.Bool("starter", true, "import the embedded starter experts into a new library (finishing an import cut short)")
 	ef := addEmbedderFlags(fs)
@@ -187,7 +188,8 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		go store.Run(sctx, lib)
 	}
 	srv, err := serve.New(serve.Config{Readiness: scfg.Readiness, Collectors: scfg.Collectors, ModelID: id, Model: m, Tokenizer: tok, Experts: catalog, APIKey: key,
-		ProtectInference: &protect, AdapterRoot: *adapterRoot, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, MaxConns: *maxConns, Logger: log})
+		ProtectInference: &protect, AdapterRoot: *adapterRoot, Train: experts.TrainData{DataDir: *dataDir, TemplatesDir: *templatesDir}, MaxBatch: *maxBatch, QueueSize: *queue, MaxContext: *maxContext, MaxConns: *maxConns, Logger: log,
+		IgnoreUnknownFields: *ignoreUnknown})
 	if err != nil {
 		return err
 	}

@@ -155,7 +155,8 @@ func authorize(req *http.Request, o Options) {
 
 // stream sends one streaming completion to model auto and reads it to [DONE].
 func stream(ctx context.Context, client *http.Client, o Options, prompt string) (time.Duration, int, error) {
-	body, _ := json.Marshal(map[string]any{"model": "auto", "prompt": prompt, "max_tokens": o.MaxTokens, "stream": true})
+	body, _ := json.Marshal(map[string]any{"model": "auto", "prompt": prompt, "max_tokens": o.MaxTokens, "stream": true,
+		"stream_options": map[string]any{"include_usage": true}})
 	req, _ := http.NewRequestWithContext(ctx, "POST", o.BaseURL+"/v1/completions", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	authorize(req, o)
