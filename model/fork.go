@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -30,27 +31,31 @@ func (s *Sequence) Fork(dec TextDecoder, o SampleOptions, constr Constraint) (*S
 	return &c, nil
 }
 
-// clone copies the filled positions of the cache into new buffers of the same capacity.
+// clone copies the cache: every layer's filled rows into new buffers of the
+// same capacity, and the longrope state.
 func (c *Cache) clone() *Cache {
-	d := &Cache{n: c.n, cap: c.cap, hd: c.hd, max: c.max}
-	d.k = make([][][]float32, len(c.k))
-	d.vt = make([][][]float32, len(c.vt))
-	for l := range c.k {
-		d.k[l] = make([][]float32, len(c.k[l]))
-		d.vt[l] = make([][]float32, len(c.vt[l]))
-		for h := range c.k[l] {
-			if c.cap == 0 {
+	d := *c
+	d.tokens = slices.Clone(c.tokens)
+	d.layers = make([]cacheLayer, len(c.layers))
+	for l, cl := range c.layers {
+		dl := cl
+		dl.k = make([][]float32, len(cl.k))
+		dl.vt = make([][]float32, len(cl.vt))
+		rows := c.n - cl.off // filled rows of this layer
+		for h := range cl.k {
+			if cl.cap == 0 {
 				continue
 			}
-			k := make([]float32, c.cap*c.hd)
-			copy(k, c.k[l][h][:c.n*c.hd])
-			d.k[l][h] = k
-			vt := make([]float32, c.hd*c.cap)
+			k := make([]float32, cl.cap*c.hd)
+			copy(k, cl.k[h][:rows*c.hd])
+			dl.k[h] = k
+			vt := make([]float32, c.hd*cl.cap)
 			for j := 0; j < c.hd; j++ {
-				copy(vt[j*c.cap:j*c.cap+c.n], c.vt[l][h][j*c.cap:j*c.cap+c.n])
+				copy(vt[j*cl.cap:j*cl.cap+rows], cl.vt[h][j*cl.cap:j*cl.cap+rows])
 			}
-			d.vt[l][h] = vt
+			dl.vt[h] = vt
 		}
+		d.layers[l] = dl
 	}
-	return d
+	return &d
 }
