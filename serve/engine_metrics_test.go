@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -39,7 +40,15 @@ func TestEngineMetrics(t *testing.T) {
 			t.Fatalf("completion: %d %v", code, out)
 		}
 	}
+	// A finished sequence is counted when the scheduler next looks at its
+	// batch, which may be just after the response reached the client.
 	fams := scrape(t, f.srv)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if h := fams["roe_e2e_request_latency_seconds"]; h != nil && h.GetMetric()[0].GetHistogram().GetSampleCount() >= 2 {
+			break
+		}
+		fams = scrape(t, f.srv)
+	}
 	want := map[string]dto.MetricType{
 		"roe_num_requests_waiting":          dto.MetricType_GAUGE,
 		"roe_num_requests_running":          dto.MetricType_GAUGE,
