@@ -4,13 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 
+	"roe/internal/mmapfile"
 	"roe/kernels"
 	"roe/model/safetensors"
 )
@@ -127,7 +127,10 @@ func Open(path string) (*File, error) {
 	if int64(int(size)) != size {
 		return nil, &gerror{file: name, msg: fmt.Sprintf("file of %d bytes too large for this platform", size), kind: ErrUnsupported}
 	}
-	data, unmap, err := mapFile(fd, size)
+	data, unmap, err := mmapfile.Map(fd, size)
+	if errors.Is(err, mmapfile.ErrShrank) {
+		err = fmt.Errorf("%w: %w", err, ErrFormat)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -137,18 +140,6 @@ func Open(path string) (*File, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-// readFile reads size bytes of f into memory (the non-mmap path).
-func readFile(f *os.File, size int64) ([]byte, func() error, error) {
-	buf := make([]byte, size)
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("file shrank while reading: %w", ErrFormat)
-		}
-		return nil, nil, err
-	}
-	return buf, func() error { return nil }, nil
 }
 
 // Close releases the mapping; Data and Float32 fail afterwards, metadata

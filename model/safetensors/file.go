@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"roe/internal/mmapfile"
 	"sort"
 	"sync"
 	"unsafe"
@@ -57,7 +58,10 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, unmap, err := mapFile(fd, size)
+	all, unmap, err := mmapfile.Map(fd, size)
+	if errors.Is(err, mmapfile.ErrShrank) {
+		err = fmt.Errorf("%w: %w", err, ErrTruncated)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -92,18 +96,6 @@ func readHeaderBytes(fd *os.File, name string, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: reading header: %w", name, err)
 	}
 	return buf, nil
-}
-
-// readFile reads size bytes of f into memory (the non-mmap path).
-func readFile(f *os.File, size int64) ([]byte, func() error, error) {
-	buf := make([]byte, size)
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("file shrank while reading: %w", ErrTruncated)
-		}
-		return nil, nil, err
-	}
-	return buf, func() error { return nil }, nil
 }
 
 // Close releases the mapping; later calls return ErrClosed.

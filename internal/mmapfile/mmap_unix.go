@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package safetensors
+package mmapfile
 
 import (
 	"os"
@@ -16,7 +16,7 @@ func mapFile(f *os.File, size int64) (data []byte, unmap func() error, err error
 	data, err = syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		// Some filesystems (e.g. certain FUSE mounts) refuse mmap: fall back to reading.
-		return readFile(f, size)
+		return read(f, size)
 	}
 	return data, func() error { return syscall.Munmap(data) }, nil
 }
