@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -25,13 +27,15 @@ import (
 // Auto is the model id that asks roe to route by retrieval.
 const Auto = "auto"
 
-// DefaultFallbackQuantile is Config.FallbackQuantile's default.
-// Chosen on the user-prompt routing benchmark's dev split
-// (benchmarks/results/routing.md) as the largest that keeps in-domain
-// fallback under 10%: with the shipped routing encoder, 3% of the library's
-// own instances (written otherwise) falling back made 7% of in-domain prompts
-// and 45% of out-of-domain ones fall back.
-const DefaultFallbackQuantile = 0.03
+// DefaultFallbackQuantile is Config.FallbackQuantile's default. Chosen on
+// the user-prompt routing benchmark's dev split (benchmarks/results/routing.md)
+// as the largest round value that keeps in-domain fallback well under 10%:
+// with the shipped routing encoder and task signatures, 1.2% of the library's
+// own instances (written otherwise) falling back made 4% of in-domain prompts
+// and 59% of out-of-domain ones fall back. User prompts sit far below the
+// library's own instances, so the useful range of the knob is narrow (0.01:
+// 3% and 49%; 0.02: 15% and 78%).
+const DefaultFallbackQuantile = 0.012
 
 // Config configures a Catalog; zero values take the defaults in brackets.
 type Config struct {
@@ -42,8 +46,12 @@ type Config struct {
 	Normalization  retriever.Normalization // [the embedder's: retriever.NormalizationOf]
 	InstanceFormat string                  // [retriever.DefaultInstanceFormat]
 	Lexical        bool                    // fuse BM25 over instance texts into routing
-	TopK           int                     // experts considered by auto routing [1]
-	MinScore       float64                 // an absolute score below which auto falls back [0: none]
+	// SignatureWeight weighs each expert's task signature (retriever.Signatures:
+	// the words that set its instances apart from the library's) against the
+	// dense score [retriever.DefaultSignatureWeight; negative: dense only].
+	SignatureWeight float64
+	TopK            int     // experts considered by auto routing [1]
+	MinScore        float64 // an absolute score below which auto falls back [0: none]
 	// FallbackQuantile is the fallback knob: the share of the library's own
 	// instances that would fall back if sent as requests. A request falls back
 	// to the base model when its calibrated confidence in the best expert
@@ -70,6 +78,7 @@ type Catalog struct {
 	cfg     Config
 	index   *retriever.Index
 	lexical *retriever.Lexical
+	sigs    *retriever.Signatures // nil: dense only
 	cache   *adapters.Cache
 	metrics *Metrics
 	log     *slog.Logger
@@ -77,10 +86,12 @@ type Catalog struct {
 
 	changeMu  sync.Mutex // serialises load and unload (feed and handlers)
 	mu        sync.RWMutex
+	refMu     sync.Mutex // one rebuild of ref at a time
 	manifests map[string]library.Manifest
 	loras     map[string]*adapters.LoRA // loaded on first use
-	calib     map[string][]float32      // each expert's leave-one-out scores, ascending
-	ref       []float32                 // all of them, ascending; nil when stale
+	calib     map[string]calibration    // each expert's instances written otherwise, as queries
+	ref       []float32                 // their leave-one-out best scores, ascending; nil when stale
+	calibGen  uint64                    // bumped by every change of calib
 	series    map[string]bool           // experts with their own selections series
 
 	cancel context.CancelFunc
@@ -121,8 +132,14 @@ func Open(cfg Config) (*Catalog, error) {
 		cache: adapters.NewCache(int64(cfg.MergeCacheMiB) << 20), metrics: newMetrics(), log: cfg.Logger,
 		embedQ:    semaphore.NewWeighted(int64(cfg.EmbedBudget)),
 		manifests: map[string]library.Manifest{}, loras: map[string]*adapters.LoRA{}, series: map[string]bool{},
-		calib: map[string][]float32{},
+		calib: map[string]calibration{},
 		done:  make(chan struct{})}
+	if c.cfg.SignatureWeight == 0 {
+		c.cfg.SignatureWeight = retriever.DefaultSignatureWeight
+	}
+	if c.cfg.SignatureWeight > 0 {
+		c.sigs = retriever.NewSignatures()
+	}
 	if cfg.Lexical {
 		lx, err := retriever.NewLexical()
 		if err != nil {
@@ -255,17 +272,24 @@ func (c *Catalog) load(m library.Manifest) error {
 	c.mu.Unlock()
 	c.cache.Invalidate(m.Name)
 	c.metrics.experts.Set(float64(n))
-	var loo []float32
+	var cal calibration
 	if len(ins) == 0 {
 		c.index.Remove(m.Name) // a version without instances is not routed to
+		if c.sigs != nil {
+			c.sigs.Remove(m.Name)
+		}
 	} else {
+		if c.sigs != nil {
+			formatted := make([]string, len(ins))
+			for i, in := range ins {
+				formatted[i] = retriever.FormatInstance(c.cfg.InstanceFormat, in.Text, in.AnswerChoices)
+			}
+			c.sigs.Put(m.Name, formatted)
+		}
 		if err := c.index.Put(m.Name, embs, texts); err != nil {
 			return fmt.Errorf("index %s: %w", m.Name, err)
 		}
-		// The calibration of an expert is taken against the library as it is
-		// when the expert arrives (others' are not redone: an addition only
-		// raises their leave-one-out scores, so theirs err on serving).
-		if loo, err = c.calibrate(m.Name, ins); err != nil {
+		if cal, err = c.calibrationQueries(m.Name, ins); err != nil {
 			return fmt.Errorf("calibrate %s: %w", m.Name, err)
 		}
 	}
@@ -280,7 +304,13 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 	}
 	c.mu.Lock()
-	c.calib[m.Name], c.ref = loo, nil
+	if len(ins) == 0 {
+		delete(c.calib, m.Name)
+	} else {
+		c.calib[m.Name] = cal
+	}
+	c.ref = nil
+	c.calibGen++
 	c.mu.Unlock()
 	return nil
 }
@@ -289,6 +319,9 @@ func (c *Catalog) unload(name string) {
 	c.changeMu.Lock()
 	defer c.changeMu.Unlock()
 	c.index.Remove(name)
+	if c.sigs != nil {
+		c.sigs.Remove(name)
+	}
 	if c.lexical != nil {
 		c.lexical.Remove(name)
 	}
@@ -296,6 +329,7 @@ func (c *Catalog) unload(name string) {
 	delete(c.manifests, name)
 	delete(c.calib, name)
 	c.ref = nil
+	c.calibGen++
 	delete(c.loras, name)
 	if c.series[name] {
 		delete(c.series, name)
@@ -414,21 +448,46 @@ func (c *Catalog) embedQueries(ctx context.Context, texts []string) ([][]float32
 	return c.cfg.Embedder.Embed(texts)
 }
 
-// calibrate returns the expert's leave-one-out reference: each instance,
-// written otherwise (half its words kept, seeded by the expert's name) as a
-// request that means the same would be, scored against the library with
-// itself left out.
-func (c *Catalog) calibrate(name string, ins []library.Instance) ([]float32, error) {
+// calibration is an expert's instances written otherwise (half their words
+// kept, seeded by the expert's name), as a request that means the same would
+// be: the texts routing sees and their embeddings.
+type calibration struct {
+	texts []string
+	embs  [][]float32
+}
+
+func (c *Catalog) calibrationQueries(name string, ins []library.Instance) (calibration, error) {
 	r := rand.New(rand.NewPCG(fnvHash(name), 0xca1))
 	texts := make([]string, len(ins))
 	for i, in := range ins {
 		texts[i] = retriever.FormatInstance(c.cfg.InstanceFormat, keepHalf(r, in.Text), nil)
 	}
-	qs, err := c.cfg.Embedder.Embed(texts)
+	embs, err := c.cfg.Embedder.Embed(texts)
+	return calibration{texts, embs}, err
+}
+
+// looScores routes each of an expert's calibration queries as a request is
+// routed (dense best per expert, plus the signatures), the instance itself
+// left out of the dense search, and returns each query's best score.
+func (c *Catalog) looScores(name string, cal calibration) ([]float32, error) {
+	if c.sigs == nil {
+		return c.index.LeaveOneOut(name, cal.embs)
+	}
+	best, names, err := c.index.LeaveOneOutExperts(name, cal.embs)
 	if err != nil {
 		return nil, err
 	}
-	return c.index.LeaveOneOut(name, qs)
+	E := len(names)
+	out := make([]float32, len(cal.texts))
+	for i, t := range cal.texts {
+		row := best[i*E : (i+1)*E]
+		m := float32(math.Inf(-1))
+		for e, s := range c.sigs.Score(t, names) {
+			m = max(m, row[e]+float32(c.cfg.SignatureWeight*s))
+		}
+		out[i] = m
+	}
+	return out, nil
 }
 
 // keepHalf keeps each word of s with probability ½ (at least one).
@@ -452,10 +511,12 @@ func fnvHash(s string) uint64 {
 	return h.Sum64()
 }
 
-// reference is the library's leave-one-out scores, all experts pooled: a
-// request's best score is calibrated against how requests phrased otherwise
-// score on the whole library (one scale for every expert, so confidences of
-// different experts compare).
+// reference is the library's leave-one-out scores, all experts pooled,
+// ascending: a request's best score is calibrated against how requests
+// phrased otherwise score on the whole library (one scale for every expert,
+// so confidences of different experts compare). It is rebuilt from the
+// stored calibration queries by the first routing after a change, so every
+// expert's reference reflects the library as it is now.
 func (c *Catalog) reference() []float32 {
 	c.mu.RLock()
 	ref := c.ref
@@ -463,15 +524,28 @@ func (c *Catalog) reference() []float32 {
 	if ref != nil {
 		return ref
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ref == nil {
-		all := []float32{}
-		for _, l := range c.calib {
-			all = append(all, l...)
+	c.refMu.Lock()
+	defer c.refMu.Unlock()
+	c.mu.RLock()
+	ref = c.ref
+	cals, gen := maps.Clone(c.calib), c.calibGen
+	c.mu.RUnlock()
+	if ref != nil {
+		return ref
+	}
+	all := []float32{}
+	for name, cal := range cals {
+		loo, err := c.looScores(name, cal)
+		if err != nil {
+			continue // removed since: its calibration goes with it
 		}
-		slices.Sort(all)
+		all = append(all, loo...)
+	}
+	slices.Sort(all)
+	c.mu.Lock()
+	if c.calibGen == gen { // else a change came meanwhile: the next routing rebuilds
 		c.ref = all
 	}
-	return c.ref
+	c.mu.Unlock()
+	return all
 }

@@ -108,14 +108,66 @@ func ImportStarter(lib *library.Library, base *model.Model, emb retriever.Embedd
 	return n, lib.SetSetting(settingStarter, fmt.Sprintf("%d experts", len(xs)))
 }
 
+// Searchable is the routing of a library that no server holds (the CLI,
+// evaluations): the dense index, the experts' task signatures and, when
+// asked, a BM25 index.
+type Searchable struct {
+	*retriever.Index
+	Lexical    *retriever.Lexical    // nil unless asked
+	Signatures *retriever.Signatures // nil when SignatureWeight < 0
+	// SignatureWeight is RouteOptions.SignatureWeight [retriever.DefaultSignatureWeight].
+	SignatureWeight float64
+}
+
+// Options returns o routed as a Catalog routes: the signatures (and BM25)
+// added, with texts (the queries' formatted instance texts, one per query;
+// nil when the caller sets them later, as retriever.EvalRouting does).
+func (s *Searchable) Options(o retriever.RouteOptions, texts []string) retriever.RouteOptions {
+	if s.Signatures != nil {
+		o.Signatures, o.SignatureWeight = s.Signatures, s.SignatureWeight
+	}
+	if s.Lexical != nil {
+		o.Lexical = s.Lexical
+	}
+	if texts != nil {
+		o.QueryTexts = texts
+	}
+	return o
+}
+
+// Close releases the BM25 index.
+func (s *Searchable) Close() {
+	if s.Lexical != nil {
+		s.Lexical.Close()
+	}
+}
+
 // BuildIndex loads every expert's instances into a fresh index (re-embedding
-// those made by another embedder) and, when asked, a BM25 index: the routing
-// of a library that no server holds (the CLI, evaluations). norm "" is the
-// embedder's (retriever.NormalizationOf).
-func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool) (*retriever.Index, *retriever.Lexical, error) {
+// those made by another embedder), their task signatures (unless
+// signatureWeight < 0; 0 is the default weight) and, when asked, a BM25
+// index. norm "" is the embedder's (retriever.NormalizationOf).
+func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool, signatureWeight float64) (*Searchable, error) {
+	if format == "" {
+		format = retriever.DefaultInstanceFormat
+	}
+	ix, lx, sigs, err := buildIndex(lib, emb, format, norm, lexical, signatureWeight >= 0)
+	if err != nil {
+		return nil, err
+	}
+	if signatureWeight == 0 {
+		signatureWeight = retriever.DefaultSignatureWeight
+	}
+	return &Searchable{Index: ix, Lexical: lx, Signatures: sigs, SignatureWeight: signatureWeight}, nil
+}
+
+func buildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical, signatures bool) (*retriever.Index, *retriever.Lexical, *retriever.Signatures, error) {
 	ms, err := lib.List()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var sigs *retriever.Signatures
+	if signatures {
+		sigs = retriever.NewSignatures()
 	}
 	if norm == "" {
 		norm = retriever.NormalizationOf(emb)
@@ -124,13 +176,13 @@ func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, nor
 	var lx *retriever.Lexical
 	if lexical {
 		if lx, err = retriever.NewLexical(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	for _, m := range ms {
 		ins, err := lib.Instances(m.Name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(ins) == 0 {
 			continue
@@ -140,7 +192,7 @@ func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, nor
 				ins[i].Embedding = nil
 			}
 			if ins, err = PrepareInstances(emb, format, ins, 0, 0); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		texts := make([]string, len(ins))
@@ -148,14 +200,21 @@ func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, nor
 		for i, in := range ins {
 			texts[i], embs[i] = in.Text, in.Embedding
 		}
+		if sigs != nil {
+			formatted := make([]string, len(ins))
+			for i, in := range ins {
+				formatted[i] = retriever.FormatInstance(format, in.Text, in.AnswerChoices)
+			}
+			sigs.Put(m.Name, formatted)
+		}
 		if err := ix.Add(m.Name, embs, texts); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if lx != nil {
 			if err := lx.Add(m.Name, texts, m.Description); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 	}
-	return ix, lx, nil
+	return ix, lx, sigs, nil
 }

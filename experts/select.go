@@ -333,6 +333,9 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	if c.lexical != nil {
 		opts.Lexical, opts.QueryTexts = c.lexical, texts
 	}
+	if c.sigs != nil {
+		opts.Signatures, opts.SignatureWeight, opts.QueryTexts = c.sigs, c.cfg.SignatureWeight, texts
+	}
 	rt, err := c.index.Route(embs, opts)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,11 @@ package retriever
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
+
+	"roe/kernels"
 )
 
 // LeaveOneOut returns each instance of expert's best score against every
@@ -57,4 +61,51 @@ func Calibrated(ref []float32, score float64) float64 {
 	lo := sort.Search(len(ref), func(i int) bool { return ref[i] >= s })
 	hi := sort.Search(len(ref), func(i int) bool { return ref[i] > s })
 	return (float64(lo) + float64(hi-lo)/2) / float64(len(ref))
+}
+
+// LeaveOneOutExperts scores each of expert's instances as a query (queries:
+// [n][dim], the instances written otherwise, in stored order) against every
+// expert, the instance itself left out: best is [n, E], each expert's best
+// score per query, experts in the order of names.
+func (ix *Index) LeaveOneOutExperts(expert string, queries [][]float32) (best []float32, names []string, err error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	x, ok := ix.byName[expert]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: no expert %q", ErrInput, expert)
+	}
+	if len(queries) != x.n {
+		return nil, nil, fmt.Errorf("%w: %d queries for %d instances of %s", ErrInput, len(queries), x.n, expert)
+	}
+	res, err := ix.scan(queries, 1, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	E := len(ix.experts)
+	own := slices.Index(ix.experts, x)
+	qm, off := ix.normalizeQueries(queries)
+	d := ix.dim
+	for i := range queries {
+		q := qm[i*d : (i+1)*d]
+		m := float32(math.Inf(-1))
+		for r := x.start; r < x.start+x.n; r++ {
+			if r == x.start+i {
+				continue
+			}
+			s := kernels.Dot(q, ix.data[r*d:(r+1)*d])
+			switch ix.norm {
+			case CenterL2:
+				s = (s - off[i]) * ix.inv[r]
+			case L2:
+				s *= ix.inv[r]
+			}
+			m = max(m, s)
+		}
+		res.best[i*E+own] = m
+	}
+	names = make([]string, E)
+	for i, e := range ix.experts {
+		names[i] = e.name
+	}
+	return res.best, names, nil
 }

@@ -38,7 +38,8 @@ type EvalOptions struct {
 	Trials  int    // decisions at each Q > 1 (default 16)
 	Seed    uint64 // draws are PCG(Seed, len(task))
 	// Route is the routing of each decision; TopK is forced to 1, and
-	// QueryTexts is set from the drawn queries when Route.Lexical is set.
+	// QueryTexts is set from the drawn queries when Route.Lexical or
+	// Route.Signatures is set.
 	Route RouteOptions
 }
 
@@ -93,7 +94,7 @@ func EvalRouting(ix *Index, emb Embedder, task string, texts []string, taskOf fu
 			}
 			ro := o.Route
 			ro.TopK = 1
-			if ro.Lexical != nil {
+			if ro.Lexical != nil || ro.Signatures != nil {
 				ro.QueryTexts = batch
 			}
 			rt, err := ix.Route(qs, ro)

@@ -40,6 +40,12 @@ type RouteOptions struct {
 	// the experts fused with the dense one by reciprocal rank fusion (FuseRRF, k = 60).
 	Lexical    *Lexical
 	QueryTexts []string
+
+	// Signatures, with QueryTexts (one per query), adds SignatureWeight times
+	// each expert's signature score to its dense best score for each query;
+	// the votes, Top1 and the aggregations then use that fused score.
+	Signatures      *Signatures
+	SignatureWeight float64
 }
 
 // ExpertScore is one expert's standing in a routing decision.
@@ -93,8 +99,12 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 		return Route{}, fmt.Errorf("%w: no queries", ErrInput)
 	}
 
+	fuse := o.Signatures != nil && o.SignatureWeight != 0
+	if fuse && len(o.QueryTexts) != len(queries) {
+		return Route{}, fmt.Errorf("%w: %d query texts for %d queries (signatures score each query's text)", ErrInput, len(o.QueryTexts), len(queries))
+	}
 	ix.mu.RLock()
-	res, err := ix.scan(queries, o.Neighbors, o.Aggregation != Vote || o.RunnersUp)
+	res, err := ix.scan(queries, o.Neighbors, o.Aggregation != Vote || o.RunnersUp || fuse)
 	if err != nil {
 		ix.mu.RUnlock()
 		return Route{}, err
@@ -106,11 +116,31 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	Q, E := len(queries), len(names)
 	votes := make([]int, E)
 	top1 := make([]float64, E)
-	for _, cs := range res.top {
-		if len(cs) > 0 {
-			e := ix.expertIndex(int(cs[0].r))
-			votes[e]++
-			top1[e] += float64(cs[0].s)
+	if fuse {
+		// Each query votes for the expert of the best fused score.
+		for q := range Q {
+			row := res.best[q*E : (q+1)*E]
+			for e, s := range o.Signatures.Score(o.QueryTexts[q], names) {
+				row[e] += float32(o.SignatureWeight * s)
+			}
+			if E > 0 {
+				b := 0
+				for e := range row {
+					if row[e] > row[b] {
+						b = e
+					}
+				}
+				votes[b]++
+				top1[b] += float64(row[b])
+			}
+		}
+	} else {
+		for _, cs := range res.top {
+			if len(cs) > 0 {
+				e := ix.expertIndex(int(cs[0].r))
+				votes[e]++
+				top1[e] += float64(cs[0].s)
+			}
 		}
 	}
 	var r Route

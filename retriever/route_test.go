@@ -211,3 +211,62 @@ func TestRouteWithLexical(t *testing.T) {
 		t.Fatalf("fused: %+v", r.Experts)
 	}
 }
+
+func TestRouteWithSignatures(t *testing.T) {
+	ix := routeIndex(t)
+	sig := NewSignatures()
+	sig.Put("a", []string{"alpha task one", "alpha task two"})
+	sig.Put("b", []string{"beta question three", "beta question four"})
+	sig.Put("c", []string{"gamma prompt five", "gamma prompt six"})
+	// Dense alone: the query sits halfway between a and b, a slightly ahead.
+	q := [][]float32{{0.75, 0.7, 0, 0, 0, 0, 0, 0}}
+	dense, err := ix.Route(q, RouteOptions{RunnersUp: true, TopK: 3})
+	if err != nil || dense.Experts[0].Name != "a" {
+		t.Fatalf("dense: %+v, %v", dense.Experts, err)
+	}
+	// The query's words are b's task words: fused, b wins, and its Top1 is
+	// its dense best plus the weighted signature score.
+	o := RouteOptions{RunnersUp: true, TopK: 3, Signatures: sig, SignatureWeight: 2, QueryTexts: []string{"a beta question"}}
+	r, err := ix.Route(q, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sig.Score("a beta question", []string{"b"})[0]
+	if r.Experts[0].Name != "b" || r.Experts[0].Votes != 1 || math.Abs(r.Experts[0].Top1-(0.7+2*s)) > 1e-6 || s <= 0 {
+		t.Fatalf("fused: %+v (b's signature score %v)", r.Experts, s)
+	}
+	// Weight 0 is dense only; a text per query is required.
+	if r, _ := ix.Route(q, RouteOptions{Signatures: sig, QueryTexts: []string{"beta"}}); r.Experts[0].Name != "a" {
+		t.Errorf("weight 0: %+v", r.Experts)
+	}
+	o.QueryTexts = nil
+	if _, err := ix.Route(q, o); err == nil {
+		t.Error("signatures without query texts: no error")
+	}
+}
+
+func TestLeaveOneOutExperts(t *testing.T) {
+	ix := routeIndex(t)
+	// a's first instance as a query: its own row is left out, so a's best is
+	// its other row (0.5 tilt: raw dot 1), not itself.
+	best, names, err := ix.LeaveOneOutExperts("a", [][]float32{axis(0, -1, 0), axis(0, 7, 0.5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	E := len(names)
+	if E != 3 || names[0] != "a" || len(best) != 2*E {
+		t.Fatalf("names %v, best %v", names, best)
+	}
+	if best[0] != 1 || best[E] != 1 { // a: the other row, dot 1 either way
+		t.Errorf("a's own column %v %v", best[0], best[E])
+	}
+	if best[1] != 0 || best[E+1] != 0.25 { // b's rows: axis 1, and axis 1 tilted 0.5 along 7
+		t.Errorf("b's column %v %v", best[1], best[E+1])
+	}
+	if _, _, err := ix.LeaveOneOutExperts("a", [][]float32{axis(0, -1, 0)}); err == nil {
+		t.Error("wrong query count: no error")
+	}
+	if _, _, err := ix.LeaveOneOutExperts("zz", nil); err == nil {
+		t.Error("unknown expert: no error")
+	}
+}

@@ -61,6 +61,7 @@ var (
 	stabLong         = flag.Int("stab-long", 300, "stability: steps of a long run (the experts' 300)")
 	candidate        = flag.String("candidate", "", "base-model choice: another base model (Hugging Face folder) to compare with the embedded one")
 	candidateExperts = flag.String("candidate-experts", "", "base-model choice: the candidate's dataset experts (laid out as models/experts)")
+	signatureWeight  = flag.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the experts' task signatures in routing (roe serve --signature-weight; negative: dense only)")
 	keep             = flag.Bool("keep", false, "keep the sections of -out/quality.json that -sections does not redo")
 	replot           = flag.Bool("replot", false, "only rewrite quality.md and the plots from -out/quality.json")
 )
@@ -329,7 +330,7 @@ func (e *env) lora(lib *library.Library, name string, cache bool) (*adapters.LoR
 
 // buildIndex loads every expert's instances into a fresh index (center-l2, no
 // lexical side) and says which task each expert stands for, as roe eval routing does.
-func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]string, error) {
+func buildIndex(e *env, lib *library.Library) (*experts.Searchable, map[string]string, error) {
 	ms, err := lib.List()
 	if err != nil {
 		return nil, nil, err
@@ -338,7 +339,7 @@ func buildIndex(e *env, lib *library.Library) (*retriever.Index, map[string]stri
 	for _, m := range ms {
 		owner[m.Name] = m.Task()
 	}
-	ix, _, err := experts.BuildIndex(lib, e.emb, e.format, "", false)
+	ix, err := experts.BuildIndex(lib, e.emb, e.format, "", false, *signatureWeight)
 	return ix, owner, err
 }
 
@@ -435,12 +436,12 @@ func trainItems(e *env, task, split string) ([]tasks.Item, error) {
 
 // routeEach picks each item's top-1 expert (nil: the base model, on fallback)
 // and returns the adapters and the experts' names ("(base)" on fallback).
-func routeEach(e *env, ix *retriever.Index, items []tasks.Item) ([]model.Adapter, []string, error) {
+func routeEach(e *env, ix *experts.Searchable, items []tasks.Item) ([]model.Adapter, []string, error) {
 	return routeEachIn(e, e.lib, ix, items)
 }
 
 // routeEachIn is routeEach over an index of lib's experts.
-func routeEachIn(e *env, lib *library.Library, ix *retriever.Index, items []tasks.Item) ([]model.Adapter, []string, error) {
+func routeEachIn(e *env, lib *library.Library, ix *experts.Searchable, items []tasks.Item) ([]model.Adapter, []string, error) {
 	texts := make([]string, len(items))
 	for i, it := range items {
 		texts[i] = retriever.FormatInstance(e.format, it.Input, it.AnswerChoices)
@@ -452,7 +453,7 @@ func routeEachIn(e *env, lib *library.Library, ix *retriever.Index, items []task
 	per := make([]model.Adapter, len(items))
 	names := make([]string, len(items))
 	for i := range items {
-		rt, err := ix.Route(embs[i:i+1], retriever.RouteOptions{TopK: 1})
+		rt, err := ix.Route(embs[i:i+1], ix.Options(retriever.RouteOptions{TopK: 1}, texts[i:i+1]))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -545,13 +546,13 @@ func queryTexts(e *env, task string, seed uint64) ([]string, string, error) {
 
 // routeTask measures how often routing over ix picks the task's expert, at
 // each Q (the draws of `roe eval routing --trials T`).
-func routeTask(e *env, ix *retriever.Index, owner map[string]string, task string) (taskRouting, error) {
+func routeTask(e *env, ix *experts.Searchable, owner map[string]string, task string) (taskRouting, error) {
 	texts, sp, err := queryTexts(e, task, *routeSeed)
 	if err != nil {
 		return taskRouting{}, err
 	}
-	tr, err := retriever.EvalRouting(ix, e.emb, task, texts, func(x string) string { return owner[x] },
-		retriever.EvalOptions{Qs: qList, Singles: *queries, Trials: *trials, Seed: *routeSeed})
+	tr, err := retriever.EvalRouting(ix.Index, e.emb, task, texts, func(x string) string { return owner[x] },
+		retriever.EvalOptions{Qs: qList, Singles: *queries, Trials: *trials, Seed: *routeSeed, Route: ix.Options(retriever.RouteOptions{}, nil)})
 	tr.Split = sp
 	return tr, err
 }

@@ -16,7 +16,6 @@ import (
 	"roe/adapters"
 	"roe/library"
 	"roe/model"
-	"roe/retriever"
 	"roe/tasks"
 	"roe/train"
 )
@@ -414,7 +413,7 @@ func addExpert(e *env, rep *Report) error {
 }
 
 // routeTasks routes the new task and then each of the tasks the library has.
-func routeTasks(e *env, ix *retriever.Index, owner map[string]string, task string, have []string) (taskRouting, []taskRouting, error) {
+func routeTasks(e *env, ix *experts.Searchable, owner map[string]string, task string, have []string) (taskRouting, []taskRouting, error) {
 	tr, err := routeTask(e, ix, owner, task)
 	if err != nil {
 		return tr, nil, err

@@ -146,7 +146,7 @@ func unseenTasks(e *env, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		rt, err := ix.Route(embs, retriever.RouteOptions{TopK: 3})
+		rt, err := ix.Route(embs, ix.Options(retriever.RouteOptions{TopK: 3}, texts))
 		if err != nil {
 			return err
 		}

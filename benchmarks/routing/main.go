@@ -47,6 +47,7 @@ var (
 	minScore   = flag.Float64("min-score", 0, "auto routing falls back below this score (roe serve --min-score; 0: no absolute threshold)")
 	normFlag   = flag.String("normalization", "", "embedding normalisation: center-l2, l2 or raw (default: the embedder's, as roe serve)")
 	lexical    = flag.Bool("lexical", false, "fuse BM25 over instance texts (roe serve --lexical)")
+	sigWeight  = flag.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the task signatures in routing (roe serve --signature-weight; negative: dense only)")
 	fallback   = flag.Float64("fallback", experts.DefaultFallbackQuantile, "the fallback quantile (roe serve --fallback; negative: never)")
 	groupSize  = flag.Int("q", 4, "prompts per request in the grouped setting")
 	templates  = flag.Bool("templates", true, "also measure template-rendered routing (section 2 of quality.md)")
@@ -205,7 +206,7 @@ func setup() (*env, func(), error) {
 		n++
 	}
 	if e.cat, err = experts.Open(experts.Config{Library: e.lib, Base: e.m, BaseID: models.DefaultName,
-		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
+		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, SignatureWeight: *sigWeight, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
@@ -379,7 +380,7 @@ func templateRouting(e *env) (*TemplatedReport, error) {
 			taskNames = append(taskNames, m.Dataset)
 		}
 	}
-	ix, _, err := experts.BuildIndex(e.lib, e.emb, retriever.DefaultInstanceFormat, retriever.Normalization(*normFlag), false)
+	ix, err := experts.BuildIndex(e.lib, e.emb, retriever.DefaultInstanceFormat, retriever.Normalization(*normFlag), false, *sigWeight)
 	if err != nil {
 		return nil, err
 	}
@@ -390,8 +391,8 @@ func templateRouting(e *env) (*TemplatedReport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t, err)
 		}
-		r, err := retriever.EvalRouting(ix, e.emb, t, texts, func(x string) string { return owner[x] },
-			retriever.EvalOptions{Qs: tr.Qs, Singles: tr.Singles, Trials: tr.Trials, Seed: tr.Seed})
+		r, err := retriever.EvalRouting(ix.Index, e.emb, t, texts, func(x string) string { return owner[x] },
+			retriever.EvalOptions{Qs: tr.Qs, Singles: tr.Singles, Trials: tr.Trials, Seed: tr.Seed, Route: ix.Options(retriever.RouteOptions{}, nil)})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t, err)
 		}

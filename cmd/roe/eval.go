@@ -37,6 +37,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	norm := fs.String("normalization", "", "center-l2, l2 or raw (default: the embedder's; l2 for a routing encoder, else center-l2)")
 	agg := fs.String("aggregation", string(retriever.Vote), "vote, sum-top-m or softmax")
 	lexical := fs.Bool("lexical", false, "fuse BM25 (reciprocal rank fusion)")
+	sigWeight := signatureWeightFlag(fs)
 	seed := fs.Uint64("seed", 7, "sampling seed")
 	var dirs stringList
 	fs.Var(&dirs, "data", "task folder (repeatable; a folder of task folders also works)")
@@ -66,10 +67,11 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	defer lib.Close()
 	_ = m
-	ix, lx, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	ix, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical, *sigWeight)
 	if err != nil {
 		return err
 	}
+	defer ix.Close()
 	if ix.Len() == 0 {
 		return fmt.Errorf("library %s has no instances to route over", *lf.library)
 	}
@@ -110,8 +112,8 @@ func evalRouting(args []string, stdout io.Writer) error {
 			texts[i] = retriever.FormatInstance(*lf.format, in.Text, in.AnswerChoices)
 		}
 		eo := retriever.EvalOptions{Qs: qlist, Singles: *perTask, Trials: *trials, Seed: *seed,
-			Route: retriever.RouteOptions{Aggregation: retriever.Aggregation(*agg), Lexical: lx}}
-		tr, err := retriever.EvalRouting(ix, emb, task, texts, func(x string) string { return owner[x] }, eo)
+			Route: ix.Options(retriever.RouteOptions{Aggregation: retriever.Aggregation(*agg)}, nil)}
+		tr, err := retriever.EvalRouting(ix.Index, emb, task, texts, func(x string) string { return owner[x] }, eo)
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ func evalTask(args []string, stdout io.Writer) error {
 	lengthNorm := fs.Bool("length-norm", false, "score choices by mean per-token log-likelihood")
 	maxLen := fs.Int("max-len", tasks.DefaultMaxLen, "tokens per scored sequence (long inputs lose their beginning)")
 	norm := fs.String("normalization", "", "--expert auto: center-l2, l2 or raw (default: the embedder's)")
+	sigWeight := signatureWeightFlag(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func evalTask(args []string, stdout io.Writer) error {
 		per := make([]model.Adapter, len(items))
 		chosen := map[string]int{}
 		if *expert == "auto" {
-			ix, _, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false)
+			ix, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false, *sigWeight)
 			if err != nil {
 				return err
 			}
@@ -102,7 +103,7 @@ func evalTask(args []string, stdout io.Writer) error {
 				return err
 			}
 			for i := range items {
-				rt, err := ix.Route(embs[i:i+1], retriever.RouteOptions{TopK: 1})
+				rt, err := ix.Route(embs[i:i+1], ix.Options(retriever.RouteOptions{TopK: 1}, texts[i:i+1]))
 				if err != nil {
 					return err
 				}

@@ -28,6 +28,11 @@ type libFlags struct {
 	format  *string
 }
 
+// signatureWeightFlag is --signature-weight of the commands that route.
+func signatureWeightFlag(fs *flag.FlagSet) *float64 {
+	return fs.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the experts' task signatures (the words that set an expert's instances apart from the library's) added to the dense score in routing; negative: dense only")
+}
+
 func addLibFlags(fs *flag.FlagSet) *libFlags {
 	return &libFlags{
 		model:   modelFlag(fs),
@@ -254,6 +259,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 	norm := fs.String("normalization", "", "center-l2, l2 or raw (default: the embedder's; l2 for a routing encoder, else center-l2)")
 	minScore := fs.Float64("min-score", 0, "fall back to the base model below this score")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts (reciprocal rank fusion)")
+	sigWeight := signatureWeightFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -266,10 +272,11 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer lib.Close()
-	ix, lx, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical)
+	ix, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical, *sigWeight)
 	if err != nil {
 		return err
 	}
+	defer ix.Close()
 	texts := make([]string, len(pos))
 	for i, p := range pos {
 		texts[i] = retriever.FormatInstance(*lf.format, p, nil)
@@ -278,10 +285,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o := retriever.RouteOptions{TopK: *k, Neighbors: *neighbors, Aggregation: retriever.Aggregation(*agg), MinScore: *minScore}
-	if lx != nil {
-		o.Lexical, o.QueryTexts = lx, texts
-	}
+	o := ix.Options(retriever.RouteOptions{TopK: *k, Neighbors: *neighbors, Aggregation: retriever.Aggregation(*agg), MinScore: *minScore}, texts)
 	rt, err := ix.Route(q, o)
 	if err != nil {
 		return err

@@ -94,7 +94,7 @@ func TestStarterLibrary(t *testing.T) {
 	if n, err := importStarter(lib, m, emb); n != 0 || err != nil {
 		t.Fatalf("second import: %d, %v", n, err)
 	}
-	ix, _, err := experts.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, "", false)
+	ix, err := experts.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, "", false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +118,12 @@ func TestStarterLibrary(t *testing.T) {
 		}
 		right := 0
 		for _, in := range ins {
-			q, err := emb.Embed([]string{retriever.FormatInstance(retriever.DefaultInstanceFormat, in.Text, in.AnswerChoices)})
+			text := retriever.FormatInstance(retriever.DefaultInstanceFormat, in.Text, in.AnswerChoices)
+			q, err := emb.Embed([]string{text})
 			if err != nil {
 				t.Fatal(err)
 			}
-			rt, err := ix.Route(q, retriever.RouteOptions{TopK: 1})
+			rt, err := ix.Route(q, ix.Options(retriever.RouteOptions{TopK: 1}, []string{text}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,177 @@
+package retriever
+
+import (
+	"math"
+	"strings"
+	"sync"
+	"unicode"
+)
+
+// Task signatures: the lexical half of routing. An expert's instances repeat
+// their task's words (the template's instruction, the answer choices) while
+// their content varies, so the words an expert's instances share far more
+// often than the library's instances at large say what the expert does. A
+// signature is that profile, computed from the library alone: for feature f
+// (a word or a character 4- or 5-gram of one) and expert e with document
+// frequency df_e(f) (the share of e's instances containing f) and background
+// b(f) (the mean of df over all experts),
+//
+//	w_e(f) = df_e(f) · log((df_e(f) + a) / (b(f) + a))   where positive, else 0,
+//
+// the term of f in the divergence of e from the library. A query's score for
+// e is the cosine between its set of features and w_e. Nothing is trained:
+// signatures follow every addition and removal, so an expert added later is
+// routed by its own words, and text no expert's instances share (a request
+// no expert fits) scores near 0 for every expert.
+
+// DefaultSignatureWeight weighs signatures against the dense score in routing
+// (RouteOptions.SignatureWeight): chosen on the routing benchmark's dev split.
+const DefaultSignatureWeight = 2
+
+// signatureSmoothing is a in w_e(f): it keeps features rare everywhere from
+// weighing like template words.
+const signatureSmoothing = 0.01
+
+// Signatures holds the task signatures of a library's experts. It is safe for
+// concurrent use.
+type Signatures struct {
+	mu    sync.RWMutex
+	df    map[string]map[uint64]float32 // expert → feature → share of its instances with it
+	stale bool                          // post and norm need rebuilding
+	post  map[uint64][]posting          // feature → experts weighing it
+	norm  map[string]float64            // expert → ‖w_e‖
+}
+
+type posting struct {
+	expert string
+	w      float32
+}
+
+// NewSignatures returns an empty set.
+func NewSignatures() *Signatures {
+	return &Signatures{df: map[string]map[uint64]float32{}}
+}
+
+// Put sets expert's signature from its instance texts (replacing any before).
+// An expert without texts is removed.
+func (s *Signatures) Put(expert string, texts []string) {
+	if len(texts) == 0 {
+		s.Remove(expert)
+		return
+	}
+	df := map[uint64]float32{}
+	inv := 1 / float32(len(texts))
+	for _, t := range texts {
+		for f := range signatureFeatures(t) {
+			df[f] += inv
+		}
+	}
+	s.mu.Lock()
+	s.df[expert] = df
+	s.stale = true
+	s.mu.Unlock()
+}
+
+// Remove forgets expert's signature.
+func (s *Signatures) Remove(expert string) {
+	s.mu.Lock()
+	if _, ok := s.df[expert]; ok {
+		delete(s.df, expert)
+		s.stale = true
+	}
+	s.mu.Unlock()
+}
+
+// Len returns the number of experts with a signature.
+func (s *Signatures) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.df)
+}
+
+// rebuild recomputes the weights after a change; the caller holds mu.
+func (s *Signatures) rebuild() {
+	bg := map[uint64]float64{}
+	for _, df := range s.df {
+		for f, v := range df {
+			bg[f] += float64(v)
+		}
+	}
+	E := float64(len(s.df))
+	s.post = map[uint64][]posting{}
+	s.norm = map[string]float64{}
+	for name, df := range s.df {
+		var n2 float64
+		for f, v := range df {
+			d := float64(v)
+			w := d * math.Log((d+signatureSmoothing)/(bg[f]/E+signatureSmoothing))
+			if w <= 0 {
+				continue
+			}
+			s.post[f] = append(s.post[f], posting{name, float32(w)})
+			n2 += w * w
+		}
+		s.norm[name] = math.Sqrt(n2)
+	}
+	s.stale = false
+}
+
+// Score returns each expert's signature score for query (experts: the names
+// to score, in the caller's order), in [0, 1): the cosine between the query's
+// features and the expert's signature.
+func (s *Signatures) Score(query string, experts []string) []float64 {
+	out := make([]float64, len(experts))
+	s.mu.RLock()
+	if s.stale {
+		s.mu.RUnlock()
+		s.mu.Lock()
+		if s.stale {
+			s.rebuild()
+		}
+		s.mu.Unlock()
+		s.mu.RLock()
+	}
+	defer s.mu.RUnlock()
+	fs := signatureFeatures(query)
+	if len(fs) == 0 {
+		return out
+	}
+	sum := map[string]float64{}
+	for f := range fs {
+		for _, p := range s.post[f] {
+			sum[p.expert] += float64(p.w)
+		}
+	}
+	qn := math.Sqrt(float64(len(fs)) + 1)
+	for i, e := range experts {
+		if n := s.norm[e]; n > 0 {
+			out[i] = sum[e] / n / qn
+		}
+	}
+	return out
+}
+
+// signatureFeatures is the set of a text's features: its lowercased words
+// (runs of letters and digits) and their character 4- and 5-grams with < and >
+// marking the word's ends (so inflections and typos still share most of
+// them), each hashed to 64 bits.
+func signatureFeatures(text string) map[uint64]struct{} {
+	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	if len(words) > maxSignatureWords {
+		words = words[:maxSignatureWords]
+	}
+	out := make(map[uint64]struct{}, 8*len(words))
+	for _, w := range words {
+		out[hashFeature('w', w, "")] = struct{}{}
+		r := []rune("<" + w + ">")
+		for n := 4; n <= 5; n++ {
+			for i := 0; i+n <= len(r); i++ {
+				out[hashFeature('c', string(r[i:i+n]), "")] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// maxSignatureWords bounds the words of a text read for its signature features.
+const maxSignatureWords = 512

@@ -1,0 +1,96 @@
+package retriever
+
+import (
+	"math"
+	"testing"
+)
+
+// sigLibrary is three experts whose instances share a task wording and vary in content.
+func sigLibrary() *Signatures {
+	s := NewSignatures()
+	s.Put("sentiment", []string{
+		"Is this review positive or negative? The acting was wooden and the plot dull.",
+		"Is this review positive or negative? A delight from start to finish.",
+		"Is this review positive or negative? I wanted my money back.",
+	})
+	s.Put("pronoun", []string{
+		"The trophy did not fit in the case because it was small. Which noun does the pronoun it refer to?",
+		"Anna thanked Maria because she helped. Which noun does the pronoun she refer to?",
+		"The dog chased the cat until it was tired. Which noun does the pronoun it refer to?",
+	})
+	s.Put("news", []string{
+		"Which section of the newspaper: sports, business, world or science? Stocks fell on Monday.",
+		"Which section of the newspaper: sports, business, world or science? The striker scored twice.",
+		"Which section of the newspaper: sports, business, world or science? Rain is expected tomorrow.",
+	})
+	return s
+}
+
+func argmax(v []float64) int {
+	b := 0
+	for i := range v {
+		if v[i] > v[b] {
+			b = i
+		}
+	}
+	return b
+}
+
+func TestSignaturesTaskWords(t *testing.T) {
+	s := sigLibrary()
+	names := []string{"sentiment", "pronoun", "news"}
+	for q, want := range map[string]string{
+		"pos or neg? this reviewer hated the film":                  "sentiment",
+		"who does the pronoun 'he' refer to in: Tom called Bill":    "pronoun",
+		"what newspaper section fits this: the central bank raised": "news",
+	} {
+		sc := s.Score(q, names)
+		if got := names[argmax(sc)]; got != want {
+			t.Errorf("%q: %s (scores %v), want %s", q, got, sc, want)
+		}
+		for _, v := range sc {
+			if v < 0 || v >= 1 || math.IsNaN(v) {
+				t.Errorf("%q: score %v out of [0, 1)", q, v)
+			}
+		}
+	}
+	// Words no expert's instances share score 0 everywhere; so does empty text.
+	for _, q := range []string{"zyxwv qqqq", "", "!!!"} {
+		for i, v := range s.Score(q, names) {
+			if v != 0 {
+				t.Errorf("%q: %s scores %v, want 0", q, names[i], v)
+			}
+		}
+	}
+	// An unknown name scores 0.
+	if v := s.Score("positive or negative", []string{"nobody"}); v[0] != 0 {
+		t.Errorf("unknown expert scores %v", v[0])
+	}
+}
+
+func TestSignaturesFollowChanges(t *testing.T) {
+	s := sigLibrary()
+	names := []string{"sentiment", "pronoun", "news"}
+	q := "who does the pronoun refer to"
+	if s.Score(q, names)[1] == 0 {
+		t.Fatal("pronoun expert does not score its own words")
+	}
+	s.Remove("pronoun")
+	if v := s.Score(q, names); v[1] != 0 || s.Len() != 2 {
+		t.Errorf("after Remove: %v, %d experts", v, s.Len())
+	}
+	// A word every expert shares is nobody's signature: once the pronoun
+	// expert's wording is everyone's, it stops telling them apart.
+	s.Put("pronoun", []string{"Which noun does the pronoun refer to? a", "Which noun does the pronoun refer to? b"})
+	s.Put("other", []string{"Which noun does the pronoun refer to? Other task c", "Which noun does the pronoun refer to? Other task d"})
+	before := s.Score(q, []string{"pronoun"})[0]
+	s.Put("sentiment", []string{"Which noun does the pronoun refer to? e"})
+	s.Put("news", []string{"Which noun does the pronoun refer to? f"})
+	if after := s.Score(q, []string{"pronoun"})[0]; after >= before {
+		t.Errorf("shared wording still scores %v (was %v)", after, before)
+	}
+	s.Put("news", nil) // no texts: removed
+	if s.Len() != 3 {
+		t.Errorf("Put without texts kept the expert: %d experts", s.Len())
+	}
+}
