@@ -115,6 +115,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./adapters/
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./train/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadInstances$$' -fuzztime $(FUZZTIME) ./library/
+	$(GO) test -run '^$$' -fuzz '^FuzzSignatureFeatures$$' -fuzztime $(FUZZTIME) ./retriever/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./model/llama2c/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadEncoder$$' -fuzztime $(FUZZTIME) ./retriever/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterRel$$' -fuzztime $(FUZZTIME) ./serve/

@@ -2,6 +2,7 @@ package retriever
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -37,13 +38,16 @@ const signatureSmoothing = 0.01
 type Signatures struct {
 	mu    sync.RWMutex
 	df    map[string]map[uint64]float32 // expert → feature → share of its instances with it
-	stale bool                          // post and norm need rebuilding
-	post  map[uint64][]posting          // feature → experts weighing it
-	norm  map[string]float64            // expert → ‖w_e‖
+	stale bool                          // the fields below need rebuilding
+
+	names []string             // experts, in id order
+	ids   map[string]int       // expert → id
+	post  map[uint64][]posting // feature → experts weighing it
+	norm  []float64            // [expert id] ‖w_e‖
 }
 
 type posting struct {
-	expert string
+	expert int32
 	w      float32
 }
 
@@ -61,8 +65,10 @@ func (s *Signatures) Put(expert string, texts []string) {
 	}
 	df := map[uint64]float32{}
 	inv := 1 / float32(len(texts))
+	var fs []uint64
 	for _, t := range texts {
-		for f := range signatureFeatures(t) {
+		fs = signatureFeatures(t, fs[:0])
+		for _, f := range fs {
 			df[f] += inv
 		}
 	}
@@ -98,20 +104,26 @@ func (s *Signatures) rebuild() {
 		}
 	}
 	E := float64(len(s.df))
+	s.names = s.names[:0]
+	for name := range s.df {
+		s.names = append(s.names, name)
+	}
+	s.ids = make(map[string]int, len(s.names))
 	s.post = map[uint64][]posting{}
-	s.norm = map[string]float64{}
-	for name, df := range s.df {
+	s.norm = make([]float64, len(s.names))
+	for id, name := range s.names {
+		s.ids[name] = id
 		var n2 float64
-		for f, v := range df {
+		for f, v := range s.df[name] {
 			d := float64(v)
 			w := d * math.Log((d+signatureSmoothing)/(bg[f]/E+signatureSmoothing))
 			if w <= 0 {
 				continue
 			}
-			s.post[f] = append(s.post[f], posting{name, float32(w)})
+			s.post[f] = append(s.post[f], posting{int32(id), float32(w)})
 			n2 += w * w
 		}
-		s.norm[name] = math.Sqrt(n2)
+		s.norm[id] = math.Sqrt(n2)
 	}
 	s.stale = false
 }
@@ -132,45 +144,65 @@ func (s *Signatures) Score(query string, experts []string) []float64 {
 		s.mu.RLock()
 	}
 	defer s.mu.RUnlock()
-	fs := signatureFeatures(query)
+	fs := signatureFeatures(query, nil)
 	if len(fs) == 0 {
 		return out
 	}
-	sum := map[string]float64{}
-	for f := range fs {
+	sum := make([]float64, len(s.names))
+	for _, f := range fs {
 		for _, p := range s.post[f] {
 			sum[p.expert] += float64(p.w)
 		}
 	}
 	qn := math.Sqrt(float64(len(fs)) + 1)
 	for i, e := range experts {
-		if n := s.norm[e]; n > 0 {
-			out[i] = sum[e] / n / qn
+		if id, ok := s.ids[e]; ok && s.norm[id] > 0 {
+			out[i] = sum[id] / s.norm[id] / qn
 		}
 	}
 	return out
 }
 
-// signatureFeatures is the set of a text's features: its lowercased words
-// (runs of letters and digits) and their character 4- and 5-grams with < and >
-// marking the word's ends (so inflections and typos still share most of
-// them), each hashed to 64 bits.
-func signatureFeatures(text string) map[uint64]struct{} {
+// signatureFeatures appends to dst the distinct features of a text, sorted:
+// its lowercased words (runs of letters and digits) and their character 4-
+// and 5-grams with < and > marking the word's ends (so inflections and typos
+// still share most of them), each hashed to 64 bits.
+func signatureFeatures(text string, dst []uint64) []uint64 {
 	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	if len(words) > maxSignatureWords {
 		words = words[:maxSignatureWords]
 	}
-	out := make(map[uint64]struct{}, 8*len(words))
+	var buf []byte
+	var at []int // rune starts in buf, and its length
 	for _, w := range words {
-		out[hashFeature('w', w, "")] = struct{}{}
-		r := []rune("<" + w + ">")
+		dst = append(dst, hashFeature('w', w, ""))
+		buf = append(append(append(buf[:0], '<'), w...), '>')
+		at = at[:0]
+		for i := range string(buf) {
+			at = append(at, i)
+		}
+		runes := len(at)
+		at = append(at, len(buf))
 		for n := 4; n <= 5; n++ {
-			for i := 0; i+n <= len(r); i++ {
-				out[hashFeature('c', string(r[i:i+n]), "")] = struct{}{}
+			for i := 0; i+n <= runes; i++ {
+				dst = append(dst, hashBytes('c', buf[at[i]:at[i+n]]))
 			}
 		}
 	}
-	return out
+	slices.Sort(dst)
+	return slices.Compact(dst)
+}
+
+// hashBytes is hashFeature of one byte string, without converting it.
+func hashBytes(kind byte, b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	h ^= uint64(kind)
+	h *= 1099511628211
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // maxSignatureWords bounds the words of a text read for its signature features.

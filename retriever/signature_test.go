@@ -94,3 +94,25 @@ func TestSignaturesFollowChanges(t *testing.T) {
 		t.Errorf("Put without texts kept the expert: %d experts", s.Len())
 	}
 }
+
+func FuzzSignatureFeatures(f *testing.F) {
+	for _, s := range []string{"", "Is this review positive or negative?", "naïve café ☕ «quoted»", "\xff\xfe<>", "a b c d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		fs := signatureFeatures(text, nil)
+		for i := 1; i < len(fs); i++ {
+			if fs[i] <= fs[i-1] {
+				t.Fatalf("features not sorted and distinct at %d", i)
+			}
+		}
+		s := NewSignatures()
+		s.Put("x", []string{text, "other words entirely"})
+		s.Put("y", []string{"unrelated instance text"})
+		for _, v := range s.Score(text, []string{"x", "y"}) {
+			if v < 0 || v >= 1 || math.IsNaN(v) {
+				t.Fatalf("score %v", v)
+			}
+		}
+	})
+}

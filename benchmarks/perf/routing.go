@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"time"
 
@@ -19,8 +21,10 @@ type RoutingCost struct {
 	Tokens       int     `json:"prompt_tokens"`
 	PrefillMS    float64 `json:"prefill_ms"`           // the prompt's prefill: the time to first token without routing
 	EncoderMS    float64 `json:"router_embed_ms"`      // the routing encoder (--embedder router, the default)
+	SignatureMS  float64 `json:"signature_ms"`         // scoring the prompt against the starter library's task signatures
+	Experts      int     `json:"signature_experts"`    // experts with signatures (the starter library)
 	BaseEmbedMS  float64 `json:"base_embed_ms"`        // the base model's pooled state (--embedder base)
-	EncoderShare float64 `json:"router_share_of_ttft"` // EncoderMS / PrefillMS
+	EncoderShare float64 `json:"router_share_of_ttft"` // (EncoderMS + SignatureMS) / PrefillMS
 }
 
 // measureRouting times, best of reps, the default model's prefill of a
@@ -79,16 +83,56 @@ func measureRouting(rep *Report, reps int) {
 			fatal(err)
 		}
 	})
+	sigs, names, err := starterSignatures()
+	if err != nil {
+		fatal(err)
+	}
+	rc.Experts = len(names)
+	rc.SignatureMS = best(func() { sigs.Score(q, names) })
 	base := retriever.NewModelEmbedder(m, tok, 0, retriever.DefaultMaxTokens)
 	rc.BaseEmbedMS = best(func() {
 		if _, err := base.Embed([]string{q}); err != nil {
 			fatal(err)
 		}
 	})
-	rc.EncoderShare = rc.EncoderMS / rc.PrefillMS
+	rc.EncoderShare = (rc.EncoderMS + rc.SignatureMS) / rc.PrefillMS
 	rep.Routing = rc
-	logf("routing: prefill of %d tokens %.2f ms, router embedding %.3f ms (%.1f%%), base embedding %.2f ms",
-		rc.Tokens, rc.PrefillMS, rc.EncoderMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
+	logf("routing: prefill of %d tokens %.2f ms, router embedding %.3f ms + signatures %.3f ms (%.1f%%), base embedding %.2f ms",
+		rc.Tokens, rc.PrefillMS, rc.EncoderMS, rc.SignatureMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
+}
+
+// starterSignatures builds the task signatures of the embedded starter
+// library, as a catalog does when it opens it (first scoring included).
+func starterSignatures() (*retriever.Signatures, []string, error) {
+	sigs := retriever.NewSignatures()
+	var names []string
+	fsys := models.StarterExperts()
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != "instances.jsonl" {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		var texts []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var in struct {
+				Input   string   `json:"input"`
+				Choices []string `json:"answer_choices"`
+			}
+			if err := json.Unmarshal([]byte(line), &in); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			texts = append(texts, retriever.FormatInstance(retriever.DefaultInstanceFormat, in.Input, in.Choices))
+		}
+		name := path.Dir(p)
+		sigs.Put(name, texts)
+		names = append(names, name)
+		return nil
+	})
+	sigs.Score("", names) // builds the weights
+	return sigs, names, err
 }
 
 // mdRouting writes the routing embedder's share of the time to first token.
@@ -101,9 +145,9 @@ func mdRouting(p mdPrinter, rep *Report) {
 	p("")
 	p("A %d-token prompt at batch 1 on %s, best of several runs. Auto routing embeds the prompt before its prefill.", rc.Tokens, rc.Model)
 	p("")
-	p("| prefill (TTFT without routing) | routing encoder (default) | share of TTFT | base-model embedder |")
-	p("|---:|---:|---:|---:|")
-	p("| %.2f ms | %.3f ms | %.1f%% | %.2f ms |", rc.PrefillMS, rc.EncoderMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
+	p("| prefill (TTFT without routing) | routing encoder (default) | task signatures (%d experts) | share of TTFT | base-model embedder |", rc.Experts)
+	p("|---:|---:|---:|---:|---:|")
+	p("| %.2f ms | %.3f ms | %.3f ms | %.1f%% | %.2f ms |", rc.PrefillMS, rc.EncoderMS, rc.SignatureMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
 	p("")
 }
 
