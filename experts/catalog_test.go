@@ -348,3 +348,52 @@ func TestCalibratedFallback(t *testing.T) {
 		t.Errorf("routing.fallback 0 never falls back: %+v %v", sel.Info, err)
 	}
 }
+
+// Task signatures follow the library: an expert added live is routed by its
+// task words, and once removed it is gone from the signatures too.
+func TestSignaturesFollowLibrary(t *testing.T) {
+	enc, err := retriever.NewEncoder(retriever.EncoderConfig{Name: "t", Buckets: 1 << 14, Dim: 64, MinChar: 3, MaxChar: 4, MaxWords: 64, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config) { c.Embedder = enc; c.FallbackQuantile = -1 })
+	texts := func(instr string, xs ...string) []string {
+		var out []string
+		for _, x := range xs {
+			out = append(out, x+" "+instr)
+		}
+		return out
+	}
+	content := []string{"Anna thanked Maria because she helped.", "The dog chased the cat until it was tired.",
+		"Tom called Bill because he was late.", "The cup fell off the table because it was wobbly."}
+	for i, x := range []struct{ name, instr string }{
+		{"sentiment", "Is this review positive or negative?"},
+		{"grammar", "Is this sentence grammatical or not?"},
+	} {
+		if _, err := f.c.Add(randomExpert(t, f.m.Config, x.name, uint64(i+1), texts(x.instr, content...)...), AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	// The query's content is the other experts'; its task words are the pronoun expert's.
+	q := []string{"Tom called Bill because he was late. who does the pronoun 'he' refer to?"}
+	other := []string{"Sam met Joe after he left work.", "The bird ate the worm because it was hungry.",
+		"Lisa hugged Kim when she arrived.", "The box broke the shelf because it was heavy."}
+	if _, err := f.c.Add(randomExpert(t, f.m.Config, "pronoun", 3, texts("Which noun does the pronoun refer to?", other...)...), AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := f.c.Select(ctx, Request{Model: Auto, Queries: q})
+	if err != nil || sel.Names() != "pronoun" || f.c.sigs.Len() != 3 {
+		t.Fatalf("after adding pronoun: %+v %v (%d signatures)", sel.Info, err, f.c.sigs.Len())
+	}
+	if err := f.c.Remove("pronoun"); err != nil {
+		t.Fatal(err)
+	}
+	if f.c.sigs.Len() != 2 {
+		t.Errorf("signatures after remove: %d experts, want 2", f.c.sigs.Len())
+	}
+	sel, err = f.c.Select(ctx, Request{Model: Auto, Queries: q})
+	if err != nil || sel.Names() == "pronoun" {
+		t.Fatalf("after removing pronoun: %+v %v", sel.Info, err)
+	}
+}
