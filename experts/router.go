@@ -3,6 +3,7 @@ package experts
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ type RouterData struct {
 	format     string
 	rawShare   float64
 	swapShare  float64
+	userShare  float64
 	byTask     [][]routerItem
 	background []string
 }
@@ -31,7 +33,10 @@ type routerItem struct {
 	rendered []tasks.Rendered // by each template that gives this example a target
 	fields   []string         // the example's text fields, longest first
 	raw      string           // the fields joined: the content, no instruction
+	labelled []labelledField  // the text fields with their names, in name order
 }
+
+type labelledField struct{ name, text string }
 
 // RouterDataOptions say what LoadRouterData reads.
 type RouterDataOptions struct {
@@ -44,6 +49,10 @@ type RouterDataOptions struct {
 	// template's instruction around the fields of an example of another task,
 	// so the instruction, not the content, has to tell the task [0].
 	SwapShare float64
+	// UserShare of the queries not written as bare fields are written from
+	// the example's fields and a template's answer choices the way people
+	// write prompts (writeLikeAUser), with no template's instruction [0].
+	UserShare float64
 	Format    string // the instance format [retriever.DefaultInstanceFormat]
 	Seed      uint64
 }
@@ -64,7 +73,7 @@ func LoadRouterData(o RouterDataOptions) (*RouterData, error) {
 	if o.RawShare == 0 {
 		o.RawShare = 0.2
 	}
-	d := &RouterData{format: o.Format, rawShare: o.RawShare, swapShare: o.SwapShare}
+	d := &RouterData{format: o.Format, rawShare: o.RawShare, swapShare: o.SwapShare, userShare: o.UserShare}
 	for _, ent := range ents {
 		name := ent.Name()
 		if !ent.IsDir() || slices.Contains(o.HoldOut, name) {
@@ -117,6 +126,7 @@ func renderRouterItems(ex []tasks.Example, ts []tasks.Template, fm tasks.FieldMa
 		}
 		it.fields = textFields(ex[i])
 		it.raw = strings.Join(it.fields, "\n")
+		it.labelled = labelledFields(ex[i])
 		if len(it.rendered) > 0 {
 			out = append(out, it)
 		}
@@ -187,6 +197,8 @@ func (d *RouterData) Sample(r *rand.Rand) retriever.EncoderExample {
 		q = a.raw
 	case d.swapShare > 0 && r.Float64() < d.swapShare:
 		q = d.swapContent(r, q, a)
+	case d.userShare > 0 && len(a.labelled) > 0 && r.Float64() < d.userShare:
+		q = writeLikeAUser(r, a)
 	}
 	q = noisy(r, q)
 	return retriever.EncoderExample{Query: retriever.FormatInstance(d.format, q, nil), Key: key, Class: c}
@@ -204,6 +216,71 @@ func (d *RouterData) swapContent(r *rand.Rand, q string, a routerItem) string {
 		q = strings.ReplaceAll(q, f, b.fields[i%len(b.fields)])
 	}
 	return q
+}
+
+// labelledFields are an example's text fields of three words or more with
+// their names, in name order.
+func labelledFields(e tasks.Example) []labelledField {
+	var out []labelledField
+	for _, k := range slices.Sorted(maps.Keys(e)) {
+		v, ok := e[k].(string)
+		if !ok || len(strings.Fields(v)) < 3 {
+			continue
+		}
+		switch k {
+		case "idx", "id", "uid", "id1", "id2", "dialogue_id", "label", "source", "genre":
+			continue
+		}
+		out = append(out, labelledField{strings.ReplaceAll(k, "_", " "), v})
+	}
+	return out
+}
+
+// writeLikeAUser writes an example as a person might send it, without any
+// template's instruction: its fields bare or labelled with their names
+// ("Premise: …"), and a template's answer choices asked as a question ("A or
+// B?", "(A/B)", "Options: A, B") before or after them. Nothing of it is
+// task-specific: the field names are the dataset's, the choices a template's.
+func writeLikeAUser(r *rand.Rand, a routerItem) string {
+	var parts []string
+	labels := r.IntN(2) == 0
+	for _, f := range a.labelled {
+		switch {
+		case !labels:
+			parts = append(parts, f.text)
+		case r.IntN(2) == 0:
+			parts = append(parts, f.name+": "+f.text)
+		default:
+			parts = append(parts, strings.ToUpper(f.name[:1])+f.name[1:]+": "+f.text)
+		}
+	}
+	content := strings.Join(parts, "\n")
+	var choices []string
+	if rd := a.rendered[r.IntN(len(a.rendered))]; len(rd.AnswerChoices) >= 2 && len(rd.AnswerChoices) <= 6 {
+		choices = rd.AnswerChoices
+	}
+	if len(choices) == 0 {
+		return content
+	}
+	var ask string
+	switch r.IntN(4) {
+	case 0:
+		ask = strings.Join(choices, " or ") + "?"
+	case 1:
+		ask = "(" + strings.Join(choices, "/") + ")"
+	case 2:
+		ask = "Options: " + strings.Join(choices, ", ")
+	default:
+		var sb strings.Builder
+		for i, c := range choices {
+			fmt.Fprintf(&sb, "%c) %s ", 'A'+i, c)
+		}
+		ask = strings.TrimSpace(sb.String())
+	}
+	if r.IntN(2) == 0 {
+		return ask + " " + content
+	}
+	return content + "\n" + ask
 }
 
 // noisy drops, swaps and misspells words of q, each sometimes.

@@ -42,6 +42,16 @@ func WriteDir(e *Expert, dir string) error {
 	if err := safetensors.Write(filepath.Join(dir, FileAdapterModel), e.Tensors, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("export %s: %w", e.Name, err)
 	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, FileAdapterConfig), e.AdapterConfig); err != nil {
+		return fmt.Errorf("export %s: %w", e.Name, err)
+	}
+	return WriteInstances(e, dir)
+}
+
+// WriteInstances writes e's instances.jsonl and expert.json into the expert
+// folder dir (as WriteDir does), leaving its adapter files as they are: how a
+// folder's instances are re-embedded for another embedder.
+func WriteInstances(e *Expert, dir string) error {
 	var ins bytes.Buffer
 	enc := json.NewEncoder(&ins)
 	enc.SetEscapeHTML(false)
@@ -57,7 +67,7 @@ func WriteDir(e *Expert, dir string) error {
 	for _, f := range []struct {
 		name string
 		b    []byte
-	}{{FileAdapterConfig, e.AdapterConfig}, {FileInstances, ins.Bytes()}, {FileExpert, append(man, '\n')}} {
+	}{{FileInstances, ins.Bytes()}, {FileExpert, append(man, '\n')}} {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.b); err != nil {
 			return fmt.Errorf("export %s: %w", e.Name, err)
 		}

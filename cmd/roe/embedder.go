@@ -37,6 +37,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	perTask := fs.Int("per-task", 2000, "training examples read per task")
 	swapShare := fs.Float64("swap-share", 0, "share of training queries whose content is swapped for another task's, so the instruction must tell the task")
 	rawShare := fs.Float64("raw-share", 0.2, "share of training queries written as the bare fields, without instruction")
+	userShare := fs.Float64("user-share", 0, "share of the other training queries written from the fields (bare or labelled with their names) and a template's answer choices asked as a question, with no template's instruction")
 	seed := fs.Uint64("seed", 1, "random seed")
 	lexical := fs.Float64("lexical", 0.5, "weight of the lexical half (a random projection of the bag of features) appended to each vector; 0: none")
 	projLR := fs.Float64("proj-lr", 0.1, "the projection's learning rate, relative to --lr (negative: frozen at the identity)")
@@ -54,7 +55,7 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	t0 := time.Now()
 	d, err := experts.LoadRouterData(experts.RouterDataOptions{DataDir: *data, TemplatesDir: *templates, HoldOut: held,
-		Corpus: corpus, PerTask: *perTask, RawShare: *rawShare, SwapShare: *swapShare, Seed: *seed})
+		Corpus: corpus, PerTask: *perTask, RawShare: *rawShare, SwapShare: *swapShare, UserShare: *userShare, Seed: *seed})
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func (f *libFlags) open() (*model.Model, retriever.Embedder, *library.Library, e
 
 func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: roe experts add|import|list|show|rm|export [flags]")
+		return usagef("usage: roe experts add|import|list|show|rm|export|reembed [flags]")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("experts "+sub, flag.ContinueOnError)
@@ -103,6 +103,8 @@ func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
 				float64(m.AdapterBytes)/(1<<20), m.Created.Format("2006-01-02 15:04"))
 		}
 		return tw.Flush()
+	case "reembed":
+		return expertsReembed(fs, lf, args, stdout)
 	case "show", "rm", "export":
 		out := fs.String("out", "", "export: the folder (or, with --format gguf, the file) to write")
 		format := fs.String("format", "peft", "export: peft (a folder: the PEFT adapter, expert.json, instances.jsonl) or gguf (a llama.cpp LoRA file for the --model base)")
@@ -352,4 +354,45 @@ func exportGGUF(lib *library.Library, name, base, out string) error {
 		return err
 	}
 	return atomicfile.WriteFile(out, b.Bytes())
+}
+
+// expertsReembed re-embeds the instances of exported expert folders (as
+// `roe experts export` writes them) with the embedder of --embedder and
+// rewrites their instances.jsonl and expert.json; the adapters are left
+// untouched. After a new routing encoder (make router), it re-stamps the
+// starter library so that importing it embeds nothing.
+func expertsReembed(fs *flag.FlagSet, lf *libFlags, args []string, stdout io.Writer) error {
+	dirs, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(dirs) == 0 {
+		return usagef("usage: roe experts reembed [--embedder E] DIR... (exported expert folders)")
+	}
+	m, tok, err := loadModel(*lf.model)
+	if err != nil {
+		return err
+	}
+	emb, err := lf.emb.build(m, tok)
+	if err != nil {
+		return err
+	}
+	for _, dir := range dirs {
+		e, err := library.ImportDir(dir)
+		if err != nil {
+			return err
+		}
+		for i := range e.Instances {
+			e.Instances[i].Embedding = nil
+		}
+		if e.Instances, err = experts.PrepareInstances(emb, *lf.format, e.Instances, 0, 0); err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		e.Embedder, e.Dim = emb.ID(), emb.Dim()
+		if err := library.WriteInstances(e, dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %d instances embedded by %s\n", dir, len(e.Instances), emb.ID())
+	}
+	return nil
 }
