@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: test-cluster container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: test-cluster test-cluster-weed container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 # `roe --version` names the commit (Go's own VCS stamp misses git worktrees).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -68,17 +68,29 @@ test: tokenizer-vocabs lint
 	GOEXPERIMENT=simd ROE_KERNELS=archsimd $(GO) test ./kernels/ ./model/...
 
 # The multi-replica test on loopback (library/s3sync TestCluster): a real
-# S3 server, SeaweedFS's weed, built once from its Go module into
-# $(CACHE)/bin (scripts/build-weed.sh), and several `roe serve` replicas
-# sharing one bucket: propagation p99, concurrent and same-name uploads,
-# a fresh replica, SIGKILLs during uploads (CLUSTER_KILLS), S3 down 10 s.
+# S3 server and several `roe serve` replicas sharing one bucket: propagation
+# p99, concurrent and same-name uploads, a fresh replica, the load test's mix
+# round-robin across replicas with live uploads, SIGKILLs during uploads
+# (CLUSTER_KILLS), S3 down 10 s. The server is Versity's versitygw (an S3
+# gateway over a posix folder, with conditional writes), installed once from
+# its Go module into $(CACHE)/bin in about a minute; .ci/run calls this.
+# `make test-cluster-weed` runs the same test against SeaweedFS's weed
+# (scripts/build-weed.sh; a cold build takes about 20 minutes).
+VERSITYGW_VERSION ?= v1.8.0
+VERSITYGW     := $(CACHE)/bin/versitygw-$(VERSITYGW_VERSION)
 WEED_VERSION  ?= v0.0.0-20261109003541-7506e5f91cd6
 WEED          := $(CACHE)/bin/weed-$(WEED_VERSION)
 CLUSTER_KILLS ?= 30
+CLUSTER_TEST   = $(GO) test -count=1 -timeout 20m -run '^TestCluster$$' -v ./library/s3sync/
+$(VERSITYGW):
+	GOBIN=$(CACHE)/gobin $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	mkdir -p $(dir $@) && mv $(CACHE)/gobin/versitygw $@
 $(WEED):
 	bash scripts/build-weed.sh $(WEED_VERSION) $@
-test-cluster: $(WEED)
-	ROE_WEED=$(WEED) ROE_CLUSTER_KILLS=$(CLUSTER_KILLS) $(GO) test -count=1 -timeout 20m -run '^TestCluster$$' -v ./library/s3sync/
+test-cluster: $(VERSITYGW)
+	ROE_VERSITYGW=$(VERSITYGW) ROE_CLUSTER_KILLS=$(CLUSTER_KILLS) $(CLUSTER_TEST)
+test-cluster-weed: $(WEED)
+	ROE_WEED=$(WEED) ROE_CLUSTER_KILLS=$(CLUSTER_KILLS) $(CLUSTER_TEST)
 
 # Performance against the machine's own ceilings and PyTorch, in one run:
 # prints and writes benchmarks/results/perf.{json,md} and plots (see benchmarks/perf).

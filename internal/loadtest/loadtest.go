@@ -33,6 +33,12 @@ type Options struct {
 	Instances  []string
 	ChurnEvery time.Duration
 	APIKey     string
+	// Replicas are more servers sharing BaseURL's library (roe serve
+	// --library s3://…). Clients send round-robin over BaseURL and Replicas;
+	// experts are uploaded and removed through BaseURL only, and each upload
+	// must become routable on every server within RoutableWithin.
+	Replicas       []string
+	RoutableWithin time.Duration // [1 s]
 }
 
 // Result sums a run up.
@@ -48,9 +54,11 @@ type Result struct {
 	ExpertsAdded    int      `json:"experts_added"`
 	ExpertsRemoved  int      `json:"experts_removed"`
 	// RoutableMaxMS is the longest time from an upload's response to the first
-	// /v1/route that picked the new expert.
+	// /v1/route that picked the new expert, on the server written to.
 	RoutableMaxMS float64 `json:"routable_max_ms"`
-	NotRoutable   int     `json:"not_routable"` // uploads never routed to within 1 s
+	// ReplicaRoutableMaxMS is the same on the other replicas (Options.Replicas).
+	ReplicaRoutableMaxMS float64 `json:"replica_routable_max_ms,omitempty"`
+	NotRoutable          int     `json:"not_routable"` // uploads a server never routed to within RoutableWithin
 }
 
 // Run drives the server and returns when Duration has passed and all clients finished.
@@ -67,6 +75,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		mu.Unlock()
 	}
 	client := &http.Client{Timeout: 2 * time.Minute}
+	if o.RoutableWithin <= 0 {
+		o.RoutableWithin = time.Second
+	}
+	servers := append([]string{o.BaseURL}, o.Replicas...)
 	deadline := time.Now().Add(o.Duration)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -76,7 +88,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			defer wg.Done()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				prompt := o.Prompts[(c+i)%len(o.Prompts)]
-				ttft, n, err := stream(ctx, client, o, prompt)
+				ttft, n, err := stream(ctx, client, o, servers[(c+i)%len(servers)], prompt)
 				mu.Lock()
 				res.Requests++
 				if err == nil {
@@ -115,22 +127,36 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					continue
 				}
 				posted := time.Now()
-				routed := false
-				for time.Since(posted) < time.Second {
-					got, err := route(client, o, o.Instances[0])
-					if err == nil && got == name {
-						routed = true
-						break
-					}
-					time.Sleep(5 * time.Millisecond)
+				var rw sync.WaitGroup
+				for si, s := range servers {
+					rw.Add(1)
+					go func() {
+						defer rw.Done()
+						routed := false
+						for time.Since(posted) < o.RoutableWithin {
+							got, err := route(client, o, s, o.Instances[0])
+							if err == nil && got == name {
+								routed = true
+								break
+							}
+							time.Sleep(5 * time.Millisecond)
+						}
+						ms := float64(time.Since(posted).Microseconds()) / 1000
+						mu.Lock()
+						defer mu.Unlock()
+						switch {
+						case !routed:
+							res.NotRoutable++
+						case si == 0:
+							res.RoutableMaxMS = max(res.RoutableMaxMS, ms)
+						default:
+							res.ReplicaRoutableMaxMS = max(res.ReplicaRoutableMaxMS, ms)
+						}
+					}()
 				}
+				rw.Wait()
 				mu.Lock()
 				res.ExpertsAdded++
-				if routed {
-					res.RoutableMaxMS = max(res.RoutableMaxMS, float64(time.Since(posted).Microseconds())/1000)
-				} else {
-					res.NotRoutable++
-				}
 				mu.Unlock()
 				prev = name
 			}
@@ -154,10 +180,10 @@ func authorize(req *http.Request, o Options) {
 }
 
 // stream sends one streaming completion to model auto and reads it to [DONE].
-func stream(ctx context.Context, client *http.Client, o Options, prompt string) (time.Duration, int, error) {
+func stream(ctx context.Context, client *http.Client, o Options, server, prompt string) (time.Duration, int, error) {
 	body, _ := json.Marshal(map[string]any{"model": "auto", "prompt": prompt, "max_tokens": o.MaxTokens, "stream": true,
 		"stream_options": map[string]any{"include_usage": true}})
-	req, _ := http.NewRequestWithContext(ctx, "POST", o.BaseURL+"/v1/completions", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, "POST", server+"/v1/completions", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	authorize(req, o)
 	t0 := time.Now()
@@ -251,9 +277,9 @@ func upload(client *http.Client, o Options, name string) error {
 	return nil
 }
 
-func route(client *http.Client, o Options, text string) (string, error) {
+func route(client *http.Client, o Options, server, text string) (string, error) {
 	body, _ := json.Marshal(map[string]any{"prompt": text})
-	req, _ := http.NewRequest("POST", o.BaseURL+"/v1/route", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", server+"/v1/route", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	authorize(req, o)
 	resp, err := client.Do(req)

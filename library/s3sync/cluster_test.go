@@ -1,8 +1,11 @@
 package s3sync
 
-// The multi-replica test on loopback: a real S3 server (SeaweedFS's weed,
-// built by `make test-cluster`, named by $ROE_WEED) and several `roe serve`
-// processes sharing one bucket. Skipped unless $ROE_WEED is set.
+// The multi-replica test on loopback: a real S3 server and several `roe
+// serve` processes sharing one bucket. The server is Versity's versitygw (an
+// S3 gateway over a posix folder, with conditional writes; `make
+// test-cluster` builds it from its Go module in about a minute), named by
+// $ROE_VERSITYGW, or SeaweedFS's weed, named by $ROE_WEED. Skipped unless
+// one is set.
 
 import (
 	"bufio"
@@ -27,6 +30,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"roe/internal/loadtest"
 )
 
 const (
@@ -35,10 +40,11 @@ const (
 	clusterBucket = "roe"
 )
 
-// s3server is a running weed server on loopback ports.
+// s3server is a running S3 server on loopback ports.
 type s3server struct {
+	kind     string // "versitygw" or "weed"
 	bin, dir string
-	ports    []int // master, volume, filer, s3
+	ports    []int // weed: master, volume, filer, s3; versitygw: s3
 	cmd      *exec.Cmd
 	log      *bytes.Buffer
 }
@@ -64,16 +70,21 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-func (s *s3server) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", s.ports[3]) }
+func (s *s3server) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", s.ports[len(s.ports)-1]) }
 
 func (s *s3server) start(t *testing.T) {
 	t.Helper()
 	s.log = &bytes.Buffer{}
 	p := s.ports
-	s.cmd = exec.Command(s.bin, "server", "-dir", s.dir, "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
-		fmt.Sprintf("-master.port=%d", p[0]), fmt.Sprintf("-volume.port=%d", p[1]),
-		"-filer", fmt.Sprintf("-filer.port=%d", p[2]), "-s3", fmt.Sprintf("-s3.port=%d", p[3]),
-		"-master.volumeSizeLimitMB=64", "-volume.max=16")
+	if s.kind == "versitygw" {
+		s.cmd = exec.Command(s.bin, "--access", clusterKey, "--secret", clusterSecret, "--quiet",
+			"--port", fmt.Sprintf("127.0.0.1:%d", p[0]), "posix", s.dir)
+	} else {
+		s.cmd = exec.Command(s.bin, "server", "-dir", s.dir, "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
+			fmt.Sprintf("-master.port=%d", p[0]), fmt.Sprintf("-volume.port=%d", p[1]),
+			"-filer", fmt.Sprintf("-filer.port=%d", p[2]), "-s3", fmt.Sprintf("-s3.port=%d", p[3]),
+			"-master.volumeSizeLimitMB=64", "-volume.max=16")
+	}
 	s.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+clusterKey, "AWS_SECRET_ACCESS_KEY="+clusterSecret)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -99,7 +110,7 @@ func (s *s3server) start(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("weed did not serve S3 in 90 s: %v\n%s", err, tail(s.log.String()))
+			t.Fatalf("%s did not serve S3 in 90 s: %v\n%s", s.kind, err, tail(s.log.String()))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -334,9 +345,12 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func TestCluster(t *testing.T) {
-	weed := os.Getenv("ROE_WEED")
-	if weed == "" {
-		t.Skip("set ROE_WEED to a SeaweedFS weed binary (make test-cluster builds one)")
+	s3 := &s3server{kind: "versitygw", bin: os.Getenv("ROE_VERSITYGW")}
+	if s3.bin == "" {
+		s3.kind, s3.bin = "weed", os.Getenv("ROE_WEED")
+	}
+	if s3.bin == "" {
+		t.Skip("set ROE_VERSITYGW to a versitygw binary (make test-cluster builds one) or ROE_WEED to a SeaweedFS weed binary")
 	}
 	tmp := t.TempDir()
 	// The checks read the bucket with the replicas' credentials.
@@ -349,15 +363,15 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("go build roe: %v\n%s", err, out)
 		}
 	}
-	s3 := &s3server{bin: weed, dir: filepath.Join(tmp, "weed")}
+	s3.dir = filepath.Join(tmp, s3.kind)
 	os.MkdirAll(s3.dir, 0o755)
-	for range 4 {
+	for range map[string]int{"versitygw": 1, "weed": 4}[s3.kind] {
 		s3.ports = append(s3.ports, freePort(t))
 	}
 	t0 := time.Now()
 	s3.start(t)
 	t.Cleanup(s3.stop)
-	t.Logf("weed serving S3 on %s after %v", s3.endpoint(), time.Since(t0).Round(time.Millisecond))
+	t.Logf("%s serving S3 on %s after %v", s3.kind, s3.endpoint(), time.Since(t0).Round(time.Millisecond))
 
 	c := &cluster{t: t, roe: roe, s3: s3, url: "s3://" + clusterBucket + "/lib", client: &http.Client{Timeout: 60 * time.Second}}
 	var err error
@@ -483,6 +497,29 @@ func TestCluster(t *testing.T) {
 		t.Logf("fresh replica ready with all %d experts after %v", len(got), time.Since(t1).Round(time.Millisecond))
 	})
 
+	// The load test's mix across the replicas, round-robin, with experts
+	// uploaded and removed through A: nothing fails, and every upload is
+	// routable on every replica within the sync interval (2 s) plus 1 s to
+	// fetch, apply and index it.
+	run("load", func(t *testing.T) {
+		res, err := loadtest.Run(context.Background(), loadtest.Options{
+			BaseURL: "http://" + a.addr, Replicas: []string{"http://" + b.addr, "http://" + cc.addr},
+			Clients: 6, Duration: 20 * time.Second, MaxTokens: 16,
+			Prompts:    []string{"Once upon a time", "The cat sat on the mat.", "Is the premise entailed? yes or no"},
+			AdapterDir: "../../models/experts/rte", Instances: []string{"Zebras graze quietly on the savanna grass.", "A zebra has black and white stripes."},
+			ChurnEvery: time.Second, RoutableWithin: 3 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("load across 3 replicas: %d requests, %d failed, %.0f tokens/s, TTFT p50 %.1f ms p99 %.1f ms; %d experts added, %d removed through A; routable on A after ≤ %.0f ms, on B and C after ≤ %.0f ms",
+			res.Requests, res.Failed, res.TokensPerSecond, res.TTFTp50ms, res.TTFTp99ms, res.ExpertsAdded, res.ExpertsRemoved, res.RoutableMaxMS, res.ReplicaRoutableMaxMS)
+		if res.Failed > 0 || res.NotRoutable > 0 || res.ExpertsAdded == 0 {
+			t.Errorf("%d failed requests (%v), %d uploads not routable on some replica within 3 s", res.Failed, res.Errors, res.NotRoutable)
+		}
+		c.converge(rs, 15*time.Second)
+	})
+
 	run("sigkill", func(t *testing.T) {
 		kills := 30
 		if s := os.Getenv("ROE_CLUSTER_KILLS"); s != "" {
@@ -572,7 +609,7 @@ func TestCluster(t *testing.T) {
 		time.Sleep(time.Until(down.Add(10 * time.Second)))
 		t3 := time.Now()
 		s3.start(t)
-		t.Logf("weed restarted in %v (%v after the stop)", time.Since(t3).Round(time.Millisecond), time.Since(down).Round(time.Millisecond))
+		t.Logf("%s restarted in %v (%v after the stop)", s3.kind, time.Since(t3).Round(time.Millisecond), time.Since(down).Round(time.Millisecond))
 		deadline = time.Now().Add(30 * time.Second)
 		for c.upload(b, "down/after") != 201 {
 			if time.Now().After(deadline) {
