@@ -25,8 +25,9 @@ wins (the other sees the name taken: library.ErrExists, 409 in the API).
 Only then does the library apply the write locally: read-your-writes on the
 replica written to. An unreachable bucket fails the write with
 library.ErrUnavailable (503) and changes nothing. A process killed between
-the object and the index leaves an object no index names (invisible; not
-yet collected); killed after the index, the next sync applies the write.
+the object and the index leaves an object no index names (invisible; Run
+deletes such objects once they are Config.OrphanAge old, see Collect); killed
+after the index, the next sync applies the write.
 
 # Sync
 

@@ -29,6 +29,14 @@ import (
 // DefaultInterval is how often Run polls the index.
 const DefaultInterval = 2 * time.Second
 
+// DefaultOrphanAge is Config.OrphanAge's default: far longer than any
+// write's upload-to-index window (seconds), so only objects of writes that
+// died in between are collected.
+const DefaultOrphanAge = time.Hour
+
+// collectEvery is how often Run looks for orphaned objects.
+const collectEvery = 10 * time.Minute
+
 // Config says where the library lives and how to reach it.
 type Config struct {
 	// URL is s3://BUCKET or s3://BUCKET/PREFIX.
@@ -46,6 +54,10 @@ type Config struct {
 	// Timeout bounds one request for the index (default 5 s); object
 	// transfers get 30 times as long.
 	Timeout time.Duration
+	// OrphanAge is how old an expert object no index names must be before
+	// Run deletes it (Collect); younger ones may belong to a write in flight
+	// [DefaultOrphanAge; negative: never collect].
+	OrphanAge time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -68,6 +80,7 @@ type Store struct {
 	bucket, prefix string
 	interval       time.Duration
 	timeout        time.Duration
+	orphanAge      time.Duration
 	log            *slog.Logger
 
 	mu      sync.Mutex        // orders sync's applies against this replica's writes
@@ -164,12 +177,15 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: S3 client: %w", library.ErrInvalid, err)
 	}
 	s := &Store{client: client, bucket: bucket, prefix: prefix, log: cfg.Logger,
-		interval: cfg.Interval, timeout: cfg.Timeout, written: map[string]uint64{}, failed: map[string]string{}}
+		interval: cfg.Interval, timeout: cfg.Timeout, orphanAge: cfg.OrphanAge, written: map[string]uint64{}, failed: map[string]string{}}
 	if s.interval <= 0 {
 		s.interval = DefaultInterval
 	}
 	if s.timeout <= 0 {
 		s.timeout = 5 * time.Second
+	}
+	if s.orphanAge == 0 {
+		s.orphanAge = DefaultOrphanAge
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -385,12 +401,60 @@ func (s *Store) removeObject(id string) {
 	}
 }
 
+// Collect deletes the expert objects that no index names and that are older
+// than age: those of writes killed between uploading the object and updating
+// the index. The index is read after the listing, so an object written and
+// indexed meanwhile is kept; age protects writes still in flight. It returns
+// how many objects it deleted.
+func (s *Store) Collect(ctx context.Context, age time.Duration) (int, error) {
+	type obj struct {
+		id  string
+		key string
+	}
+	var old []obj
+	pre := s.key("experts/")
+	lctx, cancel := context.WithTimeout(ctx, 30*s.timeout)
+	defer cancel()
+	for o := range s.client.ListObjects(lctx, s.bucket, minio.ListObjectsOptions{Prefix: pre, Recursive: true}) {
+		if o.Err != nil {
+			return 0, unavailable("list expert objects", o.Err)
+		}
+		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, pre), ".roe")
+		if ok && !strings.Contains(id, "/") && time.Since(o.LastModified) > age {
+			old = append(old, obj{id, o.Key})
+		}
+	}
+	if len(old) == 0 {
+		return 0, nil
+	}
+	idx, _, _, err := s.readIndex(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	named := map[string]bool{}
+	for _, e := range idx.Experts {
+		named[e.ID] = true
+	}
+	n := 0
+	for _, o := range old {
+		if named[o.id] {
+			continue
+		}
+		if err := s.client.RemoveObject(lctx, s.bucket, o.key, minio.RemoveObjectOptions{}); err != nil {
+			return n, unavailable("delete orphaned object", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Run syncs lib from the bucket every interval until ctx is done. The first
 // pass runs at once.
 func (s *Store) Run(ctx context.Context, lib *library.Library) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	failing := false // log changes of state, not every failed poll
+	var collected time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -407,6 +471,14 @@ func (s *Store) Run(ctx context.Context, lib *library.Library) {
 			s.log.Info("s3sync: sync resumed", "library", s.String())
 		}
 		failing = err != nil
+		if err == nil && s.orphanAge > 0 && time.Since(collected) > collectEvery {
+			collected = time.Now()
+			if n, err := s.Collect(ctx, s.orphanAge); err != nil {
+				s.log.Warn("s3sync: collecting orphaned objects failed", "library", s.String(), "err", err)
+			} else if n > 0 {
+				s.log.Info("s3sync: deleted orphaned expert objects", "library", s.String(), "objects", n)
+			}
+		}
 		t.Reset(s.interval)
 	}
 }
