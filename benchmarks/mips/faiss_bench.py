@@ -89,7 +89,7 @@ def main():
     env = {
         "cpu": roe["cpu"], "threads": roe["threads"], "roe_kernels": roe["kernels"],
         "read_bandwidth_gb_per_s": bw, "read_bandwidth_1thread_gb_per_s": roe["read_bandwidth_1thread_gb_per_s"],
-        "faiss": faiss.__version__, "faiss_omp_threads": faiss.omp_get_max_threads(),
+        "faiss": faiss.__version__, "faiss_omp_threads": faiss.omp_get_max_threads(), "openblas_core": core,
         "numpy": np.__version__, "python": platform.python_version(),
         "blas": "Debian libopenblas0-openmp (LD_LIBRARY_PATH=openblas-openmp)",
         "go": roe["go_version"], "seed": roe["seed"],
@@ -102,7 +102,7 @@ def main():
     out.append("# Exact MIPS: roe vs FAISS IndexFlatIP\n")
     out.append(f"Commit: `{roe['commit']}`.\n")
     out.append(f"CPU: {env['cpu']}, {env['threads']} threads; roe kernels {env['roe_kernels']}; "
-               f"FAISS {env['faiss']} (Debian, {env['faiss_omp_threads']} OpenMP threads, OpenBLAS-openmp); "
+               f"FAISS {env['faiss']} (Debian, {env['faiss_omp_threads']} OpenMP threads, OpenBLAS-openmp, core {env['openblas_core']}); "
                f"measured read bandwidth {bw:.1f} GB/s (1 GiB streaming SIMD read, all threads; "
                f"1 thread {env['read_bandwidth_1thread_gb_per_s']:.1f} GB/s).\n")
     out.append("Random uniform vectors, fixed seed, raw inner product, top-10; time is the best (minimum) "
