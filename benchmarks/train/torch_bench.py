@@ -173,7 +173,7 @@ def main():
         "",
         f"CPU: {cpu}, {os.cpu_count()} cores; roe {roe['go']} GOMAXPROCS={roe['gomaxprocs']} kernels {roe['kernels']}; "
         f"PyTorch {torch.__version__} (Debian python3-torch), {torch.get_num_threads()} threads, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, OpenBLAS-openmp via LD_LIBRARY_PATH; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, OpenBLAS-openmp (core {core}) via LD_LIBRARY_PATH; "
         f"Python {platform.python_version()}. Load average at the end: {open('/proc/loadavg').read().strip()}.",
         "",
         "One training step = forward + causal-LM loss over every position + backward + AdamW (weight decay 0.01), "
