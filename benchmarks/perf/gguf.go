@@ -21,7 +21,7 @@ var (
 	llamaBench = flag.String("llama-bench", "", "llama.cpp's llama-bench binary (built elsewhere, e.g. by LLAMA_CPP=DIR make bench): "+
 		"it runs on the same GGUF files in the same run, so the quantized table has same-machine ratios")
 	llamaBuild = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
-	ggufTypes  = flag.String("gguf-types", "q8_0,q4_0,q4_k_m", "GGUF file types of the quantized section (empty skips it)")
+	ggufTypes  = flag.String("gguf-types", "f32,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
 )
 
 // GGUFRun is one engine on one GGUF file of the random 135M-shape model.
