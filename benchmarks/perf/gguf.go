@@ -73,14 +73,22 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 		}
 		st, _ := os.Stat(path)
 		mib := float64(st.Size()) / (1 << 20)
-		m, f, err := model.LoadGGUF(path, model.LoadOptions{})
+		// A BF16 file is served as `roe serve --dtype bf16` serves it (the
+		// default widens float weights to f32, which doubles the bytes read).
+		var lo model.LoadOptions
+		kernel := kernels.Path() + ", float32 activations"
+		if ft.Name == "bf16" {
+			lo.Weights = model.WeightsBF16
+			kernel += ", --dtype bf16"
+		}
+		m, f, err := model.LoadGGUF(path, lo)
 		if err != nil {
 			fatal(err)
 		}
 		bytes := float64(m.WeightBytes())
 		for _, t := range threads {
 			kernels.SetThreads(t)
-			r := GGUFRun{File: ft.Name, Engine: "roe", Kernel: kernels.Path() + ", float32 activations", Threads: t, MiB: mib,
+			r := GGUFRun{File: ft.Name, Engine: "roe", Kernel: kernel, Threads: t, MiB: mib,
 				Prefill: prefill(m, 512, reps), Decode: decode(m, 128, reps)}
 			r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[t]
 			sec.Runs = append(sec.Runs, r)
