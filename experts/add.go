@@ -88,6 +88,16 @@ func checkEmbedding(v []float32, dim int) error {
 	return nil
 }
 
+// formatInstances writes instances as they are embedded and as their
+// expert's task signature reads them (retriever.FormatInstance).
+func formatInstances(format string, ins []library.Instance) []string {
+	out := make([]string, len(ins))
+	for i, in := range ins {
+		out[i] = retriever.FormatInstance(format, in.Text, in.AnswerChoices)
+	}
+	return out
+}
+
 // PrepareInstances samples instances down to s (seeded) and embeds each one's
 // formatted text (format: retriever.FormatInstance) where it has no embedding.
 func PrepareInstances(emb retriever.Embedder, format string, ins []library.Instance, s int, seed uint64) ([]library.Instance, error) {

@@ -91,6 +91,8 @@ type Catalog struct {
 	loras     map[string]*adapters.LoRA // loaded on first use
 	calib     map[string]calibration    // each expert's instances written otherwise, as queries
 	ref       []float32                 // their leave-one-out best scores, ascending; nil when stale
+	refKick   chan struct{}             // a change: rebuild ref off the request path
+	refDone   chan struct{}             // closed when refresh returns
 	calibGen  uint64                    // bumped by every change of calib
 	series    map[string]bool           // experts with their own selections series
 
@@ -149,6 +151,8 @@ func Open(cfg Config) (*Catalog, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	c.refKick, c.refDone = make(chan struct{}, 1), make(chan struct{})
+	go c.refresh(ctx)
 	listed := make(chan error, 1)
 	var started atomic.Bool // the initial listing is done: later errors are logged
 	go func() {
@@ -190,6 +194,7 @@ func orDefault(v, d int) int {
 func (c *Catalog) Close() {
 	c.cancel()
 	<-c.done
+	<-c.refDone
 	if c.lexical != nil {
 		c.lexical.Close()
 	}
@@ -253,11 +258,8 @@ func (c *Catalog) load(m library.Manifest) error {
 		texts[i] = in.Text
 		embs[i] = in.Embedding
 	}
+	formatted := formatInstances(c.cfg.InstanceFormat, ins) // as they are embedded and signed
 	if len(ins) > 0 && (m.Embedder != c.cfg.Embedder.ID() || m.Dim != c.cfg.Embedder.Dim()) {
-		formatted := make([]string, len(ins))
-		for i, in := range ins {
-			formatted[i] = retriever.FormatInstance(c.cfg.InstanceFormat, in.Text, in.AnswerChoices)
-		}
 		if embs, err = c.cfg.Embedder.Embed(formatted); err != nil {
 			return fmt.Errorf("re-embed %s: %w", m.Name, err)
 		}
@@ -280,10 +282,6 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 	} else {
 		if c.sigs != nil {
-			formatted := make([]string, len(ins))
-			for i, in := range ins {
-				formatted[i] = retriever.FormatInstance(c.cfg.InstanceFormat, in.Text, in.AnswerChoices)
-			}
 			c.sigs.Put(m.Name, formatted)
 		}
 		if err := c.index.Put(m.Name, embs, texts); err != nil {
@@ -312,6 +310,7 @@ func (c *Catalog) load(m library.Manifest) error {
 	c.ref = nil
 	c.calibGen++
 	c.mu.Unlock()
+	c.kickRefresh()
 	return nil
 }
 
@@ -330,6 +329,7 @@ func (c *Catalog) unload(name string) {
 	delete(c.calib, name)
 	c.ref = nil
 	c.calibGen++
+	c.kickRefresh()
 	delete(c.loras, name)
 	if c.series[name] {
 		delete(c.series, name)
@@ -511,11 +511,34 @@ func fnvHash(s string) uint64 {
 	return h.Sum64()
 }
 
+// kickRefresh asks refresh for a rebuild of the reference; kicks that come
+// while one is pending coalesce (a library sync of many experts costs one).
+func (c *Catalog) kickRefresh() {
+	select {
+	case c.refKick <- struct{}{}:
+	default:
+	}
+}
+
+// refresh rebuilds the reference after changes, so routing seldom waits for it.
+func (c *Catalog) refresh(ctx context.Context) {
+	defer close(c.refDone)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.refKick:
+			c.reference()
+		}
+	}
+}
+
 // reference is the library's leave-one-out scores, all experts pooled,
 // ascending: a request's best score is calibrated against how requests
 // phrased otherwise score on the whole library (one scale for every expert,
 // so confidences of different experts compare). It is rebuilt from the
-// stored calibration queries by the first routing after a change, so every
+// stored calibration queries after every change (refresh, in the
+// background; a routing that comes first does it itself), so every
 // expert's reference reflects the library as it is now.
 func (c *Catalog) reference() []float32 {
 	c.mu.RLock()

@@ -201,11 +201,7 @@ func buildIndex(lib *library.Library, emb retriever.Embedder, format string, nor
 			texts[i], embs[i] = in.Text, in.Embedding
 		}
 		if sigs != nil {
-			formatted := make([]string, len(ins))
-			for i, in := range ins {
-				formatted[i] = retriever.FormatInstance(format, in.Text, in.AnswerChoices)
-			}
-			sigs.Put(m.Name, formatted)
+			sigs.Put(m.Name, formatInstances(format, ins))
 		}
 		if err := ix.Add(m.Name, embs, texts); err != nil {
 			return nil, nil, nil, err
