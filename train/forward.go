@@ -93,14 +93,17 @@ func (b Batch) Targets() int {
 // Norms hold the values the forward multiplies by (Gemma's 1 + w, see
 // model.Param.PlusOne). Under model.Config.FusedQKV and FusedGateUp q/k/v
 // and gate/up are row ranges of the fused checkpoint tensors.
+// Projections are read through model.Weight in the model's own format: a
+// bf16 or quantized base stays as it is (frozen), dequantized on the fly.
 type layerWeights struct {
-	attnNorm, q, k, v, o, qb, kb, vb, mlpNorm, gate, up, down []float32
-	postAttn, postMLP, qNorm, kNorm                           []float32 // nil where the family has none
-	lora                                                      [model.NumProj]*loraParams
+	q, k, v, o, gate, up, down      model.Weight
+	attnNorm, qb, kb, vb, mlpNorm   []float32
+	postAttn, postMLP, qNorm, kNorm []float32 // nil where the family has none
+	lora                            [model.NumProj]*loraParams
 }
 
 // proj returns a projection's weight and bias.
-func (lw *layerWeights) proj(p model.Proj) (w, b []float32) {
+func (lw *layerWeights) proj(p model.Proj) (w model.Weight, b []float32) {
 	switch p {
 	case model.ProjQ:
 		return lw.q, lw.qb
@@ -137,11 +140,11 @@ func (lw *layerWeights) norm(n model.Norm) *[]float32 {
 
 type weights struct {
 	cfg    model.Config
-	embed  []float32 // [V, H]
-	norm   []float32 // [H]
-	lmHead []float32 // [V, H]; the embedding when tied
+	embed  model.Weight // [V, H]
+	norm   []float32    // [H]
+	lmHead model.Weight // [V, H]; the embedding when tied
 	layers []layerWeights
-	names  map[string][]float32 // HF name → tensor
+	names  map[string][]float32 // HF name → float32 tensor (absent: stored otherwise)
 }
 
 // projSlice is the part of a checkpoint tensor that holds projection p:
@@ -180,14 +183,7 @@ func loadWeights(m *model.Model, l *adapters.LoRA) (*weights, error) {
 		w.names[p.Name] = p.Data
 	}
 	get := func(n string) []float32 { return w.names[n] }
-	w.embed, w.norm = get("model.embed_tokens.weight"), get("model.norm.weight")
-	w.lmHead = w.embed
-	if !c.TieWordEmbeddings {
-		w.lmHead = get("lm_head.weight")
-	}
-	if w.embed == nil || w.lmHead == nil {
-		return nil, fmt.Errorf("train: the model's embeddings are not float32 (bf16 or quantized): train on a float32 model")
-	}
+	w.embed, w.norm, w.lmHead = m.EmbedWeight(), get("model.norm.weight"), m.LMHeadWeight()
 	for i := range w.layers {
 		lw := &w.layers[i]
 		for n := model.Norm(0); n < model.NumNorms; n++ {
@@ -195,12 +191,9 @@ func loadWeights(m *model.Model, l *adapters.LoRA) (*weights, error) {
 				*lw.norm(n) = get(name)
 			}
 		}
-		lw.q, lw.k, lw.v = projSlice(c, w.names, i, model.ProjQ), projSlice(c, w.names, i, model.ProjK), projSlice(c, w.names, i, model.ProjV)
-		lw.o = projSlice(c, w.names, i, model.ProjO)
-		lw.gate, lw.up, lw.down = projSlice(c, w.names, i, model.ProjGate), projSlice(c, w.names, i, model.ProjUp), projSlice(c, w.names, i, model.ProjDown)
-		if lw.q == nil || lw.k == nil || lw.v == nil || lw.o == nil || lw.gate == nil || lw.up == nil || lw.down == nil {
-			return nil, fmt.Errorf("train: layer %d's projections are not float32 (bf16 or quantized): train on a float32 model", i)
-		}
+		lw.q, lw.k, lw.v = m.ProjWeight(i, model.ProjQ), m.ProjWeight(i, model.ProjK), m.ProjWeight(i, model.ProjV)
+		lw.o = m.ProjWeight(i, model.ProjO)
+		lw.gate, lw.up, lw.down = m.ProjWeight(i, model.ProjGate), m.ProjWeight(i, model.ProjUp), m.ProjWeight(i, model.ProjDown)
 		if c.AttentionBias {
 			lw.qb, lw.kb, lw.vb = get(layerName(i, model.ProjQ, "bias")), get(layerName(i, model.ProjK, "bias")), get(layerName(i, model.ProjV, "bias"))
 		}

@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"math"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"roe/model"
@@ -117,4 +119,163 @@ func abs64(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// QLoRA: LoRA over a quantized base computes the loss and gradients of its
+// float32 twin (the dequantized weights), and never widens the base whole.
+func TestLoRAOnQuantizedBase(t *testing.T) {
+	cfg, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":512,"intermediate_size":2048,
+	"num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":4,"vocab_size":4096,"rms_norm_eps":1e-5,
+	"max_position_embeddings":256,"tie_word_embeddings":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := model.Random(cfg, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	for s := 0; s < 2; s++ {
+		var toks []int
+		for i := 0; i < 16; i++ {
+			toks = append(toks, (s*131+i*17)%cfg.VocabSize)
+		}
+		mask := make([]bool, len(toks))
+		for i := 1; i < len(mask); i++ {
+			mask[i] = true
+		}
+		b.Tokens, b.LossMask = append(b.Tokens, toks), append(b.LossMask, mask)
+	}
+	l, err := NewLoRA(cfg, 4, 8, AllTargets, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range LoRAParams(l) { // B starts at zero, which would zero dA
+		for i := range v {
+			v[i] = 0.02 * float32(math.Sin(float64(i*7+len(k))))
+		}
+	}
+	f32Bytes := 4 * base.NumParams()
+	for _, typ := range []string{"q8_0", "q4_0", "q4_k_m"} {
+		t.Run(typ, func(t *testing.T) {
+			ft, err := model.ParseGGUFFileType(typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), typ+".gguf")
+			if err := model.SaveGGUF(path, base, model.GGUFWriteOptions{FileType: ft}); err != nil {
+				t.Fatal(err)
+			}
+			q, f, err := model.LoadGGUF(path, model.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			twin := q.Clone() // float32 copy of the dequantized weights
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			lq, gq, err := LossAndGrads(q, l, b, false)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Activations and panels only: a whole widened copy of the base
+			// alone would be the float32 model's size.
+			if alloc := int(after.TotalAlloc - before.TotalAlloc); alloc > f32Bytes {
+				t.Errorf("one step over %s allocated %d MiB; the float32 model is %d MiB", typ, alloc>>20, f32Bytes>>20)
+			} else {
+				t.Logf("one step over %s allocated %d MiB; the float32 model is %d MiB", typ, alloc>>20, f32Bytes>>20)
+			}
+			if tr, err := NewTrainer(q, l, []Sequence{{Tokens: b.Tokens[0], LossMask: b.LossMask[0]}}, Options{Steps: 1}); err != nil || tr.Model != q {
+				t.Errorf("the trainer does not train over the quantized model as it is (err %v)", err)
+			}
+			lt, gt, err := LossAndGrads(twin, l, b, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(lq-lt) > 1e-5*math.Abs(lt) {
+				t.Errorf("loss %v over %s, %v over its float32 twin", lq, typ, lt)
+			}
+			for k, want := range gt.LoRA {
+				got := gq.LoRA[k]
+				var scale, diff float64
+				for i := range want {
+					scale = math.Max(scale, math.Abs(float64(want[i])))
+					diff = math.Max(diff, math.Abs(float64(got[i]-want[i])))
+				}
+				if diff > 1e-4*scale {
+					t.Errorf("%s: gradient differs by %.3g (max |g| %.3g)", k, diff, scale)
+				}
+			}
+		})
+	}
+}
+
+// An adapter trained over a Q4_K_M base (QLoRA) has learned the task on the
+// float32 base too: the PEFT weights do not depend on the base's storage.
+func TestQLoRAAdapterOnFloat32Base(t *testing.T) {
+	cfg, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":256,"intermediate_size":512,
+	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"rms_norm_eps":1e-5,
+	"max_position_embeddings":256,"tie_word_embeddings":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := model.Random(cfg, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := model.ParseGGUFFileType("q4_k_m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "q4_k_m.gguf")
+	if err := model.SaveGGUF(path, base, model.GGUFWriteOptions{FileType: ft}); err != nil {
+		t.Fatal(err)
+	}
+	q, f, err := model.LoadGGUF(path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var seqs []Sequence
+	var b Batch
+	for s := 0; s < 16; s++ {
+		var toks []int
+		for i := 0; i < 24; i++ {
+			toks = append(toks, 10+(s+i)%7)
+		}
+		mask := make([]bool, len(toks))
+		for i := 1; i < len(mask); i++ {
+			mask[i] = true
+		}
+		seqs = append(seqs, Sequence{Tokens: toks, LossMask: mask})
+		b.Tokens, b.LossMask = append(b.Tokens, toks), append(b.LossMask, mask)
+	}
+	l, err := NewLoRA(cfg, 4, 8, AllTargets, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := LossAndGrads(base, l, b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(q, l, seqs, Options{LR: 1e-2, BatchSize: 4, Steps: 40, Seed: 1, ClipNorm: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	afterQ, _, err := LossAndGrads(q, l, b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterF, _, err := LossAndGrads(base, l, b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loss on the float32 base: %.3f untrained, %.3f with the adapter trained over Q4_K_M (%.3f over Q4_K_M)", before, afterF, afterQ)
+	if afterF > before/2 || math.Abs(afterF-afterQ) > 0.1*afterQ+0.05 {
+		t.Errorf("the QLoRA adapter does not carry to the float32 base: loss %.3f untrained, %.3f on float32, %.3f on Q4_K_M", before, afterF, afterQ)
+	}
 }

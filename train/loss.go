@@ -4,21 +4,23 @@ import (
 	"math"
 
 	"roe/kernels"
+	"roe/model"
 )
 
 // lmHeadForward computes the logits of the selected rows.
 //
 //	x: [N, H] final-norm output, L: [V, H] (lm_head, or the embedding when tied),
 //	logits: [N, V] (=)
-func lmHeadForward(logits, x, L []float32, N, V, H int) {
-	kernels.MatMulT(logits, x, L, N, V, H)
+func lmHeadForward(logits, x []float32, L model.Weight, N, V, H int) {
+	L.MulT(logits[:N*V], x[:N*H], N)
 }
 
 // lmHeadBackward: dx = dlogits·L, dL = dlogitsᵀ·x.
 //
 //	dlogits: [N, V], x: [N, H]; dx: [N, H] (=), dL: [V, H] (+=, nil to skip)
-func lmHeadBackward(dx, dL, dlogits, x, L []float32, N, V, H int) {
-	kernels.MatMulT(dx, dlogits, transposed(L, V, H), N, H, V)
+func lmHeadBackward(dx, dL, dlogits, x []float32, L model.Weight, N, V, H int) {
+	clear(dx[:N*H])
+	mulN(dx, dlogits, L, N)
 	if dL != nil {
 		t := make([]float32, V*H)
 		kernels.MatMulT(t, transposed(dlogits, N, V), transposed(x, N, H), V, H, N)

@@ -87,9 +87,9 @@ func scaleInPlace(x []float32, s float32) {
 // embeddingForward gathers rows of the embedding table.
 //
 //	E: [V, H], ids: [R], out: [R, H] (=)
-func embeddingForward(out, E []float32, ids []int, H int) {
+func embeddingForward(out []float32, E model.Weight, ids []int, H int) {
 	for r, id := range ids {
-		copy(out[r*H:(r+1)*H], E[id*H:(id+1)*H])
+		E.RowsTo(out[r*H:(r+1)*H], id, id+1)
 	}
 }
 
@@ -151,6 +151,38 @@ func rmsnormBackward(dx, dw, dout, x, rstd, w []float32, R, H int) {
 
 // ---------------------------------------------------------------- linear (+ LoRA)
 
+// mulN accumulates dx += dy·W. A float32 W is transposed whole; a bf16 or
+// quantized one (a frozen base) is widened a panel of rows at a time, so a
+// GGUF base is never held in float32 (QLoRA's memory, not the float32
+// model's).
+//
+//	dy: [R, out], W: [out, in], dx: [R, in] (+=)
+func mulN(dx, dy []float32, W model.Weight, R int) {
+	out, in := W.Rows, W.Cols
+	t := make([]float32, R*in)
+	if f := W.Float32(); f != nil {
+		kernels.MatMulT(t, dy[:R*out], transposed(f, out, in), R, in, out)
+		kernels.Add(dx[:R*in], t)
+		return
+	}
+	P := min(out, max(8, mulNPanelFloats/in))
+	p, pT, dyp := make([]float32, P*in), make([]float32, in*P), make([]float32, R*P)
+	for o0 := 0; o0 < out; o0 += P {
+		n := min(P, out-o0)
+		parallelRows(n, in, func(lo, hi int) { W.RowsTo(p[lo*in:hi*in], o0+lo, o0+hi) })
+		transpose(pT[:in*n], p[:n*in], n, in)
+		for r := range R {
+			copy(dyp[r*n:(r+1)*n], dy[r*out+o0:r*out+o0+n])
+		}
+		kernels.MatMulT(t, dyp[:R*n], pT[:in*n], R, in, n)
+		kernels.Add(dx[:R*in], t)
+	}
+}
+
+// mulNPanelFloats bounds the part of a frozen weight widened at a time by
+// mulN (256 KiB: 256 rows of a 256-wide matrix, 32 of a 2048-wide one).
+const mulNPanelFloats = 1 << 16
+
 // loraParams is one LoRA module as the linear layer sees it: ΔW = s·B·A.
 type loraParams struct {
 	A     []float32 // [r, in]
@@ -162,8 +194,8 @@ type loraParams struct {
 // linearForward computes y = x·Wᵀ (+ b) (+ s·(x·Aᵀ)·Bᵀ), keeping xa = x·Aᵀ.
 //
 //	x: [R, in], W: [out, in], b: [out] or nil, y: [R, out] (=), xa: [R, r] (=)
-func linearForward(y, x, W, b []float32, lo *loraParams, xa []float32, R, out, in int) {
-	kernels.MatMulT(y, x, W, R, out, in)
+func linearForward(y, x []float32, W model.Weight, b []float32, lo *loraParams, xa []float32, R, out, in int) {
+	W.MulT(y[:R*out], x[:R*in], R)
 	if b != nil {
 		for r := 0; r < R; r++ {
 			kernels.Add(y[r*out:(r+1)*out], b)
@@ -193,11 +225,9 @@ type linearGrads struct {
 //	dB  = s·dyᵀ·xa                    dA = s·(dy·B)ᵀ·x
 //	dy: [R, out], x: [R, in], xT = xᵀ [in, R] (needed only for dW), xa: [R, r];
 //	dx: [R, in] (+=, nil to skip)
-func linearBackward(dx []float32, g linearGrads, dy, x, xT, W []float32, lo *loraParams, xa []float32, R, out, in int) {
+func linearBackward(dx []float32, g linearGrads, dy, x, xT []float32, W model.Weight, lo *loraParams, xa []float32, R, out, in int) {
 	if dx != nil {
-		t := make([]float32, R*in)
-		kernels.MatMulT(t, dy, transposed(W, out, in), R, in, out)
-		kernels.Add(dx[:R*in], t)
+		mulN(dx, dy, W, R)
 	}
 	if g.dW != nil {
 		t := make([]float32, out*in)

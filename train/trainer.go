@@ -207,11 +207,10 @@ func NewTrainer(m *model.Model, l *adapters.LoRA, seqs []Sequence, o Options) (*
 	if len(seqs) == 0 {
 		return nil, errors.New("train: no training sequences")
 	}
-	if !o.Full && m.WeightFormat() != model.WeightsF32 {
-		// The trainer reads float32 weights: a bf16 or quantized base is
-		// trained against a float32 copy of itself (frozen; the adapter
-		// then serves on the original).
-		m = m.Clone()
+	if o.Full && (m.WeightFormat() != model.WeightsF32 || m.EmbedWeight().Float32() == nil) {
+		// LoRA trains over a bf16 or quantized base as it is stored (frozen,
+		// widened a panel at a time); updating the base needs float32.
+		return nil, fmt.Errorf("train: full fine-tuning needs a float32 model; this one is %s (LoRA trains on it as it is)", m.WeightFormat())
 	}
 	t := &Trainer{Model: m, LoRA: l, Opt: o, seqs: seqs, permEpoch: -1}
 	t.optimizer = NewAdamW(o.LR, o.WeightDecay)

@@ -346,8 +346,9 @@ func TestEvalRankAfterTraining(t *testing.T) {
 	}
 }
 
-// A bf16 or GGUF base trains like its float32 twin: the trainer works on a
-// float32 copy, so the same seed gives the same adapter bytes.
+// A bf16 or GGUF base trains like its float32 twin: LoRA trains over a bf16
+// base as stored (the adapter differs only by bf16's rounding), and an F32
+// GGUF gives the same adapter bytes as its safetensors.
 func TestTrainOnNonFloat32Base(t *testing.T) {
 	m, tok := testmodel.Stories260K(t)
 	seqs := toySeqs(t, tok, 12)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"roe/kernels"
 	"roe/model"
 	"roe/model/gguf"
+	"roe/train"
 )
 
 var (
@@ -41,6 +43,7 @@ type GGUFSection struct {
 	Runs       []GGUFRun `json:"runs"`
 	LoRA       []LoRA    `json:"lora_decode"` // unmerged rank-16 adapter over the Q4_K_M file
 	RSS        []RSS     `json:"rss"`
+	Train      []RSS     `json:"lora_training_rss"` // LoRA training over the Q4_K_M file: as stored, and on a float32 copy
 	LlamaBuild string    `json:"llama_cpp_build,omitempty"`
 	Note       string    `json:"note,omitempty"`
 }
@@ -106,6 +109,14 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 				logf("rss %s: %v", ft.Name, err)
 			} else {
 				sec.RSS = append(sec.RSS, r)
+			}
+			for _, w := range []string{"qlora:", "lora-f32:"} {
+				if r, err := runRSSChild(w + path); err != nil {
+					logf("rss %s%s: %v", w, ft.Name, err)
+				} else {
+					sec.Train = append(sec.Train, r)
+					logf("%s: peak RSS %.0f MiB", r.Weights, r.PeakMiB)
+				}
 			}
 		}
 		f.Close()
@@ -289,7 +300,62 @@ func mdGGUF(p mdPrinter, rep *Report) {
 		p("")
 		p("Peak RSS, %s: %.0f MiB against file %.0f MiB + KV %.1f MiB (%.2f×). %s.", r.Weights, r.PeakMiB, r.WeightsMiB, r.KVMiB, r.Ratio, r.Description)
 	}
+	for _, r := range s.Train {
+		p("")
+		p("Peak RSS, %s: %.0f MiB (file %.0f MiB; %.2f× the file). %s.", r.Weights, r.PeakMiB, r.WeightsMiB, r.Ratio, r.Description)
+	}
 	p("")
+}
+
+// childQLoRA trains a rank-16 LoRA on all seven projections for 3 steps of
+// 4 × 128 tokens over a GGUF file, as roe train does (QLoRA: the base as
+// stored), or, with widen, over a float32 copy of it (how the trainer ran
+// before), and prints the peak RSS.
+func childQLoRA(path string, widen bool) {
+	m, f, err := model.LoadGGUF(path, model.LoadOptions{})
+	if err != nil {
+		fatal(err)
+	}
+	defer f.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		fatal(err)
+	}
+	kernels.SetThreads(2)
+	name, desc := "LoRA training over "+filepath.Base(path)+" as stored (QLoRA)", "roe train's path: the base stays quantized and frozen, widened a panel of rows at a time"
+	if widen {
+		m = m.Clone()
+		name, desc = "LoRA training over a float32 copy of "+filepath.Base(path), "the reference: the same training over the dequantized float32 model"
+	}
+	cfg := m.Config
+	l, err := train.NewLoRA(cfg, 16, 32, train.AllTargets, 1)
+	if err != nil {
+		fatal(err)
+	}
+	var seqs []train.Sequence
+	for s := range 4 {
+		toks := ids(128, cfg.VocabSize)
+		for i := range toks {
+			toks[i] = (toks[i] + 7*s) % cfg.VocabSize
+		}
+		mask := make([]bool, len(toks))
+		for i := 1; i < len(mask); i++ {
+			mask[i] = true
+		}
+		seqs = append(seqs, train.Sequence{Tokens: toks, LossMask: mask})
+	}
+	tr, err := train.NewTrainer(m, l, seqs, train.Options{LR: 1e-3, BatchSize: 4, Steps: 3, Seed: 1})
+	if err != nil {
+		fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		fatal(err)
+	}
+	r := RSS{Weights: name, PeakMiB: procStatus("VmHWM") / 1024, WeightsMiB: float64(st.Size()) / (1 << 20)}
+	r.Ratio = r.PeakMiB / r.WeightsMiB
+	r.Description = "VmHWM over loading and 3 steps of batch 4 × 128 tokens, LoRA r=16 on all seven projections, 2 threads; " + desc
+	runtime.KeepAlive(m)
+	json.NewEncoder(os.Stdout).Encode(r)
 }
 
 func findGGUF(s *GGUFSection, file, engine string, t int) *GGUFRun {

@@ -165,6 +165,14 @@ func main() {
 		childRSSGGUF(path)
 		return
 	}
+	if path, ok := strings.CutPrefix(*rssChild, "qlora:"); ok {
+		childQLoRA(path, false)
+		return
+	}
+	if path, ok := strings.CutPrefix(*rssChild, "lora-f32:"); ok {
+		childQLoRA(path, true)
+		return
+	}
 	if *rssChild != "" {
 		childRSS(*rssChild)
 		return
