@@ -1,6 +1,7 @@
 package retriever
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -115,4 +116,51 @@ func FuzzSignatureFeatures(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A merge's instances are its components' instances, so its signature is a
+// mixture of theirs; on queries in a component's own templates the component
+// must outscore it (all but a query that shares most words with the other).
+func TestSignaturesMixtureBelowComponent(t *testing.T) {
+	s := NewSignatures()
+	// two datasets of movie reviews, each rendered with several templates
+	// that share the task's words
+	ta := []string{"What sentiment does the writer express for the movie? %s",
+		"%s The sentiment expressed for the movie is", "The following movie review expresses what sentiment? %s",
+		"%s How does the reviewer feel about the movie?"}
+	tb := []string{"%s Is this movie review positive or negative?", "Review of the movie: %s Did the reviewer like it?",
+		"%s The sentiment of this movie review is", "Movie review: %s Positive or negative sentiment?"}
+	content := []string{"wooden acting", "a delight", "i wanted my money back", "boring and long", "superb cast",
+		"tedious plot", "charming and light", "an awful script", "quite funny", "a mess"}
+	var a, b []string
+	for i := range 40 {
+		a = append(a, fmt.Sprintf(ta[i%len(ta)], content[i%len(content)]))
+		b = append(b, fmt.Sprintf(tb[(i/3)%len(tb)], content[(i+5)%len(content)]))
+	}
+	s.Put("critic", a)
+	s.Put("review", b)
+	s.Put("merge", append(append([]string(nil), a[:20]...), b[:20]...))
+	names := []string{"critic", "review", "merge"}
+	for i, task := range []string{"Which section: sports or business?", "Is this sentence grammatical?", "Do the two sentences mean the same?",
+		"What is the topic?", "Does the premise entail the hypothesis?", "Who is speaking in the dialogue?"} {
+		n := fmt.Sprint("other", i)
+		s.Put(n, []string{task + " Stocks fell.", task + " The striker scored.", task + " Rain is expected."})
+		names = append(names, n)
+	}
+	lost := 0
+	for i, q := range []string{
+		"What sentiment does the writer express for the movie? a clumsy film",
+		"a clumsy film The sentiment expressed for the movie is",
+		"The following movie review expresses what sentiment? a clumsy film",
+		"a clumsy film How does the reviewer feel about the movie?",
+	} {
+		sc := s.Score(q, names)
+		if best := names[argmax(sc)]; best != "critic" {
+			t.Logf("query %d: %s (%.3f) outscores the component the query comes from (%.3f)", i, best, sc[argmax(sc)], sc[0])
+			lost++
+		}
+	}
+	if lost > 1 {
+		t.Errorf("the component lost %d of 4 queries in its own templates", lost)
+	}
 }
