@@ -220,8 +220,12 @@ type Step struct {
 	Tokens    []int   // new token ids, at positions Cache.Len() onwards
 	Adapter   Adapter // nil for the base model
 	AllLogits bool    // logits for every new token; otherwise only for the last
-	NoLogits  bool    // skip the LM head (embedding-only calls)
-	Hidden    bool    // also return hidden states of every new token
+	// LogitsFrom, with AllLogits, skips the logits of the first LogitsFrom
+	// new tokens: scoring a continuation needs none over its prompt, and the
+	// LM head is a fifth of a small model's work per token.
+	LogitsFrom int
+	NoLogits   bool // skip the LM head (embedding-only calls)
+	Hidden     bool // also return hidden states of every new token
 	// HiddenLayer picks which hidden states: 0 is the final-norm output (the LM
 	// head's input); k in [1, NumLayers] is the residual stream after k blocks.
 	HiddenLayer int
@@ -229,7 +233,7 @@ type Step struct {
 
 // Output is what Forward returns for one Step.
 type Output struct {
-	Logits []float32 // [len(Tokens) or 1, V]
+	Logits []float32 // [len(Tokens) − LogitsFrom or 1, V]
 	Hidden []float32 // [len(Tokens), H] when Step.Hidden
 }
 
@@ -276,6 +280,9 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		}
 		if len(s.Tokens) == 0 {
 			return fmt.Errorf("%w: step %d has no tokens", ErrInput, i)
+		}
+		if s.LogitsFrom != 0 && (!s.AllLogits || s.LogitsFrom < 0 || s.LogitsFrom >= len(s.Tokens)) {
+			return fmt.Errorf("%w: step %d: LogitsFrom %d needs AllLogits and must be in [0, %d)", ErrInput, i, s.LogitsFrom, len(s.Tokens))
 		}
 		if n := s.Cache.n + len(s.Tokens); n > ctx {
 			return fmt.Errorf("%w: %d positions, the model allows %d", ErrContext, n, ctx)
@@ -424,7 +431,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		switch {
 		case s.NoLogits:
 		case s.AllLogits:
-			for r := r0; r < r1; r++ {
+			for r := r0 + s.LogitsFrom; r < r1; r++ {
 				sel = append(sel, r)
 			}
 		default:
@@ -453,7 +460,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			switch {
 			case s.NoLogits:
 			case s.AllLogits:
-				n = rowStart[i+1] - first(i)
+				n = rowStart[i+1] - first(i) - s.LogitsFrom
 			default:
 				n = 1
 			}

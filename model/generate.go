@@ -273,14 +273,15 @@ func (m *Model) LogLikelihood(prompt, continuation []int, a Adapter) (float64, e
 		return 0, fmt.Errorf("%w: empty continuation", ErrInput)
 	}
 	all := append(append([]int(nil), prompt...), continuation...)
-	out, err := m.Forward([]Step{{Cache: m.NewCache(), Tokens: all, Adapter: a, AllLogits: true}})
+	from := len(prompt) - 1 // the logits that predict the continuation
+	out, err := m.Forward([]Step{{Cache: m.NewCache(), Tokens: all, Adapter: a, AllLogits: true, LogitsFrom: from}})
 	if err != nil {
 		return 0, err
 	}
 	V := m.Config.VocabSize
 	var lp float64
-	for t := len(prompt) - 1; t < len(all)-1; t++ {
-		lp += logSoftmaxAt(out[0].Logits[t*V:(t+1)*V], all[t+1])
+	for t := from; t < len(all)-1; t++ {
+		lp += logSoftmaxAt(out[0].Logits[(t-from)*V:(t-from+1)*V], all[t+1])
 	}
 	return lp, nil
 }

@@ -134,6 +134,10 @@ func EvalRankEach(m *model.Model, adapterFor func(i int) model.Adapter, tok Toke
 	return res, nil
 }
 
+// evalBatchTokens bounds the tokens of one batched forward (its activations
+// and KV caches): as large as a long prefill, where the GEMMs are at speed.
+const evalBatchTokens = 2048
+
 // choiceScores runs the requests in batched forwards and returns each one's
 // (optionally length-normalised) log-likelihood.
 func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, error) {
@@ -141,20 +145,21 @@ func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, er
 	out := make([]float64, len(reqs))
 	scratch := make([]float32, V)
 	for lo := 0; lo < len(reqs); {
-		hi, rows := lo, 0
+		hi, rows, toks := lo, 0, 0
 		for hi < len(reqs) {
-			n := len(reqs[hi].ctx) + len(reqs[hi].cont)
-			if hi > lo && (rows+n)*V > o.MaxRows {
+			n := len(reqs[hi].cont) + 1 // logits rows: the last context token's and the continuation's
+			nt := len(reqs[hi].ctx) + len(reqs[hi].cont)
+			if hi > lo && ((rows+n)*V > o.MaxRows || toks+nt > evalBatchTokens) {
 				break
 			}
-			rows += n
+			rows, toks = rows+n, toks+nt
 			hi++
 		}
 		steps := make([]model.Step, hi-lo)
 		for k := range steps {
 			r := reqs[lo+k]
 			toks := append(append([]int(nil), r.ctx...), r.cont...)
-			steps[k] = model.Step{Cache: m.NewCache(), Tokens: toks, Adapter: r.adapter, AllLogits: true}
+			steps[k] = model.Step{Cache: m.NewCache(), Tokens: toks, Adapter: r.adapter, AllLogits: true, LogitsFrom: len(r.ctx) - 1}
 		}
 		outs, err := m.Forward(steps)
 		if err != nil {
@@ -163,8 +168,8 @@ func choiceScores(m *model.Model, reqs []scoreReq, o EvalOptions) ([]float64, er
 		for k, st := range steps {
 			r := reqs[lo+k]
 			var lp float64
-			for t := len(r.ctx) - 1; t < len(st.Tokens)-1; t++ {
-				row := outs[k].Logits[t*V : (t+1)*V]
+			for t := st.LogitsFrom; t < len(st.Tokens)-1; t++ {
+				row := outs[k].Logits[(t-st.LogitsFrom)*V : (t-st.LogitsFrom+1)*V]
 				lp += float64(row[st.Tokens[t+1]]) - kernels.LogSumExp(row, scratch)
 			}
 			if o.LengthNorm {

@@ -42,7 +42,7 @@ var (
 	outDir   = flag.String("out", "benchmarks/results", "where perf.json, perf.md and the plots go")
 	torchCmd = flag.String("torch", "", "shell command running torch_perf.py (run.sh sets it); empty skips PyTorch")
 	quick    = flag.Bool("quick", false, "fewer repetitions and a 256 MiB bandwidth buffer (a smoke run)")
-	only     = flag.String("only", "", "gguf: only the ceilings and the GGUF section, written to gguf.{json,md} (a shorter run)")
+	only     = flag.String("only", "", "gguf: only the ceilings and the GGUF section, written to gguf.{json,md}; scoring: only the scoring section, to scoring.{json,md} (shorter runs)")
 	rssChild = flag.String("rss-child", "", "internal: measure peak RSS for weights f32|bf16|gguf:FILE and print JSON")
 )
 
@@ -147,6 +147,7 @@ type Report struct {
 	Sync             Sync                          `json:"sync"`
 	Profiles         map[string]string             `json:"profiles"`
 	Routing          *RoutingCost                  `json:"routing_cost,omitempty"`
+	Scoring          []ScoringRun                  `json:"scoring,omitempty"`
 	GGUF             *GGUFSection                  `json:"gguf,omitempty"`
 	Families         []FamilyRun                   `json:"families"`
 }
@@ -202,6 +203,11 @@ func main() {
 		writeGGUFOnly(rep)
 		return
 	}
+	if *only == "scoring" {
+		measureScoring(rep, f32, threads, 5)
+		writeScoringOnly(rep)
+		return
+	}
 	bf := f32.WithBF16()
 	stories, err := model.LoadFS(models.Stories260K())
 	if err != nil {
@@ -224,6 +230,7 @@ func main() {
 	measureAllocs(rep, big)
 	rep.Sync = syncCost([]*model.Model{f32, bf})
 	measureProfiles(rep, f32)
+	measureScoring(rep, f32, threads, reps)
 	measureGGUF(rep, f32, threads, reps)
 	f32, bf, big = nil, nil, nil
 	runtime.GC()
@@ -935,6 +942,7 @@ func goals(rep *Report) []Goal {
 	if rg, ok := routingGoal(rep); ok {
 		g = append(g, rg)
 	}
+	g = append(g, scoringGoals(rep)...)
 	return append(g, ggufGoals(rep)...)
 }
 
@@ -956,7 +964,7 @@ func writeMD(rep *Report) {
 	for _, section := range []func(mdPrinter, *Report){
 		mdCeilings, mdModels, mdFamilies, mdTorch, mdQuoted, mdBatched,
 		mdLoRA, mdKernelSets, mdGEMM, mdPrefillTiles, mdSync,
-		mdGGUF, mdMemory, mdRouting, mdGoals, mdProfiles,
+		mdGGUF, mdMemory, mdRouting, mdScoring, mdGoals, mdProfiles,
 	} {
 		section(p, rep)
 	}
