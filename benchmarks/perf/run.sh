@@ -30,6 +30,13 @@ LLAMA_FLAGS=()
 if [ -n "${LLAMA_BENCH:-}" ]; then
 	LLAMA_FLAGS=(-llama-bench "$LLAMA_BENCH" -llama-build "${LLAMA_BUILD:-}")
 fi
+# A roe binary for the peak-RSS-from-outside measurement (roe generate under
+# /usr/bin/time, next to llama-cli when LLAMA_BENCH is set).
+ROE_BIN=$(mktemp -d)/roe
+go build -o "$ROE_BIN" ./cmd/roe && LLAMA_FLAGS+=(-roe-bin "$ROE_BIN")
 # GOEXPERIMENT=simd adds the simd/archsimd kernel sets to the comparison; the
 # default kernels (generated assembly) are the same either way.
-exec env GOEXPERIMENT=simd go run ./benchmarks/perf -torch "$TORCH_CMD" "${LLAMA_FLAGS[@]}" "$@"
+env GOEXPERIMENT=simd go run ./benchmarks/perf -torch "$TORCH_CMD" "${LLAMA_FLAGS[@]}" "$@"
+rc=$?
+rm -rf "$(dirname "$ROE_BIN")"
+exit $rc
