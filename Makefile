@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: test-cluster test-cluster-weed container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: bench-peers test-cluster test-cluster-weed container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 # `roe --version` names the commit (Go's own VCS stamp misses git worktrees).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -96,6 +96,13 @@ test-cluster-weed: $(WEED)
 # prints and writes benchmarks/results/perf.{json,md} and plots (see benchmarks/perf).
 bench:
 	bash benchmarks/perf/run.sh
+
+# The peer baselines in one run: llama.cpp side by side on the same GGUF files (built from
+# LLAMA_CPP_DIR, or LLAMA_BENCH=PATH; without either its figures are quoted from
+# SHARED/golden/gguf/PERF.md, labelled), exact MIPS against FAISS, LoRA training against PyTorch:
+# benchmarks/results/{gguf,mips,train}.md. Not part of make test.
+bench-peers:
+	SHARED=$(SHARED) bash benchmarks/peers/run.sh
 
 bench-load: build
 	$(GO) run ./benchmarks/load -duration 30s

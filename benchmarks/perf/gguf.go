@@ -23,9 +23,10 @@ import (
 var (
 	llamaBench = flag.String("llama-bench", "", "llama.cpp's llama-bench binary (built elsewhere, e.g. by LLAMA_CPP=DIR make bench): "+
 		"it runs on the same GGUF files in the same run, so the quantized table has same-machine ratios")
-	roeBin     = flag.String("roe-bin", "", "a roe binary: its generate's peak RSS on the Q4_K_M file is measured from outside, next to llama-cli's (run.sh builds one)")
-	llamaBuild = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
-	ggufTypes  = flag.String("gguf-types", "f32,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
+	llamaQuoted = flag.String("llama-quoted", "", "without -llama-bench: a PERF.md of llama.cpp figures from another machine (shared/golden/gguf/PERF.md), shown labelled as quoted, never as a goal")
+	roeBin      = flag.String("roe-bin", "", "a roe binary: its generate's peak RSS on the Q4_K_M file is measured from outside, next to llama-cli's (run.sh builds one)")
+	llamaBuild  = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
+	ggufTypes   = flag.String("gguf-types", "f32,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
 )
 
 // GGUFRun is one engine on one GGUF file of the random 135M-shape model.
@@ -142,6 +143,18 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 	}
 	if *llamaBench == "" {
 		sec.Note = "llama.cpp not measured in this run (no -llama-bench); shared/golden/gguf/PERF.md quotes it on another machine"
+		if *llamaQuoted != "" {
+			q, err := quotedLlama(*llamaQuoted)
+			if err != nil {
+				logf("quoted llama.cpp: %v", err)
+			}
+			for _, r := range q {
+				if findGGUF(sec, r.File, "roe", r.Threads) != nil {
+					sec.Runs = append(sec.Runs, r)
+				}
+			}
+			sec.Note += "; its rows (engine \"llama.cpp, quoted\") are from there, and their ratios compare two machines"
+		}
 	}
 }
 
@@ -292,6 +305,8 @@ func mdGGUF(p mdPrinter, rep *Report) {
 		if r.Engine == "roe" {
 			if l := findGGUF(s, r.File, "llama.cpp", r.Threads); l != nil && l.Prefill > 0 && l.Decode > 0 {
 				ratio = fmt.Sprintf("%.2f×, %.2f×", r.Prefill/l.Prefill, r.Decode/l.Decode)
+			} else if l := findGGUF(s, r.File, quotedEngine, r.Threads); l != nil && l.Prefill > 0 && l.Decode > 0 {
+				ratio = fmt.Sprintf("%.2f×, %.2f× (quoted, two machines)", r.Prefill/l.Prefill, r.Decode/l.Decode)
 			}
 		}
 		p("| %s | %.0f | %s | %d | %.0f | %.1f | %.0f%% | %s | %s |", r.File, r.MiB, r.Engine, r.Threads, r.Prefill, r.Decode, 100*r.Fraction, ratio, r.Kernel)
@@ -502,4 +517,39 @@ func outsideRSS(path string, m *model.Model) []RSS {
 		}
 	}
 	return out
+}
+
+// quotedEngine names llama.cpp rows read from a PERF.md of another machine.
+const quotedEngine = "llama.cpp, quoted"
+
+// quotedLlama reads the table of a PERF.md (| weights | file MiB | threads |
+// pp128 | pp512 | tg128 |) as runs of the quoted engine.
+func quotedLlama(path string) ([]GGUFRun, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var runs []GGUFRun
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(f) != 6 {
+			continue
+		}
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		mib, err1 := strconv.ParseFloat(f[1], 64)
+		t, err2 := strconv.Atoi(f[2])
+		pp, err3 := strconv.ParseFloat(f[4], 64)
+		tg, err4 := strconv.ParseFloat(f[5], 64)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			continue // the header, the rule or prose
+		}
+		runs = append(runs, GGUFRun{File: strings.ToLower(f[0]), MiB: mib, Engine: quotedEngine, Threads: t, Prefill: pp, Decode: tg,
+			Kernel: "quoted from " + filepath.Base(path) + ": another machine, not this run"})
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("%s: no table of | weights | file MiB | threads | pp128 | pp512 | tg128 |", path)
+	}
+	return runs, nil
 }
