@@ -309,7 +309,11 @@ func mdGGUF(p mdPrinter, rep *Report) {
 				ratio = fmt.Sprintf("%.2f×, %.2f× (quoted, two machines)", r.Prefill/l.Prefill, r.Decode/l.Decode)
 			}
 		}
-		p("| %s | %.0f | %s | %d | %.0f | %.1f | %.0f%% | %s | %s |", r.File, r.MiB, r.Engine, r.Threads, r.Prefill, r.Decode, 100*r.Fraction, ratio, r.Kernel)
+		frac := fmt.Sprintf("%.0f%%", 100*r.Fraction)
+		if r.Engine == quotedEngine {
+			frac = "–" // another machine's ceiling is not this run's
+		}
+		p("| %s | %.0f | %s | %d | %.0f | %.1f | %s | %s | %s |", r.File, r.MiB, r.Engine, r.Threads, r.Prefill, r.Decode, frac, ratio, r.Kernel)
 	}
 	for _, l := range s.LoRA {
 		p("")
