@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,18 +246,24 @@ func runLlamaBench(path, ft string, mib float64, threads []int, reps int) ([]GGU
 	return runs, build, nil
 }
 
-// childRSSGGUF is childRSS for a GGUF file: load it, decode, report the
-// peak against the file size plus the KV cache.
-func childRSSGGUF(path string) {
+// loadGGUFChild loads a GGUF file as roe serves it, for a measuring child.
+func loadGGUFChild(path string) (*model.Model, io.Closer, os.FileInfo) {
 	m, f, err := model.LoadGGUF(path, model.LoadOptions{})
 	if err != nil {
 		fatal(err)
 	}
-	defer f.Close()
 	st, err := os.Stat(path)
 	if err != nil {
 		fatal(err)
 	}
+	return m, f, st
+}
+
+// childRSSGGUF is childRSS for a GGUF file: load it, decode, report the
+// peak against the file size plus the KV cache.
+func childRSSGGUF(path string) {
+	m, f, st := loadGGUFChild(path)
+	defer f.Close()
 	runtime.GC()
 	debug.FreeOSMemory()
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
@@ -339,15 +346,8 @@ func mdGGUF(p mdPrinter, rep *Report) {
 // stored), or, with widen, over a float32 copy of it (how the trainer ran
 // before), and prints the peak RSS.
 func childQLoRA(path string, widen bool) {
-	m, f, err := model.LoadGGUF(path, model.LoadOptions{})
-	if err != nil {
-		fatal(err)
-	}
+	m, f, st := loadGGUFChild(path)
 	defer f.Close()
-	st, err := os.Stat(path)
-	if err != nil {
-		fatal(err)
-	}
 	kernels.SetThreads(2)
 	name, desc := "LoRA training over "+filepath.Base(path)+" as stored (QLoRA)", "roe train's path: the base stays quantized and frozen, widened a panel of rows at a time"
 	if widen {
@@ -443,21 +443,27 @@ func ggufGoals(rep *Report) []Goal {
 // writeGGUFOnly writes the report of a -only gguf run: the ceilings and the
 // GGUF section with its goals, as gguf.{json,md}.
 func writeGGUFOnly(rep *Report) {
-	rep.Goals = ggufGoals(rep)
+	writeOnly(rep, "gguf", "roe on GGUF files, side by side with llama.cpp", ggufGoals(rep), mdCeilings, mdGGUF)
+}
+
+// writeOnly writes the report of a -only run as NAME.{json,md}: its sections
+// and goals under a title.
+func writeOnly(rep *Report, name, title string, goals []Goal, sections ...func(mdPrinter, *Report)) {
+	rep.Goals = goals
 	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(*outDir, "gguf.json"), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(*outDir, name+".json"), append(b, '\n'), 0o644); err != nil {
 		fatal(err)
 	}
 	var md strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&md, format+"\n", args...) }
-	p("# roe on GGUF files, side by side with llama.cpp")
+	p("# %s", title)
 	p("")
-	p("Measured by `go run ./benchmarks/perf -only gguf` (`make bench` measures the same section inside perf.md) on %s, %s, kernel path `%s`. %s", rep.Date, rep.CPU, rep.Path, results.Markdown(rep.Commit, ""))
+	p("Measured by `go run ./benchmarks/perf -only %s` (`make bench` measures the same section inside perf.md) on %s, %s, kernel path `%s`. %s", name, rep.Date, rep.CPU, rep.Path, results.Markdown(rep.Commit, ""))
 	p("")
-	mdCeilings(p, rep)
-	mdGGUF(p, rep)
-	mdGoals(p, rep)
-	if err := os.WriteFile(filepath.Join(*outDir, "gguf.md"), []byte(md.String()), 0o644); err != nil {
+	for _, section := range append(sections, mdGoals) {
+		section(p, rep)
+	}
+	if err := os.WriteFile(filepath.Join(*outDir, name+".md"), []byte(md.String()), 0o644); err != nil {
 		fatal(err)
 	}
 	fmt.Print(md.String())

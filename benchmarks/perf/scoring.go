@@ -1,14 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"roe/benchmarks/internal/results"
 	"roe/kernels"
 	"roe/model"
 )
@@ -108,21 +103,5 @@ func scoringGoals(rep *Report) []Goal {
 
 // writeScoringOnly writes scoring.{json,md} for -only scoring.
 func writeScoringOnly(rep *Report) {
-	rep.Goals = scoringGoals(rep)
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(*outDir, "scoring.json"), append(b, '\n'), 0o644); err != nil {
-		fatal(err)
-	}
-	var md strings.Builder
-	p := func(format string, args ...any) { fmt.Fprintf(&md, format+"\n", args...) }
-	p("# Scoring cost")
-	p("")
-	p("Measured by `go run ./benchmarks/perf -only scoring` (`make bench` measures the same section inside perf.md) on %s, %s, kernel path `%s`. %s", rep.Date, rep.CPU, rep.Path, results.Markdown(rep.Commit, ""))
-	p("")
-	mdScoring(p, rep)
-	mdGoals(p, rep)
-	if err := os.WriteFile(filepath.Join(*outDir, "scoring.md"), []byte(md.String()), 0o644); err != nil {
-		fatal(err)
-	}
-	fmt.Print(md.String())
+	writeOnly(rep, "scoring", "Scoring cost", scoringGoals(rep), mdScoring)
 }
