@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"runtime"
@@ -14,29 +15,10 @@ import (
 // Q4_K_M GGUF picks the same greedy tokens wherever its top-1 margin over
 // float32 is larger than what quantization moves the logits.
 func TestExpertOnQuantizedBase(t *testing.T) {
-	cfg, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":256,"intermediate_size":512,
-	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"rms_norm_eps":1e-5,
-	"max_position_embeddings":256,"tie_word_embeddings":false}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := model.Random(cfg, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base := randomLlama(t, 256, 512, 4, 2, 512, 7)
+	cfg := base.Config
 	// The expert learns a cycle of tokens, which gives it clear margins.
-	var seqs []Sequence
-	for s := 0; s < 16; s++ {
-		var toks []int
-		for i := 0; i < 24; i++ {
-			toks = append(toks, 10+(s+i)%7)
-		}
-		mask := make([]bool, len(toks))
-		for i := 1; i < len(mask); i++ {
-			mask[i] = true
-		}
-		seqs = append(seqs, Sequence{Tokens: toks, LossMask: mask})
-	}
+	seqs, _ := cycleTask()
 	l, err := NewLoRA(cfg, 4, 8, AllTargets, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -48,19 +30,7 @@ func TestExpertOnQuantizedBase(t *testing.T) {
 	if _, err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ft, err := model.ParseGGUFFileType("q4_k_m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "base-q4_k_m.gguf")
-	if err := model.SaveGGUF(path, base, model.GGUFWriteOptions{FileType: ft}); err != nil {
-		t.Fatal(err)
-	}
-	q, f, err := model.LoadGGUF(path, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	q := quantized(t, base, "q4_k_m")
 	if q.Fingerprint() != base.Fingerprint() || q.WeightFormat() == model.WeightsF32 {
 		t.Fatalf("the Q4_K_M file is not the same base held quantized (%s)", q.WeightFormat())
 	}
@@ -124,16 +94,8 @@ func abs64(x float64) float64 {
 // QLoRA: LoRA over a quantized base computes the loss and gradients of its
 // float32 twin (the dequantized weights), and never widens the base whole.
 func TestLoRAOnQuantizedBase(t *testing.T) {
-	cfg, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":512,"intermediate_size":2048,
-	"num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":4,"vocab_size":4096,"rms_norm_eps":1e-5,
-	"max_position_embeddings":256,"tie_word_embeddings":false}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := model.Random(cfg, 11)
-	if err != nil {
-		t.Fatal(err)
-	}
+	base := randomLlama(t, 512, 2048, 8, 4, 4096, 11)
+	cfg := base.Config
 	var b Batch
 	for s := 0; s < 2; s++ {
 		var toks []int
@@ -158,19 +120,7 @@ func TestLoRAOnQuantizedBase(t *testing.T) {
 	f32Bytes := 4 * base.NumParams()
 	for _, typ := range []string{"q8_0", "q4_0", "q4_k_m"} {
 		t.Run(typ, func(t *testing.T) {
-			ft, err := model.ParseGGUFFileType(typ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), typ+".gguf")
-			if err := model.SaveGGUF(path, base, model.GGUFWriteOptions{FileType: ft}); err != nil {
-				t.Fatal(err)
-			}
-			q, f, err := model.LoadGGUF(path, model.LoadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			q := quantized(t, base, typ)
 			twin := q.Clone() // float32 copy of the dequantized weights
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -214,43 +164,10 @@ func TestLoRAOnQuantizedBase(t *testing.T) {
 // An adapter trained over a Q4_K_M base (QLoRA) has learned the task on the
 // float32 base too: the PEFT weights do not depend on the base's storage.
 func TestQLoRAAdapterOnFloat32Base(t *testing.T) {
-	cfg, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":256,"intermediate_size":512,
-	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"rms_norm_eps":1e-5,
-	"max_position_embeddings":256,"tie_word_embeddings":false}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := model.Random(cfg, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ft, err := model.ParseGGUFFileType("q4_k_m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "q4_k_m.gguf")
-	if err := model.SaveGGUF(path, base, model.GGUFWriteOptions{FileType: ft}); err != nil {
-		t.Fatal(err)
-	}
-	q, f, err := model.LoadGGUF(path, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var seqs []Sequence
-	var b Batch
-	for s := 0; s < 16; s++ {
-		var toks []int
-		for i := 0; i < 24; i++ {
-			toks = append(toks, 10+(s+i)%7)
-		}
-		mask := make([]bool, len(toks))
-		for i := 1; i < len(mask); i++ {
-			mask[i] = true
-		}
-		seqs = append(seqs, Sequence{Tokens: toks, LossMask: mask})
-		b.Tokens, b.LossMask = append(b.Tokens, toks), append(b.LossMask, mask)
-	}
+	base := randomLlama(t, 256, 512, 4, 2, 512, 5)
+	cfg := base.Config
+	q := quantized(t, base, "q4_k_m")
+	seqs, b := cycleTask()
 	l, err := NewLoRA(cfg, 4, 8, AllTargets, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -278,4 +195,60 @@ func TestQLoRAAdapterOnFloat32Base(t *testing.T) {
 	if afterF > before/2 || math.Abs(afterF-afterQ) > 0.1*afterQ+0.05 {
 		t.Errorf("the QLoRA adapter does not carry to the float32 base: loss %.3f untrained, %.3f on float32, %.3f on Q4_K_M", before, afterF, afterQ)
 	}
+}
+
+// randomLlama is a random two-layer Llama of the given widths.
+func randomLlama(t *testing.T, hidden, ffn, heads, kvHeads, vocab int, seed uint64) *model.Model {
+	t.Helper()
+	cfg, err := model.ParseConfig(fmt.Appendf(nil, `{"architectures":["LlamaForCausalLM"],"hidden_size":%d,"intermediate_size":%d,
+	"num_hidden_layers":2,"num_attention_heads":%d,"num_key_value_heads":%d,"vocab_size":%d,"rms_norm_eps":1e-5,
+	"max_position_embeddings":256,"tie_word_embeddings":false}`, hidden, ffn, heads, kvHeads, vocab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Random(cfg, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// quantized writes base as a GGUF of type typ with roe's quantizer and loads
+// it back as roe serves it (closed when the test ends).
+func quantized(t *testing.T, base *model.Model, typ string) *model.Model {
+	t.Helper()
+	ft, err := model.ParseGGUFFileType(typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), typ+".gguf")
+	if err := model.SaveGGUF(path, base, model.GGUFWriteOptions{FileType: ft}); err != nil {
+		t.Fatal(err)
+	}
+	q, f, err := model.LoadGGUF(path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return q
+}
+
+// cycleTask is 16 sequences of a 7-token cycle, as training sequences and as
+// one batch: a task with clear margins.
+func cycleTask() ([]Sequence, Batch) {
+	var seqs []Sequence
+	var b Batch
+	for s := 0; s < 16; s++ {
+		var toks []int
+		for i := 0; i < 24; i++ {
+			toks = append(toks, 10+(s+i)%7)
+		}
+		mask := make([]bool, len(toks))
+		for i := 1; i < len(mask); i++ {
+			mask[i] = true
+		}
+		seqs = append(seqs, Sequence{Tokens: toks, LossMask: mask})
+		b.Tokens, b.LossMask = append(b.Tokens, toks), append(b.LossMask, mask)
+	}
+	return seqs, b
 }
