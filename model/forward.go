@@ -220,15 +220,15 @@ type Step struct {
 	Tokens    []int   // new token ids, at positions Cache.Len() onwards
 	Adapter   Adapter // nil for the base model
 	AllLogits bool    // logits for every new token; otherwise only for the last
+	NoLogits  bool    // skip the LM head (embedding-only calls)
+	Hidden    bool    // also return hidden states of every new token
+	// HiddenLayer picks which hidden states: 0 is the final-norm output (the LM
+	// head's input); k in [1, NumLayers] is the residual stream after k blocks.
+	HiddenLayer int
 	// LogitsFrom, with AllLogits, skips the logits of the first LogitsFrom
 	// new tokens: scoring a continuation needs none over its prompt, and the
 	// LM head is a fifth of a small model's work per token.
 	LogitsFrom int
-	NoLogits   bool // skip the LM head (embedding-only calls)
-	Hidden     bool // also return hidden states of every new token
-	// HiddenLayer picks which hidden states: 0 is the final-norm output (the LM
-	// head's input); k in [1, NumLayers] is the residual stream after k blocks.
-	HiddenLayer int
 }
 
 // Output is what Forward returns for one Step.
