@@ -50,8 +50,13 @@ type Config struct {
 	// the words that set its instances apart from the library's) against the
 	// dense score [retriever.DefaultSignatureWeight; negative: dense only].
 	SignatureWeight float64
-	TopK            int     // experts considered by auto routing [1]
-	MinScore        float64 // an absolute score below which auto falls back [0: none]
+	// TypicalWeight weighs each expert's typical score (retriever.Typical: the
+	// median score of its instances, written otherwise, against its other
+	// instances), subtracted from its score in routing
+	// [retriever.DefaultTypicalWeight; negative: none].
+	TypicalWeight float64
+	TopK          int     // experts considered by auto routing [1]
+	MinScore      float64 // an absolute score below which auto falls back [0: none]
 	// FallbackQuantile is the fallback knob: the share of the library's own
 	// instances that would fall back if sent as requests. A request falls back
 	// to the base model when its calibrated confidence in the best expert
@@ -90,7 +95,7 @@ type Catalog struct {
 	manifests map[string]library.Manifest
 	loras     map[string]*adapters.LoRA // loaded on first use
 	calib     map[string]calibration    // each expert's instances written otherwise, as queries
-	ref       []float32                 // their leave-one-out best scores, ascending; nil when stale
+	ref       *reference                // built from calib; nil when stale
 	refKick   chan struct{}             // a change: rebuild ref off the request path
 	refDone   chan struct{}             // closed when refresh returns
 	calibGen  uint64                    // bumped by every change of calib
@@ -141,6 +146,9 @@ func Open(cfg Config) (*Catalog, error) {
 	}
 	if c.cfg.SignatureWeight > 0 {
 		c.sigs = retriever.NewSignatures()
+	}
+	if c.cfg.TypicalWeight == 0 {
+		c.cfg.TypicalWeight = retriever.DefaultTypicalWeight
 	}
 	if cfg.Lexical {
 		lx, err := retriever.NewLexical()
@@ -287,7 +295,7 @@ func (c *Catalog) load(m library.Manifest) error {
 		if err := c.index.Put(m.Name, embs, texts); err != nil {
 			return fmt.Errorf("index %s: %w", m.Name, err)
 		}
-		if cal, err = c.calibrationQueries(m.Name, ins); err != nil {
+		if cal, err = calibrationQueries(c.cfg.Embedder, c.cfg.InstanceFormat, m.Name, ins); err != nil {
 			return fmt.Errorf("calibrate %s: %w", m.Name, err)
 		}
 	}
@@ -456,21 +464,53 @@ type calibration struct {
 	embs  [][]float32
 }
 
-func (c *Catalog) calibrationQueries(name string, ins []library.Instance) (calibration, error) {
+func calibrationQueries(emb retriever.Embedder, format, name string, ins []library.Instance) (calibration, error) {
 	r := rand.New(rand.NewPCG(fnvHash(name), 0xca1))
 	texts := make([]string, len(ins))
 	for i, in := range ins {
-		texts[i] = retriever.FormatInstance(c.cfg.InstanceFormat, keepHalf(r, in.Text), nil)
+		texts[i] = retriever.FormatInstance(format, keepHalf(r, in.Text), nil)
 	}
-	embs, err := c.cfg.Embedder.Embed(texts)
+	embs, err := emb.Embed(texts)
 	return calibration{texts, embs}, err
 }
 
+// typicalScores is each expert's typical score (retriever.Typical): its
+// calibration queries against its other instances, as routing scores them
+// (dense plus signature), the instance itself left out. An expert without
+// one (a single instance) is held to the library's median.
+func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight float64, cals map[string]calibration) map[string]float64 {
+	out := map[string]float64{}
+	var ts []float32
+	for name, cal := range cals {
+		own, err := ix.LeaveOneOutOwn(name, cal.embs)
+		if err != nil {
+			continue // removed since: its calibration goes with it
+		}
+		if sigs != nil {
+			for i, t := range cal.texts {
+				own[i] += float32(sigWeight * sigs.Score(t, []string{name})[0])
+			}
+		}
+		if t, ok := retriever.Typical(own); ok {
+			out[name] = t
+			ts = append(ts, float32(t))
+		}
+	}
+	mid, _ := retriever.Typical(ts)
+	for name := range cals {
+		if _, ok := out[name]; !ok {
+			out[name] = mid
+		}
+	}
+	return out
+}
+
 // looScores routes each of an expert's calibration queries as a request is
-// routed (dense best per expert, plus the signatures), the instance itself
-// left out of the dense search, and returns each query's best score.
-func (c *Catalog) looScores(name string, cal calibration) ([]float32, error) {
-	if c.sigs == nil {
+// routed (dense best per expert, plus the signatures, less the typical
+// scores), the instance itself left out of the dense search, and returns
+// each query's best score.
+func (c *Catalog) looScores(name string, cal calibration, typical map[string]float64) ([]float32, error) {
+	if c.sigs == nil && typical == nil {
 		return c.index.LeaveOneOut(name, cal.embs)
 	}
 	best, names, err := c.index.LeaveOneOutExperts(name, cal.embs)
@@ -478,12 +518,21 @@ func (c *Catalog) looScores(name string, cal calibration) ([]float32, error) {
 		return nil, err
 	}
 	E := len(names)
+	off := make([]float32, E)
+	for e, n := range names {
+		off[e] = float32(c.cfg.TypicalWeight * typical[n])
+	}
 	out := make([]float32, len(cal.texts))
 	for i, t := range cal.texts {
 		row := best[i*E : (i+1)*E]
+		if c.sigs != nil {
+			for e, s := range c.sigs.Score(t, names) {
+				row[e] += float32(c.cfg.SignatureWeight * s)
+			}
+		}
 		m := float32(math.Inf(-1))
-		for e, s := range c.sigs.Score(t, names) {
-			m = max(m, row[e]+float32(c.cfg.SignatureWeight*s))
+		for e := range row {
+			m = max(m, row[e]-off[e])
 		}
 		out[i] = m
 	}
@@ -533,14 +582,19 @@ func (c *Catalog) refresh(ctx context.Context) {
 	}
 }
 
-// reference is the library's leave-one-out scores, all experts pooled,
-// ascending: a request's best score is calibrated against how requests
-// phrased otherwise score on the whole library (one scale for every expert,
-// so confidences of different experts compare). It is rebuilt from the
-// stored calibration queries after every change (refresh, in the
-// background; a routing that comes first does it itself), so every
-// expert's reference reflects the library as it is now.
-func (c *Catalog) reference() []float32 {
+// reference is what routing compares a request with, built from the
+// library's calibration queries: each expert's typical score, and the
+// queries' leave-one-out best scores, all experts pooled, ascending (one
+// scale for every expert, so confidences of different experts compare). It
+// is rebuilt after every change (refresh, in the background; a routing that
+// comes first does it itself), so it reflects the library as it is now.
+type reference struct {
+	typical map[string]float64 // nil: TypicalWeight < 0
+	loo     []float32
+}
+
+// reference returns the current reference, rebuilding it when stale.
+func (c *Catalog) reference() *reference {
 	c.mu.RLock()
 	ref := c.ref
 	c.mu.RUnlock()
@@ -556,19 +610,22 @@ func (c *Catalog) reference() []float32 {
 	if ref != nil {
 		return ref
 	}
-	all := []float32{}
+	ref = &reference{loo: []float32{}}
+	if c.cfg.TypicalWeight > 0 {
+		ref.typical = typicalScores(c.index, c.sigs, c.cfg.SignatureWeight, cals)
+	}
 	for name, cal := range cals {
-		loo, err := c.looScores(name, cal)
+		loo, err := c.looScores(name, cal, ref.typical)
 		if err != nil {
 			continue // removed since: its calibration goes with it
 		}
-		all = append(all, loo...)
+		ref.loo = append(ref.loo, loo...)
 	}
-	slices.Sort(all)
+	slices.Sort(ref.loo)
 	c.mu.Lock()
 	if c.calibGen == gen { // else a change came meanwhile: the next routing rebuilds
-		c.ref = all
+		c.ref = ref
 	}
 	c.mu.Unlock()
-	return all
+	return ref
 }

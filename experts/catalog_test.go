@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"roe/internal/testmodel"
 	"testing"
@@ -395,5 +397,56 @@ func TestSignaturesFollowLibrary(t *testing.T) {
 	sel, err = f.c.Select(ctx, Request{Model: Auto, Queries: q})
 	if err != nil || sel.Names() == "pronoun" {
 		t.Fatalf("after removing pronoun: %+v %v", sel.Info, err)
+	}
+}
+
+// Each expert's typical score follows the library: computed from its own
+// calibration queries as routing scores them, the library's median for an
+// expert with one instance, gone with the expert; a negative weight turns
+// them off.
+func TestTypicalScoresFollowLibrary(t *testing.T) {
+	enc, err := retriever.NewEncoder(retriever.EncoderConfig{Name: "t", Buckets: 1 << 14, Dim: 64, MinChar: 3, MaxChar: 4, MaxWords: 64, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config) { c.Embedder = enc })
+	tight := []string{"rate this review: great film", "rate this review: bad film", "rate this review: fine film", "rate this review: dull film"}
+	loose := []string{"the cat sat on a mat today", "stocks rose sharply in early trading", "who wrote this old poem", "bake bread at two hundred degrees"}
+	for i, x := range []struct {
+		name  string
+		texts []string
+	}{{"tight", tight}, {"loose", loose}, {"lone", []string{"a single instance"}}} {
+		if _, err := f.c.Add(randomExpert(t, f.m.Config, x.name, uint64(i+1), x.texts...), AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := f.c.reference()
+	if len(ref.typical) != 3 {
+		t.Fatalf("typical scores %v", ref.typical)
+	}
+	f.c.mu.RLock()
+	cals := maps.Clone(f.c.calib)
+	f.c.mu.RUnlock()
+	if want := typicalScores(f.c.index, f.c.sigs, f.c.cfg.SignatureWeight, cals); !maps.Equal(ref.typical, want) {
+		t.Errorf("typical scores %v, want %v", ref.typical, want)
+	}
+	if !(ref.typical["tight"] > ref.typical["loose"]) {
+		t.Errorf("instances sharing an instruction should be typically closer: %v", ref.typical)
+	}
+	if mid := (ref.typical["tight"] + ref.typical["loose"]) / 2; math.Abs(ref.typical["lone"]-mid) > 1e-6 {
+		t.Errorf("lone: %v, want the median %v", ref.typical["lone"], mid)
+	}
+	if err := f.c.Remove("loose"); err != nil {
+		t.Fatal(err)
+	}
+	if ref := f.c.reference(); len(ref.typical) != 2 || ref.typical["lone"] != ref.typical["tight"] {
+		t.Errorf("after removing loose: %v", ref.typical)
+	}
+	g := newFixture(t, func(c *Config) { c.Embedder = enc; c.TypicalWeight = -1 })
+	if _, err := g.c.Add(randomExpert(t, g.m.Config, "tight", 1, tight...), AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ref := g.c.reference(); ref.typical != nil || len(ref.loo) != len(tight) {
+		t.Errorf("weight -1: %+v", ref)
 	}
 }

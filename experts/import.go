@@ -109,22 +109,30 @@ func ImportStarter(lib *library.Library, base *model.Model, emb retriever.Embedd
 }
 
 // Searchable is the routing of a library that no server holds (the CLI,
-// evaluations): the dense index, the experts' task signatures and, when
-// asked, a BM25 index.
+// evaluations): the dense index, the experts' task signatures and typical
+// scores and, when asked, a BM25 index. It routes as a Catalog ranks, without
+// the fallback.
 type Searchable struct {
 	*retriever.Index
 	Lexical    *retriever.Lexical    // nil unless asked
 	Signatures *retriever.Signatures // nil when SignatureWeight < 0
 	// SignatureWeight is RouteOptions.SignatureWeight [retriever.DefaultSignatureWeight].
 	SignatureWeight float64
+	Typical         map[string]float64 // nil when TypicalWeight < 0
+	// TypicalWeight is RouteOptions.TypicalWeight [retriever.DefaultTypicalWeight].
+	TypicalWeight float64
 }
 
-// Options returns o routed as a Catalog routes: the signatures (and BM25)
-// added, with texts (the queries' formatted instance texts, one per query;
-// nil when the caller sets them later, as retriever.EvalRouting does).
+// Options returns o routed as a Catalog routes: the signatures, typical
+// scores (and BM25) added, with texts (the queries' formatted instance
+// texts, one per query; nil when the caller sets them later, as
+// retriever.EvalRouting does).
 func (s *Searchable) Options(o retriever.RouteOptions, texts []string) retriever.RouteOptions {
 	if s.Signatures != nil {
 		o.Signatures, o.SignatureWeight = s.Signatures, s.SignatureWeight
+	}
+	if s.Typical != nil {
+		o.Typical, o.TypicalWeight = s.Typical, s.TypicalWeight
 	}
 	if s.Lexical != nil {
 		o.Lexical = s.Lexical
@@ -142,47 +150,67 @@ func (s *Searchable) Close() {
 	}
 }
 
+// IndexOptions configure BuildIndex; zero values take the defaults in brackets.
+type IndexOptions struct {
+	Format        string                  // instance format [retriever.DefaultInstanceFormat]
+	Normalization retriever.Normalization // [the embedder's: retriever.NormalizationOf]
+	Lexical       bool                    // build a BM25 index too
+	// SignatureWeight and TypicalWeight are Config's [their defaults; negative: none].
+	SignatureWeight float64
+	TypicalWeight   float64
+}
+
 // BuildIndex loads every expert's instances into a fresh index (re-embedding
-// those made by another embedder), their task signatures (unless
-// signatureWeight < 0; 0 is the default weight) and, when asked, a BM25
-// index. norm "" is the embedder's (retriever.NormalizationOf).
-func BuildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical bool, signatureWeight float64) (*Searchable, error) {
-	if format == "" {
-		format = retriever.DefaultInstanceFormat
+// those made by another embedder), their task signatures and typical scores
+// and, when asked, a BM25 index.
+func BuildIndex(lib *library.Library, emb retriever.Embedder, o IndexOptions) (*Searchable, error) {
+	if o.Format == "" {
+		o.Format = retriever.DefaultInstanceFormat
 	}
-	ix, lx, sigs, err := buildIndex(lib, emb, format, norm, lexical, signatureWeight >= 0)
+	if o.SignatureWeight == 0 {
+		o.SignatureWeight = retriever.DefaultSignatureWeight
+	}
+	if o.TypicalWeight == 0 {
+		o.TypicalWeight = retriever.DefaultTypicalWeight
+	}
+	ix, lx, sigs, cals, err := buildIndex(lib, emb, o.Format, o.Normalization, o.Lexical, o.SignatureWeight > 0, o.TypicalWeight > 0)
 	if err != nil {
 		return nil, err
 	}
-	if signatureWeight == 0 {
-		signatureWeight = retriever.DefaultSignatureWeight
+	s := &Searchable{Index: ix, Lexical: lx, Signatures: sigs, SignatureWeight: o.SignatureWeight, TypicalWeight: o.TypicalWeight}
+	if cals != nil {
+		s.Typical = typicalScores(ix, sigs, o.SignatureWeight, cals)
 	}
-	return &Searchable{Index: ix, Lexical: lx, Signatures: sigs, SignatureWeight: signatureWeight}, nil
+	return s, nil
 }
 
-func buildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical, signatures bool) (*retriever.Index, *retriever.Lexical, *retriever.Signatures, error) {
+// buildIndex loads the library; cals (the experts' calibration queries) only
+// when calibrate.
+func buildIndex(lib *library.Library, emb retriever.Embedder, format string, norm retriever.Normalization, lexical, signatures, calibrate bool) (
+	ix *retriever.Index, lx *retriever.Lexical, sigs *retriever.Signatures, cals map[string]calibration, err error) {
 	ms, err := lib.List()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	var sigs *retriever.Signatures
+	if calibrate {
+		cals = map[string]calibration{}
+	}
 	if signatures {
 		sigs = retriever.NewSignatures()
 	}
 	if norm == "" {
 		norm = retriever.NormalizationOf(emb)
 	}
-	ix := retriever.NewIndex(emb.Dim(), norm)
-	var lx *retriever.Lexical
+	ix = retriever.NewIndex(emb.Dim(), norm)
 	if lexical {
 		if lx, err = retriever.NewLexical(); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
 	for _, m := range ms {
 		ins, err := lib.Instances(m.Name)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if len(ins) == 0 {
 			continue
@@ -192,7 +220,7 @@ func buildIndex(lib *library.Library, emb retriever.Embedder, format string, nor
 				ins[i].Embedding = nil
 			}
 			if ins, err = PrepareInstances(emb, format, ins, 0, 0); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 		}
 		texts := make([]string, len(ins))
@@ -204,13 +232,18 @@ func buildIndex(lib *library.Library, emb retriever.Embedder, format string, nor
 			sigs.Put(m.Name, formatInstances(format, ins))
 		}
 		if err := ix.Add(m.Name, embs, texts); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if lx != nil {
 			if err := lx.Add(m.Name, texts, m.Description); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
+			}
+		}
+		if cals != nil {
+			if cals[m.Name], err = calibrationQueries(emb, format, m.Name, ins); err != nil {
+				return nil, nil, nil, nil, err
 			}
 		}
 	}
-	return ix, lx, sigs, nil
+	return ix, lx, sigs, cals, nil
 }

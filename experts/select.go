@@ -336,16 +336,19 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	if c.sigs != nil {
 		opts.Signatures, opts.SignatureWeight, opts.QueryTexts = c.sigs, c.cfg.SignatureWeight, texts
 	}
+	ref := c.reference()
+	if ref.typical != nil {
+		opts.Typical, opts.TypicalWeight = ref.typical, c.cfg.TypicalWeight
+	}
 	rt, err := c.index.Route(embs, opts)
 	if err != nil {
 		return nil, err
 	}
 	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
 	c.metrics.routing.Observe(time.Since(t0).Seconds())
-	ref := c.reference()
 	var bestCal float64 // the best candidate's calibrated score: what the fallback compares
 	for i, x := range rt.Experts {
-		cal := retriever.Calibrated(ref, x.Top1)
+		cal := retriever.Calibrated(ref.loo, x.Top1)
 		if i == 0 {
 			bestCal = cal
 		}

@@ -83,8 +83,45 @@ func (ix *Index) LeaveOneOutExperts(expert string, queries [][]float32) (best []
 	}
 	E := len(ix.experts)
 	own := slices.Index(ix.experts, x)
+	for i, s := range ix.ownBest(x, queries) {
+		res.best[i*E+own] = s
+	}
+	names = make([]string, E)
+	for i, e := range ix.experts {
+		names[i] = e.name
+	}
+	return res.best, names, nil
+}
+
+// LeaveOneOutOwn scores each of expert's instances as a query (queries:
+// [n][dim], the instances written otherwise, in stored order) against the
+// expert's other instances: each query's best score, in query order, -Inf
+// where the expert has no other instance.
+func (ix *Index) LeaveOneOutOwn(expert string, queries [][]float32) ([]float32, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	x, ok := ix.byName[expert]
+	if !ok {
+		return nil, fmt.Errorf("%w: no expert %q", ErrInput, expert)
+	}
+	if len(queries) != x.n {
+		return nil, fmt.Errorf("%w: %d queries for %d instances of %s", ErrInput, len(queries), x.n, expert)
+	}
+	if err := ix.check(); err != nil {
+		return nil, err
+	}
+	if err := ix.checkVectors("query", queries); err != nil {
+		return nil, err
+	}
+	ix.prepare()
+	return ix.ownBest(x, queries), nil
+}
+
+// ownBest is LeaveOneOutOwn under ix.mu, the index prepared.
+func (ix *Index) ownBest(x *expertRows, queries [][]float32) []float32 {
 	qm, off := ix.normalizeQueries(queries)
 	d := ix.dim
+	out := make([]float32, len(queries))
 	for i := range queries {
 		q := qm[i*d : (i+1)*d]
 		m := float32(math.Inf(-1))
@@ -101,11 +138,36 @@ func (ix *Index) LeaveOneOutExperts(expert string, queries [][]float32) (best []
 			}
 			m = max(m, s)
 		}
-		res.best[i*E+own] = m
+		out[i] = m
 	}
-	names = make([]string, E)
-	for i, e := range ix.experts {
-		names[i] = e.name
+	return out
+}
+
+// DefaultTypicalWeight weighs typical scores in routing
+// (RouteOptions.TypicalWeight): chosen on the routing benchmark's dev split.
+const DefaultTypicalWeight = 0.3
+
+// Typical is an expert's typical score: the median of its instances' own
+// scores (LeaveOneOutOwn, plus whatever routing adds, such as signatures),
+// the finite ones; ok is false when there are none. Routing subtracts it
+// (RouteOptions.Typical): an expert whose instances sit close together (a
+// task the embedder learnt to gather) must be matched as closely as they
+// match each other, one whose instances lie apart (a task it never saw) is
+// not held to a closeness its own instances lack.
+func Typical(own []float32) (typical float64, ok bool) {
+	v := make([]float64, 0, len(own))
+	for _, s := range own {
+		if !math.IsInf(float64(s), 0) && !math.IsNaN(float64(s)) {
+			v = append(v, float64(s))
+		}
 	}
-	return res.best, names, nil
+	if len(v) == 0 {
+		return 0, false
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2], true
+	}
+	return (v[n/2-1] + v[n/2]) / 2, true
 }

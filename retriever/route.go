@@ -46,6 +46,13 @@ type RouteOptions struct {
 	// the votes, Top1 and the aggregations then use that fused score.
 	Signatures      *Signatures
 	SignatureWeight float64
+
+	// Typical, with TypicalWeight, subtracts TypicalWeight times an expert's
+	// typical score (Index.Typical, by expert name; missing: 0) from its
+	// score for each query, after the signatures: an expert is then judged by
+	// how a query matches it against how its own instances match each other.
+	Typical       map[string]float64
+	TypicalWeight float64
 }
 
 // ExpertScore is one expert's standing in a routing decision.
@@ -103,8 +110,9 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	if fuse && len(o.QueryTexts) != len(queries) {
 		return Route{}, fmt.Errorf("%w: %d query texts for %d queries (signatures score each query's text)", ErrInput, len(o.QueryTexts), len(queries))
 	}
+	typical := o.Typical != nil && o.TypicalWeight != 0
 	ix.mu.RLock()
-	res, err := ix.scan(queries, o.Neighbors, o.Aggregation != Vote || o.RunnersUp || fuse)
+	res, err := ix.scan(queries, o.Neighbors, o.Aggregation != Vote || o.RunnersUp || fuse || typical)
 	if err != nil {
 		ix.mu.RUnlock()
 		return Route{}, err
@@ -116,12 +124,24 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	Q, E := len(queries), len(names)
 	votes := make([]int, E)
 	top1 := make([]float64, E)
-	if fuse {
-		// Each query votes for the expert of the best fused score.
+	if fuse || typical {
+		var off []float32 // [E] TypicalWeight · typical score
+		if typical {
+			off = make([]float32, E)
+			for e, n := range names {
+				off[e] = float32(o.TypicalWeight * o.Typical[n])
+			}
+		}
+		// Each query votes for the expert of the best adjusted score.
 		for q := range Q {
 			row := res.best[q*E : (q+1)*E]
-			for e, s := range o.Signatures.Score(o.QueryTexts[q], names) {
-				row[e] += float32(o.SignatureWeight * s)
+			if fuse {
+				for e, s := range o.Signatures.Score(o.QueryTexts[q], names) {
+					row[e] += float32(o.SignatureWeight * s)
+				}
+			}
+			for e := range off {
+				row[e] -= off[e]
 			}
 			if E > 0 {
 				b := 0

@@ -270,3 +270,69 @@ func TestLeaveOneOutExperts(t *testing.T) {
 		t.Error("unknown expert: no error")
 	}
 }
+
+func TestRouteWithTypical(t *testing.T) {
+	ix := routeIndex(t)
+	q := [][]float32{{0.75, 0.7, 0, 0, 0, 0, 0, 0}}
+	// a is ahead by 0.05 raw; a's instances match each other far better than
+	// b's, so held to its typical score b wins, and Top1 is the adjusted score.
+	typical := map[string]float64{"a": 1, "b": 0.5, "c": 0.5}
+	r, err := ix.Route(q, RouteOptions{RunnersUp: true, TopK: 3, Typical: typical, TypicalWeight: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Experts[0].Name != "b" || math.Abs(r.Experts[0].Top1-(0.7-0.15)) > 1e-6 || math.Abs(r.Experts[1].Top1-(0.75-0.3)) > 1e-6 {
+		t.Fatalf("typical: %+v", r.Experts)
+	}
+	// Weight 0 ignores them; an expert missing from the map is held to 0.
+	if r, _ := ix.Route(q, RouteOptions{Typical: typical}); r.Experts[0].Name != "a" {
+		t.Errorf("weight 0: %+v", r.Experts)
+	}
+	if r, _ := ix.Route(q, RouteOptions{Typical: map[string]float64{"a": 1}, TypicalWeight: 0.3}); r.Experts[0].Name != "b" {
+		t.Errorf("b missing from the map: %+v", r.Experts)
+	}
+}
+
+func TestLeaveOneOutOwn(t *testing.T) {
+	ix := routeIndex(t)
+	qs := [][]float32{axis(0, -1, 0), axis(0, 7, 0.5)}
+	own, err := ix.LeaveOneOutOwn("a", qs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, _, _ := ix.LeaveOneOutExperts("a", qs)
+	if len(own) != 2 || own[0] != best[0] || own[1] != best[3] || own[0] != 1 {
+		t.Errorf("own %v, LeaveOneOutExperts' own column %v %v", own, best[0], best[3])
+	}
+	one := NewIndex(8, Raw)
+	if err := one.Add("x", [][]float32{axis(0, -1, 0)}, []string{"x0"}); err != nil {
+		t.Fatal(err)
+	}
+	if own, err := one.LeaveOneOutOwn("x", [][]float32{axis(0, -1, 0)}); err != nil || !math.IsInf(float64(own[0]), -1) {
+		t.Errorf("a lone instance: %v, %v", own, err)
+	}
+	if _, err := ix.LeaveOneOutOwn("a", qs[:1]); err == nil {
+		t.Error("wrong query count: no error")
+	}
+	if _, err := ix.LeaveOneOutOwn("zz", nil); err == nil {
+		t.Error("unknown expert: no error")
+	}
+}
+
+func TestTypical(t *testing.T) {
+	inf := float32(math.Inf(-1))
+	for _, c := range []struct {
+		own  []float32
+		want float64
+		ok   bool
+	}{
+		{[]float32{0.3, 0.9, 0.1}, 0.3, true},
+		{[]float32{0.4, inf, 0.2, 0.8, 0.6}, 0.5, true},
+		{[]float32{inf}, 0, false},
+		{nil, 0, false},
+	} {
+		if got, ok := Typical(c.own); ok != c.ok || math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("Typical(%v) = %v, %v; want %v, %v", c.own, got, ok, c.want, c.ok)
+		}
+	}
+}

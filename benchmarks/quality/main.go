@@ -62,6 +62,7 @@ var (
 	candidate        = flag.String("candidate", "", "base-model choice: another base model (Hugging Face folder) to compare with the embedded one")
 	candidateExperts = flag.String("candidate-experts", "", "base-model choice: the candidate's dataset experts (laid out as models/experts)")
 	signatureWeight  = flag.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the experts' task signatures in routing (roe serve --signature-weight; negative: dense only)")
+	typicalWeight    = flag.Float64("typical-weight", retriever.DefaultTypicalWeight, "weight of the experts' typical scores in routing (roe serve --typical-weight; negative: none)")
 	keep             = flag.Bool("keep", false, "keep the sections of -out/quality.json that -sections does not redo")
 	replot           = flag.Bool("replot", false, "only rewrite quality.md and the plots from -out/quality.json")
 )
@@ -339,7 +340,7 @@ func buildIndex(e *env, lib *library.Library) (*experts.Searchable, map[string]s
 	for _, m := range ms {
 		owner[m.Name] = m.Task()
 	}
-	ix, err := experts.BuildIndex(lib, e.emb, e.format, "", false, *signatureWeight)
+	ix, err := experts.BuildIndex(lib, e.emb, experts.IndexOptions{Format: e.format, SignatureWeight: *signatureWeight, TypicalWeight: *typicalWeight})
 	return ix, owner, err
 }
 

@@ -48,6 +48,7 @@ var (
 	normFlag   = flag.String("normalization", "", "embedding normalisation: center-l2, l2 or raw (default: the embedder's, as roe serve)")
 	lexical    = flag.Bool("lexical", false, "fuse BM25 over instance texts (roe serve --lexical)")
 	sigWeight  = flag.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the task signatures in routing (roe serve --signature-weight; negative: dense only)")
+	typWeight  = flag.Float64("typical-weight", retriever.DefaultTypicalWeight, "weight of the experts' typical scores in routing (roe serve --typical-weight; negative: none)")
 	fallback   = flag.Float64("fallback", experts.DefaultFallbackQuantile, "the fallback quantile (roe serve --fallback; negative: never)")
 	groupSize  = flag.Int("q", 4, "prompts per request in the grouped setting")
 	templates  = flag.Bool("templates", true, "also measure template-rendered routing (section 2 of quality.md)")
@@ -206,7 +207,7 @@ func setup() (*env, func(), error) {
 		n++
 	}
 	if e.cat, err = experts.Open(experts.Config{Library: e.lib, Base: e.m, BaseID: models.DefaultName,
-		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, SignatureWeight: *sigWeight, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
+		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
@@ -380,7 +381,7 @@ func templateRouting(e *env) (*TemplatedReport, error) {
 			taskNames = append(taskNames, m.Dataset)
 		}
 	}
-	ix, err := experts.BuildIndex(e.lib, e.emb, retriever.DefaultInstanceFormat, retriever.Normalization(*normFlag), false, *sigWeight)
+	ix, err := experts.BuildIndex(e.lib, e.emb, experts.IndexOptions{Normalization: retriever.Normalization(*normFlag), SignatureWeight: *sigWeight, TypicalWeight: *typWeight})
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	agg := fs.String("aggregation", string(retriever.Vote), "vote, sum-top-m or softmax")
 	lexical := fs.Bool("lexical", false, "fuse BM25 (reciprocal rank fusion)")
 	sigWeight := signatureWeightFlag(fs)
+	typWeight := typicalWeightFlag(fs)
 	seed := fs.Uint64("seed", 7, "sampling seed")
 	var dirs stringList
 	fs.Var(&dirs, "data", "task folder (repeatable; a folder of task folders also works)")
@@ -67,7 +68,7 @@ func evalRouting(args []string, stdout io.Writer) error {
 	}
 	defer lib.Close()
 	_ = m
-	ix, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical, *sigWeight)
+	ix, err := experts.BuildIndex(lib, emb, experts.IndexOptions{Format: *lf.format, Normalization: retriever.Normalization(*norm), Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight})
 	if err != nil {
 		return err
 	}

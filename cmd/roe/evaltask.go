@@ -31,6 +31,7 @@ func evalTask(args []string, stdout io.Writer) error {
 	maxLen := fs.Int("max-len", tasks.DefaultMaxLen, "tokens per scored sequence (long inputs lose their beginning)")
 	norm := fs.String("normalization", "", "--expert auto: center-l2, l2 or raw (default: the embedder's)")
 	sigWeight := signatureWeightFlag(fs)
+	typWeight := typicalWeightFlag(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -87,7 +88,7 @@ func evalTask(args []string, stdout io.Writer) error {
 		per := make([]model.Adapter, len(items))
 		chosen := map[string]int{}
 		if *expert == "auto" {
-			ix, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), false, *sigWeight)
+			ix, err := experts.BuildIndex(lib, emb, experts.IndexOptions{Format: *lf.format, Normalization: retriever.Normalization(*norm), SignatureWeight: *sigWeight, TypicalWeight: *typWeight})
 			if err != nil {
 				return err
 			}

@@ -33,6 +33,11 @@ func signatureWeightFlag(fs *flag.FlagSet) *float64 {
 	return fs.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the experts' task signatures (the words that set an expert's instances apart from the library's) added to the dense score in routing; negative: dense only")
 }
 
+// typicalWeightFlag is --typical-weight of the commands that route.
+func typicalWeightFlag(fs *flag.FlagSet) *float64 {
+	return fs.Float64("typical-weight", retriever.DefaultTypicalWeight, "weight of each expert's typical score (the median score of its own instances, written otherwise, against its other instances) subtracted from its score in routing; negative: none")
+}
+
 func addLibFlags(fs *flag.FlagSet) *libFlags {
 	return &libFlags{
 		model:   modelFlag(fs),
@@ -262,6 +267,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 	minScore := fs.Float64("min-score", 0, "fall back to the base model below this score")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts (reciprocal rank fusion)")
 	sigWeight := signatureWeightFlag(fs)
+	typWeight := typicalWeightFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -274,7 +280,7 @@ func runRoute(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer lib.Close()
-	ix, err := experts.BuildIndex(lib, emb, *lf.format, retriever.Normalization(*norm), *lexical, *sigWeight)
+	ix, err := experts.BuildIndex(lib, emb, experts.IndexOptions{Format: *lf.format, Normalization: retriever.Normalization(*norm), Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight})
 	if err != nil {
 		return err
 	}

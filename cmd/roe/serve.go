@@ -103,6 +103,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	norm := fs.String("normalization", "", "embedding normalisation: center-l2, l2 or raw (default: the embedder's; l2 for a routing encoder, else center-l2)")
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
 	sigWeight := signatureWeightFlag(fs)
+	typWeight := typicalWeightFlag(fs)
 	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
 	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
 	ignoreUnknown := fs.Bool("ignore-unknown-fields", false, "ignore (and log) request fields roe does not know, instead of answering 400; fields it knows and does not implement are refused either way")
@@ -173,7 +174,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	}
 	id := modelID(*dir)
 	catalog, err := experts.Open(experts.Config{Library: lib, Base: m, BaseID: id, Embedder: emb,
-		Normalization: retriever.Normalization(*norm), Lexical: *lexical, SignatureWeight: *sigWeight, Logger: log, TopK: *topK, MinScore: *minScore,
+		Normalization: retriever.Normalization(*norm), Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight, Logger: log, TopK: *topK, MinScore: *minScore,
 		ComposeMargin: *composeMargin, MaxMergeRank: *maxMergeRank, FallbackQuantile: *fallback})
 	if err != nil {
 		return err

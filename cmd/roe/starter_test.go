@@ -94,7 +94,7 @@ func TestStarterLibrary(t *testing.T) {
 	if n, err := importStarter(lib, m, emb); n != 0 || err != nil {
 		t.Fatalf("second import: %d, %v", n, err)
 	}
-	ix, err := experts.BuildIndex(lib, emb, retriever.DefaultInstanceFormat, "", false, 0)
+	ix, err := experts.BuildIndex(lib, emb, experts.IndexOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
