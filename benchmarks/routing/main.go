@@ -106,7 +106,7 @@ func run() error {
 	}
 	defer cleanup()
 	rep := &Report{Commit: results.Commit(), Date: t0.UTC().Format(time.RFC3339), Model: models.DefaultName,
-		Embedder: e.emb.ID(), EmbedderFlag: *embedder, Experts: len(e.cat.List()), MinScore: *minScore, Fallback: *fallback, Lexical: *lexical,
+		Embedder: e.emb.ID(), EmbedderFlag: *embedder, Experts: len(e.cat.List()), MinScore: *minScore, Fallback: *fallback, Lexical: *lexical, Signature: *sigWeight, Typical: *typWeight,
 		GroupSize: *groupSize, GoMaxProcs: runtime.GOMAXPROCS(0),
 		Command: "go run ./benchmarks/routing " + strings.Join(os.Args[1:], " ")}
 	for _, sp := range splits {

@@ -15,9 +15,10 @@ func markdown(rep *Report) string {
 	fmt.Fprintf(&sb, "Produced by `%s` in %s on %d threads. Commit: `%s`. Date: %s.\n"+
 		"Model: %s. Embedder: `%s` (-embedder %s). Experts: %d (the starter library; those of the families %s, "+
 		"which the routing encoder never trained on, added live after the catalog opened). Fallback quantile: %g "+
-		"(roe serve --fallback; negative: never). min-score: %g.\n\n",
+		"(roe serve --fallback; negative: never). min-score: %g. Signature weight: %g, typical-score weight: %g "+
+		"(roe serve --signature-weight, --typical-weight).\n\n",
 		rep.Command, time.Duration(rep.Seconds*float64(time.Second)).Round(time.Second), rep.GoMaxProcs, rep.Commit,
-		rep.Date, rep.Model, rep.Embedder, rep.EmbedderFlag, rep.Experts, strings.Join(heldOut, ", "), rep.Fallback, rep.MinScore)
+		rep.Date, rep.Model, rep.Embedder, rep.EmbedderFlag, rep.Experts, strings.Join(heldOut, ", "), rep.Fallback, rep.MinScore, rep.Signature, rep.Typical)
 	sb.WriteString("Prompts (benchmarks/routing/prompts, see its README) were written by hand the way people write to a " +
 		"chat or completions API, not rendered from the library's templates: in-domain ones of the starter library's " +
 		"ten task families, and out-of-domain ones (`none`) that no expert fits. Each is routed as `model: \"auto\"` " +

@@ -26,6 +26,8 @@ type Report struct {
 	MinScore     float64          `json:"min_score"`
 	Fallback     float64          `json:"fallback_quantile"`
 	Lexical      bool             `json:"lexical"`
+	Signature    float64          `json:"signature_weight"`
+	Typical      float64          `json:"typical_weight"`
 	GroupSize    int              `json:"group_size"`
 	Splits       []SplitReport    `json:"splits"`
 	Templated    *TemplatedReport `json:"template_rendered,omitempty"`
