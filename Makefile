@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: bench-peers test-cluster test-cluster-weed container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: bench-peers test-console test-cluster test-cluster-weed container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 # `roe --version` names the commit (Go's own VCS stamp misses git worktrees).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -91,6 +91,15 @@ test-cluster: $(VERSITYGW)
 	ROE_VERSITYGW=$(VERSITYGW) ROE_CLUSTER_KILLS=$(CLUSTER_KILLS) $(CLUSTER_TEST)
 test-cluster-weed: $(WEED)
 	ROE_WEED=$(WEED) ROE_CLUSTER_KILLS=$(CLUSTER_KILLS) $(CLUSTER_TEST)
+
+# The web console in a real headless Chromium (cmd/roe TestConsole): Debian's
+# chromium, installed with apt-get when missing (as root, else with sudo);
+# screenshots of each step go to benchmarks/results/console. .ci/run calls this.
+CHROMIUM ?= /usr/bin/chromium
+test-console:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y --no-install-recommends chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y --no-install-recommends chromium; fi; }
+	ROE_CHROMIUM=$(CHROMIUM) ROE_CONSOLE_SHOTS=$(CURDIR)/benchmarks/results/console $(GO) test -count=1 -timeout 10m -run '^TestConsole$$' -v ./cmd/roe/
 
 # Performance against the machine's own ceilings and PyTorch, in one run:
 # prints and writes benchmarks/results/perf.{json,md} and plots (see benchmarks/perf).

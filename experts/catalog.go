@@ -100,6 +100,7 @@ type Catalog struct {
 	refDone   chan struct{}             // closed when refresh returns
 	calibGen  uint64                    // bumped by every change of calib
 	series    map[string]bool           // experts with their own selections series
+	stats     map[string]*ExpertStats   // served experts' selections since they were loaded
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -139,6 +140,7 @@ func Open(cfg Config) (*Catalog, error) {
 		cache: adapters.NewCache(int64(cfg.MergeCacheMiB) << 20), metrics: newMetrics(), log: cfg.Logger,
 		embedQ:    semaphore.NewWeighted(int64(cfg.EmbedBudget)),
 		manifests: map[string]library.Manifest{}, loras: map[string]*adapters.LoRA{}, series: map[string]bool{},
+		stats: map[string]*ExpertStats{},
 		calib: map[string]calibration{},
 		done:  make(chan struct{})}
 	if c.cfg.SignatureWeight == 0 {
@@ -339,6 +341,7 @@ func (c *Catalog) unload(name string) {
 	c.calibGen++
 	c.kickRefresh()
 	delete(c.loras, name)
+	delete(c.stats, name)
 	if c.series[name] {
 		delete(c.series, name)
 		c.metrics.selections.DeleteLabelValues(name)
@@ -364,7 +367,44 @@ func (c *Catalog) selected(name string) {
 		}
 	}
 	c.metrics.selections.WithLabelValues(label).Inc()
+	if _, served := c.manifests[name]; served {
+		st := c.stats[name]
+		if st == nil {
+			st = &ExpertStats{}
+			c.stats[name] = st
+		}
+		st.Selections++
+		st.LastSelected = time.Now().UTC()
+	}
 	c.mu.Unlock()
+}
+
+// routedWith records that auto routing chose the experts with this margin
+// over the runner-up (Info.Margin).
+func (c *Catalog) routedWith(names []string, margin float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range names {
+		if st := c.stats[n]; st != nil {
+			st.Routed++
+			st.marginSum += margin
+			st.MeanMargin = st.marginSum / float64(st.Routed)
+		}
+	}
+}
+
+// Stats returns what the catalog has seen of a served expert since it was
+// loaded (ok false: not served).
+func (c *Catalog) Stats(name string) (st ExpertStats, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if _, served := c.manifests[name]; !served {
+		return ExpertStats{}, false
+	}
+	if s := c.stats[name]; s != nil {
+		return *s, true
+	}
+	return ExpertStats{}, true
 }
 
 // List returns the served experts' manifests, by name.

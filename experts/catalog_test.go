@@ -450,3 +450,58 @@ func TestTypicalScoresFollowLibrary(t *testing.T) {
 		t.Errorf("weight -1: %+v", ref)
 	}
 }
+
+// Map places every instance and the queries on the index's principal plane;
+// Stats counts an expert's selections and routed margins while it is served.
+func TestMapAndStats(t *testing.T) {
+	enc, err := retriever.NewEncoder(retriever.EncoderConfig{Name: "t", Buckets: 1 << 14, Dim: 64, MinChar: 3, MaxChar: 4, MaxWords: 64, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config) { c.Embedder = enc; c.FallbackQuantile = -1 })
+	for i, x := range []struct {
+		name  string
+		texts []string
+	}{{"films", []string{"rate this film: great", "rate this film: dull", "rate this film: fine"}},
+		{"stocks", []string{"did stocks rise: shares up", "did stocks rise: markets fell"}}} {
+		if _, err := f.c.Add(randomExpert(t, f.m.Config, x.name, uint64(i+1), x.texts...), AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if _, err := f.c.Select(ctx, Request{Model: Auto, Queries: []string{"rate this film: lovely"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.Select(ctx, Request{Model: "films"}); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := f.c.Stats("films")
+	if !ok || st.Selections != 2 || st.Routed != 1 || st.LastSelected.IsZero() {
+		t.Errorf("films: %+v %v", st, ok)
+	}
+	if st, ok := f.c.Stats("stocks"); !ok || st.Selections != 0 {
+		t.Errorf("stocks: %+v %v", st, ok)
+	}
+	if _, ok := f.c.Stats("nobody"); ok {
+		t.Error("stats of an expert not served")
+	}
+	m, err := f.c.Map(ctx, []string{"rate this film: superb", "  "}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Instances) != 5 || m.Total != 5 || len(m.Queries) != 1 || m.Queries[0].Text != "rate this film: superb" || m.Embedder != enc.ID() {
+		t.Errorf("map: %+v", m)
+	}
+	if !(m.Variance[0] >= m.Variance[1] && m.Variance[0] > 0 && m.Variance[0]+m.Variance[1] <= 1+1e-9) {
+		t.Errorf("variance shares %v", m.Variance)
+	}
+	if _, err := f.c.Map(ctx, make([]string, maxMapQueries+1), 0); err == nil {
+		t.Error("too many queries placed")
+	}
+	if err := f.c.Remove("films"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.c.Stats("films"); ok {
+		t.Error("stats outlive the expert")
+	}
+}

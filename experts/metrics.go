@@ -1,6 +1,23 @@
 package experts
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ExpertStats is what a catalog has seen of one expert since it started
+// serving it (Catalog.Stats); the Prometheus series count the same
+// selections across experts.
+type ExpertStats struct {
+	Selections int64 `json:"selections"` // requests served by it, named or routed
+	Routed     int64 `json:"routed"`     // of them, chosen by auto routing
+	// MeanMargin is the mean, over routed requests, of the confidence margin
+	// over the runner-up (Info.Margin).
+	MeanMargin   float64   `json:"mean_margin"`
+	LastSelected time.Time `json:"last_selected,omitzero"`
+	marginSum    float64
+}
 
 // maxSelectionSeries caps roe_expert_selections_total's expert label: beyond
 // it, experts are counted under "other". Series of removed experts are deleted.

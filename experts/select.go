@@ -403,6 +403,7 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		}
 		info.Experts = []Used{{Name: x.Name, Weight: 1, Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: best.Confidence}}
 		c.selected(x.Name)
+		c.routedWith([]string{x.Name}, info.Margin)
 		return &Selection{Adapter: l, Info: info}, nil
 	}
 	o, err := c.MergeOptions(method)
@@ -416,6 +417,7 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		info.Experts = append(info.Experts, Used{Name: x.Name, Weight: weights[i], Votes: x.Votes, Score: x.Score, VoteShare: x.VoteShare, Confidence: info.Candidates[i].Confidence})
 		c.selected(x.Name)
 	}
+	c.routedWith(names, info.Margin)
 	info.Mode, info.Merge = "auto-compose", string(o.Method)
 	l, rep, err := c.merged(names, weights, o)
 	if err != nil {

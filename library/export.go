@@ -1,15 +1,18 @@
 package library
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"roe/internal/atomicfile"
+	"strings"
 
 	"roe/model/safetensors"
 )
@@ -48,26 +51,67 @@ func WriteDir(e *Expert, dir string) error {
 	return WriteInstances(e, dir)
 }
 
+// WriteZip writes e as a zip archive of the files Export writes, in a
+// folder named after the expert (slashes become "-"): a download.
+func WriteZip(e *Expert, w io.Writer) error {
+	zw := zip.NewWriter(w)
+	dir := strings.ReplaceAll(e.Name, "/", "-") + "/"
+	add := func(name string, write func(io.Writer) error) error {
+		f, err := zw.CreateHeader(&zip.FileHeader{Name: dir + name, Method: zip.Deflate, Modified: e.Created})
+		if err != nil {
+			return err
+		}
+		return write(f)
+	}
+	ins, man, err := instanceFiles(e)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{FileAdapterConfig, func(w io.Writer) error { _, err := w.Write(e.AdapterConfig); return err }},
+		{FileAdapterModel, func(w io.Writer) error { return safetensors.Encode(w, e.Tensors, map[string]string{"format": "pt"}) }},
+		{FileInstances, func(w io.Writer) error { _, err := w.Write(ins); return err }},
+		{FileExpert, func(w io.Writer) error { _, err := w.Write(man); return err }},
+	} {
+		if err := add(f.name, f.write); err != nil {
+			return fmt.Errorf("export %s: %w", e.Name, err)
+		}
+	}
+	return zw.Close()
+}
+
+// instanceFiles are e's instances.jsonl and expert.json.
+func instanceFiles(e *Expert) (ins, man []byte, err error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for _, in := range e.Instances {
+		if err := enc.Encode(in); err != nil {
+			return nil, nil, fmt.Errorf("export %s: %w", e.Name, err)
+		}
+	}
+	m, err := json.MarshalIndent(e.Manifest, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("export %s: %w", e.Name, err)
+	}
+	return b.Bytes(), append(m, '\n'), nil
+}
+
 // WriteInstances writes e's instances.jsonl and expert.json into the expert
 // folder dir (as WriteDir does), leaving its adapter files as they are: how a
 // folder's instances are re-embedded for another embedder.
 func WriteInstances(e *Expert, dir string) error {
-	var ins bytes.Buffer
-	enc := json.NewEncoder(&ins)
-	enc.SetEscapeHTML(false)
-	for _, in := range e.Instances {
-		if err := enc.Encode(in); err != nil {
-			return fmt.Errorf("export %s: %w", e.Name, err)
-		}
-	}
-	man, err := json.MarshalIndent(e.Manifest, "", "  ")
+	ins, man, err := instanceFiles(e)
 	if err != nil {
-		return fmt.Errorf("export %s: %w", e.Name, err)
+		return err
 	}
 	for _, f := range []struct {
 		name string
 		b    []byte
-	}{{FileInstances, ins.Bytes()}, {FileExpert, append(man, '\n')}} {
+	}{{FileInstances, ins}, {FileExpert, man}} {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.b); err != nil {
 			return fmt.Errorf("export %s: %w", e.Name, err)
 		}

@@ -1,10 +1,12 @@
 package library
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -795,6 +797,49 @@ func TestManifestTask(t *testing.T) {
 	} {
 		if got := c.m.Task(); got != c.want {
 			t.Errorf("%+v: Task() = %q, want %q", c.m, got, c.want)
+		}
+	}
+}
+
+// WriteZip holds the files Export writes, byte for byte, in a folder named
+// after the expert.
+func TestWriteZip(t *testing.T) {
+	l := openMem(t)
+	if _, err := l.Add(synth("rte/zip", small)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.Get("rte/zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := WriteDir(e, dir); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteZip(e, &b); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(b.Bytes()), int64(b.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zr.File) != 4 {
+		t.Fatalf("%d files", len(zr.File))
+	}
+	for _, zf := range zr.File {
+		name, ok := strings.CutPrefix(zf.Name, "rte-zip/")
+		if !ok {
+			t.Fatalf("%s is not in rte-zip/", zf.Name)
+		}
+		r, err := zf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		want, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the exported file (%v)", name, err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,7 +44,22 @@ func (s *Server) listExperts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"object": "list", "data": listings(ms)})
+	ls := listings(ms)
+	for i := range ls {
+		s.describe(e, &ls[i])
+	}
+	return c.JSON(fiber.Map{"object": "list", "data": ls})
+}
+
+// maxShownInstances bounds GET /v1/experts/{name}?instances=N.
+const maxShownInstances = 100
+
+// expertDetail is GET /v1/experts/{name}: the listing, the adapter's
+// configuration and, when asked (?instances=N), its first N instances.
+type expertDetail struct {
+	expertListing
+	AdapterConfig json.RawMessage    `json:"adapter_config,omitempty"`
+	Instances     []library.Instance `json:"instances,omitempty"`
 }
 
 func (s *Server) getExpert(c *fiber.Ctx) error {
@@ -55,12 +71,116 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	n := 0
+	if v := c.Query("instances"); v != "" {
+		if n, err = strconv.Atoi(v); err != nil || n < 0 || n > maxShownInstances {
+			return badRequest("instances", "instances must be an integer in [0, %d], got %q", maxShownInstances, v)
+		}
+	}
+	switch dl := c.Query("download"); dl {
+	case "":
+	case "zip":
+		x, err := e.Library().Get(name)
+		if err != nil {
+			return domainError(err)
+		}
+		var b bytes.Buffer
+		if err := library.WriteZip(x, &b); err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, "application/zip")
+		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", strings.ReplaceAll(name, "/", "-")+".zip"))
+		return c.Send(b.Bytes())
+	default:
+		return badRequest("download", "download must be zip, got %q", dl)
+	}
 	m, err := e.Library().Manifest(name)
 	if err != nil {
 		return domainError(err)
 	}
-	return c.JSON(expertListing{Manifest: m, Routable: m.NumInstances > 0})
+	d := expertDetail{expertListing: expertListing{Manifest: m, Routable: m.NumInstances > 0}}
+	s.describe(e, &d.expertListing)
+	if x, err := e.Library().Get(name); err == nil && json.Valid(x.AdapterConfig) {
+		d.AdapterConfig = x.AdapterConfig
+	}
+	if n > 0 {
+		ins, err := e.Library().Instances(name)
+		if err != nil {
+			return domainError(err)
+		}
+		for _, in := range ins[:min(n, len(ins))] {
+			in.Embedding = nil
+			d.Instances = append(d.Instances, in)
+		}
+	}
+	return c.JSON(d)
 }
+
+// adapterInfo is what a listing shows of an adapter's configuration.
+type adapterInfo struct {
+	rank  int
+	alpha float64
+}
+
+// describe adds the adapter's rank and alpha (read once per stored expert
+// id) and the catalog's selections to a listing.
+func (s *Server) describe(e *experts.Catalog, l *expertListing) {
+	if st, ok := e.Stats(l.Name); ok {
+		l.Stats = &st
+	}
+	v, ok := s.adapterInfo.Load(l.ID)
+	if !ok {
+		x, err := e.Library().Get(l.Name)
+		if err != nil || x.ID != l.ID {
+			return
+		}
+		var cfg struct {
+			R     int     `json:"r"`
+			Alpha float64 `json:"lora_alpha"`
+		}
+		json.Unmarshal(x.AdapterConfig, &cfg) // a foreign config without them shows none
+		v, _ = s.adapterInfo.LoadOrStore(l.ID, adapterInfo{cfg.R, cfg.Alpha})
+	}
+	a := v.(adapterInfo)
+	l.Rank, l.Alpha = a.rank, a.alpha
+}
+
+// mapExperts is POST /v1/experts/map: the library's instances on the
+// principal plane of the routing index, with the body's queries placed
+// among them ({"queries": [...], "max_points": N}).
+func (s *Server) mapExperts(c *fiber.Ctx) error {
+	e, err := s.needExperts()
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Queries   []string `json:"queries"`
+		MaxPoints *int     `json:"max_points"`
+	}
+	if len(c.Body()) > 0 {
+		if err := decodeStrict(c, &r); err != nil {
+			return err
+		}
+	}
+	n := defaultMapPoints
+	if r.MaxPoints != nil {
+		if *r.MaxPoints < 1 || *r.MaxPoints > maxMapPoints {
+			return badRequest("max_points", "max_points must be in [1, %d], got %d", maxMapPoints, *r.MaxPoints)
+		}
+		n = *r.MaxPoints
+	}
+	m, err := e.Map(c.UserContext(), r.Queries, n)
+	if err != nil {
+		return domainError(err)
+	}
+	return c.JSON(m)
+}
+
+// Points of POST /v1/experts/map: the default and the most.
+const (
+	defaultMapPoints = 5000
+	maxMapPoints     = 20000
+)
 
 func (s *Server) deleteExpert(c *fiber.Ctx) error {
 	e, err := s.needExperts()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -72,12 +73,15 @@ func (r trainRequest) spec() experts.TrainSpec {
 
 // job is one training run of the server.
 type job struct {
-	ID       string            `json:"id"`
-	Object   string            `json:"object"`
-	Status   string            `json:"status"` // queued, running, succeeded, failed, cancelled
-	Request  trainRequest      `json:"request"`
-	Recipe   experts.Recipe    `json:"recipe"`
-	Progress *train.Progress   `json:"progress,omitempty"`
+	ID       string          `json:"id"`
+	Object   string          `json:"object"`
+	Status   string          `json:"status"` // queued, running, succeeded, failed, cancelled
+	Request  trainRequest    `json:"request"`
+	Recipe   experts.Recipe  `json:"recipe"`
+	Progress *train.Progress `json:"progress,omitempty"`
+	// Losses is the loss curve so far: [step, loss] pairs, thinned to at
+	// most maxLossPoints by dropping every other point when full.
+	Losses   [][2]float64      `json:"losses,omitempty"`
 	Expert   *library.Manifest `json:"expert,omitempty"`
 	Error    string            `json:"error,omitempty"`
 	Created  time.Time         `json:"created"`
@@ -115,6 +119,7 @@ func (s *Server) snapshot(j *job) job {
 	s.jobs.mu.Lock()
 	defer s.jobs.mu.Unlock()
 	c := *j
+	c.Losses = slices.Clone(j.Losses)
 	if j.Progress != nil {
 		p := *j.Progress
 		c.Progress = &p
@@ -183,6 +188,30 @@ func (s *Server) createTrainJob(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(s.snapshot(j))
 }
 
+// maxLossPoints bounds a job's loss curve.
+const maxLossPoints = 512
+
+// listJobs is GET /v1/jobs: every job of this server, newest first.
+func (s *Server) listJobs(c *fiber.Ctx) error {
+	s.jobs.mu.Lock()
+	js := make([]*job, 0, len(s.jobs.byID))
+	for _, j := range s.jobs.byID {
+		js = append(js, j)
+	}
+	s.jobs.mu.Unlock()
+	out := make([]job, len(js))
+	for i, j := range js {
+		out[i] = s.snapshot(j)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return c.JSON(fiber.Map{"object": "list", "data": out})
+}
+
 func (s *Server) getJob(c *fiber.Ctx) error {
 	s.jobs.mu.Lock()
 	j, ok := s.jobs.byID[c.Params("id")]
@@ -241,5 +270,16 @@ func (s *Server) runJob(j *job) {
 
 func (s *Server) trainExpert(ctx context.Context, j *job) (library.Manifest, error) {
 	sp := j.Request.spec()
-	return s.cfg.Experts.Train(ctx, s.cfg.Train, sp, s.cfg.Tokenizer, func(p train.Progress) { s.setJob(j, func(j *job) { j.Progress = &p }) })
+	return s.cfg.Experts.Train(ctx, s.cfg.Train, sp, s.cfg.Tokenizer, func(p train.Progress) {
+		s.setJob(j, func(j *job) {
+			j.Progress = &p
+			if len(j.Losses) == maxLossPoints {
+				for i := range maxLossPoints / 2 {
+					j.Losses[i] = j.Losses[2*i+1]
+				}
+				j.Losses = j.Losses[:maxLossPoints/2]
+			}
+			j.Losses = append(j.Losses, [2]float64{float64(p.Step), p.Loss})
+		})
+	})
 }

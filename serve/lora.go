@@ -312,6 +312,11 @@ type expertListing struct {
 	// without instances (loaded by path, or added without instances.jsonl)
 	// is served only by name.
 	Routable bool `json:"routable"`
+	// Rank and Alpha are the adapter's (0 when its configuration lacks them).
+	Rank  int     `json:"rank,omitempty"`
+	Alpha float64 `json:"alpha,omitempty"`
+	// Stats are the server's selections of the expert since it loaded it.
+	Stats *experts.ExpertStats `json:"stats,omitempty"`
 }
 
 func listings(ms []library.Manifest) []expertListing {

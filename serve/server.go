@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +88,8 @@ type Server struct {
 	adapterRootReal string // AdapterRoot with its symbolic links resolved
 
 	fingerprint string // system_fingerprint of every generation
+
+	adapterInfo sync.Map // expert id → adapterInfo, for listings
 
 	embedSem chan struct{} // bounds concurrent embedding requests (429 when full)
 	jobs     *jobs
@@ -304,6 +307,7 @@ func (s *Server) routes() {
 	admin := v1.Group("/experts", s.auth(true))
 	admin.Get("", s.listExperts)
 	admin.Post("/merge", s.limitBody(s.cfg.BodyLimit), s.mergeExperts)
+	admin.Post("/map", s.limitBody(s.cfg.BodyLimit), s.mapExperts)
 	admin.Post("", s.limitBody(s.cfg.UploadLimit), s.addExpert)
 	admin.Get("/*", s.getExpert)
 	admin.Put("/*", s.limitBody(s.cfg.UploadLimit), s.putInstances)
@@ -311,9 +315,11 @@ func (s *Server) routes() {
 	v1.Post("/load_lora_adapter", s.auth(true), s.limitBody(s.cfg.BodyLimit), s.loadLoRA)
 	v1.Post("/unload_lora_adapter", s.auth(true), s.limitBody(s.cfg.BodyLimit), s.unloadLoRA)
 	jobsAPI := v1.Group("/jobs", s.auth(true))
+	jobsAPI.Get("", s.listJobs)
 	jobsAPI.Post("/train", s.limitBody(s.cfg.BodyLimit), s.createTrainJob)
 	jobsAPI.Get("/:id", s.getJob)
 	jobsAPI.Delete("/:id", s.cancelJob)
+	s.consoleRoutes()
 	app.Use(func(c *fiber.Ctx) error {
 		return &apiError{Status: fiber.StatusNotFound, Type: "invalid_request_error", Message: fmt.Sprintf("no route %s %s", c.Method(), c.Path())}
 	})

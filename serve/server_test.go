@@ -480,6 +480,9 @@ func TestTrainJob(t *testing.T) {
 	if out["status"] != "succeeded" || out["progress"].(map[string]any)["step"].(float64) != 3 {
 		t.Fatalf("job: %v", out)
 	}
+	if ls, _ := out["losses"].([]any); len(ls) != 3 || ls[2].([]any)[0] != 3.0 || !(ls[2].([]any)[1].(float64) > 0) {
+		t.Errorf("loss curve %v", out["losses"])
+	}
 	if code, _, hdr := do(t, f.srv, "POST", "/v1/completions", `{"model":"auto","prompt":"a gorgeous, witty film. Question: positive or negative?","max_tokens":1}`, ""); code != 200 || hdr.Get("X-Roe-Experts") != "sst2/fpn" {
 		t.Errorf("the trained expert is not routed: %d %q", code, hdr.Get("X-Roe-Experts"))
 	}
@@ -506,5 +509,10 @@ func TestTrainJob(t *testing.T) {
 	}
 	if out["status"] != "cancelled" || f.ex.Has("slow") {
 		t.Errorf("cancel: %v", out)
+	}
+	// GET /v1/jobs lists both, newest first.
+	_, out, _ = do(t, f.srv, "GET", "/v1/jobs", "", "")
+	if js, _ := out["data"].([]any); len(js) != 2 || js[0].(map[string]any)["id"] != id {
+		t.Errorf("job list %v", out)
 	}
 }

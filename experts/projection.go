@@ -1,0 +1,59 @@
+package experts
+
+import (
+	"context"
+	"strings"
+
+	"roe/retriever"
+)
+
+// maxMapQueries bounds the queries one Map call places.
+const maxMapQueries = 64
+
+// Map is the library on a plane (retriever.Projection): its instances, at
+// most maxPoints of them, and the queries placed as routing would embed them.
+type Map struct {
+	Variance  [2]float64        `json:"variance"` // share of the instances' variance along each axis
+	Embedder  string            `json:"embedder"`
+	Instances []retriever.Point `json:"instances"`
+	Queries   []retriever.Point `json:"queries"`
+	Total     int               `json:"total"` // instances in the index (Instances may be a sample)
+}
+
+// Map projects the routing index onto its principal plane and places
+// queries (prompts, as a request would send them) on it.
+func (c *Catalog) Map(ctx context.Context, queries []string, maxPoints int) (*Map, error) {
+	if len(queries) > maxMapQueries {
+		return nil, invalid("queries", "at most %d queries, got %d", maxMapQueries, len(queries))
+	}
+	p, err := c.index.Project(maxPoints)
+	if err != nil {
+		return nil, err
+	}
+	m := &Map{Variance: p.Variance, Embedder: c.cfg.Embedder.ID(), Instances: p.Points, Total: c.index.Len(), Queries: []retriever.Point{}}
+	if m.Instances == nil {
+		m.Instances = []retriever.Point{}
+	}
+	var texts, kept []string
+	for _, q := range queries {
+		if strings.TrimSpace(q) != "" {
+			texts = append(texts, retriever.FormatInstance(c.cfg.InstanceFormat, q, nil))
+			kept = append(kept, q)
+		}
+	}
+	if len(texts) == 0 {
+		return m, nil
+	}
+	embs, err := c.embedQueries(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range embs {
+		x, y, err := p.Place(e)
+		if err != nil {
+			return nil, err
+		}
+		m.Queries = append(m.Queries, retriever.Point{Text: kept[i], X: x, Y: y})
+	}
+	return m, nil
+}
