@@ -194,8 +194,8 @@ func TestConsole(t *testing.T) {
 		return chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(90*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))
 	}
 
-	// clear empties an input (SetValue cannot set "").
-	clear := func(sel string) chromedp.Action[chromedp.Void] {
+	// clearInput empties an input (SetValue cannot set "").
+	clearInput := func(sel string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 			_, err := chromedp.Evaluate[bool](`(document.querySelector(`+strconv.Quote(sel)+`).value = "") === ""`)(ctx, tg)
 			return chromedp.Void{}, err
@@ -215,7 +215,7 @@ func TestConsole(t *testing.T) {
 	mu.Unlock()
 
 	// With it: the library, a search, an expert's page.
-	do("sign in", clear("#key"), chromedp.SendKeys("#key", key), chromedp.Click(`#login-form button[type=submit]`),
+	do("sign in", clearInput("#key"), chromedp.SendKeys("#key", key), chromedp.Click(`#login-form button[type=submit]`),
 		chromedp.WaitVisible("#experts tbody tr"))
 	shot("2-library")
 	if total := evalInt("rows", `document.querySelectorAll("#experts tbody tr").length`); total < 50 {
@@ -259,7 +259,7 @@ func TestConsole(t *testing.T) {
 	if n := evalInt("on the map", `state.mapData.instances.filter(p => p.expert === "console-upload").length`); n != 6 {
 		t.Errorf("%d of the uploaded expert's 6 instances on the map", n)
 	}
-	do("listed", chromedp.Click(`#tabs button[data-tab="library"]`), clear("#search"), chromedp.SendKeys("#search", "console-upload"),
+	do("listed", chromedp.Click(`#tabs button[data-tab="library"]`), clearInput("#search"), chromedp.SendKeys("#search", "console-upload"),
 		waitJS(`document.querySelectorAll('#experts tbody tr[data-name="console-upload"]').length === 1`))
 
 	// A short training job whose progress moves.
@@ -279,7 +279,7 @@ func TestConsole(t *testing.T) {
 	do("health", chromedp.Click(`#tabs button[data-tab="health"]`), chromedp.WaitVisible("#h-queue"), waitJS(`state.health.length >= 2`))
 	shot("7-health")
 	do("narrow", chromedp.EmulateViewport(400, 800), chromedp.Click(`#tabs button[data-tab="library"]`),
-		clear("#search"), chromedp.SendKeys("#search", "sst2"),
+		clearInput("#search"), chromedp.SendKeys("#search", "sst2"),
 		chromedp.WaitVisible("#experts tbody tr"), chromedp.Click(`#experts tbody tr`), chromedp.WaitVisible("#expert-detail h2"))
 	if evalBool("width", `document.documentElement.scrollWidth > window.innerWidth + 1`) {
 		t.Error("the page is wider than a 400-px window")
