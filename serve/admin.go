@@ -145,6 +145,31 @@ func (s *Server) describe(e *experts.Catalog, l *expertListing) {
 	l.Rank, l.Alpha = a.rank, a.alpha
 }
 
+// uploadedLoRA parses an uploaded adapter against the base model: the GGUF
+// file when given, else the PEFT pair.
+func (s *Server) uploadedLoRA(cfgJSON, weights, ggufLoRA []byte) (*adapters.LoRA, error) {
+	if ggufLoRA != nil {
+		l, err := adapters.ParseGGUF("adapter.gguf", ggufLoRA, s.cfg.Model.Config)
+		if err != nil {
+			return nil, unprocessable("adapter.gguf", "invalid_adapter", "adapter.gguf: %v", err)
+		}
+		return l, nil
+	}
+	acfg, err := adapters.ParseConfig(cfgJSON)
+	if err != nil {
+		return nil, unprocessable("adapter_config.json", "invalid_adapter", "adapter_config.json: %v", err)
+	}
+	st, err := safetensors.FromBytes("adapter_model.safetensors", weights)
+	if err != nil {
+		return nil, unprocessable("adapter_model.safetensors", "invalid_adapter", "%v", err)
+	}
+	l, err := adapters.FromTensors(acfg, s.cfg.Model.Config, st)
+	if err != nil {
+		return nil, unprocessable("adapter_model.safetensors", "invalid_adapter", "adapter_model.safetensors: %v", err)
+	}
+	return l, nil
+}
+
 // mapExperts is POST /v1/experts/map: the library's instances on the
 // principal plane of the routing index, with the body's queries placed
 // among them ({"queries": [...], "max_points": N}).
@@ -234,9 +259,10 @@ func formValue(form *multipart.Form, name string) string {
 }
 
 // addExpert stores an uploaded expert (multipart: name, kind, description,
-// dataset, template, prompt; files adapter_config.json, adapter_model.safetensors,
-// instances.jsonl). It is routable when the call returns, or, without
-// instances.jsonl, served by name only.
+// dataset, template, prompt; files adapter_config.json and
+// adapter_model.safetensors, or adapter.gguf; instances.jsonl). It is
+// routable when the call returns, or, without instances.jsonl, served by
+// name only.
 func (s *Server) addExpert(c *fiber.Ctx) error {
 	e, err := s.needExperts()
 	if err != nil {
@@ -268,13 +294,23 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 	// Client embeddings are kept only when the form says which embedder made
 	// them and it is this server's (experts.Prepare); others are remade.
 	x.Embedder = formValue(form, "embedder")
-	cfgJSON, err := formFile(form, "adapter_config.json", true)
+	// The adapter: a PEFT pair, or a llama.cpp GGUF LoRA as adapter.gguf.
+	ggufLoRA, err := formFile(form, "adapter.gguf", false)
 	if err != nil {
 		return err
 	}
-	weights, err := formFile(form, "adapter_model.safetensors", true)
-	if err != nil {
-		return err
+	var cfgJSON, weights []byte
+	if ggufLoRA != nil {
+		if len(form.File["adapter_config.json"]) > 0 || len(form.File["adapter_model.safetensors"]) > 0 {
+			return badRequest("adapter.gguf", "send either adapter.gguf or adapter_config.json with adapter_model.safetensors, not both")
+		}
+	} else {
+		if cfgJSON, err = formFile(form, "adapter_config.json", true); err != nil {
+			return err
+		}
+		if weights, err = formFile(form, "adapter_model.safetensors", true); err != nil {
+			return err
+		}
 	}
 	// Without instances.jsonl the expert is served by name only until PUT
 	// /v1/experts/{name}/instances gives it some.
@@ -283,17 +319,9 @@ func (s *Server) addExpert(c *fiber.Ctx) error {
 		return err
 	}
 	// Validate the adapter against the base model before anything is stored.
-	acfg, err := adapters.ParseConfig(cfgJSON)
+	lora, err := s.uploadedLoRA(cfgJSON, weights, ggufLoRA)
 	if err != nil {
-		return unprocessable("adapter_config.json", "invalid_adapter", "adapter_config.json: %v", err)
-	}
-	st, err := safetensors.FromBytes("adapter_model.safetensors", weights)
-	if err != nil {
-		return unprocessable("adapter_model.safetensors", "invalid_adapter", "%v", err)
-	}
-	lora, err := adapters.FromTensors(acfg, s.cfg.Model.Config, st)
-	if err != nil {
-		return unprocessable("adapter_model.safetensors", "invalid_adapter", "adapter_model.safetensors: %v", err)
+		return err
 	}
 	x.AdapterConfig, x.Tensors, err = library.ExpertFromLoRA(lora)
 	if err != nil {

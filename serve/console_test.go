@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"io"
+	"mime/multipart"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -110,5 +111,68 @@ func TestConsoleAPI(t *testing.T) {
 	code, out, _ = do(t, f.srv, "GET", "/v1/jobs", "", "k")
 	if data, ok := out["data"].([]any); code != 200 || !ok || len(data) != 0 {
 		t.Errorf("jobs: %d %v", code, out)
+	}
+}
+
+// An expert uploads as a llama.cpp GGUF LoRA (adapter.gguf) as well as a
+// PEFT pair, and serves the same text; both at once, or a broken file, are
+// refused.
+func TestUploadGGUFAdapter(t *testing.T) {
+	f := newFixture(t, "")
+	l := randomLoRA(f.m.Config, 3)
+	var g bytes.Buffer
+	if err := l.WriteGGUF(&g, f.m.Config); err != nil {
+		t.Fatal(err)
+	}
+	post := func(name string, files map[string][]byte) (int, string) {
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		w.WriteField("name", name)
+		for fn, b := range files {
+			fw, _ := w.CreateFormFile(fn, fn)
+			fw.Write(b)
+		}
+		w.Close()
+		req := httptest.NewRequest("POST", "/v1/experts", &buf)
+		req.Header.Set("Content-Type", w.FormDataContentType())
+		resp, err := f.srv.App().Test(req, 60_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	ins := []byte(`{"input":"Once upon a time there was a dog"}` + "\n")
+	if code, body := post("from-gguf", map[string][]byte{"adapter.gguf": g.Bytes(), "instances.jsonl": ins}); code != 201 {
+		t.Fatalf("GGUF upload: %d %s", code, body)
+	}
+	dir := t.TempDir()
+	if err := l.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := readFile(dir + "/adapter_config.json")
+	st, _ := readFile(dir + "/adapter_model.safetensors")
+	if code, body := post("from-peft", map[string][]byte{"adapter_config.json": cfg, "adapter_model.safetensors": st}); code != 201 {
+		t.Fatalf("PEFT upload: %d %s", code, body)
+	}
+	var texts []string
+	for _, m := range []string{"from-gguf", "from-peft"} {
+		code, out, _ := do(t, f.srv, "POST", "/v1/completions", `{"model":"`+m+`","prompt":"Once upon a time","max_tokens":12,"temperature":0}`, "")
+		if code != 200 {
+			t.Fatalf("%s: %d %v", m, code, out)
+		}
+		texts = append(texts, out["choices"].([]any)[0].(map[string]any)["text"].(string))
+	}
+	if texts[0] != texts[1] {
+		t.Errorf("the GGUF and PEFT uploads of one adapter differ: %q vs %q", texts[0], texts[1])
+	}
+	if code, body := post("both", map[string][]byte{"adapter.gguf": g.Bytes(), "adapter_config.json": cfg, "adapter_model.safetensors": st}); code != 400 || !strings.Contains(body, "either") {
+		t.Errorf("both adapters: %d %s", code, body)
+	}
+	if code, body := post("broken", map[string][]byte{"adapter.gguf": g.Bytes()[:g.Len()/2]}); code != 422 || !strings.Contains(body, "adapter.gguf") {
+		t.Errorf("a cut GGUF: %d %s", code, body)
+	}
+	if f.ex.Has("both") || f.ex.Has("broken") {
+		t.Error("a refused upload was stored")
 	}
 }

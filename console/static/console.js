@@ -447,8 +447,16 @@ async function doRun() {
 async function doAdd(ev) {
   ev.preventDefault();
   const form = $("#add-form"), fd = new FormData(form), name = fd.get("name");
-  if (!$("#add-instances").files.length) fd.delete("instances.jsonl");
   const status = $("#add-status");
+  for (const [field, id] of [["instances.jsonl", "#add-instances"], ["adapter.gguf", "#add-gguf"],
+    ["adapter_config.json", "#add-config"], ["adapter_model.safetensors", "#add-weights"]]) {
+    if (!$(id).files.length) fd.delete(field);
+  }
+  const peft = fd.has("adapter_config.json") && fd.has("adapter_model.safetensors");
+  if (fd.has("adapter.gguf") === peft || (!peft && (fd.has("adapter_config.json") || fd.has("adapter_model.safetensors")))) {
+    status.textContent = "Choose either adapter_config.json with adapter_model.safetensors, or one GGUF LoRA.";
+    return;
+  }
   status.textContent = "Uploading…";
   $("#add-btn").disabled = true;
   try {
