@@ -28,7 +28,8 @@ import (
 // `roe serve` with the embedded model and starter library: sign-in, search,
 // an expert's page, routing a prompt and comparing the routed and base
 // completions, uploading an expert and finding it in the list and on the map,
-// a training job whose progress moves, health, a 400-px window, sign-out.
+// exporting and deleting it, a training job whose progress moves, health, a
+// 400-px window, sign-out.
 // Any JavaScript error fails it. Screenshots go to $ROE_CONSOLE_SHOTS.
 func TestConsole(t *testing.T) {
 	if testing.Short() {
@@ -168,6 +169,14 @@ func TestConsole(t *testing.T) {
 		}
 		return v
 	}
+	evalString := func(name, expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			fail(name, err)
+		}
+		return v
+	}
 	evalInt := func(name, expr string) int {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
@@ -262,6 +271,20 @@ func TestConsole(t *testing.T) {
 	do("listed", chromedp.Click(`#tabs button[data-tab="library"]`), clearInput("#search"), chromedp.SendKeys("#search", "console-upload"),
 		waitJS(`document.querySelectorAll('#experts tbody tr[data-name="console-upload"]').length === 1`))
 
+	// Its page exports it (a zip through the API) and deletes it; the
+	// browser's confirm dialog is answered yes by the test.
+	do("export and delete", chromedp.Click(`#experts tbody tr[data-name="console-upload"]`),
+		waitJS(`document.querySelector("#expert-detail h2") && document.querySelector("#expert-detail h2").textContent === "console-upload"`),
+		chromedp.Click("#export-btn"), chromedp.Sleep(500),
+		waitJS(`(window.confirm = () => true) && true`), chromedp.Click("#delete-btn"),
+		waitJS(`document.querySelector("#expert-detail").hidden && !state.experts.some(m => m.name === "console-upload")`))
+	if !evalBool("banner", `document.querySelector("#banner").hidden`) {
+		t.Errorf("export or delete failed: %s", evalString("banner", `document.querySelector("#banner").textContent`))
+	}
+	if code := apiStatus(t, base, key, "GET", "/v1/experts/console-upload"); code != 404 {
+		t.Errorf("after delete the API answers %d for the expert", code)
+	}
+
 	// A short training job whose progress moves.
 	do("train", chromedp.Click(`#tabs button[data-tab="jobs"]`), chromedp.WaitVisible("#train-name"),
 		chromedp.SendKeys("#train-name", "console-train"), chromedp.SendKeys("#train-task", "sst2"),
@@ -324,4 +347,17 @@ func routeAPI(t *testing.T, base, key, prompt string) string {
 		names = append(names, x.Name)
 	}
 	return strings.Join(names, " + ")
+}
+
+// apiStatus is the status of one API call.
+func apiStatus(t *testing.T, base, key, method, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
