@@ -158,7 +158,7 @@ function renderExperts() {
       el("td", { text: m.name }), el("td", { text: m.kind }), el("td", { text: taskOf(m) + (m.prompt ? " / " + m.prompt : "") }),
       el("td", { class: "num", text: m.rank || "—" }), el("td", { class: "num", text: bytes(m.adapter_bytes) }),
       el("td", { class: "num", text: m.routable ? m.num_instances : "0 (by name)" }),
-      el("td", { text: m.embedder || "" }), el("td", { text: day(m.created) }),
+      el("td", { class: "nowrap", text: m.embedder || "" }), el("td", { class: "nowrap", text: day(m.created) }),
       el("td", { class: "num", text: m.stats ? m.stats.selections : 0 }));
     if (m.name === state.selected) tr.classList.add("selected");
     return tr;
