@@ -107,11 +107,12 @@ function signOut(msg) {
 }
 
 async function start() {
+  let failed = null; // the page still opens: a server without a library has no experts to list
   try {
     await loadExperts();
   } catch (err) {
     if (err instanceof APIError && err.status === 401) return; // login shown
-    throw err;
+    failed = err;
   }
   $("#login").hidden = true;
   $("#app").hidden = false;
@@ -125,6 +126,7 @@ async function start() {
   state.timers.health = setInterval(run(sampleHealth), 2000);
   sampleHealth().catch(showError);
   showTab(location.hash.slice(1) || "library");
+  if (failed) showError(failed);
 }
 
 function showTab(name) {
