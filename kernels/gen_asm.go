@@ -2193,13 +2193,6 @@ func (g *gen) q8dot(name string, blockBytes, blockW, frame, sOff int, setup, zer
 	g.ret()
 }
 
-// q8blockScale: Y8 = the f16 weight scale at mem × the activation block's d.
-func (g *gen) q8blockScale(mem string) {
-	g.f16Bcast(mem, 8, false)
-	g.p("\tVBROADCASTSS (DX), Y9")
-	g.p("\tVMULPS Y9, Y8, Y8")
-}
-
 // q8fin folds accumulators Y13 (+ Y10) into X0.
 func (g *gen) q8fin(two bool) func() {
 	return func() {
@@ -2211,28 +2204,98 @@ func (g *gen) q8fin(two bool) func() {
 	}
 }
 
-// q8_0 × q8: |w| against the activations with w's signs.
+// q8dot2 is q8dot for the 32-weight block types, two weight rows at a time
+// (the second at (DI)(R9*1), accumulating into Y10): the activation loads
+// and whatever body(shared) computes from them serve both rows, and the two
+// accumulators are independent chains. An odd last row runs alone.
+func (g *gen) q8dot2(name string, blockBytes int, setup func(), shared func(), row func(mem func(off int) string, acc int)) {
+	g.text(name, "$0-64")
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+32(FP), R12")
+	g.p("\tMOVQ rb+40(FP), R9")
+	g.p("\tMOVQ rows+56(FP), R11")
+	setup()
+	one := func(off int) string { return fmt.Sprintf("%d(DI)", off) }
+	two := func(off int) string { return fmt.Sprintf("%d(DI)(R9*1)", off) }
+	for _, pair := range []bool{true, false} {
+		l := name + "_row1"
+		if pair {
+			l = name + "_row2"
+		}
+		g.p("%s:", l)
+		if pair {
+			g.p("\tCMPQ R11, $2")
+			g.p("\tJB %s_row1", name)
+		} else {
+			g.p("\tTESTQ R11, R11")
+			g.p("\tJZ %s_done", name)
+		}
+		g.p("\tMOVQ qs+8(FP), SI")
+		g.p("\tMOVQ d+16(FP), DX")
+		g.p("\tMOVQ R12, DI")
+		g.p("\tMOVQ nb+48(FP), CX")
+		g.vzero(13)
+		if pair {
+			g.vzero(10)
+		}
+		g.p("%s_blk:", l)
+		shared()
+		row(one, 13)
+		if pair {
+			row(two, 10)
+		}
+		g.p("\tADDQ $%d, DI", blockBytes)
+		g.p("\tADDQ $32, SI")
+		g.p("\tADDQ $4, DX")
+		g.p("\tDECQ CX")
+		g.p("\tJNZ %s_blk", l)
+		g.hsumY(13, 0)
+		g.p("\tVMOVSS X13, (R8)")
+		if pair {
+			g.hsumY(10, 0)
+			g.p("\tVMOVSS X10, 4(R8)")
+			g.p("\tADDQ $8, R8")
+			g.p("\tLEAQ (R12)(R9*2), R12")
+			g.p("\tSUBQ $2, R11")
+			g.p("\tJMP %s_row2", name)
+		} else {
+			g.p("\tADDQ $4, R8")
+			g.p("\tADDQ R9, R12")
+			g.p("\tDECQ R11")
+			g.p("\tJMP %s_row1", name)
+		}
+	}
+	g.p("%s_done:", name)
+	g.ret()
+}
+
+// q8_0 × q8: |w| against the activations with w's signs (Y1: the
+// activations, Y9: their scale).
 func (g *gen) q8dotQ8_0() {
-	g.q8dot("q8dotQ8_0", 34, 32, 0, -1, func() {
+	g.q8dot2("q8dotQ8_0", 34, func() {
 		g.p("\tVMOVDQU w_1<>(SB), Y12")
-	}, func() { g.vzero(13) }, func() {
-		g.p("\tVMOVDQU 2(DI), Y0")
+	}, func() {
 		g.p("\tVMOVDQU (SI), Y1")
-		g.p("\tVPSIGNB Y0, Y1, Y1")
+		g.p("\tVBROADCASTSS (DX), Y9")
+	}, func(mem func(int) string, acc int) {
+		g.p("\tVMOVDQU %s, Y0", mem(2))
+		g.p("\tVPSIGNB Y0, Y1, Y4")
 		g.p("\tVPABSB Y0, Y0")
-		g.p("\tVPMADDUBSW Y1, Y0, Y2")
+		g.p("\tVPMADDUBSW Y4, Y0, Y2")
 		g.p("\tVPMADDWD Y12, Y2, Y2")
 		g.p("\tVCVTDQ2PS Y2, Y2")
-		g.q8blockScale("(DI)")
-		g.p("\tVFMADD231PS Y8, Y2, Y13")
-	}, g.q8fin(false))
+		g.f16Bcast(mem(0), 8, false)
+		g.p("\tVMULPS Y9, Y8, Y8")
+		g.p("\tVFMADD231PS Y8, Y2, Y%d", acc)
+	})
 }
 
 // q8dotLegacy: Q4_0 (nibbles at 2, offset 8) and Q5_0 (qh at 2, nibbles at
 // 6, offset 16). Y0 gets the 32 quants in weight order: the low nibbles in
-// the low lane, the high nibbles in the high lane.
+// the low lane, the high nibbles in the high lane. Shared per block: the
+// activations (Y1), the offset times them (Y3), their scale (Y9).
 func (g *gen) q8dotLegacy(name string, bytes, qsOff int, q5 bool) {
-	g.q8dot(name, bytes, 32, 0, -1, func() {
+	g.q8dot2(name, bytes, func() {
 		g.p("\tVMOVDQU w_1<>(SB), Y12")
 		g.p("\tVMOVDQU b_0f<>(SB), Y15")
 		if q5 {
@@ -2242,28 +2305,31 @@ func (g *gen) q8dotLegacy(name string, bytes, qsOff int, q5 bool) {
 		} else {
 			g.p("\tVMOVDQU b_08<>(SB), Y11")
 		}
-	}, func() { g.vzero(13) }, func() {
-		g.p("\tVMOVDQU %d(DI), X0", qsOff)
-		g.p("\tVPSRLW $4, X0, X1")
-		g.p("\tVINSERTI128 $1, X1, Y0, Y0")
+	}, func() {
+		g.p("\tVMOVDQU (SI), Y1")
+		g.p("\tVPMADDUBSW Y1, Y11, Y3")
+		g.p("\tVBROADCASTSS (DX), Y9")
+	}, func(mem func(int) string, acc int) {
+		g.p("\tVMOVDQU %s, X0", mem(qsOff))
+		g.p("\tVPSRLW $4, X0, X2")
+		g.p("\tVINSERTI128 $1, X2, Y0, Y0")
 		g.p("\tVPAND Y15, Y0, Y0")
 		if q5 {
-			g.p("\tVPBROADCASTD 2(DI), Y5")
+			g.p("\tVPBROADCASTD %s, Y5", mem(2))
 			g.p("\tVPSHUFB Y6, Y5, Y5")
 			g.p("\tVPAND Y7, Y5, Y5")
 			g.p("\tVPCMPEQB Y7, Y5, Y5")
 			g.p("\tVPAND Y11, Y5, Y5")
 			g.p("\tVPOR Y5, Y0, Y0")
 		}
-		g.p("\tVMOVDQU (SI), Y1")
 		g.p("\tVPMADDUBSW Y1, Y0, Y2")
-		g.p("\tVPMADDUBSW Y1, Y11, Y3")
 		g.p("\tVPSUBW Y3, Y2, Y2")
 		g.p("\tVPMADDWD Y12, Y2, Y2")
 		g.p("\tVCVTDQ2PS Y2, Y2")
-		g.q8blockScale("(DI)")
-		g.p("\tVFMADD231PS Y8, Y2, Y13")
-	}, g.q8fin(false))
+		g.f16Bcast(mem(0), 8, false)
+		g.p("\tVMULPS Y9, Y8, Y8")
+		g.p("\tVFMADD231PS Y8, Y2, Y%d", acc)
+	})
 }
 
 // q8dotQ4_K: q4kScales leaves scales·d at 0(SP) and Y9 = mins·dmin; both
