@@ -2175,6 +2175,9 @@ func (g *gen) q8dot(name string, blockBytes, blockW, frame, sOff int, setup, zer
 	g.p("\tMOVQ nb+48(FP), CX")
 	zero()
 	g.p("%s_blk:", name)
+	for o := 0; o < blockBytes; o += 64 { // see q8dot32
+		g.p("\tPREFETCHT0 %d(DI)", 512+o)
+	}
 	body()
 	g.p("\tADDQ $%d, DI", blockBytes)
 	g.p("\tADDQ $%d, SI", blockW)
@@ -2204,75 +2207,49 @@ func (g *gen) q8fin(two bool) func() {
 	}
 }
 
-// q8dot2 is q8dot for the 32-weight block types, two weight rows at a time
-// (the second at (DI)(R9*1), accumulating into Y10): the activation loads
-// and whatever body(shared) computes from them serve both rows, and the two
-// accumulators are independent chains. An odd last row runs alone.
-func (g *gen) q8dot2(name string, blockBytes int, setup func(), shared func(), row func(mem func(off int) string, acc int)) {
+// q8dot32 is q8dot for the 32-weight block types, in two parts per block:
+// shared (the activation loads and what is computed from them alone) and
+// row (one weight block at DI into the accumulator Y13). Each block
+// prefetches the weights 512 bytes ahead: without it, streaming rows from
+// memory ran slower than the float32-activation kernel (AMD EPYC, AVX2,
+// 49152×576 Q8_0: 0.6–0.9×, with it 1.2×). Two weight rows at a time,
+// sharing the activation loads, were faster in cache but slower streaming.
+func (g *gen) q8dot32(name string, blockBytes int, setup func(), shared func(), row func(mem func(off int) string, acc int)) {
 	g.text(name, "$0-64")
 	g.p("\tMOVQ dst+0(FP), R8")
 	g.p("\tMOVQ w+32(FP), R12")
 	g.p("\tMOVQ rb+40(FP), R9")
 	g.p("\tMOVQ rows+56(FP), R11")
 	setup()
-	one := func(off int) string { return fmt.Sprintf("%d(DI)", off) }
-	two := func(off int) string { return fmt.Sprintf("%d(DI)(R9*1)", off) }
-	for _, pair := range []bool{true, false} {
-		l := name + "_row1"
-		if pair {
-			l = name + "_row2"
-		}
-		g.p("%s:", l)
-		if pair {
-			g.p("\tCMPQ R11, $2")
-			g.p("\tJB %s_row1", name)
-		} else {
-			g.p("\tTESTQ R11, R11")
-			g.p("\tJZ %s_done", name)
-		}
-		g.p("\tMOVQ qs+8(FP), SI")
-		g.p("\tMOVQ d+16(FP), DX")
-		g.p("\tMOVQ R12, DI")
-		g.p("\tMOVQ nb+48(FP), CX")
-		g.vzero(13)
-		if pair {
-			g.vzero(10)
-		}
-		g.p("%s_blk:", l)
-		shared()
-		row(one, 13)
-		if pair {
-			row(two, 10)
-		}
-		g.p("\tADDQ $%d, DI", blockBytes)
-		g.p("\tADDQ $32, SI")
-		g.p("\tADDQ $4, DX")
-		g.p("\tDECQ CX")
-		g.p("\tJNZ %s_blk", l)
-		g.hsumY(13, 0)
-		g.p("\tVMOVSS X13, (R8)")
-		if pair {
-			g.hsumY(10, 0)
-			g.p("\tVMOVSS X10, 4(R8)")
-			g.p("\tADDQ $8, R8")
-			g.p("\tLEAQ (R12)(R9*2), R12")
-			g.p("\tSUBQ $2, R11")
-			g.p("\tJMP %s_row2", name)
-		} else {
-			g.p("\tADDQ $4, R8")
-			g.p("\tADDQ R9, R12")
-			g.p("\tDECQ R11")
-			g.p("\tJMP %s_row1", name)
-		}
-	}
-	g.p("%s_done:", name)
+	mem := func(off int) string { return fmt.Sprintf("%d(DI)", off) }
+	g.p("%s_row:", name)
+	g.p("\tMOVQ qs+8(FP), SI")
+	g.p("\tMOVQ d+16(FP), DX")
+	g.p("\tMOVQ R12, DI")
+	g.p("\tMOVQ nb+48(FP), CX")
+	g.vzero(13)
+	g.p("%s_blk:", name)
+	g.p("\tPREFETCHT0 512(DI)")
+	shared()
+	row(mem, 13)
+	g.p("\tADDQ $%d, DI", blockBytes)
+	g.p("\tADDQ $32, SI")
+	g.p("\tADDQ $4, DX")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
+	g.hsumY(13, 0)
+	g.p("\tVMOVSS X13, (R8)")
+	g.p("\tADDQ $4, R8")
+	g.p("\tADDQ R9, R12")
+	g.p("\tDECQ R11")
+	g.p("\tJNZ %s_row", name)
 	g.ret()
 }
 
 // q8_0 × q8: |w| against the activations with w's signs (Y1: the
 // activations, Y9: their scale).
 func (g *gen) q8dotQ8_0() {
-	g.q8dot2("q8dotQ8_0", 34, func() {
+	g.q8dot32("q8dotQ8_0", 34, func() {
 		g.p("\tVMOVDQU w_1<>(SB), Y12")
 	}, func() {
 		g.p("\tVMOVDQU (SI), Y1")
@@ -2295,7 +2272,7 @@ func (g *gen) q8dotQ8_0() {
 // the low lane, the high nibbles in the high lane. Shared per block: the
 // activations (Y1), the offset times them (Y3), their scale (Y9).
 func (g *gen) q8dotLegacy(name string, bytes, qsOff int, q5 bool) {
-	g.q8dot2(name, bytes, func() {
+	g.q8dot32(name, bytes, func() {
 		g.p("\tVMOVDQU w_1<>(SB), Y12")
 		g.p("\tVMOVDQU b_0f<>(SB), Y15")
 		if q5 {
