@@ -2150,6 +2150,8 @@ func (g *gen) q8Consts() {
 		g.p("DATA q8min<>+%d(SB)/4, $0x%08x", 4*i, f32bits(-127))
 	}
 	g.p("GLOBL q8abs<>(SB), RODATA|NOPTR, $32")
+	g.p("DATA q8nan<>+0(SB)/4, $0x7fc00000")
+	g.p("GLOBL q8nan<>(SB), RODATA|NOPTR, $4")
 	g.p("GLOBL q8max<>(SB), RODATA|NOPTR, $32")
 	g.p("GLOBL q8min<>(SB), RODATA|NOPTR, $32")
 }
@@ -2418,8 +2420,8 @@ func (g *gen) q8dotQ6_K() {
 }
 
 // quantQ8: nb blocks of 32 floats at SI into int8 at DI, d at DX, s at R10:
-// d = max|x|/127, q = x/d rounded to even (NaN lanes, from 0/0, zeroed;
-// ±Inf clamped to ±127), s = Σq.
+// d = max|x|/127 (NaN when the block holds a NaN), q = x/d rounded to even
+// (NaN lanes, from 0/0 or a NaN, zeroed; ±Inf clamped to ±127), s = Σq.
 //
 // func quantQ8AVX2(qs *int8, d *float32, s *int32, x *float32, nb int)
 func (g *gen) quantQ8() {
@@ -2440,6 +2442,13 @@ func (g *gen) quantQ8() {
 		g.p("\tVMOVUPS %d(SI), Y%d", 32*i, i)
 		g.p("\tVANDPS Y15, Y%d, Y%d", i, 4+i)
 	}
+	// AX: a lane mask of NaNs (such a block gets d = NaN, as the reference).
+	g.p("\tVCMPPS $3, Y0, Y0, Y8")
+	for i := 1; i < 4; i++ {
+		g.p("\tVCMPPS $3, Y%d, Y%d, Y9", i, i)
+		g.p("\tVORPS Y9, Y8, Y8")
+	}
+	g.p("\tVMOVMSKPS Y8, AX")
 	g.p("\tVMAXPS Y5, Y4, Y4")
 	g.p("\tVMAXPS Y7, Y6, Y6")
 	g.p("\tVMAXPS Y6, Y4, Y4")
@@ -2450,6 +2459,10 @@ func (g *gen) quantQ8() {
 	g.p("\tVPERMILPS $0xb1, X4, X5")
 	g.p("\tVMAXPS X5, X4, X4")
 	g.p("\tVDIVSS X14, X4, X4") // X14's low lane is 127
+	g.p("\tTESTL AX, AX")
+	g.p("\tJZ quantQ8_d")
+	g.p("\tVMOVSS q8nan<>(SB), X4")
+	g.p("quantQ8_d:")
 	g.p("\tVMOVSS X4, (DX)")
 	g.p("\tVBROADCASTSS X4, Y4")
 	for i := 0; i < 4; i++ {

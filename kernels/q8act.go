@@ -61,18 +61,22 @@ func MatMulTQ8(dst, x []float32, w QMatrix, m int) {
 }
 
 // quantizeQ8Ref is the reference quantizer of one row (len(x) a multiple of
-// 32). Blocks of zeros get d = 0 and q = 0; non-finite values give d = +Inf
-// or NaN and q = 0 (the product is then non-finite, as the float path's).
+// 32). Blocks of zeros get d = 0 and q = 0; a block with an infinity gets
+// d = +Inf, one with a NaN d = NaN, and q = 0 (its products are then NaN,
+// never silently finite).
 func quantizeQ8Ref(a *q8Row, x []float32) {
 	for b := range a.d {
 		xb, qb := x[32*b:32*b+32], a.qs[32*b:32*b+32]
 		var amax float32
+		nan := false
 		for _, v := range xb {
-			if v := float32(math.Abs(float64(v))); !(v <= amax) {
-				amax = v
-			}
+			nan = nan || v != v
+			amax = max(amax, float32(math.Abs(float64(v))))
 		}
 		d := amax / 127
+		if nan {
+			d = float32(math.NaN())
+		}
 		var s int32
 		for l, v := range xb {
 			var q int8

@@ -309,3 +309,31 @@ func TestMatMulTQ8(t *testing.T) {
 		})
 	}
 }
+
+// A NaN or an infinity in the activations makes the int8 products NaN, as
+// they make the float products non-finite, in every kernel set.
+func TestQ8NonFinite(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(71, 72))
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			x := randVec(r, 512, 1)
+			x[40] = bad
+			a, want := newQ8Row(512), newQ8Row(512)
+			quantizeQ8(cur, a, x)
+			quantizeQ8Ref(want, x)
+			if d := a.d[1]; math.Float32bits(d) != math.Float32bits(want.d[1]) || a.s[1] != 0 || (bad == bad) != !math.IsNaN(float64(d)) {
+				t.Fatalf("%v: block d %v s %d, reference d %v", bad, d, a.s[1], want.d[1])
+			}
+			for _, ty := range Q8Types() {
+				w := randQMatrix(r, ty, 3, 512)
+				got := make([]float32, 3)
+				MatMulTQ8(got, x, w, 1)
+				for j, v := range got {
+					if !math.IsNaN(float64(v)) {
+						t.Fatalf("%s with %v: dst[%d] = %v, want NaN", ty, bad, j, v)
+					}
+				}
+			}
+		}
+	})
+}
