@@ -229,3 +229,37 @@ func BenchmarkMatMulTQ(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGEMVQ8 times decode GEMVs (m=1) on SmolLM2-135M shapes with
+// float32 activations (act=f32, MatMulTQ, exact) and int8 activations
+// (act=q8, MatMulTQ8, lossy) in the kernel set in use, in GB/s of weight
+// bytes. K-quant rows of 576 are 512 (whole 256-blocks). Run with -cpu 1,2
+// for the thread counts; benchmarks/q8ratio.sh prints q8 ÷ f32.
+func BenchmarkGEMVQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	threads := Threads()
+	defer SetThreads(threads)
+	for _, s := range [][2]int{{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}} {
+		for _, ty := range Q8Types() {
+			n, k := s[0], s[1]
+			if ty.BlockSize() == 256 && k%256 != 0 {
+				k = k / 256 * 256
+			}
+			w := randQMatrix(r, ty, n, k)
+			x, dst := randVec(r, k, 1), make([]float32, n)
+			for _, act := range []string{"f32", "q8"} {
+				b.Run(fmt.Sprintf("n=%d,k=%d/%s/act=%s", n, k, ty, act), func(b *testing.B) {
+					SetThreads(runtime.GOMAXPROCS(0))
+					for b.Loop() {
+						if act == "q8" {
+							MatMulTQ8(dst, x, w, 1)
+						} else {
+							MatMulTQ(dst, x, w, 1)
+						}
+					}
+					b.ReportMetric(float64(len(w.Data))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+		}
+	}
+}

@@ -38,6 +38,13 @@
 // to_float; QuantizeRow writes every type (the legacy ones byte-identical to
 // ggml's reference quantizers, the K-quants by a least-squares search).
 //
+// The one lossy exception is opt-in: MatMulTQ8 (and Product.Q8) quantize
+// the rows of x of decode-sized products to int8 blocks of 32 with a float32
+// scale and run integer dot products (AVX2 VPMADDUBSW/VPMADDWD, generated;
+// Go twins) for Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights, as llama.cpp does
+// for every product (q8act.go). Nothing in roe takes it unless asked
+// (roe --activations q8).
+//
 // Softmax and SiLUMul use a vectorised exp (Cephes-style, relative error
 // below 1e-7 on the range softmax uses); the Go path uses math.Exp.
 package kernels

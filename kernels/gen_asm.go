@@ -1101,12 +1101,14 @@ func (g *gen) consts() {
 		for _, c := range []struct {
 			name string
 			v    uint64
-		}{{"b_0f", 0x0f}, {"b_10", 0x10}, {"b_03", 0x03}, {"b_04", 0x04}} {
+		}{{"b_0f", 0x0f}, {"b_10", 0x10}, {"b_03", 0x03}, {"b_04", 0x04},
+			{"b_08", 0x08}, {"b_20", 0x20}, {"b_30", 0x30}} {
 			for i := 0; i < 32; i += 8 {
 				g.p("DATA %s<>+%d(SB)/8, $0x%016x", c.name, i, c.v*0x0101010101010101)
 			}
 			g.p("GLOBL %s<>(SB), RODATA|NOPTR, $32", c.name)
 		}
+		g.q8Consts()
 	}
 	if g.is512() {
 		for i := 0; i < 16; i++ {
@@ -1158,6 +1160,7 @@ func main() {
 		if !g.is512() { // see simd_amd64.go: AVX2 only until an AVX-512 machine runs them
 			g.qgemvs()
 			g.dequants()
+			g.q8Kernels()
 		}
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
@@ -2098,4 +2101,408 @@ func (g *gen) dequantQ2_K() {
 			}
 		}
 	})
+}
+
+// Int8-activation kernels (q8act.go; AVX2 only, AVX-512 CPUs use these):
+// the activations come as int8 blocks of 32 (qs) with float32 scales (d)
+// and, for Q4_K's mins, int32 block sums (s). A block's integer dot product
+// is VPMADDUBSW (unsigned weight bytes × signed activations into int16
+// pairs; no pair can saturate: at most 2·128·127) and VPMADDWD with ones
+// (or, for Q6_K, the int16 scales) into 8 int32 lanes, converted to float
+// once per block and multiplied by the weight and activation scales.
+// Offset quants (Q4_0 -8, Q5_0 -16, Q6_K -32) subtract VPMADDUBSW of the
+// offset with the same activations, in int16, before the widening.
+//
+// func q8dotT(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)
+
+func (g *gen) q8Consts() {
+	for i := 0; i < 32; i += 8 {
+		g.p("DATA w_1<>+%d(SB)/8, $0x0001000100010001", i)
+	}
+	g.p("GLOBL w_1<>(SB), RODATA|NOPTR, $32")
+	// Q5_0: byte p of the broadcast qh dword selects byte p/8 (in each
+	// 128-bit lane: the dword repeats) and tests bit p%8.
+	for p := 0; p < 32; p++ {
+		g.p("DATA q5idx<>+%d(SB)/1, $%d", p, (p%16)/8+2*(p/16))
+		g.p("DATA q5bit<>+%d(SB)/1, $%d", p, 1<<(p%8))
+	}
+	g.p("GLOBL q5idx<>(SB), RODATA|NOPTR, $32")
+	g.p("GLOBL q5bit<>(SB), RODATA|NOPTR, $32")
+	// Q6_K: for quant group q, the low lane's words take int16 scale 2q,
+	// the high lane's 2q+1 (both lanes hold the 8 scales of the half).
+	for q := 0; q < 4; q++ {
+		for p := 0; p < 32; p++ {
+			w := 2 * q
+			if p >= 16 {
+				w++
+			}
+			g.p("DATA q6shuf<>+%d(SB)/1, $%d", 32*q+p, 2*w+p%2)
+		}
+	}
+	g.p("GLOBL q6shuf<>(SB), RODATA|NOPTR, $128")
+	for i, v := range []int{0, 4, 1, 5, 2, 6, 3, 7} {
+		g.p("DATA q8perm<>+%d(SB)/4, $%d", 4*i, v)
+	}
+	g.p("GLOBL q8perm<>(SB), RODATA|NOPTR, $32")
+	for i := 0; i < 8; i++ {
+		g.p("DATA q8abs<>+%d(SB)/4, $0x7fffffff", 4*i)
+		g.p("DATA q8max<>+%d(SB)/4, $0x%08x", 4*i, f32bits(127))
+		g.p("DATA q8min<>+%d(SB)/4, $0x%08x", 4*i, f32bits(-127))
+	}
+	g.p("GLOBL q8abs<>(SB), RODATA|NOPTR, $32")
+	g.p("DATA q8nan<>+0(SB)/4, $0x7fc00000")
+	g.p("GLOBL q8nan<>(SB), RODATA|NOPTR, $4")
+	g.p("GLOBL q8max<>(SB), RODATA|NOPTR, $32")
+	g.p("GLOBL q8min<>(SB), RODATA|NOPTR, $32")
+}
+
+// q8dot emits the row and block loops: per row SI = qs, DX = d, and the
+// running pointer into s at sOff(SP) (when sOff >= 0); per block DI = the
+// weight block. Accumulators are zeroed by zero; fin leaves dst[j] in X0.
+func (g *gen) q8dot(name string, blockBytes, blockW, frame, sOff int, setup, zero, body, fin func()) {
+	g.text(name, fmt.Sprintf("$%d-64", frame))
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+32(FP), R12")
+	g.p("\tMOVQ rb+40(FP), R9")
+	g.p("\tMOVQ rows+56(FP), R11")
+	setup()
+	g.p("%s_row:", name)
+	g.p("\tMOVQ qs+8(FP), SI")
+	g.p("\tMOVQ d+16(FP), DX")
+	if sOff >= 0 {
+		g.p("\tMOVQ s+24(FP), AX")
+		g.p("\tMOVQ AX, %d(SP)", sOff)
+	}
+	g.p("\tMOVQ R12, DI")
+	g.p("\tMOVQ nb+48(FP), CX")
+	zero()
+	g.p("%s_blk:", name)
+	for o := 0; o < blockBytes; o += 64 { // see q8dot32
+		g.p("\tPREFETCHT0 %d(DI)", 512+o)
+	}
+	body()
+	g.p("\tADDQ $%d, DI", blockBytes)
+	g.p("\tADDQ $%d, SI", blockW)
+	g.p("\tADDQ $%d, DX", 4*blockW/32)
+	if sOff >= 0 {
+		g.p("\tADDQ $%d, %d(SP)", 4*blockW/32, sOff)
+	}
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
+	fin()
+	g.p("\tVMOVSS X0, (R8)")
+	g.p("\tADDQ $4, R8")
+	g.p("\tADDQ R9, R12")
+	g.p("\tDECQ R11")
+	g.p("\tJNZ %s_row", name)
+	g.ret()
+}
+
+// q8fin folds accumulators Y13 (+ Y10) into X0.
+func (g *gen) q8fin(two bool) func() {
+	return func() {
+		if two {
+			g.p("\tVADDPS Y10, Y13, Y13")
+		}
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	}
+}
+
+// q8dot32 is q8dot for the 32-weight block types, in two parts per block:
+// shared (the activation loads and what is computed from them alone) and
+// row (one weight block at DI into the accumulator Y13). Each block
+// prefetches the weights 512 bytes ahead: without it, streaming rows from
+// memory ran slower than the float32-activation kernel (AMD EPYC, AVX2,
+// 49152×576 Q8_0: 0.6–0.9×, with it 1.2×). Two weight rows at a time,
+// sharing the activation loads, were faster in cache but slower streaming.
+func (g *gen) q8dot32(name string, blockBytes int, setup func(), shared func(), row func(mem func(off int) string, acc int)) {
+	g.text(name, "$0-64")
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+32(FP), R12")
+	g.p("\tMOVQ rb+40(FP), R9")
+	g.p("\tMOVQ rows+56(FP), R11")
+	setup()
+	mem := func(off int) string { return fmt.Sprintf("%d(DI)", off) }
+	g.p("%s_row:", name)
+	g.p("\tMOVQ qs+8(FP), SI")
+	g.p("\tMOVQ d+16(FP), DX")
+	g.p("\tMOVQ R12, DI")
+	g.p("\tMOVQ nb+48(FP), CX")
+	g.vzero(13)
+	g.p("%s_blk:", name)
+	g.p("\tPREFETCHT0 512(DI)")
+	shared()
+	row(mem, 13)
+	g.p("\tADDQ $%d, DI", blockBytes)
+	g.p("\tADDQ $32, SI")
+	g.p("\tADDQ $4, DX")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
+	g.hsumY(13, 0)
+	g.p("\tVMOVSS X13, (R8)")
+	g.p("\tADDQ $4, R8")
+	g.p("\tADDQ R9, R12")
+	g.p("\tDECQ R11")
+	g.p("\tJNZ %s_row", name)
+	g.ret()
+}
+
+// q8_0 × q8: |w| against the activations with w's signs (Y1: the
+// activations, Y9: their scale).
+func (g *gen) q8dotQ8_0() {
+	g.q8dot32("q8dotQ8_0", 34, func() {
+		g.p("\tVMOVDQU w_1<>(SB), Y12")
+	}, func() {
+		g.p("\tVMOVDQU (SI), Y1")
+		g.p("\tVBROADCASTSS (DX), Y9")
+	}, func(mem func(int) string, acc int) {
+		g.p("\tVMOVDQU %s, Y0", mem(2))
+		g.p("\tVPSIGNB Y0, Y1, Y4")
+		g.p("\tVPABSB Y0, Y0")
+		g.p("\tVPMADDUBSW Y4, Y0, Y2")
+		g.p("\tVPMADDWD Y12, Y2, Y2")
+		g.p("\tVCVTDQ2PS Y2, Y2")
+		g.f16Bcast(mem(0), 8, false)
+		g.p("\tVMULPS Y9, Y8, Y8")
+		g.p("\tVFMADD231PS Y8, Y2, Y%d", acc)
+	})
+}
+
+// q8dotLegacy: Q4_0 (nibbles at 2, offset 8) and Q5_0 (qh at 2, nibbles at
+// 6, offset 16). Y0 gets the 32 quants in weight order: the low nibbles in
+// the low lane, the high nibbles in the high lane. Shared per block: the
+// activations (Y1), the offset times them (Y3), their scale (Y9).
+func (g *gen) q8dotLegacy(name string, bytes, qsOff int, q5 bool) {
+	g.q8dot32(name, bytes, func() {
+		g.p("\tVMOVDQU w_1<>(SB), Y12")
+		g.p("\tVMOVDQU b_0f<>(SB), Y15")
+		if q5 {
+			g.p("\tVMOVDQU b_10<>(SB), Y11")
+			g.p("\tVMOVDQU q5idx<>(SB), Y6")
+			g.p("\tVMOVDQU q5bit<>(SB), Y7")
+		} else {
+			g.p("\tVMOVDQU b_08<>(SB), Y11")
+		}
+	}, func() {
+		g.p("\tVMOVDQU (SI), Y1")
+		g.p("\tVPMADDUBSW Y1, Y11, Y3")
+		g.p("\tVBROADCASTSS (DX), Y9")
+	}, func(mem func(int) string, acc int) {
+		g.p("\tVMOVDQU %s, X0", mem(qsOff))
+		g.p("\tVPSRLW $4, X0, X2")
+		g.p("\tVINSERTI128 $1, X2, Y0, Y0")
+		g.p("\tVPAND Y15, Y0, Y0")
+		if q5 {
+			g.p("\tVPBROADCASTD %s, Y5", mem(2))
+			g.p("\tVPSHUFB Y6, Y5, Y5")
+			g.p("\tVPAND Y7, Y5, Y5")
+			g.p("\tVPCMPEQB Y7, Y5, Y5")
+			g.p("\tVPAND Y11, Y5, Y5")
+			g.p("\tVPOR Y5, Y0, Y0")
+		}
+		g.p("\tVPMADDUBSW Y1, Y0, Y2")
+		g.p("\tVPSUBW Y3, Y2, Y2")
+		g.p("\tVPMADDWD Y12, Y2, Y2")
+		g.p("\tVCVTDQ2PS Y2, Y2")
+		g.f16Bcast(mem(0), 8, false)
+		g.p("\tVMULPS Y9, Y8, Y8")
+		g.p("\tVFMADD231PS Y8, Y2, Y%d", acc)
+	})
+}
+
+// q8dotQ4_K: q4kScales leaves scales·d at 0(SP) and Y9 = mins·dmin; both
+// are multiplied by the 8 activation scales of the superblock, the mins
+// also by the 8 block sums (into Y11, subtracted at the end). Sub-block
+// 2c takes the low nibbles of bytes 32c.., 2c+1 the high (accumulators Y13
+// and Y6: q4kScales clobbers Y9, Y10 and Y14).
+func (g *gen) q8dotQ4_K() {
+	g.q8dot("q8dotQ4_K", 144, 256, 40, 32, func() {
+		g.p("\tVMOVDQU w_1<>(SB), Y12")
+		g.p("\tVMOVDQU b_0f<>(SB), Y15")
+	}, func() {
+		g.vzero(13)
+		g.vzero(6)
+		g.vzero(11)
+	}, func() {
+		g.q4kScales()
+		g.p("\tVMOVUPS (DX), Y8")
+		g.p("\tVMULPS (SP), Y8, Y7")
+		g.p("\tVMOVUPS Y7, (SP)")
+		g.p("\tVMULPS Y8, Y9, Y9")
+		g.p("\tMOVQ 32(SP), AX")
+		g.p("\tVCVTDQ2PS (AX), Y7")
+		g.p("\tVFMADD231PS Y7, Y9, Y11")
+		for c := 0; c < 4; c++ {
+			g.p("\tVMOVDQU %d(DI), Y0", 16+32*c)
+			g.p("\tVPSRLW $4, Y0, Y1")
+			g.p("\tVPAND Y15, Y0, Y0")
+			g.p("\tVPAND Y15, Y1, Y1")
+			g.p("\tVPMADDUBSW %d(SI), Y0, Y2", 64*c)
+			g.p("\tVPMADDUBSW %d(SI), Y1, Y3", 64*c+32)
+			g.p("\tVPMADDWD Y12, Y2, Y2")
+			g.p("\tVPMADDWD Y12, Y3, Y3")
+			g.p("\tVCVTDQ2PS Y2, Y2")
+			g.p("\tVCVTDQ2PS Y3, Y3")
+			g.p("\tVBROADCASTSS %d(SP), Y4", 8*c)
+			g.p("\tVBROADCASTSS %d(SP), Y5", 8*c+4)
+			g.p("\tVFMADD231PS Y4, Y2, Y13")
+			g.p("\tVFMADD231PS Y5, Y3, Y6")
+		}
+	}, func() {
+		g.p("\tVADDPS Y6, Y13, Y13")
+		g.p("\tVSUBPS Y11, Y13, Y13")
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
+// q8dotQ6_K: per half n, quant group q (32 weights, activation block
+// 4n+q) = ql low/high nibbles | two qh bits << 4, minus 32 (as a
+// VPMADDUBSW of 32 with the activations); VPMADDWD with the group's two
+// int16 scales (q6shuf) sums into int32; d·d_x per group from 0(SP).
+func (g *gen) q8dotQ6_K() {
+	g.q8dot("q8dotQ6_K", 210, 256, 32, -1, func() {
+		g.p("\tVMOVDQU b_0f<>(SB), Y15")
+		g.p("\tVMOVDQU b_30<>(SB), Y14")
+		g.p("\tVMOVDQU b_20<>(SB), Y11")
+	}, func() {
+		g.vzero(13)
+		g.vzero(10)
+	}, func() {
+		g.f16Bcast("208(DI)", 9, false)
+		g.p("\tVMULPS (DX), Y9, Y9")
+		g.p("\tVMOVUPS Y9, (SP)")
+		for n := 0; n < 2; n++ {
+			g.p("\tVPMOVSXBW %d(DI), X7", 192+8*n)
+			g.p("\tVINSERTI128 $1, X7, Y7, Y7")
+			g.p("\tVMOVDQU %d(DI), Y0", 64*n)
+			g.p("\tVMOVDQU %d(DI), Y1", 64*n+32)
+			g.p("\tVMOVDQU %d(DI), Y2", 128+32*n)
+			for q := 0; q < 4; q++ {
+				ql := 0
+				if q%2 == 1 {
+					ql = 1
+				}
+				if q < 2 {
+					g.p("\tVPAND Y15, Y%d, Y3", ql)
+				} else {
+					g.p("\tVPSRLW $4, Y%d, Y3", ql)
+					g.p("\tVPAND Y15, Y3, Y3")
+				}
+				switch q {
+				case 0:
+					g.p("\tVPSLLW $4, Y2, Y8")
+					g.p("\tVPAND Y14, Y8, Y8")
+				case 1:
+					g.p("\tVPSLLW $2, Y2, Y8")
+					g.p("\tVPAND Y14, Y8, Y8")
+				case 2:
+					g.p("\tVPAND Y14, Y2, Y8")
+				case 3:
+					g.p("\tVPSRLW $2, Y2, Y8")
+					g.p("\tVPAND Y14, Y8, Y8")
+				}
+				g.p("\tVPOR Y8, Y3, Y3")
+				xo := 128*n + 32*q
+				g.p("\tVMOVDQU %d(SI), Y4", xo)
+				g.p("\tVPMADDUBSW Y4, Y3, Y5")
+				g.p("\tVPMADDUBSW Y4, Y11, Y6")
+				g.p("\tVPSUBW Y6, Y5, Y5")
+				g.p("\tVPSHUFB q6shuf<>+%d(SB), Y7, Y6", 32*q)
+				g.p("\tVPMADDWD Y6, Y5, Y5")
+				g.p("\tVCVTDQ2PS Y5, Y5")
+				g.p("\tVBROADCASTSS %d(SP), Y6", 4*(4*n+q))
+				g.p("\tVFMADD231PS Y6, Y5, Y%d", []int{13, 10}[q%2])
+			}
+		}
+	}, g.q8fin(true))
+}
+
+// quantQ8: nb blocks of 32 floats at SI into int8 at DI, d at DX, s at R10:
+// d = max|x|/127 (NaN when the block holds a NaN), q = x/d rounded to even
+// (NaN lanes, from 0/0 or a NaN, zeroed; ±Inf clamped to ±127), s = Σq.
+//
+// func quantQ8AVX2(qs *int8, d *float32, s *int32, x *float32, nb int)
+func (g *gen) quantQ8() {
+	g.text("quantQ8", "$0-40")
+	g.p("\tMOVQ qs+0(FP), DI")
+	g.p("\tMOVQ d+8(FP), DX")
+	g.p("\tMOVQ s+16(FP), R10")
+	g.p("\tMOVQ x+24(FP), SI")
+	g.p("\tMOVQ nb+32(FP), CX")
+	g.p("\tVMOVUPS q8abs<>(SB), Y15")
+	g.p("\tVMOVUPS q8max<>(SB), Y14")
+	g.p("\tVMOVUPS q8min<>(SB), Y13")
+	g.p("\tVMOVDQU q8perm<>(SB), Y12")
+	g.p("\tTESTQ CX, CX")
+	g.p("\tJZ quantQ8_done")
+	g.p("quantQ8_blk:")
+	for i := 0; i < 4; i++ {
+		g.p("\tVMOVUPS %d(SI), Y%d", 32*i, i)
+		g.p("\tVANDPS Y15, Y%d, Y%d", i, 4+i)
+	}
+	// AX: a lane mask of NaNs (such a block gets d = NaN, as the reference).
+	g.p("\tVCMPPS $3, Y0, Y0, Y8")
+	for i := 1; i < 4; i++ {
+		g.p("\tVCMPPS $3, Y%d, Y%d, Y9", i, i)
+		g.p("\tVORPS Y9, Y8, Y8")
+	}
+	g.p("\tVMOVMSKPS Y8, AX")
+	g.p("\tVMAXPS Y5, Y4, Y4")
+	g.p("\tVMAXPS Y7, Y6, Y6")
+	g.p("\tVMAXPS Y6, Y4, Y4")
+	g.p("\tVEXTRACTF128 $1, Y4, X5")
+	g.p("\tVMAXPS X5, X4, X4")
+	g.p("\tVPERMILPS $0x4e, X4, X5")
+	g.p("\tVMAXPS X5, X4, X4")
+	g.p("\tVPERMILPS $0xb1, X4, X5")
+	g.p("\tVMAXPS X5, X4, X4")
+	g.p("\tVDIVSS X14, X4, X4") // X14's low lane is 127
+	g.p("\tTESTL AX, AX")
+	g.p("\tJZ quantQ8_d")
+	g.p("\tVMOVSS q8nan<>(SB), X4")
+	g.p("quantQ8_d:")
+	g.p("\tVMOVSS X4, (DX)")
+	g.p("\tVBROADCASTSS X4, Y4")
+	for i := 0; i < 4; i++ {
+		g.p("\tVDIVPS Y4, Y%d, Y%d", i, i)
+		g.p("\tVCMPPS $7, Y%d, Y%d, Y5", i, i) // ordered: not NaN
+		g.p("\tVANDPS Y5, Y%d, Y%d", i, i)
+		g.p("\tVMINPS Y14, Y%d, Y%d", i, i)
+		g.p("\tVMAXPS Y13, Y%d, Y%d", i, i)
+		g.p("\tVCVTPS2DQ Y%d, Y%d", i, i)
+	}
+	g.p("\tVPADDD Y1, Y0, Y4")
+	g.p("\tVPADDD Y3, Y2, Y5")
+	g.p("\tVPADDD Y5, Y4, Y4")
+	g.p("\tVEXTRACTI128 $1, Y4, X5")
+	g.p("\tVPADDD X5, X4, X4")
+	g.p("\tVPSHUFD $0x4e, X4, X5")
+	g.p("\tVPADDD X5, X4, X4")
+	g.p("\tVPSHUFD $0xb1, X4, X5")
+	g.p("\tVPADDD X5, X4, X4")
+	g.p("\tVMOVD X4, (R10)")
+	g.p("\tVPACKSSDW Y1, Y0, Y0")
+	g.p("\tVPACKSSDW Y3, Y2, Y2")
+	g.p("\tVPACKSSWB Y2, Y0, Y0")
+	g.p("\tVPERMD Y0, Y12, Y0")
+	g.p("\tVMOVDQU Y0, (DI)")
+	g.p("\tADDQ $128, SI")
+	g.p("\tADDQ $32, DI")
+	g.p("\tADDQ $4, DX")
+	g.p("\tADDQ $4, R10")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ quantQ8_blk")
+	g.p("quantQ8_done:")
+	g.ret()
+}
+
+func (g *gen) q8Kernels() {
+	g.quantQ8()
+	g.q8dotQ8_0()
+	g.q8dotLegacy("q8dotQ4_0", 18, 2, false)
+	g.q8dotLegacy("q8dotQ5_0", 22, 6, true)
+	g.q8dotQ4_K()
+	g.q8dotQ6_K()
 }

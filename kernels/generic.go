@@ -29,6 +29,7 @@ var goImpl = &impl{
 	fmaLoop:    fmaLoopGo,
 	fmaPerIter: 8 * 2,
 	qgemv:      qgemvGo,
+	q8dot:      q8dotGo,
 }
 
 func dotGo(a, b []float32) float32 {

@@ -52,6 +52,10 @@ type impl struct {
 	qgemv [32]qgemvFunc
 	// Exact dequantization of whole rows per weight type (nil: Go).
 	dequant [32]func(dst []float32, src []byte)
+	// Opt-in int8 activations (q8act.go): integer dot products per weight
+	// type (nil: the exact float path) and the row quantizer (nil: Go).
+	q8dot   [32]q8dotFunc
+	quantQ8 func(a *q8Row, x []float32)
 
 	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
 	// traffic: the peak-throughput probe behind PeakFLOPs.

@@ -48,6 +48,8 @@ type gemmTask struct {
 	wq       QMatrix  // quantized weights when quant
 	quant    bool
 	xs       *[]float32 // sums of x over each 32 elements, for the fused GEMV (quant.go)
+	q8       bool       // int8 activations asked for (q8act.go)
+	xq       *q8Buf     // x quantized, when the int8 kernels run
 	ldd, ldx int
 	ldw      int
 	m, n, k  int
@@ -177,6 +179,8 @@ type Product struct {
 	WH        []uint16
 	Q         *QMatrix
 	M, N, K   int
+	// Q8 asks for int8 activations with Q (lossy, as MatMulTQ8).
+	Q8 bool
 }
 
 // maxGroup is the most products one MatMulTGroup call takes.
@@ -222,7 +226,7 @@ func (g *gemmGroup) set(i int, p *Product) {
 	t := &g.tasks[i]
 	*t = gemmTask{im: cur, dst: p.Dst, x: p.X, w: p.W, wb: p.WH, ldd: p.N, ldx: p.K, ldw: p.K, m: p.M, n: p.N, k: p.K}
 	if p.Q != nil {
-		t.w, t.wb, t.wq, t.quant = nil, nil, *p.Q, true
+		t.w, t.wb, t.wq, t.quant, t.q8 = nil, nil, *p.Q, true, p.Q8
 	} else if t.w == nil && t.wb == nil {
 		t.wb = []uint16{}
 	}

@@ -104,13 +104,14 @@ func MatMulTQ(dst, x []float32, w QMatrix, m int) {
 	if err := w.Check(); err != nil {
 		panic("kernels: MatMulTQ: " + err.Error())
 	}
-	matMulTQ(cur, dst, x, w, m)
+	matMulTQx(cur, dst, x, w, m, false)
 }
 
-func matMulTQ(im *impl, dst, x []float32, w QMatrix, m int) {
+// matMulTQx is MatMulTQ, or MatMulTQ8 with q8.
+func matMulTQx(im *impl, dst, x []float32, w QMatrix, m int, q8 bool) {
 	g := gemmPool.get()
 	n, k := w.Rows, w.Cols
-	*g = gemmTask{im: im, dst: dst, x: x, wq: w, quant: true, ldd: n, ldx: k, ldw: k, m: m, n: n, k: k}
+	*g = gemmTask{im: im, dst: dst, x: x, wq: w, quant: true, q8: q8, ldd: n, ldx: k, ldw: k, m: m, n: n, k: k}
 	g.check()
 	g.prepQ()
 	switch blocks := g.plan(Threads()); blocks {
@@ -138,9 +139,22 @@ func (g *gemmTask) fused() bool {
 	return g.quant && g.m <= qFused && g.im.qgemv[g.wq.Type] != nil
 }
 
-// prepQ computes the sums of x the fused kernels use, once per product.
+// int8 reports whether the task's blocks run the int8-activation kernels.
+func (g *gemmTask) int8() bool {
+	return g.quant && g.q8 && g.m <= q8Rows && HasQ8(g.wq.Type)
+}
+
+// prepQ computes the sums of x the fused kernels use, or quantizes x for the
+// int8 kernels, once per product.
 func (g *gemmTask) prepQ() {
-	if !g.fused() || g.m == 0 || g.n == 0 || g.k == 0 {
+	if g.m == 0 || g.n == 0 || g.k == 0 {
+		return
+	}
+	if g.int8() {
+		g.xq = quantizeRows(g.im, g.x, g.ldx, g.m, g.k)
+		return
+	}
+	if !g.fused() {
 		return
 	}
 	nx := xsLen(g.k)
@@ -152,6 +166,10 @@ func (g *gemmTask) prepQ() {
 }
 
 func (g *gemmTask) releaseQ() {
+	if g.xq != nil {
+		q8Pool.put(g.xq)
+		g.xq = nil
+	}
 	if g.xs != nil {
 		xsPool.put(g.xs)
 		g.xs = nil
@@ -167,6 +185,13 @@ func (g *gemmTask) blockQ(i0, i1, j0, j1 int) {
 	im, w, k, ldd, ldx := g.im, &g.wq, g.k, g.ldd, g.ldx
 	dst, x := g.dst, g.x
 	rb := w.rowBytes()
+	if g.xq != nil {
+		f := q8dotFor(im, w.Type)
+		for i := i0; i < i1; i++ {
+			f(dst[i*ldd+j0:i*ldd+j1], &g.xq.rows[i], w.Data[j0*rb:j1*rb], rb)
+		}
+		return
+	}
 	if g.xs != nil {
 		f, nx := im.qgemv[w.Type], xsLen(k)
 		for i := i0; i < i1; i++ {

@@ -504,3 +504,61 @@ func init() {
 	}
 	avx512Impl.dequant = avx2Impl.dequant
 }
+
+// Int8-activation kernels (gen_asm.go q8*, q8act.go): quantQ8 quantizes nb
+// blocks of 32 floats; q8dotT computes dst[j] for rows rows of nb weight
+// blocks, rb bytes apart, against quantized activations.
+
+//go:noescape
+func quantQ8AVX2(qs *int8, d *float32, s *int32, x *float32, nb int)
+
+//go:noescape
+func q8dotQ8_0AVX2(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func q8dotQ4_0AVX2(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func q8dotQ5_0AVX2(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func q8dotQ4_KAVX2(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func q8dotQ6_KAVX2(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)
+
+// q8dotAsm wraps an assembly int8 kernel for type t: it checks that every
+// block the kernel reads lies inside the slices.
+func q8dotAsm(t QType, f func(dst *float32, qs *int8, d *float32, s *int32, w *byte, rb, nb, rows int)) q8dotFunc {
+	bs, bb := t.BlockSize(), t.BlockBytes()
+	return func(dst []float32, a *q8Row, w []byte, rb int) {
+		nb, rows := len(a.qs)/bs, len(dst)
+		if nb == 0 || rows == 0 {
+			clear(dst)
+			return
+		}
+		k := nb * bs
+		_, _, _ = a.qs[k-1], a.d[k/32-1], a.s[k/32-1]
+		_ = w[(rows-1)*rb+nb*bb-1]
+		f(&dst[0], &a.qs[0], &a.d[0], &a.s[0], &w[0], rb, nb, rows)
+	}
+}
+
+func quantQ8Asm(a *q8Row, x []float32) {
+	nb := len(a.d)
+	if nb == 0 {
+		return
+	}
+	_, _, _ = a.qs[32*nb-1], a.s[nb-1], x[32*nb-1]
+	quantQ8AVX2(&a.qs[0], &a.d[0], &a.s[0], &x[0], nb)
+}
+
+func init() {
+	avx2Impl.q8dot = [32]q8dotFunc{
+		Q8_0: q8dotAsm(Q8_0, q8dotQ8_0AVX2), Q4_0: q8dotAsm(Q4_0, q8dotQ4_0AVX2),
+		Q5_0: q8dotAsm(Q5_0, q8dotQ5_0AVX2), Q4_K: q8dotAsm(Q4_K, q8dotQ4_KAVX2),
+		Q6_K: q8dotAsm(Q6_K, q8dotQ6_KAVX2),
+	}
+	avx2Impl.quantQ8 = quantQ8Asm
+	avx512Impl.q8dot, avx512Impl.quantQ8 = avx2Impl.q8dot, avx2Impl.quantQ8
+}

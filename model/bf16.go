@@ -50,6 +50,9 @@ func (f WeightFormat) TorchDType() string {
 // LoadOptions choose how a checkpoint is held in memory.
 type LoadOptions struct {
 	Weights WeightFormat // "" means WeightsF32
+	// Activations: "" means ActivationsF32 (exact); ActivationsQ8 is the
+	// opt-in, lossy int8 path for quantized weights.
+	Activations Activations
 }
 
 func (o LoadOptions) bf16() bool { return o.Weights == WeightsBF16 }
@@ -126,7 +129,7 @@ func widen(h []uint16) []float32 {
 // bf16 copies of the float32 projections and LM head (see WeightsBF16); m is
 // unchanged. Quantized matrices stay as they are.
 func (m *Model) WithBF16() *Model {
-	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, layers: make([]layer, len(m.layers))}
+	c := &Model{Config: m.Config, fingerprint: m.fingerprint, q8: m.q8, embed: m.embed, norm: m.norm, layers: make([]layer, len(m.layers))}
 	c.lmHead = m.lmHead.toBF16()
 	if m.Config.TieWordEmbeddings {
 		c.embed = c.lmHead

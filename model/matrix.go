@@ -10,6 +10,8 @@ type matrix struct {
 	f []float32
 	h []uint16
 	q *kernels.QMatrix
+	// q8: products with q quantize their activations (ActivationsQ8).
+	q8 bool
 }
 
 func f32Matrix(v []float32) matrix { return matrix{f: v} }
@@ -48,7 +50,7 @@ func (w matrix) bytes() int {
 //
 //	in: [R, nIn], y: [R, nOut]
 func (w matrix) product(y, in []float32, R, nOut, nIn int) kernels.Product {
-	return kernels.Product{Dst: y, X: in, W: w.f, WH: w.h, Q: w.q, M: R, N: nOut, K: nIn}
+	return kernels.Product{Dst: y, X: in, W: w.f, WH: w.h, Q: w.q, M: R, N: nOut, K: nIn, Q8: w.q8}
 }
 
 // matmul runs y = in·Wᵀ.
@@ -56,6 +58,8 @@ func (w matrix) product(y, in []float32, R, nOut, nIn int) kernels.Product {
 //	in: [R, nIn], y: [R, nOut]
 func (w matrix) matmul(y, in []float32, R, nOut, nIn int) {
 	switch {
+	case w.q8:
+		kernels.MatMulTQ8(y, in, *w.q, R)
 	case w.q != nil:
 		kernels.MatMulTQ(y, in, *w.q, R)
 	case w.h != nil:

@@ -27,6 +27,7 @@ type Model struct {
 	wsFree []*workspace // pooled Forward scratch
 
 	fingerprint string // see Fingerprint
+	q8          bool   // some products quantize their activations (see ActivationsQ8)
 
 	ropeTabs [numRopeKinds]atomic.Pointer[ropeTable] // grown on demand up to the context length
 	ropeMu   sync.Mutex
@@ -280,6 +281,9 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	if _, err := ParseWeightFormat(string(o.Weights)); err != nil {
 		return nil, err
 	}
+	if _, err := ParseActivations(string(o.Activations)); err != nil {
+		return nil, err
+	}
 	qsrc, _ := src.(QuantizedSource)
 	folded := false
 	if f, ok := src.(normsFolded); ok {
@@ -379,6 +383,7 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	if cfg.TieWordEmbeddings {
 		m.lmHead = m.embed
 	}
+	m.setActivations(o.Activations)
 	return m, nil
 }
 
@@ -500,7 +505,7 @@ func (l *layer) proj(p Proj) *matrix {
 // and LM head stay shared in m's format).
 func (m *Model) CloneWeights() *Model {
 	c := &Model{Config: m.Config, fingerprint: m.fingerprint, embed: m.embed, norm: m.norm, lmHead: m.lmHead,
-		layers: make([]layer, len(m.layers))}
+		layers: make([]layer, len(m.layers)), q8: m.lmHead.q8} // the copies are float32; the LM head keeps its path
 	for i, l := range m.layers {
 		l.qkv, l.gateUp = nil, nil
 		if m.Config.FusedQKV {

@@ -74,6 +74,9 @@ func choiceSeed(seed *uint64, j int) *uint64 {
 func systemFingerprint(m *model.Model) string {
 	h := sha256.New()
 	h.Write([]byte(m.Fingerprint()))
+	if a := m.Activations(); a != model.ActivationsF32 { // lossy int8 activations answer differently
+		fmt.Fprintf(h, "\x00activations=%s", a)
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		fmt.Fprintf(h, "\x00%s", bi.Main.Version)
 		for _, st := range bi.Settings {

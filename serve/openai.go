@@ -728,11 +728,17 @@ type modelCard struct {
 	// Routable (experts only) says whether auto routing can pick the
 	// expert; one without instances is served only by name.
 	Routable *bool `json:"roe_routable,omitempty"`
+	// Activations (base only) is "q8" when the server was started with
+	// --activations q8: its quantized products use int8 activations (lossy).
+	Activations string `json:"roe_activations,omitempty"`
 }
 
 func (s *Server) models() []modelCard {
 	t := s.started.Unix()
 	out := []modelCard{{ID: s.cfg.ModelID, Object: "model", Created: t, OwnedBy: "roe", Kind: "base"}}
+	if s.cfg.Model != nil && s.cfg.Model.Activations() == model.ActivationsQ8 {
+		out[0].Activations = string(model.ActivationsQ8)
+	}
 	if s.cfg.Experts != nil {
 		out = append(out, modelCard{ID: experts.Auto, Object: "model", Created: t, OwnedBy: "roe", Kind: "router"})
 		for _, m := range s.cfg.Experts.List() {

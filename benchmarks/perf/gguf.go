@@ -28,7 +28,11 @@ var (
 	roeBin      = flag.String("roe-bin", "", "a roe binary: its generate's peak RSS on the Q4_K_M file is measured from outside, next to llama-cli's (run.sh builds one)")
 	llamaBuild  = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
 	ggufTypes   = flag.String("gguf-types", "f32,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
+	ggufQ8      = flag.Bool("gguf-q8", true, "also measure each quantized file with int8 activations (roe --activations q8, lossy), as engine \""+engineQ8+"\"")
 )
+
+// engineQ8 names roe's rows with int8 activations.
+const engineQ8 = "roe --activations q8"
 
 // GGUFRun is one engine on one GGUF file of the random 135M-shape model.
 type GGUFRun struct {
@@ -101,6 +105,23 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 			r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[t]
 			sec.Runs = append(sec.Runs, r)
 			logf("roe %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s (%.0f%% of the read ceiling)", ft.Name, t, r.Prefill, r.Decode, 100*r.Fraction)
+		}
+		if *ggufQ8 && ft.Name != "f32" && ft.Name != "bf16" {
+			lo.Activations = model.ActivationsQ8
+			mq, fq, err := model.LoadGGUF(path, lo)
+			if err != nil {
+				fatal(err)
+			}
+			kq := kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)"
+			for _, t := range threads {
+				kernels.SetThreads(t)
+				r := GGUFRun{File: ft.Name, Engine: engineQ8, Kernel: kq, Threads: t, MiB: mib,
+					Prefill: prefill(mq, 512, reps), Decode: decode(mq, 128, reps)}
+				r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[t]
+				sec.Runs = append(sec.Runs, r)
+				logf("%s %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s", engineQ8, ft.Name, t, r.Prefill, r.Decode)
+			}
+			fq.Close()
 		}
 		if ft.Name == "q4_k_m" {
 			for _, t := range threads {
@@ -299,7 +320,7 @@ func mdGGUF(p mdPrinter, rep *Report) {
 	}
 	p("## GGUF and quantized weights")
 	p("")
-	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). llama.cpp, when measured (%s), runs `llama-bench -p 512 -n 128` with its defaults on the same files in the same run. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling.", orDash(s.LlamaBuild))
+	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). Rows of engine `%s` load the same file with the opt-in int8 activations (decode products of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights quantize their input rows to int8 blocks of 32; lossy, as llama.cpp; prefill stays float32). llama.cpp, when measured (%s), runs `llama-bench -p 512 -n 128` with its defaults on the same files in the same run. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling.", engineQ8, orDash(s.LlamaBuild))
 	if s.Note != "" {
 		p("")
 		p("%s.", s.Note)
@@ -309,7 +330,7 @@ func mdGGUF(p mdPrinter, rep *Report) {
 	p("|---|---:|---|---:|---:|---:|---:|---|---|")
 	for _, r := range s.Runs {
 		ratio := ""
-		if r.Engine == "roe" {
+		if r.Engine == "roe" || r.Engine == engineQ8 {
 			if l := findGGUF(s, r.File, "llama.cpp", r.Threads); l != nil && l.Prefill > 0 && l.Decode > 0 {
 				ratio = fmt.Sprintf("%.2f×, %.2f×", r.Prefill/l.Prefill, r.Decode/l.Decode)
 			} else if l := findGGUF(s, r.File, quotedEngine, r.Threads); l != nil && l.Prefill > 0 && l.Decode > 0 {

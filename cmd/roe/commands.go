@@ -27,11 +27,16 @@ type stringList []string
 func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-// weightFormat is the --weights flag of the command being run (one FlagSet per run).
-var weightFormat = new(string)
+// weightFormat and activations are the --dtype and --activations flags of
+// the command being run (one FlagSet per run).
+var (
+	weightFormat = new(string)
+	activations  = new(string)
+)
 
 func modelFlag(fs *flag.FlagSet) *string {
 	weightFormat = fs.String("dtype", "f32", "float weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2); a GGUF's quantized tensors stay quantized")
+	activations = fs.String("activations", "f32", "activations of quantized-weight products: f32 (exact), or q8: int8 blocks with integer dot products for Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights in decode (faster, lossy like llama.cpp; logits typically within a few tenths)")
 	return fs.String("model", "", "Hugging Face model folder, a GGUF file (*.gguf), or an embedded model: "+strings.Join(models.Names(), ", ")+
 		" (default: the embedded "+models.DefaultName+")")
 }
@@ -109,7 +114,11 @@ func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, usagef("--dtype: %v", err)
 	}
-	opts := model.LoadOptions{Weights: wf}
+	act, err := model.ParseActivations(*activations)
+	if err != nil {
+		return nil, nil, usagef("--activations: %v", err)
+	}
+	opts := model.LoadOptions{Weights: wf, Activations: act}
 	if model.IsGGUF(dir) {
 		// The mapping stays open for the process: quantized weights live in it.
 		m, f, err := model.LoadGGUF(dir, opts)
@@ -120,6 +129,7 @@ func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", dir, err)
 		}
+		reportActivations(m, act)
 		return m, tok, nil
 	}
 	tok, err := loadTokenizer(dir)
@@ -135,7 +145,20 @@ func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	reportActivations(m, act)
 	return m, tok, nil
+}
+
+// reportActivations says on stderr what --activations q8 does with this
+// model: a lossy path is never taken silently.
+func reportActivations(m *model.Model, asked model.Activations) {
+	switch {
+	case asked != model.ActivationsQ8:
+	case m.Activations() == model.ActivationsQ8:
+		fmt.Fprintf(os.Stderr, "roe: --activations q8: decode products with %s weights quantize their activations to int8 (lossy)\n", m.Q8Types())
+	default:
+		fmt.Fprintf(os.Stderr, "roe: --activations q8: no weight of this model has int8 kernels (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K); activations stay float32\n")
+	}
 }
 
 // encodePrompt tokenizes a prompt with the tokenizer's special tokens (BOS).

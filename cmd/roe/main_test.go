@@ -278,3 +278,19 @@ func TestGGUFModelCommands(t *testing.T) {
 		t.Errorf("adapter GGUF as a model: exit %d, %s", code, errs)
 	}
 }
+
+// --activations q8 runs a quantized GGUF with int8 activations (lossy; the
+// default stays exact); an unknown value is a usage error.
+func TestActivationsFlag(t *testing.T) {
+	const file = "../../../shared/golden/gguf/tiny-llama-k256/tiny-llama-k256-Q4_K_M.gguf"
+	if _, err := os.Stat(file); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	args := []string{"generate", "--model", file, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "8"}
+	if _, errs, code := roe(t, "", append(args, "--activations", "q8")...); code != 0 {
+		t.Fatalf("--activations q8: exit %d: %s", code, errs)
+	}
+	if _, errs, code := roe(t, "", append(args, "--activations", "q4")...); code == 0 || !strings.Contains(errs, "--activations") {
+		t.Errorf("--activations q4: exit %d, %s", code, errs)
+	}
+}

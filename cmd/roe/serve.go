@@ -204,6 +204,10 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		shown = ln.Addr().String()
 	}
 	fmt.Fprintf(stdout, "roe serving %s with %d experts on http://%s (library %s)\n", id, len(mustList(lib)), shown, *libDir)
+	if m.Activations() == model.ActivationsQ8 {
+		fmt.Fprintf(stdout, "activations: int8 (q8) for %s weights in decode: lossy\n", m.Q8Types())
+		log.Info("activations quantized", "activations", string(model.ActivationsQ8), "types", m.Q8Types())
+	}
 	select {
 	case err := <-errc:
 		return err

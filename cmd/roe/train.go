@@ -354,6 +354,9 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 		return err
 	}
 
+	if act, err := model.ParseActivations(*activations); err == nil && act != model.ActivationsF32 {
+		return usagef("--activations %s is for inference (lossy); training runs with float32 activations", act)
+	}
 	base, tok, err := loadModel(*f.lf.model)
 	if err != nil {
 		return err
