@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,43 +44,8 @@ func TestConsole(t *testing.T) {
 		}
 	}
 	const key = "console-key"
-	bin := filepath.Join(t.TempDir(), "roe")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	srv := exec.Command(bin, "serve", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", key,
+	base := startServe(t, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", key,
 		"--data", "../../../shared/data/tasks", "--templates", "../../../shared/data/templates")
-	var logs bytes.Buffer
-	srv.Stderr = &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Signal(os.Interrupt)
-		srv.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	}()
-	base := "http://" + addr
-	for i := 0; ; i++ {
-		if r, err := http.Get(base + "/readyz"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 300 {
-			t.Fatalf("server not ready:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 
 	// The expert to upload: a random rank-4 adapter of the served base and
 	// instances of a task no starter expert has.

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"roe/adapters"
 	"roe/internal/testenv"
@@ -37,16 +33,6 @@ func TestOpenAIClient(t *testing.T) {
 			testenv.SkipOrFail(t, "SKIP openai client test: npm install openai failed: %v\n%s", err, out)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "roe")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	// An adapter root for POST /v1/load_lora_adapter, with a folder beside it
 	// that lora_path must not reach.
 	base260, err := loadConfig("stories260K")
@@ -60,28 +46,8 @@ func TestOpenAIClient(t *testing.T) {
 		}
 	}
 	// stories260K, whose greedy text the script checks, with an empty library.
-	srv := exec.Command(bin, "serve", "--model", "stories260K", "--starter=false", "--addr", addr, "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key",
+	base := startServe(t, "--model", "stories260K", "--starter=false", "--library", filepath.Join(t.TempDir(), "lib"), "--api-key", "test-key",
 		"--adapter-root", filepath.Join(adapterDir, "root"))
-	var logs bytes.Buffer
-	srv.Stderr = &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Signal(os.Interrupt)
-		srv.Wait()
-	}()
-	base := "http://" + addr
-	for i := 0; ; i++ {
-		if r, err := http.Get(base + "/readyz"); err == nil {
-			r.Body.Close()
-			break
-		}
-		if i > 100 {
-			t.Fatalf("roe serve did not start:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	// ES modules resolve packages from the script's folder, so run a copy
 	// next to the npm cache's node_modules.
 	src, err := os.ReadFile("../../serve/testdata/openai/client.test.mjs")
