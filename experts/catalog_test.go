@@ -495,6 +495,9 @@ func TestMapAndStats(t *testing.T) {
 	if !(m.Variance[0] >= m.Variance[1] && m.Variance[0] > 0 && m.Variance[0]+m.Variance[1] <= 1+1e-9) {
 		t.Errorf("variance shares %v", m.Variance)
 	}
+	if got := clip("héllo wörld", 5); got != "héllo…" || clip("short", 5) != "short" {
+		t.Errorf("clip: %q", got)
+	}
 	if _, err := f.c.Map(ctx, make([]string, maxMapQueries+1), 0); err == nil {
 		t.Error("too many queries placed")
 	}

@@ -10,8 +10,13 @@ import (
 // maxMapQueries bounds the queries one Map call places.
 const maxMapQueries = 64
 
+// mapTextRunes is how much of an instance's text a map point carries (a
+// map, not an export: it keeps a map of many instances light).
+const mapTextRunes = 300
+
 // Map is the library on a plane (retriever.Projection): its instances, at
-// most maxPoints of them, and the queries placed as routing would embed them.
+// most maxPoints of them (their texts cut to 300 characters), and the
+// queries placed as routing would embed them.
 type Map struct {
 	Variance  [2]float64        `json:"variance"` // share of the instances' variance along each axis
 	Embedder  string            `json:"embedder"`
@@ -33,6 +38,9 @@ func (c *Catalog) Map(ctx context.Context, queries []string, maxPoints int) (*Ma
 	m := &Map{Variance: p.Variance, Embedder: c.cfg.Embedder.ID(), Instances: p.Points, Total: c.index.Len(), Queries: []retriever.Point{}}
 	if m.Instances == nil {
 		m.Instances = []retriever.Point{}
+	}
+	for i := range m.Instances {
+		m.Instances[i].Text = clip(m.Instances[i].Text, mapTextRunes)
 	}
 	var texts, kept []string
 	for _, q := range queries {
@@ -56,4 +64,16 @@ func (c *Catalog) Map(ctx context.Context, queries []string, maxPoints int) (*Ma
 		m.Queries = append(m.Queries, retriever.Point{Text: kept[i], X: x, Y: y})
 	}
 	return m, nil
+}
+
+// clip cuts s to at most n runes, marking a cut with "…".
+func clip(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j] + "…"
+		}
+		i++
+	}
+	return s
 }

@@ -359,6 +359,29 @@ func (l *Library) Get(name string) (*Expert, error) {
 	return e, err
 }
 
+// AdapterConfig returns one expert's adapter_config.json, without reading
+// its tensors or instances.
+func (l *Library) AdapterConfig(name string) ([]byte, error) {
+	if err := l.rlock(); err != nil {
+		return nil, err
+	}
+	defer l.mu.RUnlock()
+	var cfg []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		r, err := getRecord(txn, name)
+		if err != nil {
+			return err
+		}
+		m, err := getMeta(txn, r)
+		if err != nil {
+			return err
+		}
+		cfg = []byte(m.AdapterConfig)
+		return nil
+	})
+	return cfg, err
+}
+
 // Manifest returns one expert's manifest.
 func (l *Library) Manifest(name string) (Manifest, error) {
 	if err := l.rlock(); err != nil {

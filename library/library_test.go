@@ -843,3 +843,18 @@ func TestWriteZip(t *testing.T) {
 		}
 	}
 }
+
+func TestAdapterConfig(t *testing.T) {
+	l := openMem(t)
+	e := synth("rte/cfg", small)
+	if _, err := l.Add(e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.AdapterConfig("rte/cfg")
+	if err != nil || !bytes.Equal(got, e.AdapterConfig) {
+		t.Errorf("AdapterConfig: %q, %v; want %q", got, err, e.AdapterConfig)
+	}
+	if _, err := l.AdapterConfig("nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a missing expert: %v", err)
+	}
+}

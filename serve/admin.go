@@ -100,8 +100,8 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 	}
 	d := expertDetail{expertListing: expertListing{Manifest: m, Routable: m.NumInstances > 0}}
 	s.describe(e, &d.expertListing)
-	if x, err := e.Library().Get(name); err == nil && json.Valid(x.AdapterConfig) {
-		d.AdapterConfig = x.AdapterConfig
+	if cfg, err := e.Library().AdapterConfig(name); err == nil && json.Valid(cfg) {
+		d.AdapterConfig = cfg
 	}
 	if n > 0 {
 		ins, err := e.Library().Instances(name)
@@ -122,23 +122,26 @@ type adapterInfo struct {
 	alpha float64
 }
 
-// describe adds the adapter's rank and alpha (read once per stored expert
-// id) and the catalog's selections to a listing.
+// describe adds the adapter's rank and alpha (read from its configuration
+// once per stored expert id) and the catalog's selections to a listing.
 func (s *Server) describe(e *experts.Catalog, l *expertListing) {
 	if st, ok := e.Stats(l.Name); ok {
 		l.Stats = &st
 	}
 	v, ok := s.adapterInfo.Load(l.ID)
 	if !ok {
-		x, err := e.Library().Get(l.Name)
-		if err != nil || x.ID != l.ID {
+		b, err := e.Library().AdapterConfig(l.Name)
+		if err != nil {
 			return
+		}
+		if m, err := e.Library().Manifest(l.Name); err != nil || m.ID != l.ID {
+			return // replaced meanwhile: the next listing reads the new one
 		}
 		var cfg struct {
 			R     int     `json:"r"`
 			Alpha float64 `json:"lora_alpha"`
 		}
-		json.Unmarshal(x.AdapterConfig, &cfg) // a foreign config without them shows none
+		json.Unmarshal(b, &cfg) // a foreign config without them shows none
 		v, _ = s.adapterInfo.LoadOrStore(l.ID, adapterInfo{cfg.R, cfg.Alpha})
 	}
 	a := v.(adapterInfo)
