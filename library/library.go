@@ -331,20 +331,8 @@ func (l *Library) cleanup(name, id string) {
 
 // Get reads a whole expert, verifying every chunk's checksum.
 func (l *Library) Get(name string) (*Expert, error) {
-	if err := l.rlock(); err != nil {
-		return nil, err
-	}
-	defer l.mu.RUnlock()
 	var e *Expert
-	err := l.db.View(func(txn *badger.Txn) error {
-		r, err := getRecord(txn, name)
-		if err != nil {
-			return err
-		}
-		m, err := getMeta(txn, r)
-		if err != nil {
-			return err
-		}
+	err := l.viewExpert(name, func(txn *badger.Txn, r record, m meta) error {
 		ts, err := readTensors(txn, r, m)
 		if err != nil {
 			return err
@@ -359,15 +347,24 @@ func (l *Library) Get(name string) (*Expert, error) {
 	return e, err
 }
 
-// AdapterConfig returns one expert's adapter_config.json, without reading
-// its tensors or instances.
-func (l *Library) AdapterConfig(name string) ([]byte, error) {
+// AdapterConfig returns one expert's adapter_config.json with the manifest
+// it belongs to, without reading its tensors or instances.
+func (l *Library) AdapterConfig(name string) (cfg []byte, man Manifest, err error) {
+	err = l.viewExpert(name, func(_ *badger.Txn, r record, m meta) error {
+		cfg, man = []byte(m.AdapterConfig), r.Manifest
+		return nil
+	})
+	return cfg, man, err
+}
+
+// viewExpert runs fn on an expert's record and metadata in one read
+// transaction.
+func (l *Library) viewExpert(name string, fn func(txn *badger.Txn, r record, m meta) error) error {
 	if err := l.rlock(); err != nil {
-		return nil, err
+		return err
 	}
 	defer l.mu.RUnlock()
-	var cfg []byte
-	err := l.db.View(func(txn *badger.Txn) error {
+	return l.db.View(func(txn *badger.Txn) error {
 		r, err := getRecord(txn, name)
 		if err != nil {
 			return err
@@ -376,10 +373,8 @@ func (l *Library) AdapterConfig(name string) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		cfg = []byte(m.AdapterConfig)
-		return nil
+		return fn(txn, r, m)
 	})
-	return cfg, err
 }
 
 // Manifest returns one expert's manifest.
@@ -427,20 +422,8 @@ func (l *Library) List() ([]Manifest, error) {
 // Instances returns an expert's sampled instances with their embeddings,
 // without reading its adapter tensors.
 func (l *Library) Instances(name string) ([]Instance, error) {
-	if err := l.rlock(); err != nil {
-		return nil, err
-	}
-	defer l.mu.RUnlock()
 	var out []Instance
-	err := l.db.View(func(txn *badger.Txn) error {
-		r, err := getRecord(txn, name)
-		if err != nil {
-			return err
-		}
-		m, err := getMeta(txn, r)
-		if err != nil {
-			return err
-		}
+	err := l.viewExpert(name, func(txn *badger.Txn, r record, m meta) (err error) {
 		out, err = readInstances(txn, r, m)
 		return err
 	})
@@ -450,19 +433,7 @@ func (l *Library) Instances(name string) ([]Instance, error) {
 // Embeddings returns an expert's instance embeddings as one matrix
 // (emb: [NumInstances, Dim]) with its manifest, reading nothing else.
 func (l *Library) Embeddings(name string) (emb []float32, man Manifest, err error) {
-	if err := l.rlock(); err != nil {
-		return nil, Manifest{}, err
-	}
-	defer l.mu.RUnlock()
-	err = l.db.View(func(txn *badger.Txn) error {
-		r, err := getRecord(txn, name)
-		if err != nil {
-			return err
-		}
-		m, err := getMeta(txn, r)
-		if err != nil {
-			return err
-		}
+	err = l.viewExpert(name, func(txn *badger.Txn, r record, m meta) error {
 		man = r.Manifest
 		emb, err = readEmbeddings(txn, r, m)
 		return err

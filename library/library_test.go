@@ -850,11 +850,11 @@ func TestAdapterConfig(t *testing.T) {
 	if _, err := l.Add(e); err != nil {
 		t.Fatal(err)
 	}
-	got, err := l.AdapterConfig("rte/cfg")
-	if err != nil || !bytes.Equal(got, e.AdapterConfig) {
-		t.Errorf("AdapterConfig: %q, %v; want %q", got, err, e.AdapterConfig)
+	got, man, err := l.AdapterConfig("rte/cfg")
+	if err != nil || !bytes.Equal(got, e.AdapterConfig) || man.Name != "rte/cfg" || man.ID == "" {
+		t.Errorf("AdapterConfig: %q, %+v, %v; want %q", got, man, err, e.AdapterConfig)
 	}
-	if _, err := l.AdapterConfig("nobody"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := l.AdapterConfig("nobody"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a missing expert: %v", err)
 	}
 }

@@ -100,7 +100,7 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 	}
 	d := expertDetail{expertListing: expertListing{Manifest: m, Routable: m.NumInstances > 0}}
 	s.describe(e, &d.expertListing)
-	if cfg, err := e.Library().AdapterConfig(name); err == nil && json.Valid(cfg) {
+	if cfg, _, err := e.Library().AdapterConfig(name); err == nil && json.Valid(cfg) {
 		d.AdapterConfig = cfg
 	}
 	if n > 0 {
@@ -130,12 +130,9 @@ func (s *Server) describe(e *experts.Catalog, l *expertListing) {
 	}
 	v, ok := s.adapterInfo.Load(l.ID)
 	if !ok {
-		b, err := e.Library().AdapterConfig(l.Name)
-		if err != nil {
-			return
-		}
-		if m, err := e.Library().Manifest(l.Name); err != nil || m.ID != l.ID {
-			return // replaced meanwhile: the next listing reads the new one
+		b, m, err := e.Library().AdapterConfig(l.Name)
+		if err != nil || m.ID != l.ID {
+			return // gone or replaced meanwhile: the next listing reads the new one
 		}
 		var cfg struct {
 			R     int     `json:"r"`
