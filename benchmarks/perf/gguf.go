@@ -15,9 +15,9 @@ import (
 	"strings"
 
 	"roe/benchmarks/internal/results"
+	"roe/benchmarks/internal/synthvocab"
 	"roe/kernels"
 	"roe/model"
-	"roe/model/gguf"
 	"roe/train"
 )
 
@@ -70,7 +70,7 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	vocab := syntheticVocab(f32.Config.VocabSize)
+	vocab := synthvocab.GGUF(f32.Config.VocabSize)
 	sec := &GGUFSection{}
 	rep.GGUF = sec
 	for _, name := range strings.Split(*ggufTypes, ",") {
@@ -177,35 +177,6 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 			}
 			sec.Note += "; its rows (engine \"llama.cpp, quoted\") are from there, and their ratios compare two machines"
 		}
-	}
-}
-
-// syntheticVocab is a SentencePiece-style vocabulary of n pieces (the
-// special tokens, the 256 byte pieces, then filler) so that llama.cpp will
-// load a random model; no text is tokenized by the benchmark.
-func syntheticVocab(n int) []gguf.KV {
-	tokens := []string{"<unk>", "<s>", "</s>"}
-	types := []int32{2, 3, 3}
-	for b := 0; b < 256; b++ {
-		tokens = append(tokens, fmt.Sprintf("<0x%02X>", b))
-		types = append(types, 6)
-	}
-	for i := len(tokens); i < n; i++ {
-		tokens = append(tokens, fmt.Sprintf("▁t%d", i))
-		types = append(types, 1)
-	}
-	scores := make([]float32, len(tokens))
-	for i := range scores {
-		scores[i] = -float32(i)
-	}
-	return []gguf.KV{
-		{Key: "tokenizer.ggml.model", Value: gguf.NewString("llama")},
-		{Key: "tokenizer.ggml.tokens", Value: gguf.NewStrings(tokens)},
-		{Key: "tokenizer.ggml.scores", Value: gguf.NewFloat32s(scores)},
-		{Key: "tokenizer.ggml.token_type", Value: gguf.NewInt32s(types)},
-		{Key: "tokenizer.ggml.bos_token_id", Value: gguf.NewUint32(1)},
-		{Key: "tokenizer.ggml.eos_token_id", Value: gguf.NewUint32(2)},
-		{Key: "tokenizer.ggml.unknown_token_id", Value: gguf.NewUint32(0)},
 	}
 }
 

@@ -17,38 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"roe/benchmarks/internal/synthvocab"
 	"roe/kernels"
 	"roe/model"
-	"roe/model/gguf"
 )
-
-func vocab(n int) []gguf.KV {
-	tokens := make([]string, n)
-	scores := make([]float32, n)
-	types := make([]int32, n)
-	for i := range tokens {
-		switch {
-		case i < 3:
-			tokens[i] = []string{"<unk>", "<s>", "</s>"}[i]
-			types[i] = 3
-		case i < 259:
-			tokens[i] = fmt.Sprintf("<0x%02X>", i-3)
-			types[i] = 6
-		default:
-			tokens[i] = fmt.Sprintf("tok%d", i)
-			types[i] = 1
-		}
-	}
-	return []gguf.KV{
-		{Key: "tokenizer.ggml.model", Value: gguf.NewString("llama")},
-		{Key: "tokenizer.ggml.tokens", Value: gguf.NewStrings(tokens)},
-		{Key: "tokenizer.ggml.scores", Value: gguf.NewFloat32s(scores)},
-		{Key: "tokenizer.ggml.token_type", Value: gguf.NewInt32s(types)},
-		{Key: "tokenizer.ggml.bos_token_id", Value: gguf.NewUint32(1)},
-		{Key: "tokenizer.ggml.eos_token_id", Value: gguf.NewUint32(2)},
-		{Key: "tokenizer.ggml.unknown_token_id", Value: gguf.NewUint32(0)},
-	}
-}
 
 func steps(m *model.Model, n int) time.Duration {
 	out := make([]model.Output, 1)
@@ -87,7 +59,7 @@ func main() {
 			if err != nil {
 				panic(err)
 			}
-			if err := model.SaveGGUF(path, f32, model.GGUFWriteOptions{FileType: ft, Name: "random-135M", Vocab: vocab(f32.Config.VocabSize)}); err != nil {
+			if err := model.SaveGGUF(path, f32, model.GGUFWriteOptions{FileType: ft, Name: "random-135M", Vocab: synthvocab.GGUF(f32.Config.VocabSize)}); err != nil {
 				panic(err)
 			}
 		}
