@@ -32,9 +32,10 @@ type Point struct {
 // projectIters bounds the subspace iterations of Project.
 const projectIters = 200
 
-// Project computes the principal plane of the index's rows and places at
-// most maxPoints of them (every ⌈N/maxPoints⌉-th row when there are more;
-// maxPoints ≤ 0 places all). The axes come from all rows.
+// Project places at most maxPoints rows of the index (every
+// ⌈N/maxPoints⌉-th row when there are more; maxPoints ≤ 0 places all) on
+// the principal plane of the placed rows: a sample stands for the library,
+// and memory stays [maxPoints, dim] however large the index.
 func (ix *Index) Project(maxPoints int) (*Projection, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -51,39 +52,36 @@ func (ix *Index) Project(maxPoints int) (*Projection, error) {
 	if ix.norm == CenterL2 {
 		p.imean = append([]float32(nil), ix.mean...)
 	}
-	// X: [N, d] the rows as the search sees them, centred on their own mean.
-	X := make([]float32, N*d)
-	for r := range N {
-		x := X[r*d : (r+1)*d]
-		copy(x, ix.data[r*d:(r+1)*d])
-		p.normalize(x, ix.scale(r))
-		kernels.Axpy(1, x, p.Mean)
-	}
-	kernels.Scale(p.Mean, 1/float32(N))
-	var total float64
-	for r := range N {
-		x := X[r*d : (r+1)*d]
-		kernels.Axpy(-1, p.Mean, x)
-		total += float64(kernels.Dot(x, x))
-	}
-	lambda := principalPlane(X, N, d, &p.Axes)
-	for i := range 2 {
-		if total > 0 {
-			p.Variance[i] = lambda[i] * float64(N) / total
-		}
-	}
 	step := 1
 	if maxPoints > 0 && N > maxPoints {
 		step = (N + maxPoints - 1) / maxPoints
 	}
+	// X: [n, d] the placed rows as the search sees them, centred on their mean.
+	n := (N + step - 1) / step
+	X := make([]float32, n*d)
+	for i := range n {
+		r, x := i*step, X[i*d:(i+1)*d]
+		copy(x, ix.data[r*d:(r+1)*d])
+		p.normalize(x, ix.scale(r))
+		kernels.Axpy(1, x, p.Mean)
+	}
+	kernels.Scale(p.Mean, 1/float32(n))
+	var total float64
+	for i := range n {
+		x := X[i*d : (i+1)*d]
+		kernels.Axpy(-1, p.Mean, x)
+		total += float64(kernels.Dot(x, x))
+	}
+	lambda := principalPlane(X, n, d, &p.Axes)
+	for i := range 2 {
+		if total > 0 {
+			p.Variance[i] = lambda[i] * float64(n) / total
+		}
+	}
 	for _, e := range ix.experts {
-		for i := 0; i < e.n; i++ {
-			r := e.start + i
-			if r%step != 0 {
-				continue
-			}
-			x := X[r*d : (r+1)*d]
-			p.Points = append(p.Points, Point{Expert: e.name, Text: e.texts[i], X: kernels.Dot(x, p.Axes[0]), Y: kernels.Dot(x, p.Axes[1])})
+		for r := (e.start + step - 1) / step * step; r < e.start+e.n; r += step {
+			x := X[r/step*d : (r/step+1)*d]
+			p.Points = append(p.Points, Point{Expert: e.name, Text: e.texts[r-e.start], X: kernels.Dot(x, p.Axes[0]), Y: kernels.Dot(x, p.Axes[1])})
 		}
 	}
 	return p, nil

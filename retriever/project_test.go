@@ -88,7 +88,7 @@ func TestProject(t *testing.T) {
 			t.Errorf("%s: a query of the wrong length placed", norm)
 		}
 		// A sample: every second row.
-		if p, err := ix.Project(n); err != nil || len(p.Points) != n {
+		if p, err := ix.Project(n); err != nil || len(p.Points) != n || p.Points[1].Text != "a2" || p.Points[n/2].Expert != "b" {
 			t.Errorf("%s: sample of %d: %d points, %v", norm, n, len(p.Points), err)
 		}
 	}

@@ -94,13 +94,13 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 	default:
 		return badRequest("download", "download must be zip, got %q", dl)
 	}
-	m, err := e.Library().Manifest(name)
+	cfg, m, err := e.Library().AdapterConfig(name)
 	if err != nil {
 		return domainError(err)
 	}
 	d := expertDetail{expertListing: expertListing{Manifest: m, Routable: m.NumInstances > 0}}
 	s.describe(e, &d.expertListing)
-	if cfg, _, err := e.Library().AdapterConfig(name); err == nil && json.Valid(cfg) {
+	if json.Valid(cfg) {
 		d.AdapterConfig = cfg
 	}
 	if n > 0 {
