@@ -84,6 +84,7 @@ type Cache struct {
 	longrope, long, planned bool
 	tokens                  []int
 	broken                  bool // truncated to before what a sliding layer still holds
+	want                    int  // Reserve's positions: the first allocation's size
 }
 
 // cacheLayer is one layer's keys and values; row r holds position off + r.
@@ -190,25 +191,35 @@ func (c *Cache) reset() {
 	}
 }
 
+// Reserve plans room for n positions in all: a sequence whose length is
+// known (prompt + max_tokens) then allocates its keys and values once, when
+// its first step is stored, instead of doubling as it grows (each doubling
+// leaves the old arrays to the collector, half as much again at the peak).
+// Past n the cache grows as usual.
+func (c *Cache) Reserve(n int) { c.want = min(n, c.max) }
+
 // reserve makes room for positions [n, n+T) in every layer, dropping the rows
 // a sliding layer's window no longer reaches.
 func (c *Cache) reserve(T int) {
 	for i := range c.layers {
-		c.layers[i].reserve(c.n, T, c.hd, c.max)
+		c.layers[i].reserve(c.n, T, c.hd, c.max, c.want)
 	}
 }
 
-func (l *cacheLayer) reserve(n, T, hd, maxPos int) {
+func (l *cacheLayer) reserve(n, T, hd, maxPos, want int) {
 	end := n + T
 	if end-l.off <= l.cap {
 		return
 	}
 	keep := 0 // first position still needed
 	nc := 0
-	if l.window > 0 {
+	switch {
+	case l.window > 0:
 		keep = max(0, n-(l.window-1))
 		nc = max(end-keep, l.window-1+windowSlack)
-	} else {
+	case end <= want:
+		nc = want
+	default:
 		nc = max(end, 2*l.cap, 16)
 		nc = min(nc, max(maxPos, end))
 	}

@@ -57,3 +57,46 @@ func TestLogitsFrom(t *testing.T) {
 		}
 	}
 }
+
+// A reserved cache is allocated once, at the reserved size, and gives the
+// logits of a cache that doubles as it grows; past the reservation it grows.
+func TestCacheReserve(t *testing.T) {
+	c, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
+	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":50,"rms_norm_eps":1e-5,
+	"rope_theta":10000,"max_position_embeddings":128}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Random(c, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, res := m.NewCache(), m.NewCache()
+	res.Reserve(40)
+	step := func(cache *model.Cache, toks []int) []float32 {
+		out, err := m.Forward([]model.Step{{Cache: cache, Tokens: toks}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0].Logits
+	}
+	prompt := []int{3, 1, 4, 1, 5, 9, 2, 6, 5, 3}
+	for n := 0; n < 45; n++ {
+		toks := []int{(n * 7) % 50}
+		if n == 0 {
+			toks = prompt
+		}
+		a, b := step(plain, toks), step(res, toks)
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("position %d: logit %d differs: %v vs %v", res.Len(), i, a[i], b[i])
+			}
+		}
+		if res.Len() <= 40 && res.Bytes() != c.KVBytes(40, false) {
+			t.Fatalf("at %d positions the reserved cache holds %d bytes, want %d (40 positions)", res.Len(), res.Bytes(), c.KVBytes(40, false))
+		}
+	}
+	if res.Bytes() <= c.KVBytes(40, false) {
+		t.Errorf("past the reservation the cache did not grow: %d bytes", res.Bytes())
+	}
+}

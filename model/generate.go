@@ -90,6 +90,10 @@ func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*
 	s := &Sequence{Prompt: prompt, cache: m.NewCache(), adapter: o.Adapter, constr: o.Constraint, sampler: NewSampler(o.Sample),
 		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt,
 		vocab: m.Config.VocabSize, lp: GenerateOptions{Logprobs: o.Logprobs, PromptLogprobs: o.PromptLogprobs, TopLogprobs: o.TopLogprobs, ScoreOnly: o.ScoreOnly}}
+	if o.MaxTokens > 0 {
+		// The length is bounded by the request: allocate its KV once.
+		s.cache.Reserve(len(prompt) + maxNew)
+	}
 	s.sampler.Prime(prompt)
 	for _, id := range stopIDs {
 		s.stopIDs[id] = true

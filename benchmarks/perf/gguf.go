@@ -262,6 +262,7 @@ func childRSSGGUF(path string) {
 	kernels.SetThreads(2)
 	cfg := m.Config
 	c := m.NewCache()
+	c.Reserve(256) // prompt + max_tokens, as roe allocates a request's KV
 	out := make([]model.Output, 1)
 	if err := m.ForwardInto([]model.Step{{Cache: c, Tokens: ids(128, cfg.VocabSize)}}, out); err != nil {
 		fatal(err)
@@ -278,7 +279,7 @@ func childRSSGGUF(path string) {
 	r := RSS{Weights: "gguf " + strings.TrimSuffix(filepath.Base(path), ".gguf"), PeakMiB: hwm / 1024,
 		WeightsMiB: float64(st.Size()) / (1 << 20), KVMiB: kv / (1 << 20)}
 	r.Ratio = r.PeakMiB / (r.WeightsMiB + r.KVMiB)
-	r.Description = "VmHWM over prefill 128 + decode 128 (2 threads) after loading (the file is mmapped: its pages count once touched); weights = the file size"
+	r.Description = "VmHWM over prefill 128 + decode 128 (2 threads) after loading (the file is mmapped: its pages count once touched); weights = the file size; KV reserved for 256 positions up front, as for a request with max_tokens"
 	runtime.KeepAlive(m)
 	json.NewEncoder(os.Stdout).Encode(r)
 }
