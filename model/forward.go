@@ -355,6 +355,9 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		ws.prods[1] = l.k.product(k, xn, R, kvd, H)
 		ws.prods[2] = l.v.product(v, xn, R, kvd, H)
 		kernels.MatMulTGroup(ws.prods[:3]...)
+		l.q.reorder(q, qd)
+		l.k.reorder(k, kvd)
+		l.v.reorder(v, kvd)
 		addBias(q, l.qb)
 		addBias(k, l.kb)
 		addBias(v, l.vb)
@@ -381,18 +384,23 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		case cfg.GeGLU:
 			ws.prods[0], ws.prods[1] = gp, upp
 			kernels.MatMulTGroup(ws.prods[:2]...)
+			l.gate.reorder(gate, I)
+			l.up.reorder(up, I)
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
 			ws.adapt(li, 2)
 			geluTanhMul(gate, up)
 		case len(ws.adapted) == 0:
 			// SiLU·mul applied block by block inside the GEMM job, while
-			// each block of gate and up is still in cache.
+			// each block of gate and up is still in cache (neither is
+			// ever stored permuted: only Llama q/k are).
 			kernels.SwiGLU(gp, upp)
 		default:
 			// Adapters add to gate and up before the activation.
 			ws.prods[0], ws.prods[1] = gp, upp
 			kernels.MatMulTGroup(ws.prods[:2]...)
+			l.gate.reorder(gate, I)
+			l.up.reorder(up, I)
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
 			ws.adapt(li, 2)
