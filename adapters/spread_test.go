@@ -2,7 +2,10 @@ package adapters
 
 import (
 	"math"
+	"os"
 	"testing"
+
+	"roe/internal/testenv"
 
 	"roe/kernels"
 	"roe/model"
@@ -24,13 +27,30 @@ func TestSpreadDeltaBitIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Run("float32", func(t *testing.T) { checkSpread(t, m) })
+	// A Llama GGUF base keeps q and k in llama.cpp's row order and puts
+	// their outputs back before the deltas are added.
+	path := "../../shared/golden/gguf/tiny-llama-k256/tiny-llama-k256-Q4_K_M.gguf"
+	if _, err := os.Stat(path); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	q, f, err := model.LoadGGUF(path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t.Run("Q4_K_M", func(t *testing.T) { checkSpread(t, q) })
+}
+
+func checkSpread(t *testing.T, m *model.Model) {
+	cfg := m.Config
 	lora := Random(cfg, 8, 5)
 	lora.Layers[1][model.ProjK] = nil // a module left unadapted
 	defer kernels.SetThreads(kernels.Threads())
 	run := func(threads, rows int) ([]float32, uint64) {
 		kernels.SetThreads(threads)
 		c := m.NewCache()
-		prompt := []int{1, 17, 42, 99, 123, 7, 250}
+		prompt := []int{1, 17, 42, 99, 123, 7, 25}
 		if _, err := m.Forward([]model.Step{{Cache: c, Tokens: prompt, Adapter: lora}}); err != nil {
 			t.Fatal(err)
 		}

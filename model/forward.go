@@ -392,6 +392,9 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		ws.ops[1] = adaptOp{ProjK, xn, k, H, kvd}
 		ws.ops[2] = adaptOp{ProjV, xn, v, H, kvd}
 		ws.group(li, 3)
+		l.q.reorder(q, qd)
+		l.k.reorder(k, kvd)
+		l.v.reorder(v, kvd)
 		addBias(q, l.qb)
 		addBias(k, l.kb)
 		addBias(v, l.vb)
@@ -417,11 +420,14 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
 			ws.group(li, 2)
+			l.gate.reorder(gate, I)
+			l.up.reorder(up, I)
 			ws.adapt(li, 2)
 			geluTanhMul(gate, up)
 		case len(ws.adapted) == 0:
 			// SiLU·mul applied block by block inside the GEMM job, while
-			// each block of gate and up is still in cache.
+			// each block of gate and up is still in cache (neither is
+			// ever stored permuted: only Llama q/k are).
 			kernels.SwiGLU(gp, upp)
 		default:
 			// Adapters add to gate and up before the activation.
@@ -429,6 +435,8 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
 			ws.group(li, 2)
+			l.gate.reorder(gate, I)
+			l.up.reorder(up, I)
 			ws.adapt(li, 2)
 			kernels.SiLUMul(gate, up)
 		}
@@ -688,6 +696,7 @@ func (ws *workspace) linear(li int, p Proj, y, in []float32, w matrix, b []float
 	if ws.low != nil {
 		ws.prods[0] = w.product(y, in, R, nOut, nIn)
 		ws.group(li, 1)
+		w.reorder(y, nOut)
 	} else {
 		w.matmul(y, in, R, nOut, nIn)
 	}

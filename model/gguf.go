@@ -219,8 +219,9 @@ func GGUFTensorName(hf string) string {
 }
 
 // ggufSource serves a GGUF file's tensors under Hugging Face names, shapes
-// and row order: Llama q/k rows are un-permuted (whole rows, so quantized
-// blocks stay intact) and every other tensor is the file's own memory.
+// and row order: float Llama q/k rows are un-permuted when widened, quantized
+// ones come with their row order (a matrix's perm), and quantized blocks are
+// always the file's own memory.
 type ggufSource struct {
 	f   *gguf.File
 	cfg Config
@@ -267,11 +268,11 @@ func (s *ggufSource) Float32(hf string) ([]float32, error) {
 	}
 	var v []float32
 	if t.Type.Quantized() {
-		q, err := s.Quantized(hf)
+		q, at, err := s.Quantized(hf)
 		if err != nil {
 			return nil, err
 		}
-		return matrix{q: q}.float32s(), nil
+		return matrix{q: q, perm: newRowPerm(at)}.float32s(), nil
 	}
 	v, err := s.f.Float32(t.Name)
 	if err != nil {
@@ -287,25 +288,31 @@ func (s *ggufSource) Float32(hf string) ([]float32, error) {
 	return v, nil
 }
 
-// Quantized returns a quantized 2-D tensor as blocks in Hugging Face row
-// order: the mapping itself, or an un-permuted copy for Llama q/k.
-func (s *ggufSource) Quantized(hf string) (*kernels.QMatrix, error) {
+// Quantized returns a quantized 2-D tensor's blocks in the file's mapping,
+// and for Llama q/k the stored row of each Hugging Face row.
+func (s *ggufSource) Quantized(hf string) (*kernels.QMatrix, []int32, error) {
 	t, ok := s.info(hf)
 	if !ok || len(t.Shape) != 2 {
-		return nil, fmt.Errorf("no 2-D tensor %s", hf)
+		return nil, nil, fmt.Errorf("no 2-D tensor %s", hf)
 	}
 	data, err := s.f.Data(t.Name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	q := &kernels.QMatrix{Type: t.Type, Data: data, Rows: t.Shape[1], Cols: t.Shape[0]}
+	var at []int32
 	if n := s.heads(hf); n > 0 {
-		rb := len(data) / q.Rows
-		out := make([]byte, len(data))
-		unpermuteRows(q.Rows, n, func(dst, src int) { copy(out[dst*rb:(dst+1)*rb], data[src*rb:(src+1)*rb]) })
-		q.Data = out
+		at = ggufRowOrder(q.Rows, n)
 	}
-	return q, q.Check()
+	return q, at, q.Check()
+}
+
+// ggufRowOrder returns the GGUF row of each Hugging Face row of a Llama q/k
+// weight: [rows].
+func ggufRowOrder(rows, heads int) []int32 {
+	at := make([]int32, rows)
+	unpermuteRows(rows, heads, func(hfRow, ggufRow int) { at[hfRow] = int32(ggufRow) })
+	return at
 }
 
 // unpermuteRows undoes llama.cpp's q/k row order: within each of the heads,
@@ -327,7 +334,7 @@ func unpermuteRows(rows, heads int, move func(dst, src int)) {
 func IsGGUF(path string) bool { return strings.EqualFold(filepath.Ext(path), ".gguf") }
 
 // LoadGGUF loads a model from a GGUF file. Quantized weights stay quantized
-// (in the file's mapping, except Llama q/k, which are un-permuted copies);
+// in the file's mapping (Llama q/k in its row order, see matrix.perm);
 // float tensors are widened to float32, or bf16 with LoadOptions. The file
 // stays open while the model lives; f is returned so the caller can read the
 // tokenizer from its metadata.

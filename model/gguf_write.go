@@ -439,9 +439,13 @@ func (m *Model) ggufTensorData(t GGUFTensor) ([]byte, error) {
 		return nil, err
 	}
 	out := make([]byte, rows*rb)
-	// Quantized blocks of the target type are copied, rows reordered.
+	// Quantized blocks of the target type are copied, rows reordered (for
+	// q/k loaded from a GGUF file, back to the order they are stored in).
 	if w.q != nil && w.q.Type == t.Type && w.q.Rows == rows && w.q.Cols == cols {
-		move := func(dst, src int) { copy(out[dst*rb:(dst+1)*rb], w.q.Data[src*rb:(src+1)*rb]) }
+		move := func(dst, hfRow int) {
+			src := w.storedRow(hfRow)
+			copy(out[dst*rb:(dst+1)*rb], w.q.Data[src*rb:(src+1)*rb])
+		}
 		if heads > 0 {
 			unpermuteRows(rows, heads, func(hfRow, ggufRow int) { move(ggufRow, hfRow) })
 		} else {

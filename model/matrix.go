@@ -10,8 +10,68 @@ type matrix struct {
 	f []float32
 	h []uint16
 	q *kernels.QMatrix
+	// perm, when set, says q's rows are stored out of Hugging Face order
+	// (Llama q/k left in a GGUF file's mapping); row, matmul and reorder
+	// give Hugging Face order.
+	perm *rowPerm
 	// q8: products with q quantize their activations (ActivationsQ8).
 	q8 bool
+}
+
+// rowPerm maps Hugging Face rows to stored rows: row i is stored as at[i].
+type rowPerm struct {
+	at     []int32 // [rows]
+	cycles []int32 // the first row of each cycle of at (fixed points left out)
+}
+
+// newRowPerm returns the rowPerm of at, nil for nil.
+func newRowPerm(at []int32) *rowPerm {
+	if at == nil {
+		return nil
+	}
+	p := &rowPerm{at: at}
+	seen := make([]bool, len(at))
+	for i := range at {
+		if seen[i] || int(at[i]) == i {
+			continue
+		}
+		p.cycles = append(p.cycles, int32(i))
+		for j := i; !seen[j]; j = int(at[j]) {
+			seen[j] = true
+		}
+	}
+	return p
+}
+
+// storedRow is the stored row holding Hugging Face row i.
+func (w matrix) storedRow(i int) int {
+	if w.perm == nil {
+		return i
+	}
+	return int(w.perm.at[i])
+}
+
+// reorder puts a product's outputs, computed over the stored rows, in
+// Hugging Face order in place: y[r, i] = y[r, at[i]], one cycle at a time
+// with one saved value, so decode allocates nothing.
+//
+//	y: [R, nOut]
+func (w matrix) reorder(y []float32, nOut int) {
+	if w.perm == nil {
+		return
+	}
+	at := w.perm.at
+	for r := 0; r+nOut <= len(y); r += nOut {
+		row := y[r : r+nOut]
+		for _, c := range w.perm.cycles {
+			i, first := c, row[c]
+			for at[i] != c {
+				row[i] = row[at[i]]
+				i = at[i]
+			}
+			row[i] = first
+		}
+	}
 }
 
 func f32Matrix(v []float32) matrix { return matrix{f: v} }
@@ -46,7 +106,8 @@ func (w matrix) bytes() int {
 	return 4*len(w.f) + 2*len(w.h)
 }
 
-// product is y = in·Wᵀ for kernels.MatMulTGroup.
+// product is y = in·Wᵀ for kernels.MatMulTGroup, with y's columns in
+// stored row order: call reorder after the group.
 //
 //	in: [R, nIn], y: [R, nOut]
 func (w matrix) product(y, in []float32, R, nOut, nIn int) kernels.Product {
@@ -67,6 +128,7 @@ func (w matrix) matmul(y, in []float32, R, nOut, nIn int) {
 	default:
 		kernels.MatMulT(y, in, w.f, R, nOut, nIn)
 	}
+	w.reorder(y[:R*nOut], nOut)
 }
 
 // row writes row i into dst: [cols].
@@ -76,7 +138,8 @@ func (w matrix) row(dst []float32, i int) {
 	case w.q != nil:
 		rb := len(w.q.Data) / w.q.Rows
 		// The matrix was checked at load, so the row cannot be malformed.
-		_ = kernels.DequantizeRow(w.q.Type, dst, w.q.Data[i*rb:(i+1)*rb])
+		s := w.storedRow(i)
+		_ = kernels.DequantizeRow(w.q.Type, dst, w.q.Data[s*rb:(s+1)*rb])
 	case w.h != nil:
 		kernels.WidenBF16(dst, w.h[i*n:(i+1)*n])
 	default:

@@ -185,8 +185,9 @@ type TensorSource interface {
 // (Info's DType is then the kernels.QType name, such as "Q4_K").
 type QuantizedSource interface {
 	TensorSource
-	// Quantized returns the tensor's blocks in Hugging Face row order.
-	Quantized(name string) (*kernels.QMatrix, error)
+	// Quantized returns the tensor's blocks as stored, and at when their
+	// rows are not in Hugging Face order: row i is stored row at[i].
+	Quantized(name string) (q *kernels.QMatrix, at []int32, err error)
 }
 
 // normsFolded is implemented by a TensorSource whose (1 + w) norms already
@@ -327,13 +328,16 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	m.fingerprint = hex.EncodeToString(fp.Sum(nil))
 	for i, w := range ws {
 		if quantized[i] {
-			q, err := qsrc.Quantized(w.name)
+			q, at, err := qsrc.Quantized(w.name)
 			if err != nil {
 				return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
 			}
 			if w.parts == nil {
-				*w.mat = matrix{q: q}
+				*w.mat = matrix{q: q, perm: newRowPerm(at)}
 				continue
+			}
+			if at != nil { // no source permutes a fused tensor's rows
+				return nil, fmt.Errorf("%w: tensor %q: fused rows stored permuted", ErrWeights, w.name)
 			}
 			rb := len(q.Data) / q.Rows
 			r0 := 0
