@@ -305,21 +305,6 @@ func (l *LoRA) AddDelta(layer int, p model.Proj, x, y []float32, rows int) {
 // updates; more rows go through a GEMM and a temporary.
 const fewRows = 4
 
-// Factors implements model.LowRank: A and (Scale·B)ᵀ of one module, as
-// AddDelta uses them over a few rows.
-//
-//	a: [rank, In], bt: [rank, Out]
-func (l *LoRA) Factors(layer int, p model.Proj) (a, bt []float32, rank int) {
-	pr := l.Pair(layer, p)
-	if pr == nil {
-		return nil, nil, 0
-	}
-	return pr.A, pr.bst, pr.Rank
-}
-
-// FewRows implements model.LowRank.
-func (l *LoRA) FewRows() int { return fewRows }
-
 // scratch recycles AddDelta's temporaries across calls and goroutines.
 var scratch = sync.Pool{New: func() any { return new([]float32) }}
 

@@ -184,7 +184,7 @@ type Product struct {
 }
 
 // maxGroup is the most products one MatMulTGroup call takes.
-const maxGroup = 6
+const maxGroup = 4
 
 // gemmGroup runs several products as one pool job: blocks are numbered
 // product after product. With swiglu, products 0 (gate) and 1 (up) share a
@@ -245,7 +245,7 @@ func (g *gemmGroup) release() {
 
 // MatMulTGroup computes each product as MatMulT (MatMulTBF16, MatMulTQ) would, as
 // one parallel job: a decode step's q, k and v projections then cost one
-// synchronisation instead of three. It takes at most 6 products.
+// synchronisation instead of three. It takes at most 4 products.
 func MatMulTGroup(ps ...Product) {
 	if len(ps) > maxGroup {
 		panic(fmt.Sprintf("kernels: MatMulTGroup of %d products, at most %d", len(ps), maxGroup))

@@ -51,22 +51,6 @@ type Adapter interface {
 	AddDelta(layer int, p Proj, x, y []float32, rows int)
 }
 
-// LowRank is an Adapter whose delta is a low-rank product with the scale
-// folded in: Δ(x) = (x·Aᵀ)·Bᵀ, added to y one rank at a time. For a sequence
-// decoding alone on several threads the model computes x·Aᵀ in the same
-// parallel job as the base projection and spreads the rank updates over the
-// pool by output columns: the same operations, in the same order, as
-// AddDelta's, so the result is bit-identical, without the serial tail.
-type LowRank interface {
-	Adapter
-	// Factors returns a module's A: [rank, in] and Bᵀ: [rank, out], or
-	// rank 0 where the module is not adapted.
-	Factors(layer int, p Proj) (a, bt []float32, rank int)
-	// FewRows is the most rows for which AddDelta adds rank updates (x·Aᵀ
-	// then Bᵀ's rows scaled into y); more rows go through a GEMM.
-	FewRows() int
-}
-
 // Cache is one sequence's key/value cache. Keys are stored [pos, HeadDim] and
 // values transposed, [HeadDim, pos], so that both attention products are GEMMs
 // over contiguous rows. A sliding-window layer keeps only the positions its
@@ -345,13 +329,6 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		out[i].Logits, out[i].Hidden = out[i].Logits[:0], out[i].Hidden[:0]
 	}
 	rowStart[len(steps)] = R
-	if len(ws.adapted) == 1 && kernels.Threads() > 1 {
-		// One sequence's deltas would run on one thread: spread them.
-		i := ws.adapted[0]
-		if lr, ok := steps[i].Adapter.(LowRank); ok && len(steps[i].Tokens) <= lr.FewRows() {
-			ws.low = lr
-		}
-	}
 	// first[i]: the first row of step i whose outputs the caller asked for
 	// (rows before it recompute a longrope prefix).
 	first := func(i int) int {
@@ -391,7 +368,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		ws.ops[0] = adaptOp{ProjQ, xn, q, H, qd}
 		ws.ops[1] = adaptOp{ProjK, xn, k, H, kvd}
 		ws.ops[2] = adaptOp{ProjV, xn, v, H, kvd}
-		ws.group(li, 3)
+		kernels.MatMulTGroup(ws.prods[:3]...)
 		l.q.reorder(q, qd)
 		l.k.reorder(k, kvd)
 		l.v.reorder(v, kvd)
@@ -419,7 +396,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.prods[0], ws.prods[1] = gp, upp
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
-			ws.group(li, 2)
+			kernels.MatMulTGroup(ws.prods[:2]...)
 			l.gate.reorder(gate, I)
 			l.up.reorder(up, I)
 			ws.adapt(li, 2)
@@ -434,7 +411,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.prods[0], ws.prods[1] = gp, upp
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
-			ws.group(li, 2)
+			kernels.MatMulTGroup(ws.prods[:2]...)
 			l.gate.reorder(gate, I)
 			l.up.reorder(up, I)
 			ws.adapt(li, 2)
@@ -603,19 +580,11 @@ type workspace struct {
 	items               []attnItem
 	steps               []Step
 	attnFn, adapterFn   func(lo, hi int)
-	lowFn               func(lo, hi int)
 	li                  int        // the adapters' layer
 	ops                 [3]adaptOp // and projections
 	attnLi              int
 	attnQ, attnOut      []float32
-	prods               [6]kernels.Product // one grouped GEMM's operands
-	// low: the one adapted sequence's adapter when its rank updates are
-	// spread over the pool (see LowRank); lows and xa: its factors and x·Aᵀ
-	// for ws.ops[:lowN].
-	low  LowRank
-	lows [3]lowOp
-	lowN int
-	xa   []float32
+	prods               [3]kernels.Product // one grouped GEMM's operands
 }
 
 type attnItem struct{ seq, head, t0, t1 int }
@@ -640,7 +609,6 @@ func (m *Model) getWorkspace(rows, steps int) *workspace {
 		ws = &workspace{m: m}
 		ws.attnFn = ws.attentionRange
 		ws.adapterFn = ws.adapterRange
-		ws.lowFn = ws.lowRange
 	}
 	if rows > ws.rows {
 		c := &m.Config
@@ -663,8 +631,7 @@ func (m *Model) getWorkspace(rows, steps int) *workspace {
 // putWorkspace drops the references to the caller's data and pools ws.
 func (m *Model) putWorkspace(ws *workspace) {
 	ws.steps, ws.attnQ, ws.attnOut = nil, nil, nil
-	ws.ops, ws.prods = [3]adaptOp{}, [6]kernels.Product{}
-	ws.low, ws.lows = nil, [3]lowOp{}
+	ws.ops, ws.prods = [3]adaptOp{}, [3]kernels.Product{}
 	if ws.rows > poolRowsMax {
 		return
 	}
@@ -692,60 +659,11 @@ func (ws *workspace) growLogits(n int) []float32 {
 // its rows.
 func (ws *workspace) linear(li int, p Proj, y, in []float32, w matrix, b []float32, nOut, nIn int) {
 	R := len(in) / nIn
-	ws.ops[0] = adaptOp{p, in, y, nIn, nOut}
-	if ws.low != nil {
-		ws.prods[0] = w.product(y, in, R, nOut, nIn)
-		ws.group(li, 1)
-		w.reorder(y, nOut)
-	} else {
-		w.matmul(y, in, R, nOut, nIn)
-	}
+	w.matmul(y, in, R, nOut, nIn)
 	addBias(y, b)
+	ws.ops[0] = adaptOp{p, in, y, nIn, nOut}
 	ws.adapt(li, 1)
 }
-
-// group runs the base products ws.prods[:n] as one parallel job, together
-// with x·Aᵀ of ws.ops[:n] when one low-rank adapter is spread (ws.low).
-func (ws *workspace) group(li, n int) {
-	np := n
-	if ws.low != nil {
-		i := ws.adapted[0]
-		r0, r1 := ws.rowStart[i], ws.rowStart[i+1]
-		rows := r1 - r0
-		need := 0
-		for j := 0; j < n; j++ {
-			a, bt, rank := ws.low.Factors(li, ws.ops[j].p)
-			ws.lows[j] = lowOp{a: a, bt: bt, rank: rank}
-			need += rows * rank
-		}
-		ws.xa = grow(ws.xa, need)
-		off := 0
-		for j := 0; j < n; j++ {
-			lo, op := &ws.lows[j], &ws.ops[j]
-			if lo.rank == 0 {
-				continue
-			}
-			lo.xa = ws.xa[off : off+rows*lo.rank]
-			off += rows * lo.rank
-			ws.prods[np] = kernels.Product{Dst: lo.xa, X: op.in[r0*op.nIn : r1*op.nIn], W: lo.a, M: rows, N: lo.rank, K: op.nIn}
-			np++
-		}
-	}
-	kernels.MatMulTGroup(ws.prods[:np]...)
-}
-
-// lowOp is one projection's low-rank factors and x·Aᵀ for the spread path.
-//
-//	a: [rank, in], bt: [rank, out], xa: [rows, rank]
-type lowOp struct {
-	a, bt, xa []float32
-	rank      int
-}
-
-// lowCols is how many output columns one work item of the spread rank
-// updates takes: a multiple of every SIMD width, so that each element
-// goes through the same instruction as in one whole-row update.
-const lowCols = 256
 
 // addBias adds b to every row of y (nothing when b is nil).
 //
@@ -776,53 +694,12 @@ func (ws *workspace) adapt(li, n int) {
 		return
 	}
 	ws.li = li
-	if ws.low != nil {
-		ws.lowN = n
-		items := 0
-		for j := 0; j < n; j++ {
-			if ws.lows[j].rank > 0 {
-				items += (ws.ops[j].nOut + lowCols - 1) / lowCols
-			}
-		}
-		kernels.Parallel(items, ws.lowFn)
-		return
-	}
 	if len(ws.adapted) == 1 {
 		// One sequence: a few small GEMVs; a dispatch costs more than they do.
 		ws.adapterRange(0, n)
 		return
 	}
 	kernels.Parallel(n*len(ws.adapted), ws.adapterFn)
-}
-
-// lowRange adds the rank updates of items [lo, hi): item by item, the
-// column blocks of ws.ops[:ws.lowN] in order.
-func (ws *workspace) lowRange(lo, hi int) {
-	i := ws.adapted[0]
-	r0, r1 := ws.rowStart[i], ws.rowStart[i+1]
-	j, first := 0, 0 // op of item lo, and its first item
-	for it := lo; it < hi; it++ {
-		for {
-			n := 0
-			if ws.lows[j].rank > 0 {
-				n = (ws.ops[j].nOut + lowCols - 1) / lowCols
-			}
-			if it < first+n {
-				break
-			}
-			first += n
-			j++
-		}
-		op, l := &ws.ops[j], &ws.lows[j]
-		c0 := (it - first) * lowCols
-		c1 := min(op.nOut, c0+lowCols)
-		for r := 0; r < r1-r0; r++ {
-			y := op.y[(r0+r)*op.nOut : (r0+r+1)*op.nOut]
-			for k, a := range l.xa[r*l.rank : (r+1)*l.rank] {
-				kernels.Axpy(a, l.bt[k*op.nOut+c0:k*op.nOut+c1], y[c0:c1])
-			}
-		}
-	}
 }
 
 func (ws *workspace) adapterRange(lo, hi int) {
