@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,7 +44,7 @@ type engineMetrics struct {
 	maxLoRA     int                        // MaxBatch
 	adapterName func(model.Adapter) string // "" when unknown (a composition)
 	seen        map[*Job]struct{}          // jobs seen running and not yet finished
-	lastLoRA    string                     // label set now exported
+	lastLoRA    []string                   // label values now exported
 }
 
 func newEngineMetrics() *engineMetrics {
@@ -76,7 +77,7 @@ func (e *engineMetrics) setLimits(maxBatch, maxContext int, name func(model.Adap
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.kvBudget, e.maxLoRA, e.adapterName = maxBatch*maxContext, maxBatch, name
-	e.loraInfo.WithLabelValues("", "", strconv.Itoa(maxBatch)).Set(float64(time.Now().Unix()))
+	e.setLoRA([]string{"", "", strconv.Itoa(maxBatch)}, true, time.Now())
 }
 
 // observe is called by the scheduler's loop, from its goroutine, before
@@ -139,12 +140,23 @@ func (e *engineMetrics) observe(active, waiting []slot, queued int) {
 	if e.kvBudget > 0 {
 		e.kvUsage.Set(min(1, float64(kv)/float64(e.kvBudget)))
 	}
-	labels := joinNames(running) + "|" + joinNames(wait)
-	if labels != e.lastLoRA || len(active) > 0 {
-		e.loraInfo.Reset()
-		e.loraInfo.WithLabelValues(joinNames(running), joinNames(wait), strconv.Itoa(e.maxLoRA)).Set(float64(now.Unix()))
-		e.lastLoRA = labels
+	e.setLoRA([]string{joinNames(running), joinNames(wait), strconv.Itoa(e.maxLoRA)}, len(active) > 0, now)
+}
+
+// setLoRA exports the adapters' label set (refreshing its timestamp when
+// the set changed or refresh). The new series is set before the old one is
+// dropped, so a scrape in between never finds the metric missing. Callers
+// hold e.mu.
+func (e *engineMetrics) setLoRA(labels []string, refresh bool, now time.Time) {
+	changed := !slices.Equal(labels, e.lastLoRA)
+	if !changed && !refresh {
+		return
 	}
+	e.loraInfo.WithLabelValues(labels...).Set(float64(now.Unix()))
+	if changed && e.lastLoRA != nil {
+		e.loraInfo.DeleteLabelValues(e.lastLoRA...)
+	}
+	e.lastLoRA = labels
 }
 
 // joinNames is the sorted names, comma-separated.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -113,5 +114,45 @@ func TestReadinessHook(t *testing.T) {
 	ready = true
 	if code, out, _ = do(t, f.srv, "GET", "/readyz", "", ""); code != 200 || out["status"] != "ready" {
 		t.Fatalf("after: %d %v", code, out)
+	}
+}
+
+// The adapters' info metric changes its label set as adapters come and go;
+// a scrape at any moment must find it (two series only while the set
+// changes), never none.
+func TestLoRAInfoNeverMissing(t *testing.T) {
+	e := newEngineMetrics()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.collectors()...)
+	e.setLimits(4, 64, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sets := [][]string{{"a", "", "4"}, {"a,b", "c", "4"}, {"", "", "4"}}
+		for i := 0; i < 2000; i++ {
+			e.mu.Lock()
+			e.setLoRA(sets[i%len(sets)], false, time.Now())
+			e.mu.Unlock()
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fams {
+			if f.GetName() == "roe_lora_requests_info" {
+				n = len(f.GetMetric())
+			}
+		}
+		if n < 1 || n > 2 {
+			t.Fatalf("a scrape found %d roe_lora_requests_info series, want 1 (2 while it changes)", n)
+		}
 	}
 }
