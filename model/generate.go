@@ -65,6 +65,11 @@ type Sequence struct {
 	emitted int             // bytes of text already handed out
 }
 
+// reserveAhead is how many new positions a sequence's first KV allocation
+// covers beyond its prompt when the request bounds its length; past it the
+// cache grows by doubling.
+const reserveAhead = 256
+
 // NewSequence validates a prompt and prepares its generation.
 func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*Sequence, error) {
 	if len(prompt) == 0 {
@@ -91,8 +96,10 @@ func (m *Model) NewSequence(prompt []int, dec TextDecoder, o GenerateOptions) (*
 		dec: dec, stops: o.StopStrings, stopIDs: make(map[int]bool, len(stopIDs)), maxNew: maxNew, next: prompt,
 		vocab: m.Config.VocabSize, lp: GenerateOptions{Logprobs: o.Logprobs, PromptLogprobs: o.PromptLogprobs, TopLogprobs: o.TopLogprobs, ScoreOnly: o.ScoreOnly}}
 	if o.MaxTokens > 0 {
-		// The length is bounded by the request: allocate its KV once.
-		s.cache.Reserve(len(prompt) + maxNew)
+		// The length is bounded by the request: allocate its KV once, but
+		// never hold more than reserveAhead positions it may not use (a
+		// client asking for 4096 tokens often stops after 50).
+		s.cache.Reserve(len(prompt) + min(maxNew, reserveAhead))
 	}
 	s.sampler.Prime(prompt)
 	for _, id := range stopIDs {
