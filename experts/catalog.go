@@ -388,7 +388,6 @@ func (c *Catalog) routedWith(names []string, margin float64) {
 		if st := c.stats[n]; st != nil {
 			st.Routed++
 			st.marginSum += margin
-			st.MeanMargin = st.marginSum / float64(st.Routed)
 		}
 	}
 }
@@ -402,9 +401,12 @@ func (c *Catalog) Stats(name string) (st ExpertStats, ok bool) {
 		return ExpertStats{}, false
 	}
 	if s := c.stats[name]; s != nil {
-		return *s, true
+		st = *s
+		if st.Routed > 0 {
+			st.MeanMargin = st.marginSum / float64(st.Routed)
+		}
 	}
-	return ExpertStats{}, true
+	return st, true
 }
 
 // List returns the served experts' manifests, by name.

@@ -13,7 +13,7 @@ type ExpertStats struct {
 	Selections int64 `json:"selections"` // requests served by it, named or routed
 	Routed     int64 `json:"routed"`     // of them, chosen by auto routing
 	// MeanMargin is the mean, over routed requests, of the confidence margin
-	// over the runner-up (Info.Margin).
+	// over the runner-up (Info.Margin), computed from marginSum by Stats.
 	MeanMargin   float64   `json:"mean_margin"`
 	LastSelected time.Time `json:"last_selected,omitzero"`
 	marginSum    float64

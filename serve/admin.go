@@ -46,7 +46,7 @@ func (s *Server) listExperts(c *fiber.Ctx) error {
 	}
 	ls := listings(ms)
 	for i := range ls {
-		s.describe(e, &ls[i])
+		s.describe(e, &ls[i], nil)
 	}
 	return c.JSON(fiber.Map{"object": "list", "data": ls})
 }
@@ -99,7 +99,7 @@ func (s *Server) getExpert(c *fiber.Ctx) error {
 		return domainError(err)
 	}
 	d := expertDetail{expertListing: expertListing{Manifest: m, Routable: m.NumInstances > 0}}
-	s.describe(e, &d.expertListing)
+	s.describe(e, &d.expertListing, cfg)
 	if json.Valid(cfg) {
 		d.AdapterConfig = cfg
 	}
@@ -122,24 +122,29 @@ type adapterInfo struct {
 	alpha float64
 }
 
-// describe adds the adapter's rank and alpha (read from its configuration
-// once per stored expert id) and the catalog's selections to a listing.
-func (s *Server) describe(e *experts.Catalog, l *expertListing) {
+// describe adds the adapter's rank and alpha (parsed from its configuration
+// once per stored expert id: cfg when the caller has read it, else read
+// here) and the catalog's selections to a listing.
+func (s *Server) describe(e *experts.Catalog, l *expertListing, cfg []byte) {
 	if st, ok := e.Stats(l.Name); ok {
 		l.Stats = &st
 	}
 	v, ok := s.adapterInfo.Load(l.ID)
 	if !ok {
-		b, m, err := e.Library().AdapterConfig(l.Name)
-		if err != nil || m.ID != l.ID {
-			return // gone or replaced meanwhile: the next listing reads the new one
+		b := cfg
+		if b == nil {
+			var m library.Manifest
+			var err error
+			if b, m, err = e.Library().AdapterConfig(l.Name); err != nil || m.ID != l.ID {
+				return // gone or replaced meanwhile: the next listing reads the new one
+			}
 		}
-		var cfg struct {
+		var rc struct {
 			R     int     `json:"r"`
 			Alpha float64 `json:"lora_alpha"`
 		}
-		json.Unmarshal(b, &cfg) // a foreign config without them shows none
-		v, _ = s.adapterInfo.LoadOrStore(l.ID, adapterInfo{cfg.R, cfg.Alpha})
+		json.Unmarshal(b, &rc) // a foreign config without them shows none
+		v, _ = s.adapterInfo.LoadOrStore(l.ID, adapterInfo{rc.R, rc.Alpha})
 	}
 	a := v.(adapterInfo)
 	l.Rank, l.Alpha = a.rank, a.alpha

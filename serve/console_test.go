@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"io"
-	"mime/multipart"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -125,22 +124,8 @@ func TestUploadGGUFAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func(name string, files map[string][]byte) (int, string) {
-		var buf bytes.Buffer
-		w := multipart.NewWriter(&buf)
-		w.WriteField("name", name)
-		for fn, b := range files {
-			fw, _ := w.CreateFormFile(fn, fn)
-			fw.Write(b)
-		}
-		w.Close()
-		req := httptest.NewRequest("POST", "/v1/experts", &buf)
-		req.Header.Set("Content-Type", w.FormDataContentType())
-		resp, err := f.srv.App().Test(req, 60_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := postExpert(t, f, []string{"name", name}, files)
+		return code, string(b)
 	}
 	ins := []byte(`{"input":"Once upon a time there was a dog"}` + "\n")
 	if code, body := post("from-gguf", map[string][]byte{"adapter.gguf": g.Bytes(), "instances.jsonl": ins}); code != 201 {

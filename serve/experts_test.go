@@ -28,23 +28,36 @@ func upload(t testing.TB, f *fixture, name, instances string, fields ...string) 
 	if err := randomLoRA(f.m.Config, 1).Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	w.WriteField("name", name)
-	w.WriteField("kind", "dataset")
-	for i := 0; i+1 < len(fields); i += 2 {
-		w.WriteField(fields[i], fields[i+1])
-	}
+	files := map[string][]byte{"instances.jsonl": []byte(instances)}
 	for _, fn := range []string{"adapter_config.json", "adapter_model.safetensors"} {
 		b, err := readFile(dir + "/" + fn)
 		if err != nil {
 			t.Fatal(err)
 		}
+		files[fn] = b
+	}
+	code, b := postExpert(t, f, append([]string{"name", name, "kind", "dataset"}, fields...), files)
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	if out == nil {
+		out = map[string]any{"_raw": string(b)}
+	}
+	return code, out
+}
+
+// postExpert posts a multipart POST /v1/experts of form fields (name, value
+// pairs) and files, and returns the status and the body.
+func postExpert(t testing.TB, f *fixture, fields []string, files map[string][]byte) (int, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for i := 0; i+1 < len(fields); i += 2 {
+		w.WriteField(fields[i], fields[i+1])
+	}
+	for fn, b := range files {
 		fw, _ := w.CreateFormFile(fn, fn)
 		fw.Write(b)
 	}
-	fw, _ := w.CreateFormFile("instances.jsonl", "instances.jsonl")
-	fw.Write([]byte(instances))
 	w.Close()
 	req := httptest.NewRequest("POST", "/v1/experts", &buf)
 	req.Header.Set("Content-Type", w.FormDataContentType())
@@ -54,12 +67,7 @@ func upload(t testing.TB, f *fixture, name, instances string, fields ...string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	json.Unmarshal(b, &out)
-	if out == nil {
-		out = map[string]any{"_raw": string(b)}
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, b
 }
 
 // instanceLine is one instances.jsonl line with an embedding.
