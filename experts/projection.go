@@ -31,17 +31,6 @@ func (c *Catalog) Map(ctx context.Context, queries []string, maxPoints int) (*Ma
 	if len(queries) > maxMapQueries {
 		return nil, invalid("queries", "at most %d queries, got %d", maxMapQueries, len(queries))
 	}
-	p, err := c.index.Project(maxPoints)
-	if err != nil {
-		return nil, err
-	}
-	m := &Map{Variance: p.Variance, Embedder: c.cfg.Embedder.ID(), Instances: p.Points, Total: c.index.Len(), Queries: []retriever.Point{}}
-	if m.Instances == nil {
-		m.Instances = []retriever.Point{}
-	}
-	for i := range m.Instances {
-		m.Instances[i].Text = clip(m.Instances[i].Text, mapTextRunes)
-	}
 	var texts, kept []string
 	for _, q := range queries {
 		if strings.TrimSpace(q) != "" {
@@ -49,19 +38,26 @@ func (c *Catalog) Map(ctx context.Context, queries []string, maxPoints int) (*Ma
 			kept = append(kept, q)
 		}
 	}
-	if len(texts) == 0 {
-		return m, nil
+	var embs [][]float32
+	if len(texts) > 0 {
+		var err error
+		if embs, err = c.embedQueries(ctx, texts); err != nil {
+			return nil, err
+		}
 	}
-	embs, err := c.embedQueries(ctx, texts)
+	p, err := c.index.Project(maxPoints, embs)
 	if err != nil {
 		return nil, err
 	}
-	for i, e := range embs {
-		x, y, err := p.Place(e)
-		if err != nil {
-			return nil, err
-		}
-		m.Queries = append(m.Queries, retriever.Point{Text: kept[i], X: x, Y: y})
+	m := &Map{Variance: p.Variance, Embedder: c.cfg.Embedder.ID(), Instances: p.Points, Total: c.index.Len(), Queries: p.Queries}
+	if m.Instances == nil {
+		m.Instances = []retriever.Point{}
+	}
+	for i := range m.Instances {
+		m.Instances[i].Text = clip(m.Instances[i].Text, mapTextRunes)
+	}
+	for i := range m.Queries {
+		m.Queries[i].Text = kept[i]
 	}
 	return m, nil
 }

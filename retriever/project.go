@@ -1,7 +1,6 @@
 package retriever
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -17,8 +16,7 @@ type Projection struct {
 	Axes     [2][]float32 // [2][dim] unit principal axes, the first the widest
 	Variance [2]float64   // share of the rows' total variance along each axis
 	Points   []Point      // the rows placed (all of them, or an even sample)
-	norm     Normalization
-	imean    []float32 // [dim] the index's mean (center-l2), for queries
+	Queries  []Point      // the queries placed, in order (X and Y only)
 }
 
 // Point is one placed vector: an instance (Expert, Text) or a query.
@@ -34,24 +32,25 @@ const projectIters = 200
 
 // Project places at most maxPoints rows of the index (every
 // ⌈N/maxPoints⌉-th row when there are more; maxPoints ≤ 0 places all) on
-// the principal plane of the placed rows: a sample stands for the library,
-// and memory stays [maxPoints, dim] however large the index.
-func (ix *Index) Project(maxPoints int) (*Projection, error) {
+// the principal plane of the placed rows, and the queries beside them,
+// normalised as a search normalises queries: a sample stands for the
+// library, and memory stays [maxPoints, dim] however large the index.
+func (ix *Index) Project(maxPoints int, queries [][]float32) (*Projection, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if err := ix.check(); err != nil {
 		return nil, err
 	}
+	if err := ix.checkVectors("query", queries); err != nil {
+		return nil, err
+	}
 	N, d := ix.rows(), ix.dim
-	p := &Projection{norm: ix.norm, Mean: make([]float32, d)}
+	p := &Projection{Mean: make([]float32, d), Queries: make([]Point, len(queries))}
 	if N == 0 {
 		p.Axes = [2][]float32{make([]float32, d), make([]float32, d)}
 		return p, nil
 	}
 	ix.prepare()
-	if ix.norm == CenterL2 {
-		p.imean = append([]float32(nil), ix.mean...)
-	}
 	step := 1
 	if maxPoints > 0 && N > maxPoints {
 		step = (N + maxPoints - 1) / maxPoints
@@ -62,7 +61,7 @@ func (ix *Index) Project(maxPoints int) (*Projection, error) {
 	for i := range n {
 		r, x := i*step, X[i*d:(i+1)*d]
 		copy(x, ix.data[r*d:(r+1)*d])
-		p.normalize(x, ix.scale(r))
+		ix.normalizeRow(x, r)
 		kernels.Axpy(1, x, p.Mean)
 	}
 	kernels.Scale(p.Mean, 1/float32(n))
@@ -84,49 +83,26 @@ func (ix *Index) Project(maxPoints int) (*Projection, error) {
 			p.Points = append(p.Points, Point{Expert: e.name, Text: e.texts[r-e.start], X: kernels.Dot(x, p.Axes[0]), Y: kernels.Dot(x, p.Axes[1])})
 		}
 	}
+	qm, _ := ix.normalizeQueries(queries)
+	for i := range queries {
+		v := qm[i*d : (i+1)*d]
+		kernels.Axpy(-1, p.Mean, v)
+		p.Queries[i].X, p.Queries[i].Y = kernels.Dot(v, p.Axes[0]), kernels.Dot(v, p.Axes[1])
+	}
 	return p, nil
 }
 
-// scale is row r's normalisation factor; the caller holds mu, prepared.
-func (ix *Index) scale(r int) float32 {
-	if ix.norm == Raw {
-		return 1
+// normalizeRow turns a copy of row r in place into the search's view of it:
+// centred on the index's mean (center-l2) and scaled. The caller holds mu,
+// prepared.
+func (ix *Index) normalizeRow(x []float32, r int) {
+	switch ix.norm {
+	case Raw:
+		return
+	case CenterL2:
+		kernels.Axpy(-1, ix.mean, x)
 	}
-	return ix.inv[r]
-}
-
-// normalize turns a row in place into the search's view of it, given its
-// scale s (1/‖x−μ‖, 1/‖x‖ or 1).
-func (p *Projection) normalize(x []float32, s float32) {
-	if p.imean != nil {
-		kernels.Axpy(-1, p.imean, x)
-	}
-	kernels.Scale(x, s)
-}
-
-// Place puts a query embedding on the plane, normalised as a search
-// normalises queries.
-func (p *Projection) Place(q []float32) (x, y float32, err error) {
-	if len(q) != len(p.Mean) {
-		return 0, 0, fmt.Errorf("%w: a query of %d values for an index of %d", ErrDim, len(q), len(p.Mean))
-	}
-	v := append([]float32(nil), q...)
-	s := float32(1)
-	if p.norm != Raw {
-		c := v
-		if p.imean != nil {
-			c = append([]float32(nil), v...)
-			kernels.Axpy(-1, p.imean, c)
-		}
-		if ss := kernels.Dot(c, c); ss > 0 {
-			s = float32(1 / math.Sqrt(float64(ss)))
-		} else {
-			s = 0
-		}
-	}
-	p.normalize(v, s)
-	kernels.Axpy(-1, p.Mean, v)
-	return kernels.Dot(v, p.Axes[0]), kernels.Dot(v, p.Axes[1]), nil
+	kernels.Scale(x, ix.inv[r])
 }
 
 // principalPlane sets axes to the top two eigenvectors of XᵀX (X: [N, d],
@@ -140,12 +116,12 @@ func principalPlane(X []float32, N, d int, axes *[2][]float32) [2]float64 {
 		}
 	}
 	orthonormalize(&V)
+	W := [2][]float32{make([]float32, d), make([]float32, d)}
 	xv := make([]float32, N)
 	var lambda [2]float64
 	for it := 0; it < projectIters; it++ {
-		var W [2][]float32
 		for i := range V {
-			W[i] = make([]float32, d)
+			clear(W[i])
 			for n := range N { // W = Xᵀ(X v)
 				xv[n] = kernels.Dot(X[n*d:(n+1)*d], V[i])
 			}
@@ -156,7 +132,7 @@ func principalPlane(X []float32, N, d int, axes *[2][]float32) [2]float64 {
 		}
 		orthonormalize(&W)
 		delta := 2 - math.Abs(float64(kernels.Dot(W[0], V[0]))) - math.Abs(float64(kernels.Dot(W[1], V[1])))
-		V = W
+		V, W = W, V
 		if delta < 1e-7 {
 			break
 		}

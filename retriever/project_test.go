@@ -34,7 +34,12 @@ func TestProject(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		p, err := ix.Project(0)
+		probe := []int{0, 7, n + 3}
+		var qs [][]float32
+		for _, i := range probe {
+			qs = append(qs, all[i])
+		}
+		p, err := ix.Project(0, qs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +51,7 @@ func TestProject(t *testing.T) {
 		X := mat.NewDense(2*n, d, nil)
 		for i := range 2 * n {
 			x := append([]float32(nil), ix.data[i*d:(i+1)*d]...)
-			p.normalize(x, ix.scale(i))
+			ix.normalizeRow(x, i)
 			for j := range d {
 				X.Set(i, j, float64(x[j]-p.Mean[j]))
 			}
@@ -78,21 +83,21 @@ func TestProject(t *testing.T) {
 				t.Errorf("%s: variance share %d = %.4f, want %.4f", norm, k, p.Variance[k], want)
 			}
 		}
-		for _, i := range []int{0, 7, n + 3} {
-			x, y, err := p.Place(all[i])
-			if err != nil || math.Abs(float64(x-p.Points[i].X)) > 1e-4 || math.Abs(float64(y-p.Points[i].Y)) > 1e-4 {
-				t.Errorf("%s: row %d placed at (%v, %v), the map has (%v, %v) %v", norm, i, x, y, p.Points[i].X, p.Points[i].Y, err)
+		for k, i := range probe {
+			x, y := p.Queries[k].X, p.Queries[k].Y
+			if math.Abs(float64(x-p.Points[i].X)) > 1e-4 || math.Abs(float64(y-p.Points[i].Y)) > 1e-4 {
+				t.Errorf("%s: row %d placed at (%v, %v), the map has (%v, %v)", norm, i, x, y, p.Points[i].X, p.Points[i].Y)
 			}
 		}
-		if _, _, err := p.Place(make([]float32, d+1)); err == nil {
+		if _, err := ix.Project(0, [][]float32{make([]float32, d+1)}); err == nil {
 			t.Errorf("%s: a query of the wrong length placed", norm)
 		}
 		// A sample: every second row.
-		if p, err := ix.Project(n); err != nil || len(p.Points) != n || p.Points[1].Text != "a2" || p.Points[n/2].Expert != "b" {
+		if p, err := ix.Project(n, nil); err != nil || len(p.Points) != n || p.Points[1].Text != "a2" || p.Points[n/2].Expert != "b" {
 			t.Errorf("%s: sample of %d: %d points, %v", norm, n, len(p.Points), err)
 		}
 	}
-	if p, err := NewIndex(4, L2).Project(10); err != nil || len(p.Points) != 0 {
+	if p, err := NewIndex(4, L2).Project(10, [][]float32{{1, 0, 0, 0}}); err != nil || len(p.Points) != 0 || len(p.Queries) != 1 {
 		t.Errorf("empty index: %+v %v", p, err)
 	}
 }
