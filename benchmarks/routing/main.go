@@ -125,6 +125,7 @@ func run() error {
 			return fmt.Errorf("template-rendered routing: %w", err)
 		}
 	}
+	rep.Bars = bars(rep)
 	rep.Seconds = time.Since(t0).Seconds()
 	return write(rep)
 }

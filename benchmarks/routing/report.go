@@ -31,6 +31,7 @@ type Report struct {
 	GroupSize    int              `json:"group_size"`
 	Splits       []SplitReport    `json:"splits"`
 	Templated    *TemplatedReport `json:"template_rendered,omitempty"`
+	Bars         []Bar            `json:"bars,omitempty"` // judged on the test split and the template-rendered means
 }
 
 // SplitReport is one prompt split at each Q.
