@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"roe/internal/testenv"
+	"roe/internal/testmodel"
 	"roe/model"
 	"roe/model/gguf"
 	"roe/model/safetensors"
@@ -22,11 +23,7 @@ func TestGGUFLoRAGolden(t *testing.T) {
 	if _, err := os.Stat(ggufLoRADir); err != nil {
 		testenv.SkipOrFail(t, "%v", err)
 	}
-	base, f, err := model.LoadGGUF("../../shared/golden/gguf/tiny-llama/tiny-llama-F32.gguf", model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	base := testmodel.GGUF(t, "../../shared/golden/gguf/tiny-llama/tiny-llama-F32.gguf", model.LoadOptions{})
 	peft := loadGoldenLoRA(t, loadBase(t))
 	for _, c := range []struct {
 		name string

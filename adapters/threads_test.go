@@ -2,10 +2,9 @@ package adapters
 
 import (
 	"math"
-	"os"
 	"testing"
 
-	"roe/internal/testenv"
+	"roe/internal/testmodel"
 	"roe/kernels"
 	"roe/model"
 )
@@ -15,26 +14,11 @@ import (
 // put back in Hugging Face order before the deltas are added.
 func TestDeltaThreadInvariant(t *testing.T) {
 	// Widths that split unevenly between two threads.
-	cfg, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":320,"intermediate_size":600,
+	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":320,"intermediate_size":600,
 	"num_hidden_layers":2,"num_attention_heads":5,"num_key_value_heads":1,"vocab_size":300,"rms_norm_eps":1e-5,
-	"rope_theta":10000,"max_position_embeddings":256}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Random(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	"rope_theta":10000,"max_position_embeddings":256}`, 3)
 	t.Run("float32", func(t *testing.T) { checkThreads(t, m) })
-	path := "../../shared/golden/gguf/tiny-llama-k256/tiny-llama-k256-Q4_K_M.gguf"
-	if _, err := os.Stat(path); err != nil {
-		testenv.SkipOrFail(t, "%v", err)
-	}
-	q, f, err := model.LoadGGUF(path, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	q := testmodel.GGUF(t, "../../shared/golden/gguf/tiny-llama-k256/tiny-llama-k256-Q4_K_M.gguf", model.LoadOptions{})
 	t.Run("Q4_K_M", func(t *testing.T) { checkThreads(t, q) })
 }
 

@@ -61,16 +61,10 @@ func TestLogitsFrom(t *testing.T) {
 // A reserved cache is allocated once, at the reserved size, and gives the
 // logits of a cache that doubles as it grows; past the reservation it grows.
 func TestCacheReserve(t *testing.T) {
-	c, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
+	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
 	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":50,"rms_norm_eps":1e-5,
-	"rope_theta":10000,"max_position_embeddings":128}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Random(c, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	"rope_theta":10000,"max_position_embeddings":128}`, 7)
+	c := m.Config
 	plain, res := m.NewCache(), m.NewCache()
 	res.Reserve(40)
 	step := func(cache *model.Cache, toks []int) []float32 {

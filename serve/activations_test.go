@@ -1,10 +1,9 @@
 package serve
 
 import (
-	"os"
 	"testing"
 
-	"roe/internal/testenv"
+	"roe/internal/testmodel"
 	"roe/model"
 )
 
@@ -12,16 +11,9 @@ import (
 // --activations q8), and the system fingerprint changes with it.
 func TestModelCardActivations(t *testing.T) {
 	const file = "../../shared/golden/gguf/tiny-llama-k256/tiny-llama-k256-Q4_K_M.gguf"
-	if _, err := os.Stat(file); err != nil {
-		testenv.SkipOrFail(t, "%v", err)
-	}
 	fps := map[string]bool{}
 	for _, act := range []model.Activations{model.ActivationsF32, model.ActivationsQ8} {
-		m, f, err := model.LoadGGUF(file, model.LoadOptions{Activations: act})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		m := testmodel.GGUF(t, file, model.LoadOptions{Activations: act})
 		s := &Server{cfg: Config{ModelID: "base", Model: m}}
 		card := s.models()[0]
 		want := ""

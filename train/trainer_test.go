@@ -5,7 +5,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"roe/internal/testenv"
 	"roe/internal/testmodel"
 	"slices"
 	"testing"
@@ -364,15 +363,7 @@ func TestTrainOnNonFloat32Base(t *testing.T) {
 			}
 		}
 	}
-	file := "../../shared/golden/gguf/stories260K/stories260K-F32.gguf"
-	if _, err := os.Stat(file); err != nil {
-		testenv.SkipOrFail(t, "%v", err)
-	}
-	g, f, err := model.LoadGGUF(file, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	g := testmodel.GGUF(t, "../../shared/golden/gguf/stories260K/stories260K-F32.gguf", model.LoadOptions{})
 	if _, got := runToy(t, g, seqs, o); !loraBytesEqual(got, want) {
 		t.Error("the F32 GGUF of stories260K trains another adapter than its safetensors")
 	}
