@@ -58,18 +58,23 @@ func (r *GGUFRun) decodeRatio() (med, lo, hi float64, ok bool) {
 	if len(r.DecodeRatios) == 0 {
 		return 0, 0, 0, false
 	}
-	v := slices.Clone(r.DecodeRatios)
-	slices.Sort(v)
-	return median(v), v[0], v[len(v)-1], true
+	return median(r.DecodeRatios), slices.Min(r.DecodeRatios), slices.Max(r.DecodeRatios), true
 }
 
-// median of sorted v.
+// median of v (not empty), which it leaves as it is.
 func median(v []float64) float64 {
-	n := len(v)
+	s := slices.Sorted(slices.Values(v))
+	n := len(s)
 	if n%2 == 1 {
-		return v[n/2]
+		return s[n/2]
 	}
-	return (v[n/2-1] + v[n/2]) / 2
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// ggufEngine is one way roe runs a GGUF file in the side-by-side section.
+type ggufEngine struct {
+	name, kernel string
+	m            *model.Model
 }
 
 // GGUFSection is the quantized-weights part of the report.
@@ -130,21 +135,16 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 		}
 		bytes := float64(m.WeightBytes())
 		// The engines of this file, each run over every thread count.
-		engines := []struct {
-			name, kernel string
-			m            *model.Model
-		}{{"roe", kernel, m}}
+		engines := []ggufEngine{{"roe", kernel, m}}
+		closers := []io.Closer{f}
 		if *ggufQ8 && ft.Name != "f32" && ft.Name != "bf16" {
 			lo.Activations = model.ActivationsQ8
 			mq, fq, err := model.LoadGGUF(path, lo)
 			if err != nil {
 				fatal(err)
 			}
-			defer fq.Close() // after the rounds and the measurements below
-			engines = append(engines, struct {
-				name, kernel string
-				m            *model.Model
-			}{engineQ8, kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)", mq})
+			closers = append(closers, fq)
+			engines = append(engines, ggufEngine{engineQ8, kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)", mq})
 		}
 		var runs []GGUFRun // [engine × thread], then llama.cpp's per thread
 		for _, e := range engines {
@@ -188,10 +188,8 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 			}
 		}
 		for _, r := range append(runs, llama...) {
-			v := slices.Clone(r.DecodeRounds)
-			slices.Sort(v)
-			if len(v) > 0 {
-				r.Decode = median(v)
+			if len(r.DecodeRounds) > 0 {
+				r.Decode = median(r.DecodeRounds)
 			}
 			r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[r.Threads]
 			sec.Runs = append(sec.Runs, r)
@@ -224,8 +222,10 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 				}
 			}
 		}
-		f.Close()
-		m = nil
+		for _, c := range closers {
+			c.Close()
+		}
+		m, engines = nil, nil
 		runtime.GC()
 		debug.FreeOSMemory()
 	}
