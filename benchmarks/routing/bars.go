@@ -12,7 +12,45 @@ type Bar struct {
 	Name     string `json:"name"`
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
+	// Interval is the 95% Wilson score interval of a share counted over
+	// prompts: on a dozen prompts a family, one prompt moves a share by 8
+	// points, and the interval says how much a bar's verdict rests on that.
+	Interval string `json:"interval_95,omitempty"`
 	Met      bool   `json:"met"`
+}
+
+// wilson is the 95% Wilson score interval of k successes in n trials.
+func wilson(k, n int) (lo, hi float64) {
+	if n == 0 {
+		return 0, 1
+	}
+	const z = 1.959964
+	p, nn := float64(k)/float64(n), float64(n)
+	d := 1 + z*z/nn
+	c := (p + z*z/(2*nn)) / d
+	h := z * math.Sqrt(p*(1-p)/nn+z*z/(4*nn*nn)) / d
+	return max(0, c-h), min(1, c+h)
+}
+
+// interval formats wilson(k, n) with the counts.
+func interval(k, n int) string {
+	lo, hi := wilson(k, n)
+	return fmt.Sprintf("%s–%s%% (%d of %d)", pct(num(lo)), pct(num(hi)), k, n)
+}
+
+// count returns how many of q's decisions on prompts of family fam (none:
+// out of domain; "" every in-domain family) were routed as ok says.
+func count(q *QReport, fam string, ok func(d decision) bool) (k, n int) {
+	for _, d := range q.Decisions {
+		in := d.Family != none
+		if (fam == "" && in) || (fam != "" && d.Family == fam) {
+			n++
+			if ok(d) {
+				k++
+			}
+		}
+	}
+	return k, n
 }
 
 // The bars' targets. The template-rendered floor is quality.md section 2 as
@@ -47,9 +85,16 @@ func bars(rep *Report) []Bar {
 		return nil
 	}
 	atLeast := func(name string, target, got float64) Bar {
-		return Bar{name, "≥ " + pct(num(target)) + "%", pct(num(got)) + "%", got >= target}
+		return Bar{name, "≥ " + pct(num(target)) + "%", pct(num(got)) + "%", "", got >= target}
 	}
-	out := []Bar{atLeast("in-domain top-1", barTop1, float64(q1.Top1))}
+	right := func(d decision) bool { return d.Routed == d.Family }
+	fellBack := func(d decision) bool { return d.Routed == "fallback" }
+	counted := func(b Bar, k, n int) Bar {
+		b.Interval = interval(k, n)
+		return b
+	}
+	k, n := count(q1, "", right)
+	out := []Bar{counted(atLeast("in-domain top-1", barTop1, float64(q1.Top1)), k, n)}
 
 	worst, worstName := math.Inf(1), ""
 	var below []string
@@ -65,34 +110,32 @@ func bars(rep *Report) []Bar {
 			below = append(below, fmt.Sprintf("%s %s%%", f, pct(v)))
 		}
 	}
-	b := Bar{"every family's top-1", "≥ " + pct(num(barFamily)) + "%", fmt.Sprintf("lowest: %s %s%%", worstName, pct(num(worst))), len(below) == 0}
+	b := Bar{"every family's top-1", "≥ " + pct(num(barFamily)) + "%", fmt.Sprintf("lowest: %s %s%%", worstName, pct(num(worst))), "", len(below) == 0}
 	if len(below) > 0 {
 		b.Measured = "below: " + strings.Join(below, ", ")
 	}
+	if worstName != "" {
+		k, n := count(q1, worstName, right)
+		b.Interval = worstName + " " + interval(k, n)
+	}
+	kOut, nOut := count(q1, none, fellBack)
+	kIn, nIn := count(q1, "", fellBack)
 	out = append(out, b,
-		atLeast("out-of-domain fallback", barFallbackOut, float64(q1.FallbackOut)),
-		Bar{"in-domain fallback", "≤ " + pct(num(barFallbackIn)) + "%", pct(q1.FallbackIn) + "%", float64(q1.FallbackIn) <= barFallbackIn},
-		Bar{"AUROC of the confidence", fmt.Sprintf("≥ %.2f", barAUROC), fmt.Sprintf("%.3f", float64(q1.AUROC)), float64(q1.AUROC) >= barAUROC})
+		counted(atLeast("out-of-domain fallback", barFallbackOut, float64(q1.FallbackOut)), kOut, nOut),
+		counted(Bar{"in-domain fallback", "≤ " + pct(num(barFallbackIn)) + "%", pct(q1.FallbackIn) + "%", "", float64(q1.FallbackIn) <= barFallbackIn}, kIn, nIn),
+		Bar{"AUROC of the confidence", fmt.Sprintf("≥ %.2f", barAUROC), fmt.Sprintf("%.3f", float64(q1.AUROC)), "", float64(q1.AUROC) >= barAUROC})
 
 	// The held-out families' prompts, pooled: a share of prompts, not a mean of families.
-	right, n := 0, 0
+	kh, nh := 0, 0
 	var each []string
 	for _, f := range heldOut {
-		k := 0
-		for _, d := range q1.Decisions {
-			if d.Family == f {
-				k++
-				if d.Routed == f {
-					right++
-				}
-			}
-		}
-		n += k
+		k, n := count(q1, f, right)
+		kh, nh = kh+k, nh+n
 		each = append(each, fmt.Sprintf("%s %s%%", f, pct(q1.ByFamily[f])))
 	}
-	if n > 0 {
-		b := atLeast("held-out families, experts added live", barHeldOut, float64(right)/float64(n))
-		b.Measured = fmt.Sprintf("%s (%d of %d: %s)", b.Measured, right, n, strings.Join(each, ", "))
+	if nh > 0 {
+		b := counted(atLeast("held-out families, experts added live", barHeldOut, float64(kh)/float64(nh)), kh, nh)
+		b.Measured = fmt.Sprintf("%s (%s)", b.Measured, strings.Join(each, ", "))
 		out = append(out, b)
 	}
 
@@ -116,13 +159,19 @@ func barsMarkdown(sb *strings.Builder, bs []Bar) {
 	sb.WriteString("## Bars (test split, Q = 1; template-rendered means)\n\n")
 	sb.WriteString("The acceptance bars of the routing work, judged on this run. Two more live elsewhere: the embedder's " +
 		"share of time-to-first-token (`make bench`, perf.md) and the seen-task accuracy of `auto` (`make bench-quality`, quality.md section 1).\n\n")
-	sb.WriteString("| bar | target | this run | met |\n|---|---|---|---|\n")
+	sb.WriteString("The 95% interval is the Wilson score interval of the share over the prompts counted: with a dozen prompts a family, " +
+		"one prompt moves a share by 8 points, so a verdict whose interval straddles the target rests on a prompt or two.\n\n")
+	sb.WriteString("| bar | target | this run | 95% interval | met |\n|---|---|---|---|---|\n")
 	for _, b := range bs {
 		met := "no"
 		if b.Met {
 			met = "yes"
 		}
-		fmt.Fprintf(sb, "| %s | %s | %s | %s |\n", b.Name, b.Target, b.Measured, met)
+		iv := b.Interval
+		if iv == "" {
+			iv = "—"
+		}
+		fmt.Fprintf(sb, "| %s | %s | %s | %s | %s |\n", b.Name, b.Target, b.Measured, iv, met)
 	}
 	sb.WriteString("\n")
 }

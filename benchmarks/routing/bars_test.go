@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -46,10 +47,30 @@ func TestBars(t *testing.T) {
 			t.Errorf("%s: met %v, want %v (%s against %s)", name, b.Met, met, b.Measured, b.Target)
 		}
 	}
-	if b := got["held-out families, experts added live"]; !strings.HasPrefix(b.Measured, "67.5% (27 of 40") {
-		t.Errorf("held-out pooled share %q, want 67.5%% (27 of 40)", b.Measured)
+	if b := got["held-out families, experts added live"]; !strings.HasPrefix(b.Measured, "67.5%") || !strings.HasSuffix(b.Interval, "(27 of 40)") {
+		t.Errorf("held-out pooled share %q, interval %q, want 67.5%% of 27 of 40", b.Measured, b.Interval)
+	}
+	if b := got["every family's top-1"]; !strings.HasPrefix(b.Interval, heldOut[2]+" ") || !strings.HasSuffix(b.Interval, "(9 of 20)") {
+		t.Errorf("lowest family's interval %q, want %s's 9 of 20", b.Interval, heldOut[2])
+	}
+	if b := got["out-of-domain fallback"]; !strings.HasSuffix(b.Interval, "(8 of 10)") {
+		t.Errorf("out-of-domain fallback interval %q, want 8 of 10", b.Interval)
 	}
 	if bars(&Report{}) != nil {
 		t.Error("bars without a test split")
+	}
+}
+
+// TestWilson checks the interval against values computed independently
+// (the closed form evaluated in Python).
+func TestWilson(t *testing.T) {
+	for _, c := range []struct {
+		k, n   int
+		lo, hi float64
+	}{{4, 12, 0.13812, 0.60938}, {0, 10, 0, 0.27753}, {10, 10, 0.72247, 1}, {27, 40, 0.52018, 0.79915}} {
+		lo, hi := wilson(c.k, c.n)
+		if math.Abs(lo-c.lo) > 1e-4 || math.Abs(hi-c.hi) > 1e-4 {
+			t.Errorf("wilson(%d, %d) = %.5f–%.5f, want %.5f–%.5f", c.k, c.n, lo, hi, c.lo, c.hi)
+		}
 	}
 }
