@@ -74,3 +74,34 @@ func TestWilson(t *testing.T) {
 		}
 	}
 }
+
+// TestThresholds counts a client threshold by hand: a request is served by
+// an expert only when the server did not fall back and its confidence is at
+// or above the threshold.
+func TestThresholds(t *testing.T) {
+	ds := []decision{
+		{Family: "sentiment", Routed: "sentiment", Confidence: 0.4},
+		{Family: "sentiment", Routed: "topic", Confidence: 0.1},
+		{Family: "topic", Routed: "fallback", Confidence: 0.6},
+		{Family: none, Routed: "grammar", Confidence: 0.05},
+		{Family: none, Routed: "fallback", Confidence: 0.01},
+	}
+	rows := thresholds(ds, 3, 2)
+	want := map[float64][3]int{0: {3, 1, 1}, 0.05: {3, 1, 1}, 0.1: {2, 1, 0}, 0.5: {0, 0, 0}} // served, right, out of domain served
+	for _, r := range rows {
+		w, ok := want[r.Min]
+		if !ok {
+			continue
+		}
+		out := int(math.Round(float64(r.OutServed) * 2))
+		if r.Served != w[0] || r.Right != w[1] || out != w[2] {
+			t.Errorf("threshold %g: served %d, right %d, out of domain served %d; want %v", r.Min, r.Served, r.Right, out, w)
+		}
+		if r.Served > 0 && math.Abs(float64(r.Precision)-float64(r.Right)/float64(r.Served)) > 1e-12 {
+			t.Errorf("threshold %g: precision %v", r.Min, r.Precision)
+		}
+	}
+	if r := rows[0]; math.Abs(float64(r.InDomain)-1.0/3) > 1e-12 {
+		t.Errorf("recall at 0: %v, want 1/3", r.InDomain)
+	}
+}

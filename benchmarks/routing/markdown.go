@@ -73,6 +73,23 @@ func splitMarkdown(sb *strings.Builder, sr SplitReport) {
 	for _, q := range sr.Q {
 		confusionMarkdown(sb, q)
 	}
+	for _, q := range sr.Q {
+		thresholdMarkdown(sb, q)
+	}
+}
+
+// thresholdMarkdown is a Q's table of client thresholds on roe.confidence.
+func thresholdMarkdown(sb *strings.Builder, q QReport) {
+	if len(q.Thresholds) == 0 {
+		return
+	}
+	fmt.Fprintf(sb, "\nA client's own threshold on `roe.confidence` at Q = %d: serving the routed expert only at or above it, "+
+		"the base model otherwise (0: the server's decision alone). Precision: the share of expert-served requests that got "+
+		"their family's expert; recall: in-domain requests served right; out of domain served: requests no expert fits that "+
+		"still got one.\n\n| min confidence | served by an expert | precision | in-domain recall | out of domain served |\n|---:|---:|---:|---:|---:|\n", q.Q)
+	for _, r := range q.Thresholds {
+		fmt.Fprintf(sb, "| %g | %d | %s | %s | %s |\n", r.Min, r.Served, pct(r.Precision), pct(r.InDomain), pct(r.OutServed))
+	}
 }
 
 // confusionMarkdown is a Q's confusion table (rows: true family, columns:

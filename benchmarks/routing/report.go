@@ -55,6 +55,47 @@ type QReport struct {
 	Confusion   map[string]map[string]int `json:"confusion"`     // true family → routed family or "fallback"
 	Wrong       map[string]map[string]int `json:"wrong_experts"` // true family → expert routed to wrongly
 	Decisions   []decision                `json:"decisions"`
+	Thresholds  []ThresholdRow            `json:"client_thresholds"`
+}
+
+// ThresholdRow is what a client that serves the routed expert only when
+// roe.confidence ≥ Min (and otherwise the base model, like a fallback) would
+// get on these prompts: how to read the confidence as a decision.
+type ThresholdRow struct {
+	Min       float64 `json:"min_confidence"`
+	Served    int     `json:"served"`     // decisions served by an expert
+	Right     int     `json:"right"`      // of them, in domain and of the right family
+	InDomain  num     `json:"recall"`     // in-domain decisions served right ÷ in-domain decisions
+	Precision num     `json:"precision"`  // Right ÷ Served
+	OutServed num     `json:"out_served"` // out-of-domain decisions served by an expert ÷ out-of-domain decisions
+}
+
+// clientThresholds are the confidences the threshold table tries (0: the
+// server's own decision).
+var clientThresholds = []float64{0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5}
+
+// thresholds is the threshold table of ds.
+func thresholds(ds []decision, nIn, nOut int) []ThresholdRow {
+	var rows []ThresholdRow
+	for _, t := range clientThresholds {
+		r := ThresholdRow{Min: t}
+		out := 0
+		for _, d := range ds {
+			if d.Routed == "fallback" || d.Confidence < t {
+				continue
+			}
+			r.Served++
+			switch {
+			case d.Family == none:
+				out++
+			case d.Routed == d.Family:
+				r.Right++
+			}
+		}
+		r.InDomain, r.Precision, r.OutServed = num(ratio(r.Right, nIn)), num(ratio(r.Right, r.Served)), num(ratio(out, nOut))
+		rows = append(rows, r)
+	}
+	return rows
 }
 
 // TemplatedReport is section 2 of quality.md, measured with this run's embedder.
@@ -108,6 +149,7 @@ func score(q int, ds []decision) QReport {
 	r.Top1 = num(ratio(all, r.InDomain))
 	r.FallbackIn, r.FallbackOut = num(ratio(fbIn, r.InDomain)), num(ratio(fbOut, r.OutOfDomain))
 	r.AUROC = num(auroc(in, out))
+	r.Thresholds = thresholds(ds, r.InDomain, r.OutOfDomain)
 	return r
 }
 
