@@ -4,7 +4,7 @@ BIN     := bin/roe
 CACHE   ?= $(CURDIR)/.cache
 export ROE_CACHE := $(CACHE)
 
-.PHONY: bench-peers test-console test-cluster test-cluster-weed container container-test router build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
+.PHONY: bench-peers test-console test-cluster test-cluster-weed container container-test router router-seeds build run library base-model story bench-load bench-routing bench-quality test test-purego bench fuzz lint tokenizer-vocabs tokenizer-golden clean
 
 # `roe --version` names the commit (Go's own VCS stamp misses git worktrees).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -42,6 +42,12 @@ library: build
 # on the starter library's tasks (scripts/router.sh, about two minutes on 2 cores).
 router: build
 	bash scripts/router.sh $(SHARED)
+
+# A routing change judged over four encoders, not one: the embedded encoder and seeds 2-4
+# (trained as `make router` does, cached in /tmp/roe-router-seeds), each on the dev split.
+# ROUTING_FLAGS passes benchmarks/routing flags, e.g. "-signature-weight 1".
+router-seeds:
+	bash scripts/router-seeds.sh $(SHARED) $(ROUTING_FLAGS)
 
 # The default base model, roe-base: a byte-level BPE vocabulary and a 1.3M-parameter Llama
 # pretrained from scratch by roe on $(SHARED)/data/corpus into models/roe-base
