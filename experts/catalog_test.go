@@ -508,3 +508,11 @@ func TestMapAndStats(t *testing.T) {
 		t.Error("stats outlive the expert")
 	}
 }
+
+func TestSharePercent(t *testing.T) {
+	for x, want := range map[float64]string{0: "0", 0.5: "50", 0.123: "12.3", 0.9996: "99.9", 1: "100", 0.995: "99.5"} {
+		if got := sharePercent(x); got != want {
+			t.Errorf("sharePercent(%v) = %q, want %q", x, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -382,8 +383,8 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		info.Fallback, info.Reason = true, fmt.Sprintf("the best expert's score %.3f is below min_score", rt.Experts[0].Top1)
 	case bestCal < alpha:
 		info.Fallback = true
-		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) is weaker than %.0f%% of the library's own instances written otherwise (fallback quantile %g)",
-			best.Name, rt.Experts[0].Top1, 100*(1-bestCal), alpha)
+		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) is weaker than %s%% of the library's own instances written otherwise (fallback quantile %g)",
+			best.Name, rt.Experts[0].Top1, sharePercent(1-bestCal), alpha)
 	}
 	if info.Fallback {
 		c.metrics.fallbacks.Inc()
@@ -425,4 +426,14 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	}
 	info.Compression = compression(rep)
 	return &Selection{Adapter: l, Info: info}, nil
+}
+
+// sharePercent formats a share in [0, 1] as a percentage that reads 100 only
+// when it is 1 (99.95% rounded to "100" would say every instance).
+func sharePercent(x float64) string {
+	p := strconv.FormatFloat(100*x, 'f', 1, 64)
+	if p == "100.0" && x < 1 {
+		p = "99.9"
+	}
+	return strings.TrimSuffix(p, ".0")
 }
