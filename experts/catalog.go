@@ -519,7 +519,9 @@ func calibrationQueries(emb retriever.Embedder, format, name string, ins []libra
 // typicalScores is each expert's typical score (retriever.Typical): its
 // calibration queries against its other instances, as routing scores them
 // (dense plus signature), the instance itself left out. An expert without
-// one (a single instance) is held to the library's median.
+// one (a single instance) is held to the library's median. The signatures
+// weigh sigWeight here for every expert: the raised weights of
+// retriever.SignatureWeights derive from these scores.
 func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight float64, cals map[string]calibration) map[string]float64 {
 	out := map[string]float64{}
 	var ts []float32
@@ -564,12 +566,13 @@ func (c *Catalog) looScores(name string, cal calibration, typical map[string]flo
 	for e, n := range names {
 		off[e] = float32(c.cfg.TypicalWeight * typical[n])
 	}
+	sw := retriever.SignatureWeights(c.cfg.SignatureWeight, typical, names)
 	out := make([]float32, len(cal.texts))
 	for i, t := range cal.texts {
 		row := best[i*E : (i+1)*E]
 		if c.sigs != nil {
 			for e, s := range c.sigs.Score(t, names) {
-				row[e] += float32(c.cfg.SignatureWeight * s)
+				row[e] += float32(sw[e] * s)
 			}
 		}
 		m := float32(math.Inf(-1))

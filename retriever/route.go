@@ -42,8 +42,10 @@ type RouteOptions struct {
 	QueryTexts []string
 
 	// Signatures, with QueryTexts (one per query), adds SignatureWeight times
-	// each expert's signature score to its dense best score for each query;
-	// the votes, Top1 and the aggregations then use that fused score.
+	// each expert's signature score to its dense best score for each query
+	// (with typical scores, the weight of an expert below their median is
+	// raised: SignatureWeights); the votes, Top1 and the aggregations then
+	// use that fused score.
 	Signatures      *Signatures
 	SignatureWeight float64
 
@@ -125,6 +127,14 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	votes := make([]int, E)
 	top1 := make([]float64, E)
 	if fuse || typical {
+		var sw []float64 // [E] each expert's signature weight
+		if fuse {
+			var t map[string]float64
+			if typical {
+				t = o.Typical
+			}
+			sw = SignatureWeights(o.SignatureWeight, t, names)
+		}
 		var off []float32 // [E] TypicalWeight · typical score
 		if typical {
 			off = make([]float32, E)
@@ -137,7 +147,7 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 			row := res.best[q*E : (q+1)*E]
 			if fuse {
 				for e, s := range o.Signatures.Score(o.QueryTexts[q], names) {
-					row[e] += float32(o.SignatureWeight * s)
+					row[e] += float32(sw[e] * s)
 				}
 			}
 			for e := range off {
