@@ -553,7 +553,8 @@ func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight fl
 // routed (dense best per expert, plus the signatures, less the typical
 // scores), the instance itself left out of the dense search, and returns
 // each query's best score.
-func (c *Catalog) looScores(name string, cal calibration, typical map[string]float64) ([]float32, error) {
+func (c *Catalog) looScores(name string, cal calibration, ref *reference) ([]float32, error) {
+	typical := ref.typical
 	if c.sigs == nil && typical == nil {
 		return c.index.LeaveOneOut(name, cal.embs)
 	}
@@ -566,7 +567,7 @@ func (c *Catalog) looScores(name string, cal calibration, typical map[string]flo
 	for e, n := range names {
 		off[e] = float32(c.cfg.TypicalWeight * typical[n])
 	}
-	sw := retriever.SignatureWeights(c.cfg.SignatureWeight, typical, names)
+	sw := retriever.SignatureWeights(c.cfg.SignatureWeight, typical, ref.copied, names)
 	out := make([]float32, len(cal.texts))
 	for i, t := range cal.texts {
 		row := best[i*E : (i+1)*E]
@@ -635,6 +636,7 @@ func (c *Catalog) refresh(ctx context.Context) {
 // comes first does it itself), so it reflects the library as it is now.
 type reference struct {
 	typical map[string]float64 // nil: TypicalWeight < 0
+	copied  map[string]float64 // Index.Copied, for retriever.SignatureWeights
 	loo     []float32
 }
 
@@ -658,9 +660,10 @@ func (c *Catalog) reference() *reference {
 	ref = &reference{loo: []float32{}}
 	if c.cfg.TypicalWeight > 0 {
 		ref.typical = typicalScores(c.index, c.sigs, c.cfg.SignatureWeight, cals)
+		ref.copied = c.index.Copied()
 	}
 	for name, cal := range cals {
-		loo, err := c.looScores(name, cal, ref.typical)
+		loo, err := c.looScores(name, cal, ref)
 		if err != nil {
 			continue // removed since: its calibration goes with it
 		}

@@ -184,10 +184,14 @@ const signatureBoost = 1
 // the experts, in the caller's order): w for an expert whose typical score
 // is at or above the library's median, and w·(1 + κ·(median − typical)) for
 // one below it. An expert whose instances lie apart in the embedding space
-// (a task the embedder never trained on, or a mixture) has a low typical
-// score, and for it the dense score says less; its task's words then count
-// for more. Without typical scores every weight is w.
-func SignatureWeights(w float64, typical map[string]float64, names []string) []float64 {
+// (a task the embedder never trained on) has a low typical score, and for it
+// the dense score says less; its task's words then count for more. A
+// mixture's instances lie apart too, because they are several tasks': an
+// expert with at least half its instances copied from other experts
+// (copied, Index.Copied; a merge stores its components' instances) keeps w,
+// else the words it shares with each component would outvote them. Without
+// typical scores every weight is w.
+func SignatureWeights(w float64, typical, copied map[string]float64, names []string) []float64 {
 	out := make([]float64, len(names))
 	for i := range out {
 		out[i] = w
@@ -201,7 +205,7 @@ func SignatureWeights(w float64, typical map[string]float64, names []string) []f
 	}
 	mid, _ := Typical(ts)
 	for i, n := range names {
-		if t, ok := typical[n]; ok && t < mid {
+		if t, ok := typical[n]; ok && t < mid && copied[n] < 0.5 {
 			out[i] = w * (1 + signatureBoost*(mid-t))
 		}
 	}

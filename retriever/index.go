@@ -345,3 +345,38 @@ func rowScales(inv, data []float32, d, lo, hi int, mean []float32) {
 		}
 	})
 }
+
+// Copied returns, for each expert, the share of its instance texts that are
+// also an instance text of another expert (a merge stores its components'
+// instances verbatim). Experts without texts are left out.
+func (ix *Index) Copied() map[string]float64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	owners := map[string]int{} // text → experts holding it
+	for _, e := range ix.experts {
+		seen := map[string]bool{}
+		for _, t := range e.texts {
+			if t != "" && !seen[t] {
+				seen[t] = true
+				owners[t]++
+			}
+		}
+	}
+	out := map[string]float64{}
+	for _, e := range ix.experts {
+		n, k := 0, 0
+		for _, t := range e.texts {
+			if t == "" {
+				continue
+			}
+			n++
+			if owners[t] > 1 {
+				k++
+			}
+		}
+		if n > 0 {
+			out[e.name] = float64(k) / float64(n)
+		}
+	}
+	return out
+}

@@ -480,3 +480,28 @@ func TestConcurrentSearchAndUpdate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestCopied(t *testing.T) {
+	ix := NewIndex(2, L2)
+	v := [][]float32{{1, 0}, {0, 1}, {1, 1}, {1, 2}}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(ix.Add("a", v[:2], []string{"x", "y"}))
+	must(ix.Add("b", v[:2], []string{"z", "w"}))
+	must(ix.Add("merge", v, []string{"x", "z", "q", "x"})) // "x" twice: its own copy does not count
+	must(ix.Add("bare", v[:1], nil))
+	got := ix.Copied()
+	want := map[string]float64{"a": 0.5, "b": 0.5, "merge": 0.75}
+	if len(got) != len(want) {
+		t.Fatalf("Copied = %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("Copied[%s] = %v, want %v", k, got[k], w)
+		}
+	}
+}

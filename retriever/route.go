@@ -53,7 +53,10 @@ type RouteOptions struct {
 	// typical score (Index.Typical, by expert name; missing: 0) from its
 	// score for each query, after the signatures: an expert is then judged by
 	// how a query matches it against how its own instances match each other.
-	Typical       map[string]float64
+	Typical map[string]float64
+	// Copied is each expert's share of instances copied from other experts
+	// (Index.Copied): SignatureWeights leaves mixtures at SignatureWeight.
+	Copied        map[string]float64
 	TypicalWeight float64
 }
 
@@ -133,7 +136,7 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 			if typical {
 				t = o.Typical
 			}
-			sw = SignatureWeights(o.SignatureWeight, t, names)
+			sw = SignatureWeights(o.SignatureWeight, t, o.Copied, names)
 		}
 		var off []float32 // [E] TypicalWeight · typical score
 		if typical {
