@@ -520,8 +520,8 @@ func calibrationQueries(emb retriever.Embedder, format, name string, ins []libra
 // calibration queries against its other instances, as routing scores them
 // (dense plus signature), the instance itself left out. An expert without
 // one (a single instance) is held to the library's median. The signatures
-// weigh sigWeight here for every expert: the raised weights of
-// retriever.SignatureWeights derive from these scores.
+// weigh sigWeight here for every expert: retriever.SignatureBoosts derive
+// from these scores.
 func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight float64, cals map[string]calibration) map[string]float64 {
 	out := map[string]float64{}
 	var ts []float32
@@ -554,8 +554,7 @@ func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight fl
 // scores), the instance itself left out of the dense search, and returns
 // each query's best score.
 func (c *Catalog) looScores(name string, cal calibration, ref *reference) ([]float32, error) {
-	typical := ref.typical
-	if c.sigs == nil && typical == nil {
+	if c.sigs == nil && ref.typical == nil {
 		return c.index.LeaveOneOut(name, cal.embs)
 	}
 	best, names, err := c.index.LeaveOneOutExperts(name, cal.embs)
@@ -565,9 +564,9 @@ func (c *Catalog) looScores(name string, cal calibration, ref *reference) ([]flo
 	E := len(names)
 	off := make([]float32, E)
 	for e, n := range names {
-		off[e] = float32(c.cfg.TypicalWeight * typical[n])
+		off[e] = float32(c.cfg.TypicalWeight * ref.typical[n])
 	}
-	sw := retriever.SignatureWeights(c.cfg.SignatureWeight, typical, ref.copied, names)
+	sw := retriever.SignatureWeights(c.cfg.SignatureWeight, ref.boosts, names)
 	out := make([]float32, len(cal.texts))
 	for i, t := range cal.texts {
 		row := best[i*E : (i+1)*E]
@@ -636,7 +635,7 @@ func (c *Catalog) refresh(ctx context.Context) {
 // comes first does it itself), so it reflects the library as it is now.
 type reference struct {
 	typical map[string]float64 // nil: TypicalWeight < 0
-	copied  map[string]float64 // Index.Copied, for retriever.SignatureWeights
+	boosts  map[string]float64 // retriever.SignatureBoosts of typical
 	loo     []float32
 }
 
@@ -660,7 +659,7 @@ func (c *Catalog) reference() *reference {
 	ref = &reference{loo: []float32{}}
 	if c.cfg.TypicalWeight > 0 {
 		ref.typical = typicalScores(c.index, c.sigs, c.cfg.SignatureWeight, cals)
-		ref.copied = c.index.Copied()
+		ref.boosts = retriever.SignatureBoosts(ref.typical, c.index.Copied())
 	}
 	for name, cal := range cals {
 		loo, err := c.looScores(name, cal, ref)

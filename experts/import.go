@@ -120,8 +120,8 @@ type Searchable struct {
 	SignatureWeight float64
 	Typical         map[string]float64 // nil when TypicalWeight < 0
 	// TypicalWeight is RouteOptions.TypicalWeight [retriever.DefaultTypicalWeight].
-	TypicalWeight float64
-	Copied        map[string]float64 // Index.Copied, with Typical
+	TypicalWeight   float64
+	SignatureBoosts map[string]float64 // retriever.SignatureBoosts of Typical
 }
 
 // Options returns o routed as a Catalog routes: the signatures, typical
@@ -133,7 +133,7 @@ func (s *Searchable) Options(o retriever.RouteOptions, texts []string) retriever
 		o.Signatures, o.SignatureWeight = s.Signatures, s.SignatureWeight
 	}
 	if s.Typical != nil {
-		o.Typical, o.TypicalWeight, o.Copied = s.Typical, s.TypicalWeight, s.Copied
+		o.Typical, o.TypicalWeight, o.SignatureBoosts = s.Typical, s.TypicalWeight, s.SignatureBoosts
 	}
 	if s.Lexical != nil {
 		o.Lexical = s.Lexical
@@ -181,7 +181,7 @@ func BuildIndex(lib *library.Library, emb retriever.Embedder, o IndexOptions) (*
 	s := &Searchable{Index: ix, Lexical: lx, Signatures: sigs, SignatureWeight: o.SignatureWeight, TypicalWeight: o.TypicalWeight}
 	if cals != nil {
 		s.Typical = typicalScores(ix, sigs, o.SignatureWeight, cals)
-		s.Copied = ix.Copied()
+		s.SignatureBoosts = retriever.SignatureBoosts(s.Typical, ix.Copied())
 	}
 	return s, nil
 }

@@ -339,7 +339,7 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	}
 	ref := c.reference()
 	if ref.typical != nil {
-		opts.Typical, opts.TypicalWeight, opts.Copied = ref.typical, c.cfg.TypicalWeight, ref.copied
+		opts.Typical, opts.TypicalWeight, opts.SignatureBoosts = ref.typical, c.cfg.TypicalWeight, ref.boosts
 	}
 	rt, err := c.index.Route(embs, opts)
 	if err != nil {

@@ -172,7 +172,7 @@ func Typical(own []float32) (typical float64, ok bool) {
 	return (v[n/2-1] + v[n/2]) / 2, true
 }
 
-// signatureBoost is κ in SignatureWeights, chosen on the routing benchmark's
+// signatureBoost is κ in SignatureBoosts, chosen on the routing benchmark's
 // dev split over four encoder seeds (make router-seeds): κ = 1 / 1.5 / 2 / 3
 // gave the held-out families 25.0 / 25.2 / 26.2 / 26.2 of 36 prompts (23.0
 // without), out-of-domain fallback 73.5 / 73.1 / 72.5 / 72.5% (68.4), and
@@ -180,33 +180,30 @@ func Typical(own []float32) (typical float64, ok bool) {
 // one seed's in-domain fallback past 10%.
 const signatureBoost = 1
 
-// SignatureWeights returns each expert's signature weight in routing (names:
-// the experts, in the caller's order): w for an expert whose typical score
-// is at or above the library's median, and w·(1 + κ·(median − typical)) for
-// one below it. An expert whose instances lie apart in the embedding space
-// (a task the embedder never trained on) has a low typical score, and for it
-// the dense score says less; its task's words then count for more. A
-// mixture's instances lie apart too, because they are several tasks': an
-// expert with at least half its instances copied from other experts
-// (copied, Index.Copied; a merge stores its components' instances) keeps w,
-// else the words it shares with each component would outvote them. Without
-// typical scores every weight is w.
-func SignatureWeights(w float64, typical, copied map[string]float64, names []string) []float64 {
-	out := make([]float64, len(names))
-	for i := range out {
-		out[i] = w
-	}
+// SignatureBoosts returns the factor on the signature weight of each expert
+// whose typical score lies below the library's median: 1 + κ·(median −
+// typical) (experts not in the map keep the weight as it is). An expert whose
+// instances lie apart in the embedding space (a task the embedder never
+// trained on) has a low typical score, and for it the dense score says less;
+// its task's words then count for more. A mixture's instances lie apart too,
+// because they are several tasks': an expert with at least half its
+// instances copied from other experts (copied, Index.Copied; a merge stores
+// its components' instances) is left out, else the words it shares with each
+// component would outvote them. The factors follow the typical scores, so
+// they are computed with them, once per library change.
+func SignatureBoosts(typical, copied map[string]float64) map[string]float64 {
 	if len(typical) == 0 {
-		return out
+		return nil
 	}
 	ts := make([]float32, 0, len(typical))
 	for _, t := range typical {
 		ts = append(ts, float32(t))
 	}
 	mid, _ := Typical(ts)
-	for i, n := range names {
-		if t, ok := typical[n]; ok && t < mid && copied[n] < 0.5 {
-			out[i] = w * (1 + signatureBoost*(mid-t))
+	out := map[string]float64{}
+	for n, t := range typical {
+		if t < mid && copied[n] < 0.5 {
+			out[n] = 1 + signatureBoost*(mid-t)
 		}
 	}
 	return out

@@ -42,21 +42,19 @@ type RouteOptions struct {
 	QueryTexts []string
 
 	// Signatures, with QueryTexts (one per query), adds SignatureWeight times
-	// each expert's signature score to its dense best score for each query
-	// (with typical scores, the weight of an expert below their median is
-	// raised: SignatureWeights); the votes, Top1 and the aggregations then
-	// use that fused score.
+	// each expert's signature score to its dense best score for each query;
+	// the votes, Top1 and the aggregations then use that fused score.
+	// SignatureBoosts multiplies the weight of the experts it names
+	// (SignatureBoosts computes them from the typical scores).
 	Signatures      *Signatures
 	SignatureWeight float64
+	SignatureBoosts map[string]float64
 
 	// Typical, with TypicalWeight, subtracts TypicalWeight times an expert's
 	// typical score (Index.Typical, by expert name; missing: 0) from its
 	// score for each query, after the signatures: an expert is then judged by
 	// how a query matches it against how its own instances match each other.
-	Typical map[string]float64
-	// Copied is each expert's share of instances copied from other experts
-	// (Index.Copied): SignatureWeights leaves mixtures at SignatureWeight.
-	Copied        map[string]float64
+	Typical       map[string]float64
 	TypicalWeight float64
 }
 
@@ -132,11 +130,7 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	if fuse || typical {
 		var sw []float64 // [E] each expert's signature weight
 		if fuse {
-			var t map[string]float64
-			if typical {
-				t = o.Typical
-			}
-			sw = SignatureWeights(o.SignatureWeight, t, o.Copied, names)
+			sw = SignatureWeights(o.SignatureWeight, o.SignatureBoosts, names)
 		}
 		var off []float32 // [E] TypicalWeight · typical score
 		if typical {
@@ -327,5 +321,18 @@ func FuseRRF(dense, lexical []ExpertScore, k int) []ExpertScore {
 		}
 		return out[i].Name < out[j].Name
 	})
+	return out
+}
+
+// SignatureWeights is each expert's signature weight, [len(names)]: w, times
+// its factor in boosts (SignatureBoosts) where it has one.
+func SignatureWeights(w float64, boosts map[string]float64, names []string) []float64 {
+	out := make([]float64, len(names))
+	for e, n := range names {
+		out[e] = w
+		if b, ok := boosts[n]; ok {
+			out[e] *= b
+		}
+	}
 	return out
 }

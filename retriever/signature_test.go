@@ -167,7 +167,7 @@ func TestSignaturesMixtureBelowComponent(t *testing.T) {
 
 func TestSignatureWeights(t *testing.T) {
 	typical := map[string]float64{"a": 0.6, "b": 1.0, "c": 1.2, "d": 1.4}
-	got := SignatureWeights(2, typical, map[string]float64{"b": 0.6}, []string{"a", "b", "c", "d", "unknown"})
+	got := SignatureWeights(2, SignatureBoosts(typical, map[string]float64{"b": 0.6}), []string{"a", "b", "c", "d", "unknown"})
 	// median 1.1: a and b lie below it, by 0.5 and 0.1; b is a mixture (0.6 copied)
 	want := []float64{2 * (1 + signatureBoost*0.5), 2, 2, 2, 2}
 	for i := range want {
@@ -175,7 +175,7 @@ func TestSignatureWeights(t *testing.T) {
 			t.Errorf("weight %d = %v, want %v", i, got[i], want[i])
 		}
 	}
-	for i, w := range SignatureWeights(2, nil, nil, []string{"a", "b"}) {
+	for i, w := range SignatureWeights(2, SignatureBoosts(nil, nil), []string{"a", "b"}) {
 		if w != 2 {
 			t.Errorf("without typical scores, weight %d = %v, want 2", i, w)
 		}
