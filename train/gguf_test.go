@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 
+	"roe/internal/testmodel"
 	"roe/model"
 )
 
@@ -200,17 +201,9 @@ func TestQLoRAAdapterOnFloat32Base(t *testing.T) {
 // randomLlama is a random two-layer Llama of the given widths.
 func randomLlama(t *testing.T, hidden, ffn, heads, kvHeads, vocab int, seed uint64) *model.Model {
 	t.Helper()
-	cfg, err := model.ParseConfig(fmt.Appendf(nil, `{"architectures":["LlamaForCausalLM"],"hidden_size":%d,"intermediate_size":%d,
+	return testmodel.Random(t, fmt.Sprintf(`{"architectures":["LlamaForCausalLM"],"hidden_size":%d,"intermediate_size":%d,
 	"num_hidden_layers":2,"num_attention_heads":%d,"num_key_value_heads":%d,"vocab_size":%d,"rms_norm_eps":1e-5,
-	"max_position_embeddings":256,"tie_word_embeddings":false}`, hidden, ffn, heads, kvHeads, vocab))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Random(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	"max_position_embeddings":256,"tie_word_embeddings":false}`, hidden, ffn, heads, kvHeads, vocab), seed)
 }
 
 // quantized writes base as a GGUF of type typ with roe's quantizer and loads
