@@ -1161,6 +1161,8 @@ func main() {
 			g.qgemvs()
 			g.dequants()
 			g.q8Kernels()
+		} else {
+			g.q8VNNI()
 		}
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
@@ -2103,7 +2105,8 @@ func (g *gen) dequantQ2_K() {
 	})
 }
 
-// Int8-activation kernels (q8act.go; AVX2 only, AVX-512 CPUs use these):
+// Int8-activation kernels (q8act.go; AVX2: AVX-512 CPUs use these but for the
+// VNNI ones of q8VNNI):
 // the activations come as int8 blocks of 32 (qs) with float32 scales (d)
 // and, for Q4_K's mins, int32 block sums (s). A block's integer dot product
 // is VPMADDUBSW (unsigned weight bytes × signed activations into int16
@@ -2495,6 +2498,113 @@ func (g *gen) quantQ8() {
 	g.p("\tDECQ CX")
 	g.p("\tJNZ quantQ8_blk")
 	g.p("quantQ8_done:")
+	g.ret()
+}
+
+// Int8-activation kernels with AVX-512 VNNI (VPDPBUSD: unsigned bytes ×
+// signed bytes, four products summed into each int32 lane), two 32-weight
+// blocks per zmm: lanes 0–7 hold block b's sums, lanes 8–15 block b+1's.
+// The weights enter as unsigned bytes (Q4_0: the nibbles; Q8_0: w+128), so
+// each lane starts from the activations' lane sums (q8Row.p, negated) times
+// the offset (8; 128), and ends as Σ (q−offset)·x exactly in int32. The
+// lane scale is the weight block's f16 d times q8Row.dx (the activation
+// block's scale, one per lane).
+//
+// func q8dotT(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
+func (g *gen) q8VNNI() {
+	g.q8dotVNNI("q8dotQ4_0VNNI", 18, 3, func(d int) {
+		// Z0 = [lo(q0), hi(q0), lo(q1), hi(q1)]: each block's 16 bytes in two
+		// lanes, the odd lanes' words shifted right by 4 (mask K1), then & 0x0f.
+		g.p("	VBROADCASTI32X4 2(DI), Z0")
+		g.p("	VINSERTI32X4 $2, 20(DI), Z0, Z0")
+		g.p("	VINSERTI32X4 $3, 20(DI), Z0, Z0")
+		g.p("	VPSRLW $4, Z0, K1, Z0")
+		g.p("	VPANDD Z15, Z0, Z0")
+	}, func() {
+		g.p("	VMOVDQU 2(DI), X0")
+		g.p("	VPSRLW $4, X0, X1")
+		g.p("	VINSERTI128 $1, X1, Y0, Y0")
+		g.p("	VPANDD Y15, Y0, Y0")
+	}, func() {
+		g.p("	MOVL $0x0f0f0f0f, AX")
+		g.p("	VPBROADCASTD AX, Z15")
+		g.p("	MOVL $0xff00ff00, AX")
+		g.p("	KMOVD AX, K1")
+	})
+	g.q8dotVNNI("q8dotQ8_0VNNI", 34, 7, func(d int) {
+		g.p("	VMOVDQU 2(DI), Y0")
+		g.p("	VINSERTI64X4 $1, 36(DI), Z0, Z0")
+		g.p("	VPXORD Z15, Z0, Z0")
+	}, func() {
+		g.p("	VMOVDQU 2(DI), Y0")
+		g.p("	VPXORD Y15, Y0, Y0")
+	}, func() {
+		g.p("	MOVL $0x80808080, AX")
+		g.p("	VPBROADCASTD AX, Z15")
+	})
+}
+
+// q8dotVNNI emits one VNNI kernel for blocks of bb bytes (f16 d first) with
+// offset 1<<shift: pair leaves two blocks' unsigned quants at DI in Z0,
+// one the last (odd) block's in Y0. Per row: SI = qs, BX = p, DX = dx.
+func (g *gen) q8dotVNNI(name string, bb, shift int, pair func(int), one func(), setup func()) {
+	g.p("")
+	g.p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	g.p("	MOVQ dst+0(FP), R8")
+	g.p("	MOVQ w+32(FP), R12")
+	g.p("	MOVQ rb+40(FP), R9")
+	g.p("	MOVQ rows+56(FP), R11")
+	setup()
+	g.p("%s_row:", name)
+	g.p("	MOVQ qs+8(FP), SI")
+	g.p("	MOVQ p+16(FP), BX")
+	g.p("	MOVQ dx+24(FP), DX")
+	g.p("	MOVQ R12, DI")
+	g.p("	MOVQ nb+48(FP), CX")
+	g.p("	VPXORD Z13, Z13, Z13")
+	g.p("	SHRQ $1, CX")
+	g.p("	JZ %s_odd", name)
+	g.p("%s_blk:", name)
+	for o := 0; o < 2*bb; o += 64 {
+		g.p("	PREFETCHT0 %d(DI)", 512+o)
+	}
+	pair(bb)
+	g.p("	VPSLLD $%d, (BX), Z2", shift)
+	g.p("	VPDPBUSD (SI), Z0, Z2")
+	g.p("	VCVTDQ2PS Z2, Z2")
+	g.p("	VPBROADCASTW (DI), Y8")
+	g.p("	VPBROADCASTW %d(DI), Y9", bb)
+	g.p("	VINSERTI128 $1, X9, Y8, Y8")
+	g.p("	VCVTPH2PS Y8, Z8")
+	g.p("	VMULPS (DX), Z8, Z8")
+	g.p("	VFMADD231PS Z8, Z2, Z13")
+	g.p("	ADDQ $%d, DI", 2*bb)
+	g.p("	ADDQ $64, SI")
+	g.p("	ADDQ $64, BX")
+	g.p("	ADDQ $64, DX")
+	g.p("	DECQ CX")
+	g.p("	JNZ %s_blk", name)
+	g.p("%s_odd:", name)
+	// Fold to 8 lanes first: the 256-bit ops below zero the upper half.
+	g.p("	VEXTRACTF64X4 $1, Z13, Y0")
+	g.p("	VADDPS Y0, Y13, Y13")
+	g.p("	TESTQ $1, nb+48(FP)")
+	g.p("	JZ %s_sum", name)
+	one()
+	g.p("	VPSLLD $%d, (BX), Y2", shift)
+	g.p("	VPDPBUSD (SI), Y0, Y2")
+	g.p("	VCVTDQ2PS Y2, Y2")
+	g.p("	VPBROADCASTW (DI), X8")
+	g.p("	VCVTPH2PS X8, Y8")
+	g.p("	VMULPS (DX), Y8, Y8")
+	g.p("	VFMADD231PS Y8, Y2, Y13")
+	g.p("%s_sum:", name)
+	g.hsumY(13, 0)
+	g.p("	VMOVSS X13, (R8)")
+	g.p("	ADDQ $4, R8")
+	g.p("	ADDQ R9, R12")
+	g.p("	DECQ R11")
+	g.p("	JNZ %s_row", name)
 	g.ret()
 }
 

@@ -56,6 +56,9 @@ type impl struct {
 	// type (nil: the exact float path) and the row quantizer (nil: Go).
 	q8dot   [32]q8dotFunc
 	quantQ8 func(a *q8Row, x []float32)
+	// q8Note names the instructions of q8dot where they differ from the
+	// set's name ("" otherwise).
+	q8Note string
 
 	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
 	// traffic: the peak-throughput probe behind PeakFLOPs.
@@ -82,6 +85,10 @@ func init() {
 // Path names the kernel set in use: "avx512", "avx2", "archsimd-avx512",
 // "archsimd-avx2" or "go".
 func Path() string { return cur.name }
+
+// Q8Note says which instructions the current set's int8-activation kernels
+// use where the set's name does not ("" otherwise), for reports.
+func Q8Note() string { return cur.q8Note }
 
 // Paths lists the kernel sets this CPU and build can run, best first.
 func Paths() []string {

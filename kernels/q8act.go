@@ -11,7 +11,8 @@ import "math"
 // scales. This is what llama.cpp does for every quantized type, so it is as
 // lossy as llama.cpp; roe's default products (MatMulTQ) stay exact.
 //
-// The types with int8 kernels are Q8_0, Q4_0, Q5_0, Q4_K and Q6_K (Q8Types);
+// The types with int8 kernels are Q8_0, Q4_0, Q5_0, Q4_K and Q6_K (Q8Types;
+// Q8_0 and Q4_0 with VPDPBUSD where the CPU has AVX-512 VNNI);
 // others, and products of more than q8Rows rows (prefill), take the exact
 // float32 path even when int8 activations are asked for.
 
@@ -21,11 +22,24 @@ import "math"
 var q8Rows = 8
 
 // q8Row is one row of k activations quantized to k/32 blocks:
-// qs[32b:32b+32]·d[b] ≈ x[32b:32b+32], s[b] = Σ qs[32b:32b+32].
+// qs[32b:32b+32]·d[b] ≈ x[32b:32b+32], s[b] = Σ qs[32b:32b+32]. The VNNI
+// kernels also read it in int32 lanes of four activations:
+// p[i] = -Σ qs[4i:4i+4] and dx[i] = d[i/8] (k/4 each; setLanes).
 type q8Row struct {
 	qs []int8
 	d  []float32
 	s  []int32
+	p  []int32
+	dx []float32
+}
+
+// setLanes fills a.p and a.dx from a.qs and a.d.
+func (a *q8Row) setLanes() {
+	for i := range a.p {
+		q := a.qs[4*i : 4*i+4]
+		a.p[i] = -(int32(q[0]) + int32(q[1]) + int32(q[2]) + int32(q[3]))
+		a.dx[i] = a.d[i/8]
+	}
 }
 
 // q8dotFunc computes dst[j] ≈ x · w_j for j < len(dst) with x quantized in a
@@ -89,6 +103,7 @@ func quantizeQ8Ref(a *q8Row, x []float32) {
 		}
 		a.d[b], a.s[b] = d, s
 	}
+	a.setLanes()
 }
 
 // q8dotGo is the portable set's table: the reference kernels.
@@ -216,7 +231,8 @@ func q6kQuant(ql, qh []byte, g, l int) int {
 type q8Buf struct {
 	qs   []int8
 	d    []float32
-	s    []int32
+	s, p []int32
+	dx   []float32
 	rows []q8Row
 }
 
@@ -228,12 +244,14 @@ func quantizeRows(im *impl, x []float32, ldx, m, k int) *q8Buf {
 	a := q8Pool.get()
 	nb := k / 32
 	a.qs, a.d, a.s = grow8(a.qs, m*k), grow(a.d, m*nb), grow32(a.s, m*nb)
+	a.p, a.dx = grow32(a.p, m*k/4), grow(a.dx, m*k/4)
 	if cap(a.rows) < m {
 		a.rows = make([]q8Row, m)
 	}
 	a.rows = a.rows[:m]
 	for i := range m {
-		a.rows[i] = q8Row{qs: a.qs[i*k : (i+1)*k], d: a.d[i*nb : (i+1)*nb], s: a.s[i*nb : (i+1)*nb]}
+		a.rows[i] = q8Row{qs: a.qs[i*k : (i+1)*k], d: a.d[i*nb : (i+1)*nb], s: a.s[i*nb : (i+1)*nb],
+			p: a.p[i*k/4 : (i+1)*k/4], dx: a.dx[i*k/4 : (i+1)*k/4]}
 		quantizeQ8(im, &a.rows[i], x[i*ldx:i*ldx+k])
 	}
 	return a
@@ -242,6 +260,7 @@ func quantizeRows(im *impl, x []float32, ldx, m, k int) *q8Buf {
 func quantizeQ8(im *impl, a *q8Row, x []float32) {
 	if im.quantQ8 != nil {
 		im.quantQ8(a, x)
+		a.setLanes()
 		return
 	}
 	quantizeQ8Ref(a, x)

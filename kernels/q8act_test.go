@@ -9,7 +9,7 @@ import (
 
 // newQ8Row allocates a quantized row of k activations.
 func newQ8Row(k int) *q8Row {
-	return &q8Row{qs: make([]int8, k), d: make([]float32, k/32), s: make([]int32, k/32)}
+	return &q8Row{qs: make([]int8, k), d: make([]float32, k/32), s: make([]int32, k/32), p: make([]int32, k/4), dx: make([]float32, k/4)}
 }
 
 // q8Inputs returns activation rows that exercise the quantizer: random
@@ -208,6 +208,7 @@ func TestQ8DotExactIntegers(t *testing.T) {
 				for b := range a.d {
 					a.d[b] = 1
 				}
+				a.setLanes()
 				want, _ := q8Want(ty, w, a)
 				if ty.BlockSize() == 256 && extreme {
 					// K-quant sums with ±127 exceed 2²⁴: compare in float64.

@@ -561,4 +561,34 @@ func init() {
 	}
 	avx2Impl.quantQ8 = quantQ8Asm
 	avx512Impl.q8dot, avx512Impl.quantQ8 = avx2Impl.q8dot, avx2Impl.quantQ8
+	if cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512BW {
+		avx512Impl.q8dot[Q8_0] = q8dotVNNI(Q8_0, q8dotQ8_0VNNI)
+		avx512Impl.q8dot[Q4_0] = q8dotVNNI(Q4_0, q8dotQ4_0VNNI)
+		avx512Impl.q8Note = "AVX-512 VNNI for Q8_0 and Q4_0, AVX2 for the others"
+	}
+}
+
+// AVX-512 VNNI int8 kernels (gen_asm.go q8VNNI): as q8dotT, reading the
+// activations' int32 lanes (q8Row.p, q8Row.dx) instead of d and s.
+
+//go:noescape
+func q8dotQ8_0VNNI(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func q8dotQ4_0VNNI(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
+
+// q8dotVNNI wraps a VNNI kernel for type t (32-weight blocks), checking
+// every block and lane it reads.
+func q8dotVNNI(t QType, f func(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)) q8dotFunc {
+	bb := t.BlockBytes()
+	return func(dst []float32, a *q8Row, w []byte, rb int) {
+		nb, rows := len(a.qs)/32, len(dst)
+		if nb == 0 || rows == 0 {
+			clear(dst)
+			return
+		}
+		_, _, _ = a.qs[32*nb-1], a.p[8*nb-1], a.dx[8*nb-1]
+		_ = w[(rows-1)*rb+nb*bb-1]
+		f(&dst[0], &a.qs[0], &a.p[0], &a.dx[0], &w[0], rb, nb, rows)
+	}
 }

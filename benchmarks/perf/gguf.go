@@ -144,7 +144,11 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 				fatal(err)
 			}
 			closers = append(closers, fq)
-			engines = append(engines, ggufEngine{engineQ8, kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)", mq})
+			k := kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)"
+			if n := kernels.Q8Note(); n != "" {
+				k += "; " + n
+			}
+			engines = append(engines, ggufEngine{engineQ8, k, mq})
 		}
 		var runs []GGUFRun // [engine × thread], then llama.cpp's per thread
 		for _, e := range engines {
