@@ -7,19 +7,24 @@ import (
 	"time"
 )
 
-// The worker pool: goroutines started once and fed jobs over a channel. A job
-// is a range split into chunks, and the chunks into one contiguous segment per
-// participant (the caller and each helper it asked for). Each works through
-// its own segment in order, claiming chunks with an atomic counter, then takes
-// what is left of the others'. The caller claims chunks too and never waits
-// for a chunk nobody has started, so nested Parallel calls (MatMulT inside a
-// per-head Parallel) cannot deadlock, they just run on fewer threads.
+// The worker pool: goroutines started once that poll for the latest job. A
+// job is a range split into chunks, and the chunks into one contiguous
+// segment per participant (the caller and each helper it asked for). Each
+// works through its own segment in order, claiming chunks with an atomic
+// counter, then takes what is left of the others'. The caller claims chunks
+// too and never waits for a chunk nobody has started, so nested Parallel
+// calls (MatMulT inside a per-head Parallel) cannot deadlock, they just run
+// on fewer threads.
 //
+// A caller publishes its job in pool.post and bumps pool.seq; idle workers
+// spin on pool.seq (atomic loads: a channel here takes its lock on every
+// hand-off) and park on pool.wake only after spinFor without work. A job published
+// over another one before a worker saw it is simply done by fewer threads.
 // Jobs are recycled through a free list and carry a runner interface rather
 // than a fresh closure, so a parallel GEMM allocates nothing in steady state.
-// The queue holds (job, generation) pairs: a worker that dequeues a copy
-// after its job is done (or already reused) sees a stale generation or no
-// holders and drops it, so late workers never keep a job from being reused.
+// A worker joins a job only while it has holders (state): one that finds a
+// finished or recycled job drops it, so late workers never keep a job from
+// being reused.
 
 // runner is the work of one job: run items [lo, hi).
 type runner interface{ run(lo, hi int) }
@@ -38,11 +43,6 @@ type job struct {
 	left     atomic.Int64  // chunks not yet finished
 	state    atomic.Uint64 // generation<<32 | holders
 	done     chan struct{} // one send when left reaches 0
-}
-
-type jobRef struct {
-	j   *job
-	gen uint32
 }
 
 var jobPool = newFreeList(func() *job { return &job{done: make(chan struct{}, 1)} })
@@ -128,11 +128,15 @@ var pool struct {
 	mu      sync.Mutex
 	threads atomic.Int32
 	started int // workers running
-	jobs    chan jobRef
+
+	post   atomic.Pointer[job] // the latest job offered to the workers
+	seq    atomic.Uint64       // bumped after each post
+	parked atomic.Int32        // workers blocked on wake
+	wake   chan struct{}
 }
 
 func init() {
-	pool.jobs = make(chan jobRef, 256)
+	pool.wake = make(chan struct{}, 256)
 	SetThreads(runtime.GOMAXPROCS(0))
 }
 
@@ -156,25 +160,43 @@ func SetThreads(n int) {
 const spinFor = 200 * time.Microsecond
 
 func worker() {
+	var seen uint64
 	for {
-		var ref jobRef
-		select {
-		case ref = <-pool.jobs:
-		default:
-			start := time.Now()
-			for i := 0; ref.j == nil; i++ {
-				select {
-				case ref = <-pool.jobs:
-				default:
-					if i%64 == 63 && time.Since(start) > spinFor {
-						ref = <-pool.jobs
-					}
-				}
-			}
+		q := pool.seq.Load()
+		if q == seen {
+			q = awaitPost(seen)
 		}
-		if ref.j.acquire(ref.gen) {
-			ref.j.run(int(ref.j.joined.Add(1)))
-			ref.j.release()
+		seen = q
+		j := pool.post.Load()
+		if j == nil {
+			continue
+		}
+		if j.acquire(uint32(j.state.Load() >> 32)) {
+			j.run(int(j.joined.Add(1)))
+			j.release()
+		}
+	}
+}
+
+// awaitPost spins until pool.seq moves past seen, then parks on pool.wake;
+// it returns the new sequence number.
+func awaitPost(seen uint64) uint64 {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if q := pool.seq.Load(); q != seen {
+			return q
+		}
+		if i%64 == 63 && time.Since(start) > spinFor {
+			pool.parked.Add(1)
+			// A post after this point either is seen here or finds
+			// parked > 0 and sends a wake-up.
+			if q := pool.seq.Load(); q != seen {
+				pool.parked.Add(-1)
+				return q
+			}
+			<-pool.wake
+			pool.parked.Add(-1)
+			start, i = time.Now(), 0
 		}
 	}
 }
@@ -246,23 +268,30 @@ func parallelFor(n, grain int, r runner) {
 	j.joined.Store(0)
 	j.left.Store(int64(chunks))
 	j.state.Store(uint64(gen)<<32 | 1) // publishes the fields above
-	for range helpers {
+	pool.post.Store(j)
+	pool.seq.Add(1)
+	for n := min(int(pool.parked.Load()), helpers); n > 0; n-- {
 		select {
-		case pool.jobs <- jobRef{j, gen}:
-			continue
-		default: // queue full: the caller and idle workers do it
+		case pool.wake <- struct{}{}:
+		default:
 		}
-		break
 	}
 	j.run(0)
-	// Helpers may still be finishing a chunk: poll before parking, since a
-	// parked caller costs a scheduler wake-up (tens of µs) per GEMV.
-	if j.left.Load() > 0 {
-		start := time.Now()
-		for i := 0; j.left.Load() > 0; i++ {
-			if i%64 == 63 && time.Since(start) > spinFor {
-				break
-			}
+	// Helpers may still be finishing a chunk: poll the done token before
+	// parking, since a parked caller costs a scheduler wake-up (tens of µs)
+	// per GEMV. (Polling left instead missed the window between the last
+	// chunk's decrement and its send, and parked the caller on one GEMV in
+	// ten on two cores.)
+	start := time.Now()
+	for i := 0; ; i++ {
+		select {
+		case <-j.done:
+			j.release()
+			return
+		default:
+		}
+		if i%64 == 63 && time.Since(start) > spinFor {
+			break
 		}
 	}
 	<-j.done

@@ -360,14 +360,19 @@ func TestSchedulerBackpressureAndCancel(t *testing.T) {
 		return seq
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	long, err := s.Submit(ctx, newSeq(400))
+	// As long as the context allows: a fast machine decodes stories260K in
+	// tens of µs a token.
+	n := m.Config.ContextLength() - 1
+	long, err := s.Submit(ctx, newSeq(n))
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond) // let it join the batch
+	for s.QueueLen() > 0 { // let it join the batch
+		time.Sleep(50 * time.Microsecond)
+	}
 	var full error
 	for i := 0; i < 3 && full == nil; i++ {
-		_, full = s.Submit(context.Background(), newSeq(400))
+		_, full = s.Submit(context.Background(), newSeq(n))
 	}
 	if full != ErrQueueFull {
 		t.Errorf("expected ErrQueueFull, got %v", full)
@@ -380,7 +385,7 @@ func TestSchedulerBackpressureAndCancel(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a cancelled sequence did not stop")
 	}
-	if long.Sequence().FinishReason != "cancelled" || len(long.Sequence().Tokens) >= 400 {
+	if long.Sequence().FinishReason != "cancelled" || len(long.Sequence().Tokens) >= n {
 		t.Errorf("cancelled sequence: %q after %d tokens", long.Sequence().FinishReason, len(long.Sequence().Tokens))
 	}
 }
