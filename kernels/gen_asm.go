@@ -1085,7 +1085,7 @@ func (g *gen) consts() {
 	vec("q_32", 32)
 	vec("q_8", f32bits(8))
 	vec("q_8i", 8)
-	if !g.is512() { // the quantized kernels' constants (AVX2 only, see main)
+	if !g.is512() { // the constants of the AVX2-only quantized kernels (see main)
 		vec("q_10", 0x10)
 		vec("q_3", 3)
 		vec("q_16", f32bits(16))
@@ -1157,11 +1157,17 @@ func main() {
 			g.packB2()
 		}
 		g.widen()
-		if !g.is512() { // see simd_amd64.go: AVX2 only until an AVX-512 machine runs them
+		if !g.is512() {
 			g.qgemvs()
 			g.dequants()
 			g.q8Kernels()
 		} else {
+			// The fused GEMVs whose code is width-generic (the others
+			// use 32-byte constants and stay AVX2).
+			g.qgemvQ8_0()
+			g.qgemvQ4_0()
+			g.qgemvQ4_K()
+			g.qgemvQ6_K()
 			g.q8VNNI()
 		}
 		g.fmaLoop()
