@@ -68,11 +68,12 @@ const (
 
 var barTemplated = map[int]float64{1: 0.823, 8: 0.942, 32: 0.979}
 
-// bars judges rep against the targets; nil without a test split.
-func bars(rep *Report) []Bar {
+// bars judges split of rep against the targets (with the template-rendered
+// means when templated); nil without that split.
+func bars(rep *Report, split string, templated bool) []Bar {
 	var q1 *QReport
 	for i := range rep.Splits {
-		if rep.Splits[i].Split != "test" {
+		if rep.Splits[i].Split != split {
 			continue
 		}
 		for j := range rep.Splits[i].Q {
@@ -139,7 +140,7 @@ func bars(rep *Report) []Bar {
 		out = append(out, b)
 	}
 
-	if tr := rep.Templated; tr != nil {
+	if tr := rep.Templated; tr != nil && templated {
 		for _, q := range tr.Qs {
 			t, ok := barTemplated[q]
 			if !ok {
@@ -151,16 +152,23 @@ func bars(rep *Report) []Bar {
 	return out
 }
 
-// barsMarkdown is the bars' table.
-func barsMarkdown(sb *strings.Builder, bs []Bar) {
+// barsMarkdown is the bars' table: of the test split (fresh false) or the
+// fresh one.
+func barsMarkdown(sb *strings.Builder, bs []Bar, fresh bool) {
 	if len(bs) == 0 {
 		return
 	}
-	sb.WriteString("## Bars (test split, Q = 1; template-rendered means)\n\n")
-	sb.WriteString("The acceptance bars of the routing work, judged on this run. Two more live elsewhere: the embedder's " +
-		"share of time-to-first-token (`make bench`, perf.md) and the seen-task accuracy of `auto` (`make bench-quality`, quality.md section 1).\n\n")
-	sb.WriteString("The 95% interval is the Wilson score interval of the share over the prompts counted: with a dozen prompts a family, " +
-		"one prompt moves a share by 8 points, so a verdict whose interval straddles the target rests on a prompt or two.\n\n")
+	if fresh {
+		sb.WriteString("## The same bars on the fresh split (Q = 1)\n\n")
+		sb.WriteString("Prompts written later, by someone who saw neither the library's templates and data nor the dev and test prompts " +
+			"(prompts/README.md): a second check that the test split's verdicts are not the product of having looked at it.\n\n")
+	} else {
+		sb.WriteString("## Bars (test split, Q = 1; template-rendered means)\n\n")
+		sb.WriteString("The acceptance bars of the routing work, judged on this run. Two more live elsewhere: the embedder's " +
+			"share of time-to-first-token (`make bench`, perf.md) and the seen-task accuracy of `auto` (`make bench-quality`, quality.md section 1).\n\n")
+		sb.WriteString("The 95% interval is the Wilson score interval of the share over the prompts counted: with a dozen prompts a family, " +
+			"one prompt moves a share by 8 points, so a verdict whose interval straddles the target rests on a prompt or two.\n\n")
+	}
 	sb.WriteString("| bar | target | this run | 95% interval | met |\n|---|---|---|---|---|\n")
 	for _, b := range bs {
 		met := "no"

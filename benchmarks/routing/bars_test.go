@@ -25,7 +25,7 @@ func TestBars(t *testing.T) {
 	rep := &Report{Splits: []SplitReport{{Split: "test", Q: []QReport{q1}}},
 		Templated: &TemplatedReport{Qs: []int{1, 32}, Mean: map[string]num{"q1": 0.9, "q32": 0.95}}}
 	got := map[string]Bar{}
-	for _, b := range bars(rep) {
+	for _, b := range bars(rep, "test", true) {
 		got[b.Name] = b
 	}
 	want := map[string]bool{
@@ -56,7 +56,17 @@ func TestBars(t *testing.T) {
 	if b := got["out-of-domain fallback"]; !strings.HasSuffix(b.Interval, "(8 of 10)") {
 		t.Errorf("out-of-domain fallback interval %q, want 8 of 10", b.Interval)
 	}
-	if bars(&Report{}) != nil {
+	rep.Splits[0].Split = "fresh"
+	fb := bars(rep, "fresh", false)
+	if len(fb) != len(got)-2 {
+		t.Errorf("fresh split: %d bars, want %d (no template-rendered ones)", len(fb), len(got)-2)
+	}
+	for _, b := range fb {
+		if strings.HasPrefix(b.Name, "template") {
+			t.Errorf("fresh split judged on %q", b.Name)
+		}
+	}
+	if bars(&Report{}, "test", true) != nil {
 		t.Error("bars without a test split")
 	}
 }

@@ -41,7 +41,7 @@ import (
 var (
 	sharedDir  = flag.String("shared", "../shared", "the shared folder (data/tasks, data/templates) for the template-rendered numbers")
 	embedder   = flag.String("embedder", "router", "the routing embedder: router (the embedded routing encoder, roe serve's default), base (the base model's layer-0 mean pool) or a routing encoder folder")
-	splitFlag  = flag.String("split", "both", "prompt split(s) to report: dev, test or both")
+	splitFlag  = flag.String("split", "all", "prompt split(s) to report: dev, test, fresh, both (dev and test) or all")
 	outDir     = flag.String("out", "benchmarks/results", "where routing.{md,json} go")
 	promptsDir = flag.String("prompts", "benchmarks/routing/prompts", "the prompt sets (dev.jsonl, test.jsonl)")
 	minScore   = flag.Float64("min-score", 0, "auto routing falls back below this score (roe serve --min-score; 0: no absolute threshold)")
@@ -125,19 +125,22 @@ func run() error {
 			return fmt.Errorf("template-rendered routing: %w", err)
 		}
 	}
-	rep.Bars = bars(rep)
+	rep.Bars = bars(rep, "test", true)
+	rep.FreshBars = bars(rep, "fresh", false)
 	rep.Seconds = time.Since(t0).Seconds()
 	return write(rep)
 }
 
 func splitNames(s string) ([]string, error) {
 	switch s {
-	case "dev", "test":
+	case "dev", "test", "fresh":
 		return []string{s}, nil
 	case "both":
 		return []string{"dev", "test"}, nil
+	case "all":
+		return []string{"dev", "test", "fresh"}, nil
 	}
-	return nil, fmt.Errorf("-split: want dev, test or both, got %q", s)
+	return nil, fmt.Errorf("-split: want dev, test, fresh, both or all, got %q", s)
 }
 
 // setup loads the embedded model, builds the embedder, imports the starter

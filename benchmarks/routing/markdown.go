@@ -28,7 +28,8 @@ func markdown(rep *Report) string {
 		"the prompt's family (families.json). AUROC: P(confidence of an in-domain decision > that of an " +
 		"out-of-domain one), ties ½; confidence is the routing's calibrated confidence (roe.confidence). With 12 prompts a family per split, " +
 		"Q = 1 per-family numbers move in steps of about 8 points and Q = 4 ones (3 groups) in steps of 33.\n\n")
-	barsMarkdown(&sb, rep.Bars)
+	barsMarkdown(&sb, rep.Bars, false)
+	barsMarkdown(&sb, rep.FreshBars, true)
 	for _, sr := range rep.Splits {
 		splitMarkdown(&sb, sr)
 	}

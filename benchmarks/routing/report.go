@@ -31,7 +31,8 @@ type Report struct {
 	GroupSize    int              `json:"group_size"`
 	Splits       []SplitReport    `json:"splits"`
 	Templated    *TemplatedReport `json:"template_rendered,omitempty"`
-	Bars         []Bar            `json:"bars,omitempty"` // judged on the test split and the template-rendered means
+	Bars         []Bar            `json:"bars,omitempty"`       // judged on the test split and the template-rendered means
+	FreshBars    []Bar            `json:"fresh_bars,omitempty"` // the same bars on the fresh split (prompts/README.md)
 }
 
 // SplitReport is one prompt split at each Q.
