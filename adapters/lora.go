@@ -272,33 +272,85 @@ func (l *LoRA) AddDelta(layer int, p model.Proj, x, y []float32, rows int) {
 	if pr == nil {
 		return
 	}
-	few := rows <= fewRows
-	need := rows * pr.Rank
-	if !few {
-		need += rows * pr.Out
+	if rows <= fewRows {
+		// Decode: the parts one by one, as model.PartedAdapter promises.
+		n := rows * pr.Out
+		bp := scratch.Get().(*[]float32)
+		if cap(*bp) < n {
+			*bp = make([]float32, n)
+		}
+		d := (*bp)[:n]
+		for k := range pr.parts() {
+			clear(d)
+			pr.addPart(x, d, rows, k)
+			kernels.Add(y[:n], d)
+		}
+		scratch.Put(bp)
+		return
 	}
+	need := rows*pr.Rank + rows*pr.Out
 	bp := scratch.Get().(*[]float32)
 	if cap(*bp) < need {
 		*bp = make([]float32, need)
 	}
 	t := (*bp)[:need]
-	xa := t[:rows*pr.Rank]
-	kernels.MatMulT(xa, x, pr.A, rows, pr.Rank, pr.In) // [rows, r]
-	if few {
-		// Decode: y_i += Σ_j xa_ij · (s·B)ᵀ_j, r vector updates of y's row
-		// in place (no [rows, out] temporary, no short dot products).
-		for i := 0; i < rows; i++ {
-			yi := y[i*pr.Out : (i+1)*pr.Out]
-			for j, a := range xa[i*pr.Rank : (i+1)*pr.Rank] {
-				kernels.Axpy(a, pr.bst[j*pr.Out:(j+1)*pr.Out], yi)
-			}
-		}
-	} else {
-		d := t[rows*pr.Rank:]
-		kernels.MatMulT(d, xa, pr.bs, rows, pr.Out, pr.Rank) // [rows, out]
-		kernels.Add(y[:rows*pr.Out], d)
-	}
+	xa, d := t[:rows*pr.Rank], t[rows*pr.Rank:]
+	kernels.MatMulT(xa, x, pr.A, rows, pr.Rank, pr.In)   // [rows, r]
+	kernels.MatMulT(d, xa, pr.bs, rows, pr.Out, pr.Rank) // [rows, out]
+	kernels.Add(y[:rows*pr.Out], d)
 	scratch.Put(bp)
+}
+
+// DeltaParts implements model.PartedAdapter.
+func (l *LoRA) DeltaParts(layer int, p model.Proj, rows int) int {
+	pr := l.Pair(layer, p)
+	switch {
+	case pr == nil:
+		return 0
+	case rows > fewRows:
+		return 1
+	}
+	return pr.parts()
+}
+
+// AddDeltaPart implements model.PartedAdapter.
+func (l *LoRA) AddDeltaPart(layer int, p model.Proj, x, y []float32, rows, k int) {
+	pr := l.Pair(layer, p)
+	if pr == nil {
+		return
+	}
+	if rows > fewRows {
+		l.AddDelta(layer, p, x, y, rows)
+		return
+	}
+	pr.addPart(x, y, rows, k)
+}
+
+// deltaParts is how many slices of the rank a decode delta is summed in:
+// fixed, so that its bits do not depend on the thread count.
+const deltaParts = 2
+
+func (pr *Pair) parts() int { return min(deltaParts, pr.Rank) }
+
+// addPart adds part k of the few-rows delta to y: y_i += Σ_j xa_ij · (s·B)ᵀ_j
+// over ranks j in [k·r/n, (k+1)·r/n), as vector updates of y's rows in place
+// (no [rows, out] temporary, no short dot products).
+func (pr *Pair) addPart(x, y []float32, rows, k int) {
+	n := pr.parts()
+	r0, r1 := k*pr.Rank/n, (k+1)*pr.Rank/n
+	bp := scratch.Get().(*[]float32)
+	if cap(*bp) < r1-r0 {
+		*bp = make([]float32, r1-r0)
+	}
+	xa := (*bp)[:r1-r0]
+	defer scratch.Put(bp)
+	for i := 0; i < rows; i++ {
+		kernels.MatMulT(xa, x[i*pr.In:(i+1)*pr.In], pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
+		yi := y[i*pr.Out : (i+1)*pr.Out]
+		for j, a := range xa {
+			kernels.Axpy(a, pr.bst[(r0+j)*pr.Out:(r0+j+1)*pr.Out], yi)
+		}
+	}
 }
 
 // fewRows: AddDelta over at most this many rows updates y by rank-1 vector

@@ -9,7 +9,8 @@ import (
 	"roe/model"
 )
 
-// An adapted sequence's logits are the same bits on one thread and on two,
+// An adapted sequence's logits are the same bits on one thread, two and
+// three (a lone decoding sequence's delta parts spread over the threads),
 // over a float32 base and over a Llama GGUF base, whose q and k products are
 // put back in Hugging Face order before the deltas are added.
 func TestDeltaThreadInvariant(t *testing.T) {
@@ -23,8 +24,14 @@ func TestDeltaThreadInvariant(t *testing.T) {
 }
 
 func checkThreads(t *testing.T, m *model.Model) {
+	for _, rank := range []int{8, 6} { // 6: parts of unequal rank
+		checkThreadsRank(t, m, rank)
+	}
+}
+
+func checkThreadsRank(t *testing.T, m *model.Model, rank int) {
 	cfg := m.Config
-	lora := Random(cfg, 8, 5)
+	lora := Random(cfg, rank, 5)
 	lora.Layers[1][model.ProjK] = nil // a module left unadapted
 	defer kernels.SetThreads(kernels.Threads())
 	run := func(threads, rows int) []float32 {
@@ -41,11 +48,42 @@ func checkThreads(t *testing.T, m *model.Model) {
 		return out[0].Logits
 	}
 	for _, rows := range []int{1, fewRows, 7} {
-		one, two := run(1, rows), run(2, rows)
-		for i := range one {
-			if math.Float32bits(one[i]) != math.Float32bits(two[i]) {
-				t.Fatalf("%d rows: logit %d: %v on one thread, %v on two", rows, i, one[i], two[i])
+		one := run(1, rows)
+		for _, threads := range []int{2, 3} {
+			more := run(threads, rows)
+			for i := range one {
+				if math.Float32bits(one[i]) != math.Float32bits(more[i]) {
+					t.Fatalf("rank %d, %d rows: logit %d: %v on one thread, %v on %d", rank, rows, i, one[i], more[i], threads)
+				}
 			}
 		}
+	}
+}
+
+// A decode step of a lone adapted sequence, its delta in parts, allocates
+// nothing once warm.
+func TestPartedDecodeAllocs(t *testing.T) {
+	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
+	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
+	"rope_theta":10000,"max_position_embeddings":256}`, 3)
+	lora := Random(m.Config, 8, 5)
+	defer kernels.SetThreads(kernels.Threads())
+	kernels.SetThreads(2)
+	c := m.NewCache()
+	out := make([]model.Output, 1)
+	steps := []model.Step{{Cache: c, Tokens: []int{1}, Adapter: lora}}
+	step := func() {
+		if c.Len() > 200 {
+			c.Truncate(1)
+		}
+		if err := m.ForwardInto(steps, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		step()
+	}
+	if a := testing.AllocsPerRun(20, step); a != 0 {
+		t.Errorf("%v allocations per adapted decode step", a)
 	}
 }

@@ -51,6 +51,20 @@ type Adapter interface {
 	AddDelta(layer int, p Proj, x, y []float32, rows int)
 }
 
+// PartedAdapter is an Adapter whose AddDelta computes a delta in parts (a
+// LoRA's: slices of its rank, each summed from zero) and adds them to y in
+// order. The model computes the parts of a lone decoding sequence on all
+// kernel threads at once, instead of streaming the adapter's weights on
+// one, and adds them in the same order: the same bits as AddDelta.
+type PartedAdapter interface {
+	Adapter
+	// DeltaParts is how many parts AddDelta computes for projection p of
+	// layer over rows rows (0: p is not adapted).
+	DeltaParts(layer int, p Proj, rows int) int
+	// AddDeltaPart adds part k of that delta to y (the model passes zeros).
+	AddDeltaPart(layer int, p Proj, x, y []float32, rows, k int)
+}
+
 // Cache is one sequence's key/value cache. Keys are stored [pos, HeadDim] and
 // values transposed, [HeadDim, pos], so that both attention products are GEMMs
 // over contiguous rows. A sliding-window layer keeps only the positions its
@@ -580,8 +594,12 @@ type workspace struct {
 	items               []attnItem
 	steps               []Step
 	attnFn, adapterFn   func(lo, hi int)
+	partFn              func(lo, hi int)
 	li                  int        // the adapters' layer
 	ops                 [3]adaptOp // and projections
+	parted              PartedAdapter
+	opParts             [3]int    // parts of each op (adaptParted)
+	partBuf             []float32 // each part's delta, op by op
 	attnLi              int
 	attnQ, attnOut      []float32
 	prods               [3]kernels.Product // one grouped GEMM's operands
@@ -609,6 +627,7 @@ func (m *Model) getWorkspace(rows, steps int) *workspace {
 		ws = &workspace{m: m}
 		ws.attnFn = ws.attentionRange
 		ws.adapterFn = ws.adapterRange
+		ws.partFn = ws.partRange
 	}
 	if rows > ws.rows {
 		c := &m.Config
@@ -695,11 +714,77 @@ func (ws *workspace) adapt(li, n int) {
 	}
 	ws.li = li
 	if len(ws.adapted) == 1 {
-		// One sequence: a few small GEMVs; a dispatch costs more than they do.
+		i := ws.adapted[0]
+		pa, ok := ws.steps[i].Adapter.(PartedAdapter)
+		if ok && kernels.Threads() > 1 && ws.rowStart[i+1]-ws.rowStart[i] <= partedRows && ws.adaptParted(pa, n) {
+			return
+		}
+		// One sequence, one part: a few small GEMVs; a dispatch costs more
+		// than they do.
 		ws.adapterRange(0, n)
 		return
 	}
 	kernels.Parallel(n*len(ws.adapted), ws.adapterFn)
+}
+
+// partedRows is the most rows of a lone adapted sequence whose deltas are
+// computed by adaptParted (decode; a prefill's are GEMMs that spread over
+// the threads themselves).
+const partedRows = 4
+
+// adaptParted runs the delta of ws.ops[:n] for the lone adapted sequence
+// as one parallel job over the parts of every op, each part into its own
+// zeroed buffer, then adds each op's parts to its output in order. It
+// reports false, doing nothing, when there is at most one part in all.
+func (ws *workspace) adaptParted(pa PartedAdapter, n int) bool {
+	i := ws.adapted[0]
+	rows := ws.rowStart[i+1] - ws.rowStart[i]
+	items, size := 0, 0
+	for o := range n {
+		ws.opParts[o] = pa.DeltaParts(ws.li, ws.ops[o].p, rows)
+		items += ws.opParts[o]
+		size += ws.opParts[o] * rows * ws.ops[o].nOut
+	}
+	if items <= 1 {
+		return false
+	}
+	if cap(ws.partBuf) < size {
+		ws.partBuf = make([]float32, size)
+	}
+	ws.partBuf = ws.partBuf[:size]
+	clear(ws.partBuf)
+	ws.parted = pa
+	kernels.Parallel(items, ws.partFn)
+	ws.parted = nil
+	off, r0 := 0, ws.rowStart[i]
+	for o := range n {
+		op := &ws.ops[o]
+		y := op.y[r0*op.nOut : (r0+rows)*op.nOut]
+		for range ws.opParts[o] {
+			kernels.Add(y, ws.partBuf[off:off+len(y)])
+			off += len(y)
+		}
+	}
+	return true
+}
+
+// partRange computes items [lo, hi) of adaptParted: the parts of op 0,
+// then op 1's, and so on.
+func (ws *workspace) partRange(lo, hi int) {
+	i := ws.adapted[0]
+	r0, r1 := ws.rowStart[i], ws.rowStart[i+1]
+	rows := r1 - r0
+	for it := lo; it < hi; it++ {
+		o, k, off := 0, it, 0
+		for k >= ws.opParts[o] {
+			k -= ws.opParts[o]
+			off += ws.opParts[o] * rows * ws.ops[o].nOut
+			o++
+		}
+		op := &ws.ops[o]
+		off += k * rows * op.nOut
+		ws.parted.AddDeltaPart(ws.li, op.p, op.in[r0*op.nIn:r1*op.nIn], ws.partBuf[off:off+rows*op.nOut], rows, k)
+	}
 }
 
 func (ws *workspace) adapterRange(lo, hi int) {
