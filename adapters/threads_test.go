@@ -63,6 +63,9 @@ func checkThreadsRank(t *testing.T, m *model.Model, rank int) {
 // A decode step of a lone adapted sequence, its delta in parts, allocates
 // nothing once warm.
 func TestPartedDecodeAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector")
+	}
 	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
 	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
 	"rope_theta":10000,"max_position_embeddings":256}`, 3)

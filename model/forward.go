@@ -909,7 +909,9 @@ func (ws *workspace) attentionRange(lo, hi int) {
 		K, Vt := cl.k[it.head/group][(k0-cl.off)*hd:], cl.vt[it.head/group][k0-cl.off:]
 		rows, nk := it.t1-it.t0, k1-k0
 		if cap(*bp) < rows*nk {
-			*bp = make([]float32, rows*nk)
+			// Grown geometrically: a decode step sees one more key than the
+			// last, and an exact fit would reallocate on every step.
+			*bp = make([]float32, rows*nk, max(rows*nk, 2*cap(*bp)))
 		}
 		S := (*bp)[:rows*nk] // [rows, nk]
 		r0 := ws.rowStart[it.seq] + it.t0
