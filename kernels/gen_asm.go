@@ -1168,6 +1168,9 @@ func main() {
 			g.qgemvQ4_0()
 			g.qgemvQ4_K()
 			g.qgemvQ6_K()
+			for _, b := range legacyBlocks {
+				g.qgemvLegacy512(b)
+			}
 			g.q8VNNI()
 		}
 		g.fmaLoop()
@@ -1515,6 +1518,55 @@ func (g *gen) qgemvLegacy(b legacyBlock) {
 			g.p("\tVADDSS X11, X13, X0")
 		} else {
 			g.p("\tVMULSS q_%d<>(SB), X11, X11", b.off)
+			g.p("\tVSUBSS X11, X13, X0")
+		}
+	})
+}
+
+// qgemvLegacy512 is qgemvLegacy with 16 lanes: the 16 low nibbles widen
+// into Z0 and the high into Z1 (one VPMOVZXBD), and Q5's fifth bits come
+// from qh as two 16-bit masks (KMOVW) that OR 16 into their lanes.
+func (g *gen) qgemvLegacy512(b legacyBlock) {
+	g.qgemv("qgemv"+b.name, b.bytes, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), Z15")
+		g.p("\tMOVL $16, AX")
+		g.p("\tVPBROADCASTD AX, Z14")
+	}, func() {
+		g.p("\tVPXORD Z13, Z13, Z13")
+		g.p("\tVXORPS X11, X11, X11")
+	}, func() {
+		g.p("\tVPMOVZXBD %d(DI), Z0", b.qsOff)
+		g.p("\tVPSRLD $4, Z0, Z1")
+		g.p("\tVPANDD Z15, Z0, Z0")
+		if b.qhOff > 0 {
+			g.p("\tKMOVW %d(DI), K1", b.qhOff)
+			g.p("\tKMOVW %d(DI), K2", b.qhOff+2)
+			g.p("\tVPORD Z14, Z0, K1, Z0")
+			g.p("\tVPORD Z14, Z1, K2, Z1")
+		}
+		g.p("\tVCVTDQ2PS Z0, Z0")
+		g.p("\tVCVTDQ2PS Z1, Z1")
+		g.p("\tVMULPS (SI), Z0, Z0")
+		g.p("\tVFMADD231PS 64(SI), Z1, Z0")
+		g.p("\tVPBROADCASTW (DI), Y8")
+		g.p("\tVCVTPH2PS Y8, Z8")
+		g.p("\tVFMADD231PS Z8, Z0, Z13")
+		g.p("\tVMOVSS (DX), X9")
+		if b.mOff > 0 {
+			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 10, false)
+			g.p("\tVFMADD231SS X9, X10, X11")
+		} else {
+			g.p("\tVFMADD231SS X9, X8, X11")
+		}
+	}, func() {
+		g.toY(13, 0)
+		g.hsumY(13, 0)
+		if b.mOff > 0 {
+			g.p("\tVADDSS X11, X13, X0")
+		} else {
+			g.p("\tMOVL $0x%08x, AX", f32bits(float32(b.off)))
+			g.p("\tVMOVD AX, X10")
+			g.p("\tVMULSS X10, X11, X11")
 			g.p("\tVSUBSS X11, X13, X0")
 		}
 	})
@@ -2536,6 +2588,35 @@ func (g *gen) q8VNNI() {
 		g.p("	VPBROADCASTD AX, Z15")
 		g.p("	MOVL $0xff00ff00, AX")
 		g.p("	KMOVD AX, K1")
+	})
+	g.q8dotVNNI("q8dotQ5_0VNNI", 22, 4, func(d int) {
+		// As Q4_0's nibbles (at 6), then 16 added to the bytes whose bit
+		// is set in the blocks' qh (at 2 and 24): mask K2, 64 bits.
+		g.p("\tVBROADCASTI32X4 6(DI), Z0")
+		g.p("\tVINSERTI32X4 $2, 28(DI), Z0, Z0")
+		g.p("\tVINSERTI32X4 $3, 28(DI), Z0, Z0")
+		g.p("\tVPSRLW $4, Z0, K1, Z0")
+		g.p("\tVPANDD Z15, Z0, Z0")
+		g.p("\tMOVL 2(DI), AX")
+		g.p("\tMOVL 24(DI), R13")
+		g.p("\tSHLQ $32, R13")
+		g.p("\tORQ R13, AX")
+		g.p("\tKMOVQ AX, K2")
+		g.p("\tVPADDB Z14, Z0, K2, Z0")
+	}, func() {
+		g.p("\tVMOVDQU 6(DI), X0")
+		g.p("\tVPSRLW $4, X0, X1")
+		g.p("\tVINSERTI128 $1, X1, Y0, Y0")
+		g.p("\tVPANDD Y15, Y0, Y0")
+		g.p("\tKMOVD 2(DI), K2")
+		g.p("\tVPADDB Y14, Y0, K2, Y0")
+	}, func() {
+		g.p("\tMOVL $0x0f0f0f0f, AX")
+		g.p("\tVPBROADCASTD AX, Z15")
+		g.p("\tMOVL $0x10101010, AX")
+		g.p("\tVPBROADCASTD AX, Z14")
+		g.p("\tMOVL $0xff00ff00, AX")
+		g.p("\tKMOVD AX, K1")
 	})
 	g.q8dotVNNI("q8dotQ8_0VNNI", 34, 7, func(d int) {
 		g.p("	VMOVDQU 2(DI), Y0")

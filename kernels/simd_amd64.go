@@ -374,6 +374,15 @@ func qgemvQ8_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
 func qgemvQ4_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
+func qgemvQ4_1AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_0AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_1AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
 func qgemvQ4_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
@@ -446,6 +455,9 @@ func init() {
 	avx512Impl.qgemv[Q4_0] = qgemvAsm(Q4_0, qgemvQ4_0AVX512)
 	avx512Impl.qgemv[Q4_K] = qgemvAsm(Q4_K, qgemvQ4_KAVX512)
 	avx512Impl.qgemv[Q6_K] = qgemvAsm(Q6_K, qgemvQ6_KAVX512)
+	avx512Impl.qgemv[Q4_1] = qgemvAsm(Q4_1, qgemvQ4_1AVX512)
+	avx512Impl.qgemv[Q5_0] = qgemvAsm(Q5_0, qgemvQ5_0AVX512)
+	avx512Impl.qgemv[Q5_1] = qgemvAsm(Q5_1, qgemvQ5_1AVX512)
 }
 
 // Exact dequantization kernels (gen_asm.go dequant*): nb blocks of w into
@@ -581,7 +593,8 @@ func init() {
 	if cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512BW {
 		avx512Impl.q8dot[Q8_0] = q8dotVNNI(Q8_0, q8dotQ8_0VNNI)
 		avx512Impl.q8dot[Q4_0] = q8dotVNNI(Q4_0, q8dotQ4_0VNNI)
-		avx512Impl.q8Note = "AVX-512 VNNI for Q8_0 and Q4_0, AVX2 for the others"
+		avx512Impl.q8dot[Q5_0] = q8dotVNNI(Q5_0, q8dotQ5_0VNNI)
+		avx512Impl.q8Note = "AVX-512 VNNI for Q8_0, Q4_0 and Q5_0, AVX2 for the others"
 	}
 }
 
@@ -590,6 +603,9 @@ func init() {
 
 //go:noescape
 func q8dotQ8_0VNNI(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func q8dotQ5_0VNNI(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
 func q8dotQ4_0VNNI(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
