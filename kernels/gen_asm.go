@@ -1162,8 +1162,9 @@ func main() {
 			g.dequants()
 			g.q8Kernels()
 		} else {
-			// The fused GEMVs whose code is width-generic (the others
-			// use 32-byte constants and stay AVX2).
+			// The fused GEMVs whose code is width-generic, and the
+			// legacy types' own 16-lane form; Q2_K, Q3_K and Q5_K use
+			// 32-byte constants and stay AVX2.
 			g.qgemvQ8_0()
 			g.qgemvQ4_0()
 			g.qgemvQ4_K()
@@ -2164,7 +2165,7 @@ func (g *gen) dequantQ2_K() {
 }
 
 // Int8-activation kernels (q8act.go; AVX2: AVX-512 CPUs use these but for the
-// VNNI ones of q8VNNI):
+// VNNI ones of q8VNNI, Q8_0, Q4_0 and Q5_0):
 // the activations come as int8 blocks of 32 (qs) with float32 scales (d)
 // and, for Q4_K's mins, int32 block sums (s). A block's integer dot product
 // is VPMADDUBSW (unsigned weight bytes × signed activations into int16

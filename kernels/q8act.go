@@ -12,7 +12,7 @@ import "math"
 // lossy as llama.cpp; roe's default products (MatMulTQ) stay exact.
 //
 // The types with int8 kernels are Q8_0, Q4_0, Q5_0, Q4_K and Q6_K (Q8Types;
-// Q8_0 and Q4_0 with VPDPBUSD where the CPU has AVX-512 VNNI);
+// Q8_0, Q4_0 and Q5_0 with VPDPBUSD where the CPU has AVX-512 VNNI);
 // others, and products of more than q8Rows rows (prefill), take the exact
 // float32 path even when int8 activations are asked for.
 

@@ -439,9 +439,9 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 	}
 }
 
-// AVX-512 CPUs run the AVX-512 form of the width-generic fused GEMVs (Q8_0,
-// Q4_0, Q4_K, Q6_K: 1.4–1.8× the AVX2 ones on one Zen 5 core) and the AVX2
-// form of the others.
+// AVX-512 CPUs run the AVX-512 fused GEMVs of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K and Q6_K (1.4–2× the AVX2 ones on one Zen 5 core) and the AVX2 ones of
+// Q2_K, Q3_K and Q5_K.
 func init() {
 	avx2Impl.qgemv = [32]qgemvFunc{
 		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
