@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"roe/kernels"
 	"roe/model/safetensors"
@@ -151,22 +152,49 @@ func (e *Encoder) Features(text string, dst []uint32) []uint32 {
 		words = words[:e.cfg.MaxWords]
 	}
 	B := uint64(e.cfg.Buckets)
+	var buf [64]rune
 	for i, w := range words {
 		dst = append(dst, uint32(hashFeature('w', w, "")%B))
 		if e.cfg.Bigrams && i > 0 {
 			dst = append(dst, uint32(hashFeature('b', words[i-1], w)%B))
 		}
-		r := []rune("<" + w + ">")
+		r := append(buf[:0], '<')
+		for _, c := range w {
+			r = append(r, c)
+		}
+		r = append(r, '>')
 		for n := e.cfg.MinChar; n <= e.cfg.MaxChar; n++ {
 			for s := 0; s+n <= len(r); s++ {
 				if n == len(r) {
 					continue // the whole word is already a feature
 				}
-				dst = append(dst, uint32(hashFeature('c', string(r[s:s+n]), "")%B))
+				dst = append(dst, uint32(hashRunes('c', r[s:s+n])%B))
 			}
 		}
 	}
 	return dst
+}
+
+// hashRunes is hashFeature(kind, string(r), ""), without building the
+// string: FNV-1a over the runes' UTF-8 bytes.
+func hashRunes(kind byte, r []rune) uint64 {
+	h := uint64(14695981039346656037)
+	h ^= uint64(kind)
+	h *= 1099511628211
+	var b [utf8.UTFMax]byte
+	for _, c := range r {
+		if c < utf8.RuneSelf {
+			h ^= uint64(c)
+			h *= 1099511628211
+			continue
+		}
+		n := utf8.EncodeRune(b[:], c)
+		for _, x := range b[:n] {
+			h ^= uint64(x)
+			h *= 1099511628211
+		}
+	}
+	return h
 }
 
 // hashFeature is FNV-1a over the kind byte and the feature's text.

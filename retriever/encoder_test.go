@@ -5,7 +5,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strings"
 	"testing"
+	"unicode"
 )
 
 func tinyEncoder(t *testing.T) *Encoder {
@@ -128,6 +131,54 @@ func TestEncoderTrainSaveLoad(t *testing.T) {
 	for i := range a[0] {
 		if a[0][i] != b[0][i] {
 			t.Fatalf("embedding differs after Save/Load at %d: %g vs %g", i, a[0][i], b[0][i])
+		}
+	}
+}
+
+// featuresRef is Features as first written (a string per n-gram): the
+// reference twin whose hashes the stored library embeddings were made with.
+func featuresRef(e *Encoder, text string) []uint32 {
+	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	if len(words) > e.cfg.MaxWords {
+		words = words[:e.cfg.MaxWords]
+	}
+	B := uint64(e.cfg.Buckets)
+	var dst []uint32
+	for i, w := range words {
+		dst = append(dst, uint32(hashFeature('w', w, "")%B))
+		if e.cfg.Bigrams && i > 0 {
+			dst = append(dst, uint32(hashFeature('b', words[i-1], w)%B))
+		}
+		r := []rune("<" + w + ">")
+		for n := e.cfg.MinChar; n <= e.cfg.MaxChar; n++ {
+			for s := 0; s+n <= len(r); s++ {
+				if n == len(r) {
+					continue
+				}
+				dst = append(dst, uint32(hashFeature('c', string(r[s:s+n]), "")%B))
+			}
+		}
+	}
+	return dst
+}
+
+// Features hashes exactly as its reference twin, on ASCII, accented, CJK,
+// emoji and invalid UTF-8 text and on words longer than its rune buffer.
+func TestFeaturesMatchReference(t *testing.T) {
+	e, err := NewEncoder(DefaultEncoderConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{
+		"Is this review positive or negative? The movie was great!",
+		"Ünïcödé café naïve résumé — «quoted» 東京タワー 🙂 emoji",
+		"bad \xff\xfe utf8 \xc3 here",
+		strings.Repeat("supercalifragilistic", 8) + " end",
+		"", "   ", "a b c 1 2 3",
+	} {
+		got, want := e.Features(text, nil), featuresRef(e, text)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: features differ from the reference (%d vs %d)", text, len(got), len(want))
 		}
 	}
 }
