@@ -1173,6 +1173,7 @@ func main() {
 				g.qgemvLegacy512(b)
 			}
 			g.q8VNNI()
+			g.accRows()
 		}
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
@@ -2693,6 +2694,52 @@ func (g *gen) q8dotVNNI(name string, bb, shift int, pair func(int), one func(), 
 	g.p("	ADDQ R9, R12")
 	g.p("	DECQ R11")
 	g.p("	JNZ %s_row", name)
+	g.ret()
+}
+
+// accRows: dst[0:d] += weight[r] · table[r·d : r·d+d] for each r in rows,
+// in order, one FMA per element and row (Axpy row by row, bit for bit), 64
+// columns at a time in four accumulators (d a multiple of 64). AVX-512 only:
+// the routing encoder's weighted mean of feature rows, a few thousand rows
+// of 64 floats, where a call per row cost more than its arithmetic.
+//
+// func accRowsAVX512(dst, table, weight *float32, rows *uint32, n, d int)
+func (g *gen) accRows() {
+	g.p("")
+	g.p("TEXT ·accRowsAVX512(SB), NOSPLIT, $0-48")
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ table+8(FP), R9")
+	g.p("\tMOVQ weight+16(FP), R10")
+	g.p("\tMOVQ d+40(FP), R12")
+	g.p("\tSHLQ $2, R12")  // row bytes
+	g.p("\tXORQ R13, R13") // column byte offset
+	g.p("accRows_chunk:")
+	for j := 0; j < 4; j++ {
+		g.p("\tVMOVUPS %d(R8)(R13*1), Z%d", 64*j, j)
+	}
+	g.p("\tMOVQ rows+24(FP), SI")
+	g.p("\tMOVQ n+32(FP), CX")
+	g.p("\tTESTQ CX, CX")
+	g.p("\tJZ accRows_store")
+	g.p("accRows_row:")
+	g.p("\tMOVL (SI), AX")
+	g.p("\tVBROADCASTSS (R10)(AX*4), Z8")
+	g.p("\tIMULQ R12, AX")
+	g.p("\tADDQ R9, AX")
+	g.p("\tADDQ R13, AX")
+	for j := 0; j < 4; j++ {
+		g.p("\tVFMADD231PS %d(AX), Z8, Z%d", 64*j, j)
+	}
+	g.p("\tADDQ $4, SI")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ accRows_row")
+	g.p("accRows_store:")
+	for j := 0; j < 4; j++ {
+		g.p("\tVMOVUPS Z%d, %d(R8)(R13*1)", j, 64*j)
+	}
+	g.p("\tADDQ $256, R13")
+	g.p("\tCMPQ R13, R12")
+	g.p("\tJB accRows_chunk")
 	g.ret()
 }
 

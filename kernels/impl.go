@@ -60,6 +60,9 @@ type impl struct {
 	// set's name ("" otherwise).
 	q8Note string
 
+	// accRows (nil: Axpy row by row): see AccRows; d a multiple of 64.
+	accRows func(dst, table, weight []float32, rows []uint32, d int)
+
 	// fmaLoop runs n iterations of fmaPerIter float32 FLOPs with no memory
 	// traffic: the peak-throughput probe behind PeakFLOPs.
 	fmaLoop    func(n int)

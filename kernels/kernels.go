@@ -29,6 +29,25 @@ func Axpy(alpha float32, x, y []float32) {
 	cur.axpy(alpha, x, y[:len(x)])
 }
 
+// AccRows computes dst[:d] += weight[r] · table[r·d : (r+1)·d] for each r in
+// rows, in order: Axpy row by row, with the same bits, in one call (a
+// weighted sum of embedding-table rows).
+func AccRows(dst, table, weight []float32, rows []uint32, d int) {
+	need("AccRows", len(dst), d)
+	for _, r := range rows {
+		if int(r) >= len(weight) || (int(r)+1)*d > len(table) {
+			panic(fmt.Sprintf("kernels: AccRows: row %d outside a table of %d rows of %d (weights %d)", r, len(table)/max(d, 1), d, len(weight)))
+		}
+	}
+	if cur.accRows != nil && d > 0 && d%64 == 0 && len(rows) > 0 {
+		cur.accRows(dst[:d], table, weight, rows, d)
+		return
+	}
+	for _, r := range rows {
+		cur.axpy(weight[r], table[int(r)*d:(int(r)+1)*d], dst[:d])
+	}
+}
+
 // Add computes dst += x over len(x) elements.
 func Add(dst, x []float32) {
 	need("Add", len(dst), len(x))

@@ -409,3 +409,38 @@ func TestLogSumExp(t *testing.T) {
 		}
 	}
 }
+
+// AccRows equals Axpy row by row, bit for bit, in every kernel set: rows
+// repeated and out of order, widths on and off the fast path's 64.
+func TestAccRows(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(71, 72))
+		for _, d := range []int{64, 128, 192, 48, 8} {
+			nt := 50
+			table, weight := randVec(r, nt*d, 1), randVec(r, nt, 2)
+			for _, n := range []int{0, 1, 7, 300} {
+				rows := make([]uint32, n)
+				for i := range rows {
+					rows[i] = uint32(r.IntN(nt))
+				}
+				got, want := randVec(r, d+1, 1), make([]float32, d+1)
+				copy(want, got)
+				AccRows(got, table, weight, rows, d)
+				for _, row := range rows {
+					Axpy(weight[row], table[int(row)*d:int(row+1)*d], want[:d])
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("d=%d n=%d: dst[%d] = %v, Axpy row by row %v", d, n, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
+	defer func() {
+		if recover() == nil {
+			t.Error("a row outside the table did not panic")
+		}
+	}()
+	AccRows(make([]float32, 64), make([]float32, 64), make([]float32, 1), []uint32{1}, 64)
+}

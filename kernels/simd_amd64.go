@@ -598,6 +598,15 @@ func init() {
 	}
 }
 
+//go:noescape
+func accRowsAVX512(dst, table, weight *float32, rows *uint32, n, d int)
+
+func init() {
+	avx512Impl.accRows = func(dst, table, weight []float32, rows []uint32, d int) {
+		accRowsAVX512(&dst[0], &table[0], &weight[0], &rows[0], len(rows), d)
+	}
+}
+
 // AVX-512 VNNI int8 kernels (gen_asm.go q8VNNI): as q8dotT, reading the
 // activations' int32 lanes (q8Row.p, q8Row.dx) instead of d and s.
 

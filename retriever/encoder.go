@@ -220,8 +220,8 @@ func (e *Encoder) meanInto(v []float32, feats []uint32) float32 {
 	clear(v)
 	var W float32
 	D := e.cfg.Dim
+	kernels.AccRows(v, e.table, e.weight, feats, D)
 	for _, f := range feats {
-		kernels.Axpy(e.weight[f], e.table[int(f)*D:int(f+1)*D], v)
 		W += e.weight[f]
 	}
 	if W > 0 {
@@ -285,9 +285,7 @@ func (e *Encoder) Embed(texts []string) ([][]float32, error) {
 		}
 		if e.cfg.Lexical > 0 {
 			// The lexical half: the weighted mean of the initial vectors.
-			for _, f := range feats {
-				kernels.Axpy(e.weight[f], e.init[int(f)*D:int(f+1)*D], u[D:])
-			}
+			kernels.AccRows(u[D:], e.init, e.weight, feats, D)
 			if !unit(u[D:]) {
 				return nil, fmt.Errorf("%w: text %d embeds to zero", ErrEmbed, i)
 			}
