@@ -59,6 +59,8 @@ type impl struct {
 	// q8Note names the instructions of q8dot where they differ from the
 	// set's name ("" otherwise).
 	q8Note string
+	// q8Lanes: some q8dot kernel reads the rows' int32 lanes (q8Row.p, dx).
+	q8Lanes bool
 
 	// accRows (nil: Axpy row by row): see AccRows; d a multiple of 64.
 	accRows func(dst, table, weight []float32, rows []uint32, d int)

@@ -24,7 +24,8 @@ var q8Rows = 8
 // q8Row is one row of k activations quantized to k/32 blocks:
 // qs[32b:32b+32]·d[b] ≈ x[32b:32b+32], s[b] = Σ qs[32b:32b+32]. The VNNI
 // kernels also read it in int32 lanes of four activations:
-// p[i] = -Σ qs[4i:4i+4] and dx[i] = d[i/8] (k/4 each; setLanes).
+// p[i] = -Σ qs[4i:4i+4] and dx[i] = d[i/8] (k/4 each; setLanes), which
+// quantizeQ8 fills only for the sets that read them (impl.q8Lanes).
 type q8Row struct {
 	qs []int8
 	d  []float32
@@ -103,7 +104,6 @@ func quantizeQ8Ref(a *q8Row, x []float32) {
 		}
 		a.d[b], a.s[b] = d, s
 	}
-	a.setLanes()
 }
 
 // q8dotGo is the portable set's table: the reference kernels.
@@ -244,14 +244,18 @@ func quantizeRows(im *impl, x []float32, ldx, m, k int) *q8Buf {
 	a := q8Pool.get()
 	nb := k / 32
 	a.qs, a.d, a.s = grow8(a.qs, m*k), grow(a.d, m*nb), grow32(a.s, m*nb)
-	a.p, a.dx = grow32(a.p, m*k/4), grow(a.dx, m*k/4)
+	if im.q8Lanes {
+		a.p, a.dx = grow32(a.p, m*k/4), grow(a.dx, m*k/4)
+	}
 	if cap(a.rows) < m {
 		a.rows = make([]q8Row, m)
 	}
 	a.rows = a.rows[:m]
 	for i := range m {
-		a.rows[i] = q8Row{qs: a.qs[i*k : (i+1)*k], d: a.d[i*nb : (i+1)*nb], s: a.s[i*nb : (i+1)*nb],
-			p: a.p[i*k/4 : (i+1)*k/4], dx: a.dx[i*k/4 : (i+1)*k/4]}
+		a.rows[i] = q8Row{qs: a.qs[i*k : (i+1)*k], d: a.d[i*nb : (i+1)*nb], s: a.s[i*nb : (i+1)*nb]}
+		if im.q8Lanes {
+			a.rows[i].p, a.rows[i].dx = a.p[i*k/4:(i+1)*k/4], a.dx[i*k/4:(i+1)*k/4]
+		}
 		quantizeQ8(im, &a.rows[i], x[i*ldx:i*ldx+k])
 	}
 	return a
@@ -260,10 +264,12 @@ func quantizeRows(im *impl, x []float32, ldx, m, k int) *q8Buf {
 func quantizeQ8(im *impl, a *q8Row, x []float32) {
 	if im.quantQ8 != nil {
 		im.quantQ8(a, x)
-		a.setLanes()
-		return
+	} else {
+		quantizeQ8Ref(a, x)
 	}
-	quantizeQ8Ref(a, x)
+	if im.q8Lanes {
+		a.setLanes()
+	}
 }
 
 func grow8(s []int8, n int) []int8 {

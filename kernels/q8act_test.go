@@ -116,6 +116,7 @@ func TestQ8Dot(t *testing.T) {
 				xs := q8Inputs(r, k)
 				a := newQ8Row(k)
 				quantizeQ8Ref(a, xs[r.IntN(len(xs))])
+				a.setLanes()
 				got := randVec(r, rows+1, 1)
 				end := got[rows]
 				f(got[:rows], a, w, rb)
@@ -252,6 +253,7 @@ func TestQ8Error(t *testing.T) {
 			MatMulTQ8(got, x, w, 1)
 			a := newQ8Row(k)
 			quantizeQ8Ref(a, x)
+			a.setLanes()
 			rb := mustRowBytes(ty, k)
 			wf := make([]float32, k)
 			for j := range 4 {
@@ -292,6 +294,7 @@ func TestMatMulTQ8(t *testing.T) {
 						a := newQ8Row(k)
 						for i := range m {
 							quantizeQ8Ref(a, x[i*k:(i+1)*k])
+							a.setLanes()
 							rowsQ8(rowsQ8Ref(ty))(want[i*n:(i+1)*n], a, w.Data, mustRowBytes(ty, k))
 						}
 					} else {

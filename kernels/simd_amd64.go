@@ -595,6 +595,7 @@ func init() {
 		avx512Impl.q8dot[Q4_0] = q8dotVNNI(Q4_0, q8dotQ4_0VNNI)
 		avx512Impl.q8dot[Q5_0] = q8dotVNNI(Q5_0, q8dotQ5_0VNNI)
 		avx512Impl.q8Note = "AVX-512 VNNI for Q8_0, Q4_0 and Q5_0, AVX2 for the others"
+		avx512Impl.q8Lanes = true
 	}
 }
 
