@@ -1271,7 +1271,13 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 	g.p("\tDECQ CX")
 	g.p("\tJNZ %s_blk", name)
 	fin()
-	g.p("\tVMOVSS X0, (R8)")
+	g.nextRow(name, 0)
+}
+
+// nextRow stores the row's result from X<x> into dst, steps to the next
+// weight row and loops back to name_row; after the last row it returns.
+func (g *gen) nextRow(name string, x int) {
+	g.p("\tVMOVSS X%d, (R8)", x)
 	g.p("\tADDQ $4, R8")
 	g.p("\tADDQ R9, R12")
 	g.p("\tDECQ R11")
@@ -2253,12 +2259,7 @@ func (g *gen) q8dot(name string, blockBytes, blockW, frame, sOff int, setup, zer
 	g.p("\tDECQ CX")
 	g.p("\tJNZ %s_blk", name)
 	fin()
-	g.p("\tVMOVSS X0, (R8)")
-	g.p("\tADDQ $4, R8")
-	g.p("\tADDQ R9, R12")
-	g.p("\tDECQ R11")
-	g.p("\tJNZ %s_row", name)
-	g.ret()
+	g.nextRow(name, 0)
 }
 
 // q8fin folds accumulators Y13 (+ Y10) into X0.
@@ -2303,12 +2304,7 @@ func (g *gen) q8dot32(name string, blockBytes int, setup func(), shared func(), 
 	g.p("\tDECQ CX")
 	g.p("\tJNZ %s_blk", name)
 	g.hsumY(13, 0)
-	g.p("\tVMOVSS X13, (R8)")
-	g.p("\tADDQ $4, R8")
-	g.p("\tADDQ R9, R12")
-	g.p("\tDECQ R11")
-	g.p("\tJNZ %s_row", name)
-	g.ret()
+	g.nextRow(name, 13)
 }
 
 // q8_0 × q8: |w| against the activations with w's signs (Y1: the
@@ -2572,26 +2568,26 @@ func (g *gen) quantQ8() {
 //
 // func q8dotT(dst *float32, qs *int8, p *int32, dx *float32, w *byte, rb, nb, rows int)
 func (g *gen) q8VNNI() {
-	g.q8dotVNNI("q8dotQ4_0VNNI", 18, 3, func(d int) {
+	g.q8dotVNNI("q8dotQ4_0VNNI", 18, 3, func() {
 		// Z0 = [lo(q0), hi(q0), lo(q1), hi(q1)]: each block's 16 bytes in two
 		// lanes, the odd lanes' words shifted right by 4 (mask K1), then & 0x0f.
-		g.p("	VBROADCASTI32X4 2(DI), Z0")
-		g.p("	VINSERTI32X4 $2, 20(DI), Z0, Z0")
-		g.p("	VINSERTI32X4 $3, 20(DI), Z0, Z0")
-		g.p("	VPSRLW $4, Z0, K1, Z0")
-		g.p("	VPANDD Z15, Z0, Z0")
+		g.p("\tVBROADCASTI32X4 2(DI), Z0")
+		g.p("\tVINSERTI32X4 $2, 20(DI), Z0, Z0")
+		g.p("\tVINSERTI32X4 $3, 20(DI), Z0, Z0")
+		g.p("\tVPSRLW $4, Z0, K1, Z0")
+		g.p("\tVPANDD Z15, Z0, Z0")
 	}, func() {
-		g.p("	VMOVDQU 2(DI), X0")
-		g.p("	VPSRLW $4, X0, X1")
-		g.p("	VINSERTI128 $1, X1, Y0, Y0")
-		g.p("	VPANDD Y15, Y0, Y0")
+		g.p("\tVMOVDQU 2(DI), X0")
+		g.p("\tVPSRLW $4, X0, X1")
+		g.p("\tVINSERTI128 $1, X1, Y0, Y0")
+		g.p("\tVPANDD Y15, Y0, Y0")
 	}, func() {
-		g.p("	MOVL $0x0f0f0f0f, AX")
-		g.p("	VPBROADCASTD AX, Z15")
-		g.p("	MOVL $0xff00ff00, AX")
-		g.p("	KMOVD AX, K1")
+		g.p("\tMOVL $0x0f0f0f0f, AX")
+		g.p("\tVPBROADCASTD AX, Z15")
+		g.p("\tMOVL $0xff00ff00, AX")
+		g.p("\tKMOVD AX, K1")
 	})
-	g.q8dotVNNI("q8dotQ5_0VNNI", 22, 4, func(d int) {
+	g.q8dotVNNI("q8dotQ5_0VNNI", 22, 4, func() {
 		// As Q4_0's nibbles (at 6), then 16 added to the bytes whose bit
 		// is set in the blocks' qh (at 2 and 24): mask K2, 64 bits.
 		g.p("\tVBROADCASTI32X4 6(DI), Z0")
@@ -2620,81 +2616,76 @@ func (g *gen) q8VNNI() {
 		g.p("\tMOVL $0xff00ff00, AX")
 		g.p("\tKMOVD AX, K1")
 	})
-	g.q8dotVNNI("q8dotQ8_0VNNI", 34, 7, func(d int) {
-		g.p("	VMOVDQU 2(DI), Y0")
-		g.p("	VINSERTI64X4 $1, 36(DI), Z0, Z0")
-		g.p("	VPXORD Z15, Z0, Z0")
+	g.q8dotVNNI("q8dotQ8_0VNNI", 34, 7, func() {
+		g.p("\tVMOVDQU 2(DI), Y0")
+		g.p("\tVINSERTI64X4 $1, 36(DI), Z0, Z0")
+		g.p("\tVPXORD Z15, Z0, Z0")
 	}, func() {
-		g.p("	VMOVDQU 2(DI), Y0")
-		g.p("	VPXORD Y15, Y0, Y0")
+		g.p("\tVMOVDQU 2(DI), Y0")
+		g.p("\tVPXORD Y15, Y0, Y0")
 	}, func() {
-		g.p("	MOVL $0x80808080, AX")
-		g.p("	VPBROADCASTD AX, Z15")
+		g.p("\tMOVL $0x80808080, AX")
+		g.p("\tVPBROADCASTD AX, Z15")
 	})
 }
 
 // q8dotVNNI emits one VNNI kernel for blocks of bb bytes (f16 d first) with
 // offset 1<<shift: pair leaves two blocks' unsigned quants at DI in Z0,
 // one the last (odd) block's in Y0. Per row: SI = qs, BX = p, DX = dx.
-func (g *gen) q8dotVNNI(name string, bb, shift int, pair func(int), one func(), setup func()) {
+func (g *gen) q8dotVNNI(name string, bb, shift int, pair, one, setup func()) {
 	g.p("")
 	g.p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
-	g.p("	MOVQ dst+0(FP), R8")
-	g.p("	MOVQ w+32(FP), R12")
-	g.p("	MOVQ rb+40(FP), R9")
-	g.p("	MOVQ rows+56(FP), R11")
+	g.p("\tMOVQ dst+0(FP), R8")
+	g.p("\tMOVQ w+32(FP), R12")
+	g.p("\tMOVQ rb+40(FP), R9")
+	g.p("\tMOVQ rows+56(FP), R11")
 	setup()
 	g.p("%s_row:", name)
-	g.p("	MOVQ qs+8(FP), SI")
-	g.p("	MOVQ p+16(FP), BX")
-	g.p("	MOVQ dx+24(FP), DX")
-	g.p("	MOVQ R12, DI")
-	g.p("	MOVQ nb+48(FP), CX")
-	g.p("	VPXORD Z13, Z13, Z13")
-	g.p("	SHRQ $1, CX")
-	g.p("	JZ %s_odd", name)
+	g.p("\tMOVQ qs+8(FP), SI")
+	g.p("\tMOVQ p+16(FP), BX")
+	g.p("\tMOVQ dx+24(FP), DX")
+	g.p("\tMOVQ R12, DI")
+	g.p("\tMOVQ nb+48(FP), CX")
+	g.p("\tVPXORD Z13, Z13, Z13")
+	g.p("\tSHRQ $1, CX")
+	g.p("\tJZ %s_odd", name)
 	g.p("%s_blk:", name)
 	for o := 0; o < 2*bb; o += 64 {
-		g.p("	PREFETCHT0 %d(DI)", 512+o)
+		g.p("\tPREFETCHT0 %d(DI)", 512+o)
 	}
-	pair(bb)
-	g.p("	VPSLLD $%d, (BX), Z2", shift)
-	g.p("	VPDPBUSD (SI), Z0, Z2")
-	g.p("	VCVTDQ2PS Z2, Z2")
-	g.p("	VPBROADCASTW (DI), Y8")
-	g.p("	VPBROADCASTW %d(DI), Y9", bb)
-	g.p("	VINSERTI128 $1, X9, Y8, Y8")
-	g.p("	VCVTPH2PS Y8, Z8")
-	g.p("	VMULPS (DX), Z8, Z8")
-	g.p("	VFMADD231PS Z8, Z2, Z13")
-	g.p("	ADDQ $%d, DI", 2*bb)
-	g.p("	ADDQ $64, SI")
-	g.p("	ADDQ $64, BX")
-	g.p("	ADDQ $64, DX")
-	g.p("	DECQ CX")
-	g.p("	JNZ %s_blk", name)
+	pair()
+	g.p("\tVPSLLD $%d, (BX), Z2", shift)
+	g.p("\tVPDPBUSD (SI), Z0, Z2")
+	g.p("\tVCVTDQ2PS Z2, Z2")
+	g.p("\tVPBROADCASTW (DI), Y8")
+	g.p("\tVPBROADCASTW %d(DI), Y9", bb)
+	g.p("\tVINSERTI128 $1, X9, Y8, Y8")
+	g.p("\tVCVTPH2PS Y8, Z8")
+	g.p("\tVMULPS (DX), Z8, Z8")
+	g.p("\tVFMADD231PS Z8, Z2, Z13")
+	g.p("\tADDQ $%d, DI", 2*bb)
+	g.p("\tADDQ $64, SI")
+	g.p("\tADDQ $64, BX")
+	g.p("\tADDQ $64, DX")
+	g.p("\tDECQ CX")
+	g.p("\tJNZ %s_blk", name)
 	g.p("%s_odd:", name)
 	// Fold to 8 lanes first: the 256-bit ops below zero the upper half.
-	g.p("	VEXTRACTF64X4 $1, Z13, Y0")
-	g.p("	VADDPS Y0, Y13, Y13")
-	g.p("	TESTQ $1, nb+48(FP)")
-	g.p("	JZ %s_sum", name)
+	g.p("\tVEXTRACTF64X4 $1, Z13, Y0")
+	g.p("\tVADDPS Y0, Y13, Y13")
+	g.p("\tTESTQ $1, nb+48(FP)")
+	g.p("\tJZ %s_sum", name)
 	one()
-	g.p("	VPSLLD $%d, (BX), Y2", shift)
-	g.p("	VPDPBUSD (SI), Y0, Y2")
-	g.p("	VCVTDQ2PS Y2, Y2")
-	g.p("	VPBROADCASTW (DI), X8")
-	g.p("	VCVTPH2PS X8, Y8")
-	g.p("	VMULPS (DX), Y8, Y8")
-	g.p("	VFMADD231PS Y8, Y2, Y13")
+	g.p("\tVPSLLD $%d, (BX), Y2", shift)
+	g.p("\tVPDPBUSD (SI), Y0, Y2")
+	g.p("\tVCVTDQ2PS Y2, Y2")
+	g.p("\tVPBROADCASTW (DI), X8")
+	g.p("\tVCVTPH2PS X8, Y8")
+	g.p("\tVMULPS (DX), Y8, Y8")
+	g.p("\tVFMADD231PS Y8, Y2, Y13")
 	g.p("%s_sum:", name)
 	g.hsumY(13, 0)
-	g.p("	VMOVSS X13, (R8)")
-	g.p("	ADDQ $4, R8")
-	g.p("	ADDQ R9, R12")
-	g.p("	DECQ R11")
-	g.p("	JNZ %s_row", name)
-	g.ret()
+	g.nextRow(name, 13)
 }
 
 // accRows: dst[0:d] += weight[r] · table[r·d : r·d+d] for each r in rows,
