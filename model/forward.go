@@ -598,7 +598,7 @@ type workspace struct {
 	li                  int        // the adapters' layer
 	ops                 [3]adaptOp // and projections
 	parted              PartedAdapter
-	opParts             [3]int    // parts of each op (adaptParted)
+	opParts, opOff      [3]int    // each op's parts and their first offset in partBuf (adaptParted)
 	partBuf             []float32 // each part's delta, op by op
 	attnLi              int
 	attnQ, attnOut      []float32
@@ -742,6 +742,7 @@ func (ws *workspace) adaptParted(pa PartedAdapter, n int) bool {
 	items, size := 0, 0
 	for o := range n {
 		ws.opParts[o] = pa.DeltaParts(ws.li, ws.ops[o].p, rows)
+		ws.opOff[o] = size
 		items += ws.opParts[o]
 		size += ws.opParts[o] * rows * ws.ops[o].nOut
 	}
@@ -756,13 +757,13 @@ func (ws *workspace) adaptParted(pa PartedAdapter, n int) bool {
 	ws.parted = pa
 	kernels.Parallel(items, ws.partFn)
 	ws.parted = nil
-	off, r0 := 0, ws.rowStart[i]
+	r0 := ws.rowStart[i]
 	for o := range n {
 		op := &ws.ops[o]
 		y := op.y[r0*op.nOut : (r0+rows)*op.nOut]
-		for range ws.opParts[o] {
+		for k := range ws.opParts[o] {
+			off := ws.opOff[o] + k*len(y)
 			kernels.Add(y, ws.partBuf[off:off+len(y)])
-			off += len(y)
 		}
 	}
 	return true
@@ -775,14 +776,12 @@ func (ws *workspace) partRange(lo, hi int) {
 	r0, r1 := ws.rowStart[i], ws.rowStart[i+1]
 	rows := r1 - r0
 	for it := lo; it < hi; it++ {
-		o, k, off := 0, it, 0
+		o, k := 0, it
 		for k >= ws.opParts[o] {
-			k -= ws.opParts[o]
-			off += ws.opParts[o] * rows * ws.ops[o].nOut
-			o++
+			k, o = k-ws.opParts[o], o+1
 		}
 		op := &ws.ops[o]
-		off += k * rows * op.nOut
+		off := ws.opOff[o] + k*rows*op.nOut
 		ws.parted.AddDeltaPart(ws.li, op.p, op.in[r0*op.nIn:r1*op.nIn], ws.partBuf[off:off+rows*op.nOut], rows, k)
 	}
 }

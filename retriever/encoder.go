@@ -175,44 +175,41 @@ func (e *Encoder) Features(text string, dst []uint32) []uint32 {
 	return dst
 }
 
-// hashRunes is hashFeature(kind, string(r), ""), without building the
-// string: FNV-1a over the runes' UTF-8 bytes.
-func hashRunes(kind byte, r []rune) uint64 {
-	h := uint64(14695981039346656037)
-	h ^= uint64(kind)
-	h *= 1099511628211
-	var b [utf8.UTFMax]byte
-	for _, c := range r {
-		if c < utf8.RuneSelf {
-			h ^= uint64(c)
-			h *= 1099511628211
-			continue
-		}
-		n := utf8.EncodeRune(b[:], c)
-		for _, x := range b[:n] {
-			h ^= uint64(x)
-			h *= 1099511628211
+// hashFeature is FNV-1a over the kind byte and the feature's text.
+func hashFeature(kind byte, a, b string) uint64 {
+	h := fnvMix(fnvOffset, kind)
+	for i := 0; i < len(a); i++ {
+		h = fnvMix(h, a[i])
+	}
+	if b != "" {
+		h = fnvMix(h, ' ')
+		for i := 0; i < len(b); i++ {
+			h = fnvMix(h, b[i])
 		}
 	}
 	return h
 }
 
-// hashFeature is FNV-1a over the kind byte and the feature's text.
-func hashFeature(kind byte, a, b string) uint64 {
-	h := uint64(14695981039346656037)
-	mix := func(c byte) { h ^= uint64(c); h *= 1099511628211 }
-	mix(kind)
-	for i := 0; i < len(a); i++ {
-		mix(a[i])
-	}
-	if b != "" {
-		mix(' ')
-		for i := 0; i < len(b); i++ {
-			mix(b[i])
+// hashRunes is hashFeature(kind, string(r), ""), without building the
+// string: FNV-1a over the runes' UTF-8 bytes.
+func hashRunes(kind byte, r []rune) uint64 {
+	h := fnvMix(fnvOffset, kind)
+	var b [utf8.UTFMax]byte
+	for _, c := range r {
+		if c < utf8.RuneSelf {
+			h = fnvMix(h, byte(c))
+			continue
+		}
+		for _, x := range utf8.AppendRune(b[:0], c) {
+			h = fnvMix(h, x)
 		}
 	}
 	return h
 }
+
+const fnvOffset = 14695981039346656037
+
+func fnvMix(h uint64, c byte) uint64 { return (h ^ uint64(c)) * 1099511628211 }
 
 // meanInto sets v to the weighted mean of the feature rows, [Dim], and
 // returns the sum of the weights (0: nothing to average).
