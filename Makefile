@@ -152,6 +152,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSignatureFeatures$$' -fuzztime $(FUZZTIME) ./retriever/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./model/llama2c/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadEncoder$$' -fuzztime $(FUZZTIME) ./retriever/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadBackground$$' -fuzztime $(FUZZTIME) ./experts/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterRel$$' -fuzztime $(FUZZTIME) ./serve/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterFields$$' -fuzztime $(FUZZTIME) ./serve/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExpert$$' -fuzztime $(FUZZTIME) ./library/s3sync/

@@ -62,9 +62,14 @@ type Config struct {
 	// to the base model when its calibrated confidence in the best expert
 	// (Used.Confidence) is below it [DefaultFallbackQuantile; negative: never].
 	FallbackQuantile float64
-	ComposeMargin    float64         // merge the top-k when the vote margin is below it [0: never]
-	MergeMethod      adapters.Method // composition method [linear: the paper's uniform merge]
-	MergeCacheMiB    int             // merged-adapter cache [256]
+	// Background are general requests that no expert is for (models.Background
+	// is roe serve's default): a request is scored by how much closer it is to
+	// its best expert than to the nearest of these, and so is every instance
+	// of the reference the fallback is calibrated on [nil: none].
+	Background    []string
+	ComposeMargin float64         // merge the top-k when the vote margin is below it [0: never]
+	MergeMethod   adapters.Method // composition method [linear: the paper's uniform merge]
+	MergeCacheMiB int             // merged-adapter cache [256]
 	// MaxMergeRank compresses a composition whose exact rank is above it by
 	// truncated SVD (lossy, reported in Info.Compression) [0: always exact].
 	MaxMergeRank int
@@ -84,6 +89,7 @@ type Catalog struct {
 	index   *retriever.Index
 	lexical *retriever.Lexical
 	sigs    *retriever.Signatures // nil: dense only
+	bg      *background           // nil: no background
 	cache   *adapters.Cache
 	metrics *Metrics
 	log     *slog.Logger
@@ -151,6 +157,13 @@ func Open(cfg Config) (*Catalog, error) {
 	}
 	if c.cfg.TypicalWeight == 0 {
 		c.cfg.TypicalWeight = retriever.DefaultTypicalWeight
+	}
+	if len(cfg.Background) > 0 {
+		bg, err := newBackground(cfg.Embedder, cfg.InstanceFormat, cfg.Normalization, cfg.Background)
+		if err != nil {
+			return nil, err
+		}
+		c.bg = bg
 	}
 	if cfg.Lexical {
 		lx, err := retriever.NewLexical()
@@ -299,6 +312,11 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 		if cal, err = calibrationQueries(c.cfg.Embedder, c.cfg.InstanceFormat, m.Name, ins); err != nil {
 			return fmt.Errorf("calibrate %s: %w", m.Name, err)
+		}
+		if c.bg != nil {
+			if cal.bg, _, err = c.bg.scores(cal.embs); err != nil {
+				return fmt.Errorf("calibrate %s: %w", m.Name, err)
+			}
 		}
 	}
 	if c.lexical != nil {
@@ -504,6 +522,7 @@ func (c *Catalog) embedQueries(ctx context.Context, texts []string) ([][]float32
 type calibration struct {
 	texts []string
 	embs  [][]float32
+	bg    []float32 // each query's best background score (nil: no background)
 }
 
 func calibrationQueries(emb retriever.Embedder, format, name string, ins []library.Instance) (calibration, error) {
@@ -513,7 +532,7 @@ func calibrationQueries(emb retriever.Embedder, format, name string, ins []libra
 		texts[i] = retriever.FormatInstance(format, keepHalf(r, in.Text), nil)
 	}
 	embs, err := emb.Embed(texts)
-	return calibration{texts, embs}, err
+	return calibration{texts: texts, embs: embs}, err
 }
 
 // typicalScores is each expert's typical score (retriever.Typical): its
@@ -552,9 +571,23 @@ func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight fl
 // looScores routes each of an expert's calibration queries as a request is
 // routed (dense best per expert, plus the signatures, less the typical
 // scores), the instance itself left out of the dense search, and returns
-// each query's best score.
+// each query's best score less its background score, as decide scores a
+// request.
 func (c *Catalog) looScores(name string, cal calibration, ref *reference) ([]float32, error) {
-	if c.sigs == nil && ref.typical == nil {
+	out, err := c.looBest(name, cal, ref)
+	if err != nil || cal.bg == nil {
+		return out, err
+	}
+	for i := range out {
+		out[i] -= cal.bg[i]
+	}
+	return out, nil
+}
+
+// looBest is looScores before the background, in query order (any order
+// without a background).
+func (c *Catalog) looBest(name string, cal calibration, ref *reference) ([]float32, error) {
+	if c.sigs == nil && ref.typical == nil && cal.bg == nil {
 		return c.index.LeaveOneOut(name, cal.embs)
 	}
 	best, names, err := c.index.LeaveOneOutExperts(name, cal.embs)

@@ -90,12 +90,16 @@ type Info struct {
 	Fallback    bool         `json:"fallback"`
 	Reason      string       `json:"fallback_reason,omitempty"` // why the base model serves an auto request
 	Queries     int          `json:"queries,omitempty"`
-	Confidence  float64      `json:"confidence,omitempty"` // auto: the best candidate's
-	VoteShare   float64      `json:"vote_share,omitempty"`
-	Margin      float64      `json:"margin,omitempty"` // auto: best minus runner-up confidence
-	RoutingMS   float64      `json:"routing_ms"`
-	Candidates  []Used       `json:"candidates,omitempty"` // auto: the ranking the choice came from
-	Neighbors   [][]Neighbor `json:"neighbors,omitempty"`  // Route only
+	// Background (auto, with a background set) is the request's best score
+	// against general requests no expert is for, subtracted from each
+	// candidate's score before its confidence is calibrated.
+	Background *float64     `json:"background,omitempty"`
+	Confidence float64      `json:"confidence,omitempty"` // auto: the best candidate's
+	VoteShare  float64      `json:"vote_share,omitempty"`
+	Margin     float64      `json:"margin,omitempty"` // auto: best minus runner-up confidence
+	RoutingMS  float64      `json:"routing_ms"`
+	Candidates []Used       `json:"candidates,omitempty"` // auto: the ranking the choice came from
+	Neighbors  [][]Neighbor `json:"neighbors,omitempty"`  // Route only
 	// Unroutable names experts without instances, which auto routing cannot
 	// pick: those chosen by name, or (auto) the library's, at most
 	// maxUnroutableShown of them, of UnroutableCount.
@@ -345,11 +349,27 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	if err != nil {
 		return nil, err
 	}
+	// The request's likeness to general requests (Config.Background): its
+	// queries' mean best background score, subtracted from every candidate's
+	// score before calibration, as from the reference's.
+	var bg float64
+	var near string
+	if c.bg != nil {
+		s, ns, err := c.bg.scores(embs)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range s {
+			bg += float64(x) / float64(len(s))
+		}
+		near = ns[0]
+		info.Background = &bg
+	}
 	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
 	c.metrics.routing.Observe(time.Since(t0).Seconds())
 	var bestCal float64 // the best candidate's calibrated score: what the fallback compares
 	for i, x := range rt.Experts {
-		cal := retriever.Calibrated(ref.loo, x.Top1)
+		cal := retriever.Calibrated(ref.loo, x.Top1-bg)
 		if i == 0 {
 			bestCal = cal
 		}
@@ -381,6 +401,10 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	switch {
 	case rt.Fallback:
 		info.Fallback, info.Reason = true, fmt.Sprintf("the best expert's score %.3f is below min_score", rt.Experts[0].Top1)
+	case bestCal < alpha && c.bg != nil:
+		info.Fallback = true
+		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) less its likeness to general requests (%.3f, nearest %q) is weaker than %s%% of the library's own instances written otherwise (fallback quantile %g)",
+			best.Name, rt.Experts[0].Top1, bg, clip(near, 60), sharePercent(1-bestCal), alpha)
 	case bestCal < alpha:
 		info.Fallback = true
 		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) is weaker than %s%% of the library's own instances written otherwise (fallback quantile %g)",

@@ -78,3 +78,14 @@ func Router() fs.FS {
 	}
 	return sub
 }
+
+// The background requests: general requests to a chat assistant, none of
+// them a task of the starter library, that auto routing measures a request
+// against before serving an expert (experts.Config.Background).
+//
+//go:embed background/requests.jsonl
+var background []byte
+
+// Background returns the embedded background requests, JSON Lines of
+// {"prompt", "kind"} (experts.ReadBackground reads them).
+func Background() []byte { return background }

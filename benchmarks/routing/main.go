@@ -49,6 +49,7 @@ var (
 	lexical    = flag.Bool("lexical", false, "fuse BM25 over instance texts (roe serve --lexical)")
 	sigWeight  = flag.Float64("signature-weight", retriever.DefaultSignatureWeight, "weight of the task signatures in routing (roe serve --signature-weight; negative: dense only)")
 	typWeight  = flag.Float64("typical-weight", retriever.DefaultTypicalWeight, "weight of the experts' typical scores in routing (roe serve --typical-weight; negative: none)")
+	bgFlag     = flag.String("background", "", "general requests no expert is for (roe serve --background): \"\" the embedded set, none, or a JSON Lines file")
 	fallback   = flag.Float64("fallback", experts.DefaultFallbackQuantile, "the fallback quantile (roe serve --fallback; negative: never)")
 	groupSize  = flag.Int("q", 4, "prompts per request in the grouped setting")
 	templates  = flag.Bool("templates", true, "also measure template-rendered routing (section 2 of quality.md)")
@@ -210,7 +211,12 @@ func setup() (*env, func(), error) {
 		}
 		n++
 	}
-	if e.cat, err = experts.Open(experts.Config{Library: e.lib, Base: e.m, BaseID: models.DefaultName,
+	bg, err := experts.LoadBackground(*bgFlag, models.Background())
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if e.cat, err = experts.Open(experts.Config{Background: bg, Library: e.lib, Base: e.m, BaseID: models.DefaultName,
 		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
 		cleanup()
 		return nil, nil, err

@@ -402,3 +402,8 @@ func expertsReembed(fs *flag.FlagSet, lf *libFlags, args []string, stdout io.Wri
 	}
 	return nil
 }
+
+// backgroundFlag is --background of the commands that route with a fallback.
+func backgroundFlag(fs *flag.FlagSet) *string {
+	return fs.String("background", "", "general requests no expert is for (JSON Lines of {\"prompt\"}), which auto routing measures each request against before serving an expert: \"\" the embedded set, none for none")
+}

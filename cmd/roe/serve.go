@@ -104,6 +104,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	lexical := fs.Bool("lexical", false, "fuse BM25 over instance texts into routing")
 	sigWeight := signatureWeightFlag(fs)
 	typWeight := typicalWeightFlag(fs)
+	bgFlag := backgroundFlag(fs)
 	dataDir := fs.String("data", "", "task folders that POST /v1/jobs/train may train on (by name)")
 	templatesDir := fs.String("templates", "", "promptsource templates folder for training jobs")
 	ignoreUnknown := fs.Bool("ignore-unknown-fields", false, "ignore (and log) request fields roe does not know, instead of answering 400; fields it knows and does not implement are refused either way")
@@ -173,7 +174,11 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		}
 	}
 	id := modelID(*dir)
-	catalog, err := experts.Open(experts.Config{Library: lib, Base: m, BaseID: id, Embedder: emb,
+	bg, err := experts.LoadBackground(*bgFlag, models.Background())
+	if err != nil {
+		return fmt.Errorf("--background: %w", err)
+	}
+	catalog, err := experts.Open(experts.Config{Background: bg, Library: lib, Base: m, BaseID: id, Embedder: emb,
 		Normalization: retriever.Normalization(*norm), Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight, Logger: log, TopK: *topK, MinScore: *minScore,
 		ComposeMargin: *composeMargin, MaxMergeRank: *maxMergeRank, FallbackQuantile: *fallback})
 	if err != nil {

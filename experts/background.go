@@ -1,0 +1,110 @@
+package experts
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"roe/retriever"
+)
+
+// maxBackground bounds a background set: each request is scored against
+// every one of them.
+const maxBackground = 100_000
+
+// ReadBackground reads background requests, one JSON object a line with a
+// non-empty "prompt" (other fields are ignored; blank lines are skipped).
+func ReadBackground(r io.Reader) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var out []string
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var p struct {
+			Prompt *string `json:"prompt"`
+		}
+		if err := json.Unmarshal(line, &p); err != nil {
+			return nil, fmt.Errorf("%w: background line %d: %v", ErrInvalid, n, err)
+		}
+		if p.Prompt == nil || strings.TrimSpace(*p.Prompt) == "" {
+			return nil, fmt.Errorf("%w: background line %d: no prompt", ErrInvalid, n)
+		}
+		if len(out) == maxBackground {
+			return nil, fmt.Errorf("%w: more than %d background requests", ErrInvalid, maxBackground)
+		}
+		out = append(out, *p.Prompt)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: background: %v", ErrInvalid, err)
+	}
+	return out, nil
+}
+
+// background is the set of general requests (Config.Background) that a
+// request's likeness to the library is measured against: the routing score
+// the fallback compares is the best expert's score less the request's best
+// score against these, so a request is served an expert only when it is
+// closer to that expert than to requests no expert is for. It is embedded
+// once, with the catalog's embedder, and does not change with the library.
+type background struct {
+	ix      *retriever.Index
+	prompts []string // as given, by row
+}
+
+func newBackground(emb retriever.Embedder, format string, norm retriever.Normalization, prompts []string) (*background, error) {
+	texts := make([]string, len(prompts))
+	for i, p := range prompts {
+		texts[i] = retriever.FormatInstance(format, p, nil)
+	}
+	embs, err := emb.Embed(texts)
+	if err != nil {
+		return nil, fmt.Errorf("embed the background: %w", err)
+	}
+	ix := retriever.NewIndex(emb.Dim(), norm)
+	if err := ix.Add("background", embs, texts); err != nil {
+		return nil, fmt.Errorf("index the background: %w", err)
+	}
+	return &background{ix: ix, prompts: prompts}, nil
+}
+
+// scores is each query's best score against the background, [Q], with the
+// nearest background request of each.
+func (b *background) scores(queries [][]float32) ([]float32, []string, error) {
+	hs, err := b.ix.Search(queries, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := make([]float32, len(queries))
+	near := make([]string, len(queries))
+	for i, h := range hs {
+		if len(h) > 0 {
+			s[i], near[i] = h[0].Score, b.prompts[h[0].Row]
+		}
+	}
+	return s, near, nil
+}
+
+// LoadBackground resolves a --background value: "" is def (roe serve's:
+// models.Background()), "none" is no background, anything else a JSON Lines
+// file that ReadBackground reads.
+func LoadBackground(spec string, def []byte) ([]string, error) {
+	switch spec {
+	case "":
+		return ReadBackground(bytes.NewReader(def))
+	case "none":
+		return nil, nil
+	}
+	f, err := os.Open(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadBackground(f)
+}
