@@ -76,11 +76,12 @@ type prompt struct {
 // env is what routing needs: the model, the embedder and a catalog over a
 // temporary copy of the starter library.
 type env struct {
-	m        *model.Model
-	emb      retriever.Embedder
-	lib      *library.Library
-	cat      *experts.Catalog
-	familyOf map[string]string // expert name → family
+	m          *model.Model
+	emb        retriever.Embedder
+	lib        *library.Library
+	cat        *experts.Catalog
+	background []string          // the catalog's background requests
+	familyOf   map[string]string // expert name → family
 }
 
 func main() {
@@ -107,7 +108,7 @@ func run() error {
 	}
 	defer cleanup()
 	rep := &Report{Commit: results.Commit(), Date: t0.UTC().Format(time.RFC3339), Model: models.DefaultName,
-		Embedder: e.emb.ID(), EmbedderFlag: *embedder, Experts: len(e.cat.List()), MinScore: *minScore, Fallback: *fallback, Lexical: *lexical, Signature: *sigWeight, Typical: *typWeight,
+		Embedder: e.emb.ID(), EmbedderFlag: *embedder, Experts: len(e.cat.List()), MinScore: *minScore, Fallback: *fallback, Lexical: *lexical, Signature: *sigWeight, Typical: *typWeight, Background: len(e.background),
 		GroupSize: *groupSize, GoMaxProcs: runtime.GOMAXPROCS(0),
 		Command: "go run ./benchmarks/routing " + strings.Join(os.Args[1:], " ")}
 	for _, sp := range splits {
@@ -216,6 +217,7 @@ func setup() (*env, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
+	e.background = bg
 	if e.cat, err = experts.Open(experts.Config{Background: bg, Library: e.lib, Base: e.m, BaseID: models.DefaultName,
 		Embedder: e.emb, MinScore: *minScore, FallbackQuantile: *fallback, Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight, Normalization: retriever.Normalization(*normFlag), Logger: quiet}); err != nil {
 		cleanup()

@@ -16,9 +16,9 @@ func markdown(rep *Report) string {
 		"Model: %s. Embedder: `%s` (-embedder %s). Experts: %d (the starter library; those of the families %s, "+
 		"which the routing encoder never trained on, added live after the catalog opened). Fallback quantile: %g "+
 		"(roe serve --fallback; negative: never). min-score: %g. Signature weight: %g, typical-score weight: %g "+
-		"(roe serve --signature-weight, --typical-weight).\n\n",
+		"(roe serve --signature-weight, --typical-weight). Background: %s (roe serve --background).\n\n",
 		rep.Command, time.Duration(rep.Seconds*float64(time.Second)).Round(time.Second), rep.GoMaxProcs, rep.Commit,
-		rep.Date, rep.Model, rep.Embedder, rep.EmbedderFlag, rep.Experts, strings.Join(heldOut, ", "), rep.Fallback, rep.MinScore, rep.Signature, rep.Typical)
+		rep.Date, rep.Model, rep.Embedder, rep.EmbedderFlag, rep.Experts, strings.Join(heldOut, ", "), rep.Fallback, rep.MinScore, rep.Signature, rep.Typical, backgroundNote(rep.Background))
 	sb.WriteString("Prompts (benchmarks/routing/prompts, see its README) were written by hand the way people write to a " +
 		"chat or completions API, not rendered from the library's templates: in-domain ones of the starter library's " +
 		"ten task families, and out-of-domain ones (`none`) that no expert fits. Each is routed as `model: \"auto\"` " +
@@ -186,4 +186,12 @@ func templatedMarkdown(sb *strings.Builder, tr *TemplatedReport, nExperts int) {
 		fmt.Fprintf(sb, " %s |", pct(tr.Mean[fmt.Sprintf("q%d", q)]))
 	}
 	sb.WriteString(" |\n")
+}
+
+// backgroundNote says which general requests the fallback measured requests against.
+func backgroundNote(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d general requests (models/background unless -background named a file); the fallback compares the best expert's score less the request's best score against them", n)
 }

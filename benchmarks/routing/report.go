@@ -28,6 +28,7 @@ type Report struct {
 	Lexical      bool             `json:"lexical"`
 	Signature    float64          `json:"signature_weight"`
 	Typical      float64          `json:"typical_weight"`
+	Background   int              `json:"background"` // general requests the fallback measures against (0: none)
 	GroupSize    int              `json:"group_size"`
 	Splits       []SplitReport    `json:"splits"`
 	Templated    *TemplatedReport `json:"template_rendered,omitempty"`
