@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"roe/experts"
 	"roe/model"
 	"roe/model/tokenizer"
 	"roe/models"
@@ -23,8 +25,10 @@ type RoutingCost struct {
 	EncoderMS    float64 `json:"router_embed_ms"`      // the routing encoder (--embedder router, the default)
 	SignatureMS  float64 `json:"signature_ms"`         // scoring the prompt against the starter library's task signatures
 	Experts      int     `json:"signature_experts"`    // experts with signatures (the starter library)
+	BackgroundMS float64 `json:"background_ms"`        // the prompt's search of the background requests (--background, the default)
+	Background   int     `json:"background_requests"`  // background requests searched
 	BaseEmbedMS  float64 `json:"base_embed_ms"`        // the base model's pooled state (--embedder base)
-	EncoderShare float64 `json:"router_share_of_ttft"` // (EncoderMS + SignatureMS) / PrefillMS
+	EncoderShare float64 `json:"router_share_of_ttft"` // (EncoderMS + SignatureMS + BackgroundMS) / PrefillMS
 }
 
 // measureRouting times, best of reps, the default model's prefill of a
@@ -89,16 +93,42 @@ func measureRouting(rep *Report, reps int) {
 	}
 	rc.Experts = len(names)
 	rc.SignatureMS = best(func() { sigs.Score(q, names) })
+	bg, err := experts.ReadBackground(bytes.NewReader(models.Background()))
+	if err != nil {
+		fatal(err)
+	}
+	bgTexts := make([]string, len(bg))
+	for i, b := range bg {
+		bgTexts[i] = retriever.FormatInstance(retriever.DefaultInstanceFormat, b, nil)
+	}
+	bgEmbs, err := enc.Embed(bgTexts)
+	if err != nil {
+		fatal(err)
+	}
+	bgIx := retriever.NewIndex(enc.Dim(), retriever.NormalizationOf(enc))
+	if err := bgIx.Add("background", bgEmbs, bgTexts); err != nil {
+		fatal(err)
+	}
+	qEmb, err := enc.Embed([]string{q})
+	if err != nil {
+		fatal(err)
+	}
+	rc.Background = len(bg)
+	rc.BackgroundMS = best(func() {
+		if _, err := bgIx.Search(qEmb, 1); err != nil {
+			fatal(err)
+		}
+	})
 	base := retriever.NewModelEmbedder(m, tok, 0, retriever.DefaultMaxTokens)
 	rc.BaseEmbedMS = best(func() {
 		if _, err := base.Embed([]string{q}); err != nil {
 			fatal(err)
 		}
 	})
-	rc.EncoderShare = (rc.EncoderMS + rc.SignatureMS) / rc.PrefillMS
+	rc.EncoderShare = (rc.EncoderMS + rc.SignatureMS + rc.BackgroundMS) / rc.PrefillMS
 	rep.Routing = rc
-	logf("routing: prefill of %d tokens %.2f ms, router embedding %.3f ms + signatures %.3f ms (%.1f%%), base embedding %.2f ms",
-		rc.Tokens, rc.PrefillMS, rc.EncoderMS, rc.SignatureMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
+	logf("routing: prefill of %d tokens %.2f ms, router embedding %.3f ms + signatures %.3f ms + background %.3f ms (%.1f%%), base embedding %.2f ms",
+		rc.Tokens, rc.PrefillMS, rc.EncoderMS, rc.SignatureMS, rc.BackgroundMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
 }
 
 // starterSignatures builds the task signatures of the embedded starter
@@ -145,9 +175,9 @@ func mdRouting(p mdPrinter, rep *Report) {
 	p("")
 	p("A %d-token prompt at batch 1 on %s, best of several runs. Auto routing embeds the prompt before its prefill.", rc.Tokens, rc.Model)
 	p("")
-	p("| prefill (TTFT without routing) | routing encoder (default) | task signatures (%d experts) | share of TTFT | base-model embedder |", rc.Experts)
-	p("|---:|---:|---:|---:|---:|")
-	p("| %.2f ms | %.3f ms | %.3f ms | %.1f%% | %.2f ms |", rc.PrefillMS, rc.EncoderMS, rc.SignatureMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
+	p("| prefill (TTFT without routing) | routing encoder (default) | task signatures (%d experts) | background search (%d requests) | share of TTFT | base-model embedder |", rc.Experts, rc.Background)
+	p("|---:|---:|---:|---:|---:|---:|")
+	p("| %.2f ms | %.3f ms | %.3f ms | %.3f ms | %.1f%% | %.2f ms |", rc.PrefillMS, rc.EncoderMS, rc.SignatureMS, rc.BackgroundMS, 100*rc.EncoderShare, rc.BaseEmbedMS)
 	p("")
 }
 
