@@ -51,14 +51,15 @@ func ReadBackground(r io.Reader) ([]string, error) {
 // request's likeness to the library is measured against: the routing score
 // the fallback compares is the best expert's score less the request's best
 // score against these, so a request is served an expert only when it is
-// closer to that expert than to requests no expert is for. It is embedded
-// once, with the catalog's embedder, and does not change with the library.
+// closer to that expert than to requests no expert is for. They are embedded
+// once, with the catalog's embedder, and scored as the index scores its own
+// instances (under center-l2, centred on the library's current mean).
 type background struct {
-	ix      *retriever.Index
+	embs    [][]float32
 	prompts []string // as given, by row
 }
 
-func newBackground(emb retriever.Embedder, format string, norm retriever.Normalization, prompts []string) (*background, error) {
+func newBackground(emb retriever.Embedder, format string, prompts []string) (*background, error) {
 	texts := make([]string, len(prompts))
 	for i, p := range prompts {
 		texts[i] = retriever.FormatInstance(format, p, nil)
@@ -67,25 +68,20 @@ func newBackground(emb retriever.Embedder, format string, norm retriever.Normali
 	if err != nil {
 		return nil, fmt.Errorf("embed the background: %w", err)
 	}
-	ix := retriever.NewIndex(emb.Dim(), norm)
-	if err := ix.Add("background", embs, texts); err != nil {
-		return nil, fmt.Errorf("index the background: %w", err)
-	}
-	return &background{ix: ix, prompts: prompts}, nil
+	return &background{embs: embs, prompts: prompts}, nil
 }
 
-// scores is each query's best score against the background, [Q], with the
-// nearest background request of each.
-func (b *background) scores(queries [][]float32) ([]float32, []string, error) {
-	hs, err := b.ix.Search(queries, 1)
+// scores is each query's best score against the background as ix scores,
+// [Q], with the nearest background request of each.
+func (b *background) scores(ix *retriever.Index, queries [][]float32) ([]float32, []string, error) {
+	s, arg, err := ix.ScoreRows(queries, b.embs)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := make([]float32, len(queries))
 	near := make([]string, len(queries))
-	for i, h := range hs {
-		if len(h) > 0 {
-			s[i], near[i] = h[0].Score, b.prompts[h[0].Row]
+	for i, a := range arg {
+		if a >= 0 {
+			near[i] = b.prompts[a]
 		}
 	}
 	return s, near, nil

@@ -159,7 +159,7 @@ func Open(cfg Config) (*Catalog, error) {
 		c.cfg.TypicalWeight = retriever.DefaultTypicalWeight
 	}
 	if len(cfg.Background) > 0 {
-		bg, err := newBackground(cfg.Embedder, cfg.InstanceFormat, cfg.Normalization, cfg.Background)
+		bg, err := newBackground(cfg.Embedder, cfg.InstanceFormat, cfg.Background)
 		if err != nil {
 			return nil, err
 		}
@@ -312,11 +312,6 @@ func (c *Catalog) load(m library.Manifest) error {
 		}
 		if cal, err = calibrationQueries(c.cfg.Embedder, c.cfg.InstanceFormat, m.Name, ins); err != nil {
 			return fmt.Errorf("calibrate %s: %w", m.Name, err)
-		}
-		if c.bg != nil {
-			if cal.bg, _, err = c.bg.scores(cal.embs); err != nil {
-				return fmt.Errorf("calibrate %s: %w", m.Name, err)
-			}
 		}
 	}
 	if c.lexical != nil {
@@ -522,7 +517,6 @@ func (c *Catalog) embedQueries(ctx context.Context, texts []string) ([][]float32
 type calibration struct {
 	texts []string
 	embs  [][]float32
-	bg    []float32 // each query's best background score (nil: no background)
 }
 
 func calibrationQueries(emb retriever.Embedder, format, name string, ins []library.Instance) (calibration, error) {
@@ -575,11 +569,15 @@ func typicalScores(ix *retriever.Index, sigs *retriever.Signatures, sigWeight fl
 // request.
 func (c *Catalog) looScores(name string, cal calibration, ref *reference) ([]float32, error) {
 	out, err := c.looBest(name, cal, ref)
-	if err != nil || cal.bg == nil {
+	if err != nil || c.bg == nil {
 		return out, err
 	}
+	bg, _, err := c.bg.scores(c.index, cal.embs)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
-		out[i] -= cal.bg[i]
+		out[i] -= bg[i]
 	}
 	return out, nil
 }
@@ -587,7 +585,7 @@ func (c *Catalog) looScores(name string, cal calibration, ref *reference) ([]flo
 // looBest is looScores before the background, in query order (any order
 // without a background).
 func (c *Catalog) looBest(name string, cal calibration, ref *reference) ([]float32, error) {
-	if c.sigs == nil && ref.typical == nil && cal.bg == nil {
+	if c.sigs == nil && ref.typical == nil && c.bg == nil {
 		return c.index.LeaveOneOut(name, cal.embs)
 	}
 	best, names, err := c.index.LeaveOneOutExperts(name, cal.embs)

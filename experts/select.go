@@ -355,7 +355,7 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	var bg float64
 	var near string
 	if c.bg != nil {
-		s, ns, err := c.bg.scores(embs)
+		s, ns, err := c.bg.scores(c.index, embs)
 		if err != nil {
 			return nil, err
 		}

@@ -505,3 +505,48 @@ func TestCopied(t *testing.T) {
 		}
 	}
 }
+
+// Rows outside the index are scored as the index scores its own: the index's
+// own rows given to ScoreRows get Search's best scores, under every
+// normalisation (center-l2 centres both on the index's mean).
+func TestScoreRowsMatchesSearch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	rows := randVecs(rng, 40, 16, 0.5)
+	queries := randVecs(rng, 5, 16, 0.5)
+	for _, norm := range []Normalization{CenterL2, L2, Raw} {
+		ix := NewIndex(16, norm)
+		if err := ix.Add("a", rows[:25], nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Add("b", rows[25:], nil); err != nil {
+			t.Fatal(err)
+		}
+		hits, err := ix.Search(queries, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best, arg, err := ix.ScoreRows(queries, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for q := range queries {
+			want := hits[q][0]
+			got := arg[q]
+			wantRow := want.Row
+			if want.Expert == "b" {
+				wantRow += 25
+			}
+			if best[q] != want.Score || got != wantRow {
+				t.Errorf("%s query %d: ScoreRows %v (row %d), Search %v (row %d)", norm, q, best[q], got, want.Score, wantRow)
+			}
+		}
+	}
+	empty := NewIndex(16, CenterL2)
+	best, arg, err := empty.ScoreRows(queries, rows)
+	if err != nil || !math.IsInf(float64(best[0]), -1) || arg[0] != -1 {
+		t.Errorf("empty center-l2 index: %v %v %v", best, arg, err)
+	}
+	if _, _, err := empty.ScoreRows(queries, [][]float32{{1, 2}}); !errors.Is(err, ErrDim) {
+		t.Errorf("a row of the wrong width: %v", err)
+	}
+}
