@@ -178,6 +178,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--background: %w", err)
 	}
+	log.Info("auto routing measures requests against general ones before serving an expert", "background_requests", len(bg))
 	catalog, err := experts.Open(experts.Config{Background: bg, Library: lib, Base: m, BaseID: id, Embedder: emb,
 		Normalization: retriever.Normalization(*norm), Lexical: *lexical, SignatureWeight: *sigWeight, TypicalWeight: *typWeight, Logger: log, TopK: *topK, MinScore: *minScore,
 		ComposeMargin: *composeMargin, MaxMergeRank: *maxMergeRank, FallbackQuantile: *fallback})
