@@ -3,6 +3,7 @@ package experts
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -112,4 +113,26 @@ func FuzzReadBackground(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A candidate's background score is the mean over the queries its score is
+// the mean over: its voters, or every query when it has none.
+func TestBackgroundOf(t *testing.T) {
+	bgs := []float32{0.1, 0.5, 0.3}
+	voted := []string{"a", "b", "a"}
+	for _, c := range []struct {
+		x    retriever.ExpertScore
+		want float64
+	}{
+		{retriever.ExpertScore{Name: "a", Votes: 2}, 0.2},
+		{retriever.ExpertScore{Name: "b", Votes: 1}, 0.5},
+		{retriever.ExpertScore{Name: "c"}, 0.3},
+	} {
+		if got := backgroundOf(bgs, voted, c.x); math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("%s: %v, want %v", c.x.Name, got, c.want)
+		}
+	}
+	if got := backgroundOf(nil, voted, retriever.ExpertScore{Name: "a", Votes: 2}); got != 0 {
+		t.Errorf("no background: %v", got)
+	}
 }

@@ -349,27 +349,32 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	if err != nil {
 		return nil, err
 	}
-	// The request's likeness to general requests (Config.Background): its
-	// queries' mean best background score, subtracted from every candidate's
-	// score before calibration, as from the reference's.
-	var bg float64
+	// The request's likeness to general requests (Config.Background): each
+	// query's best background score; a candidate's score (Top1: the mean over
+	// the queries that voted for it, or over all without votes) has the mean
+	// over the same queries subtracted before calibration, as the reference's
+	// instances have theirs.
+	var bgs []float32
 	var near string
 	if c.bg != nil {
 		s, ns, err := c.bg.scores(c.index, embs)
 		if err != nil {
 			return nil, err
 		}
-		for _, x := range s {
-			bg += float64(x) / float64(len(s))
-		}
-		near = ns[0]
-		info.Background = &bg
+		bgs, near = s, ns[0]
 	}
 	info.RoutingMS = float64(time.Since(t0).Microseconds()) / 1000
 	c.metrics.routing.Observe(time.Since(t0).Seconds())
-	var bestCal float64 // the best candidate's calibrated score: what the fallback compares
+	var bestCal, bg float64 // the best candidate's calibrated score (what the fallback compares) and background score
 	for i, x := range rt.Experts {
-		cal := retriever.Calibrated(ref.loo, x.Top1-bg)
+		xbg := backgroundOf(bgs, rt.Voted, x)
+		cal := retriever.Calibrated(ref.loo, x.Top1-xbg)
+		if i == 0 {
+			bg = xbg
+			if bgs != nil {
+				info.Background = &bg
+			}
+		}
 		if i == 0 {
 			bestCal = cal
 		}
@@ -450,6 +455,28 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 	}
 	info.Compression = compression(rep)
 	return &Selection{Adapter: l, Info: info}, nil
+}
+
+// backgroundOf is candidate x's background score: the mean of bgs ([Q],
+// each query's best background score; nil: no background, 0) over the
+// queries that voted for x (voted: [Q]), or over all of them when none did,
+// the queries x's Top1 is the mean over.
+func backgroundOf(bgs []float32, voted []string, x retriever.ExpertScore) float64 {
+	if len(bgs) == 0 {
+		return 0
+	}
+	var s float64
+	n := 0
+	for q, b := range bgs {
+		if x.Votes == 0 || voted[q] == x.Name {
+			s += float64(b)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / float64(n)
 }
 
 // sharePercent formats a share in [0, 1] as a percentage that reads 100 only

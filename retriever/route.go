@@ -73,6 +73,7 @@ type ExpertScore struct {
 type Route struct {
 	Experts    []ExpertScore // best first, at most TopK; ties by score then name
 	Neighbors  [][]Hit       // [Q][≤Neighbors] each query's nearest instances
+	Voted      []string      // [Q] the expert each query voted for ("" with an empty index)
 	Fallback   bool          // use the base model: empty index, or below MinScore / MinVoteShare
 	Confidence struct {
 		VoteShare float64 // the best expert's vote share
@@ -127,6 +128,7 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 	Q, E := len(queries), len(names)
 	votes := make([]int, E)
 	top1 := make([]float64, E)
+	voted := make([]string, Q)
 	if fuse || typical {
 		var sw []float64 // [E] each expert's signature weight
 		if fuse {
@@ -159,18 +161,21 @@ func (ix *Index) Route(queries [][]float32, o RouteOptions) (Route, error) {
 				}
 				votes[b]++
 				top1[b] += float64(row[b])
+				voted[q] = names[b]
 			}
 		}
 	} else {
-		for _, cs := range res.top {
+		for q, cs := range res.top {
 			if len(cs) > 0 {
 				e := ix.expertIndex(int(cs[0].r))
 				votes[e]++
 				top1[e] += float64(cs[0].s)
+				voted[q] = names[e]
 			}
 		}
 	}
 	var r Route
+	r.Voted = voted
 	r.Neighbors = ix.hits(res.top)
 	ix.mu.RUnlock()
 

@@ -2,6 +2,7 @@ package retriever
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,6 +49,14 @@ func TestRouteVote(t *testing.T) {
 	}
 	if len(r.Neighbors) != 5 || len(r.Neighbors[0]) != 2 || r.Neighbors[0][0].Expert != "a" || r.Neighbors[3][0].Expert != "b" {
 		t.Errorf("neighbors %+v", r.Neighbors)
+	}
+	if want := []string{"a", "a", "a", "b", "b"}; !slices.Equal(r.Voted, want) {
+		t.Errorf("voted %q, want %q", r.Voted, want)
+	}
+	// The same votes when the per-expert scores decide (typical scores of 0).
+	r, _ = ix.Route(qs, RouteOptions{TopK: 3, Typical: map[string]float64{"c": 0}, TypicalWeight: 1})
+	if want := []string{"a", "a", "a", "b", "b"}; !slices.Equal(r.Voted, want) {
+		t.Errorf("voted by the per-expert scores %q, want %q", r.Voted, want)
 	}
 	// Default options: one expert, 5 neighbours (capped by the 6 rows).
 	r, _ = ix.Route(qs, RouteOptions{})
