@@ -203,7 +203,9 @@ func TestConsole(t *testing.T) {
 	prompt := "Was this movie review positive or negative? I loved every minute of it, the acting was superb."
 	do("route", chromedp.Click(`#tabs button[data-tab="route"]`), chromedp.WaitVisible("#prompt"),
 		chromedp.SendKeys("#prompt", prompt), chromedp.Click("#route-btn"), chromedp.WaitVisible("#route-chosen"),
-		chromedp.WaitVisible("#candidates tbody tr"))
+		chromedp.WaitVisible("#candidates tbody tr"),
+		// The server's default background: the request's likeness to general requests is shown.
+		waitJS(`document.querySelector("#route-summary").textContent.includes("likeness to general requests")`))
 	chosen, err := chromedp.Run(ctx, chromedp.AttributeValue("#route-chosen", "data-expert"))
 	if err != nil {
 		fail("chosen", err)

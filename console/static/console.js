@@ -376,6 +376,7 @@ async function doRoute(ev) {
         roe.compression ? ` — compressed to rank ${roe.compression.rank}, relative error ${fmt(roe.compression.rel_error)}` : ""),
     el("br"),
     `mode ${roe.mode}; confidence ${fmt(roe.confidence)}; margin over the runner-up ${fmt(roe.margin)}; ` +
+    (roe.background != null ? `likeness to general requests ${fmt(roe.background)}; ` : "") +
     `${roe.queries} ${roe.queries === 1 ? "query" : "queries"}; routed in ${fmt(roe.routing_ms, 2)} ms`);
   $("#candidates tbody").replaceChildren(...(roe.candidates || []).map((x) =>
     el("tr", { onclick: () => run(showExpertTab)(x.name) }, el("td", { text: x.name }), el("td", { class: "num", text: x.votes || 0 }),
