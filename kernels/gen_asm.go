@@ -1513,13 +1513,7 @@ func (g *gen) qgemvLegacy(b legacyBlock) {
 		g.p("\tVFMADD231PS 96(SI), Y5, Y1")
 		g.p("\tVADDPS Y1, Y0, Y0")
 		g.p("\tVFMADD231PS Y8, Y0, Y13")
-		g.p("\tVMOVSS (DX), X9")
-		if b.mOff > 0 {
-			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 10, false)
-			g.p("\tVFMADD231SS X9, X10, X11")
-		} else {
-			g.p("\tVFMADD231SS X9, X8, X11")
-		}
+		g.legacyOffset(b)
 	}, func() {
 		g.hsumY(13, 0)
 		if b.mOff > 0 {
@@ -1529,6 +1523,19 @@ func (g *gen) qgemvLegacy(b legacyBlock) {
 			g.p("\tVSUBSS X11, X13, X0")
 		}
 	})
+}
+
+// legacyOffset accumulates a legacy block's constant term into X11: the
+// block's sum of activations (at DX) times m (Q4_1, Q5_1) or times d (in X8;
+// Q4_0, Q5_0, whose offset the epilogue multiplies in).
+func (g *gen) legacyOffset(b legacyBlock) {
+	g.p("\tVMOVSS (DX), X9")
+	if b.mOff > 0 {
+		g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 10, false)
+		g.p("\tVFMADD231SS X9, X10, X11")
+	} else {
+		g.p("\tVFMADD231SS X9, X8, X11")
+	}
 }
 
 // qgemvLegacy512 is qgemvLegacy with 16 lanes: the 16 low nibbles widen
@@ -1559,13 +1566,7 @@ func (g *gen) qgemvLegacy512(b legacyBlock) {
 		g.p("\tVPBROADCASTW (DI), Y8")
 		g.p("\tVCVTPH2PS Y8, Z8")
 		g.p("\tVFMADD231PS Z8, Z0, Z13")
-		g.p("\tVMOVSS (DX), X9")
-		if b.mOff > 0 {
-			g.f16Bcast(fmt.Sprintf("%d(DI)", b.mOff), 10, false)
-			g.p("\tVFMADD231SS X9, X10, X11")
-		} else {
-			g.p("\tVFMADD231SS X9, X8, X11")
-		}
+		g.legacyOffset(b)
 	}, func() {
 		g.toY(13, 0)
 		g.hsumY(13, 0)
