@@ -15,12 +15,7 @@ import (
 // own tasks are still served. Without the background the same request is
 // served the expert its words match.
 func TestBackgroundFallback(t *testing.T) {
-	movies := []string{"the film was a wonderful movie with great acting", "a boring movie, the film dragged on",
-		"this film has great actors and a fine plot", "the movie plot was silly but the acting fine",
-		"an awful film, the worst movie of the year", "great movie, I loved the film and its actors"}
-	stocks := []string{"stocks fell on wall street as markets slid", "the stock market rallied and shares rose",
-		"shares of the bank fell after weak earnings", "markets rose as stocks of tech firms climbed",
-		"wall street closed lower, stock prices fell", "bank shares rallied on strong earnings"}
+	movies, stocks := movieAndStockTexts()
 	general := "recommend a great movie with fine acting and a good plot to watch tonight"
 	// The background holds the general request itself: nothing is closer to it.
 	background := []string{general, "recommend a good movie to watch with my kids this weekend",

@@ -78,6 +78,18 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	return &fixture{m, emb, lib, c}
 }
 
+// movieAndStockTexts returns two experts' worth of instance contents, six
+// film reviews and six market reports (fresh slices: callers edit them).
+func movieAndStockTexts() (movies, stocks []string) {
+	movies = []string{"the film was a wonderful movie with great acting", "a boring movie, the film dragged on",
+		"this film has great actors and a fine plot", "the movie plot was silly but the acting fine",
+		"an awful film, the worst movie of the year", "great movie, I loved the film and its actors"}
+	stocks = []string{"stocks fell on wall street as markets slid", "the stock market rallied and shares rose",
+		"shares of the bank fell after weak earnings", "markets rose as stocks of tech firms climbed",
+		"wall street closed lower, stock prices fell", "bank shares rallied on strong earnings"}
+	return movies, stocks
+}
+
 // An expert trained on another base model (a library kept from an earlier
 // default) is left out of the catalog instead of failing later.
 func TestSkipOtherBase(t *testing.T) {
@@ -301,12 +313,7 @@ func TestCalibratedFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(t, func(c *Config) { c.Embedder = enc })
-	movies := []string{"the film was a wonderful movie with great acting", "a boring movie, the film dragged on",
-		"this film has great actors and a fine plot", "the movie plot was silly but the acting fine",
-		"an awful film, the worst movie of the year", "great movie, I loved the film and its actors"}
-	stocks := []string{"stocks fell on wall street as markets slid", "the stock market rallied and shares rose",
-		"shares of the bank fell after weak earnings", "markets rose as stocks of tech firms climbed",
-		"wall street closed lower, stock prices fell", "bank shares rallied on strong earnings"}
+	movies, stocks := movieAndStockTexts()
 	// Instances share their expert's instruction, as rendered templates do.
 	for i := range movies {
 		movies[i] = "Movie review: " + movies[i] + ". Did the reviewer like the movie, positive or negative?"
