@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"roe/retriever"
@@ -55,8 +56,8 @@ func ReadBackground(r io.Reader) ([]string, error) {
 // once, with the catalog's embedder, and scored as the index scores its own
 // instances (under center-l2, centred on the library's current mean).
 type background struct {
-	embs    [][]float32
-	prompts []string // as given, by row
+	rows    []float32 // the embeddings, [len(prompts)·dim]
+	prompts []string  // as given, by row
 }
 
 func newBackground(emb retriever.Embedder, format string, prompts []string) (*background, error) {
@@ -68,13 +69,20 @@ func newBackground(emb retriever.Embedder, format string, prompts []string) (*ba
 	if err != nil {
 		return nil, fmt.Errorf("embed the background: %w", err)
 	}
-	return &background{embs: embs, prompts: prompts}, nil
+	for i, e := range embs {
+		for _, v := range e {
+			if v-v != 0 {
+				return nil, fmt.Errorf("%w: background request %d embeds to a non-finite value", ErrInvalid, i)
+			}
+		}
+	}
+	return &background{rows: slices.Concat(embs...), prompts: prompts}, nil
 }
 
 // scores is each query's best score against the background as ix scores,
 // [Q], with the nearest background request of each.
 func (b *background) scores(ix *retriever.Index, queries [][]float32) ([]float32, []string, error) {
-	s, arg, err := ix.ScoreRows(queries, b.embs)
+	s, arg, err := ix.ScoreRows(queries, b.rows)
 	if err != nil {
 		return nil, nil, err
 	}

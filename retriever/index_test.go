@@ -525,7 +525,7 @@ func TestScoreRowsMatchesSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		best, arg, err := ix.ScoreRows(queries, rows)
+		best, arg, err := ix.ScoreRows(queries, slices.Concat(rows...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -542,11 +542,11 @@ func TestScoreRowsMatchesSearch(t *testing.T) {
 		}
 	}
 	empty := NewIndex(16, CenterL2)
-	best, arg, err := empty.ScoreRows(queries, rows)
+	best, arg, err := empty.ScoreRows(queries, slices.Concat(rows...))
 	if err != nil || !math.IsInf(float64(best[0]), -1) || arg[0] != -1 {
 		t.Errorf("empty center-l2 index: %v %v %v", best, arg, err)
 	}
-	if _, _, err := empty.ScoreRows(queries, [][]float32{{1, 2}}); !errors.Is(err, ErrDim) {
+	if _, _, err := empty.ScoreRows(queries, []float32{1, 2}); !errors.Is(err, ErrDim) {
 		t.Errorf("a row of the wrong width: %v", err)
 	}
 }

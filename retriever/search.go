@@ -303,18 +303,21 @@ func (ix *Index) hits(top [][]cand) [][]Hit {
 
 // ScoreRows scores rows that are not in the index as the index scores its
 // own (its normalisation, under center-l2 its current mean): for each query
-// the best row's score and index, -Inf and -1 with no rows.
+// the best row's score and index, -Inf and -1 with no rows. A row with a
+// non-finite value never wins.
 //
-//	queries: [Q][dim], rows: [N][dim]; best, arg: [Q]
-func (ix *Index) ScoreRows(queries, rows [][]float32) (best []float32, arg []int, err error) {
+//	queries: [Q][dim], rows: [N·dim]; best, arg: [Q]
+func (ix *Index) ScoreRows(queries [][]float32, rows []float32) (best []float32, arg []int, err error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if err := ix.checkVectors("query", queries); err != nil {
 		return nil, nil, err
 	}
-	if err := ix.checkVectors("row", rows); err != nil {
-		return nil, nil, err
+	d := ix.dim
+	if len(rows)%d != 0 {
+		return nil, nil, fmt.Errorf("%w: %d row values are not whole rows of %d", ErrDim, len(rows), d)
 	}
+	n := len(rows) / d
 	best = make([]float32, len(queries))
 	arg = make([]int, len(queries))
 	for qi := range best {
@@ -324,24 +327,19 @@ func (ix *Index) ScoreRows(queries, rows [][]float32) (best []float32, arg []int
 		return best, arg, nil // no mean to centre on
 	}
 	ix.prepare()
-	d := ix.dim
 	mean := ix.mean
 	if ix.norm != CenterL2 {
 		mean = nil
 	}
 	qm, off := ix.normalizeQueries(queries)
-	data := make([]float32, len(rows)*d)
-	for i, r := range rows {
-		copy(data[i*d:], r)
-	}
-	inv := make([]float32, len(rows))
+	inv := make([]float32, n)
 	if ix.norm != Raw {
-		rowScales(inv, data, d, 0, len(rows), mean)
+		rowScales(inv, rows, d, 0, n, mean)
 	}
 	for qi := range queries {
 		q := qm[qi*d : (qi+1)*d]
-		for r := range rows {
-			s := kernels.Dot(q, data[r*d:(r+1)*d])
+		for r := range n {
+			s := kernels.Dot(q, rows[r*d:(r+1)*d])
 			switch {
 			case ix.norm == CenterL2:
 				s = (s - off[qi]) * inv[r]
