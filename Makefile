@@ -43,7 +43,7 @@ library: build
 router: build
 	bash scripts/router.sh $(SHARED)
 
-# A routing change judged over four encoders, not one: the embedded encoder and seeds 2-4
+# A routing change judged over four encoders, not one: the embedded encoder (seed 2) and seeds 1, 3, 4
 # (trained as `make router` does, cached in /tmp/roe-router-seeds), each on the dev split.
 # ROUTING_FLAGS passes benchmarks/routing flags, e.g. "-signature-weight 1".
 router-seeds:
