@@ -50,9 +50,10 @@ func ReadBackground(r io.Reader) ([]string, error) {
 
 // background is the set of general requests (Config.Background) that a
 // request's likeness to the library is measured against: the routing score
-// the fallback compares is the best expert's score less the request's best
-// score against these, so a request is served an expert only when it is
-// closer to that expert than to requests no expert is for. They are embedded
+// the fallback compares is the best expert's score less the request's mean
+// score against its BackgroundNeighbors nearest of these, so a request is
+// served an expert only when it is closer to that expert than to requests no
+// expert is for. They are embedded
 // once, with the catalog's embedder, and scored as the index scores its own
 // instances (under center-l2, centred on the library's current mean).
 type background struct {
@@ -79,10 +80,20 @@ func newBackground(emb retriever.Embedder, format string, prompts []string) (*ba
 	return &background{rows: slices.Concat(embs...), prompts: prompts}, nil
 }
 
-// scores is each query's best score against the background as ix scores,
-// [Q], with the nearest background request of each.
+// BackgroundNeighbors is how many of a request's nearest background requests
+// its background score averages: a k-nearest-neighbour density rather than
+// the one nearest, whose score rides on a single request's wording. Chosen on
+// the routing benchmark's dev split over four encoders (10 against 1: AUROC
+// 0.946 → 0.952, fallback out of domain 75.9 → 77.5%, in domain 4.4 → 4.0%);
+// more neighbours helped the routing encoder further but cost the base
+// model's pooled embedder, whose background they flatten.
+const BackgroundNeighbors = 10
+
+// scores is each query's background score as ix scores, [Q] (the mean over
+// its BackgroundNeighbors nearest background requests), with the nearest
+// background request of each.
 func (b *background) scores(ix *retriever.Index, queries [][]float32) ([]float32, []string, error) {
-	s, arg, err := ix.ScoreRows(queries, b.rows)
+	s, arg, err := ix.ScoreRows(queries, b.rows, BackgroundNeighbors)
 	if err != nil {
 		return nil, nil, err
 	}

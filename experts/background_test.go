@@ -17,9 +17,14 @@ import (
 func TestBackgroundFallback(t *testing.T) {
 	movies, stocks := movieAndStockTexts()
 	general := "recommend a great movie with fine acting and a good plot to watch tonight"
-	// The background holds the general request itself: nothing is closer to it.
+	// The background holds the general request itself and requests like it
+	// (its score is the mean over a request's BackgroundNeighbors nearest).
 	background := []string{general, "recommend a good movie to watch with my kids this weekend",
 		"what movie should we watch tonight, something funny", "suggest a film for a date night",
+		"recommend a movie with great acting to watch tonight", "a good plot and fine acting: which movie should I watch",
+		"recommend a fine movie to watch tonight with a good plot", "what is a great movie to watch tonight",
+		"recommend a movie with a good plot", "which film has fine acting and a great plot to watch",
+		"recommend a great film to watch tonight",
 		"how do I start investing in the stock market with little money", "write a poem about the sea",
 		"explain how a mortgage works", "what's a good recipe for banana bread"}
 	open := func(bg []string) *fixture {
@@ -32,7 +37,7 @@ func TestBackgroundFallback(t *testing.T) {
 			all = append(all, retriever.FormatInstance(retriever.DefaultInstanceFormat, t, nil))
 		}
 		enc.SetIDF(all)
-		f := newFixture(t, func(c *Config) { c.Embedder, c.Background, c.FallbackQuantile = enc, bg, 0.3 })
+		f := newFixture(t, func(c *Config) { c.Embedder, c.Background, c.FallbackQuantile = enc, bg, 0.5 })
 		for i, x := range []struct {
 			name  string
 			texts []string

@@ -90,8 +90,9 @@ type Info struct {
 	Fallback    bool         `json:"fallback"`
 	Reason      string       `json:"fallback_reason,omitempty"` // why the base model serves an auto request
 	Queries     int          `json:"queries,omitempty"`
-	// Background (auto, with a background set) is the request's best score
-	// against general requests no expert is for, subtracted from each
+	// Background (auto, with a background set) is the request's mean score
+	// against its 10 nearest general requests no expert is for (of the
+	// catalog's background), subtracted from each
 	// candidate's score before its confidence is calibrated.
 	Background *float64     `json:"background,omitempty"`
 	Confidence float64      `json:"confidence,omitempty"` // auto: the best candidate's

@@ -525,7 +525,7 @@ func TestScoreRowsMatchesSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		best, arg, err := ix.ScoreRows(queries, slices.Concat(rows...))
+		best, arg, err := ix.ScoreRows(queries, slices.Concat(rows...), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -542,11 +542,52 @@ func TestScoreRowsMatchesSearch(t *testing.T) {
 		}
 	}
 	empty := NewIndex(16, CenterL2)
-	best, arg, err := empty.ScoreRows(queries, slices.Concat(rows...))
+	best, arg, err := empty.ScoreRows(queries, slices.Concat(rows...), 1)
 	if err != nil || !math.IsInf(float64(best[0]), -1) || arg[0] != -1 {
 		t.Errorf("empty center-l2 index: %v %v %v", best, arg, err)
 	}
-	if _, _, err := empty.ScoreRows(queries, []float32{1, 2}); !errors.Is(err, ErrDim) {
+	if _, _, err := empty.ScoreRows(queries, []float32{1, 2}, 1); !errors.Is(err, ErrDim) {
 		t.Errorf("a row of the wrong width: %v", err)
+	}
+}
+
+// ScoreRows with k > 1 is the mean of the k best of Search's scores (summed
+// best first), k past the rows the mean of all, and its best row is still
+// the best; a non-finite row never counts.
+func TestScoreRowsTopMean(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	rows := randVecs(rng, 30, 16, 0.5)
+	queries := randVecs(rng, 6, 16, 0.5)
+	for _, norm := range []Normalization{CenterL2, L2, Raw} {
+		ix := NewIndex(16, norm)
+		if err := ix.Add("a", rows, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []int{1, 2, 7, 30, 100} {
+			hits, err := ix.Search(queries, min(k, 30))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, arg, err := ix.ScoreRows(queries, slices.Concat(rows...), k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for q := range queries {
+				var sum float32
+				for _, h := range hits[q] {
+					sum += h.Score
+				}
+				want := sum / float32(len(hits[q]))
+				if got[q] != want || arg[q] != hits[q][0].Row {
+					t.Errorf("%s k=%d query %d: %v (row %d), want %v (row %d)", norm, k, q, got[q], arg[q], want, hits[q][0].Row)
+				}
+			}
+		}
+	}
+	ix := NewIndex(2, Raw)
+	bad := []float32{1, 0, float32(math.NaN()), 0, float32(math.Inf(1)), 0, 0.5, 0}
+	got, arg, err := ix.ScoreRows([][]float32{{1, 0}}, bad, 3)
+	if err != nil || got[0] != 0.75 || arg[0] != 0 {
+		t.Errorf("non-finite rows: %v %v %v, want 0.75 (the mean of the 2 finite rows) at row 0", got, arg, err)
 	}
 }

@@ -303,11 +303,12 @@ func (ix *Index) hits(top [][]cand) [][]Hit {
 
 // ScoreRows scores rows that are not in the index as the index scores its
 // own (its normalisation, under center-l2 its current mean): for each query
-// the best row's score and index, -Inf and -1 with no rows. A row with a
-// non-finite value never wins.
+// the mean of its k best rows' scores (k ≤ 1: the best; k past the rows: all
+// of them), summed best first, and the best row's index; -Inf and -1 with no
+// rows. A row with a non-finite value never counts.
 //
-//	queries: [Q][dim], rows: [N·dim]; best, arg: [Q]
-func (ix *Index) ScoreRows(queries [][]float32, rows []float32) (best []float32, arg []int, err error) {
+//	queries: [Q][dim], rows: [N·dim]; score, arg: [Q]
+func (ix *Index) ScoreRows(queries [][]float32, rows []float32, k int) (score []float32, arg []int, err error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if err := ix.checkVectors("query", queries); err != nil {
@@ -318,13 +319,14 @@ func (ix *Index) ScoreRows(queries [][]float32, rows []float32) (best []float32,
 		return nil, nil, fmt.Errorf("%w: %d row values are not whole rows of %d", ErrDim, len(rows), d)
 	}
 	n := len(rows) / d
-	best = make([]float32, len(queries))
+	k = max(1, min(k, n))
+	score = make([]float32, len(queries))
 	arg = make([]int, len(queries))
-	for qi := range best {
-		best[qi], arg[qi] = float32(math.Inf(-1)), -1
+	for qi := range score {
+		score[qi], arg[qi] = float32(math.Inf(-1)), -1
 	}
-	if ix.norm == CenterL2 && ix.rows() == 0 {
-		return best, arg, nil // no mean to centre on
+	if n == 0 || ix.norm == CenterL2 && ix.rows() == 0 {
+		return score, arg, nil // no rows, or no mean to centre on
 	}
 	ix.prepare()
 	mean := ix.mean
@@ -336,8 +338,10 @@ func (ix *Index) ScoreRows(queries [][]float32, rows []float32) (best []float32,
 	if ix.norm != Raw {
 		rowScales(inv, rows, d, 0, n, mean)
 	}
+	top := make([]float32, 0, k) // the k best so far, descending
 	for qi := range queries {
 		q := qm[qi*d : (qi+1)*d]
+		top = top[:0]
 		for r := range n {
 			s := kernels.Dot(q, rows[r*d:(r+1)*d])
 			switch {
@@ -346,10 +350,28 @@ func (ix *Index) ScoreRows(queries [][]float32, rows []float32) (best []float32,
 			case ix.norm != Raw:
 				s *= inv[r]
 			}
-			if s > best[qi] {
-				best[qi], arg[qi] = s, r
+			if s-s != 0 || len(top) == k && s <= top[k-1] {
+				continue // not finite, or not among the k best
+			}
+			if len(top) == 0 || s > top[0] {
+				arg[qi] = r
+			}
+			if len(top) < k {
+				top = append(top, s)
+			} else {
+				top[k-1] = s
+			}
+			for i := len(top) - 1; i > 0 && top[i] > top[i-1]; i-- {
+				top[i], top[i-1] = top[i-1], top[i]
 			}
 		}
+		if len(top) > 0 {
+			var t float32
+			for _, s := range top {
+				t += s
+			}
+			score[qi] = t / float32(len(top))
+		}
 	}
-	return best, arg, nil
+	return score, arg, nil
 }

@@ -117,7 +117,7 @@ func measureRouting(rep *Report, reps int) {
 	}
 	rc.Background = len(bg)
 	rc.BackgroundMS = best(func() {
-		if _, _, err := bgIx.ScoreRows(qEmb, bgRows); err != nil {
+		if _, _, err := bgIx.ScoreRows(qEmb, bgRows, experts.BackgroundNeighbors); err != nil {
 			fatal(err)
 		}
 	})

@@ -193,5 +193,5 @@ func backgroundNote(n int) string {
 	if n == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("%d general requests (models/background unless -background named a file); the fallback compares the best expert's score less the request's best score against them", n)
+	return fmt.Sprintf("%d general requests (models/background unless -background named a file); the fallback compares the best expert's score less the request's mean score against its 10 nearest of them", n)
 }
