@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -43,8 +44,17 @@ type RouterDataOptions struct {
 	DataDir, TemplatesDir string
 	HoldOut               []string // tasks left out (their experts are added later)
 	Corpus                []string // background text files
-	PerTask               int      // examples read per task [2000]
-	RawShare              float64  // queries written as the bare fields, no instruction [0.2]
+	// Requests are general requests no task is for (models.Background's
+	// kind), background keys beside the corpus paragraphs: the encoder learns
+	// to keep the library's tasks apart from what people ask an assistant,
+	// not only from prose. Those of 8 to 120 words are kept, as paragraphs
+	// are (a short request such as "define 'sonder'" is a task's neighbour
+	// more than a stranger), and make RequestShare of the background keys a
+	// step draws (by repetition), the paragraphs the rest [0.3].
+	Requests     []string
+	RequestShare float64
+	PerTask      int     // examples read per task [2000]
+	RawShare     float64 // queries written as the bare fields, no instruction [0.2]
 	// SwapShare of the queries not written as bare fields keep their
 	// template's instruction around the fields of an example of another task,
 	// so the instruction, not the content, has to tell the task [0].
@@ -104,7 +114,35 @@ func LoadRouterData(o RouterDataOptions) (*RouterData, error) {
 		}
 		d.background = append(d.background, ps...)
 	}
+	if len(o.Requests) > 0 {
+		d.background = mixRequests(d.background, o.Requests, o.RequestShare)
+	}
 	return d, nil
+}
+
+// mixRequests appends the requests of 8 to 120 words to paragraphs, repeated
+// so that they are share of the result (about; at least once each), so a
+// uniform draw of background keys takes a request with that probability.
+func mixRequests(paragraphs, requests []string, share float64) []string {
+	if share <= 0 || share >= 1 {
+		share = 0.3
+	}
+	requests = slices.DeleteFunc(slices.Clone(requests), func(r string) bool {
+		n := len(strings.Fields(r))
+		return n < 8 || n > 120 || !utf8.ValidString(r)
+	})
+	if len(requests) == 0 {
+		return paragraphs
+	}
+	n := 1
+	if len(paragraphs) > 0 {
+		n = max(1, int(math.Round(share/(1-share)*float64(len(paragraphs))/float64(len(requests)))))
+	}
+	out := slices.Clip(paragraphs)
+	for range n {
+		out = append(out, requests...)
+	}
+	return out
 }
 
 // renderRouterItems renders up to n examples (a seeded draw) by every template.

@@ -27,10 +27,12 @@ go build -o "$BENCH" ./benchmarks/routing
 
 # The encoders: the embedded one (router) and one per extra seed, trained
 # with scripts/router.sh's settings (its train command, with --seed and --out
-# replaced), unless cached.
+# replaced), unless cached; the cache is keyed by that command, so a change
+# to scripts/router.sh's settings trains afresh.
 encoders=(router)
+key=$(sed -n '/^"\$ROE" embedder train/,/--out/p' scripts/router.sh | sha1sum | cut -c1-10)
 for s in $SEEDS; do
-	out="$DIR/seed$s"
+	out="$DIR/$key/seed$s"
 	if [ ! -f "$out/encoder.json" ]; then
 		echo "training the routing encoder with seed $s into $out" >&2
 		sed -n '/^"\$ROE" embedder train/,/--out/p' scripts/router.sh |

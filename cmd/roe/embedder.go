@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"roe/experts"
+	"roe/models"
 	"roe/retriever"
 )
 
@@ -24,6 +25,8 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 	templates := fs.String("templates", "", "promptsource templates folder")
 	var corpus stringList
 	fs.Var(&corpus, "corpus", "background text file (repeatable)")
+	requests := fs.String("requests", "", `general requests no task is for, as background keys beside the corpus: JSON Lines of {"prompt"} ("default": the embedded models/background)`)
+	requestShare := fs.Float64("request-share", 0.3, "with --requests: their share of the background keys")
 	holdOut := fs.String("hold-out", "", "tasks left out of training, comma-separated (their experts are added later)")
 	out := fs.String("out", "", "encoder folder to write")
 	def := retriever.DefaultEncoderConfig()
@@ -53,13 +56,28 @@ func runEmbedder(args []string, _ io.Reader, stdout io.Writer) error {
 			held = append(held, t)
 		}
 	}
+	if *requestShare <= 0 || *requestShare >= 1 {
+		return usagef("--request-share %g: want a share in (0, 1)", *requestShare)
+	}
+	var reqs []string
+	if *requests != "" {
+		spec := *requests
+		if spec == "default" {
+			spec = ""
+		}
+		var err error
+		if reqs, err = experts.LoadBackground(spec, models.Background()); err != nil {
+			return fmt.Errorf("--requests: %w", err)
+		}
+	}
 	t0 := time.Now()
 	d, err := experts.LoadRouterData(experts.RouterDataOptions{DataDir: *data, TemplatesDir: *templates, HoldOut: held,
-		Corpus: corpus, PerTask: *perTask, RawShare: *rawShare, SwapShare: *swapShare, UserShare: *userShare, Seed: *seed})
+		Corpus: corpus, Requests: reqs, RequestShare: *requestShare, PerTask: *perTask, RawShare: *rawShare,
+		SwapShare: *swapShare, UserShare: *userShare, Seed: *seed})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "tasks %v (held out %v), %d background paragraphs, read in %.1f s\n", d.Tasks, held, len(d.Background()), time.Since(t0).Seconds())
+	fmt.Fprintf(stdout, "tasks %v (held out %v), %d background keys (corpus paragraphs and, of %d general requests, those of 8 to 120 words, repeated), read in %.1f s\n", d.Tasks, held, len(d.Background()), len(reqs), time.Since(t0).Seconds())
 	cfg := def
 	cfg.Name, cfg.Buckets, cfg.Dim, cfg.Seed, cfg.Lexical = *name, *buckets, *dim, *seed, *lexical
 	enc, err := retriever.NewEncoder(cfg)
