@@ -30,12 +30,12 @@ const Auto = "auto"
 // DefaultFallbackQuantile is Config.FallbackQuantile's default. Chosen on
 // the user-prompt routing benchmark's dev split (benchmarks/results/routing.md)
 // over four routing encoders (seeds) as the largest that keeps every one's
-// in-domain fallback well under 10%: at 2% of the library's own instances
-// (written otherwise) falling back, 1.7–5.0% of in-domain prompts and 75–81%
-// of out-of-domain ones fell back (2.5%: up to 9.2% in domain). User prompts
+// in-domain fallback under 10%: at 1.5% of the library's own instances
+// (written otherwise) falling back, 2.5–6.7% of in-domain prompts and 74–80%
+// of out-of-domain ones fell back (2%: up to 10.8% in domain). User prompts
 // sit far below the library's own instances, so the useful range of the knob
 // is narrow.
-const DefaultFallbackQuantile = 0.02
+const DefaultFallbackQuantile = 0.015
 
 // Config configures a Catalog; zero values take the defaults in brackets.
 type Config struct {

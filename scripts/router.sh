@@ -19,7 +19,6 @@ ROE=${ROE:-bin/roe}
 [ -x "$ROE" ] || { echo "no roe binary at $ROE (make build)" >&2; exit 1; }
 "$ROE" embedder train --data "$SHARED/data/tasks" --templates "$SHARED/data/templates" \
 	--corpus "$SHARED/data/corpus/war_and_peace.txt" --corpus "$SHARED/data/corpus/gutenberg_nltk_tokenized.txt" \
-	--requests models/background/requests.jsonl \
 	--hold-out wic,wsc,copa,anli_r1,anli_r2,anli_r3,boolq \
 	--steps "${STEPS:-1500}" --per-task 5000 --raw-share 0.35 --user-share 0.3 --temperature 0.2 --proj-lr -1 --seed 2 --out "$OUT"
 if [ "$OUT" = models/roe-router ]; then
