@@ -409,8 +409,8 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		info.Fallback, info.Reason = true, fmt.Sprintf("the best expert's score %.3f is below min_score", rt.Experts[0].Top1)
 	case bestCal < alpha && c.bg != nil:
 		info.Fallback = true
-		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) less its likeness to general requests (%.3f, nearest %q) is weaker than %s%% of the library's own instances written otherwise (fallback quantile %g)",
-			best.Name, rt.Experts[0].Top1, bg, clip(near, 60), sharePercent(1-bestCal), alpha)
+		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) less its likeness to general requests (%.3f, its mean score over the %d nearest; nearest %q) is weaker than %s%% of the library's own instances written otherwise (fallback quantile %g)",
+			best.Name, rt.Experts[0].Top1, bg, min(BackgroundNeighbors, len(c.bg.prompts)), clip(near, 60), sharePercent(1-bestCal), alpha)
 	case bestCal < alpha:
 		info.Fallback = true
 		info.Reason = fmt.Sprintf("the request's best match (%s, score %.3f) is weaker than %s%% of the library's own instances written otherwise (fallback quantile %g)",
