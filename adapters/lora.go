@@ -181,6 +181,7 @@ func FromTensors(c Config, base model.Config, src TensorReader) (*LoRA, error) {
 		}
 		l.SetPair(layer, p, &Pair{A: a, B: b, Rank: r, In: in, Out: out, Alpha: alpha})
 	}
+	l.pack()
 	return l, nil
 }
 

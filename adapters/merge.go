@@ -412,6 +412,7 @@ func Merge(experts []*LoRA, o MergeOptions) (*LoRA, MergeReport, error) {
 		rep.RelFrobError = math.Sqrt(errSq / normSq)
 	}
 	res.Config = describe(res, res.Config.BaseModel)
+	res.pack()
 	return res, rep, nil
 }
 

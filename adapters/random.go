@@ -25,5 +25,6 @@ func Random(base model.Config, r int, seed uint64) *LoRA {
 			l.SetPair(layer, p, &Pair{A: a, B: b, Rank: r, In: in, Out: out, Alpha: float64(2 * r)})
 		}
 	}
+	l.pack()
 	return l
 }

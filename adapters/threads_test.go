@@ -2,7 +2,9 @@ package adapters
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"roe/internal/testmodel"
 	"roe/kernels"
@@ -88,5 +90,56 @@ func TestPartedDecodeAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(20, step); a != 0 {
 		t.Errorf("%v allocations per adapted decode step", a)
+	}
+}
+
+// pack moves the factors and nothing else: a packed adapter's logits are
+// bit-identical to the same adapter unpacked, on decode and prefill, and
+// its factors lie in one buffer.
+func TestPack(t *testing.T) {
+	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
+	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
+	"rope_theta":10000,"max_position_embeddings":256}`, 3)
+	plain := Random(m.Config, 8, 5) // under packMin: left as built
+	packed := Random(m.Config, 8, 5)
+	defer func(v int) { packMin = v }(packMin)
+	packMin = 0
+	packed.pack()
+	first := packed.Layers[0][model.ProjQ].A
+	base := unsafe.Pointer(unsafe.SliceData(first))
+	var at uintptr
+	for l, ps := range packed.Layers {
+		for p, pr := range ps {
+			want := plain.Layers[l][p]
+			if !slices.Equal(pr.A, want.A) || !slices.Equal(pr.bst, want.bst) {
+				t.Fatalf("layer %d proj %d: pack changed the factors", l, p)
+			}
+			for _, v := range [][]float32{pr.A, pr.bst} {
+				if got := uintptr(unsafe.Pointer(unsafe.SliceData(v))) - uintptr(base); got != at || cap(v) != len(v) {
+					t.Fatalf("layer %d proj %d: a factor at byte %d (cap %d of %d), want %d", l, p, got, cap(v), len(v), at)
+				}
+				at += uintptr(len(v)) * 4
+			}
+		}
+	}
+	prompt := []int{1, 17, 42, 99, 23, 7, 25}
+	for _, rows := range []int{1, fewRows, 7} {
+		var got [2][]float32
+		for i, l := range []*LoRA{plain, packed} {
+			c := m.NewCache()
+			if _, err := m.Forward([]model.Step{{Cache: c, Tokens: prompt, Adapter: l}}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Forward([]model.Step{{Cache: c, Tokens: prompt[:rows], Adapter: l, AllLogits: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = out[0].Logits
+		}
+		for i := range got[0] {
+			if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
+				t.Fatalf("%d rows: logit %d: %v unpacked, %v packed", rows, i, got[0][i], got[1][i])
+			}
+		}
 	}
 }
