@@ -32,20 +32,9 @@ func TestBackgroundFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var all []string
-		for _, t := range append(append(append([]string{}, movies...), stocks...), background...) {
-			all = append(all, retriever.FormatInstance(retriever.DefaultInstanceFormat, t, nil))
-		}
-		enc.SetIDF(all)
+		setInstanceIDF(enc, movies, stocks, background)
 		f := newFixture(t, func(c *Config) { c.Embedder, c.Background, c.FallbackQuantile = enc, bg, 0.5 })
-		for i, x := range []struct {
-			name  string
-			texts []string
-		}{{"movies", movies}, {"stocks", stocks}} {
-			if _, err := f.c.Add(randomExpert(t, f.m.Config, x.name, uint64(i+1), x.texts...), AddOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		addTextExperts(t, f, []string{"movies", "stocks"}, movies, stocks)
 		return f
 	}
 	ctx := context.Background()

@@ -64,8 +64,9 @@ type Config struct {
 	FallbackQuantile float64
 	// Background are general requests that no expert is for (models.Background
 	// is roe serve's default): a request is scored by how much closer it is to
-	// its best expert than to the nearest of these, and so is every instance
-	// of the reference the fallback is calibrated on [nil: none].
+	// its best expert than to the nearest of these (background.scores), and
+	// so is every instance of the reference the fallback is calibrated on
+	// [nil: none].
 	Background    []string
 	ComposeMargin float64         // merge the top-k when the vote margin is below it [0: never]
 	MergeMethod   adapters.Method // composition method [linear: the paper's uniform merge]

@@ -90,6 +90,30 @@ func movieAndStockTexts() (movies, stocks []string) {
 	return movies, stocks
 }
 
+// setInstanceIDF weighs enc's features by the texts of sets formatted as
+// instances are, so the instance format's words weigh nothing, as in a
+// trained encoder.
+func setInstanceIDF(enc *retriever.Encoder, sets ...[]string) {
+	var all []string
+	for _, s := range sets {
+		for _, t := range s {
+			all = append(all, retriever.FormatInstance(retriever.DefaultInstanceFormat, t, nil))
+		}
+	}
+	enc.SetIDF(all)
+}
+
+// addTextExperts adds an expert of random weights per name, whose instances
+// are the texts of the matching set (seeds 1, 2, … in order).
+func addTextExperts(t testing.TB, f *fixture, names []string, sets ...[]string) {
+	t.Helper()
+	for i, name := range names {
+		if _, err := f.c.Add(randomExpert(t, f.m.Config, name, uint64(i+1), sets[i]...), AddOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // An expert trained on another base model (a library kept from an earlier
 // default) is left out of the catalog instead of failing later.
 func TestSkipOtherBase(t *testing.T) {
@@ -319,19 +343,8 @@ func TestCalibratedFallback(t *testing.T) {
 		movies[i] = "Movie review: " + movies[i] + ". Did the reviewer like the movie, positive or negative?"
 		stocks[i] = "Financial news: " + stocks[i] + ". Which market moved, stocks or bonds?"
 	}
-	var all []string // the instance format's words weigh nothing, as in a trained encoder
-	for _, t := range append(append([]string{}, movies...), stocks...) {
-		all = append(all, retriever.FormatInstance(retriever.DefaultInstanceFormat, t, nil))
-	}
-	enc.SetIDF(all)
-	for i, x := range []struct {
-		name  string
-		texts []string
-	}{{"movies", movies}, {"stocks", stocks}} {
-		if _, err := f.c.Add(randomExpert(t, f.m.Config, x.name, uint64(i+1), x.texts...), AddOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setInstanceIDF(enc, movies, stocks)
+	addTextExperts(t, f, []string{"movies", "stocks"}, movies, stocks)
 	ctx := context.Background()
 	sel, err := f.c.Select(ctx, Request{Model: Auto, Queries: []string{"was the movie any good? great acting in this film"}})
 	if err != nil {

@@ -120,6 +120,13 @@ func LoadRouterData(o RouterDataOptions) (*RouterData, error) {
 	return d, nil
 }
 
+// backgroundKey reports whether a text may be a background key: valid
+// UTF-8 of 8 to 120 words (corpus paragraphs and general requests alike).
+func backgroundKey(s string) bool {
+	n := len(strings.Fields(s))
+	return n >= 8 && n <= 120 && utf8.ValidString(s)
+}
+
 // mixRequests appends the requests of 8 to 120 words to paragraphs, repeated
 // so that they are share of the result (about; at least once each), so a
 // uniform draw of background keys takes a request with that probability.
@@ -127,10 +134,7 @@ func mixRequests(paragraphs, requests []string, share float64) []string {
 	if share <= 0 || share >= 1 {
 		share = 0.3
 	}
-	requests = slices.DeleteFunc(slices.Clone(requests), func(r string) bool {
-		n := len(strings.Fields(r))
-		return n < 8 || n > 120 || !utf8.ValidString(r)
-	})
+	requests = slices.DeleteFunc(slices.Clone(requests), func(r string) bool { return !backgroundKey(r) })
 	if len(requests) == 0 {
 		return paragraphs
 	}
@@ -197,7 +201,7 @@ func paragraphs(path string) ([]string, error) {
 	flush := func() {
 		p := strings.Join(cur, " ")
 		cur = cur[:0]
-		if n := len(strings.Fields(p)); n >= 8 && n <= 120 && utf8.ValidString(p) {
+		if backgroundKey(p) {
 			out = append(out, p)
 		}
 	}

@@ -351,7 +351,7 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		return nil, err
 	}
 	// The request's likeness to general requests (Config.Background): each
-	// query's best background score; a candidate's score (Top1: the mean over
+	// query's background score (background.scores); a candidate's score (Top1: the mean over
 	// the queries that voted for it, or over all without votes) has the mean
 	// over the same queries subtracted before calibration, as the reference's
 	// instances have theirs.
@@ -371,13 +371,10 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 		xbg := backgroundOf(bgs, rt.Voted, x)
 		cal := retriever.Calibrated(ref.loo, x.Top1-xbg)
 		if i == 0 {
-			bg = xbg
+			bg, bestCal = xbg, cal
 			if bgs != nil {
 				info.Background = &bg
 			}
-		}
-		if i == 0 {
-			bestCal = cal
 		}
 		conf := cal // a runner-up without votes: how it would stand had it won
 		if x.Votes > 0 {
@@ -459,7 +456,7 @@ func (c *Catalog) decide(t0 time.Time, info *Info, rr *Routing, embs [][]float32
 }
 
 // backgroundOf is candidate x's background score: the mean of bgs ([Q],
-// each query's best background score; nil: no background, 0) over the
+// each query's background score; nil: no background, 0) over the
 // queries that voted for x (voted: [Q]), or over all of them when none did,
 // the queries x's Top1 is the mean over.
 func backgroundOf(bgs []float32, voted []string, x retriever.ExpertScore) float64 {

@@ -338,10 +338,10 @@ func (ix *Index) ScoreRows(queries [][]float32, rows []float32, k int) (score []
 	if ix.norm != Raw {
 		rowScales(inv, rows, d, 0, n, mean)
 	}
-	top := make([]float32, 0, k) // the k best so far, descending
+	top := topK{k: k, c: make([]cand, 0, k)}
 	for qi := range queries {
 		q := qm[qi*d : (qi+1)*d]
-		top = top[:0]
+		top.c = top.c[:0]
 		for r := range n {
 			s := kernels.Dot(q, rows[r*d:(r+1)*d])
 			switch {
@@ -350,27 +350,16 @@ func (ix *Index) ScoreRows(queries [][]float32, rows []float32, k int) (score []
 			case ix.norm != Raw:
 				s *= inv[r]
 			}
-			if s-s != 0 || len(top) == k && s <= top[k-1] {
-				continue // not finite, or not among the k best
-			}
-			if len(top) == 0 || s > top[0] {
-				arg[qi] = r
-			}
-			if len(top) < k {
-				top = append(top, s)
-			} else {
-				top[k-1] = s
-			}
-			for i := len(top) - 1; i > 0 && top[i] > top[i-1]; i-- {
-				top[i], top[i-1] = top[i-1], top[i]
+			if s-s == 0 { // a non-finite row never counts
+				top.push(cand{s, int32(r)})
 			}
 		}
-		if len(top) > 0 {
+		if best := top.sorted(); len(best) > 0 {
 			var t float32
-			for _, s := range top {
-				t += s
+			for _, c := range best {
+				t += c.s
 			}
-			score[qi] = t / float32(len(top))
+			score[qi], arg[qi] = t/float32(len(best)), int(best[0].r)
 		}
 	}
 	return score, arg, nil

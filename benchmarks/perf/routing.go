@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -94,7 +93,7 @@ func measureRouting(rep *Report, reps int) {
 	}
 	rc.Experts = len(names)
 	rc.SignatureMS = best(func() { sigs.Score(q, names) })
-	bg, err := experts.ReadBackground(bytes.NewReader(models.Background()))
+	bg, err := experts.LoadBackground("", models.Background())
 	if err != nil {
 		fatal(err)
 	}
