@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // bfloat16 support: weights kept as the top 16 bits of a float32 (1 sign, 8
 // exponent, 7 mantissa bits) and widened on the fly, which halves the bytes a
@@ -47,6 +50,37 @@ func MatMulTBF16(dst, x []float32, w []uint16, m, n, k int) {
 		w = []uint16{}
 	}
 	matMulTStrided(cur, dst, n, x, k, nil, w, k, m, n, k)
+}
+
+// AxpyRowsBF16 computes y += Σ_j a[j] · b[j·ldb : j·ldb+len(y)] over the
+// len(a) rows of b, in order, the rows widened from bfloat16: Axpy row by row
+// on b's widened rows in one call, with y held in registers across the rows.
+//
+//	y: [d], b: [len(a), ldb] (bf16 bits, ldb ≥ d), a: [r]
+func AxpyRowsBF16(y []float32, b []uint16, ldb int, a []float32) {
+	d, r := len(y), len(a)
+	if ldb < d || r > 0 && len(b) < (r-1)*ldb+d {
+		panic(fmt.Sprintf("kernels: AxpyRowsBF16: %d rows of %d (stride %d) need %d values, have %d", r, d, ldb, (r-1)*ldb+d, len(b)))
+	}
+	if d == 0 || r == 0 {
+		return
+	}
+	if cur.axpyRowsBF16 != nil {
+		if n := d - d%cur.axpyRowsW; n > 0 {
+			cur.axpyRowsBF16(y[:n], b, ldb, a)
+			y, b = y[n:], b[n:]
+		}
+	}
+	axpyRowsBF16Go(y, b, ldb, a)
+}
+
+func axpyRowsBF16Go(y []float32, b []uint16, ldb int, a []float32) {
+	for j, aj := range a {
+		row := b[j*ldb : j*ldb+len(y)]
+		for i, h := range row {
+			y[i] += aj * math.Float32frombits(uint32(h)<<16)
+		}
+	}
 }
 
 // widenBF16 widens with the impl's vector loop where it has one, and a Go

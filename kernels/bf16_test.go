@@ -1,9 +1,11 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -167,6 +169,33 @@ func TestFMALoop(t *testing.T) {
 	eachImpl(t, func(t *testing.T) {
 		if f := FMALoop(1000); f <= 0 {
 			t.Fatalf("FMALoop reported %d flops", f)
+		}
+	})
+}
+
+// AxpyRowsBF16 equals Axpy row by row over the widened rows, in every
+// kernel set, and leaves y past its length alone.
+func TestAxpyRowsBF16(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, d := range []int{1, 7, 8, 16, 31, 64, 100, 576} {
+			for _, rk := range []int{1, 3, 8} {
+				ldb := d + 5
+				b := make([]uint16, (rk-1)*ldb+d)
+				for i := range b {
+					b[i] = ToBF16(r.Float32()*2 - 1)
+				}
+				a := randVec(r, rk, 2)
+				y := randVec(r, d+3, 1)
+				got, want := slices.Clone(y), slices.Clone(y)
+				AxpyRowsBF16(got[:d], b, ldb, a)
+				row := make([]float32, d)
+				for j := range rk {
+					WidenBF16(row, b[j*ldb:j*ldb+d])
+					axpyRef(a[j], row, want[:d])
+				}
+				checkVec(t, fmt.Sprintf("AxpyRowsBF16 d=%d r=%d", d, rk), got, want, 1e-6, 4)
+			}
 		}
 	})
 }

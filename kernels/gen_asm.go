@@ -1157,6 +1157,7 @@ func main() {
 			g.packB2()
 		}
 		g.widen()
+		g.axpyRowsBF16()
 		if !g.is512() {
 			g.qgemvs()
 			g.dequants()
@@ -2732,6 +2733,56 @@ func (g *gen) accRows() {
 	g.p("\tADDQ $256, R13")
 	g.p("\tCMPQ R13, R12")
 	g.p("\tJB accRows_chunk")
+	g.ret()
+}
+
+// axpyRowsBF16: y[0:d] += Σ_j a[j] · widen(b[j·ldb : j·ldb+d]) over j < r,
+// in order, one FMA per element and row (Axpy row by row on the widened
+// rows, bit for bit), four vectors of columns at a time, then one; d a
+// multiple of the vector width, r ≥ 1. An unmerged LoRA's decode delta
+// y += (s·B)ᵀ-rows weighted by x·Aᵀ, with its factors in bfloat16.
+//
+// func axpyRowsBF16(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+func (g *gen) axpyRowsBF16() {
+	g.text("axpyRowsBF16", "$0-48")
+	g.p("\tMOVQ y+0(FP), DI")
+	g.p("\tMOVQ d+8(FP), CX")
+	g.p("\tMOVQ b+16(FP), SI")
+	g.p("\tMOVQ ldb+24(FP), R9")
+	g.p("\tSHLQ $1, R9") // row bytes
+	g.p("\tMOVQ a+32(FP), R10")
+	g.p("\tMOVQ r+40(FP), R11")
+	for _, n := range []int{4, 1} {
+		l := fmt.Sprintf("axpyRowsBF16_%d", n)
+		g.p("%s:", l)
+		g.p("\tCMPQ CX, $%d", n*g.w)
+		g.p("\tJB %s_end", l)
+		for j := 0; j < n; j++ {
+			g.p("\tVMOVUPS %d(DI), %s", j*g.vb(), g.v(j))
+		}
+		g.p("\tMOVQ SI, AX")
+		g.p("\tMOVQ R10, BX")
+		g.p("\tMOVQ R11, DX")
+		g.p("%s_row:", l)
+		g.p("\tVBROADCASTSS (BX), %s", g.v(8))
+		for j := 0; j < n; j++ {
+			g.p("\tVPMOVZXWD %d(AX), %s", j*g.vb()/2, g.v(4+j))
+			g.p("\tVPSLLD $16, %s, %s", g.v(4+j), g.v(4+j))
+			g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
+		}
+		g.p("\tADDQ R9, AX")
+		g.p("\tADDQ $4, BX")
+		g.p("\tDECQ DX")
+		g.p("\tJNZ %s_row", l)
+		for j := 0; j < n; j++ {
+			g.p("\tVMOVUPS %s, %d(DI)", g.v(j), j*g.vb())
+		}
+		g.p("\tADDQ $%d, DI", n*g.vb())
+		g.p("\tADDQ $%d, SI", n*g.vb()/2)
+		g.p("\tSUBQ $%d, CX", n*g.w)
+		g.p("\tJMP %s", l)
+		g.p("%s_end:", l)
+	}
 	g.ret()
 }
 

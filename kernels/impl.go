@@ -38,6 +38,10 @@ type impl struct {
 	tileBF16   func(dst []float32, ldd int, acc bool, x []float32, ldx int, w []uint16, ldw, k int)
 	tileM1BF16 func(dst []float32, acc bool, x []float32, w []uint16, ldw, k int)
 	widen      func(dst []float32, src []uint16) // len(src) a multiple of bk; nil: Go loop
+	// axpyRowsBF16 (nil: Go): see AxpyRowsBF16; len(y) a multiple of the
+	// vector width, len(a) ≥ 1.
+	axpyRowsBF16 func(y []float32, b []uint16, ldb int, a []float32)
+	axpyRowsW    int // the width len(y) must be a multiple of
 
 	// Packed prefill GEMM (nil: none; the driver uses the tiles above).
 	// gemmPacked computes tiles consecutive 8-row groups of x (stride ldx)

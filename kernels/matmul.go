@@ -384,7 +384,12 @@ func gemmBlockBF16(im *impl, dst []float32, ldd int, x []float32, ldx int, w []u
 	mr, nr := im.mr, im.nr
 	kb := k - k%im.bk // the micro-kernels' share of k
 	j := j0
-	for ; j+nr <= j1; j += nr {
+	for ; j+nr <= j1 || j < j1 && j1-j0 >= nr; j += nr {
+		if j+nr > j1 {
+			// The ragged last rows: the last nr rows once more, with the
+			// same tiles (the overlap is rewritten with the same bits).
+			j = j1 - nr
+		}
 		wj := w[j*ldw:]
 		i := i0
 		for ; i+mr <= i1; i += mr {

@@ -75,6 +75,9 @@ func packBAVX512(dst, w *float32, ldw, k int)
 //go:noescape
 func widenAVX512(dst *float32, src *uint16, n int)
 
+//go:noescape
+func axpyRowsBF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+
 var avx512Impl = &impl{
 	name: "avx512",
 	dot: func(a, b []float32) float32 {
@@ -160,8 +163,13 @@ var avx512Impl = &impl{
 		_ = dst[len(src)-1]
 		widenAVX512(&dst[0], &src[0], len(src))
 	},
-	pmr: 8,
-	pnr: 48,
+	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		axpyRowsBF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+	},
+	axpyRowsW: 16,
+	pmr:       8,
+	pnr:       48,
 	gemmPacked: func(dst []float32, ldd int, acc bool, x []float32, ldx int, b []float32, k, tiles int) {
 		if tiles <= 0 || k <= 0 {
 			return
@@ -242,6 +250,9 @@ func packBAVX2(dst, w *float32, ldw, k int)
 
 //go:noescape
 func widenAVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func axpyRowsBF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r int)
 
 var avx2Impl = &impl{
 	name: "avx2",
@@ -328,8 +339,13 @@ var avx2Impl = &impl{
 		_ = dst[len(src)-1]
 		widenAVX2(&dst[0], &src[0], len(src))
 	},
-	pmr: 4,
-	pnr: 24,
+	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		axpyRowsBF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+	},
+	axpyRowsW: 8,
+	pmr:       4,
+	pnr:       24,
 	gemmPacked: func(dst []float32, ldd int, acc bool, x []float32, ldx int, b []float32, k, tiles int) {
 		if tiles <= 0 || k <= 0 {
 			return
