@@ -161,7 +161,7 @@ func loraBytes(l *LoRA) int64 {
 	for _, layer := range l.Layers {
 		for _, pr := range layer {
 			if pr != nil {
-				n += int64(len(pr.A)+len(pr.B)+len(pr.bs)+len(pr.bst)) * 4
+				n += int64(len(pr.A)+len(pr.B)+len(pr.bs)+len(pr.bst))*4 + int64(len(pr.a16)+len(pr.bst16))*2
 			}
 		}
 	}

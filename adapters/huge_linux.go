@@ -7,11 +7,10 @@ import (
 
 // adviseHuge asks for transparent huge pages over the whole huge pages
 // inside f (a hint: errors are ignored, the memory works either way).
-func adviseHuge(f []float32) {
-	if len(f) == 0 {
+func adviseHuge(b []byte) {
+	if len(b) == 0 {
 		return
 	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), len(f)*4)
 	lo := int((hugePage - uintptr(unsafe.Pointer(&b[0]))%hugePage) % hugePage)
 	hi := lo + (len(b)-lo)/hugePage*hugePage
 	if hi <= lo {

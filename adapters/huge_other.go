@@ -3,4 +3,4 @@
 package adapters
 
 // adviseHuge is a no-op without Linux's transparent huge pages.
-func adviseHuge([]float32) {}
+func adviseHuge([]byte) {}

@@ -28,6 +28,11 @@ type Pair struct {
 	Scale float32
 	bs    []float32 // Scale·B, [Out, Rank], for the unmerged forward over many rows
 	bst   []float32 // (Scale·B)ᵀ, [Rank, Out], for the unmerged forward over a few rows
+
+	// With bfloat16 decode factors (SetDecodeDType): A and (Scale·B)ᵀ
+	// rounded, [Rank, In] and [Rank, Out], read by the few-rows forward
+	// instead of A and bst (then nil).
+	a16, bst16 []uint16
 }
 
 // LoRA is one expert: a set of low-rank updates over a base model's projections.
@@ -39,6 +44,8 @@ type LoRA struct {
 	Layers [][model.NumProj]*Pair // [layer][proj]; nil where the module is not adapted
 
 	base model.Config // for the fused modules' names and shapes
+
+	packed bool // pack moved (or rounded) the decode factors: never twice
 }
 
 // New returns an empty adapter for a base model; AddPair fills it. Target
@@ -346,8 +353,13 @@ func (pr *Pair) addPart(x, y []float32, rows, k int) {
 	xa := (*bp)[:r1-r0]
 	defer scratch.Put(bp)
 	for i := 0; i < rows; i++ {
-		kernels.MatMulT(xa, x[i*pr.In:(i+1)*pr.In], pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
 		yi := y[i*pr.Out : (i+1)*pr.Out]
+		if pr.a16 != nil {
+			kernels.MatMulTBF16(xa, x[i*pr.In:(i+1)*pr.In], pr.a16[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
+			kernels.AxpyRowsBF16(yi, pr.bst16[r0*pr.Out:r1*pr.Out], pr.Out, xa)
+			continue
+		}
+		kernels.MatMulT(xa, x[i*pr.In:(i+1)*pr.In], pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
 		for j, a := range xa {
 			kernels.Axpy(a, pr.bst[(r0+j)*pr.Out:(r0+j+1)*pr.Out], yi)
 		}

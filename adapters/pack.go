@@ -1,6 +1,12 @@
 package adapters
 
-import "unsafe"
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"roe/kernels"
+)
 
 // An unmerged LoRA's decode step reads every adapted module's A and
 // (Scale·B)ᵀ once: for a rank-16 adapter on all seven projections of a
@@ -19,9 +25,13 @@ var packMin = 4 << 20
 const hugePage = 2 << 20
 
 // pack moves every pair's A and (Scale·B)ᵀ into one buffer, A then (Scale·B)ᵀ
-// pair by pair in layer order. Values are unchanged; call it before l is
-// shared (the constructors do).
+// pair by pair in layer order, and, with bfloat16 decode factors (see
+// SetDecodeDType), rounds them into one buffer of bfloat16 instead. Values
+// are unchanged in float32; call it before l is shared (the constructors do).
 func (l *LoRA) pack() {
+	if l.packed {
+		return
+	}
 	n := 0
 	for _, ps := range l.Layers {
 		for _, pr := range ps {
@@ -30,13 +40,31 @@ func (l *LoRA) pack() {
 			}
 		}
 	}
+	if decodeBF16.Load() {
+		l.packed = true
+		h := hugeBuf[uint16](n, 2)
+		i := 0
+		round := func(v []float32) []uint16 {
+			dst := h[i : i+len(v) : i+len(v)]
+			kernels.NarrowBF16(dst, v)
+			i += len(v)
+			return dst
+		}
+		for _, ps := range l.Layers {
+			for _, pr := range ps {
+				if pr != nil {
+					pr.a16, pr.bst16 = round(pr.A), round(pr.bst)
+					pr.bst = nil // decode's only: it reads bst16
+				}
+			}
+		}
+		return
+	}
 	if n*4 < packMin {
 		return
 	}
-	buf := make([]float32, n+hugePage/4)
-	off := int((hugePage - uintptr(unsafe.Pointer(&buf[0]))%hugePage) % hugePage / 4)
-	f := buf[off : off+n : off+n]
-	adviseHuge(f)
+	l.packed = true
+	f := hugeBuf[float32](n, 4)
 	i := 0
 	move := func(v []float32) []float32 {
 		dst := f[i : i+len(v) : i+len(v)]
@@ -51,4 +79,45 @@ func (l *LoRA) pack() {
 			}
 		}
 	}
+}
+
+// hugeBuf returns n elements of size bytes each, on huge pages over their
+// aligned middle when they take at least packMin bytes.
+func hugeBuf[T uint16 | float32](n, size int) []T {
+	if n*size < packMin {
+		return make([]T, n)
+	}
+	buf := make([]T, n+hugePage/size)
+	off := int((hugePage - uintptr(unsafe.Pointer(&buf[0]))%hugePage) % hugePage / uintptr(size))
+	f := buf[off : off+n : off+n]
+	adviseHuge(unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), n*size))
+	return f
+}
+
+// DecodeDType is the dtype SetDecodeDType set: "float32" or "bfloat16".
+func DecodeDType() string {
+	if decodeBF16.Load() {
+		return "bfloat16"
+	}
+	return "float32"
+}
+
+// decodeBF16 is whether pack rounds decode factors to bfloat16.
+var decodeBF16 atomic.Bool
+
+// SetDecodeDType sets how adapters built from now on keep the factors an
+// unmerged decode step reads: "float32" (the default: exact) or "bfloat16"
+// (rounded once when the adapter is built: half the bytes a decode step
+// reads, lossy unless the adapter's values are bfloat16 already; prefill,
+// merges and exports keep float32). It is vLLM's --lora-dtype.
+func SetDecodeDType(dtype string) error {
+	switch dtype {
+	case "float32", "f32", "":
+		decodeBF16.Store(false)
+	case "bfloat16", "bf16":
+		decodeBF16.Store(true)
+	default:
+		return fmt.Errorf("adapter decode dtype %q: want float32 or bfloat16", dtype)
+	}
+	return nil
 }

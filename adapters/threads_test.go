@@ -143,3 +143,60 @@ func TestPack(t *testing.T) {
 		}
 	}
 }
+
+// With bfloat16 decode factors an adapter decodes as a float32 adapter
+// holding the rounded factors would, prefills exactly as the float32 one,
+// and names its bfloat16 buffer to be warmed.
+func TestDecodeBF16(t *testing.T) {
+	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
+	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
+	"rope_theta":10000,"max_position_embeddings":256}`, 3)
+	plain := Random(m.Config, 8, 5)
+	rounded := Random(m.Config, 8, 5)
+	for _, ps := range rounded.Layers {
+		for _, pr := range ps {
+			if pr != nil {
+				for _, v := range [][]float32{pr.A, pr.bst} {
+					for i := range v {
+						v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
+					}
+				}
+			}
+		}
+	}
+	if err := SetDecodeDType("bfloat16"); err != nil {
+		t.Fatal(err)
+	}
+	bf := Random(m.Config, 8, 5)
+	if err := SetDecodeDType("float32"); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetDecodeDType("fp8"); err == nil {
+		t.Fatal("SetDecodeDType took fp8")
+	}
+	logits := func(l *LoRA, rows int) []float32 { // from an empty cache
+		prompt := []int{1, 17, 42, 99, 23, 7, 25}
+		out, err := m.Forward([]model.Step{{Cache: m.NewCache(), Tokens: prompt[:rows], Adapter: l, AllLogits: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0].Logits
+	}
+	for _, rows := range []int{1, fewRows} {
+		got, want, exact := logits(bf, rows), logits(rounded, rows), logits(plain, rows)
+		differs := false
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*max(1, math.Abs(float64(want[i]))) {
+				t.Fatalf("%d rows: logit %d: %v with bfloat16 factors, %v with the rounded float32 ones", rows, i, got[i], want[i])
+			}
+			differs = differs || got[i] != exact[i]
+		}
+		if !differs {
+			t.Fatalf("%d rows: bfloat16 factors gave the float32 logits bit for bit: not used", rows)
+		}
+	}
+	got, want := logits(bf, 7), logits(plain, 7)
+	if !slices.Equal(got, want) {
+		t.Fatal("prefill with bfloat16 decode factors differs from float32")
+	}
+}

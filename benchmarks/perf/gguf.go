@@ -209,7 +209,7 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 				l := loraDecode(m, t, reps)
 				l.Weights = ft.Name
 				sec.LoRA = append(sec.LoRA, l)
-				logf("unmerged LoRA r=16 over %s, %d thread(s): %+.1f%%", ft.Name, t, 100*l.Overhead)
+				logf("unmerged LoRA r=16 over %s, %d thread(s): %+.1f%% (bfloat16 factors %+.1f%%)", ft.Name, t, 100*l.Overhead, 100*l.OverheadBF16)
 			}
 			if r, err := runRSSChild("gguf:" + path); err != nil {
 				logf("rss %s: %v", ft.Name, err)
@@ -426,7 +426,7 @@ func mdGGUF(p mdPrinter, rep *Report) {
 	}
 	for _, l := range s.LoRA {
 		p("")
-		p("Unmerged LoRA rank 16 on all seven projections over %s, %d thread(s): %.1f → %.1f tok/s (%+.1f%% per decode step).", l.Weights, l.Threads, l.Base, l.Unmerged, 100*l.Overhead)
+		p("Unmerged LoRA rank 16 on all seven projections over %s, %d thread(s): %.1f → %.1f tok/s (%+.1f%% per decode step); with `--lora-dtype bfloat16` (opt-in, lossy for this float32 adapter) %.1f tok/s (%+.1f%%).", l.Weights, l.Threads, l.Base, l.Unmerged, 100*l.Overhead, l.UnmergedBF16, 100*l.OverheadBF16)
 	}
 	for _, r := range s.RSS {
 		p("")

@@ -94,15 +94,19 @@ type Batch struct {
 // LoRA is unmerged per-sequence adapter cost on decode (rank 16, all seven
 // projections of every layer), the variants measured interleaved.
 type LoRA struct {
-	Weights     string  `json:"weights"`
-	Threads     int     `json:"threads"`
-	Base        float64 `json:"base_tok_per_s"`                  // 1 sequence, no adapter
-	Unmerged    float64 `json:"unmerged_tok_per_s"`              // 1 sequence, one unmerged adapter
-	Overhead    float64 `json:"unmerged_overhead"`               // step time ratio − 1
-	Batch8Base  float64 `json:"batch8_base_tok_per_s"`           // 8 sequences, no adapter
-	Batch8One   float64 `json:"batch8_one_adapter_tok_per_s"`    // 8 sequences, one shared adapter
-	Batch8Eight float64 `json:"batch8_eight_adapters_tok_per_s"` // 8 sequences, 8 different adapters
-	EightVsOne  float64 `json:"eight_vs_one"`                    // Batch8Eight / Batch8One
+	Weights  string  `json:"weights"`
+	Threads  int     `json:"threads"`
+	Base     float64 `json:"base_tok_per_s"`     // 1 sequence, no adapter
+	Unmerged float64 `json:"unmerged_tok_per_s"` // 1 sequence, one unmerged adapter
+	Overhead float64 `json:"unmerged_overhead"`  // step time ratio − 1
+	// The same adapter with --lora-dtype bfloat16 (opt-in, lossy for a
+	// float32 adapter): its decode factors rounded to bfloat16.
+	UnmergedBF16 float64 `json:"unmerged_bf16_tok_per_s"`
+	OverheadBF16 float64 `json:"unmerged_bf16_overhead"`
+	Batch8Base   float64 `json:"batch8_base_tok_per_s"`           // 8 sequences, no adapter
+	Batch8One    float64 `json:"batch8_one_adapter_tok_per_s"`    // 8 sequences, one shared adapter
+	Batch8Eight  float64 `json:"batch8_eight_adapters_tok_per_s"` // 8 sequences, 8 different adapters
+	EightVsOne   float64 `json:"eight_vs_one"`                    // Batch8Eight / Batch8One
 }
 
 // PathRun is one kernel set on the random 135M-shape model at 2 threads.
@@ -679,6 +683,13 @@ func decodeStep(m *model.Model, b, ctx int) func() {
 func loraDecode(m *model.Model, t, reps int) LoRA {
 	cfg := m.Config
 	one := adapters.Random(cfg, 16, 1)
+	if err := adapters.SetDecodeDType("bfloat16"); err != nil {
+		panic(err)
+	}
+	oneBF16 := adapters.Random(cfg, 16, 1)
+	if err := adapters.SetDecodeDType("float32"); err != nil {
+		panic(err)
+	}
 	eight := make([]model.Adapter, 8)
 	for i := range eight {
 		eight[i] = adapters.Random(cfg, 16, uint64(10+i))
@@ -687,7 +698,7 @@ func loraDecode(m *model.Model, t, reps int) LoRA {
 	for i := range shared {
 		shared[i] = one
 	}
-	variants := [][]model.Adapter{{nil}, {one}, make([]model.Adapter, 8), shared, eight}
+	variants := [][]model.Adapter{{nil}, {one}, make([]model.Adapter, 8), shared, eight, {oneBF16}}
 	steps := make([]func(), len(variants))
 	for i, ads := range variants {
 		steps[i] = adapterStep(m, ads, 64)
@@ -712,7 +723,7 @@ func loraDecode(m *model.Model, t, reps int) LoRA {
 	rate := func(i int) float64 { return float64(len(variants[i])) / med[i] }
 	return LoRA{Weights: string(m.WeightFormat()), Threads: t, Base: rate(0), Unmerged: rate(1),
 		Overhead: med[1]/med[0] - 1, Batch8Base: rate(2), Batch8One: rate(3), Batch8Eight: rate(4),
-		EightVsOne: rate(4) / rate(3)}
+		EightVsOne: rate(4) / rate(3), UnmergedBF16: rate(5), OverheadBF16: med[5]/med[0] - 1}
 }
 
 // adapterStep is decodeStep with one adapter per sequence (nil: none): it

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"roe/adapters"
 	"roe/internal/testenv"
 	"slices"
 	"strings"
@@ -292,5 +293,25 @@ func TestActivationsFlag(t *testing.T) {
 	}
 	if _, errs, code := roe(t, "", append(args, "--activations", "q4")...); code == 0 || !strings.Contains(errs, "--activations") {
 		t.Errorf("--activations q4: exit %d, %s", code, errs)
+	}
+}
+
+// --lora-dtype bfloat16 serves an adapter with rounded decode factors (and
+// says so on stderr, as --activations q8 does); an unknown value is a usage error, and
+// training refuses it.
+func TestLoRADTypeFlag(t *testing.T) {
+	if _, err := os.Stat(goldenLoRA); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	defer adapters.SetDecodeDType("float32") // a process-wide setting
+	args := []string{"generate", "--model", goldenBase, "--adapter", goldenLoRA, "--prompt", "x", "--temperature", "0", "--max-tokens", "4"}
+	if _, errs, code := roe(t, "", append(args, "--lora-dtype", "bfloat16")...); code != 0 {
+		t.Fatalf("--lora-dtype bfloat16: exit %d: %s", code, errs)
+	}
+	if _, errs, code := roe(t, "", append(args, "--lora-dtype", "fp8")...); code == 0 || !strings.Contains(errs, "--lora-dtype") {
+		t.Errorf("--lora-dtype fp8: exit %d, %s", code, errs)
+	}
+	if _, errs, code := roe(t, "", "train", "--model", goldenBase, "--lora-dtype", "bfloat16"); code == 0 || !strings.Contains(errs, "--lora-dtype") {
+		t.Errorf("train --lora-dtype bfloat16: exit %d, %s", code, errs)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"roe/adapters"
 	"roe/experts"
 	"strings"
 	"syscall"
@@ -213,6 +214,10 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 	if m.Activations() == model.ActivationsQ8 {
 		fmt.Fprintf(stdout, "activations: int8 (q8) for %s weights in decode: lossy\n", m.Q8Types())
 		log.Info("activations quantized", "activations", string(model.ActivationsQ8), "types", m.Q8Types())
+	}
+	if d := adapters.DecodeDType(); d != "float32" {
+		fmt.Fprintf(stdout, "experts' decode factors: %s (--lora-dtype): lossy\n", d)
+		log.Info("expert decode factors rounded", "lora_dtype", d)
 	}
 	select {
 	case err := <-errc:

@@ -346,6 +346,9 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 			f.libSet = true
 		}
 	})
+	if *loraDType != "float32" && *loraDType != "f32" {
+		return usagef("--lora-dtype %s is for inference (lossy); training keeps float32 factors", *loraDType)
+	}
 	if err := f.check(); err != nil {
 		return err
 	}
