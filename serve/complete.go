@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"roe/adapters"
 	"roe/experts"
 	"roe/model"
 )
@@ -69,13 +70,16 @@ func choiceSeed(seed *uint64, j int) *uint64 {
 }
 
 // systemFingerprint names the configuration that produced an answer: the
-// base model's weights fingerprint and roe's build (module version and VCS
-// revision), hashed.
+// base model's weights fingerprint, the lossy options in force and roe's
+// build (module version and VCS revision), hashed.
 func systemFingerprint(m *model.Model) string {
 	h := sha256.New()
 	h.Write([]byte(m.Fingerprint()))
 	if a := m.Activations(); a != model.ActivationsF32 { // lossy int8 activations answer differently
 		fmt.Fprintf(h, "\x00activations=%s", a)
+	}
+	if d := adapters.DecodeDType(); d != "float32" { // so do experts' rounded decode factors
+		fmt.Fprintf(h, "\x00lora_dtype=%s", d)
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		fmt.Fprintf(h, "\x00%s", bi.Main.Version)

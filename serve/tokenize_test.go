@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+
+	"roe/adapters"
 )
 
 // vLLM's /tokenize and /detokenize: a prompt or chat messages (tokenized as
@@ -80,6 +82,14 @@ func TestSystemFingerprint(t *testing.T) {
 	_, chat, _ := do(t, f.srv, "POST", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"x"}],"max_tokens":1}`, "")
 	if len(a.SystemFingerprint) != 15 || a.SystemFingerprint != chat["system_fingerprint"] || a.SystemFingerprint != systemFingerprint(f.m) {
 		t.Errorf("fingerprints %q %v", a.SystemFingerprint, chat["system_fingerprint"])
+	}
+	// Rounded expert factors answer differently: another fingerprint.
+	defer adapters.SetDecodeDType("float32")
+	if err := adapters.SetDecodeDType("bfloat16"); err != nil {
+		t.Fatal(err)
+	}
+	if systemFingerprint(f.m) == a.SystemFingerprint {
+		t.Error("--lora-dtype bfloat16 kept the exact fingerprint")
 	}
 }
 
