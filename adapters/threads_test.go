@@ -145,8 +145,7 @@ func TestPack(t *testing.T) {
 }
 
 // With bfloat16 decode factors an adapter decodes as a float32 adapter
-// holding the rounded factors would, prefills exactly as the float32 one,
-// and names its bfloat16 buffer to be warmed.
+// holding the rounded factors would, and prefills exactly as the float32 one.
 func TestDecodeBF16(t *testing.T) {
 	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
 	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
