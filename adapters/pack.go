@@ -106,18 +106,19 @@ func DecodeDType() string {
 var decodeBF16 atomic.Bool
 
 // SetDecodeDType sets how adapters built from now on keep the factors an
-// unmerged decode step reads: "float32" (the default: exact) or "bfloat16"
-// (rounded once when the adapter is built: half the bytes a decode step
-// reads, lossy unless the adapter's values are bfloat16 already; prefill,
-// merges and exports keep float32). It is vLLM's --lora-dtype.
+// unmerged decode step reads: "float32" (the default, also "auto": exact) or
+// "bfloat16" (rounded once when the adapter is built: half the bytes a
+// decode step reads, lossy unless the adapter's values are bfloat16
+// already; prefill, merges and exports keep float32). It is vLLM's
+// --lora-dtype, whose auto is the model's compute dtype: float32 here.
 func SetDecodeDType(dtype string) error {
 	switch dtype {
-	case "float32", "f32", "":
+	case "float32", "f32", "auto", "":
 		decodeBF16.Store(false)
 	case "bfloat16", "bf16":
 		decodeBF16.Store(true)
 	default:
-		return fmt.Errorf("adapter decode dtype %q: want float32 or bfloat16", dtype)
+		return fmt.Errorf("adapter decode dtype %q: want float32 (auto) or bfloat16", dtype)
 	}
 	return nil
 }

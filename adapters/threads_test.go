@@ -167,8 +167,8 @@ func TestDecodeBF16(t *testing.T) {
 		t.Fatal(err)
 	}
 	bf := Random(m.Config, 8, 5)
-	if err := SetDecodeDType("float32"); err != nil {
-		t.Fatal(err)
+	if err := SetDecodeDType("auto"); err != nil || DecodeDType() != "float32" {
+		t.Fatalf("auto: %v, %s", err, DecodeDType())
 	}
 	if err := SetDecodeDType("fp8"); err == nil {
 		t.Fatal("SetDecodeDType took fp8")
