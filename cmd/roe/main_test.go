@@ -314,4 +314,8 @@ func TestLoRADTypeFlag(t *testing.T) {
 	if _, errs, code := roe(t, "", "train", "--model", goldenBase, "--lora-dtype", "bfloat16"); code == 0 || !strings.Contains(errs, "--lora-dtype") {
 		t.Errorf("train --lora-dtype bfloat16: exit %d, %s", code, errs)
 	}
+	// auto is float32: train goes on to its own checks (here: no --data).
+	if _, errs, code := roe(t, "", "train", "--model", goldenBase, "--lora-dtype", "auto"); code == 0 || strings.Contains(errs, "--lora-dtype") {
+		t.Errorf("train --lora-dtype auto: exit %d, %s", code, errs)
+	}
 }

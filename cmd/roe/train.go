@@ -346,8 +346,11 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 			f.libSet = true
 		}
 	})
-	if *loraDType != "float32" && *loraDType != "f32" {
-		return usagef("--lora-dtype %s is for inference (lossy); training keeps float32 factors", *loraDType)
+	if err := adapters.SetDecodeDType(*loraDType); err != nil {
+		return usagef("--lora-dtype: %v", err)
+	}
+	if d := adapters.DecodeDType(); d != "float32" {
+		return usagef("--lora-dtype %s is for inference (lossy); training keeps float32 factors", d)
 	}
 	if err := f.check(); err != nil {
 		return err
