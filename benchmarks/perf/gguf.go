@@ -79,14 +79,15 @@ type ggufEngine struct {
 
 // GGUFSection is the quantized-weights part of the report.
 type GGUFSection struct {
-	Runs       []GGUFRun `json:"runs"`
-	LoRA       []LoRA    `json:"lora_decode"` // unmerged rank-16 adapter over the Q4_K_M file
-	RSS        []RSS     `json:"rss"`
-	Train      []RSS     `json:"lora_training_rss"` // LoRA training over the Q4_K_M file: as stored, and on a float32 copy
-	Outside    []RSS     `json:"outside_rss"`       // roe generate and llama-cli on the Q4_K_M file, measured as a parent sees them
-	LlamaBuild string    `json:"llama_cpp_build,omitempty"`
-	Rounds     int       `json:"decode_rounds"`
-	Note       string    `json:"note,omitempty"`
+	Runs       []GGUFRun  `json:"runs"`
+	LoRA       []LoRA     `json:"lora_decode"`                     // unmerged rank-16 adapter over the Q4_K_M file
+	PeerLoRA   []PeerLoRA `json:"llama_cpp_lora_decode,omitempty"` // the same adapter in llama-cli
+	RSS        []RSS      `json:"rss"`
+	Train      []RSS      `json:"lora_training_rss"` // LoRA training over the Q4_K_M file: as stored, and on a float32 copy
+	Outside    []RSS      `json:"outside_rss"`       // roe generate and llama-cli on the Q4_K_M file, measured as a parent sees them
+	LlamaBuild string     `json:"llama_cpp_build,omitempty"`
+	Rounds     int        `json:"decode_rounds"`
+	Note       string     `json:"note,omitempty"`
 }
 
 // measureGGUF writes the random model as GGUF files of each type with
@@ -211,6 +212,7 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 				sec.LoRA = append(sec.LoRA, l)
 				logf("unmerged LoRA r=16 over %s, %d thread(s): %+.1f%% (bfloat16 factors %+.1f%%)", ft.Name, t, 100*l.Overhead, 100*l.OverheadBF16)
 			}
+			sec.PeerLoRA = peerLoRA(path, m, threads, *ggufRounds)
 			if r, err := runRSSChild("gguf:" + path); err != nil {
 				logf("rss %s: %v", ft.Name, err)
 			} else {
@@ -427,6 +429,16 @@ func mdGGUF(p mdPrinter, rep *Report) {
 	for _, l := range s.LoRA {
 		p("")
 		p("Unmerged LoRA rank 16 on all seven projections over %s, %d thread(s): %.1f → %.1f tok/s (%+.1f%% per decode step); with `--lora-dtype bfloat16` (opt-in, lossy for this float32 adapter) %.1f tok/s (%+.1f%%).", l.Weights, l.Threads, l.Base, l.Unmerged, 100*l.Overhead, l.UnmergedBF16, 100*l.OverheadBF16)
+	}
+	if len(s.PeerLoRA) > 0 {
+		p("")
+		p("llama.cpp with the same adapter (written by roe as a GGUF LoRA, in float32 and in float16, its converter's default), `llama-cli -m FILE --lora ADAPTER -n 128 -c 256 -t T --temp 0 --ignore-eos`, with and without `--lora` taking turns; milliseconds per decoded token from its eval time, median of the rounds:")
+		p("")
+		p("| adapter | threads | without | with --lora | added per decode step | rounds |")
+		p("|---|---|---|---|---|---|")
+		for _, l := range s.PeerLoRA {
+			p("| %s | %d | %.2f ms | %.2f ms | %+.1f%% | %d |", l.Adapter, l.Threads, l.BaseMs, l.LoRAMs, 100*l.Overhead, l.Rounds)
+		}
 	}
 	for _, r := range s.RSS {
 		p("")

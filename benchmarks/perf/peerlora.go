@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"roe/adapters"
+	"roe/kernels"
+	"roe/model"
+	"roe/model/gguf"
+	"roe/model/safetensors"
+)
+
+// PeerLoRA is llama.cpp's cost for the same unmerged adapter as roe's LoRA
+// rows: llama-cli decoding with and without --lora, the two taking turns.
+type PeerLoRA struct {
+	Adapter  string  `json:"adapter"` // the GGUF LoRA's tensor type
+	Threads  int     `json:"threads"`
+	BaseMs   float64 `json:"base_ms_per_token"` // median over rounds
+	LoRAMs   float64 `json:"lora_ms_per_token"`
+	Overhead float64 `json:"overhead"` // LoRAMs / BaseMs − 1
+	Rounds   int     `json:"rounds"`
+}
+
+// evalTime is llama-cli's decode timing line (not its "prompt eval time").
+var evalTime = regexp.MustCompile(`(?m)^llama_perf_context_print:\s+eval time =\s+([0-9.]+) ms /\s+([0-9]+) runs`)
+
+// peerLoRA writes roe's benchmark adapter (adapters.Random rank 16 on all
+// seven projections, as loraDecode) as a llama.cpp GGUF LoRA in float32 and
+// in float16 (llama.cpp's converter's default outtype) next to path, and
+// times llama-cli's decode of 128 tokens on path with and without it.
+func peerLoRA(path string, m *model.Model, threads []int, rounds int) []PeerLoRA {
+	cli := filepath.Join(filepath.Dir(*llamaBench), "llama-cli")
+	if *llamaBench == "" {
+		return nil
+	}
+	if _, err := os.Stat(cli); err != nil {
+		logf("llama.cpp LoRA: %v", err)
+		return nil
+	}
+	f32 := filepath.Join(filepath.Dir(path), "lora-r16-f32.gguf")
+	f16 := filepath.Join(filepath.Dir(path), "lora-r16-f16.gguf")
+	if err := writePeerLoRA(adapters.Random(m.Config, 16, 1), m.Config, f32, f16); err != nil {
+		logf("llama.cpp LoRA: %v", err)
+		return nil
+	}
+	perToken := func(t int, lora string) (float64, error) {
+		args := []string{"-m", path, "-p", "Once upon a time", "-n", "128", "-c", "256", "-t", strconv.Itoa(t), "--temp", "0", "-no-cnv", "--ignore-eos"}
+		if lora != "" {
+			args = append(args, "--lora", lora)
+		}
+		out, err := exec.Command(cli, args...).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("llama-cli: %v", err)
+		}
+		mt := evalTime.FindSubmatch(out)
+		if mt == nil {
+			return 0, fmt.Errorf("llama-cli printed no eval time")
+		}
+		ms, _ := strconv.ParseFloat(string(mt[1]), 64)
+		n, _ := strconv.Atoi(string(mt[2]))
+		return ms / float64(max(n, 1)), nil
+	}
+	var res []PeerLoRA
+	for _, t := range threads {
+		for _, a := range []struct{ name, file string }{{"F32", f32}, {"F16", f16}} {
+			var base, with []float64
+			for range rounds {
+				b, err := perToken(t, "")
+				if err == nil {
+					var l float64
+					if l, err = perToken(t, a.file); err == nil {
+						base, with = append(base, b), append(with, l)
+					}
+				}
+				if err != nil {
+					logf("llama.cpp LoRA %s, %d thread(s): %v", a.name, t, err)
+					break
+				}
+			}
+			if len(base) == 0 {
+				continue
+			}
+			p := PeerLoRA{Adapter: a.name, Threads: t, BaseMs: median(base), LoRAMs: median(with), Rounds: len(base)}
+			p.Overhead = p.LoRAMs/p.BaseMs - 1
+			logf("llama.cpp LoRA %s, %d thread(s): %.2f → %.2f ms per token (%+.1f%%)", a.name, t, p.BaseMs, p.LoRAMs, 100*p.Overhead)
+			res = append(res, p)
+		}
+	}
+	return res
+}
+
+// writePeerLoRA writes l as a GGUF LoRA in float32 (f32) and the same
+// tensors rounded to IEEE halves (f16).
+func writePeerLoRA(l *adapters.LoRA, cfg model.Config, f32, f16 string) error {
+	w, err := os.Create(f32)
+	if err != nil {
+		return err
+	}
+	if err := l.WriteGGUF(w, cfg); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	f, err := gguf.Open(f32)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var ts []gguf.WriteTensor
+	for _, t := range f.Tensors {
+		v, err := f.Float32(t.Name)
+		if err != nil {
+			return err
+		}
+		b := make([]byte, 2*len(v))
+		for i, x := range v {
+			binary.LittleEndian.PutUint16(b[2*i:], safetensors.F32ToF16(x))
+		}
+		ts = append(ts, gguf.WriteTensor{Name: t.Name, Type: kernels.F16, Shape: t.Shape, Data: b})
+	}
+	h, err := os.Create(f16)
+	if err != nil {
+		return err
+	}
+	if err := gguf.Write(h, f.KVs(), ts); err != nil {
+		h.Close()
+		return err
+	}
+	return h.Close()
+}
