@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"fmt"
+	"math"
 	"sync/atomic"
 	"unsafe"
 
@@ -25,9 +26,9 @@ var packMin = 4 << 20
 const hugePage = 2 << 20
 
 // pack moves every pair's A and (Scale·B)ᵀ into one buffer, A then (Scale·B)ᵀ
-// pair by pair in layer order, and, with bfloat16 decode factors (see
-// SetDecodeDType), rounds them into one buffer of bfloat16 instead. Values
-// are unchanged in float32; call it before l is shared (the constructors do).
+// pair by pair in layer order, or, with bfloat16 decode factors (see
+// SetDecodeDType), into one buffer of bfloat16 instead. Values are unchanged
+// in float32; call it before l is shared (the constructors do).
 func (l *LoRA) pack() {
 	if l.packed {
 		return
@@ -40,7 +41,7 @@ func (l *LoRA) pack() {
 			}
 		}
 	}
-	if decodeBF16.Load() {
+	if bf := decodeMode.Load(); bf == modeBF16 || bf == modeAuto && l.exactBF16() {
 		l.packed = true
 		h := hugeBuf[uint16](n, 2)
 		i := 0
@@ -94,31 +95,77 @@ func hugeBuf[T uint16 | float32](n, size int) []T {
 	return f
 }
 
-// DecodeDType is the dtype SetDecodeDType set: "float32" or "bfloat16".
+// The --lora-dtype values: how an unmerged adapter's decode step reads its
+// factors (A and Scale·Bᵀ).
+const (
+	// DecodeAuto (the default) reads them as bfloat16 where every value
+	// is one (an adapter stored in bfloat16 with a power-of-two scale):
+	// half the bytes, the same values. Others stay float32.
+	DecodeAuto = "auto"
+	// DecodeFloat32 reads float32 always.
+	DecodeFloat32 = "float32"
+	// DecodeBFloat16 rounds them to bfloat16 when the adapter is built:
+	// half the bytes, lossy for float32 adapters.
+	DecodeBFloat16 = "bfloat16"
+)
+
+const (
+	modeAuto int32 = iota
+	modeF32
+	modeBF16
+)
+
+// decodeMode is the mode SetDecodeDType set (modeAuto until it is called).
+var decodeMode atomic.Int32
+
+// DecodeDType is the --lora-dtype in force: DecodeAuto, DecodeFloat32 or
+// DecodeBFloat16.
 func DecodeDType() string {
-	if decodeBF16.Load() {
-		return "bfloat16"
+	switch decodeMode.Load() {
+	case modeF32:
+		return DecodeFloat32
+	case modeBF16:
+		return DecodeBFloat16
 	}
-	return "float32"
+	return DecodeAuto
 }
 
-// decodeBF16 is whether pack rounds decode factors to bfloat16.
-var decodeBF16 atomic.Bool
-
 // SetDecodeDType sets how adapters built from now on keep the factors an
-// unmerged decode step reads: "float32" (the default, also "auto": exact) or
-// "bfloat16" (rounded once when the adapter is built: half the bytes a
-// decode step reads, lossy unless the adapter's values are bfloat16
-// already; prefill, merges and exports keep float32). It is vLLM's
-// --lora-dtype, whose auto is the model's compute dtype: float32 here.
+// unmerged decode step reads (vLLM's --lora-dtype): "auto", "float32" or
+// "bfloat16" (also "f32", "bf16"); see DecodeAuto. Prefill, merges and
+// exports keep float32 whatever the setting.
 func SetDecodeDType(dtype string) error {
 	switch dtype {
-	case "float32", "f32", "auto", "":
-		decodeBF16.Store(false)
-	case "bfloat16", "bf16":
-		decodeBF16.Store(true)
+	case DecodeAuto, "":
+		decodeMode.Store(modeAuto)
+	case DecodeFloat32, "f32":
+		decodeMode.Store(modeF32)
+	case DecodeBFloat16, "bf16":
+		decodeMode.Store(modeBF16)
 	default:
-		return fmt.Errorf("adapter decode dtype %q: want float32 (auto) or bfloat16", dtype)
+		return fmt.Errorf("adapter decode dtype %q: want auto, float32 or bfloat16", dtype)
 	}
 	return nil
+}
+
+// exactBF16 reports whether every decode factor of l is a bfloat16 value
+// (its low 16 bits zero), so that rounding loses nothing.
+func (l *LoRA) exactBF16() bool {
+	found := false
+	for _, ps := range l.Layers {
+		for _, pr := range ps {
+			if pr == nil {
+				continue
+			}
+			found = true
+			for _, v := range [][]float32{pr.A, pr.bst} {
+				for _, x := range v {
+					if math.Float32bits(x)&0xffff != 0 {
+						return false
+					}
+				}
+			}
+		}
+	}
+	return found
 }

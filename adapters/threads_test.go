@@ -145,7 +145,8 @@ func TestPack(t *testing.T) {
 }
 
 // With bfloat16 decode factors an adapter decodes as a float32 adapter
-// holding the rounded factors would, and prefills exactly as the float32 one.
+// holding the rounded factors would, and prefills exactly as the float32
+// one; auto takes them only where rounding loses nothing.
 func TestDecodeBF16(t *testing.T) {
 	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
 	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
@@ -167,7 +168,7 @@ func TestDecodeBF16(t *testing.T) {
 		t.Fatal(err)
 	}
 	bf := Random(m.Config, 8, 5)
-	if err := SetDecodeDType("auto"); err != nil || DecodeDType() != "float32" {
+	if err := SetDecodeDType("auto"); err != nil || DecodeDType() != DecodeAuto {
 		t.Fatalf("auto: %v, %s", err, DecodeDType())
 	}
 	if err := SetDecodeDType("fp8"); err == nil {
@@ -197,5 +198,37 @@ func TestDecodeBF16(t *testing.T) {
 	got, want := logits(bf, 7), logits(plain, 7)
 	if !slices.Equal(got, want) {
 		t.Fatal("prefill with bfloat16 decode factors differs from float32")
+	}
+
+	// auto (the default) reads an adapter whose values all are bfloat16
+	// as bfloat16 (nothing is lost), any other as float32; float32 never.
+	exact := func() *LoRA {
+		l := Random(m.Config, 8, 5)
+		for _, ps := range l.Layers {
+			for _, pr := range ps {
+				if pr != nil {
+					for _, v := range [][]float32{pr.A, pr.bst} {
+						for i := range v {
+							v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
+						}
+					}
+				}
+			}
+		}
+		return l // under packMin: Random left it unpacked
+	}
+	defer SetDecodeDType(DecodeAuto)
+	for _, c := range []struct {
+		mode string
+		l    *LoRA
+		bf   bool
+	}{{DecodeAuto, exact(), true}, {DecodeAuto, Random(m.Config, 8, 5), false}, {DecodeFloat32, exact(), false}} {
+		if err := SetDecodeDType(c.mode); err != nil {
+			t.Fatal(err)
+		}
+		c.l.pack()
+		if got := c.l.Layers[0][model.ProjQ].a16 != nil; got != c.bf {
+			t.Errorf("%s: bfloat16 decode factors %v, want %v", c.mode, got, c.bf)
+		}
 	}
 }

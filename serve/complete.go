@@ -78,7 +78,7 @@ func systemFingerprint(m *model.Model) string {
 	if a := m.Activations(); a != model.ActivationsF32 { // lossy int8 activations answer differently
 		fmt.Fprintf(h, "\x00activations=%s", a)
 	}
-	if d := adapters.DecodeDType(); d != "float32" { // so do experts' rounded decode factors
+	if d := adapters.DecodeDType(); d == adapters.DecodeBFloat16 { // so do experts' rounded decode factors
 		fmt.Fprintf(h, "\x00lora_dtype=%s", d)
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {

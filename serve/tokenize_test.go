@@ -84,7 +84,7 @@ func TestSystemFingerprint(t *testing.T) {
 		t.Errorf("fingerprints %q %v", a.SystemFingerprint, chat["system_fingerprint"])
 	}
 	// Rounded expert factors answer differently: another fingerprint.
-	defer adapters.SetDecodeDType("float32")
+	defer adapters.SetDecodeDType(adapters.DecodeAuto)
 	if err := adapters.SetDecodeDType("bfloat16"); err != nil {
 		t.Fatal(err)
 	}

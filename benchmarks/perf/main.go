@@ -687,7 +687,7 @@ func loraDecode(m *model.Model, t, reps int) LoRA {
 		panic(err)
 	}
 	oneBF16 := adapters.Random(cfg, 16, 1)
-	if err := adapters.SetDecodeDType("float32"); err != nil {
+	if err := adapters.SetDecodeDType(adapters.DecodeAuto); err != nil {
 		panic(err)
 	}
 	eight := make([]model.Adapter, 8)

@@ -303,7 +303,7 @@ func TestLoRADTypeFlag(t *testing.T) {
 	if _, err := os.Stat(goldenLoRA); err != nil {
 		testenv.SkipOrFail(t, "%v", err)
 	}
-	defer adapters.SetDecodeDType("float32") // a process-wide setting
+	defer adapters.SetDecodeDType(adapters.DecodeAuto) // a process-wide setting
 	args := []string{"generate", "--model", goldenBase, "--adapter", goldenLoRA, "--prompt", "x", "--temperature", "0", "--max-tokens", "4"}
 	if _, errs, code := roe(t, "", append(args, "--lora-dtype", "bfloat16")...); code != 0 {
 		t.Fatalf("--lora-dtype bfloat16: exit %d: %s", code, errs)

@@ -215,7 +215,7 @@ func runServe(args []string, _ io.Reader, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "activations: int8 (q8) for %s weights in decode: lossy\n", m.Q8Types())
 		log.Info("activations quantized", "activations", string(model.ActivationsQ8), "types", m.Q8Types())
 	}
-	if d := adapters.DecodeDType(); d != "float32" {
+	if d := adapters.DecodeDType(); d == adapters.DecodeBFloat16 {
 		fmt.Fprintf(stdout, "experts' decode factors: %s (--lora-dtype): lossy\n", d)
 		log.Info("expert decode factors rounded", "lora_dtype", d)
 	}

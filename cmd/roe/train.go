@@ -349,7 +349,7 @@ func runTrain(args []string, _ io.Reader, stdout io.Writer) error {
 	if err := adapters.SetDecodeDType(*loraDType); err != nil {
 		return usagef("--lora-dtype: %v", err)
 	}
-	if d := adapters.DecodeDType(); d != "float32" {
+	if d := adapters.DecodeDType(); d == adapters.DecodeBFloat16 {
 		return usagef("--lora-dtype %s is for inference (lossy); training keeps float32 factors", d)
 	}
 	if err := f.check(); err != nil {
