@@ -194,11 +194,19 @@ type gemmGroup struct {
 	starts [maxGroup + 1]int // first block of each product
 	n      int
 	swiglu bool
+	// and runs items [0, andN) after the blocks, in the same job (see
+	// MatMulTGroupAnd); the items are numbered g.n on.
+	and  func(lo, hi int)
+	andN int
 }
 
 var groupPool = newFreeList(func() *gemmGroup { return new(gemmGroup) })
 
 func (g *gemmGroup) run(lo, hi int) {
+	if hi > g.n {
+		g.and(max(lo, g.n)-g.n, hi-g.n)
+		hi = max(lo, g.n)
+	}
 	for b := lo; b < hi; b++ {
 		if g.swiglu {
 			g.swigluBlock(g.tasks[0].bounds(b))
@@ -246,12 +254,23 @@ func (g *gemmGroup) release() {
 // MatMulTGroup computes each product as MatMulT (MatMulTBF16, MatMulTQ) would, as
 // one parallel job: a decode step's q, k and v projections then cost one
 // synchronisation instead of three. It takes at most 4 products.
-func MatMulTGroup(ps ...Product) {
+func MatMulTGroup(ps ...Product) { MatMulTGroupAnd(0, nil, ps...) }
+
+// MatMulTGroupAnd is MatMulTGroup with n more items of work in the same
+// parallel job: fn(lo, hi) runs items [lo, hi) on whichever thread takes
+// them, after or beside the products' blocks. The items must not read the
+// products' outputs (a decode step's adapter delta from the same input:
+// one synchronisation for both). With one thread they run after the
+// products.
+func MatMulTGroupAnd(n int, fn func(lo, hi int), ps ...Product) {
 	if len(ps) > maxGroup {
 		panic(fmt.Sprintf("kernels: MatMulTGroup of %d products, at most %d", len(ps), maxGroup))
 	}
 	g := groupPool.get()
-	g.n, g.swiglu = 0, false
+	g.n, g.swiglu, g.and, g.andN = 0, false, fn, max(n, 0)
+	if fn == nil {
+		g.andN = 0
+	}
 	flops := 0
 	for i := range ps {
 		g.set(i, &ps[i])
@@ -273,10 +292,10 @@ func MatMulTGroup(ps ...Product) {
 	for i := len(ps) + 1; i <= maxGroup; i++ {
 		g.starts[i] = g.n
 	}
-	if t == 1 {
-		g.run(0, g.n)
+	if t == 1 || g.n+g.andN <= 1 {
+		g.run(0, g.n+g.andN)
 	} else {
-		parallelFor(g.n, 1, g)
+		parallelFor(g.n+g.andN, 1, g)
 	}
 	g.release()
 }

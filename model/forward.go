@@ -382,14 +382,14 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		ws.ops[0] = adaptOp{ProjQ, xn, q, H, qd}
 		ws.ops[1] = adaptOp{ProjK, xn, k, H, kvd}
 		ws.ops[2] = adaptOp{ProjV, xn, v, H, kvd}
-		kernels.MatMulTGroup(ws.prods[:3]...)
+		parted := ws.products(li, 3, ws.prods[:3])
 		l.q.reorder(q, qd)
 		l.k.reorder(k, kvd)
 		l.v.reorder(v, kvd)
 		addBias(q, l.qb)
 		addBias(k, l.kb)
 		addBias(v, l.vb)
-		ws.adapt(li, 3)
+		ws.adapt(li, 3, parted)
 		if l.qNorm != nil {
 			rmsRows(q, q, l.qNorm, hd)
 			rmsRows(k, k, l.kNorm, hd)
@@ -410,10 +410,10 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.prods[0], ws.prods[1] = gp, upp
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
-			kernels.MatMulTGroup(ws.prods[:2]...)
+			parted := ws.products(li, 2, ws.prods[:2])
 			l.gate.reorder(gate, I)
 			l.up.reorder(up, I)
-			ws.adapt(li, 2)
+			ws.adapt(li, 2, parted)
 			geluTanhMul(gate, up)
 		case len(ws.adapted) == 0:
 			// SiLU·mul applied block by block inside the GEMM job, while
@@ -425,10 +425,10 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			ws.prods[0], ws.prods[1] = gp, upp
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
-			kernels.MatMulTGroup(ws.prods[:2]...)
+			parted := ws.products(li, 2, ws.prods[:2])
 			l.gate.reorder(gate, I)
 			l.up.reorder(up, I)
-			ws.adapt(li, 2)
+			ws.adapt(li, 2, parted)
 			kernels.SiLUMul(gate, up)
 		}
 		ws.linear(li, ProjDown, proj, gate, l.down, nil, H, I)
@@ -678,10 +678,17 @@ func (ws *workspace) growLogits(n int) []float32 {
 // its rows.
 func (ws *workspace) linear(li int, p Proj, y, in []float32, w matrix, b []float32, nOut, nIn int) {
 	R := len(in) / nIn
-	w.matmul(y, in, R, nOut, nIn)
-	addBias(y, b)
 	ws.ops[0] = adaptOp{p, in, y, nIn, nOut}
-	ws.adapt(li, 1)
+	parted := false
+	if len(ws.adapted) > 0 {
+		ws.prods[0] = w.product(y, in, R, nOut, nIn)
+		parted = ws.products(li, 1, ws.prods[:1])
+		w.reorder(y[:R*nOut], nOut)
+	} else {
+		w.matmul(y, in, R, nOut, nIn)
+	}
+	addBias(y, b)
+	ws.adapt(li, 1, parted)
 }
 
 // addBias adds b to every row of y (nothing when b is nil).
@@ -705,71 +712,86 @@ type adaptOp struct {
 	nIn, nOut int
 }
 
-// adapt runs each sequence's adapter on its rows for ws.ops[:n]. Every
-// (projection, sequence) pair writes its own rows of its own output, so with
-// several sequences all pairs run as one parallel job.
-func (ws *workspace) adapt(li, n int) {
-	if len(ws.adapted) == 0 {
-		return
-	}
-	ws.li = li
-	if len(ws.adapted) == 1 {
-		i := ws.adapted[0]
-		pa, ok := ws.steps[i].Adapter.(PartedAdapter)
-		if ok && kernels.Threads() > 1 && ws.rowStart[i+1]-ws.rowStart[i] <= partedRows && ws.adaptParted(pa, n) {
-			return
-		}
-		// One sequence, one part: a few small GEMVs; a dispatch costs more
-		// than they do.
-		ws.adapterRange(0, n)
-		return
-	}
-	kernels.Parallel(n*len(ws.adapted), ws.adapterFn)
+// products runs prods, the base products of ws.ops[:n], and, in the same
+// parallel job, the delta parts of the lone adapted sequence when it
+// decodes with a PartedAdapter on several threads: each part into its own
+// zeroed buffer (they read the ops' inputs, never prods' outputs). It
+// reports whether it ran the parts, which adapt then adds.
+func (ws *workspace) products(li, n int, prods []kernels.Product) bool {
+	items := ws.prepParts(li, n)
+	kernels.MatMulTGroupAnd(items, ws.partFn, prods...)
+	return items > 0
 }
 
-// partedRows is the most rows of a lone adapted sequence whose deltas are
-// computed by adaptParted (decode; a prefill's are GEMMs that spread over
-// the threads themselves).
-const partedRows = 4
-
-// adaptParted runs the delta of ws.ops[:n] for the lone adapted sequence
-// as one parallel job over the parts of every op, each part into its own
-// zeroed buffer, then adds each op's parts to its output in order. It
-// reports false, doing nothing, when there is at most one part in all.
-func (ws *workspace) adaptParted(pa PartedAdapter, n int) bool {
+// prepParts sets up the delta parts of ws.ops[:n] for products and returns
+// how many there are: 0 (nothing set up) unless one adapted sequence of at
+// most partedRows rows has a PartedAdapter with two parts or more and the
+// kernels run on several threads.
+func (ws *workspace) prepParts(li, n int) int {
+	if len(ws.adapted) != 1 || kernels.Threads() == 1 {
+		return 0
+	}
 	i := ws.adapted[0]
 	rows := ws.rowStart[i+1] - ws.rowStart[i]
+	pa, ok := ws.steps[i].Adapter.(PartedAdapter)
+	if !ok || rows > partedRows {
+		return 0
+	}
 	items, size := 0, 0
 	for o := range n {
-		ws.opParts[o] = pa.DeltaParts(ws.li, ws.ops[o].p, rows)
+		ws.opParts[o] = pa.DeltaParts(li, ws.ops[o].p, rows)
 		ws.opOff[o] = size
 		items += ws.opParts[o]
 		size += ws.opParts[o] * rows * ws.ops[o].nOut
 	}
 	if items <= 1 {
-		return false
+		return 0
 	}
 	if cap(ws.partBuf) < size {
 		ws.partBuf = make([]float32, size)
 	}
 	ws.partBuf = ws.partBuf[:size]
 	clear(ws.partBuf)
-	ws.parted = pa
-	kernels.Parallel(items, ws.partFn)
-	ws.parted = nil
-	r0 := ws.rowStart[i]
-	for o := range n {
-		op := &ws.ops[o]
-		y := op.y[r0*op.nOut : (r0+rows)*op.nOut]
-		for k := range ws.opParts[o] {
-			off := ws.opOff[o] + k*len(y)
-			kernels.Add(y, ws.partBuf[off:off+len(y)])
-		}
-	}
-	return true
+	ws.li, ws.parted = li, pa
+	return items
 }
 
-// partRange computes items [lo, hi) of adaptParted: the parts of op 0,
+// adapt adds each sequence's adapter delta to its rows of ws.ops[:n]:
+// the parts products ran (parted), in order, or the deltas themselves.
+// Every (projection, sequence) pair writes its own rows of its own output,
+// so with several sequences all pairs run as one parallel job.
+func (ws *workspace) adapt(li, n int, parted bool) {
+	switch {
+	case parted:
+		ws.parted = nil
+		i := ws.adapted[0]
+		r0, rows := ws.rowStart[i], ws.rowStart[i+1]-ws.rowStart[i]
+		for o := range n {
+			op := &ws.ops[o]
+			y := op.y[r0*op.nOut : (r0+rows)*op.nOut]
+			for k := range ws.opParts[o] {
+				off := ws.opOff[o] + k*len(y)
+				kernels.Add(y, ws.partBuf[off:off+len(y)])
+			}
+		}
+	case len(ws.adapted) == 0:
+	case len(ws.adapted) == 1:
+		// One sequence in one part (or one thread): a few small GEMVs;
+		// a dispatch costs more than they do.
+		ws.li = li
+		ws.adapterRange(0, n)
+	default:
+		ws.li = li
+		kernels.Parallel(n*len(ws.adapted), ws.adapterFn)
+	}
+}
+
+// partedRows is the most rows of a lone adapted sequence whose deltas are
+// computed in parts (decode; a prefill's are GEMMs that spread over the
+// threads themselves).
+const partedRows = 4
+
+// partRange computes items [lo, hi) of the delta parts: the parts of op 0,
 // then op 1's, and so on.
 func (ws *workspace) partRange(lo, hi int) {
 	i := ws.adapted[0]
