@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 )
 
@@ -132,5 +133,42 @@ func TestGroupNoAllocs(t *testing.T) {
 			t.Errorf("threads=%d: %v allocations per call", th, n)
 		}
 		SetThreads(prev)
+	}
+}
+
+// MatMulTGroupAnd runs every extra item exactly once, beside products that
+// come out as MatMulTGroup's, at every thread count.
+func TestMatMulTGroupAnd(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	prev := Threads()
+	defer SetThreads(prev)
+	for _, th := range []int{1, 2} {
+		SetThreads(th)
+		for _, n := range []int{0, 1, 7, 40} {
+			p, _ := randProduct(r, 1, 300, 256, false)
+			q := p
+			q.Dst = make([]float32, len(p.Dst))
+			MatMulTGroup(q)
+			var ran [40]atomic.Int32
+			MatMulTGroupAnd(n, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					ran[i].Add(1)
+				}
+			}, p)
+			for i := range ran {
+				want := int32(0)
+				if i < n {
+					want = 1
+				}
+				if got := ran[i].Load(); got != want {
+					t.Fatalf("threads %d, %d items: item %d ran %d times, want %d", th, n, i, got, want)
+				}
+			}
+			for i := range q.Dst {
+				if p.Dst[i] != q.Dst[i] {
+					t.Fatalf("threads %d, %d items: product element %d %v, MatMulTGroup %v", th, n, i, p.Dst[i], q.Dst[i])
+				}
+			}
+		}
 	}
 }
