@@ -203,11 +203,7 @@ type gemmGroup struct {
 var groupPool = newFreeList(func() *gemmGroup { return new(gemmGroup) })
 
 func (g *gemmGroup) run(lo, hi int) {
-	if hi > g.n {
-		g.and(max(lo, g.n)-g.n, hi-g.n)
-		hi = max(lo, g.n)
-	}
-	for b := lo; b < hi; b++ {
+	for b := lo; b < min(hi, g.n); b++ {
 		if g.swiglu {
 			g.swigluBlock(g.tasks[0].bounds(b))
 			continue
@@ -218,6 +214,9 @@ func (g *gemmGroup) run(lo, hi int) {
 		}
 		t := &g.tasks[p]
 		t.block(t.bounds(b - g.starts[p]))
+	}
+	if hi > g.n {
+		g.and(max(lo, g.n)-g.n, hi-g.n)
 	}
 }
 
