@@ -151,19 +151,24 @@ func TestDecodeBF16(t *testing.T) {
 	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
 	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
 	"rope_theta":10000,"max_position_embeddings":256}`, 3)
-	plain := Random(m.Config, 8, 5)
-	rounded := Random(m.Config, 8, 5)
-	for _, ps := range rounded.Layers {
-		for _, pr := range ps {
-			if pr != nil {
-				for _, v := range [][]float32{pr.A, pr.bst} {
-					for i := range v {
-						v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
+	// rounded is the test adapter with its decode factors rounded to
+	// bfloat16 values in float32 (under packMin: Random left it unpacked).
+	rounded := func() *LoRA {
+		l := Random(m.Config, 8, 5)
+		for _, ps := range l.Layers {
+			for _, pr := range ps {
+				if pr != nil {
+					for _, v := range [][]float32{pr.A, pr.bst} {
+						for i := range v {
+							v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
+						}
 					}
 				}
 			}
 		}
+		return l
 	}
+	plain, ref := Random(m.Config, 8, 5), rounded()
 	if err := SetDecodeDType("bfloat16"); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +188,7 @@ func TestDecodeBF16(t *testing.T) {
 		return out[0].Logits
 	}
 	for _, rows := range []int{1, fewRows} {
-		got, want, exact := logits(bf, rows), logits(rounded, rows), logits(plain, rows)
+		got, want, exact := logits(bf, rows), logits(ref, rows), logits(plain, rows)
 		differs := false
 		for i := range want {
 			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*max(1, math.Abs(float64(want[i]))) {
@@ -202,27 +207,12 @@ func TestDecodeBF16(t *testing.T) {
 
 	// auto (the default) reads an adapter whose values all are bfloat16
 	// as bfloat16 (nothing is lost), any other as float32; float32 never.
-	exact := func() *LoRA {
-		l := Random(m.Config, 8, 5)
-		for _, ps := range l.Layers {
-			for _, pr := range ps {
-				if pr != nil {
-					for _, v := range [][]float32{pr.A, pr.bst} {
-						for i := range v {
-							v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
-						}
-					}
-				}
-			}
-		}
-		return l // under packMin: Random left it unpacked
-	}
 	defer SetDecodeDType(DecodeAuto)
 	for _, c := range []struct {
 		mode string
 		l    *LoRA
 		bf   bool
-	}{{DecodeAuto, exact(), true}, {DecodeAuto, Random(m.Config, 8, 5), false}, {DecodeFloat32, exact(), false}} {
+	}{{DecodeAuto, rounded(), true}, {DecodeAuto, Random(m.Config, 8, 5), false}, {DecodeFloat32, rounded(), false}} {
 		if err := SetDecodeDType(c.mode); err != nil {
 			t.Fatal(err)
 		}
