@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"sync/atomic"
 	"unsafe"
@@ -34,30 +35,15 @@ func (l *LoRA) pack() {
 		return
 	}
 	n := 0
-	for _, ps := range l.Layers {
-		for _, pr := range ps {
-			if pr != nil {
-				n += len(pr.A) + len(pr.bst)
-			}
-		}
+	for pr := range l.pairs() {
+		n += len(pr.A) + len(pr.bst)
 	}
 	if bf := decodeMode.Load(); bf == modeBF16 || bf == modeAuto && l.exactBF16() {
 		l.packed = true
-		h := hugeBuf[uint16](n, 2)
-		i := 0
-		round := func(v []float32) []uint16 {
-			dst := h[i : i+len(v) : i+len(v)]
-			kernels.NarrowBF16(dst, v)
-			i += len(v)
-			return dst
-		}
-		for _, ps := range l.Layers {
-			for _, pr := range ps {
-				if pr != nil {
-					pr.a16, pr.bst16 = round(pr.A), round(pr.bst)
-					pr.bst = nil // decode's only: it reads bst16
-				}
-			}
+		round := layout(hugeBuf[uint16](n, 2), kernels.NarrowBF16)
+		for pr := range l.pairs() {
+			pr.a16, pr.bst16 = round(pr.A), round(pr.bst)
+			pr.bst = nil // decode's only: it reads bst16
 		}
 		return
 	}
@@ -65,20 +51,34 @@ func (l *LoRA) pack() {
 		return
 	}
 	l.packed = true
-	f := hugeBuf[float32](n, 4)
-	i := 0
-	move := func(v []float32) []float32 {
-		dst := f[i : i+len(v) : i+len(v)]
-		copy(dst, v)
-		i += len(v)
-		return dst
+	move := layout(hugeBuf[float32](n, 4), func(dst, src []float32) { copy(dst, src) })
+	for pr := range l.pairs() {
+		pr.A, pr.bst = move(pr.A), move(pr.bst)
 	}
-	for _, ps := range l.Layers {
-		for _, pr := range ps {
-			if pr != nil {
-				pr.A, pr.bst = move(pr.A), move(pr.bst)
+}
+
+// pairs yields l's adapted modules in layer order, then projection order.
+func (l *LoRA) pairs() iter.Seq[*Pair] {
+	return func(yield func(*Pair) bool) {
+		for _, ps := range l.Layers {
+			for _, pr := range ps {
+				if pr != nil && !yield(pr) {
+					return
+				}
 			}
 		}
+	}
+}
+
+// layout returns a function that puts its argument, converted by put, next
+// in buf and returns where: pack's one pass over the factors.
+func layout[T uint16 | float32](buf []T, put func(dst []T, src []float32)) func([]float32) []T {
+	i := 0
+	return func(v []float32) []T {
+		dst := buf[i : i+len(v) : i+len(v)]
+		put(dst, v)
+		i += len(v)
+		return dst
 	}
 }
 
@@ -152,17 +152,12 @@ func SetDecodeDType(dtype string) error {
 // (its low 16 bits zero), so that rounding loses nothing.
 func (l *LoRA) exactBF16() bool {
 	found := false
-	for _, ps := range l.Layers {
-		for _, pr := range ps {
-			if pr == nil {
-				continue
-			}
-			found = true
-			for _, v := range [][]float32{pr.A, pr.bst} {
-				for _, x := range v {
-					if math.Float32bits(x)&0xffff != 0 {
-						return false
-					}
+	for pr := range l.pairs() {
+		found = true
+		for _, v := range [][]float32{pr.A, pr.bst} {
+			for _, x := range v {
+				if math.Float32bits(x)&0xffff != 0 {
+					return false
 				}
 			}
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 	"roe/kernels"
 	"roe/model"
 	"roe/model/gguf"
-	"roe/model/safetensors"
 )
 
 // PeerLoRA is llama.cpp's cost for the same unmerged adapter as roe's LoRA
@@ -35,10 +33,10 @@ var evalTime = regexp.MustCompile(`(?m)^llama_perf_context_print:\s+eval time =\
 // in float16 (llama.cpp's converter's default outtype) next to path, and
 // times llama-cli's decode of 128 tokens on path with and without it.
 func peerLoRA(path string, m *model.Model, threads []int, rounds int) []PeerLoRA {
-	cli := filepath.Join(filepath.Dir(*llamaBench), "llama-cli")
 	if *llamaBench == "" {
 		return nil
 	}
+	cli := filepath.Join(filepath.Dir(*llamaBench), "llama-cli")
 	if _, err := os.Stat(cli); err != nil {
 		logf("llama.cpp LoRA: %v", err)
 		return nil
@@ -121,8 +119,8 @@ func writePeerLoRA(l *adapters.LoRA, cfg model.Config, f32, f16 string) error {
 			return err
 		}
 		b := make([]byte, 2*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint16(b[2*i:], safetensors.F32ToF16(x))
+		if err := kernels.QuantizeRow(kernels.F16, b, v); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 		ts = append(ts, gguf.WriteTensor{Name: t.Name, Type: kernels.F16, Shape: t.Shape, Data: b})
 	}
