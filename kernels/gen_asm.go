@@ -1112,6 +1112,10 @@ func (g *gen) consts() {
 	}
 	if g.is512() {
 		for i := 0; i < 16; i++ {
+			g.p("DATA q4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-8)))
+		}
+		g.p("GLOBL q4lut<>(SB), RODATA|NOPTR, $64")
+		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
 		}
 		g.p("GLOBL permidx<>(SB), RODATA|NOPTR, $64")
@@ -1333,6 +1337,10 @@ func (g *gen) qgemvQ8_0() {
 // 16..31, offset by 8. acc (V13) += d · Σ q·x and X11 += d·Σx, so the
 // result is acc - 8·X11.
 func (g *gen) qgemvQ4_0() {
+	if g.is512() {
+		g.qgemvQ4_0LUT()
+		return
+	}
 	G := 16 / g.w
 	g.qgemv("qgemvQ4_0", 18, 32, 0, func() {
 		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
@@ -1367,6 +1375,30 @@ func (g *gen) qgemvQ4_0() {
 		g.hsumY(13, 0)
 		g.p("\tVMULSS q_8<>(SB), X11, X11")
 		g.p("\tVSUBSS X11, X13, X0")
+	})
+}
+
+// qgemvQ4_0LUT is qgemvQ4_0 for AVX-512: VPERMPS looks each weight's q-8
+// up as a float from Z14 by the nibble in its lane's low 4 bits (the bits
+// above are ignored), in place of mask, convert and the offset sum.
+func (g *gen) qgemvQ4_0LUT() {
+	g.qgemv("qgemvQ4_0", 18, 32, 0, func() {
+		g.p("\tVMOVUPS q4lut<>(SB), Z14")
+	}, func() {
+		g.vzero(13)
+	}, func() {
+		g.f16Bcast("(DI)", 8, true)
+		g.p("\tVPMOVZXBD 2(DI), Z0")
+		g.p("\tVPSRLD $4, Z0, Z4")
+		g.p("\tVPERMPS Z14, Z0, Z0")
+		g.p("\tVPERMPS Z14, Z4, Z4")
+		g.p("\tVMULPS (SI), Z0, Z0")
+		g.p("\tVFMADD231PS 64(SI), Z4, Z0")
+		g.p("\tVFMADD231PS Z8, Z0, Z13")
+	}, func() {
+		g.toY(13, 0)
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
 	})
 }
 
