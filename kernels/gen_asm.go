@@ -1115,6 +1115,10 @@ func (g *gen) consts() {
 			g.p("DATA q4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-8)))
 		}
 		g.p("GLOBL q4lut<>(SB), RODATA|NOPTR, $64")
+		for i := 0; i < 32; i++ {
+			g.p("DATA q5lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-16)))
+		}
+		g.p("GLOBL q5lut<>(SB), RODATA|NOPTR, $128")
 		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
 		}
@@ -1583,10 +1587,48 @@ func (g *gen) legacyOffset(b legacyBlock) {
 	}
 }
 
+// qgemvQ5_0LUT is qgemvLegacy512 for Q5_0: the five-bit quants index a
+// 32-entry table of q-16 as floats (VPERMI2PS, Z11 and Z12), in place of
+// convert and the offset sum.
+func (g *gen) qgemvQ5_0LUT(b legacyBlock) {
+	g.qgemv("qgemv"+b.name, b.bytes, 32, 0, func() {
+		g.p("\tVMOVUPS q_0f<>(SB), Z15")
+		g.p("\tMOVL $16, AX")
+		g.p("\tVPBROADCASTD AX, Z14")
+		g.p("\tVMOVUPS q5lut<>(SB), Z11")
+		g.p("\tVMOVUPS q5lut<>+64(SB), Z12")
+	}, func() {
+		g.p("\tVPXORD Z13, Z13, Z13")
+	}, func() {
+		g.p("\tVPMOVZXBD %d(DI), Z0", b.qsOff)
+		g.p("\tVPSRLD $4, Z0, Z1")
+		g.p("\tVPANDD Z15, Z0, Z0")
+		g.p("\tKMOVW %d(DI), K1", b.qhOff)
+		g.p("\tKMOVW %d(DI), K2", b.qhOff+2)
+		g.p("\tVPORD Z14, Z0, K1, Z0")
+		g.p("\tVPORD Z14, Z1, K2, Z1")
+		g.p("\tVPERMI2PS Z12, Z11, Z0")
+		g.p("\tVPERMI2PS Z12, Z11, Z1")
+		g.p("\tVMULPS (SI), Z0, Z0")
+		g.p("\tVFMADD231PS 64(SI), Z1, Z0")
+		g.p("\tVPBROADCASTW (DI), Y8")
+		g.p("\tVCVTPH2PS Y8, Z8")
+		g.p("\tVFMADD231PS Z8, Z0, Z13")
+	}, func() {
+		g.toY(13, 0)
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
 // qgemvLegacy512 is qgemvLegacy with 16 lanes: the 16 low nibbles widen
 // into Z0 and the high into Z1 (one VPMOVZXBD), and Q5's fifth bits come
 // from qh as two 16-bit masks (KMOVW) that OR 16 into their lanes.
 func (g *gen) qgemvLegacy512(b legacyBlock) {
+	if b.name == "Q5_0" {
+		g.qgemvQ5_0LUT(b)
+		return
+	}
 	g.qgemv("qgemv"+b.name, b.bytes, 32, 0, func() {
 		g.p("\tVMOVUPS q_0f<>(SB), Z15")
 		g.p("\tMOVL $16, AX")
