@@ -437,6 +437,10 @@ func mdGGUF(p mdPrinter, rep *Report) {
 		p("| adapter | threads | without | with --lora | added per decode step | rounds |")
 		p("|---|---|---|---|---|---|")
 		for _, l := range s.PeerLoRA {
+			if l.Error != "" {
+				p("| %s | %d | – | – | failed: %s | 0 |", l.Adapter, l.Threads, l.Error)
+				continue
+			}
 			p("| %s | %d | %.2f ms | %.2f ms | %+.1f%% | %d |", l.Adapter, l.Threads, l.BaseMs, l.LoRAMs, 100*l.Overhead, l.Rounds)
 		}
 	}

@@ -23,6 +23,7 @@ type PeerLoRA struct {
 	LoRAMs   float64 `json:"lora_ms_per_token"`
 	Overhead float64 `json:"overhead"` // LoRAMs / BaseMs − 1
 	Rounds   int     `json:"rounds"`
+	Error    string  `json:"error,omitempty"` // why llama-cli gave no timing
 }
 
 // evalTime is llama-cli's decode timing line (not its "prompt eval time").
@@ -78,6 +79,9 @@ func peerLoRA(path string, m *model.Model, threads []int, rounds int) []PeerLoRA
 				}
 				if err != nil {
 					logf("llama.cpp LoRA %s, %d thread(s): %v", a.name, t, err)
+					if len(base) == 0 {
+						res = append(res, PeerLoRA{Adapter: a.name, Threads: t, Error: err.Error()})
+					}
 					break
 				}
 			}
