@@ -1391,19 +1391,28 @@ func (g *gen) qgemvQ4_0LUT() {
 	}, func() {
 		g.vzero(13)
 	}, func() {
-		g.f16Bcast("(DI)", 8, true)
 		g.p("\tVPMOVZXBD 2(DI), Z0")
 		g.p("\tVPSRLD $4, Z0, Z4")
 		g.p("\tVPERMPS Z14, Z0, Z0")
 		g.p("\tVPERMPS Z14, Z4, Z4")
-		g.p("\tVMULPS (SI), Z0, Z0")
-		g.p("\tVFMADD231PS 64(SI), Z4, Z0")
-		g.p("\tVFMADD231PS Z8, Z0, Z13")
-	}, func() {
-		g.toY(13, 0)
-		g.hsumY(13, 0)
-		g.p("\tVMOVAPS X13, X0")
-	})
+		g.lutBlock(0, 4)
+	}, g.lutFin)
+}
+
+// lutBlock adds d · (Z<lo>·x[0:16] + Z<hi>·x[16:32]) into Z13: a 32-weight
+// block's looked-up quants, its f16 scale d at DI, its x at SI.
+func (g *gen) lutBlock(lo, hi int) {
+	g.p("\tVMULPS (SI), Z%d, Z%d", lo, lo)
+	g.p("\tVFMADD231PS 64(SI), Z%d, Z%d", hi, lo)
+	g.f16Bcast("(DI)", 8, true)
+	g.p("\tVFMADD231PS Z8, Z%d, Z13", lo)
+}
+
+// lutFin leaves the sum of Z13's lanes in X0.
+func (g *gen) lutFin() {
+	g.toY(13, 0)
+	g.hsumY(13, 0)
+	g.p("\tVMOVAPS X13, X0")
 }
 
 // qgemvQ4_K: superblock = f16 d, dmin, 12 bytes of six-bit scales and mins,
@@ -1587,6 +1596,21 @@ func (g *gen) legacyOffset(b legacyBlock) {
 	}
 }
 
+// legacyQuants512 leaves the block's 16 low-nibble quants at DI in Z0 and
+// its 16 high in Z1 as int32, with Q5's fifth bits ORed in as 16 by the
+// masks of qh. Needs Z15 = 0x0f, Z14 = 16.
+func (g *gen) legacyQuants512(b legacyBlock) {
+	g.p("\tVPMOVZXBD %d(DI), Z0", b.qsOff)
+	g.p("\tVPSRLD $4, Z0, Z1")
+	g.p("\tVPANDD Z15, Z0, Z0")
+	if b.qhOff > 0 {
+		g.p("\tKMOVW %d(DI), K1", b.qhOff)
+		g.p("\tKMOVW %d(DI), K2", b.qhOff+2)
+		g.p("\tVPORD Z14, Z0, K1, Z0")
+		g.p("\tVPORD Z14, Z1, K2, Z1")
+	}
+}
+
 // qgemvQ5_0LUT is qgemvLegacy512 for Q5_0: the five-bit quants index a
 // 32-entry table of q-16 as floats (VPERMI2PS, Z11 and Z12), in place of
 // convert and the offset sum.
@@ -1600,25 +1624,11 @@ func (g *gen) qgemvQ5_0LUT(b legacyBlock) {
 	}, func() {
 		g.p("\tVPXORD Z13, Z13, Z13")
 	}, func() {
-		g.p("\tVPMOVZXBD %d(DI), Z0", b.qsOff)
-		g.p("\tVPSRLD $4, Z0, Z1")
-		g.p("\tVPANDD Z15, Z0, Z0")
-		g.p("\tKMOVW %d(DI), K1", b.qhOff)
-		g.p("\tKMOVW %d(DI), K2", b.qhOff+2)
-		g.p("\tVPORD Z14, Z0, K1, Z0")
-		g.p("\tVPORD Z14, Z1, K2, Z1")
+		g.legacyQuants512(b)
 		g.p("\tVPERMI2PS Z12, Z11, Z0")
 		g.p("\tVPERMI2PS Z12, Z11, Z1")
-		g.p("\tVMULPS (SI), Z0, Z0")
-		g.p("\tVFMADD231PS 64(SI), Z1, Z0")
-		g.p("\tVPBROADCASTW (DI), Y8")
-		g.p("\tVCVTPH2PS Y8, Z8")
-		g.p("\tVFMADD231PS Z8, Z0, Z13")
-	}, func() {
-		g.toY(13, 0)
-		g.hsumY(13, 0)
-		g.p("\tVMOVAPS X13, X0")
-	})
+		g.lutBlock(0, 1)
+	}, g.lutFin)
 }
 
 // qgemvLegacy512 is qgemvLegacy with 16 lanes: the 16 low nibbles widen
@@ -1637,15 +1647,7 @@ func (g *gen) qgemvLegacy512(b legacyBlock) {
 		g.p("\tVPXORD Z13, Z13, Z13")
 		g.p("\tVXORPS X11, X11, X11")
 	}, func() {
-		g.p("\tVPMOVZXBD %d(DI), Z0", b.qsOff)
-		g.p("\tVPSRLD $4, Z0, Z1")
-		g.p("\tVPANDD Z15, Z0, Z0")
-		if b.qhOff > 0 {
-			g.p("\tKMOVW %d(DI), K1", b.qhOff)
-			g.p("\tKMOVW %d(DI), K2", b.qhOff+2)
-			g.p("\tVPORD Z14, Z0, K1, Z0")
-			g.p("\tVPORD Z14, Z1, K2, Z1")
-		}
+		g.legacyQuants512(b)
 		g.p("\tVCVTDQ2PS Z0, Z0")
 		g.p("\tVCVTDQ2PS Z1, Z1")
 		g.p("\tVMULPS (SI), Z0, Z0")
