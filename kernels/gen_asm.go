@@ -1196,8 +1196,10 @@ func main() {
 // apart) of nb blocks, dst[j] = Σ x·w_j with the blocks unpacked in
 // registers (never stored). Quants are widened to int32 lanes (VPMOVZXBD /
 // VPMOVSXBD from memory), masked and shifted into place, converted to float
-// and multiplied with x; each block's scale multiplies the block's partial
-// sum once. The same code serves both widths: w bytes of quants per group.
+// (or, for AVX-512 Q4_0 and Q5_0, looked up as q-offset floats by VPERMPS /
+// VPERMI2PS) and multiplied with x; each block's scale multiplies the
+// block's partial sum once. Every block prefetches its weights qPrefetch
+// bytes ahead. The same code serves both widths: w bytes of quants per group.
 // Scale vectors go through a 32-byte stack slot for broadcasts.
 //
 // func qgemvT(dst, x, xs *float32, w *byte, rb, nb, rows int)
@@ -1339,7 +1341,7 @@ func (g *gen) qgemvQ8_0() {
 
 // qgemvQ4_0: block = f16 d, 16 bytes: low nibbles are weights 0..15, high
 // 16..31, offset by 8. acc (V13) += d · Σ q·x and X11 += d·Σx, so the
-// result is acc - 8·X11.
+// result is acc - 8·X11. AVX-512 looks the weights up instead (LUT).
 func (g *gen) qgemvQ4_0() {
 	if g.is512() {
 		g.qgemvQ4_0LUT()
