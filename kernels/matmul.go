@@ -194,30 +194,37 @@ type gemmGroup struct {
 	starts [maxGroup + 1]int // first block of each product
 	n      int
 	swiglu bool
-	// and runs items [0, andN) after the blocks, in the same job (see
-	// MatMulTGroupAnd); the items are numbered g.n on.
+	// and runs items [0, andN) in the same job as the blocks (see
+	// MatMulTGroupAnd); they come first, the blocks are numbered andN on.
 	and  func(lo, hi int)
 	andN int
 }
 
 var groupPool = newFreeList(func() *gemmGroup { return new(gemmGroup) })
 
+// run runs items [lo, hi): the extra items first (they then start on
+// every thread alongside the blocks rather than trailing the job), then
+// the products' blocks.
 func (g *gemmGroup) run(lo, hi int) {
-	for b := lo; b < min(hi, g.n); b++ {
-		if g.swiglu {
-			g.swigluBlock(g.tasks[0].bounds(b))
-			continue
-		}
-		p := 0
-		for b >= g.starts[p+1] {
-			p++
-		}
-		t := &g.tasks[p]
-		t.block(t.bounds(b - g.starts[p]))
+	if lo < g.andN {
+		g.and(lo, min(hi, g.andN))
 	}
-	if hi > g.n {
-		g.and(max(lo, g.n)-g.n, hi-g.n)
+	for b := max(lo, g.andN); b < hi; b++ {
+		g.runBlock(b - g.andN)
 	}
+}
+
+func (g *gemmGroup) runBlock(b int) {
+	if g.swiglu {
+		g.swigluBlock(g.tasks[0].bounds(b))
+		return
+	}
+	p := 0
+	for b >= g.starts[p+1] {
+		p++
+	}
+	t := &g.tasks[p]
+	t.block(t.bounds(b - g.starts[p]))
 }
 
 func (g *gemmGroup) swigluBlock(i0, i1, j0, j1 int) {
@@ -257,10 +264,9 @@ func MatMulTGroup(ps ...Product) { MatMulTGroupAnd(0, nil, ps...) }
 
 // MatMulTGroupAnd is MatMulTGroup with n more items of work in the same
 // parallel job: fn(lo, hi) runs items [lo, hi) on whichever thread takes
-// them, after or beside the products' blocks. The items must not read the
+// them, before or beside the products' blocks. The items must not read the
 // products' outputs (a decode step's adapter delta from the same input:
-// one synchronisation for both). With one thread they run after the
-// products.
+// one synchronisation for both).
 func MatMulTGroupAnd(n int, fn func(lo, hi int), ps ...Product) {
 	if len(ps) > maxGroup {
 		panic(fmt.Sprintf("kernels: MatMulTGroup of %d products, at most %d", len(ps), maxGroup))
