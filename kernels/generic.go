@@ -23,13 +23,14 @@ var goImpl = &impl{
 	tileM1:   tileM1Go,
 	tileN1:   tileN1Go,
 
-	bk:         1,
-	tileBF16:   tileBF16Go,
-	tileM1BF16: tileM1BF16Go,
-	fmaLoop:    fmaLoopGo,
-	fmaPerIter: 8 * 2,
-	qgemv:      qgemvGo,
-	q8dot:      q8dotGo,
+	bk:          1,
+	tileBF16:    tileBF16Go,
+	tileM1BF16:  tileM1BF16Go,
+	fmaLoop:     fmaLoopGo,
+	fmaPerIter:  8 * 2,
+	qgemv:       qgemvGo,
+	qgemvNoSums: [32]bool{Q8_0: true, Q3_K: true},
+	q8dot:       q8dotGo,
 }
 
 func dotGo(a, b []float32) float32 {

@@ -54,6 +54,9 @@ type impl struct {
 
 	// Fused quantized GEMV per weight type (nil: none; quant_go.go).
 	qgemv [32]qgemvFunc
+	// qgemvNoSums: the types whose qgemv never reads the sums of x, which
+	// prepQ then leaves uncomputed.
+	qgemvNoSums [32]bool
 	// Exact dequantization of whole rows per weight type (nil: Go).
 	dequant [32]func(dst []float32, src []byte)
 	// Opt-in int8 activations (q8act.go): integer dot products per weight

@@ -160,6 +160,9 @@ func (g *gemmTask) prepQ() {
 	nx := xsLen(g.k)
 	g.xs = xsPool.get()
 	*g.xs = grow(*g.xs, g.m*nx)
+	if g.im.qgemvNoSums[g.wq.Type] {
+		return // the kernel takes xs but never reads it
+	}
 	for i := 0; i < g.m; i++ {
 		xSums((*g.xs)[i*nx:(i+1)*nx], g.x[i*g.ldx:i*g.ldx+g.k])
 	}

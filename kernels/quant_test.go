@@ -445,3 +445,33 @@ func TestQGEMV(t *testing.T) {
 		}
 	})
 }
+
+// A kernel set's qgemvNoSums names only kernels that never read the sums of
+// x: given NaN sums they return the same bits as given the true ones.
+func TestQGemvNoSums(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(41, 42))
+		for _, ty := range quantTypes {
+			f := cur.qgemv[ty]
+			if f == nil || !cur.qgemvNoSums[ty] {
+				continue
+			}
+			k := 2 * 256
+			w := randQMatrix(r, ty, 3, k)
+			x := randVec(r, k, 1)
+			xs, nan := make([]float32, xsLen(k)), make([]float32, xsLen(k))
+			xSums(xs, x)
+			for i := range nan {
+				nan[i] = float32(math.NaN())
+			}
+			want, got := make([]float32, 3), make([]float32, 3)
+			f(want, x, xs, w.Data, w.rowBytes())
+			f(got, x, nan, w.Data, w.rowBytes())
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s: row %d reads the sums of x (%v, %v with them)", ty, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}

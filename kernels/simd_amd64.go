@@ -466,7 +466,11 @@ func init() {
 		Q3_K: qgemvAsm(Q3_K, qgemvQ3_KAVX2), Q5_K: qgemvAsm(Q5_K, qgemvQ5_KAVX2),
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
 	}
+	avx2Impl.qgemvNoSums = [32]bool{Q8_0: true, Q3_K: true, Q6_K: true}
 	avx512Impl.qgemv = avx2Impl.qgemv
+	avx512Impl.qgemvNoSums = avx2Impl.qgemvNoSums
+	avx512Impl.qgemvNoSums[Q4_0] = true // looked up as q-8 (gen_asm.go qgemvQ4_0LUT)
+	avx512Impl.qgemvNoSums[Q5_0] = true
 	avx512Impl.qgemv[Q8_0] = qgemvAsm(Q8_0, qgemvQ8_0AVX512)
 	avx512Impl.qgemv[Q4_0] = qgemvAsm(Q4_0, qgemvQ4_0AVX512)
 	avx512Impl.qgemv[Q4_K] = qgemvAsm(Q4_K, qgemvQ4_KAVX512)
