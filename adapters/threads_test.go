@@ -155,14 +155,10 @@ func TestDecodeBF16(t *testing.T) {
 	// bfloat16 values in float32 (under packMin: Random left it unpacked).
 	rounded := func() *LoRA {
 		l := Random(m.Config, 8, 5)
-		for _, ps := range l.Layers {
-			for _, pr := range ps {
-				if pr != nil {
-					for _, v := range [][]float32{pr.A, pr.bst} {
-						for i := range v {
-							v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
-						}
-					}
+		for pr := range l.pairs() {
+			for _, v := range [][]float32{pr.A, pr.bst} {
+				for i := range v {
+					v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
 				}
 			}
 		}
