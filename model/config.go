@@ -78,6 +78,9 @@ type RopeScaling struct {
 	// (Short) and beyond (Long), and the factor on cos and sin.
 	ShortFactor, LongFactor []float64
 	AttnFactor              float64
+	// "rope_freqs" only: per-frequency divisors as a GGUF file stores them
+	// (its rope_freqs tensor) when they are not llama3's of any parameters.
+	Factors []float64
 }
 
 // rawConfig mirrors config.json; pointer fields tell absent from zero.
@@ -460,6 +463,10 @@ func (c Config) RopeFreqs(layer int, long bool) (inv []float64, scale float64) {
 				smooth := (float64(rs.OriginalMaxPos)/wavelen - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
 				f[i] = (1-smooth)*fr/rs.Factor + smooth*fr
 			}
+		}
+	case "rope_freqs":
+		for i := range f {
+			f[i] /= rs.Factors[i]
 		}
 	case "longrope":
 		ext := rs.ShortFactor

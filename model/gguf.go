@@ -136,8 +136,8 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	}
 	_, untied := f.Tensor("output.weight")
 	c.TieWordEmbeddings = !untied
-	if _, ok := f.Tensor("rope_freqs.weight"); ok {
-		return Config{}, fmt.Errorf("%w: GGUF tensor rope_freqs.weight (llama3 rope scaling from a GGUF)", ErrUnsupported)
+	if err := ggufRopeFreqs(f, &c); err != nil {
+		return Config{}, err
 	}
 	for _, k := range []struct {
 		key string
@@ -368,7 +368,7 @@ func newFromGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 }
 
 func knownGGUFTensor(name string, layers int) bool {
-	if _, ok := ggufGlobalNames[name]; ok {
+	if _, ok := ggufGlobalNames[name]; ok || name == ropeFreqsTensor {
 		return true
 	}
 	rest, ok := strings.CutPrefix(name, "blk.")

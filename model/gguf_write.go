@@ -91,9 +91,15 @@ func GGUFPlan(c Config, ft GGUFFileType) ([]GGUFTensor, error) {
 	if c.GGUFArchitecture() == "" {
 		return nil, fmt.Errorf("%w: no GGUF architecture for %s (supported: llama, qwen2)", ErrArchitecture, c.Architecture)
 	}
+	if err := ggufRopeWritable(c); err != nil {
+		return nil, err
+	}
 	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
 	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 	var ts []GGUFTensor
+	if c.RopeFreqFactors() != nil { // the converter's extra tensor, first
+		ts = append(ts, GGUFTensor{Name: ropeFreqsTensor, Shape: []int{c.Rotary() / 2}, Type: kernels.F32})
+	}
 	add := func(hf string, shape ...int) { // shape in Hugging Face order
 		ne := slices.Clone(shape)
 		slices.Reverse(ne)
@@ -124,7 +130,8 @@ func GGUFPlan(c Config, ft GGUFFileType) ([]GGUFTensor, error) {
 		blk := ts[n:]
 		sort.Slice(blk, func(a, b int) bool { return blk[a].Name < blk[b].Name })
 	}
-	head := ts[:2+btoi(!c.TieWordEmbeddings)]
+	h0 := btoi(c.RopeFreqFactors() != nil)
+	head := ts[h0 : h0+2+btoi(!c.TieWordEmbeddings)]
 	sort.Slice(head, func(a, b int) bool { return head[a].Name < head[b].Name })
 	for i := range ts {
 		t := &ts[i]
@@ -322,8 +329,8 @@ func (m *Model) ggufContents(o GGUFWriteOptions) ([]gguf.KV, []gguf.WriteTensor,
 // ggufModelKVs are the general.* and <arch>.* keys, in the converter's order.
 func ggufModelKVs(c Config, o GGUFWriteOptions, params int) ([]gguf.KV, error) {
 	arch := c.GGUFArchitecture()
-	if c.Rope.Type != "" && c.Rope.Type != "linear" {
-		return nil, fmt.Errorf("%w: writing %s rope scaling to GGUF (llama.cpp keeps it as a rope_freqs tensor; only linear scaling is written)", ErrUnsupported, c.Rope.Type)
+	if err := ggufRopeWritable(c); err != nil {
+		return nil, err
 	}
 	var kvs []gguf.KV
 	add := func(k string, v gguf.Value) { kvs = append(kvs, gguf.KV{Key: k, Value: v}) }
@@ -417,6 +424,9 @@ func (m *Model) ggufSourceTensor(hf string) (matrix, []float32, bool) {
 // ggufTensorData converts one tensor to its stored bytes: rows permuted
 // for Llama q/k (weights and biases), then each row quantized.
 func (m *Model) ggufTensorData(t GGUFTensor) ([]byte, error) {
+	if t.Name == ropeFreqsTensor {
+		return ropeFreqsData(m.Config), nil
+	}
 	w, vec, ok := m.ggufSourceTensor(t.HFName)
 	if !ok {
 		return nil, fmt.Errorf("%w: the model has no tensor %s", ErrWeights, t.HFName)

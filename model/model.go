@@ -305,6 +305,9 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	if f := cfg.blockFeatures(); f != "" {
 		fmt.Fprintf(fp, "%s\n", f)
 	}
+	if r.Type == "rope_freqs" {
+		fmt.Fprintf(fp, "rope_freqs %v\n", r.Factors)
+	}
 	quantized := make([]bool, len(ws))
 	for i, w := range ws {
 		info, ok := src.Info(w.name)

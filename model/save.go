@@ -91,6 +91,9 @@ func (m *Model) Save(dir string, format WeightFormat) error {
 	if err != nil {
 		return err
 	}
+	if m.Config.Rope.Type == "rope_freqs" {
+		return fmt.Errorf("%w: config.json has no rope_scaling for a GGUF's rope_freqs divisors that are not llama3's", ErrUnsupported)
+	}
 	src := m
 	if m.WeightFormat() != WeightsF32 {
 		src = m.CloneWeights() // f32 projections
