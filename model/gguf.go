@@ -16,8 +16,16 @@ import (
 // ggufArchitectures maps general.architecture to the Hugging Face class roe
 // runs it as. Mistral GGUFs say "llama".
 var ggufArchitectures = map[string]string{
-	"llama": "LlamaForCausalLM",
-	"qwen2": "Qwen2ForCausalLM",
+	"llama":  "LlamaForCausalLM",
+	"qwen2":  "Qwen2ForCausalLM",
+	"qwen3":  "Qwen3ForCausalLM",
+	"gemma2": "Gemma2ForCausalLM",
+	"gemma3": "Gemma3ForCausalLM",
+}
+
+// ggufArchKeys are the "<arch>." keys one architecture adds to ggufKnownKeys.
+var ggufArchKeys = map[string]map[string]bool{
+	"gemma2": {"attn_logit_softcapping": true, "final_logit_softcapping": true},
 }
 
 // ggufKnownKeys are the "<arch>." keys ConfigFromGGUF reads or that do not
@@ -42,7 +50,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	}
 	class, ok := ggufArchitectures[arch]
 	if !ok {
-		return Config{}, fmt.Errorf("%w: GGUF architecture %q (supported: llama, qwen2)", ErrArchitecture, arch)
+		return Config{}, fmt.Errorf("%w: GGUF architecture %q (supported: llama, qwen2, qwen3, gemma2, gemma3)", ErrArchitecture, arch)
 	}
 	if t, ok := f.Get("general.type"); ok {
 		if s, _ := t.String(); s != "" && s != "model" {
@@ -51,7 +59,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	}
 	p := arch + "."
 	for _, k := range f.Keys() {
-		if rest, ok := strings.CutPrefix(k, p); ok && !ggufKnownKeys[rest] {
+		if rest, ok := strings.CutPrefix(k, p); ok && !ggufKnownKeys[rest] && !ggufArchKeys[arch][rest] {
 			return Config{}, fmt.Errorf("%w: GGUF key %s", ErrUnsupported, k)
 		}
 	}
@@ -139,6 +147,9 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	if err := ggufRopeFreqs(f, &c); err != nil {
 		return Config{}, err
 	}
+	if err := ggufFamily(f, p, &c); err != nil {
+		return Config{}, err
+	}
 	for _, k := range []struct {
 		key string
 		dst *[]int
@@ -178,7 +189,6 @@ func ggufRopeScaling(f *gguf.File, p string, c *Config) error {
 
 // ggufBlockName maps "blk.N.<name>" to its Hugging Face suffix.
 var ggufBlockNames = map[string]string{
-	"attn_norm.weight":   "input_layernorm.weight",
 	"attn_q.weight":      "self_attn.q_proj.weight",
 	"attn_k.weight":      "self_attn.k_proj.weight",
 	"attn_v.weight":      "self_attn.v_proj.weight",
@@ -186,7 +196,6 @@ var ggufBlockNames = map[string]string{
 	"attn_q.bias":        "self_attn.q_proj.bias",
 	"attn_k.bias":        "self_attn.k_proj.bias",
 	"attn_v.bias":        "self_attn.v_proj.bias",
-	"ffn_norm.weight":    "post_attention_layernorm.weight",
 	"ffn_gate.weight":    "mlp.gate_proj.weight",
 	"ffn_up.weight":      "mlp.up_proj.weight",
 	"ffn_down.weight":    "mlp.down_proj.weight",
@@ -200,8 +209,34 @@ var ggufGlobalNames = map[string]string{
 
 var hfLayerName = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
 
-// GGUFTensorName is the GGUF name of a Hugging Face tensor name, "" when the
-// tensor has none.
+// ggufNormNames are the GGUF names of a block's norms, the same in every
+// architecture (which norms a block has, and their Hugging Face names, are
+// Config.NormName's).
+var ggufNormNames = [NumNorms]string{
+	NormInput: "attn_norm", NormPostAttn: "post_attention_norm", NormPreMLP: "ffn_norm",
+	NormPostMLP: "post_ffw_norm", NormQ: "attn_q_norm", NormK: "attn_k_norm",
+}
+
+// GGUFName is the GGUF name of one of c's tensors by its Hugging Face name,
+// "" when it has none: GGUFTensorName, with the block norms of c's family
+// (Llama's post_attention_layernorm is GGUF's ffn_norm, Gemma's its
+// post_attention_norm).
+func (c Config) GGUFName(hf string) string {
+	if m := hfLayerName.FindStringSubmatch(hf); m != nil {
+		if i, err := strconv.Atoi(m[1]); err == nil {
+			for n := Norm(0); n < NumNorms; n++ {
+				if c.NormName(i, n) == hf {
+					return "blk." + m[1] + "." + ggufNormNames[n] + ".weight"
+				}
+			}
+		}
+	}
+	return GGUFTensorName(hf)
+}
+
+// GGUFTensorName is the GGUF name of a Hugging Face tensor name of a Llama
+// block's projections and biases or of the embeddings, head and final norm,
+// "" when the tensor has none.
 func GGUFTensorName(hf string) string {
 	for g, h := range ggufGlobalNames {
 		if h == hf {
@@ -228,7 +263,7 @@ type ggufSource struct {
 }
 
 func (s *ggufSource) info(hf string) (gguf.TensorInfo, bool) {
-	name := GGUFTensorName(hf)
+	name := s.cfg.GGUFName(hf)
 	if name == "" {
 		return gguf.TensorInfo{}, false
 	}
@@ -359,30 +394,26 @@ func newFromGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 	src := &ggufSource{f: f, cfg: cfg}
 	// Every tensor must be one roe uses: an unknown one may be part of the
 	// math roe would silently skip.
+	known := map[string]bool{ropeFreqsTensor: true}
+	for _, w := range cfg.wants() {
+		known[cfg.GGUFName(w.name)] = true
+	}
 	for _, t := range f.Tensors {
-		if !knownGGUFTensor(t.Name, cfg.NumLayers) {
-			return nil, fmt.Errorf("%w: GGUF tensor %s", ErrUnsupported, t.Name)
+		if !known[t.Name] {
+			return nil, fmt.Errorf("%w: GGUF tensor %s (not one of a %s model's)", ErrUnsupported, t.Name, cfg.ModelType)
 		}
 	}
 	return NewWith(cfg, src, o)
 }
 
-func knownGGUFTensor(name string, layers int) bool {
-	if _, ok := ggufGlobalNames[name]; ok || name == ropeFreqsTensor {
-		return true
-	}
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return false
-	}
-	i := strings.IndexByte(rest, '.')
-	if i < 0 {
-		return false
-	}
-	n, err := strconv.Atoi(rest[:i])
-	_, known := ggufBlockNames[rest[i+1:]]
-	return err == nil && n >= 0 && n < layers && known
+// wants lists the tensors a model of c reads, by Hugging Face name and shape.
+func (c Config) wants() []tensorWant {
+	return (&Model{Config: c, layers: make([]layer, c.NumLayers)}).tensorWants()
 }
+
+// NormsFolded implements normsFolded: llama.cpp's converter stores Gemma's
+// norm weights with the one added.
+func (s *ggufSource) NormsFolded() bool { return s.cfg.NormPlusOne }
 
 var ggufProjNames = map[string]Proj{
 	"attn_q": ProjQ, "attn_k": ProjK, "attn_v": ProjV, "attn_output": ProjO,

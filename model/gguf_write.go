@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,50 +88,43 @@ type GGUFTensor struct {
 // Q5_K to Q5_1, Q6_K to Q8_0, and anything still not fitting to F16.
 func GGUFPlan(c Config, ft GGUFFileType) ([]GGUFTensor, error) {
 	if c.GGUFArchitecture() == "" {
-		return nil, fmt.Errorf("%w: no GGUF architecture for %s (supported: llama, qwen2)", ErrArchitecture, c.Architecture)
+		return nil, fmt.Errorf("%w: no GGUF architecture for %s (supported: llama, qwen2, qwen3, gemma2, gemma3)", ErrArchitecture, c.Architecture)
+	}
+	if err := ggufConfigWritable(c); err != nil {
+		return nil, err
 	}
 	if err := ggufRopeWritable(c); err != nil {
 		return nil, err
 	}
-	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
-	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 	var ts []GGUFTensor
 	if c.RopeFreqFactors() != nil { // the converter's extra tensor, first
 		ts = append(ts, GGUFTensor{Name: ropeFreqsTensor, Shape: []int{c.Rotary() / 2}, Type: kernels.F32})
 	}
-	add := func(hf string, shape ...int) { // shape in Hugging Face order
-		ne := slices.Clone(shape)
+	// The converter's order: the global tensors, then block by block, each
+	// group sorted by name.
+	var head []GGUFTensor
+	blocks := make([][]GGUFTensor, c.NumLayers)
+	for _, w := range c.wants() {
+		ne := slices.Clone(w.shape)
 		slices.Reverse(ne)
-		ts = append(ts, GGUFTensor{Name: GGUFTensorName(hf), HFName: hf, Shape: ne})
-	}
-	if !c.TieWordEmbeddings {
-		add("lm_head.weight", V, H)
-	}
-	add("model.norm.weight", H)
-	add("model.embed_tokens.weight", V, H)
-	for i := 0; i < c.NumLayers; i++ {
-		p := fmt.Sprintf("model.layers.%d.", i)
-		n := len(ts)
-		add(p+"input_layernorm.weight", H)
-		add(p+"self_attn.q_proj.weight", qd, H)
-		add(p+"self_attn.k_proj.weight", kvd, H)
-		add(p+"self_attn.v_proj.weight", kvd, H)
-		add(p+"self_attn.o_proj.weight", H, qd)
-		if c.AttentionBias {
-			add(p+"self_attn.q_proj.bias", qd)
-			add(p+"self_attn.k_proj.bias", kvd)
-			add(p+"self_attn.v_proj.bias", kvd)
+		t := GGUFTensor{Name: c.GGUFName(w.name), HFName: w.name, Shape: ne}
+		if t.Name == "" {
+			return nil, fmt.Errorf("%w: no GGUF name for %s", ErrUnsupported, w.name)
 		}
-		add(p+"post_attention_layernorm.weight", H)
-		add(p+"mlp.gate_proj.weight", I, H)
-		add(p+"mlp.up_proj.weight", I, H)
-		add(p+"mlp.down_proj.weight", H, I)
-		blk := ts[n:]
-		sort.Slice(blk, func(a, b int) bool { return blk[a].Name < blk[b].Name })
+		if m := hfLayerName.FindStringSubmatch(w.name); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			blocks[i] = append(blocks[i], t)
+		} else {
+			head = append(head, t)
+		}
 	}
-	h0 := btoi(c.RopeFreqFactors() != nil)
-	head := ts[h0 : h0+2+btoi(!c.TieWordEmbeddings)]
-	sort.Slice(head, func(a, b int) bool { return head[a].Name < head[b].Name })
+	byName := func(a, b GGUFTensor) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(head, byName)
+	ts = append(ts, head...)
+	for _, b := range blocks {
+		slices.SortFunc(b, byName)
+		ts = append(ts, b...)
+	}
 	for i := range ts {
 		t := &ts[i]
 		if len(t.Shape) == 1 {
@@ -349,7 +341,7 @@ func ggufModelKVs(c Config, o GGUFWriteOptions, params int) ([]gguf.KV, error) {
 	u32("attention.head_count_kv", c.NumKVHeads)
 	add(arch+".rope.freq_base", gguf.NewFloat32(float32(c.RopeTheta)))
 	add(arch+".attention.layer_norm_rms_epsilon", gguf.NewFloat32(c.RMSNormEps))
-	if arch == "llama" || c.HeadDim != c.HiddenSize/c.NumHeads {
+	if arch != "qwen2" || c.HeadDim != c.HiddenSize/c.NumHeads {
 		u32("attention.key_length", c.HeadDim)
 		u32("attention.value_length", c.HeadDim)
 	}
@@ -364,6 +356,10 @@ func ggufModelKVs(c Config, o GGUFWriteOptions, params int) ([]gguf.KV, error) {
 	}
 	if c.SlidingWindow > 0 {
 		u32("attention.sliding_window", c.SlidingWindow)
+	}
+	if arch == "gemma2" {
+		add(arch+".attn_logit_softcapping", gguf.NewFloat32(float32(c.AttnSoftcap)))
+		add(arch+".final_logit_softcapping", gguf.NewFloat32(float32(c.FinalSoftcap)))
 	}
 	return kvs, nil
 }
@@ -406,8 +402,13 @@ func (m *Model) ggufSourceTensor(hf string) (matrix, []float32, bool) {
 		return matrix{}, nil, false
 	}
 	l := &m.layers[i]
+	for n := Norm(0); n < NumNorms; n++ {
+		if m.Config.NormName(i, n) == hf {
+			v := *l.norm(n) // (1 + w) where the family's norms are so (as llama.cpp stores them)
+			return matrix{}, v, v != nil
+		}
+	}
 	vecs := map[string][]float32{
-		"input_layernorm.weight": l.attnNorm, "post_attention_layernorm.weight": l.mlpNorm,
 		"self_attn.q_proj.bias": l.qb, "self_attn.k_proj.bias": l.kb, "self_attn.v_proj.bias": l.vb,
 	}
 	if v, ok := vecs[mm[2]]; ok {

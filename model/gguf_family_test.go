@@ -1,0 +1,105 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"roe/kernels"
+)
+
+// TestGGUFFamilies: the Qwen3, Gemma 2 and Gemma 3 goldens written as GGUF
+// (llama.cpp's names: Gemma's post_attention_norm/ffn_norm/post_ffw_norm,
+// attn_q_norm/attn_k_norm; its norms stored with the one added) read back
+// to the same config, fingerprint and logits, in float32 and in Q8_0. A
+// golden whose family fields are not the ones llama.cpp derives (Gemma 3's
+// sliding_window_pattern 3, a query_pre_attn_scalar off the rule) is
+// refused by name; the test then writes it with the derived values.
+func TestGGUFFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		name, arch string
+		refused    string // what writing the golden as it is is refused for
+	}{
+		{"qwen3", "qwen3", ""},
+		{"gemma2", "gemma2", "query_pre_attn_scalar"},
+		{"gemma3", "gemma3", "query_pre_attn_scalar"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(archDir, tc.name)
+			src := loadModel(t, dir)
+			err := ggufConfigWritable(src.Config)
+			if tc.refused == "" && err != nil || tc.refused != "" && (!errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.refused)) {
+				t.Fatalf("writing the golden as it is: %v (want refusal for %q)", err, tc.refused)
+			}
+			if err != nil {
+				// The golden with the family fields llama.cpp derives.
+				d := src.Config
+				d.ModelType = tc.arch
+				if err := ggufFamilyRules(&d, func(key string) (float64, error) {
+					return map[string]float64{"attn_logit_softcapping": d.AttnSoftcap, "final_logit_softcapping": d.FinalSoftcap}[key], nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				d.ModelType = src.Config.ModelType
+				src.Config = d
+				if src, err = Random(d, 11); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := []int{2, 17, 33, 250, 4, 99, 180, 3, 7, 7, 7, 12, 301, 5}
+			want := forwardWhole(t, src, ids, nil).Logits
+			for _, typ := range []string{"f32", "q8_0"} {
+				path, f := writeGGUF(t, src, GGUFWriteOptions{FileType: mustFileType(t, typ)})
+				if a, _ := f.Architecture(); a != tc.arch {
+					t.Errorf("%s: general.architecture %q", typ, a)
+				}
+				var names []string
+				for _, ti := range f.Tensors {
+					if strings.HasPrefix(ti.Name, "blk.0.") && strings.Contains(ti.Name, "norm") {
+						names = append(names, ti.Name)
+					}
+				}
+				t.Logf("%s: block 0 norms %v", typ, names)
+				m, lf, err := LoadGGUF(path, LoadOptions{})
+				if err != nil {
+					t.Fatalf("%s: %v", typ, err)
+				}
+				defer lf.Close()
+				// BOS/EOS come from the vocabulary (none written here), the
+				// dtype from the file's tensors.
+				mc, sc := m.Config, src.Config
+				mc.BOS, mc.EOS, mc.TorchDType, sc.BOS, sc.EOS, sc.TorchDType = nil, nil, "", nil, nil, ""
+				if got, want := fmt.Sprintf("%+v", mc), fmt.Sprintf("%+v", sc); got != want {
+					t.Errorf("%s: config\n got %s\nwant %s", typ, got, want)
+				}
+				if m.Fingerprint() != src.Fingerprint() {
+					t.Errorf("%s: fingerprint %.12s, source %.12s", typ, m.Fingerprint(), src.Fingerprint())
+				}
+				got := forwardWhole(t, m, ids, nil).Logits
+				ref := want
+				if typ != "f32" {
+					ref = forwardWhole(t, m.Clone(), ids, nil).Logits // its own dequantized weights
+				}
+				if d := maxAbsDiff(got, ref); d > tol {
+					t.Errorf("%s: logits differ by %.3g", typ, d)
+				}
+				if typ == "f32" {
+					// The norms as stored: (1 + w) for Gemma, as llama.cpp's converter writes them.
+					ti, _ := f.Tensor("blk.0.attn_norm.weight")
+					if ti.Type != kernels.F32 {
+						t.Errorf("attn_norm stored as %s", ti.Type)
+					}
+					v, err := f.Float32("blk.0.attn_norm.weight")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := maxAbsDiff(v, src.layers[0].attnNorm); d != 0 {
+						t.Errorf("stored attn_norm differs from the model's %v norm by %g", src.Config.NormPlusOne, d)
+					}
+				}
+			}
+		})
+	}
+}
