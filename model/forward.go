@@ -214,7 +214,9 @@ func (l *cacheLayer) reserve(n, T, hd, maxPos, want int) {
 	switch {
 	case l.window > 0:
 		keep = max(0, n-(l.window-1))
-		nc = max(end-keep, l.window-1+windowSlack)
+		// A window past the context is no window: never hold more than
+		// the context (a config may say sliding_window 2³¹).
+		nc = max(end-keep, min(l.window-1+windowSlack, max(maxPos, end)))
 	case end <= want:
 		nc = want
 	default:

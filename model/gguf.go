@@ -391,6 +391,9 @@ func newFromGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.NumLayers > len(f.Tensors) { // before anything sized by it
+		return nil, fmt.Errorf("%w: GGUF block_count %d with %d tensors", ErrConfig, cfg.NumLayers, len(f.Tensors))
+	}
 	src := &ggufSource{f: f, cfg: cfg}
 	// Every tensor must be one roe uses: an unknown one may be part of the
 	// math roe would silently skip.
