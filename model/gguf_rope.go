@@ -29,38 +29,28 @@ func (c Config) RopeFreqFactors() []float64 {
 	case "rope_freqs":
 		return c.Rope.Factors
 	case "llama3":
-		return llama3Divisors(c.Rope, c.unscaledFreqs())
+		return c.ropeDivisors(c.Rope)
 	}
 	return nil
 }
 
-func (c Config) unscaledFreqs() []float64 {
-	u := c
-	u.Rope = RopeScaling{}
-	f, _ := u.RopeFreqs(-1, false)
-	return f
+// ropeDivisors returns each global RoPE frequency without scaling over the
+// same with rs (for llama3, the converter's rope_factors).
+func (c Config) ropeDivisors(rs RopeScaling) []float64 {
+	c.Rope = RopeScaling{}
+	base, _ := c.RopeFreqs(-1, false)
+	c.Rope = rs
+	scaled, _ := c.RopeFreqs(-1, false)
+	for i := range base {
+		base[i] /= scaled[i]
+	}
+	return base
 }
 
-// llama3Divisors is llama.cpp's converter's rope_factors: 1 for short
-// wavelengths, Factor for long ones, and in between the reciprocal of
-// the interpolation of 1/Factor and 1.
-func llama3Divisors(rs RopeScaling, base []float64) []float64 {
-	out := make([]float64, len(base))
-	lowWavelen := float64(rs.OriginalMaxPos) / rs.LowFreqFactor
-	highWavelen := float64(rs.OriginalMaxPos) / rs.HighFreqFactor
-	for i, fr := range base {
-		wavelen := 2 * math.Pi / fr
-		switch {
-		case wavelen < highWavelen:
-			out[i] = 1
-		case wavelen > lowWavelen:
-			out[i] = rs.Factor
-		default:
-			smooth := (float64(rs.OriginalMaxPos)/wavelen - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
-			out[i] = 1 / ((1-smooth)/rs.Factor + smooth)
-		}
-	}
-	return out
+func (c Config) unscaledFreqs() []float64 {
+	c.Rope = RopeScaling{}
+	f, _ := c.RopeFreqs(-1, false)
+	return f
 }
 
 // ggufRopeFreqs reads a rope_freqs tensor into c.Rope (c's RoPE fields set).
@@ -91,7 +81,7 @@ func ggufRopeFreqs(f *gguf.File, c *Config) error {
 	if ones {
 		return nil
 	}
-	if rs, ok := recoverLlama3(div, c.unscaledFreqs()); ok {
+	if rs, ok := c.recoverLlama3(div); ok {
 		c.Rope = rs
 		return nil
 	}
@@ -106,7 +96,8 @@ func ggufRopeFreqs(f *gguf.File, c *Config) error {
 // with a = orig/(high−low) and b = −low/(high−low), fitted by least squares.
 // With fewer than two frequencies in that band the ratios are not
 // determined; Llama 3's own (8192, 1, 4) are tried.
-func recoverLlama3(div, base []float64) (RopeScaling, bool) {
+func (c Config) recoverLlama3(div []float64) (RopeScaling, bool) {
+	base := c.unscaledFreqs()
 	F := 0.0
 	for _, d := range div {
 		F = max(F, d)
@@ -137,7 +128,7 @@ func recoverLlama3(div, base []float64) (RopeScaling, bool) {
 		if rs.OriginalMaxPos <= 0 || !(rs.HighFreqFactor > rs.LowFreqFactor) {
 			continue
 		}
-		got := llama3Divisors(rs, base)
+		got := c.ropeDivisors(rs)
 		match := true
 		for i := range got {
 			if math.Abs(got[i]-div[i]) > 1e-5*div[i] { // the converter computes in float32
