@@ -21,11 +21,13 @@ var ggufArchitectures = map[string]string{
 	"qwen3":  "Qwen3ForCausalLM",
 	"gemma2": "Gemma2ForCausalLM",
 	"gemma3": "Gemma3ForCausalLM",
+	"phi3":   "Phi3ForCausalLM",
 }
 
 // ggufArchKeys are the "<arch>." keys one architecture adds to ggufKnownKeys.
 var ggufArchKeys = map[string]map[string]bool{
 	"gemma2": {"attn_logit_softcapping": true, "final_logit_softcapping": true},
+	"phi3":   {"rope.scaling.attn_factor": true},
 }
 
 // ggufKnownKeys are the "<arch>." keys ConfigFromGGUF reads or that do not
@@ -50,7 +52,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	}
 	class, ok := ggufArchitectures[arch]
 	if !ok {
-		return Config{}, fmt.Errorf("%w: GGUF architecture %q (supported: llama, qwen2, qwen3, gemma2, gemma3)", ErrArchitecture, arch)
+		return Config{}, fmt.Errorf("%w: GGUF architecture %q (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)", ErrArchitecture, arch)
 	}
 	if t, ok := f.Get("general.type"); ok {
 		if s, _ := t.String(); s != "" && s != "model" {
@@ -102,6 +104,10 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		if err != nil {
 			return Config{}, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
+		if k == "rope.dimension_count" && arch == "phi3" && v < hd && v > 0 && v%2 == 0 {
+			c.RotaryDim = int(v) // partial_rotary_factor (Phi-4-mini)
+			continue
+		}
 		if v != hd {
 			return Config{}, fmt.Errorf("%w: %s%s = %d differs from the head size %d", ErrUnsupported, p, k, v, hd)
 		}
@@ -150,6 +156,9 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	if err := ggufFamily(f, p, &c); err != nil {
 		return Config{}, err
 	}
+	if err := ggufLongRope(f, p, &c); err != nil {
+		return Config{}, err
+	}
 	for _, k := range []struct {
 		key string
 		dst *[]int
@@ -193,6 +202,7 @@ var ggufBlockNames = map[string]string{
 	"attn_k.weight":      "self_attn.k_proj.weight",
 	"attn_v.weight":      "self_attn.v_proj.weight",
 	"attn_output.weight": "self_attn.o_proj.weight",
+	"attn_qkv.weight":    "self_attn.qkv_proj.weight",
 	"attn_q.bias":        "self_attn.q_proj.bias",
 	"attn_k.bias":        "self_attn.k_proj.bias",
 	"attn_v.bias":        "self_attn.v_proj.bias",
@@ -223,6 +233,9 @@ var ggufNormNames = [NumNorms]string{
 // post_attention_norm).
 func (c Config) GGUFName(hf string) string {
 	if m := hfLayerName.FindStringSubmatch(hf); m != nil {
+		if m[2] == "mlp.gate_up_proj.weight" { // Phi-3's fused gate and up
+			return "blk." + m[1] + ".ffn_up.weight"
+		}
 		if i, err := strconv.Atoi(m[1]); err == nil {
 			for n := Norm(0); n < NumNorms; n++ {
 				if c.NormName(i, n) == hf {
@@ -397,7 +410,7 @@ func newFromGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 	src := &ggufSource{f: f, cfg: cfg}
 	// Every tensor must be one roe uses: an unknown one may be part of the
 	// math roe would silently skip.
-	known := map[string]bool{ropeFreqsTensor: true}
+	known := map[string]bool{ropeFreqsTensor: true, ropeLongTensor: true, ropeShortTensor: true}
 	for _, w := range cfg.wants() {
 		known[cfg.GGUFName(w.name)] = true
 	}

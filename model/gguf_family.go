@@ -36,6 +36,8 @@ func ggufFamilyRules(c *Config, softcap func(key string) (float64, error)) error
 	switch c.ModelType {
 	case "qwen3":
 		c.QKNorm = true
+	case "phi3":
+		c.FusedQKV, c.FusedGateUp = true, true
 	case "gemma2", "gemma3":
 		c.ModelType = map[string]string{"gemma2": "gemma2", "gemma3": "gemma3_text"}[c.ModelType]
 		c.GeGLU, c.NormPlusOne, c.SandwichNorm = true, true, true
@@ -90,6 +92,7 @@ func ggufConfigWritable(c Config) error {
 	d.ModelType = c.GGUFArchitecture()
 	d.QKNorm, d.GeGLU, d.NormPlusOne, d.SandwichNorm = false, false, false, false
 	d.EmbedScale, d.QueryPreAttnScalar, d.LocalRopeTheta, d.SlidingLayers = 0, 0, 0, nil
+	d.FusedQKV, d.FusedGateUp = false, false
 	if err := ggufFamilyRules(&d, func(key string) (float64, error) {
 		return map[string]float64{"attn_logit_softcapping": c.AttnSoftcap, "final_logit_softcapping": c.FinalSoftcap}[key], nil
 	}); err != nil {
@@ -104,6 +107,7 @@ func ggufConfigWritable(c Config) error {
 		{"query_pre_attn_scalar", d.QueryPreAttnScalar, c.QueryPreAttnScalar}, {"attention soft-cap", d.AttnSoftcap, c.AttnSoftcap},
 		{"final soft-cap", d.FinalSoftcap, c.FinalSoftcap}, {"rope_local_base_freq", d.LocalRopeTheta, c.LocalRopeTheta},
 		{"sliding layers", fmt.Sprint(d.layerTypes()), fmt.Sprint(c.layerTypes())},
+		{"fused projections", [2]bool{d.FusedQKV, d.FusedGateUp}, [2]bool{c.FusedQKV, c.FusedGateUp}},
 	} {
 		if f.got != f.want {
 			return fmt.Errorf("%w: a GGUF %s model has %s %v (llama.cpp derives it), this one %v", ErrUnsupported, c.GGUFArchitecture(), f.name, f.got, f.want)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -25,6 +26,7 @@ func TestGGUFFamilies(t *testing.T) {
 		{"qwen3", "qwen3", ""},
 		{"gemma2", "gemma2", "query_pre_attn_scalar"},
 		{"gemma3", "gemma3", "query_pre_attn_scalar"},
+		{"phi3", "phi3", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(archDir, tc.name)
@@ -44,6 +46,15 @@ func TestGGUFFamilies(t *testing.T) {
 				}
 				d.ModelType = src.Config.ModelType
 				src.Config = d
+				if src, err = Random(d, 11); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := &src.Config.Rope; r.Type == "longrope" {
+				// A GGUF holds longrope's factors as float32 (so do Phi-3's
+				// own configs); the golden's 1.05 is not one.
+				d := src.Config
+				d.Rope.ShortFactor, d.Rope.LongFactor = roundF32(r.ShortFactor), roundF32(r.LongFactor)
 				if src, err = Random(d, 11); err != nil {
 					t.Fatal(err)
 				}
@@ -77,6 +88,18 @@ func TestGGUFFamilies(t *testing.T) {
 				if m.Fingerprint() != src.Fingerprint() {
 					t.Errorf("%s: fingerprint %.12s, source %.12s", typ, m.Fingerprint(), src.Fingerprint())
 				}
+				if typ != "f32" {
+					// Written again in its own type, every block is kept (Phi-3's
+					// fused q/k/v and gate/up included).
+					_, again := writeGGUF(t, m, GGUFWriteOptions{FileType: mustFileType(t, typ)})
+					for _, ti := range f.Tensors {
+						a, _ := f.Data(ti.Name)
+						b, err := again.Data(ti.Name)
+						if err != nil || !bytes.Equal(a, b) {
+							t.Errorf("%s %s: blocks not kept (%v)", typ, ti.Name, err)
+						}
+					}
+				}
 				got := forwardWhole(t, m, ids, nil).Logits
 				ref := want
 				if typ != "f32" {
@@ -102,4 +125,12 @@ func TestGGUFFamilies(t *testing.T) {
 			}
 		})
 	}
+}
+
+func roundF32(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(float32(x))
+	}
+	return out
 }

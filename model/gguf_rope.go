@@ -166,15 +166,91 @@ func ggufRopeWritable(c Config) error {
 		if c.GGUFArchitecture() == "llama" {
 			return nil
 		}
+	case "longrope":
+		if c.GGUFArchitecture() == "phi3" {
+			return nil
+		}
 	}
 	return fmt.Errorf("%w: writing %s rope scaling of a %s model to GGUF", ErrUnsupported, c.Rope.Type, c.Architecture)
 }
 
 // ropeFreqsData is the rope_freqs tensor of c: its divisors as float32.
-func ropeFreqsData(c Config) []byte {
-	d := c.RopeFreqFactors()
-	out := make([]byte, 4*len(d))
-	for i, x := range d {
+func ropeFreqsData(c Config) []byte { return ropeFactorsData(c.RopeFreqFactors()) }
+
+// Phi-3's longrope is stored as two tensors of per-frequency divisors (short
+// and long, float32) and an attention factor key beside the original
+// context length.
+const (
+	ropeLongTensor  = "rope_factors_long.weight"
+	ropeShortTensor = "rope_factors_short.weight"
+)
+
+// ggufLongRope reads longrope into c.Rope from the two tensors, computing
+// the attention factor as transformers does from the context lengths (so the
+// config is the checkpoint's) unless the file's attn_factor says otherwise.
+func ggufLongRope(f *gguf.File, p string, c *Config) error {
+	_, hasLong := f.Tensor(ropeLongTensor)
+	_, hasShort := f.Tensor(ropeShortTensor)
+	if !hasLong && !hasShort {
+		return nil
+	}
+	if c.ModelType != "phi3" || !hasLong || !hasShort || c.Rope.Type != "" {
+		return fmt.Errorf("%w: GGUF %s needs both %s and %s, a phi3 model and no other rope scaling", ErrConfig, p[:len(p)-1], ropeLongTensor, ropeShortTensor)
+	}
+	rs := RopeScaling{Type: "longrope"}
+	for _, t := range []struct {
+		name string
+		dst  *[]float64
+	}{{ropeShortTensor, &rs.ShortFactor}, {ropeLongTensor, &rs.LongFactor}} {
+		ti, _ := f.Tensor(t.name)
+		if len(ti.Shape) != 1 || ti.Shape[0] != c.Rotary()/2 {
+			return fmt.Errorf("%w: GGUF %s has shape %v, want [%d] (half the rotary dimensions)", ErrConfig, t.name, ti.Shape, c.Rotary()/2)
+		}
+		v, err := f.Float32(t.name)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrWeights, t.name, err)
+		}
+		*t.dst = make([]float64, len(v))
+		for i, x := range v {
+			if !(x > 0) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("%w: GGUF %s[%d] = %g is not a positive divisor", ErrConfig, t.name, i, x)
+			}
+			(*t.dst)[i] = float64(x)
+		}
+	}
+	orig, err := f.Uint(p + "rope.scaling.original_context_length")
+	if err != nil || orig == 0 || orig > 1<<24 {
+		return fmt.Errorf("%w: longrope needs %srope.scaling.original_context_length", ErrConfig, p)
+	}
+	rs.OriginalMaxPos = int(orig)
+	rs.AttnFactor = longRopeAttnFactor(c.MaxPositions, rs.OriginalMaxPos)
+	if v, ok := f.Get(p + "rope.scaling.attn_factor"); ok {
+		a, ok := v.Float()
+		if !ok || !(a > 0) || math.IsInf(a, 0) {
+			return fmt.Errorf("%w: %srope.scaling.attn_factor must be positive", ErrConfig, p)
+		}
+		if float32(a) != float32(rs.AttnFactor) {
+			rs.AttnFactor = a
+		}
+	}
+	c.Rope = rs
+	return nil
+}
+
+// longRopeAttnFactor is transformers' longrope attention factor for a model
+// of max positions trained at orig: √(1 + ln(max/orig)/ln(orig)), or 1.
+func longRopeAttnFactor(max, orig int) float64 {
+	factor := float64(max) / float64(orig)
+	if factor <= 1 || orig <= 1 {
+		return 1
+	}
+	return math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
+}
+
+// ropeFactorsData is a float32 tensor of v.
+func ropeFactorsData(v []float64) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(x)))
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"roe/internal/atomicfile"
 	"roe/kernels"
@@ -97,8 +98,13 @@ func GGUFPlan(c Config, ft GGUFFileType) ([]GGUFTensor, error) {
 		return nil, err
 	}
 	var ts []GGUFTensor
-	if c.RopeFreqFactors() != nil { // the converter's extra tensor, first
+	// The converter's extra tensors come first.
+	if c.RopeFreqFactors() != nil {
 		ts = append(ts, GGUFTensor{Name: ropeFreqsTensor, Shape: []int{c.Rotary() / 2}, Type: kernels.F32})
+	}
+	if c.Rope.Type == "longrope" {
+		ts = append(ts, GGUFTensor{Name: ropeLongTensor, Shape: []int{c.Rotary() / 2}, Type: kernels.F32},
+			GGUFTensor{Name: ropeShortTensor, Shape: []int{c.Rotary() / 2}, Type: kernels.F32})
 	}
 	// The converter's order: the global tensors, then block by block, each
 	// group sorted by name.
@@ -170,6 +176,17 @@ func ggufMixType(c Config, ft GGUFFileType, name string) kernels.QType {
 			return base
 		}
 		return kernels.Q6_K
+	}
+	if strings.HasSuffix(name, ".attn_qkv.weight") { // Phi-3's fused q, k, v
+		switch ft.Name {
+		case "q3_k_m", "q3_k_l":
+			return kernels.Q4_K
+		case "q4_k_m":
+			return kernels.Q5_K
+		case "q5_k_m":
+			return kernels.Q6_K
+		}
+		return base
 	}
 	layer, p, ok := GGUFProj(name)
 	if !ok {
@@ -350,6 +367,13 @@ func ggufModelKVs(c Config, o GGUFWriteOptions, params int) ([]gguf.KV, error) {
 		u32("vocab_size", c.VocabSize)
 		u32("rope.dimension_count", c.HeadDim)
 	}
+	if arch == "phi3" {
+		u32("rope.dimension_count", c.Rotary())
+		if c.Rope.Type == "longrope" {
+			u32("rope.scaling.original_context_length", c.Rope.OriginalMaxPos)
+			add(arch+".rope.scaling.attn_factor", gguf.NewFloat32(float32(c.Rope.AttnFactor)))
+		}
+	}
 	if c.Rope.Type == "linear" {
 		add(arch+".rope.scaling.type", gguf.NewString("linear"))
 		add(arch+".rope.scaling.factor", gguf.NewFloat32(float32(c.Rope.Factor)))
@@ -408,6 +432,12 @@ func (m *Model) ggufSourceTensor(hf string) (matrix, []float32, bool) {
 			return matrix{}, v, v != nil
 		}
 	}
+	switch mm[2] {
+	case "self_attn.qkv_proj.weight":
+		return fusedMatrix(&l.q, &l.k, &l.v), nil, m.Config.FusedQKV
+	case "mlp.gate_up_proj.weight":
+		return fusedMatrix(&l.gate, &l.up), nil, m.Config.FusedGateUp
+	}
 	vecs := map[string][]float32{
 		"self_attn.q_proj.bias": l.qb, "self_attn.k_proj.bias": l.kb, "self_attn.v_proj.bias": l.vb,
 	}
@@ -425,8 +455,13 @@ func (m *Model) ggufSourceTensor(hf string) (matrix, []float32, bool) {
 // ggufTensorData converts one tensor to its stored bytes: rows permuted
 // for Llama q/k (weights and biases), then each row quantized.
 func (m *Model) ggufTensorData(t GGUFTensor) ([]byte, error) {
-	if t.Name == ropeFreqsTensor {
+	switch t.Name {
+	case ropeFreqsTensor:
 		return ropeFreqsData(m.Config), nil
+	case ropeLongTensor:
+		return ropeFactorsData(m.Config.Rope.LongFactor), nil
+	case ropeShortTensor:
+		return ropeFactorsData(m.Config.Rope.ShortFactor), nil
 	}
 	w, vec, ok := m.ggufSourceTensor(t.HFName)
 	if !ok {
@@ -494,4 +529,32 @@ func (m *Model) ggufTensorData(t GGUFTensor) ([]byte, error) {
 		return nil, firstErr
 	}
 	return out, nil
+}
+
+// fusedMatrix is the matrix whose rows are parts' rows in turn: the
+// quantized blocks themselves when the parts are adjacent views of one
+// tensor's blocks (Phi-3's fused weights as loaded from a GGUF), else the
+// rows widened to float32.
+func fusedMatrix(parts ...*matrix) matrix {
+	q0 := parts[0].q
+	adjacent := q0 != nil && parts[0].perm == nil
+	rows, n := 0, 0
+	for _, p := range parts {
+		if adjacent && (p.q == nil || p.perm != nil || p.q.Type != q0.Type || p.q.Cols != q0.Cols || len(p.q.Data) == 0 ||
+			unsafe.Pointer(&p.q.Data[0]) != unsafe.Add(unsafe.Pointer(&q0.Data[0]), n)) {
+			adjacent = false
+		}
+		if p.q != nil {
+			rows += p.q.Rows
+			n += len(p.q.Data)
+		}
+	}
+	if adjacent {
+		return matrix{q: &kernels.QMatrix{Type: q0.Type, Data: unsafe.Slice(&q0.Data[0], n), Rows: rows, Cols: q0.Cols}}
+	}
+	var v []float32
+	for _, p := range parts {
+		v = append(v, p.float32s()...)
+	}
+	return f32Matrix(v)
 }
