@@ -21,13 +21,55 @@ import (
 //	        slides unless (i+1) % 6 == 0, sliding layers use RoPE base 10000
 //	        unscaled; the 27B (62 layers) scales by 1/√(hidden/heads).
 func ggufFamily(f *gguf.File, p string, c *Config) error {
-	return ggufFamilyRules(c, func(key string) (float64, error) {
+	err := ggufFamilyRules(c, func(key string) (float64, error) {
 		v, err := f.OptFloat(p+key, 0)
 		if err != nil || v < 0 || math.IsInf(v, 0) {
 			return 0, fmt.Errorf("%w: %s%s must be a non-negative number", ErrConfig, p, key)
 		}
 		return v, nil
 	})
+	if err != nil {
+		return err
+	}
+	return ggufSlidingKeys(f, p, c)
+}
+
+// ggufSlidingKeys applies what newer converters write instead of leaving it
+// to the reader: attention.sliding_window_pattern, a flag per layer (true:
+// sliding) or a period n (layer i slides unless i % n == n−1, llama.cpp's
+// set_swa_pattern), and rope.freq_base_swa, the sliding layers' RoPE base.
+func ggufSlidingKeys(f *gguf.File, p string, c *Config) error {
+	if v, ok := f.Get(p + "attention.sliding_window_pattern"); ok {
+		layers := make([]bool, c.NumLayers)
+		if flags, ok := v.Bools(); ok && len(flags) == c.NumLayers {
+			copy(layers, flags)
+		} else if n, ok := v.Uint(); ok && n <= uint64(c.NumLayers)+1 {
+			for i := range layers {
+				layers[i] = n == 0 || uint64(i)%n < n-1
+			}
+		} else {
+			return fmt.Errorf("%w: %sattention.sliding_window_pattern must be %d flags or a period", ErrConfig, p, c.NumLayers)
+		}
+		c.SlidingLayers = layers
+		any, all := false, true
+		for _, s := range layers {
+			any, all = any || s, all && s
+		}
+		switch {
+		case !any:
+			c.SlidingWindow, c.SlidingLayers, c.LocalRopeTheta = 0, nil, 0
+		case all:
+			c.SlidingLayers = nil
+		}
+	}
+	if _, ok := f.Get(p + "rope.freq_base_swa"); ok && c.SlidingWindow > 0 {
+		b, err := f.Float(p + "rope.freq_base_swa")
+		if err != nil || !(b > 0) || math.IsInf(b, 0) {
+			return fmt.Errorf("%w: %srope.freq_base_swa must be positive", ErrConfig, p)
+		}
+		c.LocalRopeTheta = b
+	}
+	return nil
 }
 
 // ggufFamilyRules sets c's family fields from c.ModelType (the GGUF

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"roe/kernels"
+	"roe/model/gguf"
 )
 
 // TestGGUFFamilies: the Qwen3, Gemma 2 and Gemma 3 goldens written as GGUF
@@ -133,4 +136,69 @@ func roundF32(v []float64) []float64 {
 		out[i] = float64(float32(x))
 	}
 	return out
+}
+
+// TestGGUFSlidingKeys: newer converters' attention.sliding_window_pattern
+// (flags or a period) and rope.freq_base_swa override what the reader
+// would derive for Gemma 3; a pattern of the wrong shape is refused.
+func TestGGUFSlidingKeys(t *testing.T) {
+	c := loadModel(t, filepath.Join(archDir, "gemma3")).Config
+	d := c
+	d.ModelType = "gemma3"
+	if err := ggufFamilyRules(&d, func(string) (float64, error) { return 0, nil }); err != nil {
+		t.Fatal(err)
+	}
+	d.ModelType = c.ModelType
+	src, err := Random(d, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs, ts, err := src.ggufContents(GGUFWriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		kvs    []gguf.KV
+		layers []bool
+		local  float64
+		err    bool
+	}{
+		{"flags", []gguf.KV{{Key: "gemma3.attention.sliding_window_pattern", Value: gguf.NewBools([]bool{true, false, true})}}, []bool{true, false, true}, 10000, false},
+		{"period", []gguf.KV{{Key: "gemma3.attention.sliding_window_pattern", Value: gguf.NewUint32(2)}}, []bool{true, false, true}, 10000, false},
+		{"base", []gguf.KV{{Key: "gemma3.rope.freq_base_swa", Value: gguf.NewFloat32(20000)}}, nil, 20000, false},
+		{"short", []gguf.KV{{Key: "gemma3.attention.sliding_window_pattern", Value: gguf.NewBools([]bool{true})}}, nil, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := gguf.Write(&buf, append(slices.Clone(kvs), tc.kvs...), ts); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, lf, err := LoadGGUF(path, LoadOptions{})
+			if tc.err {
+				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "sliding_window_pattern") {
+					t.Errorf("got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lf.Close()
+			if !slices.Equal(m.Config.SlidingLayers, tc.layers) || m.Config.LocalRopeTheta != tc.local {
+				t.Errorf("sliding layers %v, local base %g; want %v, %g", m.Config.SlidingLayers, m.Config.LocalRopeTheta, tc.layers, tc.local)
+			}
+			// The forward pass follows: the same weights under that config.
+			want := src.Clone()
+			want.Config.SlidingLayers, want.Config.LocalRopeTheta = tc.layers, tc.local
+			ids := []int{2, 17, 33, 250, 4, 99, 180, 3, 7, 7, 7, 12, 301, 5}
+			if dd := maxAbsDiff(forwardWhole(t, m, ids, nil).Logits, forwardWhole(t, want, ids, nil).Logits); dd > tol {
+				t.Errorf("logits differ by %.3g", dd)
+			}
+		})
+	}
 }
