@@ -26,7 +26,7 @@ var ggufArchitectures = map[string]string{
 
 // ggufArchKeys are the "<arch>." keys one architecture adds to ggufKnownKeys.
 var ggufArchKeys = map[string]map[string]bool{
-	"phi3":   {"rope.scaling.attn_factor": true},
+	"phi3": {"rope.scaling.attn_factor": true},
 	// Newer converters state what older llama.cpp derives for Gemma.
 	"gemma2": {"attn_logit_softcapping": true, "final_logit_softcapping": true, "attention.sliding_window_pattern": true},
 	"gemma3": {"attention.sliding_window_pattern": true, "rope.freq_base_swa": true},
