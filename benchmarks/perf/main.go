@@ -124,6 +124,49 @@ type RSS struct {
 	KVMiB       float64 `json:"kv_cache_mib"`
 	Ratio       float64 `json:"ratio"`
 	Description string  `json:"description"`
+	// Where the pages are at the end (Linux smaps; in-process runs only):
+	// the executable's own, the weights file's, and anonymous memory.
+	ExeMiB  float64 `json:"exe_mib,omitempty"`
+	FileMiB float64 `json:"file_mib,omitempty"`
+	AnonMiB float64 `json:"anon_mib,omitempty"`
+}
+
+// rssByMapping sums the resident pages of this process's mappings of its
+// own executable, of the file at path, and of anonymous memory (MiB).
+func rssByMapping(path string) (exe, file, anon float64) {
+	self, _ := os.Executable()
+	self, _ = filepath.EvalSymlinks(self)
+	path, _ = filepath.Abs(path)
+	path, _ = filepath.EvalSymlinks(path)
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	var cur *float64
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			name := ""
+			if len(f) >= 6 {
+				name = f[5]
+			}
+			switch {
+			case name == self:
+				cur = &exe
+			case name == path:
+				cur = &file
+			case name == "" || name == "[heap]" || name == "[stack]":
+				cur = &anon
+			default:
+				cur = nil
+			}
+		case len(f) >= 2 && f[0] == "Rss:" && cur != nil:
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			*cur += kb / 1024
+		}
+	}
+	return exe, file, anon
 }
 
 type Report struct {
