@@ -159,6 +159,28 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	// generate() in transformers stops at generation_config.json's
+	// eos_token_id (a chat model's end-of-turn ids: Phi-3's <|end|>,
+	// Gemma's <end_of_turn>), which config.json may leave out.
+	gpath := filepath.Join(dir, "generation_config.json")
+	if g, err := os.ReadFile(gpath); err == nil {
+		var r struct {
+			EOS json.RawMessage `json:"eos_token_id"`
+		}
+		if err := json.Unmarshal(g, &r); err != nil {
+			return Config{}, fmt.Errorf("%s: %w: %v", gpath, ErrConfig, err)
+		}
+		ids, err := parseIDs("eos_token_id", r.EOS)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", gpath, err)
+		}
+		for _, id := range ids {
+			if id < 0 || id >= c.VocabSize {
+				return Config{}, fmt.Errorf("%s: %w: eos_token_id %d is not a token id", gpath, ErrConfig, id)
+			}
+		}
+		c.EOS = appendNew(c.EOS, ids...)
+	}
 	return c, nil
 }
 

@@ -173,7 +173,52 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 			*k.dst = []int{int(id)}
 		}
 	}
+	c.EOS = appendNew(c.EOS, ggufEndOfGeneration(f, c.VocabSize)...)
 	return c, nil
+}
+
+// ggufEndTokens are the texts llama.cpp ends generation at whatever the
+// file says (its end-of-generation set): the end-of-turn tokens of the chat
+// formats, which GGUF files rarely name in their keys.
+var ggufEndTokens = map[string]bool{
+	"<|eot_id|>": true, "<|im_end|>": true, "<|end|>": true, "<end_of_turn>": true,
+	"<|endoftext|>": true, "<|eom_id|>": true, "<EOT>": true,
+}
+
+// ggufEndOfGeneration returns the token ids besides eos that end generation
+// as llama.cpp ends it: the end-of-turn, end-of-message and fill-in-the-middle
+// pad/repo/separator ids the keys name, and the tokens of ggufEndTokens.
+// Without them a chat with a Gemma file (eos <eos>, turns end at
+// <end_of_turn>) would run to max_tokens.
+func ggufEndOfGeneration(f *gguf.File, vocab int) []int {
+	var ids []int
+	for _, k := range []string{"eot", "eom", "fim_pad", "fim_rep", "fim_sep"} {
+		if v, ok := f.Get("tokenizer.ggml." + k + "_token_id"); ok {
+			if id, ok := v.Uint(); ok && id < uint64(vocab) {
+				ids = append(ids, int(id))
+			}
+		}
+	}
+	if v, ok := f.Get("tokenizer.ggml.tokens"); ok {
+		if toks, ok := v.Strings(); ok {
+			for id, t := range toks {
+				if ggufEndTokens[t] && id < vocab {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// appendNew appends the ids of add not yet in ids, in order.
+func appendNew(ids []int, add ...int) []int {
+	for _, id := range add {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func ggufRopeScaling(f *gguf.File, p string, c *Config) error {
