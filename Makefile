@@ -146,7 +146,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) ./model/tokenizer/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/tokenizer/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./model/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadGGUF$$' -fuzztime $(FUZZTIME) ./model/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadGGUF$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./adapters/
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./train/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadInstances$$' -fuzztime $(FUZZTIME) ./library/
