@@ -1283,18 +1283,50 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 	g.p("\tMOVQ R12, DI")
 	g.p("\tMOVQ nb+40(FP), CX")
 	zero()
+	step := func() {
+		body()
+		g.p("\tADDQ $%d, DI", blockBytes)
+		g.p("\tADDQ $%d, SI", 4*blockW)
+		g.p("\tADDQ $%d, DX", xsStep)
+	}
+	// Blocks smaller than a cache line go u at a time with one prefetch per
+	// line's worth of blocks: a prefetch per block asked for each line two
+	// to four times (same bits: the blocks are summed in the same order).
+	// Xeon, 135M-shape decode, alternating runs: Q8_0 +4–9% at 1 thread
+	// (four batches), −2% ± 2 at 2; Q4_0 +4%; Q4_K_M (mostly Q5_0) ±1%.
+	if u := qUnroll(blockBytes); u > 1 {
+		g.p("\tCMPQ CX, $%d", u)
+		g.p("\tJLT %s_blk", name)
+		g.p("%s_blku:", name)
+		g.p("\tPREFETCHT0 %d(DI)", qPrefetch)
+		for range u {
+			step()
+		}
+		g.p("\tSUBQ $%d, CX", u)
+		g.p("\tJZ %s_fin", name)
+		g.p("\tCMPQ CX, $%d", u)
+		g.p("\tJGE %s_blku", name)
+	}
 	g.p("%s_blk:", name)
 	for o := 0; o < blockBytes; o += 64 {
 		g.p("\tPREFETCHT0 %d(DI)", qPrefetch+o)
 	}
-	body()
-	g.p("\tADDQ $%d, DI", blockBytes)
-	g.p("\tADDQ $%d, SI", 4*blockW)
-	g.p("\tADDQ $%d, DX", xsStep)
+	step()
 	g.p("\tDECQ CX")
 	g.p("\tJNZ %s_blk", name)
+	g.p("%s_fin:", name)
 	fin()
 	g.nextRow(name, 0)
+}
+
+// qUnroll is how many blocks of blockBytes the GEMV loops take per
+// prefetch: about a cache line's worth (Q8_0's 34 bytes two, Q4_0's 18
+// four, Q5_0's 22 three), one for blocks of a line or more.
+func qUnroll(blockBytes int) int {
+	if blockBytes >= 64 {
+		return 1
+	}
+	return (64 + blockBytes/2) / blockBytes
 }
 
 // nextRow stores the row's result from X<x> into dst, steps to the next
