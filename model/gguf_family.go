@@ -20,6 +20,8 @@ import (
 //	gemma3: as gemma2 without soft-caps, plus (1 + w) q/k norms; layer i
 //	        slides unless (i+1) % 6 == 0, sliding layers use RoPE base 10000
 //	        unscaled; the 27B (62 layers) scales by 1/√(hidden/heads).
+//	phi3:   fused q/k/v (attn_qkv) and gate/up (ffn_up); its longrope is
+//	        ggufLongRope's, its partial rotary rope.dimension_count.
 func ggufFamily(f *gguf.File, p string, c *Config) error {
 	err := ggufFamilyRules(c, func(key string) (float64, error) {
 		v, err := f.OptFloat(p+key, 0)
