@@ -171,6 +171,11 @@ func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
 	if arch == "" {
 		return fmt.Errorf("%w: no GGUF architecture for %s", ErrUnsupported, base.Architecture)
 	}
+	if base.FusedQKV || base.FusedGateUp {
+		// llama.cpp's Phi-3 has attn_qkv and a fused ffn_up, so per-projection
+		// LoRA tensors would name tensors its base does not have.
+		return fmt.Errorf("%w: a GGUF LoRA for %s, whose GGUF fuses q/k/v and gate/up", ErrUnsupported, base.Architecture)
+	}
 	alpha := l.Config.Alpha
 	kvs := []gguf.KV{
 		{Key: "general.architecture", Value: gguf.NewString(arch)},

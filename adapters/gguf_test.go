@@ -2,10 +2,12 @@ package adapters
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"roe/internal/testenv"
@@ -141,5 +143,18 @@ func TestWriteGGUFMatchesConverter(t *testing.T) {
 				t.Fatalf("layer %d %s does not read back", layer, p)
 			}
 		}
+	}
+}
+
+// A Phi-3 adapter is not written as a GGUF LoRA: llama.cpp's Phi-3 fuses
+// q/k/v and gate/up, so per-projection tensors would name nothing in it.
+func TestWriteGGUFFusedRefused(t *testing.T) {
+	c, err := model.LoadConfig("../../shared/golden/arch/phi3")
+	if err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	var b bytes.Buffer
+	if err := Random(c, 4, 1).WriteGGUF(&b, c); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "fuses") || b.Len() != 0 {
+		t.Errorf("got %v (%d bytes written)", err, b.Len())
 	}
 }
