@@ -132,14 +132,8 @@ func ggufFamilyRules(c *Config, softcap func(key string) (float64, error)) error
 // that c does not have the derived value of, such as a Gemma 3 with
 // sliding_window_pattern 3 or Gemma's query_pre_attn_scalar off the rule.
 func ggufConfigWritable(c Config) error {
-	d := c
-	d.ModelType = c.GGUFArchitecture()
-	d.QKNorm, d.GeGLU, d.NormPlusOne, d.SandwichNorm = false, false, false, false
-	d.EmbedScale, d.QueryPreAttnScalar, d.LocalRopeTheta, d.SlidingLayers = 0, 0, 0, nil
-	d.FusedQKV, d.FusedGateUp = false, false
-	if err := ggufFamilyRules(&d, func(key string) (float64, error) {
-		return map[string]float64{"attn_logit_softcapping": c.AttnSoftcap, "final_logit_softcapping": c.FinalSoftcap}[key], nil
-	}); err != nil {
+	d, err := ggufDerived(c)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	for _, f := range []struct {
@@ -158,4 +152,19 @@ func ggufConfigWritable(c Config) error {
 		}
 	}
 	return nil
+}
+
+// ggufDerived returns c with the family fields a GGUF file of it reads back
+// with (ggufFamilyRules, the soft-caps kept): c itself when c is writable.
+func ggufDerived(c Config) (Config, error) {
+	d := c
+	d.ModelType = c.GGUFArchitecture()
+	d.QKNorm, d.GeGLU, d.NormPlusOne, d.SandwichNorm = false, false, false, false
+	d.EmbedScale, d.QueryPreAttnScalar, d.LocalRopeTheta, d.SlidingLayers = 0, 0, 0, nil
+	d.FusedQKV, d.FusedGateUp = false, false
+	err := ggufFamilyRules(&d, func(key string) (float64, error) {
+		return map[string]float64{"attn_logit_softcapping": c.AttnSoftcap, "final_logit_softcapping": c.FinalSoftcap}[key], nil
+	})
+	d.ModelType = c.ModelType
+	return d, err
 }

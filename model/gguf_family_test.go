@@ -40,15 +40,10 @@ func TestGGUFFamilies(t *testing.T) {
 			}
 			if err != nil {
 				// The golden with the family fields llama.cpp derives.
-				d := src.Config
-				d.ModelType = tc.arch
-				if err := ggufFamilyRules(&d, func(key string) (float64, error) {
-					return map[string]float64{"attn_logit_softcapping": d.AttnSoftcap, "final_logit_softcapping": d.FinalSoftcap}[key], nil
-				}); err != nil {
+				d, err := ggufDerived(src.Config)
+				if err != nil {
 					t.Fatal(err)
 				}
-				d.ModelType = src.Config.ModelType
-				src.Config = d
 				if src, err = Random(d, 11); err != nil {
 					t.Fatal(err)
 				}
@@ -143,12 +138,10 @@ func roundF32(v []float64) []float64 {
 // would derive for Gemma 3; a pattern of the wrong shape is refused.
 func TestGGUFSlidingKeys(t *testing.T) {
 	c := loadModel(t, filepath.Join(archDir, "gemma3")).Config
-	d := c
-	d.ModelType = "gemma3"
-	if err := ggufFamilyRules(&d, func(string) (float64, error) { return 0, nil }); err != nil {
+	d, err := ggufDerived(c)
+	if err != nil {
 		t.Fatal(err)
 	}
-	d.ModelType = c.ModelType
 	src, err := Random(d, 4)
 	if err != nil {
 		t.Fatal(err)

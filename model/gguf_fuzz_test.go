@@ -15,16 +15,11 @@ func FuzzLoadGGUF(f *testing.F) {
 	shrink := func(c Config) Config {
 		c.HiddenSize, c.IntermediateSize, c.NumHeads, c.NumKVHeads, c.HeadDim, c.VocabSize = 32, 32, 2, 1, 16, 40
 		c.NumLayers, c.SlidingLayers, c.BOS, c.EOS = 1, nil, nil, nil
-		if c.Architecture == "Gemma2ForCausalLM" || c.Architecture == "Gemma3ForCausalLM" {
-			c.ModelType = c.GGUFArchitecture()
-			c.EmbedScale, c.QueryPreAttnScalar, c.LocalRopeTheta = 0, 0, 0
-			if err := ggufFamilyRules(&c, func(key string) (float64, error) {
-				return map[string]float64{"attn_logit_softcapping": c.AttnSoftcap, "final_logit_softcapping": c.FinalSoftcap}[key], nil
-			}); err != nil {
-				f.Fatal(err)
-			}
+		d, err := ggufDerived(c)
+		if err != nil {
+			f.Fatal(err)
 		}
-		return c
+		return d
 	}
 	seeds := []Config{shrink(ropeTestConfig(RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 96}))}
 	for _, name := range []string{"qwen3", "gemma2", "gemma3"} {

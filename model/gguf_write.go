@@ -337,10 +337,7 @@ func (m *Model) ggufContents(o GGUFWriteOptions) ([]gguf.KV, []gguf.WriteTensor,
 
 // ggufModelKVs are the general.* and <arch>.* keys, in the converter's order.
 func ggufModelKVs(c Config, o GGUFWriteOptions, params int) ([]gguf.KV, error) {
-	arch := c.GGUFArchitecture()
-	if err := ggufRopeWritable(c); err != nil {
-		return nil, err
-	}
+	arch := c.GGUFArchitecture() // GGUFPlan has refused what a file cannot hold
 	var kvs []gguf.KV
 	add := func(k string, v gguf.Value) { kvs = append(kvs, gguf.KV{Key: k, Value: v}) }
 	u32 := func(k string, v int) { add(arch+"."+k, gguf.NewUint32(uint32(v))) }
