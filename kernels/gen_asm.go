@@ -1266,7 +1266,25 @@ func (g *gen) qgemv(name string, blockBytes, blockW int, frame int, setup, zero,
 // 37 / 75 tok/s with none, 72 / 134 at 1 KiB ahead, 86 / 154 at 2 KiB and
 // 86–94 / 163–171 at 4 KiB; in-cache speed unchanged. The int8 kernels
 // prefetched 512 bytes ahead before (AMD EPYC: 1.2× over none).
-const qPrefetch = 4096
+//
+// The far prefetch goes to L2 (PREFETCHT1) and a near one, qNear ahead,
+// into L1: a PREFETCHT0 from memory holds one of the core's few L1 fill
+// buffers for a whole memory latency, which capped a core's stream below
+// what its L2 can have in flight. Same Xeon, alternating runs (medians of
+// 3–4): T0 at 4 KiB → T1 at 4 KiB + T0 at 1 KiB, Q8_0 56 → 67 tok/s at 1
+// thread and 119 → 131 at 2, Q4_K_M 63 → 71 and 124 → 126, Q4_0 83 → 93
+// and 172 → 176; int8 activations Q8_0 61 → 68 and 119 → 128. T1 alone
+// took most of it, T2 the same as T1, NTA halved the speed, 8 KiB as 4.
+const (
+	qPrefetch = 4096
+	qNear     = 1024
+)
+
+// qprefetch emits the prefetches for the weight line o bytes past DI.
+func (g *gen) qprefetch(o int) {
+	g.p("\tPREFETCHT1 %d(DI)", qPrefetch+o)
+	g.p("\tPREFETCHT0 %d(DI)", qNear+o)
+}
 
 // qgemvX is qgemv with DX advancing xsStep bytes per block (its sums over 16
 // take twice qgemv's step).
@@ -1298,7 +1316,7 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 		g.p("\tCMPQ CX, $%d", u)
 		g.p("\tJLT %s_blk", name)
 		g.p("%s_blku:", name)
-		g.p("\tPREFETCHT0 %d(DI)", qPrefetch)
+		g.qprefetch(0)
 		for range u {
 			step()
 		}
@@ -1309,7 +1327,7 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 	}
 	g.p("%s_blk:", name)
 	for o := 0; o < blockBytes; o += 64 {
-		g.p("\tPREFETCHT0 %d(DI)", qPrefetch+o)
+		g.qprefetch(o)
 	}
 	step()
 	g.p("\tDECQ CX")
@@ -2371,7 +2389,7 @@ func (g *gen) q8dot(name string, blockBytes, blockW, frame, sOff int, setup, zer
 	zero()
 	g.p("%s_blk:", name)
 	for o := 0; o < blockBytes; o += 64 { // see q8dot32
-		g.p("\tPREFETCHT0 %d(DI)", qPrefetch+o)
+		g.qprefetch(o)
 	}
 	body()
 	g.p("\tADDQ $%d, DI", blockBytes)
@@ -2419,7 +2437,7 @@ func (g *gen) q8dot32(name string, blockBytes int, setup func(), shared func(), 
 	g.p("\tMOVQ nb+48(FP), CX")
 	g.vzero(13)
 	g.p("%s_blk:", name)
-	g.p("\tPREFETCHT0 %d(DI)", qPrefetch)
+	g.qprefetch(0)
 	shared()
 	row(mem, 13)
 	g.p("\tADDQ $%d, DI", blockBytes)
@@ -2775,7 +2793,7 @@ func (g *gen) q8dotVNNI(name string, bb, shift int, pair, one, setup func()) {
 	g.p("\tJZ %s_odd", name)
 	g.p("%s_blk:", name)
 	for o := 0; o < 2*bb; o += 64 {
-		g.p("\tPREFETCHT0 %d(DI)", qPrefetch+o)
+		g.qprefetch(o)
 	}
 	pair()
 	g.p("\tVPSLLD $%d, (BX), Z2", shift)
