@@ -1276,10 +1276,12 @@ func (g *gen) qgemv(name string, blockBytes, blockW int, frame int, setup, zero,
 // 3–4): T0 at 4 KiB → T1 at 4 KiB + T0 at 1 KiB, Q8_0 56 → 67 tok/s at 1
 // thread and 119 → 131 at 2, Q4_K_M 63 → 71 and 124 → 126, Q4_0 83 → 93
 // and 172 → 176; int8 activations Q8_0 61 → 68 and 119 → 128. T1 alone
-// took most of it, T2 the same as T1, NTA halved the speed, 8 KiB as 4.
+// took most of it, T2 the same as T1, NTA halved the speed. Then 6 KiB +
+// 1.5 KiB against 4 + 1: Q8_0 +3% / +7% (1 / 2 threads), Q4_K_M +4% / +3%;
+// 8 + 2 and 3 + 0.75 were slower.
 const (
-	qPrefetch = 4096
-	qNear     = 1024
+	qPrefetch = 6144
+	qNear     = 1536
 )
 
 // qprefetch emits the prefetches for the weight line o bytes past DI.
