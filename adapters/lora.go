@@ -360,9 +360,7 @@ func (pr *Pair) addPart(x, y []float32, rows, k int) {
 			continue
 		}
 		kernels.MatMulT(xa, x[i*pr.In:(i+1)*pr.In], pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
-		for j, a := range xa {
-			kernels.Axpy(a, pr.bst[(r0+j)*pr.Out:(r0+j+1)*pr.Out], yi)
-		}
+		kernels.AxpyRows(yi, pr.bst[r0*pr.Out:r1*pr.Out], pr.Out, xa)
 	}
 }
 

@@ -173,6 +173,35 @@ func TestFMALoop(t *testing.T) {
 	})
 }
 
+// AxpyRows has the bits of Axpy row by row (the LoRA decode delta's
+// parts depend on it), in every kernel set, against the reference too, and
+// leaves y past its length alone.
+func TestAxpyRows(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, d := range []int{1, 7, 8, 15, 16, 31, 64, 100, 576, 1536} {
+			for _, rk := range []int{1, 3, 8} {
+				ldb := d + 5
+				b := randVec(r, (rk-1)*ldb+d, 1)
+				a := randVec(r, rk, 2)
+				y := randVec(r, d+3, 1)
+				got, same, want := slices.Clone(y), slices.Clone(y), slices.Clone(y)
+				AxpyRows(got[:d], b, ldb, a)
+				for j := range rk {
+					Axpy(a[j], b[j*ldb:j*ldb+d], same[:d])
+					axpyRef(a[j], b[j*ldb:j*ldb+d], want[:d])
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(same[i]) {
+						t.Fatalf("AxpyRows d=%d r=%d: y[%d] = %v, Axpy row by row %v", d, rk, i, got[i], same[i])
+					}
+				}
+				checkVec(t, fmt.Sprintf("AxpyRows d=%d r=%d", d, rk), got, want, 1e-6, 4)
+			}
+		}
+	})
+}
+
 // AxpyRowsBF16 equals Axpy row by row over the widened rows, in every
 // kernel set, and leaves y past its length alone.
 func TestAxpyRowsBF16(t *testing.T) {

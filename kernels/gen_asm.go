@@ -1167,7 +1167,8 @@ func main() {
 			g.packB2()
 		}
 		g.widen()
-		g.axpyRowsBF16()
+		g.axpyRows(false)
+		g.axpyRows(true)
 		if !g.is512() {
 			g.qgemvs()
 			g.dequants()
@@ -2880,24 +2881,31 @@ func (g *gen) accRows() {
 	g.ret()
 }
 
-// axpyRowsBF16: y[0:d] += Σ_j a[j] · widen(b[j·ldb : j·ldb+d]) over j < r,
-// in order, one FMA per element and row (Axpy row by row on the widened
-// rows, bit for bit), four vectors of columns at a time, then one; d a
-// multiple of the vector width, r ≥ 1. An unmerged LoRA's decode delta
-// y += (s·B)ᵀ-rows weighted by x·Aᵀ, with its factors in bfloat16.
+// axpyRows: y[0:d] += Σ_j a[j] · b[j·ldb : j·ldb+d] over j < r, in order,
+// one FMA per element and row (Axpy row by row, bit for bit), four vectors
+// of columns at a time, then one; d a multiple of the vector width, r ≥ 1.
+// With bf16, b's rows are bfloat16, widened in registers. An unmerged
+// LoRA's decode delta y += (s·B)ᵀ-rows weighted by x·Aᵀ: y stays in
+// registers across the rank, instead of a load and store per rank.
 //
+// func axpyRows(y *float32, d int, b *float32, ldb int, a *float32, r int)
 // func axpyRowsBF16(y *float32, d int, b *uint16, ldb int, a *float32, r int)
-func (g *gen) axpyRowsBF16() {
-	g.text("axpyRowsBF16", "$0-48")
+func (g *gen) axpyRows(bf16 bool) {
+	name, es := "axpyRows", 4 // element bytes of b
+	if bf16 {
+		name, es = "axpyRowsBF16", 2
+	}
+	g.text(name, "$0-48")
 	g.p("\tMOVQ y+0(FP), DI")
 	g.p("\tMOVQ d+8(FP), CX")
 	g.p("\tMOVQ b+16(FP), SI")
 	g.p("\tMOVQ ldb+24(FP), R9")
-	g.p("\tSHLQ $1, R9") // row bytes
+	g.p("\tSHLQ $%d, R9", es/2) // row bytes
 	g.p("\tMOVQ a+32(FP), R10")
 	g.p("\tMOVQ r+40(FP), R11")
+	vb := g.vb() * es / 4 // bytes of b per vector of y
 	for _, n := range []int{4, 1} {
-		l := fmt.Sprintf("axpyRowsBF16_%d", n)
+		l := fmt.Sprintf("%s_%d", name, n)
 		g.p("%s:", l)
 		g.p("\tCMPQ CX, $%d", n*g.w)
 		g.p("\tJB %s_end", l)
@@ -2910,9 +2918,13 @@ func (g *gen) axpyRowsBF16() {
 		g.p("%s_row:", l)
 		g.p("\tVBROADCASTSS (BX), %s", g.v(8))
 		for j := 0; j < n; j++ {
-			g.p("\tVPMOVZXWD %d(AX), %s", j*g.vb()/2, g.v(4+j))
-			g.p("\tVPSLLD $16, %s, %s", g.v(4+j), g.v(4+j))
-			g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
+			if bf16 {
+				g.p("\tVPMOVZXWD %d(AX), %s", j*vb, g.v(4+j))
+				g.p("\tVPSLLD $16, %s, %s", g.v(4+j), g.v(4+j))
+				g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
+			} else {
+				g.p("\tVFMADD231PS %d(AX), %s, %s", j*vb, g.v(8), g.v(j))
+			}
 		}
 		g.p("\tADDQ R9, AX")
 		g.p("\tADDQ $4, BX")
@@ -2922,7 +2934,7 @@ func (g *gen) axpyRowsBF16() {
 			g.p("\tVMOVUPS %s, %d(DI)", g.v(j), j*g.vb())
 		}
 		g.p("\tADDQ $%d, DI", n*g.vb())
-		g.p("\tADDQ $%d, SI", n*g.vb()/2)
+		g.p("\tADDQ $%d, SI", n*vb)
 		g.p("\tSUBQ $%d, CX", n*g.w)
 		g.p("\tJMP %s", l)
 		g.p("%s_end:", l)

@@ -41,7 +41,10 @@ type impl struct {
 	// axpyRowsBF16 (nil: Go): see AxpyRowsBF16; len(y) a multiple of the
 	// vector width, len(a) ≥ 1.
 	axpyRowsBF16 func(y []float32, b []uint16, ldb int, a []float32)
-	axpyRowsW    int // the width len(y) must be a multiple of
+	// axpyRows (nil: axpy row by row): see AxpyRows; the same bits as axpy,
+	// len(y) a multiple of axpyRowsW, len(a) ≥ 1.
+	axpyRows  func(y, b []float32, ldb int, a []float32)
+	axpyRowsW int // the width len(y) must be a multiple of
 
 	// Packed prefill GEMM (nil: none; the driver uses the tiles above).
 	// gemmPacked computes tiles consecutive 8-row groups of x (stride ldx)

@@ -29,6 +29,33 @@ func Axpy(alpha float32, x, y []float32) {
 	cur.axpy(alpha, x, y[:len(x)])
 }
 
+// AxpyRows computes y += Σ_j a[j] · b[j·ldb : j·ldb+len(y)] over the len(a)
+// rows of b, in order: Axpy row by row, with the same bits, in one call that
+// keeps y in registers across the rows.
+//
+//	y: [d], b: [len(a), ldb] (ldb ≥ d), a: [r]
+func AxpyRows(y, b []float32, ldb int, a []float32) {
+	d, r := len(y), len(a)
+	if ldb < d || r > 0 && len(b) < (r-1)*ldb+d {
+		panic(fmt.Sprintf("kernels: AxpyRows: %d rows of %d (stride %d) need %d values, have %d", r, d, ldb, (r-1)*ldb+d, len(b)))
+	}
+	if d == 0 || r == 0 {
+		return
+	}
+	if cur.axpyRows != nil {
+		if n := d - d%cur.axpyRowsW; n > 0 {
+			cur.axpyRows(y[:n], b, ldb, a)
+			y, b = y[n:], b[n:]
+		}
+	}
+	if len(y) == 0 {
+		return
+	}
+	for j, aj := range a {
+		cur.axpy(aj, b[j*ldb:j*ldb+len(y)], y)
+	}
+}
+
 // AccRows computes dst[:d] += weight[r] · table[r·d : (r+1)·d] for each r in
 // rows, in order: Axpy row by row, with the same bits, in one call (a
 // weighted sum of embedding-table rows).

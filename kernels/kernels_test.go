@@ -262,6 +262,9 @@ func TestShortSlicesPanic(t *testing.T) {
 		"RMSNorm": func() { RMSNorm(make([]float32, 3), make([]float32, 3), make([]float32, 2), 1) },
 		"RoPE":    func() { RoPE(make([]float32, 8), make([]float32, 4), make([]float32, 3)) },
 		"SiLUMul": func() { SiLUMul(make([]float32, 3), make([]float32, 2)) },
+		"AxpyRows": func() {
+			AxpyRows(make([]float32, 4), make([]float32, 7), 4, make([]float32, 2))
+		},
 		"AxpyRowsBF16": func() {
 			AxpyRowsBF16(make([]float32, 4), make([]uint16, 7), 4, make([]float32, 2))
 		},

@@ -78,6 +78,9 @@ func widenAVX512(dst *float32, src *uint16, n int)
 //go:noescape
 func axpyRowsBF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r int)
 
+//go:noescape
+func axpyRowsAVX512(y *float32, d int, b *float32, ldb int, a *float32, r int)
+
 var avx512Impl = &impl{
 	name: "avx512",
 	dot: func(a, b []float32) float32 {
@@ -167,6 +170,10 @@ var avx512Impl = &impl{
 		_ = b[(len(a)-1)*ldb+len(y)-1]
 		axpyRowsBF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
 	},
+	axpyRows: func(y, b []float32, ldb int, a []float32) {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		axpyRowsAVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+	},
 	axpyRowsW: 16,
 	pmr:       8,
 	pnr:       48,
@@ -253,6 +260,9 @@ func widenAVX2(dst *float32, src *uint16, n int)
 
 //go:noescape
 func axpyRowsBF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+
+//go:noescape
+func axpyRowsAVX2(y *float32, d int, b *float32, ldb int, a *float32, r int)
 
 var avx2Impl = &impl{
 	name: "avx2",
@@ -342,6 +352,10 @@ var avx2Impl = &impl{
 	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
 		axpyRowsBF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+	},
+	axpyRows: func(y, b []float32, ldb int, a []float32) {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		axpyRowsAVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
 	},
 	axpyRowsW: 8,
 	pmr:       4,
