@@ -4,15 +4,62 @@
 package atomicfile
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 )
 
+// chunk is the size and alignment of Write's writes: the page cache keeps
+// written data in folios no larger than the writes that filled them (2 MiB
+// at most), and readers map 2 MiB folios with huge pages (see mmapfile).
+// Written 1 MiB at a time, a GGUF was cached in small folios and decoded
+// from ~20% slower until evicted.
+const chunk = 2 << 20
+
 // Write creates or replaces path with what fill writes.
-func Write(path string, fill func(io.Writer) error) (err error) {
+func Write(path string, fill func(io.Writer) error) error {
+	return write(path, func(f *os.File) error {
+		cw := &chunkWriter{f: f, buf: make([]byte, 0, chunk)}
+		if err := fill(cw); err != nil {
+			return err
+		}
+		return cw.flush()
+	})
+}
+
+// chunkWriter writes to f in whole chunks at multiples of chunk (the last
+// one short): unlike bufio.Writer it never passes a large write through at
+// an unaligned offset.
+type chunkWriter struct {
+	f   *os.File
+	buf []byte
+	err error
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 && w.err == nil {
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf, p, n = w.buf[:len(w.buf)+k], p[k:], n+k
+		if len(w.buf) == cap(w.buf) {
+			w.err = w.flush()
+		}
+	}
+	return n, w.err
+}
+
+func (w *chunkWriter) flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	_, err := w.f.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
+
+// write creates or replaces path with what fill writes to the temporary file.
+func write(path string, fill func(*os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -25,11 +72,7 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 			err = fmt.Errorf("write %s: %w", path, err)
 		}
 	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = fill(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
+	if err = fill(tmp); err != nil {
 		return err
 	}
 	if err = tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
@@ -54,8 +97,8 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 
 // WriteFile creates or replaces path with b.
 func WriteFile(path string, b []byte) error {
-	return Write(path, func(w io.Writer) error {
-		_, err := w.Write(b)
+	return write(path, func(f *os.File) error {
+		_, err := f.Write(b)
 		return err
 	})
 }

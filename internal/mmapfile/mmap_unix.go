@@ -18,5 +18,6 @@ func mapFile(f *os.File, size int64) (data []byte, unmap func() error, err error
 		// Some filesystems (e.g. certain FUSE mounts) refuse mmap: fall back to reading.
 		return read(f, size)
 	}
+	adviseHuge(data)
 	return data, func() error { return syscall.Munmap(data) }, nil
 }
