@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,9 @@ type GGUFRun struct {
 	Prefill  float64 `json:"prefill512_tok_per_s"`
 	Decode   float64 `json:"decode128_tok_per_s"`        // the median of DecodeRounds
 	Fraction float64 `json:"decode_fraction_of_ceiling"` // decode × weight bytes per token ÷ read bandwidth
+	// HugeMiB: of the file's pages this process mapped, those on 2 MiB
+	// pages after the decode rounds (roe engines, Linux).
+	HugeMiB float64 `json:"file_mib_on_2mib_pages,omitempty"`
 	// DecodeRounds are the decode 128 runs, one per round; DecodeRatios (roe
 	// rows) each round's roe ÷ llama.cpp, the two measured back to back.
 	DecodeRounds []float64 `json:"decode128_rounds,omitempty"`
@@ -191,6 +195,10 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 					r.DecodeRatios = append(r.DecodeRatios, r.DecodeRounds[round]/d)
 				}
 			}
+		}
+		huge := fileHugeMiB(path)
+		for i := range runs {
+			runs[i].HugeMiB = huge
 		}
 		for _, r := range append(runs, llama...) {
 			if len(r.DecodeRounds) > 0 {
@@ -401,7 +409,7 @@ func mdGGUF(p mdPrinter, rep *Report) {
 	}
 	p("## GGUF and quantized weights")
 	p("")
-	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). Rows of engine `%s` load the same file with the opt-in int8 activations (decode products of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights quantize their input rows to int8 blocks of 32; lossy, as llama.cpp; prefill stays float32). llama.cpp, when measured (%s), runs `llama-bench` with its defaults on the same files in the same run: prefill 512 the best of its repetitions (as roe's), decode 128 once per round (`-p 0 -n 128 -r 1`, after its warm-up run). Decode is measured in %d rounds, every engine and thread count once per round, back to back, so the machine's drift hits them alike: decode columns show each engine's median round, and roe ÷ llama.cpp the median of the rounds' ratios with their range. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling.", engineQ8, orDash(s.LlamaBuild), s.Rounds)
+	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). Rows of engine `%s` load the same file with the opt-in int8 activations (decode products of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights quantize their input rows to int8 blocks of 32; lossy, as llama.cpp; prefill stays float32). llama.cpp, when measured (%s), runs `llama-bench` with its defaults on the same files in the same run: prefill 512 the best of its repetitions (as roe's), decode 128 once per round (`-p 0 -n 128 -r 1`, after its warm-up run). Decode is measured in %d rounds, every engine and thread count once per round, back to back, so the machine's drift hits them alike: decode columns show each engine's median round, and roe ÷ llama.cpp the median of the rounds' ratios with their range. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling. roe maps the file asking for transparent huge pages (MADV_HUGEPAGE) and its writer writes in aligned 2 MiB pieces, so a file it wrote is cached in 2 MiB folios; the kernel column says how much of the mapping was on 2 MiB pages after the rounds (a file cached in small pages stays on 4 KiB pages, and decodes slower). llama.cpp reads the same files; built for this CPU it may repack weights into its own buffers (its AMX buffer on CPUs with AMX), which this table does not see.", engineQ8, orDash(s.LlamaBuild), s.Rounds)
 	if s.Note != "" {
 		p("")
 		p("%s.", s.Note)
@@ -425,7 +433,11 @@ func mdGGUF(p mdPrinter, rep *Report) {
 		if r.Engine == quotedEngine {
 			frac = "–" // another machine's ceiling is not this run's
 		}
-		p("| %s | %.0f | %s | %d | %.0f | %.1f | %s | %s | %s |", r.File, r.MiB, r.Engine, r.Threads, r.Prefill, r.Decode, frac, ratio, r.Kernel)
+		kernel := r.Kernel
+		if (r.Engine == "roe" || r.Engine == engineQ8) && !math.IsNaN(r.HugeMiB) {
+			kernel += fmt.Sprintf("; %.0f of %.0f MiB on 2 MiB pages", r.HugeMiB, r.MiB)
+		}
+		p("| %s | %.0f | %s | %d | %.0f | %.1f | %s | %s | %s |", r.File, r.MiB, r.Engine, r.Threads, r.Prefill, r.Decode, frac, ratio, kernel)
 	}
 	for _, l := range s.LoRA {
 		p("")

@@ -169,6 +169,33 @@ func rssByMapping(path string) (exe, file, anon float64) {
 	return exe, file, anon
 }
 
+// fileHugeMiB is how much of each of this process's mappings of the file at
+// path the kernel maps 2 MiB at a time (smaps FilePmdMapped, MiB, averaged
+// over the mappings; NaN where smaps cannot be read).
+func fileHugeMiB(path string) float64 {
+	path, _ = filepath.Abs(path)
+	path, _ = filepath.EvalSymlinks(path)
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return math.NaN()
+	}
+	in, sum, maps := false, 0.0, 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			in = len(f) >= 6 && f[5] == path
+			if in && strings.Trim(f[2], "0") == "" {
+				maps++ // a mapping's first area starts at offset 0
+			}
+		case in && len(f) >= 2 && f[0] == "FilePmdMapped:":
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			sum += kb / 1024
+		}
+	}
+	return sum / float64(max(maps, 1))
+}
+
 type Report struct {
 	Commit           string                        `json:"commit"`
 	Date             string                        `json:"date"`
@@ -495,7 +522,8 @@ func cpuName() string {
 // step has); otherwise with the dot kernel over 16 KB pieces, one stream at a
 // time.
 func bandwidth(t, n int, rows bool) float64 {
-	buf := make([]float32, n)
+	buf, free := hugeFloats(n)
+	defer free()
 	for i := range buf {
 		buf[i] = 1
 	}
@@ -533,9 +561,6 @@ func bandwidth(t, n int, rows bool) float64 {
 		best = max(best, float64(4*n)/time.Since(start).Seconds()/1e9)
 	}
 	_ = sink
-	buf = nil
-	runtime.GC()
-	debug.FreeOSMemory()
 	return best
 }
 
@@ -1036,7 +1061,7 @@ type mdPrinter func(format string, args ...any)
 func mdCeilings(p mdPrinter, rep *Report) {
 	p("## Ceilings (this run)")
 	p("")
-	p("Read bandwidth, each thread over its own part: the dot kernel one 16 KB piece at a time over a 1 GiB buffer, the same over a buffer the size of the f32 weights (%.0f MB) swept repeatedly like decode, and the 1 GiB buffer read as 4096-float rows by the one-thread GEMV kernel (several rows in flight at once, like a decode step). The ceiling used below is the largest of the three.", 4*float64(model.SmolLM2Shape().NumParamsHint())/1e6)
+	p("Read bandwidth, each thread over its own part: the dot kernel one 16 KB piece at a time over a 1 GiB buffer, the same over a buffer the size of the f32 weights (%.0f MB) swept repeatedly like decode, and the 1 GiB buffer read as 4096-float rows by the one-thread GEMV kernel (several rows in flight at once, like a decode step); the buffers ask for transparent huge pages, as roe's weight mappings do. The ceiling used below is the largest of the three.", 4*float64(model.SmolLM2Shape().NumParamsHint())/1e6)
 	p("")
 	p("| threads | read, 1 GiB | read, weight-sized | read, 1 GiB, rows at once | read ceiling used | FP32 peak (FMA loop) |")
 	p("|---|---|---|---|---|---|")
