@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"fmt"
 	"math"
 )
 
@@ -58,13 +57,10 @@ func MatMulTBF16(dst, x []float32, w []uint16, m, n, k int) {
 //
 //	y: [d], b: [len(a), ldb] (bf16 bits, ldb ≥ d), a: [r]
 func AxpyRowsBF16(y []float32, b []uint16, ldb int, a []float32) {
-	d, r := len(y), len(a)
-	if ldb < d || r > 0 && len(b) < (r-1)*ldb+d {
-		panic(fmt.Sprintf("kernels: AxpyRowsBF16: %d rows of %d (stride %d) need %d values, have %d", r, d, ldb, (r-1)*ldb+d, len(b)))
-	}
-	if d == 0 || r == 0 {
+	if !needRows("AxpyRowsBF16", len(y), len(b), ldb, len(a)) {
 		return
 	}
+	d := len(y)
 	if cur.axpyRowsBF16 != nil {
 		if n := d - d%cur.axpyRowsW; n > 0 {
 			cur.axpyRowsBF16(y[:n], b, ldb, a)

@@ -35,13 +35,10 @@ func Axpy(alpha float32, x, y []float32) {
 //
 //	y: [d], b: [len(a), ldb] (ldb ≥ d), a: [r]
 func AxpyRows(y, b []float32, ldb int, a []float32) {
-	d, r := len(y), len(a)
-	if ldb < d || r > 0 && len(b) < (r-1)*ldb+d {
-		panic(fmt.Sprintf("kernels: AxpyRows: %d rows of %d (stride %d) need %d values, have %d", r, d, ldb, (r-1)*ldb+d, len(b)))
-	}
-	if d == 0 || r == 0 {
+	if !needRows("AxpyRows", len(y), len(b), ldb, len(a)) {
 		return
 	}
+	d := len(y)
 	if cur.axpyRows != nil {
 		if n := d - d%cur.axpyRowsW; n > 0 {
 			cur.axpyRows(y[:n], b, ldb, a)
@@ -54,6 +51,15 @@ func AxpyRows(y, b []float32, ldb int, a []float32) {
 	for j, aj := range a {
 		cur.axpy(aj, b[j*ldb:j*ldb+len(y)], y)
 	}
+}
+
+// needRows panics unless b holds r rows of d values ldb apart (AxpyRows'
+// operands), and reports whether there is anything to compute.
+func needRows(name string, d, nb, ldb, r int) bool {
+	if ldb < d || r > 0 && nb < (r-1)*ldb+d {
+		panic(fmt.Sprintf("kernels: %s: %d rows of %d (stride %d) need %d values, have %d", name, r, d, ldb, (r-1)*ldb+d, nb))
+	}
+	return d > 0 && r > 0
 }
 
 // AccRows computes dst[:d] += weight[r] · table[r·d : (r+1)·d] for each r in
