@@ -71,11 +71,35 @@ func LoadWith(dir string, o LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
 	defer set.Close()
+	if err := checkTensorNames(cfg, set.Tensors()); err != nil {
+		return nil, fmt.Errorf("load %s: %w", filepath.Clean(dir), err)
+	}
 	m, err := NewWith(cfg, set, o)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", filepath.Clean(dir), err)
 	}
 	return m, nil
+}
+
+// checkTensorNames refuses a checkpoint holding a tensor a model of cfg does
+// not read: an o_proj or MLP bias (Llama's attention_bias, mlp_bias) left
+// unread would change every logit without a word. Tolerated, as transformers
+// tolerates them: rotary inv_freq buffers (recomputed from the config) and
+// lm_head.weight beside tied embeddings (the tie replaces it).
+func checkTensorNames(cfg Config, infos []safetensors.TensorInfo) error {
+	known := map[string]bool{}
+	for _, w := range cfg.wants() {
+		known[w.name] = true
+	}
+	for _, t := range infos {
+		switch {
+		case known[t.Name], strings.HasSuffix(t.Name, ".rotary_emb.inv_freq"),
+			t.Name == "lm_head.weight" && cfg.TieWordEmbeddings:
+		default:
+			return fmt.Errorf("%w: tensor %q is not one a %s reads (part of the model's math roe would skip)", ErrUnsupported, t.Name, cfg.Architecture)
+		}
+	}
+	return nil
 }
 
 // LoadFSWith is LoadFS with options.

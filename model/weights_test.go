@@ -185,3 +185,22 @@ func TestParamsCoverEveryTensor(t *testing.T) {
 		}
 	}
 }
+
+// A tensor the model would not read is refused by name (an o_proj bias left
+// unread changes every logit); rotary inv_freq buffers, which transformers
+// recomputes too, are not.
+func TestUnreadTensors(t *testing.T) {
+	add := func(name string, n int) func([]safetensors.Tensor) []safetensors.Tensor {
+		return func(ts []safetensors.Tensor) []safetensors.Tensor {
+			return append(ts, safetensors.F32Tensor(name, []int{n}, make([]float32, n)))
+		}
+	}
+	const bias = "model.layers.0.self_attn.o_proj.bias"
+	_, err := Load(copyModel(t, add(bias, 32)))
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), bias) {
+		t.Errorf("an unread %s: got %v", bias, err)
+	}
+	if _, err := Load(copyModel(t, add("model.layers.0.self_attn.rotary_emb.inv_freq", 4))); err != nil {
+		t.Errorf("an inv_freq buffer: %v", err)
+	}
+}
