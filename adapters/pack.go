@@ -5,8 +5,8 @@ import (
 	"iter"
 	"math"
 	"sync/atomic"
-	"unsafe"
 
+	"roe/internal/hugepage"
 	"roe/kernels"
 )
 
@@ -22,9 +22,6 @@ import (
 // packMin is the factors' size below which pack leaves an adapter as it is:
 // under two huge pages there is little to gain for the buffer's slack.
 var packMin = 4 << 20
-
-// hugePage is the huge page size pack aligns to.
-const hugePage = 2 << 20
 
 // pack moves every pair's A and (Scale·B)ᵀ into one buffer, A then (Scale·B)ᵀ
 // pair by pair in layer order, or, with bfloat16 decode factors (see
@@ -88,11 +85,7 @@ func hugeBuf[T uint16 | float32](n, size int) []T {
 	if n*size < packMin {
 		return make([]T, n)
 	}
-	buf := make([]T, n+hugePage/size)
-	off := int((hugePage - uintptr(unsafe.Pointer(&buf[0]))%hugePage) % hugePage / uintptr(size))
-	f := buf[off : off+n : off+n]
-	adviseHuge(unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), n*size))
-	return f
+	return hugepage.Buf[T](n)
 }
 
 // The --lora-dtype values: how an unmerged adapter's decode step reads its
