@@ -132,39 +132,64 @@ type RSS struct {
 	AnonMiB float64 `json:"anon_mib,omitempty"`
 }
 
+// smapsArea is one mapped area of /proc/self/smaps: its file (or "",
+// "[heap]", ...), its file offset, and its kB fields ("Rss", ...).
+type smapsArea struct {
+	name, offset string
+	kb           map[string]float64
+}
+
+// readSmaps parses this process's /proc/self/smaps (Linux only).
+func readSmaps() ([]smapsArea, error) {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	var areas []smapsArea
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			a := smapsArea{offset: f[2], kb: map[string]float64{}}
+			if len(f) >= 6 {
+				a.name = f[5]
+			}
+			areas = append(areas, a)
+		case len(f) >= 2 && strings.HasSuffix(f[0], ":") && len(areas) > 0:
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				areas[len(areas)-1].kb[strings.TrimSuffix(f[0], ":")] = v
+			}
+		}
+	}
+	return areas, nil
+}
+
+// realPath is path made absolute with its links resolved, as smaps names it.
+func realPath(path string) string {
+	path, _ = filepath.Abs(path)
+	path, _ = filepath.EvalSymlinks(path)
+	return path
+}
+
 // rssByMapping sums the resident pages of this process's mappings of its
 // own executable, of the file at path, and of anonymous memory (MiB).
 func rssByMapping(path string) (exe, file, anon float64) {
 	self, _ := os.Executable()
 	self, _ = filepath.EvalSymlinks(self)
-	path, _ = filepath.Abs(path)
-	path, _ = filepath.EvalSymlinks(path)
-	b, err := os.ReadFile("/proc/self/smaps")
+	path = realPath(path)
+	areas, err := readSmaps()
 	if err != nil {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
-	var cur *float64
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			name := ""
-			if len(f) >= 6 {
-				name = f[5]
-			}
-			switch {
-			case name == self:
-				cur = &exe
-			case name == path:
-				cur = &file
-			case name == "" || name == "[heap]" || name == "[stack]":
-				cur = &anon
-			default:
-				cur = nil
-			}
-		case len(f) >= 2 && f[0] == "Rss:" && cur != nil:
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			*cur += kb / 1024
+	for _, a := range areas {
+		mib := a.kb["Rss"] / 1024
+		switch a.name {
+		case self:
+			exe += mib
+		case path:
+			file += mib
+		case "", "[heap]", "[stack]":
+			anon += mib
 		}
 	}
 	return exe, file, anon
@@ -174,25 +199,20 @@ func rssByMapping(path string) (exe, file, anon float64) {
 // path the kernel maps 2 MiB at a time (smaps FilePmdMapped, MiB, averaged
 // over the mappings; NaN where smaps cannot be read).
 func fileHugeMiB(path string) float64 {
-	path, _ = filepath.Abs(path)
-	path, _ = filepath.EvalSymlinks(path)
-	b, err := os.ReadFile("/proc/self/smaps")
+	path = realPath(path)
+	areas, err := readSmaps()
 	if err != nil {
 		return math.NaN()
 	}
-	in, sum, maps := false, 0.0, 0
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			in = len(f) >= 6 && f[5] == path
-			if in && strings.Trim(f[2], "0") == "" {
-				maps++ // a mapping's first area starts at offset 0
-			}
-		case in && len(f) >= 2 && f[0] == "FilePmdMapped:":
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			sum += kb / 1024
+	sum, maps := 0.0, 0
+	for _, a := range areas {
+		if a.name != path {
+			continue
 		}
+		if strings.Trim(a.offset, "0") == "" {
+			maps++ // a mapping's first area starts at offset 0
+		}
+		sum += a.kb["FilePmdMapped"] / 1024
 	}
 	return sum / float64(max(maps, 1))
 }
