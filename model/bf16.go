@@ -87,10 +87,7 @@ func LoadWith(dir string, o LoadOptions) (*Model, error) {
 // tolerates them: rotary inv_freq buffers (recomputed from the config) and
 // lm_head.weight beside tied embeddings (the tie replaces it).
 func checkTensorNames(cfg Config, infos []safetensors.TensorInfo) error {
-	known := map[string]bool{}
-	for _, w := range cfg.wants() {
-		known[w.name] = true
-	}
+	known := cfg.wantNames(func(hf string) string { return hf })
 	for _, t := range infos {
 		switch {
 		case known[t.Name], strings.HasSuffix(t.Name, ".rotary_emb.inv_freq"),

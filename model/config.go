@@ -335,18 +335,26 @@ func parseSliding(r *rawConfig, c *Config, window int, sliding func(layer int) b
 			layers[i] = sliding(i)
 		}
 	}
+	setSliding(c, window, layers)
+	return nil
+}
+
+// setSliding sets c's window and which layers slide, in the config's
+// normal form: no window when no layer slides, no per-layer flags when all
+// do.
+func setSliding(c *Config, window int, layers []bool) {
 	any, all := false, true
 	for _, s := range layers {
 		any, all = any || s, all && s
 	}
+	c.SlidingWindow, c.SlidingLayers = 0, nil
 	if !any {
-		return nil
+		return
 	}
 	c.SlidingWindow = window
 	if !all {
 		c.SlidingLayers = layers
 	}
-	return nil
 }
 
 // LayerWindow is block i's attention window: 0 for global attention;

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -54,7 +55,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	}
 	class, ok := ggufArchitectures[arch]
 	if !ok {
-		return Config{}, fmt.Errorf("%w: GGUF architecture %q (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)", ErrArchitecture, arch)
+		return Config{}, fmt.Errorf("%w: GGUF architecture %q (supported: %s)", ErrArchitecture, arch, ggufArchList())
 	}
 	if t, ok := f.Get("general.type"); ok {
 		if s, _ := t.String(); s != "" && s != "model" {
@@ -457,10 +458,8 @@ func newFromGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 	src := &ggufSource{f: f, cfg: cfg}
 	// Every tensor must be one roe uses: an unknown one may be part of the
 	// math roe would silently skip.
-	known := map[string]bool{ropeFreqsTensor: true, ropeLongTensor: true, ropeShortTensor: true}
-	for _, w := range cfg.wants() {
-		known[cfg.GGUFName(w.name)] = true
-	}
+	known := cfg.wantNames(cfg.GGUFName)
+	known[ropeFreqsTensor], known[ropeLongTensor], known[ropeShortTensor] = true, true, true
 	for _, t := range f.Tensors {
 		if !known[t.Name] {
 			return nil, fmt.Errorf("%w: GGUF tensor %s (not one of a %s model's)", ErrUnsupported, t.Name, cfg.ModelType)
@@ -472,6 +471,16 @@ func newFromGGUF(f *gguf.File, o LoadOptions) (*Model, error) {
 // wants lists the tensors a model of c reads, by Hugging Face name and shape.
 func (c Config) wants() []tensorWant {
 	return (&Model{Config: c, layers: make([]layer, c.NumLayers)}).tensorWants()
+}
+
+// wantNames is the set of c's tensors' names, each Hugging Face name mapped
+// by name (the identity for a checkpoint folder, GGUFName for a GGUF).
+func (c Config) wantNames(name func(hf string) string) map[string]bool {
+	known := map[string]bool{}
+	for _, w := range c.wants() {
+		known[name(w.name)] = true
+	}
+	return known
 }
 
 // NormsFolded implements normsFolded: llama.cpp's converter stores Gemma's
@@ -497,6 +506,11 @@ func GGUFProj(name string) (layer int, p Proj, ok bool) {
 	layer, err := strconv.Atoi(n)
 	p, known := ggufProjNames[proj]
 	return layer, p, err == nil && layer >= 0 && known
+}
+
+// ggufArchList names the GGUF architectures roe reads and writes, sorted.
+func ggufArchList() string {
+	return strings.Join(slices.Sorted(maps.Keys(ggufArchitectures)), ", ")
 }
 
 // GGUFArchitecture is general.architecture for a model of this config in

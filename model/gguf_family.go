@@ -52,16 +52,9 @@ func ggufSlidingKeys(f *gguf.File, p string, c *Config) error {
 		} else {
 			return fmt.Errorf("%w: %sattention.sliding_window_pattern must be %d flags or a period", ErrConfig, p, c.NumLayers)
 		}
-		c.SlidingLayers = layers
-		any, all := false, true
-		for _, s := range layers {
-			any, all = any || s, all && s
-		}
-		switch {
-		case !any:
-			c.SlidingWindow, c.SlidingLayers, c.LocalRopeTheta = 0, nil, 0
-		case all:
-			c.SlidingLayers = nil
+		setSliding(c, c.SlidingWindow, layers)
+		if c.SlidingWindow == 0 {
+			c.LocalRopeTheta = 0
 		}
 	}
 	if _, ok := f.Get(p + "rope.freq_base_swa"); ok && c.SlidingWindow > 0 {
@@ -107,19 +100,15 @@ func ggufFamilyRules(c *Config, softcap func(key string) (float64, error)) error
 		if c.SlidingWindow == 0 {
 			return fmt.Errorf("%w: a GGUF %s model needs attention.sliding_window", ErrConfig, c.ModelType)
 		}
-		c.SlidingLayers = make([]bool, c.NumLayers)
-		all := true
-		for i := range c.SlidingLayers {
+		layers := make([]bool, c.NumLayers)
+		for i := range layers {
 			if c.ModelType == "gemma2" {
-				c.SlidingLayers[i] = i%2 == 0
+				layers[i] = i%2 == 0
 			} else {
-				c.SlidingLayers[i] = (i+1)%6 != 0
+				layers[i] = (i+1)%6 != 0
 			}
-			all = all && c.SlidingLayers[i]
 		}
-		if all {
-			c.SlidingLayers = nil
-		}
+		setSliding(c, c.SlidingWindow, layers)
 		if c.ModelType == "gemma3_text" {
 			c.LocalRopeTheta = 10000
 		}

@@ -89,7 +89,7 @@ type GGUFTensor struct {
 // Q5_K to Q5_1, Q6_K to Q8_0, and anything still not fitting to F16.
 func GGUFPlan(c Config, ft GGUFFileType) ([]GGUFTensor, error) {
 	if c.GGUFArchitecture() == "" {
-		return nil, fmt.Errorf("%w: no GGUF architecture for %s (supported: llama, qwen2, qwen3, gemma2, gemma3)", ErrArchitecture, c.Architecture)
+		return nil, fmt.Errorf("%w: no GGUF architecture for %s (supported: %s)", ErrArchitecture, c.Architecture, ggufArchList())
 	}
 	if err := ggufConfigWritable(c); err != nil {
 		return nil, err
