@@ -1187,6 +1187,7 @@ func main() {
 			g.q8VNNI()
 			g.accRows()
 		}
+		g.qgemvFloats()
 		g.fmaLoop()
 		file := "kernels_" + strings.ToLower(s.name) + "_amd64.s"
 		if err := os.WriteFile(file, []byte(g.b.String()), 0o644); err != nil {
@@ -1310,7 +1311,9 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 		body()
 		g.p("\tADDQ $%d, DI", blockBytes)
 		g.p("\tADDQ $%d, SI", 4*blockW)
-		g.p("\tADDQ $%d, DX", xsStep)
+		if xsStep > 0 {
+			g.p("\tADDQ $%d, DX", xsStep)
+		}
 	}
 	// Blocks smaller than a cache line go u at a time with one prefetch per
 	// line's worth of blocks: a prefetch per block asked for each line two
@@ -2006,6 +2009,47 @@ func (g *gen) qgemvs() {
 	g.qgemvQ5_K()
 	g.qgemvQ4_K()
 	g.qgemvQ6_K()
+}
+
+// qgemvFloats emits the GEMVs of a GGUF's float tensors, which stay in the
+// file's mapping as the quantized ones do: F32, BF16 and F16 rows, widened
+// exactly on load. A "block" is 64 weights (256 or 128 bytes, prefetched
+// as the quantized blocks are) summed into four accumulators; the wrapper
+// does each row's last k%64 in Go.
+func (g *gen) qgemvFloats() {
+	for _, t := range []struct {
+		name string
+		es   int // bytes per weight
+		load func(mem string, r int)
+	}{
+		{"qgemvF32", 4, func(mem string, r int) { g.p("\tVMOVUPS %s, %s", mem, g.v(r)) }},
+		{"qgemvBF16", 2, func(mem string, r int) {
+			g.p("\tVPMOVZXWD %s, %s", mem, g.v(r))
+			g.p("\tVPSLLD $16, %s, %s", g.v(r), g.v(r))
+		}},
+		{"qgemvF16", 2, func(mem string, r int) { g.p("\tVCVTPH2PS %s, %s", mem, g.v(r)) }},
+	} {
+		G := 64 / g.w // vectors per block
+		g.qgemvX(t.name, 64*t.es, 64, 0, 0, func() {}, func() {
+			for a := 12; a < 16; a++ {
+				g.vzero(a)
+			}
+		}, func() {
+			for i := 0; i < G; i++ {
+				t.load(fmt.Sprintf("%d(DI)", i*g.w*t.es), i)
+			}
+			for i := 0; i < G; i++ {
+				g.p("\tVFMADD231PS %d(SI), %s, %s", i*g.vb(), g.v(i), g.v(12+i%4))
+			}
+		}, func() {
+			g.p("\tVADDPS %s, %s, %s", g.v(13), g.v(12), g.v(12))
+			g.p("\tVADDPS %s, %s, %s", g.v(15), g.v(14), g.v(14))
+			g.p("\tVADDPS %s, %s, %s", g.v(14), g.v(12), g.v(12))
+			g.toY(12, 0)
+			g.hsumY(12, 0)
+			g.p("\tVMOVAPS X12, X0")
+		})
+	}
 }
 
 // Exact dequantization kernels: the same unpacking as the GEMVs, each

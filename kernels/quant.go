@@ -1,8 +1,10 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // Quantized weights: ggml's block formats (qtype.go) kept as stored and
@@ -37,10 +39,18 @@ func dequantRow(im *impl, t QType, dst []float32, src []byte) {
 	}
 	switch t {
 	case F32:
+		if v, ok := viewAs[float32](src, len(dst)); ok {
+			copy(dst, v)
+			return
+		}
 		for i := range dst {
 			dst[i] = math.Float32frombits(le32(src[4*i:]))
 		}
 	case BF16:
+		if h, ok := viewAs[uint16](src, len(dst)); ok {
+			widenBF16(im, dst, h)
+			return
+		}
 		for i := range dst {
 			dst[i] = math.Float32frombits(uint32(le16(src[2*i:])) << 16)
 		}
@@ -224,4 +234,18 @@ func (g *gemmTask) blockQ(i0, i1, j0, j1 int) {
 		gemmBlock(im, dst[j:], ldd, x, ldx, buf, k, k, i0, i1, 0, r)
 	}
 	widenPool.put(sp)
+}
+
+// nativeLE: the machine stores numbers little-endian, as GGUF does.
+var nativeLE = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// viewAs returns the first n values of type T in b without copying, when the
+// machine is little-endian and b is aligned for T (a GGUF's tensor data is).
+func viewAs[T float32 | uint16](b []byte, n int) ([]T, bool) {
+	var z T
+	size := int(unsafe.Sizeof(z))
+	if n == 0 || !nativeLE || len(b) < n*size || uintptr(unsafe.Pointer(&b[0]))%uintptr(size) != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n), true
 }

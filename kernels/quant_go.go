@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Fused quantized GEMV in Go (the portable set): each weight block is
 // unpacked into registers and multiplied with x on the spot, never stored.
 // Per block the quants are summed against x first and the block's scale is
@@ -15,6 +17,36 @@ type qgemvFunc func(dst, x, xs []float32, w []byte, rb int)
 var qgemvGo = [32]qgemvFunc{
 	Q8_0: qgemvQ8_0Go, Q4_0: qgemvQ4_0Go, Q4_1: qgemvQ4_1Go, Q5_0: qgemvQ5_0Go, Q5_1: qgemvQ5_1Go,
 	Q2_K: qgemvQ2KGo, Q3_K: qgemvQ3KGo, Q4_K: qgemvQ4KGo, Q5_K: qgemvQ5KGo, Q6_K: qgemvQ6KGo,
+	F32: qgemvFloatGo(F32), BF16: qgemvFloatGo(BF16), F16: qgemvFloatGo(F16),
+}
+
+// qgemvFloatGo is the GEMV of float weight rows of type t (F32, BF16, F16),
+// widened exactly.
+func qgemvFloatGo(t QType) qgemvFunc {
+	es := t.BlockBytes()
+	return func(dst, x, xs []float32, w []byte, rb int) {
+		for j := range dst {
+			dst[j] = dotFloatGo(t, x, w[j*rb:j*rb+len(x)*es])
+		}
+	}
+}
+
+// dotFloatGo returns x · w for w a row of len(x) float weights of type t.
+func dotFloatGo(t QType, x []float32, w []byte) float32 {
+	var p [4]float32
+	for i, v := range x {
+		var f float32
+		switch t {
+		case F32:
+			f = math.Float32frombits(le32(w[4*i:]))
+		case BF16:
+			f = math.Float32frombits(uint32(le16(w[2*i:])) << 16)
+		default:
+			f = f16ToF32(le16(w[2*i:]))
+		}
+		p[i%4] += f * v
+	}
+	return (p[0] + p[1]) + (p[2] + p[3])
 }
 
 func qgemvQ8_0Go(dst, x, xs []float32, w []byte, rb int) {

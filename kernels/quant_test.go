@@ -408,8 +408,8 @@ func TestGroupQuant(t *testing.T) {
 }
 
 // Each kernel set's fused GEMV kernels agree with the reference on random
-// rows: 1..9 rows, 1..9 blocks, rows packed or strided, dst untouched past
-// its end.
+// rows: 1..9 rows, 1..9 blocks (1..300 weights of a float type), rows packed
+// or strided, dst untouched past its end.
 func TestQGEMV(t *testing.T) {
 	eachImpl(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(51, 52))
@@ -421,6 +421,9 @@ func TestQGEMV(t *testing.T) {
 			for iter := 0; iter < 60; iter++ {
 				rows, nb := 1+r.IntN(9), 1+r.IntN(9)
 				k := nb * ty.BlockSize()
+				if ty.BlockSize() == 1 { // float rows: whole pieces of 64 and a tail
+					k = 1 + r.IntN(300)
+				}
 				rb := mustRowBytes(ty, k) + r.IntN(3)*7 // a stride past the row
 				w := make([]byte, rows*rb)
 				q := QMatrix{Type: ty, Rows: rows, Cols: k}

@@ -469,6 +469,51 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 	}
 }
 
+// GEMVs of float weight rows (gen_asm.go qgemvFloats): nb blocks of 64
+// weights per row; xs is not read.
+
+//go:noescape
+func qgemvF32AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvBF16AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvF16AVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvF32AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvBF16AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvF16AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+// qgemvFloatAsm wraps a float-weight GEMV of type t: the first k−k%64
+// weights of every row in assembly, the rest added after in Go.
+func qgemvFloatAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) qgemvFunc {
+	es := t.BlockBytes()
+	return func(dst, x, xs []float32, w []byte, rb int) {
+		k, rows := len(x), len(dst)
+		if rows == 0 {
+			return
+		}
+		_ = w[(rows-1)*rb+k*es-1]
+		nb := k / 64
+		if nb == 0 {
+			clear(dst)
+		} else {
+			f(&dst[0], &x[0], &x[0], &w[0], rb, nb, rows)
+		}
+		if k0 := nb * 64; k0 < k {
+			for j := range dst {
+				dst[j] += dotFloatGo(t, x[k0:], w[j*rb+k0*es:j*rb+k*es])
+			}
+		}
+	}
+}
+
 // AVX-512 CPUs run the AVX-512 fused GEMVs of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
 // Q4_K and Q6_K (1.4–2× the AVX2 ones on one Zen 5 core) and the AVX2 ones of
 // Q2_K, Q3_K and Q5_K.
@@ -480,7 +525,10 @@ func init() {
 		Q3_K: qgemvAsm(Q3_K, qgemvQ3_KAVX2), Q5_K: qgemvAsm(Q5_K, qgemvQ5_KAVX2),
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
 	}
-	avx2Impl.qgemvNoSums = [32]bool{Q8_0: true, Q3_K: true, Q6_K: true}
+	avx2Impl.qgemvNoSums = [32]bool{Q8_0: true, Q3_K: true, Q6_K: true, F32: true, BF16: true, F16: true}
+	avx2Impl.qgemv[F32] = qgemvFloatAsm(F32, qgemvF32AVX2)
+	avx2Impl.qgemv[BF16] = qgemvFloatAsm(BF16, qgemvBF16AVX2)
+	avx2Impl.qgemv[F16] = qgemvFloatAsm(F16, qgemvF16AVX2)
 	avx512Impl.qgemv = avx2Impl.qgemv
 	avx512Impl.qgemvNoSums = avx2Impl.qgemvNoSums
 	avx512Impl.qgemvNoSums[Q4_0] = true // looked up as q-8 (gen_asm.go qgemvQ4_0LUT)
@@ -492,6 +540,9 @@ func init() {
 	avx512Impl.qgemv[Q4_1] = qgemvAsm(Q4_1, qgemvQ4_1AVX512)
 	avx512Impl.qgemv[Q5_0] = qgemvAsm(Q5_0, qgemvQ5_0AVX512)
 	avx512Impl.qgemv[Q5_1] = qgemvAsm(Q5_1, qgemvQ5_1AVX512)
+	avx512Impl.qgemv[F32] = qgemvFloatAsm(F32, qgemvF32AVX512)
+	avx512Impl.qgemv[BF16] = qgemvFloatAsm(BF16, qgemvBF16AVX512)
+	avx512Impl.qgemv[F16] = qgemvFloatAsm(F16, qgemvF16AVX512)
 }
 
 // Exact dequantization kernels (gen_asm.go dequant*): nb blocks of w into

@@ -126,7 +126,7 @@ func TestGGUFSameBaseAsSafetensors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Close()
+		defer f.Close() // the model's weights live in the mapping
 		a, b := hf.Config, m.Config
 		a.MaxPositions, b.MaxPositions = 0, 0
 		a.ModelType, b.ModelType = "", ""
@@ -151,4 +151,51 @@ func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
+}
+
+// A GGUF's float matrices stay in the file's mapping, as quantized ones
+// do (no float32 copy, Llama q/k in llama.cpp's row order), unless float32
+// ones are asked for as bf16; norms are small float32 copies.
+func TestGGUFFloatTensorsMapped(t *testing.T) {
+	for _, c := range []struct {
+		file   string
+		o      LoadOptions
+		mapped bool
+	}{
+		{"tiny-llama-F32.gguf", LoadOptions{}, true},
+		{"tiny-llama-F16.gguf", LoadOptions{}, true},
+		{"tiny-llama-BF16.gguf", LoadOptions{}, true},
+		{"tiny-llama-F16.gguf", LoadOptions{Weights: WeightsBF16}, true},
+		{"tiny-llama-F32.gguf", LoadOptions{Weights: WeightsBF16}, false},
+	} {
+		path := filepath.Join(ggufGoldenDir, "tiny-llama", c.file)
+		needDir(t, path)
+		m, f, err := LoadGGUF(path, c.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(hf string, w matrix) {
+			data, err := f.Data(m.Config.GGUFName(hf))
+			if err != nil {
+				t.Fatalf("%s: %v", hf, err)
+			}
+			in := w.q != nil && &w.q.Data[0] == &data[0] && len(w.q.Data) == len(data)
+			if in != c.mapped {
+				t.Errorf("%s %+v: %s in the mapping %v, want %v (format %s)", c.file, c.o, hf, in, c.mapped, w.format())
+			}
+		}
+		for i := range m.layers {
+			for p := Proj(0); p < NumProj; p++ {
+				name, _ := m.Config.ProjParam(i, p)
+				check(name, *m.layers[i].proj(p))
+			}
+		}
+		check("lm_head.weight", m.lmHead)
+		if c.mapped {
+			if got, want := m.WeightFormat(), WeightFormat(strings.TrimSuffix(strings.TrimPrefix(c.file, "tiny-llama-"), ".gguf")); got != want {
+				t.Errorf("%s: weight format %s, want %s", c.file, got, want)
+			}
+		}
+		f.Close()
+	}
 }

@@ -429,7 +429,9 @@ func TestGGUFQuantizeEmbedded(t *testing.T) {
 					t.Errorf("logits differ from a float32 model of the same weights by %.3g", d)
 				}
 				d := maxAbsDiff(got, want)
-				if typ == "f32" && d != 0 {
+				// The same float32 weights, multiplied in the mapping by the
+				// GGUF GEMVs: only the summation order differs.
+				if typ == "f32" && d > 1e-5 {
 					t.Errorf("F32 export: logits differ from the source by %.3g", d)
 				}
 				worst := 0.0

@@ -316,6 +316,9 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		}
 		switch info.DType {
 		case "F32", "BF16", "F16":
+			// A GGUF's float matrices stay in its mapping too (exact,
+			// never copied), but for float32 ones asked for as bf16.
+			quantized[i] = qsrc != nil && w.vec == nil && (info.DType != "F32" || !o.bf16())
 		default:
 			t, ok := kernels.ParseQType(string(info.DType))
 			if !ok || !t.Known() || qsrc == nil || w.vec != nil {

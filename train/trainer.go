@@ -208,9 +208,11 @@ func NewTrainer(m *model.Model, l *adapters.LoRA, seqs []Sequence, o Options) (*
 		return nil, errors.New("train: no training sequences")
 	}
 	if o.Full && (m.WeightFormat() != model.WeightsF32 || m.EmbedWeight().Float32() == nil) {
-		// LoRA trains over a bf16 or quantized base as it is stored (frozen,
-		// widened a panel at a time); updating the base needs float32.
-		return nil, fmt.Errorf("train: full fine-tuning needs a float32 model; this one is %s (LoRA trains on it as it is)", m.WeightFormat())
+		// LoRA trains over a bf16, quantized or GGUF base as it is stored
+		// (frozen, widened a panel at a time); updating the base needs
+		// float32 in memory (a GGUF's tensors, F32 ones too, are read in
+		// its mapping).
+		return nil, fmt.Errorf("train: full fine-tuning needs a float32 model in memory; this one is %s (a GGUF's tensors stay in the file's read-only mapping; LoRA trains on it as it is)", m.WeightFormat())
 	}
 	t := &Trainer{Model: m, LoRA: l, Opt: o, seqs: seqs, permEpoch: -1}
 	t.optimizer = NewAdamW(o.LR, o.WeightDecay)

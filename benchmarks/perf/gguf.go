@@ -29,7 +29,7 @@ var (
 	llamaQuoted = flag.String("llama-quoted", "", "without -llama-bench: a PERF.md of llama.cpp figures from another machine (shared/golden/gguf/PERF.md), shown labelled as quoted, never as a goal")
 	roeBin      = flag.String("roe-bin", "", "a roe binary: its generate's peak RSS on the Q4_K_M file is measured from outside, next to llama-cli's (run.sh builds one)")
 	llamaBuild  = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
-	ggufTypes   = flag.String("gguf-types", "f32,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
+	ggufTypes   = flag.String("gguf-types", "f32,f16,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
 	ggufQ8      = flag.Bool("gguf-q8", true, "also measure each quantized file with int8 activations (roe --activations q8, lossy), as engine \""+engineQ8+"\"")
 	ggufRounds  = flag.Int("gguf-rounds", 5, "decode rounds per GGUF file: each round runs decode 128 once per engine and thread count, the engines taking turns, so the machine's drift hits them alike; tables show the median round and ratios the median of the rounds' ratios")
 )
@@ -126,14 +126,8 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 		}
 		st, _ := os.Stat(path)
 		mib := float64(st.Size()) / (1 << 20)
-		// A BF16 file is served as `roe serve --dtype bf16` serves it (the
-		// default widens float weights to f32, which doubles the bytes read).
 		var lo model.LoadOptions
 		kernel := kernels.Path() + ", float32 activations"
-		if ft.Name == "bf16" {
-			lo.Weights = model.WeightsBF16
-			kernel += ", --dtype bf16"
-		}
 		m, f, err := model.LoadGGUF(path, lo)
 		if err != nil {
 			fatal(err)
@@ -142,7 +136,7 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 		// The engines of this file, each run over every thread count.
 		engines := []ggufEngine{{"roe", kernel, m}}
 		closers := []io.Closer{f}
-		if *ggufQ8 && ft.Name != "f32" && ft.Name != "bf16" {
+		if *ggufQ8 && ft.Base.Quantized() {
 			lo.Activations = model.ActivationsQ8
 			mq, fq, err := model.LoadGGUF(path, lo)
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"roe/adapters"
@@ -249,7 +250,9 @@ func TestMergeAndGenerateWithAdapters(t *testing.T) {
 }
 
 // The stories260K GGUF serves every command the embedded model does, with
-// the same output: generate, score, embed, tokenize.
+// the same output: generate, score, embed, tokenize (the embedding within
+// float32 summation order: the GGUF's weights are multiplied in its mapping
+// by other kernels).
 func TestGGUFModelCommands(t *testing.T) {
 	const file = "../../../shared/golden/gguf/stories260K/stories260K-F32.gguf"
 	if _, err := os.Stat(file); err != nil {
@@ -269,7 +272,7 @@ func TestGGUFModelCommands(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%v on GGUF: exit %d: %s", args, code, errs)
 		}
-		if got != want {
+		if got != want && !(args[0] == "embed" && closeVectors(got, want, 1e-5)) {
 			t.Errorf("%v: GGUF gives\n%s\nthe safetensors model\n%s", args, got, want)
 		}
 	}
@@ -318,4 +321,19 @@ func TestLoRADTypeFlag(t *testing.T) {
 	if _, errs, code := roe(t, "", "train", "--model", goldenBase, "--lora-dtype", "auto"); code == 0 || strings.Contains(errs, "--lora-dtype") {
 		t.Errorf("train --lora-dtype auto: exit %d, %s", code, errs)
 	}
+}
+
+// closeVectors reports whether two JSON arrays of numbers have the same
+// length and agree within tol·max(1, |want|) element by element.
+func closeVectors(got, want string, tol float64) bool {
+	var a, b []float64
+	if json.Unmarshal([]byte(got), &a) != nil || json.Unmarshal([]byte(want), &b) != nil || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(a[i]-b[i]) > tol*max(1, math.Abs(b[i])) {
+			return false
+		}
+	}
+	return true
 }
