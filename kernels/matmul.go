@@ -245,6 +245,7 @@ func (g *gemmGroup) set(i int, p *Product) {
 		t.wb = []uint16{}
 	}
 	t.check()
+	t.floatDirect()
 	t.prepQ()
 }
 

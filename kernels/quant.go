@@ -123,6 +123,7 @@ func matMulTQx(im *impl, dst, x []float32, w QMatrix, m int, q8 bool) {
 	n, k := w.Rows, w.Cols
 	*g = gemmTask{im: im, dst: dst, x: x, wq: w, quant: true, q8: q8, ldd: n, ldx: k, ldw: k, m: m, n: n, k: k}
 	g.check()
+	g.floatDirect()
 	g.prepQ()
 	switch blocks := g.plan(Threads()); blocks {
 	case 0:
@@ -152,6 +153,26 @@ func (g *gemmTask) fused() bool {
 // int8 reports whether the task's blocks run the int8-activation kernels.
 func (g *gemmTask) int8() bool {
 	return g.quant && g.q8 && g.m <= q8Rows && HasQ8(g.wq.Type)
+}
+
+// floatDirect turns a product over F32 or BF16 rows in a GGUF's mapping
+// that the fused GEMV does not take (prefill) into the float32 or bf16 GEMM
+// over them in place, as for a checkpoint's weights: no panels copied out.
+func (g *gemmTask) floatDirect() {
+	if !g.quant || g.fused() {
+		return
+	}
+	n := g.n * g.k
+	switch g.wq.Type {
+	case F32:
+		if v, ok := viewAs[float32](g.wq.Data, n); ok {
+			g.w, g.quant, g.wq = v, false, QMatrix{}
+		}
+	case BF16:
+		if v, ok := viewAs[uint16](g.wq.Data, n); ok {
+			g.wb, g.quant, g.wq = v, false, QMatrix{}
+		}
+	}
 }
 
 // prepQ computes the sums of x the fused kernels use, or quantizes x for the

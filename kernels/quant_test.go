@@ -478,3 +478,27 @@ func TestQGemvNoSums(t *testing.T) {
 		}
 	})
 }
+
+// F32 and BF16 rows run the float GEMMs in place when aligned (prefill),
+// and the dequantized panels when not; both agree with the reference, and
+// the fused GEMV (decode) takes either.
+func TestMatMulTQFloatAlignment(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(61, 62))
+		for _, ty := range []QType{F32, BF16, F16} {
+			for _, off := range []int{0, 1} {
+				for _, m := range []int{1, 2, 5, 40} {
+					n, k := 37, 70+r.IntN(100)
+					w := randQMatrix(r, ty, n, k)
+					w.Data = append(make([]byte, off), w.Data...)[off:] // misaligned by off
+					x := randVec(r, m*k, 1)
+					want := make([]float32, m*n)
+					matMulTQRef(want, x, w, m)
+					got := make([]float32, m*n)
+					MatMulTQ(got, x, w, m)
+					checkQ(t, fmt.Sprintf("%s offset %d m=%d", ty, off, m), got, want, x, w, m)
+				}
+			}
+		}
+	})
+}
