@@ -29,10 +29,11 @@ type Pair struct {
 	bs    []float32 // Scale·B, [Out, Rank], for the unmerged forward over many rows
 	bst   []float32 // (Scale·B)ᵀ, [Rank, Out], for the unmerged forward over a few rows
 
-	// With bfloat16 decode factors (SetDecodeDType): A and (Scale·B)ᵀ
-	// rounded, [Rank, In] and [Rank, Out], read by the few-rows forward
-	// instead of A and bst (then nil).
+	// With 16-bit decode factors (see SetDecodeDType): A and (Scale·B)ᵀ
+	// as bfloat16, or as IEEE half where f16, [Rank, In] and [Rank, Out],
+	// read by the few-rows forward instead of A and bst (then nil).
 	a16, bst16 []uint16
+	f16        bool
 }
 
 // LoRA is one expert: a set of low-rank updates over a base model's projections.
@@ -354,6 +355,11 @@ func (pr *Pair) addPart(x, y []float32, rows, k int) {
 	defer scratch.Put(bp)
 	for i := 0; i < rows; i++ {
 		yi := y[i*pr.Out : (i+1)*pr.Out]
+		if pr.f16 {
+			kernels.GemvF16(xa, x[i*pr.In:(i+1)*pr.In], pr.a16[r0*pr.In:r1*pr.In]) // [r1-r0]
+			kernels.AxpyRowsF16(yi, pr.bst16[r0*pr.Out:r1*pr.Out], pr.Out, xa)
+			continue
+		}
 		if pr.a16 != nil {
 			kernels.MatMulTBF16(xa, x[i*pr.In:(i+1)*pr.In], pr.a16[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
 			kernels.AxpyRowsBF16(yi, pr.bst16[r0*pr.Out:r1*pr.Out], pr.Out, xa)

@@ -35,13 +35,13 @@ func (l *LoRA) pack() {
 	for pr := range l.pairs() {
 		n += len(pr.A) + len(pr.bst)
 	}
-	if bf := decodeMode.Load(); bf == modeBF16 || bf == modeAuto && l.exactBF16() {
-		l.packed = true
-		round := layout(hugeBuf[uint16](n, 2), kernels.NarrowBF16)
-		for pr := range l.pairs() {
-			pr.a16, pr.bst16 = round(pr.A), round(pr.bst)
-			pr.bst = nil // decode's only: it reads bst16
-		}
+	mode := decodeMode.Load()
+	if mode == modeBF16 || mode == modeAuto && l.exact(isBF16) {
+		l.pack16(n, kernels.NarrowBF16, false)
+		return
+	}
+	if mode == modeAuto && l.exact(isF16) {
+		l.pack16(n, kernels.NarrowF16, true)
 		return
 	}
 	if n*4 < packMin {
@@ -52,6 +52,32 @@ func (l *LoRA) pack() {
 	for pr := range l.pairs() {
 		pr.A, pr.bst = move(pr.A), move(pr.bst)
 	}
+}
+
+// pack16 is pack into one buffer of 16-bit values, narrowed by narrow:
+// bfloat16, or IEEE half with f16.
+func (l *LoRA) pack16(n int, narrow func(dst []uint16, src []float32), f16 bool) {
+	l.packed = true
+	put := layout(hugeBuf[uint16](n, 2), narrow)
+	for pr := range l.pairs() {
+		pr.a16, pr.bst16, pr.f16 = put(pr.A), put(pr.bst), f16
+		pr.bst = nil // decode's only: it reads bst16
+	}
+}
+
+// DecodeFactors names the type an unmerged decode step reads l's factors
+// in: "float32", "bfloat16" or "float16" (see SetDecodeDType).
+func (l *LoRA) DecodeFactors() string {
+	for pr := range l.pairs() {
+		switch {
+		case pr.f16:
+			return "float16"
+		case pr.a16 != nil:
+			return "bfloat16"
+		}
+		break
+	}
+	return "float32"
 }
 
 // pairs yields l's adapted modules in layer order, then projection order.
@@ -92,8 +118,10 @@ func hugeBuf[T uint16 | float32](n, size int) []T {
 // factors (A and Scale·Bᵀ).
 const (
 	// DecodeAuto (the default) reads them as bfloat16 where every value
-	// is one (an adapter stored in bfloat16 with a power-of-two scale):
-	// half the bytes, the same values. Others stay float32.
+	// is one (an adapter stored in bfloat16 with a power-of-two scale),
+	// else as IEEE half where every value is one (stored in float16, as
+	// llama.cpp's LoRA converter writes by default): half the bytes, the
+	// same values. Others stay float32.
 	DecodeAuto = "auto"
 	// DecodeFloat32 reads float32 always.
 	DecodeFloat32 = "float32"
@@ -141,19 +169,28 @@ func SetDecodeDType(dtype string) error {
 	return nil
 }
 
-// exactBF16 reports whether every decode factor of l is a bfloat16 value
-// (its low 16 bits zero), so that rounding loses nothing.
-func (l *LoRA) exactBF16() bool {
+// exact reports whether l has decode factors and is16 holds for every
+// one, so that narrowing them loses nothing.
+func (l *LoRA) exact(is16 func(float32) bool) bool {
 	found := false
 	for pr := range l.pairs() {
 		found = true
 		for _, v := range [][]float32{pr.A, pr.bst} {
 			for _, x := range v {
-				if math.Float32bits(x)&0xffff != 0 {
+				if !is16(x) {
 					return false
 				}
 			}
 		}
 	}
 	return found
+}
+
+// isBF16 reports whether x is a bfloat16 value (its low 16 bits zero).
+func isBF16(x float32) bool { return math.Float32bits(x)&0xffff == 0 }
+
+// isF16 reports whether x is an IEEE half-precision value: it survives the
+// round trip (an adapter stored in float16, with a power-of-two scale).
+func isF16(x float32) bool {
+	return math.Float32bits(kernels.FromF16(kernels.ToF16(x))) == math.Float32bits(x)
 }

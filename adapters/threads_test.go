@@ -218,3 +218,54 @@ func TestDecodeBF16(t *testing.T) {
 		}
 	}
 }
+
+// auto reads an adapter whose decode factors all are IEEE halves (stored
+// in float16, as llama.cpp's LoRA converter writes) as float16, and it
+// decodes as the float32 adapter of the same values; float32 never.
+func TestDecodeF16(t *testing.T) {
+	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
+	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
+	"rope_theta":10000,"max_position_embeddings":256}`, 3)
+	halves := func() *LoRA { // unpacked (under packMin), values f16 but not bf16
+		l := Random(m.Config, 8, 7)
+		for pr := range l.pairs() {
+			for _, v := range [][]float32{pr.A, pr.bst} {
+				for i := range v {
+					v[i] = kernels.FromF16(kernels.ToF16(v[i]))
+				}
+			}
+		}
+		return l
+	}
+	defer SetDecodeDType(DecodeAuto)
+	for _, c := range []struct {
+		mode string
+		f16  bool
+	}{{DecodeAuto, true}, {DecodeFloat32, false}} {
+		if err := SetDecodeDType(c.mode); err != nil {
+			t.Fatal(err)
+		}
+		l, ref := halves(), halves()
+		l.pack()
+		pr := l.Layers[0][model.ProjQ]
+		if pr.f16 != c.f16 || (pr.a16 != nil) != c.f16 {
+			t.Fatalf("%s: float16 decode factors %v (a16 %v), want %v", c.mode, pr.f16, pr.a16 != nil, c.f16)
+		}
+		for _, rows := range []int{1, fewRows} {
+			prompt := []int{1, 17, 42, 99}[:rows]
+			run := func(a *LoRA) []float32 {
+				out, err := m.Forward([]model.Step{{Cache: m.NewCache(), Tokens: prompt, Adapter: a, AllLogits: true}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out[0].Logits
+			}
+			got, want := run(l), run(ref)
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*max(1, math.Abs(float64(want[i]))) {
+					t.Fatalf("%s, %d rows: logit %d: %v with the packed factors, %v unpacked", c.mode, rows, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
+	"unsafe"
 )
 
 // bfloat16 support: weights kept as the top 16 bits of a float32 (1 sign, 8
@@ -77,6 +79,84 @@ func axpyRowsBF16Go(y []float32, b []uint16, ldb int, a []float32) {
 			y[i] += aj * math.Float32frombits(uint32(h)<<16)
 		}
 	}
+}
+
+// ToF16 rounds one float32 to IEEE half precision (round to nearest, ties
+// to even; overflow gives infinity, NaN stays NaN).
+func ToF16(f float32) uint16 { return f32ToF16(f) }
+
+// FromF16 widens one IEEE half to float32 (exact).
+func FromF16(h uint16) float32 { return f16ToF32(h) }
+
+// NarrowF16 rounds src into dst as IEEE halves, element by element.
+//
+//	dst: [len(src)]
+func NarrowF16(dst []uint16, src []float32) {
+	need("NarrowF16", len(dst), len(src))
+	for i, v := range src {
+		dst[i] = f32ToF16(v)
+	}
+}
+
+// AxpyRowsF16 is AxpyRowsBF16 with b's rows IEEE half-precision bits
+// (F16), widened exactly: Axpy row by row on the widened rows, bit for bit.
+//
+//	y: [d], b: [len(a), ldb] (f16 bits, ldb ≥ d), a: [r]
+func AxpyRowsF16(y []float32, b []uint16, ldb int, a []float32) {
+	if !needRows("AxpyRowsF16", len(y), len(b), ldb, len(a)) {
+		return
+	}
+	d := len(y)
+	if cur.axpyRowsF16 != nil {
+		if n := d - d%cur.axpyRowsW; n > 0 {
+			cur.axpyRowsF16(y[:n], b, ldb, a)
+			y, b = y[n:], b[n:]
+		}
+	}
+	// The rest as Axpy on the widened values, a chunk at a time: the same
+	// bits as the vector loop.
+	var buf [64]float32
+	for j, aj := range a {
+		row := b[j*ldb : j*ldb+len(y)]
+		for c := 0; c < len(row); c += len(buf) {
+			n := min(len(buf), len(row)-c)
+			for i, h := range row[c : c+n] {
+				buf[i] = f16ToF32(h)
+			}
+			cur.axpy(aj, buf[:n], y[c:c+n])
+		}
+	}
+}
+
+// GemvF16 computes dst[j] = x · w_j for the len(dst) rows of len(x) IEEE
+// half-precision values in w, widened exactly: serially, in the calling
+// goroutine, for products as small as an adapter's decode factors.
+//
+//	x: [k], w: [n, k] (f16 bits), dst: [n]
+func GemvF16(dst, x []float32, w []uint16) {
+	n, k := len(dst), len(x)
+	if len(w) != n*k {
+		panic(fmt.Sprintf("kernels: GemvF16: %d rows of %d need %d values, have %d", n, k, n*k, len(w)))
+	}
+	if n == 0 {
+		return
+	}
+	if k == 0 {
+		clear(dst)
+		return
+	}
+	if !nativeLE { // the kernels read the values' bytes little-endian
+		for j := range dst {
+			var s float32
+			for i, v := range x {
+				s += v * f16ToF32(w[j*k+i])
+			}
+			dst[j] = s
+		}
+		return
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 2*len(w))
+	cur.qgemv[F16](dst, x, nil, b, 2*k)
 }
 
 // widenBF16 widens with the impl's vector loop where it has one, and a Go

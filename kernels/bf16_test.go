@@ -228,3 +228,69 @@ func TestAxpyRowsBF16(t *testing.T) {
 		}
 	})
 }
+
+// AxpyRowsF16 equals Axpy row by row over the widened half-precision rows
+// in every kernel set, and leaves y past its length alone.
+func TestAxpyRowsF16(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, d := range []int{1, 7, 8, 16, 31, 64, 100, 576} {
+			for _, rk := range []int{1, 3, 8} {
+				ldb := d + 5
+				b := make([]uint16, (rk-1)*ldb+d)
+				for i := range b {
+					b[i] = f32ToF16((r.Float32()*2 - 1) * 3)
+				}
+				a := randVec(r, rk, 2)
+				y := randVec(r, d+3, 1)
+				got, same := slices.Clone(y), slices.Clone(y)
+				AxpyRowsF16(got[:d], b, ldb, a)
+				row := make([]float32, d)
+				for j := range rk {
+					for i := range row {
+						row[i] = f16ToF32(b[j*ldb+i])
+					}
+					Axpy(a[j], row, same[:d])
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(same[i]) {
+						t.Fatalf("AxpyRowsF16 d=%d r=%d: y[%d] = %v, Axpy row by row %v", d, rk, i, got[i], same[i])
+					}
+				}
+			}
+		}
+	})
+}
+
+// GemvF16 agrees with the float64 product of the widened rows.
+func TestGemvF16(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, n := range []int{1, 3, 8} {
+			for _, k := range []int{1, 15, 64, 65, 576} {
+				w := make([]uint16, n*k)
+				for i := range w {
+					w[i] = f32ToF16(r.Float32()*2 - 1)
+				}
+				x := randVec(r, k, 1)
+				got := randVec(r, n+1, 1)
+				end := got[n]
+				GemvF16(got[:n], x, w)
+				for j := range n {
+					var want, abs float64
+					for i := range k {
+						p := float64(x[i]) * float64(f16ToF32(w[j*k+i]))
+						want += p
+						abs += math.Abs(p)
+					}
+					if math.Abs(float64(got[j])-want) > 1e-6*abs+1e-30 {
+						t.Fatalf("GemvF16 n=%d k=%d: dst[%d] = %v, want %v", n, k, j, got[j], want)
+					}
+				}
+				if got[n] != end {
+					t.Fatalf("GemvF16 n=%d k=%d wrote past dst", n, k)
+				}
+			}
+		}
+	})
+}

@@ -1167,8 +1167,9 @@ func main() {
 			g.packB2()
 		}
 		g.widen()
-		g.axpyRows(false)
-		g.axpyRows(true)
+		g.axpyRows("")
+		g.axpyRows("BF16")
+		g.axpyRows("F16")
 		if !g.is512() {
 			g.qgemvs()
 			g.dequants()
@@ -2928,16 +2929,18 @@ func (g *gen) accRows() {
 // axpyRows: y[0:d] += Σ_j a[j] · b[j·ldb : j·ldb+d] over j < r, in order,
 // one FMA per element and row (Axpy row by row, bit for bit), four vectors
 // of columns at a time, then one; d a multiple of the vector width, r ≥ 1.
-// With bf16, b's rows are bfloat16, widened in registers. An unmerged
-// LoRA's decode delta y += (s·B)ᵀ-rows weighted by x·Aᵀ: y stays in
-// registers across the rank, instead of a load and store per rank.
+// With kind BF16 or F16, b's rows are bfloat16 or IEEE half, widened
+// exactly in registers. An unmerged LoRA's decode delta y += (s·B)ᵀ-rows
+// weighted by x·Aᵀ: y stays in registers across the rank, instead of a
+// load and store per rank.
 //
 // func axpyRows(y *float32, d int, b *float32, ldb int, a *float32, r int)
 // func axpyRowsBF16(y *float32, d int, b *uint16, ldb int, a *float32, r int)
-func (g *gen) axpyRows(bf16 bool) {
-	name, es := "axpyRows", 4 // element bytes of b
-	if bf16 {
-		name, es = "axpyRowsBF16", 2
+// func axpyRowsF16(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+func (g *gen) axpyRows(kind string) {
+	name, es := "axpyRows"+kind, 4 // element bytes of b
+	if kind != "" {
+		es = 2
 	}
 	g.text(name, "$0-48")
 	g.p("\tMOVQ y+0(FP), DI")
@@ -2962,11 +2965,15 @@ func (g *gen) axpyRows(bf16 bool) {
 		g.p("%s_row:", l)
 		g.p("\tVBROADCASTSS (BX), %s", g.v(8))
 		for j := 0; j < n; j++ {
-			if bf16 {
+			switch kind {
+			case "BF16":
 				g.p("\tVPMOVZXWD %d(AX), %s", j*vb, g.v(4+j))
 				g.p("\tVPSLLD $16, %s, %s", g.v(4+j), g.v(4+j))
 				g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
-			} else {
+			case "F16":
+				g.p("\tVCVTPH2PS %d(AX), %s", j*vb, g.v(4+j))
+				g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
+			default:
 				g.p("\tVFMADD231PS %d(AX), %s, %s", j*vb, g.v(8), g.v(j))
 			}
 		}

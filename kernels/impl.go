@@ -41,6 +41,8 @@ type impl struct {
 	// axpyRowsBF16 (nil: Go): see AxpyRowsBF16; len(y) a multiple of the
 	// vector width, len(a) ≥ 1.
 	axpyRowsBF16 func(y []float32, b []uint16, ldb int, a []float32)
+	// axpyRowsF16 (nil: Go): see AxpyRowsF16; as axpyRowsBF16.
+	axpyRowsF16 func(y []float32, b []uint16, ldb int, a []float32)
 	// axpyRows (nil: axpy row by row): see AxpyRows; the same bits as axpy,
 	// len(y) a multiple of axpyRowsW, len(a) ≥ 1.
 	axpyRows  func(y, b []float32, ldb int, a []float32)

@@ -81,6 +81,9 @@ func axpyRowsBF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r int
 //go:noescape
 func axpyRowsAVX512(y *float32, d int, b *float32, ldb int, a *float32, r int)
 
+//go:noescape
+func axpyRowsF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+
 var avx512Impl = &impl{
 	name: "avx512",
 	dot: func(a, b []float32) float32 {
@@ -169,6 +172,10 @@ var avx512Impl = &impl{
 	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
 		axpyRowsBF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+	},
+	axpyRowsF16: func(y []float32, b []uint16, ldb int, a []float32) {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		axpyRowsF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
 	},
 	axpyRows: func(y, b []float32, ldb int, a []float32) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
@@ -264,6 +271,9 @@ func axpyRowsBF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r int)
 //go:noescape
 func axpyRowsAVX2(y *float32, d int, b *float32, ldb int, a *float32, r int)
 
+//go:noescape
+func axpyRowsF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+
 var avx2Impl = &impl{
 	name: "avx2",
 	dot: func(a, b []float32) float32 {
@@ -352,6 +362,10 @@ var avx2Impl = &impl{
 	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
 		axpyRowsBF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+	},
+	axpyRowsF16: func(y []float32, b []uint16, ldb int, a []float32) {
+		_ = b[(len(a)-1)*ldb+len(y)-1]
+		axpyRowsF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
 	},
 	axpyRows: func(y, b []float32, ldb int, a []float32) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]

@@ -104,6 +104,11 @@ type LoRA struct {
 	// float32 adapter): its decode factors rounded to bfloat16.
 	UnmergedBF16 float64 `json:"unmerged_bf16_tok_per_s"`
 	OverheadBF16 float64 `json:"unmerged_bf16_overhead"`
+	// The same adapter as a float16 GGUF LoRA (the file llama.cpp runs),
+	// read by default as float16 where its values survive (F16Factors).
+	UnmergedF16 float64 `json:"unmerged_f16_gguf_tok_per_s"`
+	OverheadF16 float64 `json:"unmerged_f16_gguf_overhead"`
+	F16Factors  string  `json:"unmerged_f16_gguf_factors"`
 	Batch8Base   float64 `json:"batch8_base_tok_per_s"`           // 8 sequences, no adapter
 	Batch8One    float64 `json:"batch8_one_adapter_tok_per_s"`    // 8 sequences, one shared adapter
 	Batch8Eight  float64 `json:"batch8_eight_adapters_tok_per_s"` // 8 sequences, 8 different adapters
@@ -789,7 +794,21 @@ func loraDecode(m *model.Model, t, reps int) LoRA {
 	for i := range shared {
 		shared[i] = one
 	}
-	variants := [][]model.Adapter{{nil}, {one}, make([]model.Adapter, 8), shared, eight, {oneBF16}}
+	// The same adapter as the float16 GGUF LoRA llama.cpp reads (peerlora.go).
+	dir, err := os.MkdirTemp("", "roe-perf-lora-*")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	f16Path := filepath.Join(dir, "lora-r16-f16.gguf")
+	if err := writePeerLoRA(adapters.Random(cfg, 16, 1), cfg, filepath.Join(dir, "lora-r16-f32.gguf"), f16Path); err != nil {
+		fatal(err)
+	}
+	oneF16, err := adapters.LoadGGUF(f16Path, cfg)
+	if err != nil {
+		fatal(err)
+	}
+	variants := [][]model.Adapter{{nil}, {one}, make([]model.Adapter, 8), shared, eight, {oneBF16}, {oneF16}}
 	steps := make([]func(), len(variants))
 	for i, ads := range variants {
 		steps[i] = adapterStep(m, ads, 64)
@@ -814,7 +833,8 @@ func loraDecode(m *model.Model, t, reps int) LoRA {
 	rate := func(i int) float64 { return float64(len(variants[i])) / med[i] }
 	return LoRA{Weights: string(m.WeightFormat()), Threads: t, Base: rate(0), Unmerged: rate(1),
 		Overhead: med[1]/med[0] - 1, Batch8Base: rate(2), Batch8One: rate(3), Batch8Eight: rate(4),
-		EightVsOne: rate(4) / rate(3), UnmergedBF16: rate(5), OverheadBF16: med[5]/med[0] - 1}
+		EightVsOne: rate(4) / rate(3), UnmergedBF16: rate(5), OverheadBF16: med[5]/med[0] - 1,
+		UnmergedF16: rate(6), OverheadF16: med[6]/med[0] - 1, F16Factors: oneF16.DecodeFactors()}
 }
 
 // adapterStep is decodeStep with one adapter per sequence (nil: none): it

@@ -39,7 +39,7 @@ var (
 func modelFlag(fs *flag.FlagSet) *string {
 	weightFormat = fs.String("dtype", "f32", "float weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2); a GGUF's tensors stay as stored, read in its mapping (bf16 narrows its F32 ones)")
 	activations = fs.String("activations", "f32", "activations of quantized-weight products: f32 (exact), or q8: int8 blocks with integer dot products for Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights in decode (faster, lossy like llama.cpp; logits typically within a few tenths)")
-	loraDType = fs.String("lora-dtype", "auto", "how unmerged experts keep the factors a decode step reads: auto (bfloat16 for an expert whose values all are bfloat16 — half the bytes, the same values — float32 otherwise), float32, or bfloat16: rounded once at load, half the bytes for every expert (lossy for float32 adapters; prefill, merges and exports stay float32)")
+	loraDType = fs.String("lora-dtype", "auto", "how unmerged experts keep the factors a decode step reads: auto (bfloat16 for an expert whose values all are bfloat16, else float16 where all are IEEE halves, as a float16 GGUF LoRA — half the bytes, the same values — float32 otherwise), float32, or bfloat16: rounded once at load, half the bytes for every expert (lossy for float32 adapters; prefill, merges and exports stay float32)")
 	return fs.String("model", "", "Hugging Face model folder, a GGUF file (*.gguf), or an embedded model: "+strings.Join(models.Names(), ", ")+
 		" (default: the embedded "+models.DefaultName+")")
 }
