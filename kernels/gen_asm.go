@@ -30,6 +30,9 @@ func (s isa) vb() int        { return s.w * 4 } // vector bytes
 type gen struct {
 	isa
 	b strings.Builder
+	// f16tab: the GEMV being emitted looks its full-width f16 scales up
+	// in f16tab (base in R13, index in R10) instead of widening them.
+	f16tab bool
 }
 
 func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.b, format+"\n", args...) }
@@ -1178,6 +1181,7 @@ func main() {
 			// The fused GEMVs whose code is width-generic, and the
 			// legacy types' own 16-lane form; Q2_K, Q3_K and Q5_K use
 			// 32-byte constants and stay AVX2.
+			g.f16tab = true
 			g.qgemvQ8_0()
 			g.qgemvQ4_0()
 			g.qgemvQ4_K()
@@ -1185,6 +1189,7 @@ func main() {
 			for _, b := range legacyBlocks {
 				g.qgemvLegacy512(b)
 			}
+			g.f16tab = false
 			g.q8VNNI()
 			g.accRows()
 		}
@@ -1229,6 +1234,11 @@ func (g *gen) vor(a, b, dst int) {
 // f16Bcast broadcasts the f16 at mem as float32 into Y<r> (8 lanes, both
 // widths: the scale vectors are 8 wide) or, with full, into every lane.
 func (g *gen) f16Bcast(mem string, r int, full bool) {
+	if full && g.is512() && g.f16tab {
+		g.p("\tMOVWLZX %s, R10", mem)
+		g.p("\tVBROADCASTSS (R13)(R10*4), Z%d", r)
+		return
+	}
 	if full && g.is512() {
 		g.p("\tVPBROADCASTW %s, Y%d", mem, r)
 		g.p("\tVCVTPH2PS Y%d, Z%d", r, r)
@@ -1301,6 +1311,9 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 	g.p("\tMOVQ w+24(FP), R12")
 	g.p("\tMOVQ rb+32(FP), R9")
 	g.p("\tMOVQ rows+48(FP), R11")
+	if g.f16tab {
+		g.p("\tLEAQ ·f16tab(SB), R13")
+	}
 	setup()
 	g.p("%s_row:", name)
 	g.p("\tMOVQ x+8(FP), SI")

@@ -483,6 +483,17 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 	}
 }
 
+// f16tab holds every IEEE half widened to float32. The AVX-512 quantized
+// GEMVs look their blocks' f16 scales up in it (two loads) instead of
+// widening each in vector registers (a broadcast and a conversion: three
+// uops on the two ports the AVX-512 arithmetic runs on).
+var f16tab = func() (t [1 << 16]float32) {
+	for i := range t {
+		t[i] = f16ToF32(uint16(i))
+	}
+	return t
+}()
+
 // GEMVs of float weight rows (gen_asm.go qgemvFloats): nb blocks of 64
 // weights per row; xs is not read.
 
