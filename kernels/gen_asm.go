@@ -1234,9 +1234,9 @@ func (g *gen) vor(a, b, dst int) {
 // f16Bcast broadcasts the f16 at mem as float32 into Y<r> (8 lanes, both
 // widths: the scale vectors are 8 wide) or, with full, into every lane.
 func (g *gen) f16Bcast(mem string, r int, full bool) {
-	if full && g.is512() && g.f16tab {
+	if full && g.f16tab {
 		g.p("\tMOVWLZX %s, R10", mem)
-		g.p("\tVBROADCASTSS (R13)(R10*4), Z%d", r)
+		g.p("\tVBROADCASTSS (R13)(R10*4), %s", g.v(r))
 		return
 	}
 	if full && g.is512() {
@@ -2013,11 +2013,13 @@ func (g *gen) qgemvQ2_K() {
 }
 
 func (g *gen) qgemvs() {
+	g.f16tab = true
 	g.qgemvQ8_0()
 	g.qgemvQ4_0()
 	for _, b := range legacyBlocks {
 		g.qgemvLegacy(b)
 	}
+	g.f16tab = false
 	g.qgemvQ2_K()
 	g.qgemvQ3_K()
 	g.qgemvQ5_K()

@@ -483,10 +483,11 @@ func qgemvAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows int)) q
 	}
 }
 
-// f16tab holds every IEEE half widened to float32. The AVX-512 quantized
-// GEMVs look their blocks' f16 scales up in it (two loads) instead of
-// widening each in vector registers (a broadcast and a conversion: three
-// uops on the two ports the AVX-512 arithmetic runs on).
+// f16tab holds every IEEE half widened to float32. The Q8_0, Q4_0, Q4_1,
+// Q5_0 and Q5_1 GEMVs look their blocks' f16 scales up in it (two loads)
+// instead of widening each in vector registers (a broadcast and a
+// conversion: three uops on the ports their arithmetic runs on, two of
+// them with AVX-512).
 var f16tab = func() (t [1 << 16]float32) {
 	for i := range t {
 		t[i] = f16ToF32(uint16(i))
