@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"roe/kernels"
@@ -78,8 +79,8 @@ func fromGGUF(f *gguf.File, base model.Config) (*LoRA, error) {
 		if !ok || (ab != "a" && ab != "b") {
 			return nil, unknownTensor(t.Name)
 		}
-		layer, p, ok := model.GGUFProj(stem)
-		if !ok || layer >= base.NumLayers {
+		name, target, p, ok := ggufModule(base, stem)
+		if !ok {
 			return nil, fmt.Errorf("%w: tensor %q adapts no projection of the base model", ErrTensor, t.Name)
 		}
 		if len(t.Shape) != 2 {
@@ -90,7 +91,6 @@ func fromGGUF(f *gguf.File, base model.Config) (*LoRA, error) {
 			return nil, fmt.Errorf("%w: tensor %q: %v", ErrTensor, t.Name, err)
 		}
 		cols, rows := t.Shape[0], t.Shape[1]
-		name := moduleKey(layer, p)
 		if ab == "a" {
 			ranks[name] = rows // lora_a: [r, in]
 		} else if h := base.GGUFPermutedHeads(p); h > 0 {
@@ -102,8 +102,8 @@ func fromGGUF(f *gguf.File, base model.Config) (*LoRA, error) {
 		peft := "base_model.model." + name + ".lora_" + strings.ToUpper(ab) + ".weight"
 		src.infos = append(src.infos, safetensors.TensorInfo{Name: peft, DType: "F32", Shape: []int{rows, cols}})
 		src.data[peft] = v
-		if pn := p.String(); !slices.Contains(targets, pn) {
-			targets = append(targets, pn)
+		if !slices.Contains(targets, target) {
+			targets = append(targets, target)
 		}
 	}
 	if len(ranks) == 0 {
@@ -122,6 +122,34 @@ func fromGGUF(f *gguf.File, base model.Config) (*LoRA, error) {
 		}
 	}
 	return FromTensors(c, base, src)
+}
+
+// ggufModule maps a GGUF LoRA tensor's stem ("blk.3.attn_q.weight") to the
+// PEFT module it adapts on base and its target name: a projection, or on a
+// base whose GGUF fuses modules (Phi-3) attn_qkv to qkv_proj and ffn_up to
+// gate_up_proj (p is then the fused module's first part).
+func ggufModule(base model.Config, stem string) (key, target string, p model.Proj, ok bool) {
+	var layer int
+	if rest, fused := strings.CutSuffix(strings.TrimSuffix(stem, ".weight"), ".attn_qkv"); fused && base.FusedQKV {
+		n, err := strconv.Atoi(strings.TrimPrefix(rest, "blk."))
+		if err != nil || !strings.HasPrefix(rest, "blk.") {
+			return "", "", 0, false
+		}
+		layer, p = n, model.ProjQ
+	} else if layer, p, ok = model.GGUFProj(stem); !ok {
+		return "", "", 0, false
+	} else if base.FusedGateUp && p == model.ProjUp {
+		p = model.ProjGate // llama.cpp's ffn_up holds gate and up
+	} else if fusedName(base, p) != "" {
+		return "", "", 0, false // a part of a fused module: no such base tensor
+	}
+	if layer < 0 || layer >= base.NumLayers {
+		return "", "", 0, false
+	}
+	if name := fusedName(base, p); name != "" {
+		return strings.TrimSuffix(moduleKey(layer, p), p.String()) + name, name, p, true
+	}
+	return moduleKey(layer, p), p.String(), p, true
 }
 
 // ggufFloat32 widens a float tensor or dequantizes a quantized one.
@@ -163,18 +191,15 @@ func (m *memTensors) Float32(name string) ([]float32, error) {
 // WriteGGUF writes the adapter in llama.cpp's GGUF LoRA format for a base
 // of config base: one adapter.lora.alpha, "<base tensor>.lora_a" [r, in]
 // and ".lora_b" [out, r] in float32, Llama q/k lora_b rows permuted like the
-// base weights. llama.cpp scales every module by alpha/r, so a module whose
-// PEFT scale differs (rank or alpha patterns, rsLoRA) has the ratio folded
-// into its B.
+// base weights. On a base whose GGUF fuses modules (Phi-3's attn_qkv and
+// ffn_up) the parts are fused back as for a PEFT folder (see fusedFile).
+// llama.cpp scales every module by alpha/r, so a module whose PEFT scale
+// differs (rank or alpha patterns, rsLoRA, a fused block-diagonal B) has the
+// ratio folded into its B.
 func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
 	arch := base.GGUFArchitecture()
 	if arch == "" {
 		return fmt.Errorf("%w: no GGUF architecture for %s", ErrUnsupported, base.Architecture)
-	}
-	if base.FusedQKV || base.FusedGateUp {
-		// llama.cpp's Phi-3 has attn_qkv and a fused ffn_up, so per-projection
-		// LoRA tensors would name tensors its base does not have.
-		return fmt.Errorf("%w: a GGUF LoRA for %s, whose GGUF fuses q/k/v and gate/up", ErrUnsupported, base.Architecture)
 	}
 	alpha := l.Config.Alpha
 	kvs := []gguf.KV{
@@ -188,25 +213,40 @@ func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
 		t  []gguf.WriteTensor
 	}
 	var ts []named
+	// add writes one module: a [rank, in], b [out, rank], scaled by scale.
+	add := func(key string, a, b []float32, rank, in int, scale float32, heads int) {
+		if s := float32(alpha / float64(rank)); s != scale {
+			b = slices.Clone(b)
+			kernels.Scale(b, scale/s)
+		}
+		if heads > 0 {
+			b = model.PermuteGGUFRows(b, rank, heads)
+		}
+		name := base.GGUFName(key + ".weight")
+		ts = append(ts, named{key, []gguf.WriteTensor{
+			{Name: name + ".lora_a", Type: kernels.F32, Shape: []int{in, rank}, Data: f32Bytes(a)},
+			{Name: name + ".lora_b", Type: kernels.F32, Shape: []int{rank, len(b) / rank}, Data: f32Bytes(b)},
+		}})
+	}
+	fm := fusedModules(base)
 	for layer := range l.Layers {
+		done := map[model.Proj]bool{}
 		for p := model.Proj(0); p < model.NumProj; p++ {
 			pr := l.Layers[layer][p]
-			if pr == nil {
+			if pr == nil || done[p] {
 				continue
 			}
-			name := model.GGUFTensorName(moduleKey(layer, p) + ".weight")
-			b := pr.B
-			if s := float32(alpha / float64(pr.Rank)); s != pr.Scale {
-				b = slices.Clone(b)
-				kernels.Scale(b, pr.Scale/s)
+			name := fusedName(base, p)
+			if name == "" {
+				add(moduleKey(layer, p), pr.A, pr.B, pr.Rank, pr.In, pr.Scale, base.GGUFPermutedHeads(p))
+				continue
 			}
-			if h := base.GGUFPermutedHeads(p); h > 0 {
-				b = model.PermuteGGUFRows(b, pr.Rank, h)
+			for _, q := range fm[name] {
+				done[q] = true
 			}
-			ts = append(ts, named{moduleKey(layer, p), []gguf.WriteTensor{
-				{Name: name + ".lora_a", Type: kernels.F32, Shape: []int{pr.In, pr.Rank}, Data: f32Bytes(pr.A)},
-				{Name: name + ".lora_b", Type: kernels.F32, Shape: []int{pr.Rank, pr.Out}, Data: f32Bytes(b)},
-			}})
+			a, b, rank, al := l.fuse(layer, fm[name])
+			key := strings.TrimSuffix(moduleKey(layer, p), p.String()) + name
+			add(key, a, b, rank, pr.In, l.Config.Scale(rank, al), 0)
 		}
 	}
 	// llama.cpp's converter writes tensors in sorted Hugging Face name order.

@@ -12,6 +12,7 @@ import (
 
 	"roe/internal/testenv"
 	"roe/internal/testmodel"
+	"roe/kernels"
 	"roe/model"
 	"roe/model/gguf"
 	"roe/model/safetensors"
@@ -146,15 +147,77 @@ func TestWriteGGUFMatchesConverter(t *testing.T) {
 	}
 }
 
-// A Phi-3 adapter is not written as a GGUF LoRA: llama.cpp's Phi-3 fuses
-// q/k/v and gate/up, so per-projection tensors would name nothing in it.
-func TestWriteGGUFFusedRefused(t *testing.T) {
-	c, err := model.LoadConfig("../../shared/golden/arch/phi3")
+// A Phi-3 adapter is written as llama.cpp's Phi-3 reads one: its parts
+// fused back into attn_qkv and ffn_up (gate and up) LoRA tensors, no
+// per-projection ones; and such a file reads back as the same adapter, with
+// parts sharing A (a PEFT qkv_proj adapter) or not (block-diagonal B).
+func TestGGUFLoRAFused(t *testing.T) {
+	m := loadArch(t, "phi3")
+	c, mem := fusedPEFT(m.Config, 4)
+	shared, err := FromTensors(c, m.Config, mem)
 	if err != nil {
-		testenv.SkipOrFail(t, "%v", err)
+		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := Random(c, 4, 1).WriteGGUF(&b, c); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "fuses") || b.Len() != 0 {
-		t.Errorf("got %v (%d bytes written)", err, b.Len())
+	for name, l := range map[string]*LoRA{"shared A": shared, "separate A": Random(m.Config, 4, 1)} {
+		var b bytes.Buffer
+		if err := l.WriteGGUF(&b, m.Config); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f, err := gguf.Parse(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused := 0
+		for _, ti := range f.Tensors {
+			stem, _, _ := strings.Cut(ti.Name, ".lora_")
+			switch {
+			case strings.HasSuffix(stem, ".attn_qkv.weight"), strings.HasSuffix(stem, ".ffn_up.weight"):
+				fused++
+			case strings.HasSuffix(stem, ".attn_output.weight"), strings.HasSuffix(stem, ".ffn_down.weight"):
+			default:
+				t.Errorf("%s: tensor %s names no tensor of llama.cpp's Phi-3", name, ti.Name)
+			}
+		}
+		f.Close()
+		if fused == 0 {
+			t.Fatalf("%s: no fused LoRA tensors", name)
+		}
+		back, err := ParseGGUF(name, b.Bytes(), m.Config)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for layer := range l.Layers {
+			for p := model.Proj(0); p < model.NumProj; p++ {
+				a, w := back.Pair(layer, p), l.Pair(layer, p)
+				if (a == nil) != (w == nil) {
+					t.Fatalf("%s: layer %d %s: read back %v, want %v", name, layer, p, a != nil, w != nil)
+				}
+				if a != nil && maxAbsDiff(a.Delta(), w.Delta()) > 1e-6 {
+					t.Errorf("%s: layer %d %s: ΔW read back differs by %.3g", name, layer, p, maxAbsDiff(a.Delta(), w.Delta()))
+				}
+			}
+		}
+		if d := maxDiff(logitsOf(t, m, archIDs, back), logitsOf(t, m, archIDs, l)); d > tol {
+			t.Errorf("%s: logits with the adapter read back differ by %.3g", name, d)
+		}
+	}
+	// Per-projection q/k/v or gate tensors name nothing in a fused GGUF:
+	// refused by name.
+	H := m.Config.HiddenSize
+	for _, stem := range []string{"blk.0.attn_q.weight", "blk.0.ffn_gate.weight"} {
+		var b bytes.Buffer
+		kvs := []gguf.KV{
+			{Key: "general.architecture", Value: gguf.NewString("phi3")},
+			{Key: "general.type", Value: gguf.NewString("adapter")},
+			{Key: "adapter.type", Value: gguf.NewString("lora")},
+			{Key: "adapter.lora.alpha", Value: gguf.NewFloat32(8)},
+		}
+		ts := []gguf.WriteTensor{{Name: stem + ".lora_a", Type: kernels.F32, Shape: []int{H, 4}, Data: make([]byte, 16*H)}}
+		if err := gguf.Write(&b, kvs, ts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseGGUF(stem, b.Bytes(), m.Config); !errors.Is(err, ErrTensor) || !strings.Contains(err.Error(), stem) {
+			t.Errorf("%s in a Phi-3 GGUF LoRA: %v", stem, err)
+		}
 	}
 }
