@@ -82,8 +82,9 @@ func LoadWith(dir string, o LoadOptions) (*Model, error) {
 }
 
 // checkTensorNames refuses a checkpoint holding a tensor a model of cfg does
-// not read: an o_proj or MLP bias (Llama's attention_bias, mlp_bias) left
-// unread would change every logit without a word. Tolerated, as transformers
+// not read: a bias its config does not declare (an o_proj.bias under
+// attention_bias false, say) left unread would change every logit without a
+// word. Tolerated, as transformers
 // tolerates them: rotary inv_freq buffers (recomputed from the config) and
 // lm_head.weight beside tied embeddings (the tie replaces it).
 func checkTensorNames(cfg Config, infos []safetensors.TensorInfo) error {

@@ -30,7 +30,9 @@ type Config struct {
 	MaxPositions      int  // max_position_embeddings
 	SlidingWindow     int  // 0 when attention is full; see LayerWindow
 	TieWordEmbeddings bool // lm_head shares the embedding matrix
-	AttentionBias     bool // q/k/v projections carry biases (Qwen2)
+	AttentionBias     bool // q/k/v projections carry biases (Qwen2; Llama's attention_bias)
+	OutputBias        bool // o_proj carries a bias (Llama's attention_bias)
+	MLPBias           bool // gate/up/down carry biases (Llama's mlp_bias)
 	BOS               []int
 	EOS               []int
 	TorchDType        string
@@ -258,8 +260,8 @@ func ParseConfig(b []byte) (Config, error) {
 	} else if len(r.RopeParameters) > 0 && string(r.RopeParameters) != "null" {
 		return Config{}, fmt.Errorf("%w: rope_parameters without rope_theta (a transformers v5 config.json; save it with transformers 4.x)", ErrUnsupported)
 	}
-	if r.MLPBias != nil && *r.MLPBias {
-		return Config{}, fmt.Errorf("%w: mlp_bias true", ErrUnsupported)
+	if r.MLPBias != nil && *r.MLPBias && c.Architecture != "LlamaForCausalLM" {
+		return Config{}, fmt.Errorf("%w: mlp_bias true (%s has no MLP biases)", ErrUnsupported, c.Architecture)
 	}
 	if r.PretrainingTP != nil && *r.PretrainingTP > 1 {
 		return Config{}, fmt.Errorf("%w: pretraining_tp %d", ErrUnsupported, *r.PretrainingTP)
@@ -523,4 +525,17 @@ func (c Config) AttnScale() float64 {
 		return 1 / math.Sqrt(c.QueryPreAttnScalar)
 	}
 	return 1 / math.Sqrt(float64(c.HeadDim))
+}
+
+// HasBias reports whether projection p carries a bias.
+func (c Config) HasBias(p Proj) bool {
+	switch p {
+	case ProjQ, ProjK, ProjV:
+		return c.AttentionBias
+	case ProjO:
+		return c.OutputBias
+	case ProjGate, ProjUp, ProjDown:
+		return c.MLPBias
+	}
+	return false
 }

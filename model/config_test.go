@@ -43,7 +43,7 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"rope dynamic", with(`"rope_scaling":{"type":"dynamic","factor":2}`), ErrUnsupported, "dynamic"},
 		{"llama3 incomplete", with(`"rope_scaling":{"rope_type":"llama3","factor":8}`), ErrConfig, "llama3"},
 		{"gelu", with(`"hidden_act":"gelu"`), ErrUnsupported, "gelu"},
-		{"mlp bias", with(`"mlp_bias":true`), ErrUnsupported, "mlp_bias"},
+		{"mlp bias outside Llama", strings.Replace(with(`"mlp_bias":true`), "LlamaForCausalLM", "MistralForCausalLM", 1), ErrUnsupported, "mlp_bias"},
 		{"bad gqa", strings.Replace(llamaConfig, `"num_key_value_heads":2`, `"num_key_value_heads":3`, 1), ErrConfig, "num_key_value_heads"},
 		{"zero layers", strings.Replace(llamaConfig, `"num_hidden_layers":2`, `"num_hidden_layers":0`, 1), ErrConfig, "num_hidden_layers"},
 		{"odd head dim", with(`"head_dim":15`), ErrConfig, "head_dim"},

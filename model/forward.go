@@ -388,9 +388,9 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		l.q.reorder(q, qd)
 		l.k.reorder(k, kvd)
 		l.v.reorder(v, kvd)
-		addBias(q, l.qb)
-		addBias(k, l.kb)
-		addBias(v, l.vb)
+		addBias(q, l.bias[ProjQ])
+		addBias(k, l.bias[ProjK])
+		addBias(v, l.bias[ProjV])
 		ws.adapt(li, 3, parted)
 		if l.qNorm != nil {
 			rmsRows(q, q, l.qNorm, hd)
@@ -399,7 +399,7 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 		m.rope(li, steps, rowStart, q, k)
 		m.storeKV(li, steps, rowStart, k, v)
 		m.attention(ws, li, q, att)
-		ws.linear(li, ProjO, proj, att, l.o, nil, H, qd)
+		ws.linear(li, ProjO, proj, att, l.o, l.bias[ProjO], H, qd)
 		if l.postAttn != nil {
 			rmsRows(proj, proj, l.postAttn, H)
 		}
@@ -415,25 +415,29 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			parted := ws.products(li, 2, ws.prods[:2])
 			l.gate.reorder(gate, I)
 			l.up.reorder(up, I)
+			addBias(gate, l.bias[ProjGate])
+			addBias(up, l.bias[ProjUp])
 			ws.adapt(li, 2, parted)
 			geluTanhMul(gate, up)
-		case len(ws.adapted) == 0:
+		case len(ws.adapted) == 0 && !cfg.MLPBias:
 			// SiLU·mul applied block by block inside the GEMM job, while
 			// each block of gate and up is still in cache (neither is
 			// ever stored permuted: only Llama q/k are).
 			kernels.SwiGLU(gp, upp)
 		default:
-			// Adapters add to gate and up before the activation.
+			// Biases and adapters add to gate and up before the activation.
 			ws.prods[0], ws.prods[1] = gp, upp
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
 			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
 			parted := ws.products(li, 2, ws.prods[:2])
 			l.gate.reorder(gate, I)
 			l.up.reorder(up, I)
+			addBias(gate, l.bias[ProjGate])
+			addBias(up, l.bias[ProjUp])
 			ws.adapt(li, 2, parted)
 			kernels.SiLUMul(gate, up)
 		}
-		ws.linear(li, ProjDown, proj, gate, l.down, nil, H, I)
+		ws.linear(li, ProjDown, proj, gate, l.down, l.bias[ProjDown], H, I)
 		if l.postMLP != nil {
 			rmsRows(proj, proj, l.postMLP, H)
 		}

@@ -69,6 +69,14 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		}
 	}
 	c := Config{Architecture: class, ModelType: arch, AttentionBias: arch == "qwen2"}
+	if arch == "llama" {
+		// llama.cpp reads a Llama block's biases where the file has them
+		// (Llama's attention_bias, mlp_bias), as does roe: layer 0 says.
+		has := func(name string) bool { _, err := f.Data("blk.0." + name + ".bias"); return err == nil }
+		c.AttentionBias = has("attn_q")
+		c.OutputBias = has("attn_output")
+		c.MLPBias = has("ffn_up")
+	}
 	ints := []struct {
 		key string
 		dst *int
@@ -254,6 +262,10 @@ var ggufBlockNames = map[string]string{
 	"attn_q.bias":        "self_attn.q_proj.bias",
 	"attn_k.bias":        "self_attn.k_proj.bias",
 	"attn_v.bias":        "self_attn.v_proj.bias",
+	"attn_output.bias":   "self_attn.o_proj.bias",
+	"ffn_gate.bias":      "mlp.gate_proj.bias",
+	"ffn_up.bias":        "mlp.up_proj.bias",
+	"ffn_down.bias":      "mlp.down_proj.bias",
 	"ffn_gate.weight":    "mlp.gate_proj.weight",
 	"ffn_up.weight":      "mlp.up_proj.weight",
 	"ffn_down.weight":    "mlp.down_proj.weight",

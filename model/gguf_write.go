@@ -435,11 +435,10 @@ func (m *Model) ggufSourceTensor(hf string) (matrix, []float32, bool) {
 	case "mlp.gate_up_proj.weight":
 		return fusedMatrix(&l.gate, &l.up), nil, m.Config.FusedGateUp
 	}
-	vecs := map[string][]float32{
-		"self_attn.q_proj.bias": l.qb, "self_attn.k_proj.bias": l.kb, "self_attn.v_proj.bias": l.vb,
-	}
-	if v, ok := vecs[mm[2]]; ok {
-		return matrix{}, v, v != nil
+	for p, b := range l.bias {
+		if strings.HasSuffix(hf, "."+Proj(p).String()+".bias") {
+			return matrix{}, b, b != nil
+		}
 	}
 	for p, name := range projNames {
 		if mm[2] == "self_attn."+name+".weight" || mm[2] == "mlp."+name+".weight" {

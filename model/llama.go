@@ -35,8 +35,13 @@ func parseLlama(r *rawConfig, c *Config) error {
 		}
 		return parseSliding(r, c, w, func(int) bool { return true })
 	}
+	// transformers' Llama: attention_bias on q, k, v and o; mlp_bias on
+	// gate, up and down.
 	if r.AttentionBias != nil {
-		c.AttentionBias = *r.AttentionBias
+		c.AttentionBias, c.OutputBias = *r.AttentionBias, *r.AttentionBias
+	}
+	if r.MLPBias != nil {
+		c.MLPBias = *r.MLPBias
 	}
 	return nil
 }

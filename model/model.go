@@ -62,22 +62,21 @@ func (c *Config) ropeKind(layer int, long bool) int {
 
 // layer holds one transformer block in Hugging Face nn.Linear layout ([out, in]).
 type layer struct {
-	attnNorm    []float32 // [H] before attention
-	postAttn    []float32 // [H] on the attention output (SandwichNorm); nil otherwise
-	mlpNorm     []float32 // [H] before the MLP
-	postMLP     []float32 // [H] on the MLP output (SandwichNorm); nil otherwise
-	qNorm       []float32 // [HeadDim] per query head (QKNorm); nil otherwise
-	kNorm       []float32 // [HeadDim] per key head (QKNorm); nil otherwise
-	q           matrix    // [NumHeads*HeadDim, H]
-	k           matrix    // [NumKVHeads*HeadDim, H]
-	v           matrix    // [NumKVHeads*HeadDim, H]
-	o           matrix    // [H, NumHeads*HeadDim]
-	qb, kb      []float32 // [NumHeads*HeadDim], [NumKVHeads*HeadDim]; nil without biases
-	vb          []float32 // [NumKVHeads*HeadDim]
-	gate        matrix    // [I, H]
-	up          matrix    // [I, H]
-	down        matrix    // [H, I]
-	qkv, gateUp []float32 // float32 fused storage q/k/v and gate/up view (FusedQKV, FusedGateUp); nil otherwise
+	attnNorm    []float32          // [H] before attention
+	postAttn    []float32          // [H] on the attention output (SandwichNorm); nil otherwise
+	mlpNorm     []float32          // [H] before the MLP
+	postMLP     []float32          // [H] on the MLP output (SandwichNorm); nil otherwise
+	qNorm       []float32          // [HeadDim] per query head (QKNorm); nil otherwise
+	kNorm       []float32          // [HeadDim] per key head (QKNorm); nil otherwise
+	q           matrix             // [NumHeads*HeadDim, H]
+	k           matrix             // [NumKVHeads*HeadDim, H]
+	v           matrix             // [NumKVHeads*HeadDim, H]
+	o           matrix             // [H, NumHeads*HeadDim]
+	bias        [NumProj][]float32 // [out] per projection (Config.HasBias); nil where none
+	gate        matrix             // [I, H]
+	up          matrix             // [I, H]
+	down        matrix             // [H, I]
+	qkv, gateUp []float32          // float32 fused storage q/k/v and gate/up view (FusedQKV, FusedGateUp); nil otherwise
 }
 
 // projections lists the block's seven weight matrices.
@@ -106,7 +105,10 @@ func (l *layer) norm(n Norm) *[]float32 {
 
 // vecParams counts the block's norm and bias weights.
 func (l *layer) vecParams() int {
-	n := len(l.qb) + len(l.kb) + len(l.vb)
+	n := 0
+	for _, b := range l.bias {
+		n += len(b)
+	}
 	for x := Norm(0); x < NumNorms; x++ {
 		n += len(*l.norm(x))
 	}
@@ -172,6 +174,16 @@ func (c Config) ProjParam(layer int, p Proj) (name string, offset int) {
 		return pre + "mlp." + p.String() + ".weight", 0
 	}
 	return pre + "self_attn." + p.String() + ".weight", 0
+}
+
+// BiasParam is the checkpoint name of projection p's bias in a layer
+// (where Config.HasBias).
+func (c Config) BiasParam(layer int, p Proj) string {
+	block := "self_attn."
+	if p >= ProjGate {
+		block = "mlp."
+	}
+	return "model.layers." + strconv.Itoa(layer) + "." + block + p.String() + ".bias"
 }
 
 // TensorSource is where weights come from: a safetensors file or a sharded
@@ -264,12 +276,11 @@ func (m *Model) tensorWants() []tensorWant {
 		}
 		proj(ProjDown)
 		norm(NormPostMLP)
-		if cfg.AttentionBias {
-			ws = append(ws,
-				tensorWant{name: fmt.Sprintf("model.layers.%d.self_attn.q_proj.bias", i), shape: []int{qd}, vec: &l.qb},
-				tensorWant{name: fmt.Sprintf("model.layers.%d.self_attn.k_proj.bias", i), shape: []int{kvd}, vec: &l.kb},
-				tensorWant{name: fmt.Sprintf("model.layers.%d.self_attn.v_proj.bias", i), shape: []int{kvd}, vec: &l.vb},
-			)
+		for p := Proj(0); p < NumProj; p++ {
+			if cfg.HasBias(p) {
+				out, _ := cfg.ProjShape(p)
+				ws = append(ws, tensorWant{name: cfg.BiasParam(i, p), shape: []int{out}, vec: &l.bias[p]})
+			}
 		}
 	}
 	return ws
@@ -400,12 +411,18 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 // blockFeatures describes, for the fingerprint, how a block departs from
 // Llama's; "" for the Llama family (whose fingerprints predate it).
 func (c Config) blockFeatures() string {
+	// o_proj and MLP biases (Llama's attention_bias, mlp_bias) are said
+	// only where present, so that no existing fingerprint changes.
+	var biases string
+	if c.OutputBias || c.MLPBias {
+		biases = fmt.Sprintf(" obias %v mlpbias %v", c.OutputBias, c.MLPBias)
+	}
 	if !c.NormPlusOne && !c.SandwichNorm && !c.QKNorm && c.EmbedScale == 0 && c.QueryPreAttnScalar == 0 &&
 		c.AttnSoftcap == 0 && c.FinalSoftcap == 0 && !c.GeGLU && c.RotaryDim == 0 &&
 		c.LocalRopeTheta == 0 && !c.FusedQKV && !c.FusedGateUp && c.Rope.Type != "longrope" {
-		return ""
+		return biases
 	}
-	return fmt.Sprintf("plus1 %v sandwich %v qknorm %v embed %g qscalar %g softcap %g/%g geglu %v rot %d local %g fused %v/%v window %d %v longrope %v/%v/%g",
+	return biases + fmt.Sprintf("plus1 %v sandwich %v qknorm %v embed %g qscalar %g softcap %g/%g geglu %v rot %d local %g fused %v/%v window %d %v longrope %v/%v/%g",
 		c.NormPlusOne, c.SandwichNorm, c.QKNorm, c.EmbedScale, c.QueryPreAttnScalar, c.AttnSoftcap, c.FinalSoftcap,
 		c.GeGLU, c.RotaryDim, c.LocalRopeTheta, c.FusedQKV, c.FusedGateUp, c.SlidingWindow, c.SlidingLayers,
 		c.Rope.ShortFactor, c.Rope.LongFactor, c.Rope.AttnFactor)
@@ -598,12 +615,10 @@ func (m *Model) Params() []Param {
 		}
 		norm(NormQ)
 		norm(NormK)
-		if c.AttentionBias {
-			ps = append(ps,
-				Param{Name: fmt.Sprintf("model.layers.%d.self_attn.q_proj.bias", i), Shape: []int{qd}, Data: l.qb},
-				Param{Name: fmt.Sprintf("model.layers.%d.self_attn.k_proj.bias", i), Shape: []int{kvd}, Data: l.kb},
-				Param{Name: fmt.Sprintf("model.layers.%d.self_attn.v_proj.bias", i), Shape: []int{kvd}, Data: l.vb},
-			)
+		for p := Proj(0); p < NumProj; p++ {
+			if c.HasBias(p) {
+				ps = append(ps, Param{Name: c.BiasParam(i, p), Shape: []int{len(l.bias[p])}, Data: l.bias[p]})
+			}
 		}
 		norm(NormPostAttn)
 		norm(NormPreMLP)
@@ -644,8 +659,10 @@ func (m *Model) Clone() *Model {
 				*v = clone(*v)
 			}
 		}
-		if l.qb != nil {
-			l.qb, l.kb, l.vb = clone(l.qb), clone(l.kb), clone(l.vb)
+		for p, b := range l.bias {
+			if b != nil {
+				l.bias[p] = clone(b)
+			}
 		}
 	}
 	return c

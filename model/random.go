@@ -123,8 +123,11 @@ func (c Config) NumParamsHint() int {
 	H, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
 	qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 	per := 2*H + qd*H + 2*kvd*H + H*qd + 3*I*H
-	if c.AttentionBias {
-		per += qd + 2*kvd
+	for p := Proj(0); p < NumProj; p++ {
+		if c.HasBias(p) {
+			out, _ := c.ProjShape(p)
+			per += out
+		}
 	}
 	if c.SandwichNorm {
 		per += 2 * H

@@ -65,7 +65,7 @@ func (c Config) JSON(dtype string) []byte {
 		"vocab_size":          c.VocabSize,
 		"tie_word_embeddings": c.TieWordEmbeddings,
 		"attention_bias":      c.AttentionBias,
-		"mlp_bias":            false,
+		"mlp_bias":            c.MLPBias,
 		"bos_token_id":        ids(c.BOS),
 		"eos_token_id":        ids(c.EOS),
 		"torch_dtype":         dtype,
@@ -90,6 +90,10 @@ func (m *Model) Save(dir string, format WeightFormat) error {
 	format, err := ParseWeightFormat(string(format))
 	if err != nil {
 		return err
+	}
+	if c := m.Config; c.Architecture == "LlamaForCausalLM" && c.AttentionBias != c.OutputBias {
+		// A GGUF's Llama may have either (llama.cpp reads each if present).
+		return fmt.Errorf("%w: biases on q/k/v %v but on o_proj %v: config.json's attention_bias says both", ErrUnsupported, c.AttentionBias, c.OutputBias)
 	}
 	if m.Config.Rope.Type == "rope_freqs" {
 		return fmt.Errorf("%w: config.json has no rope_scaling for a GGUF's rope_freqs divisors that are not llama3's", ErrUnsupported)

@@ -97,28 +97,16 @@ func (b Batch) Targets() int {
 // bf16 or quantized base stays as it is (frozen), dequantized on the fly.
 type layerWeights struct {
 	q, k, v, o, gate, up, down      model.Weight
-	attnNorm, qb, kb, vb, mlpNorm   []float32
-	postAttn, postMLP, qNorm, kNorm []float32 // nil where the family has none
+	attnNorm, mlpNorm               []float32
+	bias                            [model.NumProj][]float32 // nil where the projection has none
+	postAttn, postMLP, qNorm, kNorm []float32                // nil where the family has none
 	lora                            [model.NumProj]*loraParams
 }
 
 // proj returns a projection's weight and bias.
 func (lw *layerWeights) proj(p model.Proj) (w model.Weight, b []float32) {
-	switch p {
-	case model.ProjQ:
-		return lw.q, lw.qb
-	case model.ProjK:
-		return lw.k, lw.kb
-	case model.ProjV:
-		return lw.v, lw.vb
-	case model.ProjO:
-		return lw.o, nil
-	case model.ProjGate:
-		return lw.gate, nil
-	case model.ProjUp:
-		return lw.up, nil
-	}
-	return lw.down, nil
+	ws := [model.NumProj]model.Weight{lw.q, lw.k, lw.v, lw.o, lw.gate, lw.up, lw.down}
+	return ws[p], lw.bias[p]
 }
 
 // norm returns the weight of one of the block's norms.
@@ -194,8 +182,10 @@ func loadWeights(m *model.Model, l *adapters.LoRA) (*weights, error) {
 		lw.q, lw.k, lw.v = m.ProjWeight(i, model.ProjQ), m.ProjWeight(i, model.ProjK), m.ProjWeight(i, model.ProjV)
 		lw.o = m.ProjWeight(i, model.ProjO)
 		lw.gate, lw.up, lw.down = m.ProjWeight(i, model.ProjGate), m.ProjWeight(i, model.ProjUp), m.ProjWeight(i, model.ProjDown)
-		if c.AttentionBias {
-			lw.qb, lw.kb, lw.vb = get(layerName(i, model.ProjQ, "bias")), get(layerName(i, model.ProjK, "bias")), get(layerName(i, model.ProjV, "bias"))
+		for p := model.Proj(0); p < model.NumProj; p++ {
+			if c.HasBias(p) {
+				lw.bias[p] = get(c.BiasParam(i, p))
+			}
 		}
 	}
 	if l != nil {
