@@ -68,14 +68,14 @@ func (l *LoRA) pack16(n int, narrow func(dst []uint16, src []float32), f16 bool)
 // DecodeFactors names the type an unmerged decode step reads l's factors
 // in: "float32", "bfloat16" or "float16" (see SetDecodeDType).
 func (l *LoRA) DecodeFactors() string {
-	for pr := range l.pairs() {
+	for pr := range l.pairs() { // pack treats every pair alike: the first says
 		switch {
 		case pr.f16:
 			return "float16"
 		case pr.a16 != nil:
 			return "bfloat16"
 		}
-		break
+		return "float32"
 	}
 	return "float32"
 }

@@ -154,15 +154,7 @@ func TestDecodeBF16(t *testing.T) {
 	// rounded is the test adapter with its decode factors rounded to
 	// bfloat16 values in float32 (under packMin: Random left it unpacked).
 	rounded := func() *LoRA {
-		l := Random(m.Config, 8, 5)
-		for pr := range l.pairs() {
-			for _, v := range [][]float32{pr.A, pr.bst} {
-				for i := range v {
-					v[i] = kernels.FromBF16(kernels.ToBF16(v[i]))
-				}
-			}
-		}
-		return l
+		return mapFactors(Random(m.Config, 8, 5), func(v float32) float32 { return kernels.FromBF16(kernels.ToBF16(v)) })
 	}
 	plain, ref := Random(m.Config, 8, 5), rounded()
 	if err := SetDecodeDType("bfloat16"); err != nil {
@@ -227,15 +219,7 @@ func TestDecodeF16(t *testing.T) {
 	"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"rms_norm_eps":1e-5,
 	"rope_theta":10000,"max_position_embeddings":256}`, 3)
 	halves := func() *LoRA { // unpacked (under packMin), values f16 but not bf16
-		l := Random(m.Config, 8, 7)
-		for pr := range l.pairs() {
-			for _, v := range [][]float32{pr.A, pr.bst} {
-				for i := range v {
-					v[i] = kernels.FromF16(kernels.ToF16(v[i]))
-				}
-			}
-		}
-		return l
+		return mapFactors(Random(m.Config, 8, 7), func(v float32) float32 { return kernels.FromF16(kernels.ToF16(v)) })
 	}
 	defer SetDecodeDType(DecodeAuto)
 	for _, c := range []struct {
@@ -268,4 +252,17 @@ func TestDecodeF16(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mapFactors replaces every decode factor v of l (A and (Scale·B)ᵀ, not
+// yet packed) by f(v) and returns l.
+func mapFactors(l *LoRA, f func(float32) float32) *LoRA {
+	for pr := range l.pairs() {
+		for _, v := range [][]float32{pr.A, pr.bst} {
+			for i := range v {
+				v[i] = f(v[i])
+			}
+		}
+	}
+	return l
 }

@@ -319,7 +319,7 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	if r.Type == "rope_freqs" {
 		fmt.Fprintf(fp, "rope_freqs %v\n", r.Factors)
 	}
-	quantized := make([]bool, len(ws))
+	mapped := make([]bool, len(ws)) // kept in the source's mapping (a GGUF's matrices)
 	for i, w := range ws {
 		info, ok := src.Info(w.name)
 		if !ok {
@@ -329,13 +329,13 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 		case "F32", "BF16", "F16":
 			// A GGUF's float matrices stay in its mapping too (exact,
 			// never copied), but for float32 ones asked for as bf16.
-			quantized[i] = qsrc != nil && w.vec == nil && (info.DType != "F32" || !o.bf16())
+			mapped[i] = qsrc != nil && w.vec == nil && (info.DType != "F32" || !o.bf16())
 		default:
 			t, ok := kernels.ParseQType(string(info.DType))
 			if !ok || !t.Known() || qsrc == nil || w.vec != nil {
 				return nil, fmt.Errorf("%w: tensor %q has dtype %s (want F32, BF16 or F16)", ErrWeights, w.name, info.DType)
 			}
-			quantized[i] = true
+			mapped[i] = true
 		}
 		if !slices.Equal(info.Shape, w.shape) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, the config implies %v", ErrWeights, w.name, info.Shape, w.shape)
@@ -344,7 +344,7 @@ func NewWith(cfg Config, src TensorSource, o LoadOptions) (*Model, error) {
 	}
 	m.fingerprint = hex.EncodeToString(fp.Sum(nil))
 	for i, w := range ws {
-		if quantized[i] {
+		if mapped[i] {
 			q, at, err := qsrc.Quantized(w.name)
 			if err != nil {
 				return nil, fmt.Errorf("%w: tensor %q: %v", ErrWeights, w.name, err)
