@@ -109,10 +109,10 @@ type LoRA struct {
 	UnmergedF16 float64 `json:"unmerged_f16_gguf_tok_per_s"`
 	OverheadF16 float64 `json:"unmerged_f16_gguf_overhead"`
 	F16Factors  string  `json:"unmerged_f16_gguf_factors"`
-	Batch8Base   float64 `json:"batch8_base_tok_per_s"`           // 8 sequences, no adapter
-	Batch8One    float64 `json:"batch8_one_adapter_tok_per_s"`    // 8 sequences, one shared adapter
-	Batch8Eight  float64 `json:"batch8_eight_adapters_tok_per_s"` // 8 sequences, 8 different adapters
-	EightVsOne   float64 `json:"eight_vs_one"`                    // Batch8Eight / Batch8One
+	Batch8Base  float64 `json:"batch8_base_tok_per_s"`           // 8 sequences, no adapter
+	Batch8One   float64 `json:"batch8_one_adapter_tok_per_s"`    // 8 sequences, one shared adapter
+	Batch8Eight float64 `json:"batch8_eight_adapters_tok_per_s"` // 8 sequences, 8 different adapters
+	EightVsOne  float64 `json:"eight_vs_one"`                    // Batch8Eight / Batch8One
 }
 
 // PathRun is one kernel set on the random 135M-shape model at 2 threads.
