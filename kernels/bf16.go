@@ -156,7 +156,11 @@ func GemvF16(dst, x []float32, w []uint16) {
 		return
 	}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 2*len(w))
-	cur.qgemv[F16](dst, x, nil, b, 2*k)
+	f := cur.qgemv[F16]
+	if f == nil { // a set without float GEMVs
+		f = qgemvGo[F16]
+	}
+	f(dst, x, nil, b, 2*k)
 }
 
 // widenBF16 widens with the impl's vector loop where it has one, and a Go
