@@ -33,6 +33,9 @@ type gen struct {
 	// f16tab: the GEMV being emitted looks its full-width f16 scales up
 	// in f16tab (base in R13, index in R10) instead of widening them.
 	f16tab bool
+	// blk is the block's place in qgemvX's unrolled loop (0 in the loop
+	// of single blocks): bodies may alternate accumulators by it.
+	blk int
 }
 
 func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.b, format+"\n", args...) }
@@ -1339,9 +1342,11 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 		g.p("\tJLT %s_blk", name)
 		g.p("%s_blku:", name)
 		g.qprefetch(0)
-		for range u {
+		for i := range u {
+			g.blk = i
 			step()
 		}
+		g.blk = 0
 		g.p("\tSUBQ $%d, CX", u)
 		g.p("\tJZ %s_fin", name)
 		g.p("\tCMPQ CX, $%d", u)
@@ -1462,9 +1467,7 @@ func (g *gen) qgemvQ4_0() {
 func (g *gen) qgemvQ4_0LUT() {
 	g.qgemv("qgemvQ4_0", 18, 32, 0, func() {
 		g.p("\tVMOVUPS q4lut<>(SB), Z14")
-	}, func() {
-		g.vzero(13)
-	}, func() {
+	}, g.lutZero, func() {
 		g.p("\tVPMOVZXBD 2(DI), Z0")
 		g.p("\tVPSRLD $4, Z0, Z4")
 		g.p("\tVPERMPS Z14, Z0, Z0")
@@ -1475,15 +1478,30 @@ func (g *gen) qgemvQ4_0LUT() {
 
 // lutBlock adds d · (Z<lo>·x[0:16] + Z<hi>·x[16:32]) into Z13: a 32-weight
 // block's looked-up quants, its f16 scale d at DI, its x at SI.
+//
+// Odd blocks of the unrolled loop add into Z10 instead: one accumulator
+// made every block wait out the last one's FMA latency (4 cycles), longer
+// than Q4_0's block takes on the ports.
 func (g *gen) lutBlock(lo, hi int) {
+	acc := 13
+	if g.blk%2 == 1 {
+		acc = 10
+	}
 	g.p("\tVMULPS (SI), Z%d, Z%d", lo, lo)
 	g.p("\tVFMADD231PS 64(SI), Z%d, Z%d", hi, lo)
 	g.f16Bcast("(DI)", 8, true)
-	g.p("\tVFMADD231PS Z8, Z%d, Z13", lo)
+	g.p("\tVFMADD231PS Z8, Z%d, Z%d", lo, acc)
 }
 
-// lutFin leaves the sum of Z13's lanes in X0.
+// lutZero clears lutBlock's accumulators.
+func (g *gen) lutZero() {
+	g.vzero(13)
+	g.vzero(10)
+}
+
+// lutFin leaves the sum of Z13's and Z10's lanes in X0.
 func (g *gen) lutFin() {
+	g.p("\tVADDPS Z10, Z13, Z13")
 	g.toY(13, 0)
 	g.hsumY(13, 0)
 	g.p("\tVMOVAPS X13, X0")
@@ -1695,9 +1713,7 @@ func (g *gen) qgemvQ5_0LUT(b legacyBlock) {
 		g.p("\tVPBROADCASTD AX, Z14")
 		g.p("\tVMOVUPS q5lut<>(SB), Z11")
 		g.p("\tVMOVUPS q5lut<>+64(SB), Z12")
-	}, func() {
-		g.p("\tVPXORD Z13, Z13, Z13")
-	}, func() {
+	}, g.lutZero, func() {
 		g.legacyQuants512(b)
 		g.p("\tVPERMI2PS Z12, Z11, Z0")
 		g.p("\tVPERMI2PS Z12, Z11, Z1")
