@@ -119,7 +119,8 @@ func TestLoRAOnQuantizedBase(t *testing.T) {
 		}
 	}
 	f32Bytes := 4 * base.NumParams()
-	for _, typ := range []string{"q8_0", "q4_0", "q4_k_m"} {
+	// f16 and bf16: a GGUF's float matrices stay in its mapping too.
+	for _, typ := range []string{"q8_0", "q4_0", "q4_k_m", "f16", "bf16"} {
 		t.Run(typ, func(t *testing.T) {
 			q := quantized(t, base, typ)
 			twin := q.Clone() // float32 copy of the dequantized weights
