@@ -1,10 +1,8 @@
 package adapters
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,6 +195,17 @@ func (m *memTensors) Float32(name string) ([]float32, error) {
 // differs (rank or alpha patterns, rsLoRA, a fused block-diagonal B) has the
 // ratio folded into its B.
 func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
+	return l.WriteGGUFAs(w, base, kernels.F32)
+}
+
+// WriteGGUFAs is WriteGGUF with the tensors in t: F32 (exact), or F16 or
+// BF16 (rounded, as llama.cpp's converter's --outtype f16 / bf16; F16 is
+// its default, and what llama.cpp b4747 applies without crashing on an
+// AMX CPU).
+func (l *LoRA) WriteGGUFAs(w io.Writer, base model.Config, t kernels.QType) error {
+	if t != kernels.F32 && t != kernels.F16 && t != kernels.BF16 {
+		return fmt.Errorf("%w: GGUF LoRA tensor type %s (want F32, F16 or BF16)", ErrUnsupported, t)
+	}
 	arch := base.GGUFArchitecture()
 	if arch == "" {
 		return fmt.Errorf("%w: no GGUF architecture for %s", ErrUnsupported, base.Architecture)
@@ -224,8 +233,8 @@ func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
 		}
 		name := base.GGUFName(key + ".weight")
 		ts = append(ts, named{key, []gguf.WriteTensor{
-			{Name: name + ".lora_a", Type: kernels.F32, Shape: []int{in, rank}, Data: f32Bytes(a)},
-			{Name: name + ".lora_b", Type: kernels.F32, Shape: []int{rank, len(b) / rank}, Data: f32Bytes(b)},
+			{Name: name + ".lora_a", Type: t, Shape: []int{in, rank}, Data: floatBytes(t, a)},
+			{Name: name + ".lora_b", Type: t, Shape: []int{rank, len(b) / rank}, Data: floatBytes(t, b)},
 		}})
 	}
 	fm := fusedModules(base)
@@ -258,10 +267,10 @@ func (l *LoRA) WriteGGUF(w io.Writer, base model.Config) error {
 	return gguf.Write(w, kvs, all)
 }
 
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
+// floatBytes is v as little-endian values of float type t (F32, F16 or
+// BF16; the 16-bit ones rounded to nearest, ties to even).
+func floatBytes(t kernels.QType, v []float32) []byte {
+	b := make([]byte, len(v)*t.BlockBytes())
+	_ = kernels.QuantizeRow(t, b, v) // a float type: any length, no error
 	return b
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,7 +12,6 @@ import (
 	"roe/adapters"
 	"roe/kernels"
 	"roe/model"
-	"roe/model/gguf"
 )
 
 // PeerLoRA is llama.cpp's cost for the same unmerged adapter as roe's LoRA
@@ -98,43 +98,20 @@ func peerLoRA(path string, m *model.Model, threads []int, rounds int) []PeerLoRA
 }
 
 // writePeerLoRA writes l as a GGUF LoRA in float32 (f32) and the same
-// tensors rounded to IEEE halves (f16).
+// tensors rounded to IEEE halves (f16, as llama.cpp's converter writes by
+// default).
 func writePeerLoRA(l *adapters.LoRA, cfg model.Config, f32, f16 string) error {
-	w, err := os.Create(f32)
-	if err != nil {
-		return err
-	}
-	if err := l.WriteGGUF(w, cfg); err != nil {
-		w.Close()
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	f, err := gguf.Open(f32)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var ts []gguf.WriteTensor
-	for _, t := range f.Tensors {
-		v, err := f.Float32(t.Name)
-		if err != nil {
+	for _, o := range []struct {
+		path string
+		t    kernels.QType
+	}{{f32, kernels.F32}, {f16, kernels.F16}} {
+		var b bytes.Buffer
+		if err := l.WriteGGUFAs(&b, cfg, o.t); err != nil {
 			return err
 		}
-		b := make([]byte, 2*len(v))
-		if err := kernels.QuantizeRow(kernels.F16, b, v); err != nil {
-			return fmt.Errorf("%s: %w", t.Name, err)
+		if err := os.WriteFile(o.path, b.Bytes(), 0o644); err != nil {
+			return err
 		}
-		ts = append(ts, gguf.WriteTensor{Name: t.Name, Type: kernels.F16, Shape: t.Shape, Data: b})
 	}
-	h, err := os.Create(f16)
-	if err != nil {
-		return err
-	}
-	if err := gguf.Write(h, f.KVs(), ts); err != nil {
-		h.Close()
-		return err
-	}
-	return h.Close()
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"roe/kernels"
 	"roe/library"
 	"roe/model"
 	"roe/retriever"
@@ -113,6 +114,7 @@ func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
 	case "show", "rm", "export":
 		out := fs.String("out", "", "export: the folder (or, with --format gguf, the file) to write")
 		format := fs.String("format", "peft", "export: peft (a folder: the PEFT adapter, expert.json, instances.jsonl) or gguf (a llama.cpp LoRA file for the --model base)")
+		outtype := fs.String("outtype", "f32", "export --format gguf: the tensors' type, f32 (exact), or f16 or bf16 (rounded; llama.cpp's converter writes f16 by default)")
 		pos, err := parse(fs, args)
 		if err != nil {
 			return err
@@ -148,7 +150,11 @@ func runExperts(args []string, stdin io.Reader, stdout io.Writer) error {
 			case "peft":
 				err = lib.Export(pos[0], *out)
 			case "gguf":
-				err = exportGGUF(lib, pos[0], *lf.model, *out)
+				t, ok := map[string]kernels.QType{"f32": kernels.F32, "f16": kernels.F16, "bf16": kernels.BF16}[*outtype]
+				if !ok {
+					return usagef("--outtype %q (f32, f16 or bf16)", *outtype)
+				}
+				err = exportGGUF(lib, pos[0], *lf.model, *out, t)
 			default:
 				return usagef("--format %q (peft or gguf)", *format)
 			}
@@ -341,8 +347,9 @@ func importGGUFAdapter(path, base string) (*library.Expert, error) {
 	return &library.Expert{AdapterConfig: config, Tensors: tensors}, nil
 }
 
-// exportGGUF writes expert name as a llama.cpp GGUF LoRA for the base model.
-func exportGGUF(lib *library.Library, name, base, out string) error {
+// exportGGUF writes expert name as a llama.cpp GGUF LoRA for the base model,
+// its tensors of type t.
+func exportGGUF(lib *library.Library, name, base, out string, t kernels.QType) error {
 	cfg, err := loadConfig(base)
 	if err != nil {
 		return err
@@ -356,7 +363,7 @@ func exportGGUF(lib *library.Library, name, base, out string) error {
 		return err
 	}
 	var b bytes.Buffer
-	if err := l.WriteGGUF(&b, cfg); err != nil {
+	if err := l.WriteGGUFAs(&b, cfg, t); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(out, b.Bytes())

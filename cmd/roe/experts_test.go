@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"roe/internal/testenv"
+	"roe/kernels"
 	"roe/model/gguf"
 	"strings"
 	"testing"
@@ -141,6 +142,32 @@ func TestExpertsAddGGUFLoRA(t *testing.T) {
 		if !bytes.Equal(x, y) {
 			t.Errorf("exported %s differs", ti.Name)
 		}
+	}
+	// --outtype f16 writes the same tensors as IEEE halves (llama.cpp's
+	// converter's default), which read back as float16 decode factors.
+	half := filepath.Join(dir, "tiny-f16.gguf")
+	if _, errs, code := roe(t, "", "experts", "export", "--library", filepath.Join(dir, "lib0"), "--model", shared+"/tiny-llama", "--format", "gguf", "--outtype", "f16", "--out", half, "tiny"); code != 0 {
+		t.Fatal(errs)
+	}
+	h, err := gguf.Open(half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, ti := range b.Tensors {
+		got, err := h.Float32(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := b.Float32(ti.Name)
+		for i := range want {
+			if hi := h.Tensors[0].Type; hi != kernels.F16 || got[i] != kernels.FromF16(kernels.ToF16(want[i])) {
+				t.Fatalf("--outtype f16: %s[%d] = %v (%s), want %v rounded to F16", ti.Name, i, got[i], hi, want[i])
+			}
+		}
+	}
+	if _, errs, code := roe(t, "", "experts", "export", "--library", filepath.Join(dir, "lib0"), "--model", shared+"/tiny-llama", "--format", "gguf", "--outtype", "q4_0", "--out", half, "tiny"); code == 0 || !strings.Contains(errs, "outtype") {
+		t.Errorf("--outtype q4_0: exit %d, %s", code, errs)
 	}
 	// On a base of another shape it is refused.
 	_, errs, code := roe(t, "", "experts", "add", "--library", filepath.Join(dir, "lib9"), "--model", "stories260K", "--adapter", adapter, "--instances", inst, "--name", "tiny")
