@@ -62,6 +62,12 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 			return Config{}, fmt.Errorf("%w: GGUF general.type is %q, not a model (a LoRA adapter is added as an expert)", ErrConfig, s)
 		}
 	}
+	// One part of a model split by llama.cpp's gguf-split holds only some
+	// of its tensors.
+	if n, err := f.Uint("split.count"); err == nil && n > 1 {
+		no, _ := f.Uint("split.no")
+		return Config{}, fmt.Errorf("%w: GGUF split into %d files (this is part %d): roe reads one file; join them with `llama-gguf-split --merge FIRST-PART OUT.gguf`", ErrUnsupported, n, no+1)
+	}
 	p := arch + "."
 	for _, k := range f.Keys() {
 		if rest, ok := strings.CutPrefix(k, p); ok && !ggufKnownKeys[rest] && !ggufArchKeys[arch][rest] {

@@ -2,11 +2,14 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"roe/model/gguf"
 )
 
 const ggufGoldenDir = "../../shared/golden/gguf"
@@ -197,5 +200,44 @@ func TestGGUFFloatTensorsMapped(t *testing.T) {
 			}
 		}
 		f.Close()
+	}
+}
+
+// A part of a model split by llama.cpp's gguf-split is refused by name,
+// with the command that joins the parts (it holds only some tensors).
+func TestGGUFSplitRefused(t *testing.T) {
+	src := filepath.Join(ggufGoldenDir, "tiny-llama", "tiny-llama-F32.gguf")
+	needDir(t, src)
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	kvs := append(f.KVs(), gguf.KV{Key: "split.no", Value: gguf.NewUint16(0)},
+		gguf.KV{Key: "split.count", Value: gguf.NewUint16(3)},
+		gguf.KV{Key: "split.tensors.count", Value: gguf.NewInt32(int32(len(f.Tensors)))})
+	var ts []gguf.WriteTensor
+	for _, ti := range f.Tensors {
+		data, err := f.Data(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Type: ti.Type, Shape: ti.Shape, Data: data})
+	}
+	path := filepath.Join(t.TempDir(), "tiny-00001-of-00003.gguf")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gguf.Write(out, kvs, ts); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	_, lf, err := LoadGGUF(path, LoadOptions{})
+	if err == nil {
+		lf.Close()
+	}
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "split into 3 files") || !strings.Contains(err.Error(), "gguf-split --merge") {
+		t.Errorf("a split GGUF's first part: %v", err)
 	}
 }
