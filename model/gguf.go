@@ -62,11 +62,12 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 			return Config{}, fmt.Errorf("%w: GGUF general.type is %q, not a model (a LoRA adapter is added as an expert)", ErrConfig, s)
 		}
 	}
-	// One part of a model split by llama.cpp's gguf-split holds only some
-	// of its tensors.
+	// A split model's first part alone holds only some of its tensors
+	// (gguf.OpenSplit opens the other parts beside it).
 	if n, err := f.Uint("split.count"); err == nil && n > 1 {
-		no, _ := f.Uint("split.no")
-		return Config{}, fmt.Errorf("%w: GGUF split into %d files (this is part %d): roe reads one file; join them with `llama-gguf-split --merge FIRST-PART OUT.gguf`", ErrUnsupported, n, no+1)
+		if want, err := f.Uint("split.tensors.count"); err != nil || uint64(len(f.Tensors)) < want {
+			return Config{}, fmt.Errorf("%w: one part of a GGUF split into %d files, opened without the others", ErrConfig, n)
+		}
 	}
 	p := arch + "."
 	for _, k := range f.Keys() {
@@ -447,13 +448,14 @@ func unpermuteRows(rows, heads int, move func(dst, src int)) {
 // IsGGUF reports whether path names a GGUF file (by its name).
 func IsGGUF(path string) bool { return strings.EqualFold(filepath.Ext(path), ".gguf") }
 
-// LoadGGUF loads a model from a GGUF file. Quantized weights stay quantized
-// in the file's mapping (Llama q/k in its row order, see matrix.perm);
-// float tensors are widened to float32, or bf16 with LoadOptions. The file
-// stays open while the model lives; f is returned so the caller can read the
-// tokenizer from its metadata.
+// LoadGGUF loads a model from a GGUF file (the first part of a split
+// model, whose other parts it opens beside it). Its matrices stay in the
+// file's mapping, quantized or float (Llama q/k in its row order, see
+// matrix.perm), but for F32 ones with bf16 LoadOptions, narrowed into a copy.
+// The file stays open while the model lives; f is returned so the caller
+// can read the tokenizer from its metadata.
 func LoadGGUF(path string, o LoadOptions) (*Model, *gguf.File, error) {
-	f, err := gguf.Open(path)
+	f, err := gguf.OpenSplit(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}

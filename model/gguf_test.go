@@ -1,8 +1,10 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,41 +205,71 @@ func TestGGUFFloatTensorsMapped(t *testing.T) {
 	}
 }
 
-// A part of a model split by llama.cpp's gguf-split is refused by name,
-// with the command that joins the parts (it holds only some tensors).
-func TestGGUFSplitRefused(t *testing.T) {
-	src := filepath.Join(ggufGoldenDir, "tiny-llama", "tiny-llama-F32.gguf")
+// A model split by llama.cpp's gguf-split loads from its first part, the
+// other parts opened beside it, as the whole file; a later part, a missing
+// part, or the first part opened alone are refused by name.
+func TestGGUFSplit(t *testing.T) {
+	src := filepath.Join(ggufGoldenDir, "tiny-llama", "tiny-llama-Q8_0.gguf")
 	needDir(t, src)
+	whole, wf, err := LoadGGUF(src, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wf.Close()
 	f, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	kvs := append(f.KVs(), gguf.KV{Key: "split.no", Value: gguf.NewUint16(0)},
-		gguf.KV{Key: "split.count", Value: gguf.NewUint16(3)},
-		gguf.KV{Key: "split.tensors.count", Value: gguf.NewInt32(int32(len(f.Tensors)))})
-	var ts []gguf.WriteTensor
-	for _, ti := range f.Tensors {
-		data, err := f.Data(ti.Name)
-		if err != nil {
+	dir := t.TempDir()
+	part := func(i int) string { return filepath.Join(dir, fmt.Sprintf("tiny-%05d-of-00003.gguf", i)) }
+	n := len(f.Tensors)
+	for i := 1; i <= 3; i++ {
+		kvs := []gguf.KV{{Key: "split.no", Value: gguf.NewUint16(uint16(i - 1))}, {Key: "split.count", Value: gguf.NewUint16(3)}}
+		if i == 1 {
+			kvs = append(f.KVs(), append(kvs, gguf.KV{Key: "split.tensors.count", Value: gguf.NewInt32(int32(n))})...)
+		}
+		var ts []gguf.WriteTensor
+		for _, ti := range f.Tensors[(i-1)*n/3 : i*n/3] {
+			data, err := f.Data(ti.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts = append(ts, gguf.WriteTensor{Name: ti.Name, Type: ti.Type, Shape: ti.Shape, Data: data})
+		}
+		var b bytes.Buffer
+		if err := gguf.Write(&b, kvs, ts); err != nil {
 			t.Fatal(err)
 		}
-		ts = append(ts, gguf.WriteTensor{Name: ti.Name, Type: ti.Type, Shape: ti.Shape, Data: data})
+		if err := os.WriteFile(part(i), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	path := filepath.Join(t.TempDir(), "tiny-00001-of-00003.gguf")
-	out, err := os.Create(path)
+	m, mf, err := LoadGGUF(part(1), LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gguf.Write(out, kvs, ts); err != nil {
+	ids := []int{1, 5, 9, 30, 2, 7}
+	if d := maxAbsDiff(forwardWhole(t, m, ids, nil).Logits, forwardWhole(t, whole, ids, nil).Logits); d != 0 {
+		t.Errorf("split model: logits differ from the whole file's by %.3g", d)
+	}
+	if len(mf.Tensors) != n {
+		t.Errorf("split model: %d tensors, want %d", len(mf.Tensors), n)
+	}
+	mf.Close()
+	if _, _, err := LoadGGUF(part(2), LoadOptions{}); err == nil || !strings.Contains(err.Error(), "open the first") {
+		t.Errorf("a later part: %v", err)
+	}
+	first, err := gguf.Open(part(1))
+	if err != nil {
 		t.Fatal(err)
 	}
-	out.Close()
-	_, lf, err := LoadGGUF(path, LoadOptions{})
-	if err == nil {
-		lf.Close()
+	if _, err := ConfigFromGGUF(first); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "without the others") {
+		t.Errorf("the first part opened alone: %v", err)
 	}
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "split into 3 files") || !strings.Contains(err.Error(), "gguf-split --merge") {
-		t.Errorf("a split GGUF's first part: %v", err)
+	first.Close()
+	os.Remove(part(3))
+	if _, _, err := LoadGGUF(part(1), LoadOptions{}); err == nil || !strings.Contains(err.Error(), "part 3 of 3") {
+		t.Errorf("a missing part: %v", err)
 	}
 }

@@ -70,7 +70,7 @@ func modelID(dir string) string {
 // loadTokenizer reads tokenizer.json (and tokenizer_config.json) from dir or the embedded model.
 func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
 	if model.IsGGUF(dir) {
-		f, err := gguf.Open(dir)
+		f, err := gguf.OpenSplit(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +92,7 @@ func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
 // loadConfig reads config.json from dir or the embedded model.
 func loadConfig(dir string) (model.Config, error) {
 	if model.IsGGUF(dir) {
-		f, err := gguf.Open(dir)
+		f, err := gguf.OpenSplit(dir)
 		if err != nil {
 			return model.Config{}, err
 		}

@@ -66,8 +66,9 @@ type File struct {
 	Alignment int
 	// DataOffset is the absolute offset of the data region in the file.
 	DataOffset int64
-	// Tensors lists the tensors in file order (a copy: changing it does not
-	// change what Data returns).
+	// Tensors lists the tensors in file order, then those of a split
+	// model's further parts (OpenSplit), each Offset within its own part
+	// (a copy: changing it does not change what Data returns).
 	Tensors []TensorInfo
 
 	name    string // file name for messages; empty for Parse
@@ -80,6 +81,11 @@ type File struct {
 	data   []byte       // the whole file; nil after Close
 	unmap  func() error
 	closed bool
+
+	// The further parts of a split model (OpenSplit), and the part holding
+	// each of their tensors.
+	parts  []*File
+	partOf map[string]*File
 }
 
 // Parse validates a GGUF file held in memory. The File refers to data (no
@@ -152,10 +158,14 @@ func (f *File) Close() error {
 	}
 	f.closed = true
 	f.data = nil
-	if f.unmap != nil {
-		return f.unmap()
+	var errs []error
+	for _, p := range f.parts {
+		errs = append(errs, p.Close())
 	}
-	return nil
+	if f.unmap != nil {
+		errs = append(errs, f.unmap())
+	}
+	return errors.Join(errs...)
 }
 
 // Get returns the value of a metadata key.
@@ -183,6 +193,9 @@ func (f *File) KVs() []KV { return slices.Clone(f.kvs) }
 func (f *File) Tensor(name string) (TensorInfo, bool) {
 	i, ok := f.names[name]
 	if !ok {
+		if p := f.partOf[name]; p != nil {
+			return p.Tensor(name)
+		}
 		return TensorInfo{}, false
 	}
 	return f.tensors[i].clone(), true
@@ -198,6 +211,9 @@ func (f *File) errf(kind error, format string, args ...any) error {
 func (f *File) Data(name string) ([]byte, error) {
 	i, ok := f.names[name]
 	if !ok {
+		if p := f.partOf[name]; p != nil {
+			return p.Data(name)
+		}
 		return nil, f.errf(ErrNotFound, "no tensor %q", name)
 	}
 	t := f.tensors[i]
@@ -217,6 +233,9 @@ func (f *File) Data(name string) ([]byte, error) {
 func (f *File) Float32(name string) ([]float32, error) {
 	i, ok := f.names[name]
 	if !ok {
+		if p := f.partOf[name]; p != nil {
+			return p.Float32(name)
+		}
 		return nil, f.errf(ErrNotFound, "no tensor %q", name)
 	}
 	t := f.tensors[i]
