@@ -34,17 +34,19 @@ func qgemvFloatGo(t QType) qgemvFunc {
 // dotFloatGo returns x · w for w a row of len(x) float weights of type t.
 func dotFloatGo(t QType, x []float32, w []byte) float32 {
 	var p [4]float32
-	for i, v := range x {
-		var f float32
-		switch t {
-		case F32:
-			f = math.Float32frombits(le32(w[4*i:]))
-		case BF16:
-			f = math.Float32frombits(uint32(le16(w[2*i:])) << 16)
-		default:
-			f = f16ToF32(le16(w[2*i:]))
+	switch t {
+	case F32:
+		for i, v := range x {
+			p[i%4] += math.Float32frombits(le32(w[4*i:])) * v
 		}
-		p[i%4] += f * v
+	case BF16:
+		for i, v := range x {
+			p[i%4] += math.Float32frombits(uint32(le16(w[2*i:]))<<16) * v
+		}
+	default:
+		for i, v := range x {
+			p[i%4] += f16ToF32(le16(w[2*i:])) * v
+		}
 	}
 	return (p[0] + p[1]) + (p[2] + p[3])
 }

@@ -407,24 +407,12 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 
 		rmsRows(xn, x, l.mlpNorm, H)
 		gp, upp := l.gate.product(gate, xn, R, I, H), l.up.product(up, xn, R, I, H)
-		switch {
-		case cfg.GeGLU:
-			ws.prods[0], ws.prods[1] = gp, upp
-			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
-			ws.ops[1] = adaptOp{ProjUp, xn, up, H, I}
-			parted := ws.products(li, 2, ws.prods[:2])
-			l.gate.reorder(gate, I)
-			l.up.reorder(up, I)
-			addBias(gate, l.bias[ProjGate])
-			addBias(up, l.bias[ProjUp])
-			ws.adapt(li, 2, parted)
-			geluTanhMul(gate, up)
-		case len(ws.adapted) == 0 && !cfg.MLPBias:
+		if !cfg.GeGLU && !cfg.MLPBias && len(ws.adapted) == 0 {
 			// SiLU·mul applied block by block inside the GEMM job, while
 			// each block of gate and up is still in cache (neither is
 			// ever stored permuted: only Llama q/k are).
 			kernels.SwiGLU(gp, upp)
-		default:
+		} else {
 			// Biases and adapters add to gate and up before the activation.
 			ws.prods[0], ws.prods[1] = gp, upp
 			ws.ops[0] = adaptOp{ProjGate, xn, gate, H, I}
@@ -435,7 +423,11 @@ func (m *Model) ForwardInto(steps []Step, out []Output) error {
 			addBias(gate, l.bias[ProjGate])
 			addBias(up, l.bias[ProjUp])
 			ws.adapt(li, 2, parted)
-			kernels.SiLUMul(gate, up)
+			if cfg.GeGLU {
+				geluTanhMul(gate, up)
+			} else {
+				kernels.SiLUMul(gate, up)
+			}
 		}
 		ws.linear(li, ProjDown, proj, gate, l.down, l.bias[ProjDown], H, I)
 		if l.postMLP != nil {

@@ -62,12 +62,8 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 			return Config{}, fmt.Errorf("%w: GGUF general.type is %q, not a model (a LoRA adapter is added as an expert)", ErrConfig, s)
 		}
 	}
-	// A split model's first part alone holds only some of its tensors
-	// (gguf.OpenSplit opens the other parts beside it).
-	if n, err := f.Uint("split.count"); err == nil && n > 1 {
-		if want, err := f.Uint("split.tensors.count"); err != nil || uint64(len(f.Tensors)) < want {
-			return Config{}, fmt.Errorf("%w: one part of a GGUF split into %d files, opened without the others", ErrConfig, n)
-		}
+	if !f.Whole() { // gguf.OpenSplit opens a split model's other parts
+		return Config{}, fmt.Errorf("%w: one part of a split GGUF, opened without the others", ErrConfig)
 	}
 	p := arch + "."
 	for _, k := range f.Keys() {

@@ -105,8 +105,8 @@ type layerWeights struct {
 
 // proj returns a projection's weight and bias.
 func (lw *layerWeights) proj(p model.Proj) (w model.Weight, b []float32) {
-	ws := [model.NumProj]model.Weight{lw.q, lw.k, lw.v, lw.o, lw.gate, lw.up, lw.down}
-	return ws[p], lw.bias[p]
+	ws := [model.NumProj]*model.Weight{&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down}
+	return *ws[p], lw.bias[p]
 }
 
 // norm returns the weight of one of the block's norms.

@@ -80,6 +80,13 @@ func (f *File) openParts(path string) error {
 	return nil
 }
 
+// Whole reports whether f holds all of its model's tensors: false for a
+// part of a split model opened without the others (Open, not OpenSplit).
+func (f *File) Whole() bool {
+	n, err := f.OptUint(splitCount, 1)
+	return err == nil && (n <= 1 || f.partOf != nil)
+}
+
 const (
 	splitNo      = "split.no"
 	splitCount   = "split.count"
