@@ -282,19 +282,7 @@ func (l *LoRA) AddDelta(layer int, p model.Proj, x, y []float32, rows int) {
 		return
 	}
 	if rows <= fewRows {
-		// Decode: the parts one by one, as model.PartedAdapter promises.
-		n := rows * pr.Out
-		bp := scratch.Get().(*[]float32)
-		if cap(*bp) < n {
-			*bp = make([]float32, n)
-		}
-		d := (*bp)[:n]
-		for k := range pr.parts() {
-			clear(d)
-			pr.addPart(x, d, rows, k)
-			kernels.Add(y[:n], d)
-		}
-		scratch.Put(bp)
+		pr.addParts(x, y, rows)
 		return
 	}
 	need := rows*pr.Rank + rows*pr.Out
@@ -355,18 +343,70 @@ func (pr *Pair) addPart(x, y []float32, rows, k int) {
 	defer scratch.Put(bp)
 	for i := 0; i < rows; i++ {
 		yi := y[i*pr.Out : (i+1)*pr.Out]
-		if pr.f16 {
-			kernels.GemvF16(xa, x[i*pr.In:(i+1)*pr.In], pr.a16[r0*pr.In:r1*pr.In]) // [r1-r0]
+		pr.project(xa, x[i*pr.In:(i+1)*pr.In], r0, r1)
+		switch {
+		case pr.f16:
 			kernels.AxpyRowsF16(yi, pr.bst16[r0*pr.Out:r1*pr.Out], pr.Out, xa)
-			continue
-		}
-		if pr.a16 != nil {
-			kernels.MatMulTBF16(xa, x[i*pr.In:(i+1)*pr.In], pr.a16[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
+		case pr.a16 != nil:
 			kernels.AxpyRowsBF16(yi, pr.bst16[r0*pr.Out:r1*pr.Out], pr.Out, xa)
-			continue
+		default:
+			kernels.AxpyRows(yi, pr.bst[r0*pr.Out:r1*pr.Out], pr.Out, xa)
 		}
-		kernels.MatMulT(xa, x[i*pr.In:(i+1)*pr.In], pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In) // [r1-r0]
-		kernels.AxpyRows(yi, pr.bst[r0*pr.Out:r1*pr.Out], pr.Out, xa)
+	}
+}
+
+// addParts adds every part of the few-rows delta to y, part after part,
+// with the bits of addPart into zeroed buffers added to y in order (what
+// the parts computed on several threads give): one pass over (s·B)ᵀ, each
+// part summed in registers.
+func (pr *Pair) addParts(x, y []float32, rows int) {
+	if pr.parts() != 2 {
+		// One part (rank 1): into a zeroed buffer, then added.
+		bp := scratch.Get().(*[]float32)
+		if cap(*bp) < rows*pr.Out {
+			*bp = make([]float32, rows*pr.Out)
+		}
+		d := (*bp)[:rows*pr.Out]
+		clear(d)
+		pr.addPart(x, d, rows, 0)
+		kernels.Add(y[:len(d)], d)
+		scratch.Put(bp)
+		return
+	}
+	bp := scratch.Get().(*[]float32)
+	if cap(*bp) < pr.Rank {
+		*bp = make([]float32, pr.Rank)
+	}
+	xa := (*bp)[:pr.Rank]
+	defer scratch.Put(bp)
+	split := pr.Rank / 2 // part 1's first rank: k·r/n at k = 1, n = 2
+	for i := 0; i < rows; i++ {
+		yi := y[i*pr.Out : (i+1)*pr.Out]
+		xi := x[i*pr.In : (i+1)*pr.In]
+		pr.project(xa[:split], xi, 0, split)
+		pr.project(xa[split:], xi, split, pr.Rank)
+		switch {
+		case pr.f16:
+			kernels.AxpyRowsSplitF16(yi, pr.bst16, pr.Out, xa, split)
+		case pr.a16 != nil:
+			kernels.AxpyRowsSplitBF16(yi, pr.bst16, pr.Out, xa, split)
+		default:
+			kernels.AxpyRowsSplit(yi, pr.bst, pr.Out, xa, split)
+		}
+	}
+}
+
+// project computes xa = x·Aᵀ over ranks [r0, r1) of the decode factors.
+//
+//	x: [In], xa: [r1-r0]
+func (pr *Pair) project(xa, x []float32, r0, r1 int) {
+	switch {
+	case pr.f16:
+		kernels.GemvF16(xa, x, pr.a16[r0*pr.In:r1*pr.In])
+	case pr.a16 != nil:
+		kernels.MatMulTBF16(xa, x, pr.a16[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In)
+	default:
+		kernels.MatMulT(xa, x, pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In)
 	}
 }
 

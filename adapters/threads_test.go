@@ -12,9 +12,11 @@ import (
 )
 
 // An adapted sequence's logits are the same bits on one thread, two and
-// three (a lone decoding sequence's delta parts spread over the threads),
-// over a float32 base and over a Llama GGUF base, whose q and k products are
-// put back in Hugging Face order before the deltas are added.
+// three (a lone decoding sequence's delta parts spread over the threads, or
+// summed part by part in one pass on one thread), with float32, bfloat16
+// and float16 decode factors, over a float32 base and over a Llama GGUF
+// base, whose q and k products are put back in Hugging Face order before
+// the deltas are added.
 func TestDeltaThreadInvariant(t *testing.T) {
 	// Widths that split unevenly between two threads.
 	m := testmodel.Random(t, `{"architectures":["LlamaForCausalLM"],"hidden_size":320,"intermediate_size":600,
@@ -26,14 +28,28 @@ func TestDeltaThreadInvariant(t *testing.T) {
 }
 
 func checkThreads(t *testing.T, m *model.Model) {
-	for _, rank := range []int{8, 6} { // 6: parts of unequal rank
-		checkThreadsRank(t, m, rank)
+	for _, f := range []struct {
+		name  string
+		round func(float32) float32
+	}{
+		{"float32", nil},
+		{"bfloat16", func(v float32) float32 { return kernels.FromBF16(kernels.ToBF16(v)) }},
+		{"float16", func(v float32) float32 { return kernels.FromF16(kernels.ToF16(v)) }},
+	} {
+		for _, rank := range []int{8, 7, 1} { // 7: parts of unequal rank; 1: one part
+			lora := Random(m.Config, rank, 5)
+			if f.round != nil {
+				mapFactors(lora, f.round).pack() // under packMin: Random left it unpacked
+			}
+			if got := lora.DecodeFactors(); got != f.name {
+				t.Fatalf("decode factors %s, want %s", got, f.name)
+			}
+			checkThreadsRank(t, m, lora, rank)
+		}
 	}
 }
 
-func checkThreadsRank(t *testing.T, m *model.Model, rank int) {
-	cfg := m.Config
-	lora := Random(cfg, rank, 5)
+func checkThreadsRank(t *testing.T, m *model.Model, lora *LoRA, rank int) {
 	lora.Layers[1][model.ProjK] = nil // a module left unadapted
 	defer kernels.SetThreads(kernels.Threads())
 	run := func(threads, rows int) []float32 {
@@ -55,7 +71,7 @@ func checkThreadsRank(t *testing.T, m *model.Model, rank int) {
 			more := run(threads, rows)
 			for i := range one {
 				if math.Float32bits(one[i]) != math.Float32bits(more[i]) {
-					t.Fatalf("rank %d, %d rows: logit %d: %v on one thread, %v on %d", rank, rows, i, one[i], more[i], threads)
+					t.Fatalf("%s rank %d, %d rows: logit %d: %v on one thread, %v on %d", lora.DecodeFactors(), rank, rows, i, one[i], more[i], threads)
 				}
 			}
 		}

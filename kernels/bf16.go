@@ -59,7 +59,13 @@ func MatMulTBF16(dst, x []float32, w []uint16, m, n, k int) {
 //
 //	y: [d], b: [len(a), ldb] (bf16 bits, ldb ≥ d), a: [r]
 func AxpyRowsBF16(y []float32, b []uint16, ldb int, a []float32) {
-	axpyRows16("AxpyRowsBF16", y, b, ldb, a, cur.axpyRowsBF16, FromBF16)
+	axpyRowsOf("AxpyRowsBF16", y, b, ldb, a, 0, cur.axpyRowsBF16, FromBF16)
+}
+
+// AxpyRowsSplitBF16 is AxpyRowsSplit with b's rows bfloat16 bits.
+func AxpyRowsSplitBF16(y []float32, b []uint16, ldb int, a []float32, split int) {
+	needSplit("AxpyRowsSplitBF16", split, len(a))
+	axpyRowsOf("AxpyRowsSplitBF16", y, b, ldb, a, split, cur.axpyRowsBF16, FromBF16)
 }
 
 // ToF16 rounds one float32 to IEEE half precision (round to nearest, ties
@@ -84,33 +90,13 @@ func NarrowF16(dst []uint16, src []float32) {
 //
 //	y: [d], b: [len(a), ldb] (f16 bits, ldb ≥ d), a: [r]
 func AxpyRowsF16(y []float32, b []uint16, ldb int, a []float32) {
-	axpyRows16("AxpyRowsF16", y, b, ldb, a, cur.axpyRowsF16, f16ToF32)
+	axpyRowsOf("AxpyRowsF16", y, b, ldb, a, 0, cur.axpyRowsF16, f16ToF32)
 }
 
-// axpyRows16 is AxpyRows over rows of 16-bit values: vec (the kernel set's,
-// nil where it has none) over whole vectors of y, the rest as Axpy on the
-// values widened by widen a chunk at a time (the same bits as vec).
-func axpyRows16(name string, y []float32, b []uint16, ldb int, a []float32, vec func(y []float32, b []uint16, ldb int, a []float32), widen func(uint16) float32) {
-	if !needRows(name, len(y), len(b), ldb, len(a)) {
-		return
-	}
-	if vec != nil {
-		if n := len(y) - len(y)%cur.axpyRowsW; n > 0 {
-			vec(y[:n], b, ldb, a)
-			y, b = y[n:], b[n:]
-		}
-	}
-	var buf [64]float32
-	for j, aj := range a {
-		row := b[j*ldb : j*ldb+len(y)]
-		for c := 0; c < len(row); c += len(buf) {
-			n := min(len(buf), len(row)-c)
-			for i, h := range row[c : c+n] {
-				buf[i] = widen(h)
-			}
-			cur.axpy(aj, buf[:n], y[c:c+n])
-		}
-	}
+// AxpyRowsSplitF16 is AxpyRowsSplit with b's rows IEEE half bits.
+func AxpyRowsSplitF16(y []float32, b []uint16, ldb int, a []float32, split int) {
+	needSplit("AxpyRowsSplitF16", split, len(a))
+	axpyRowsOf("AxpyRowsSplitF16", y, b, ldb, a, split, cur.axpyRowsF16, f16ToF32)
 }
 
 // GemvF16 computes dst[j] = x · w_j for the len(dst) rows of len(x) IEEE

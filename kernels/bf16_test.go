@@ -294,3 +294,62 @@ func TestGemvF16(t *testing.T) {
 		}
 	})
 }
+
+// AxpyRowsSplit (and its 16-bit forms) equal AxpyRows of each part into a
+// zeroed buffer followed by Add, bit for bit, in every kernel set, leave y
+// past its length alone, and refuse a split outside (0, rows).
+func TestAxpyRowsSplit(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, d := range []int{1, 7, 8, 16, 31, 64, 100, 192, 576, 1536} {
+			for _, rk := range []int{2, 3, 8, 16} {
+				for _, split := range []int{1, rk / 2, rk - 1} {
+					ldb := d + 5
+					bf := randVec(r, (rk-1)*ldb+d, 1)
+					bh, bb := make([]uint16, len(bf)), make([]uint16, len(bf))
+					for i, v := range bf {
+						bh[i], bb[i] = f32ToF16(v*3), ToBF16(v)
+					}
+					a := randVec(r, rk, 2)
+					y := randVec(r, d+3, 1)
+					for _, k := range []struct {
+						name  string
+						split func(y []float32)
+						rows  func(y []float32, lo, hi int)
+					}{
+						{"", func(y []float32) { AxpyRowsSplit(y, bf, ldb, a, split) },
+							func(y []float32, lo, hi int) { AxpyRows(y, bf[lo*ldb:], ldb, a[lo:hi]) }},
+						{"BF16", func(y []float32) { AxpyRowsSplitBF16(y, bb, ldb, a, split) },
+							func(y []float32, lo, hi int) { AxpyRowsBF16(y, bb[lo*ldb:], ldb, a[lo:hi]) }},
+						{"F16", func(y []float32) { AxpyRowsSplitF16(y, bh, ldb, a, split) },
+							func(y []float32, lo, hi int) { AxpyRowsF16(y, bh[lo*ldb:], ldb, a[lo:hi]) }},
+					} {
+						got, want := slices.Clone(y), slices.Clone(y)
+						k.split(got[:d])
+						part := make([]float32, d)
+						for _, p := range [][2]int{{0, split}, {split, rk}} {
+							clear(part)
+							k.rows(part, p[0], p[1])
+							Add(want[:d], part)
+						}
+						for i := range got {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("AxpyRowsSplit%s d=%d r=%d split=%d: y[%d] = %v, parts then Add %v", k.name, d, rk, split, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+		for _, split := range []int{0, 3, -1} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("AxpyRowsSplit with split %d of 3 rows did not panic", split)
+					}
+				}()
+				AxpyRowsSplit(make([]float32, 4), make([]float32, 12), 4, make([]float32, 3), split)
+			}()
+		}
+	})
+}

@@ -2965,15 +2965,24 @@ func (g *gen) accRows() {
 // weighted by x·Aᵀ: y stays in registers across the rank, instead of a
 // load and store per rank.
 //
-// func axpyRows(y *float32, d int, b *float32, ldb int, a *float32, r int)
-// func axpyRowsBF16(y *float32, d int, b *uint16, ldb int, a *float32, r int)
-// func axpyRowsF16(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+// With 0 < split < r the rows go in two parts, [0, split) and [split, r),
+// each summed from zero in its own registers and then added to y: the
+// bits of AxpyRows of each part into a zeroed buffer followed by Add (a
+// delta computed in parts, one pass over b).
+//
+// Each row's visit prefetches its bytes axPrefetch ahead: the rows are
+// decode factors streamed from memory once per step, and the hardware
+// prefetcher alone left the loop waiting on them.
+//
+// func axpyRows(y *float32, d int, b *float32, ldb int, a *float32, r, split int)
+// func axpyRowsBF16(y *float32, d int, b *uint16, ldb int, a *float32, r, split int)
+// func axpyRowsF16(y *float32, d int, b *uint16, ldb int, a *float32, r, split int)
 func (g *gen) axpyRows(kind string) {
 	name, es := "axpyRows"+kind, 4 // element bytes of b
 	if kind != "" {
 		es = 2
 	}
-	g.text(name, "$0-48")
+	g.text(name, "$0-56")
 	g.p("\tMOVQ y+0(FP), DI")
 	g.p("\tMOVQ d+8(FP), CX")
 	g.p("\tMOVQ b+16(FP), SI")
@@ -2981,9 +2990,40 @@ func (g *gen) axpyRows(kind string) {
 	g.p("\tSHLQ $%d, R9", es/2) // row bytes
 	g.p("\tMOVQ a+32(FP), R10")
 	g.p("\tMOVQ r+40(FP), R11")
-	vb := g.vb() * es / 4 // bytes of b per vector of y
+	g.p("\tMOVQ split+48(FP), R12")
+	g.p("\tMOVQ R11, R13")
+	g.p("\tSUBQ R12, R13") // rows of the second part
+	vb := g.vb() * es / 4  // bytes of b per vector of y
 	for _, n := range []int{4, 1} {
 		l := fmt.Sprintf("%s_%d", name, n)
+		// rows emits the loop over DX rows from AX (b) and BX (a) into
+		// registers acc…acc+n-1.
+		rows := func(tag string, acc int) {
+			g.p("%s_%s:", l, tag)
+			if n == 4 {
+				for o := 0; o < n*vb; o += 64 {
+					g.p("\tPREFETCHT0 %d(AX)", axPrefetch+o)
+				}
+			}
+			g.p("\tVBROADCASTSS (BX), %s", g.v(8))
+			for j := 0; j < n; j++ {
+				switch kind {
+				case "BF16":
+					g.p("\tVPMOVZXWD %d(AX), %s", j*vb, g.v(4+j))
+					g.p("\tVPSLLD $16, %s, %s", g.v(4+j), g.v(4+j))
+					g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(acc+j))
+				case "F16":
+					g.p("\tVCVTPH2PS %d(AX), %s", j*vb, g.v(4+j))
+					g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(acc+j))
+				default:
+					g.p("\tVFMADD231PS %d(AX), %s, %s", j*vb, g.v(8), g.v(acc+j))
+				}
+			}
+			g.p("\tADDQ R9, AX")
+			g.p("\tADDQ $4, BX")
+			g.p("\tDECQ DX")
+			g.p("\tJNZ %s_%s", l, tag)
+		}
 		g.p("%s:", l)
 		g.p("\tCMPQ CX, $%d", n*g.w)
 		g.p("\tJB %s_end", l)
@@ -2992,26 +3032,23 @@ func (g *gen) axpyRows(kind string) {
 		}
 		g.p("\tMOVQ SI, AX")
 		g.p("\tMOVQ R10, BX")
+		g.p("\tTESTQ R12, R12")
+		g.p("\tJNZ %s_parts", l)
 		g.p("\tMOVQ R11, DX")
-		g.p("%s_row:", l)
-		g.p("\tVBROADCASTSS (BX), %s", g.v(8))
-		for j := 0; j < n; j++ {
-			switch kind {
-			case "BF16":
-				g.p("\tVPMOVZXWD %d(AX), %s", j*vb, g.v(4+j))
-				g.p("\tVPSLLD $16, %s, %s", g.v(4+j), g.v(4+j))
-				g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
-			case "F16":
-				g.p("\tVCVTPH2PS %d(AX), %s", j*vb, g.v(4+j))
-				g.p("\tVFMADD231PS %s, %s, %s", g.v(8), g.v(4+j), g.v(j))
-			default:
-				g.p("\tVFMADD231PS %d(AX), %s, %s", j*vb, g.v(8), g.v(j))
+		rows("row", 0)
+		g.p("\tJMP %s_store", l)
+		g.p("%s_parts:", l)
+		for part, cnt := range []string{"R12", "R13"} {
+			for j := 0; j < n; j++ {
+				g.vzero(9 + j)
+			}
+			g.p("\tMOVQ %s, DX", cnt)
+			rows(fmt.Sprintf("part%d", part), 9)
+			for j := 0; j < n; j++ {
+				g.p("\tVADDPS %s, %s, %s", g.v(9+j), g.v(j), g.v(j))
 			}
 		}
-		g.p("\tADDQ R9, AX")
-		g.p("\tADDQ $4, BX")
-		g.p("\tDECQ DX")
-		g.p("\tJNZ %s_row", l)
+		g.p("%s_store:", l)
 		for j := 0; j < n; j++ {
 			g.p("\tVMOVUPS %s, %d(DI)", g.v(j), j*g.vb())
 		}
@@ -3023,6 +3060,12 @@ func (g *gen) axpyRows(kind string) {
 	}
 	g.ret()
 }
+
+// axPrefetch is how far ahead (bytes) axpyRows prefetches each row of b.
+// Xeon (KVM, 2 vCPUs), a rank-16 float16 delta over the 135M shape's seven
+// projections right after a base decode step: 1.19 → 0.97 ms at 512
+// bytes ahead, 1.04 at 1 KiB.
+const axPrefetch = 512
 
 func (g *gen) q8Kernels() {
 	g.quantQ8()

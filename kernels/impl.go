@@ -40,12 +40,13 @@ type impl struct {
 	widen      func(dst []float32, src []uint16) // len(src) a multiple of bk; nil: Go loop
 	// axpyRowsBF16 (nil: Go): see AxpyRowsBF16; len(y) a multiple of the
 	// vector width, len(a) ≥ 1.
-	axpyRowsBF16 func(y []float32, b []uint16, ldb int, a []float32)
+	axpyRowsBF16 func(y []float32, b []uint16, ldb int, a []float32, split int)
 	// axpyRowsF16 (nil: Go): see AxpyRowsF16; as axpyRowsBF16.
-	axpyRowsF16 func(y []float32, b []uint16, ldb int, a []float32)
+	axpyRowsF16 func(y []float32, b []uint16, ldb int, a []float32, split int)
 	// axpyRows (nil: axpy row by row): see AxpyRows; the same bits as axpy,
-	// len(y) a multiple of axpyRowsW, len(a) ≥ 1.
-	axpyRows  func(y, b []float32, ldb int, a []float32)
+	// len(y) a multiple of axpyRowsW, len(a) ≥ 1; split 0 (all rows into y)
+	// or in (0, len(a)) (two parts, see AxpyRowsSplit).
+	axpyRows  func(y, b []float32, ldb int, a []float32, split int)
 	axpyRowsW int // the width len(y) must be a multiple of
 
 	// Packed prefill GEMM (nil: none; the driver uses the tiles above).

@@ -35,21 +35,76 @@ func Axpy(alpha float32, x, y []float32) {
 //
 //	y: [d], b: [len(a), ldb] (ldb ≥ d), a: [r]
 func AxpyRows(y, b []float32, ldb int, a []float32) {
-	if !needRows("AxpyRows", len(y), len(b), ldb, len(a)) {
+	axpyRowsOf("AxpyRows", y, b, ldb, a, 0, cur.axpyRows, func(v float32) float32 { return v })
+}
+
+// AxpyRowsSplit is AxpyRows in two parts, rows [0, split) and [split, r):
+// each part's Σ_j a[j]·b_j is accumulated from zero, in order, and then
+// added to y, first part first. The bits are those of AxpyRows of each part
+// into a zeroed buffer followed by Add (a delta summed in parts whose bits
+// must not depend on how many threads computed it), in one pass over b.
+// 0 < split < len(a).
+//
+//	y: [d], b: [len(a), ldb] (ldb ≥ d), a: [r]
+func AxpyRowsSplit(y, b []float32, ldb int, a []float32, split int) {
+	needSplit("AxpyRowsSplit", split, len(a))
+	axpyRowsOf("AxpyRowsSplit", y, b, ldb, a, split, cur.axpyRows, func(v float32) float32 { return v })
+}
+
+// needSplit panics unless 0 < split < r.
+func needSplit(name string, split, r int) {
+	if split <= 0 || split >= r {
+		panic(fmt.Sprintf("kernels: %s: split %d of %d rows, want 0 < split < rows", name, split, r))
+	}
+}
+
+// rowsScratch holds axpyRowsOf's widened chunk and part sums (a local
+// array would escape through cur.axpy and allocate per call).
+var rowsScratch = newFreeList(func() *[2][64]float32 { return new([2][64]float32) })
+
+// axpyRowsOf is AxpyRows (split 0) or AxpyRowsSplit over rows of T: vec (the
+// kernel set's, nil where it has none) over whole vectors of y, the rest a
+// chunk at a time as Axpy (and Add) on the values widened by widen, which
+// gives vec's bits.
+func axpyRowsOf[T float32 | uint16](name string, y []float32, b []T, ldb int, a []float32, split int, vec func(y []float32, b []T, ldb int, a []float32, split int), widen func(T) float32) {
+	if !needRows(name, len(y), len(b), ldb, len(a)) {
 		return
 	}
-	d := len(y)
-	if cur.axpyRows != nil {
-		if n := d - d%cur.axpyRowsW; n > 0 {
-			cur.axpyRows(y[:n], b, ldb, a)
+	if vec != nil {
+		if n := len(y) - len(y)%cur.axpyRowsW; n > 0 {
+			vec(y[:n], b, ldb, a, split)
 			y, b = y[n:], b[n:]
 		}
 	}
 	if len(y) == 0 {
 		return
 	}
-	for j, aj := range a {
-		cur.axpy(aj, b[j*ldb:j*ldb+len(y)], y)
+	parts := [][2]int{{0, len(a)}}
+	if split > 0 {
+		parts = [][2]int{{0, split}, {split, len(a)}}
+	}
+	sp := rowsScratch.get()
+	defer rowsScratch.put(sp)
+	buf, acc := sp[0][:], sp[1][:]
+	for c := 0; c < len(y); c += len(buf) {
+		n := min(len(buf), len(y)-c)
+		yc := y[c : c+n]
+		for _, p := range parts {
+			dst := yc
+			if split > 0 {
+				dst = acc[:n]
+				clear(dst)
+			}
+			for j := p[0]; j < p[1]; j++ {
+				for i, v := range b[j*ldb+c : j*ldb+c+n] {
+					buf[i] = widen(v)
+				}
+				cur.axpy(a[j], buf[:n], dst)
+			}
+			if split > 0 {
+				cur.add(yc, dst)
+			}
+		}
 	}
 }
 

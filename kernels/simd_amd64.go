@@ -76,13 +76,13 @@ func packBAVX512(dst, w *float32, ldw, k int)
 func widenAVX512(dst *float32, src *uint16, n int)
 
 //go:noescape
-func axpyRowsBF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+func axpyRowsBF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r, split int)
 
 //go:noescape
-func axpyRowsAVX512(y *float32, d int, b *float32, ldb int, a *float32, r int)
+func axpyRowsAVX512(y *float32, d int, b *float32, ldb int, a *float32, r, split int)
 
 //go:noescape
-func axpyRowsF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+func axpyRowsF16AVX512(y *float32, d int, b *uint16, ldb int, a *float32, r, split int)
 
 var avx512Impl = &impl{
 	name: "avx512",
@@ -169,17 +169,17 @@ var avx512Impl = &impl{
 		_ = dst[len(src)-1]
 		widenAVX512(&dst[0], &src[0], len(src))
 	},
-	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
+	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32, split int) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
-		axpyRowsBF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+		axpyRowsBF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a), split)
 	},
-	axpyRowsF16: func(y []float32, b []uint16, ldb int, a []float32) {
+	axpyRowsF16: func(y []float32, b []uint16, ldb int, a []float32, split int) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
-		axpyRowsF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+		axpyRowsF16AVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a), split)
 	},
-	axpyRows: func(y, b []float32, ldb int, a []float32) {
+	axpyRows: func(y, b []float32, ldb int, a []float32, split int) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
-		axpyRowsAVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+		axpyRowsAVX512(&y[0], len(y), &b[0], ldb, &a[0], len(a), split)
 	},
 	axpyRowsW: 16,
 	pmr:       8,
@@ -266,13 +266,13 @@ func packBAVX2(dst, w *float32, ldw, k int)
 func widenAVX2(dst *float32, src *uint16, n int)
 
 //go:noescape
-func axpyRowsBF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+func axpyRowsBF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r, split int)
 
 //go:noescape
-func axpyRowsAVX2(y *float32, d int, b *float32, ldb int, a *float32, r int)
+func axpyRowsAVX2(y *float32, d int, b *float32, ldb int, a *float32, r, split int)
 
 //go:noescape
-func axpyRowsF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r int)
+func axpyRowsF16AVX2(y *float32, d int, b *uint16, ldb int, a *float32, r, split int)
 
 var avx2Impl = &impl{
 	name: "avx2",
@@ -359,17 +359,17 @@ var avx2Impl = &impl{
 		_ = dst[len(src)-1]
 		widenAVX2(&dst[0], &src[0], len(src))
 	},
-	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32) {
+	axpyRowsBF16: func(y []float32, b []uint16, ldb int, a []float32, split int) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
-		axpyRowsBF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+		axpyRowsBF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a), split)
 	},
-	axpyRowsF16: func(y []float32, b []uint16, ldb int, a []float32) {
+	axpyRowsF16: func(y []float32, b []uint16, ldb int, a []float32, split int) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
-		axpyRowsF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+		axpyRowsF16AVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a), split)
 	},
-	axpyRows: func(y, b []float32, ldb int, a []float32) {
+	axpyRows: func(y, b []float32, ldb int, a []float32, split int) {
 		_ = b[(len(a)-1)*ldb+len(y)-1]
-		axpyRowsAVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a))
+		axpyRowsAVX2(&y[0], len(y), &b[0], ldb, &a[0], len(a), split)
 	},
 	axpyRowsW: 8,
 	pmr:       4,
