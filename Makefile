@@ -157,6 +157,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterRel$$' -fuzztime $(FUZZTIME) ./serve/
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterFields$$' -fuzztime $(FUZZTIME) ./serve/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExpert$$' -fuzztime $(FUZZTIME) ./library/s3sync/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./model/ollama/
 
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 lint:

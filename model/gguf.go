@@ -2,7 +2,9 @@ package model
 
 import (
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -441,8 +443,25 @@ func unpermuteRows(rows, heads int, move func(dst, src int)) {
 	}
 }
 
-// IsGGUF reports whether path names a GGUF file (by its name).
-func IsGGUF(path string) bool { return strings.EqualFold(filepath.Ext(path), ".gguf") }
+// IsGGUF reports whether path names a GGUF file: by its extension, or
+// for a regular file named otherwise (an Ollama blob, sha256-HEX) by its
+// magic number.
+func IsGGUF(path string) bool {
+	if strings.EqualFold(filepath.Ext(path), ".gguf") {
+		return true
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	var magic [4]byte
+	_, err = io.ReadFull(f, magic[:])
+	return err == nil && string(magic[:]) == "GGUF"
+}
 
 // LoadGGUF loads a model from a GGUF file (the first part of a split
 // model, whose other parts it opens beside it). Its matrices stay in the

@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"roe/adapters"
 	"roe/model"
 	"roe/model/gguf"
 	"roe/model/llama2c"
+	"roe/model/ollama"
 	"roe/model/tokenizer"
 	"roe/models"
 )
@@ -40,9 +42,76 @@ func modelFlag(fs *flag.FlagSet) *string {
 	weightFormat = fs.String("dtype", "f32", "float weights in memory: f32, or bf16 (half the memory and bandwidth; logits within ~1e-2); a GGUF's tensors stay as stored, read in its mapping (bf16 narrows its F32 ones)")
 	activations = fs.String("activations", "f32", "activations of quantized-weight products: f32 (exact), or q8: int8 blocks with integer dot products for Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights in decode (faster, lossy like llama.cpp; logits typically within a few tenths)")
 	loraDType = fs.String("lora-dtype", "auto", "how unmerged experts keep the factors a decode step reads: auto (bfloat16 for an expert whose values all are bfloat16, else float16 where all are IEEE halves, as a float16 GGUF LoRA — half the bytes, the same values — float32 otherwise), float32, or bfloat16: rounded once at load, half the bytes for every expert (lossy for float32 adapters; prefill, merges and exports stay float32)")
-	return fs.String("model", "", "Hugging Face model folder, a GGUF file (*.gguf), or an embedded model: "+strings.Join(models.Names(), ", ")+
+	return modelVar(fs, "Hugging Face model folder, a GGUF file, ollama:NAME[:TAG] (a model in Ollama's store), or an embedded model: "+strings.Join(models.Names(), ", ")+
 		" (default: the embedded "+models.DefaultName+")")
 }
+
+// modelVar defines a --model flag whose ollama:NAME[:TAG] values are
+// resolved, when the flag is set, to the model's GGUF blob in Ollama's
+// store (OLLAMA_MODELS, else ~/.ollama/models); every other value is kept.
+func modelVar(fs *flag.FlagSet, usage string) *string {
+	p := new(string)
+	fs.Var(modelValue{p}, "model", usage)
+	return p
+}
+
+type modelValue struct{ p *string }
+
+func (v modelValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v modelValue) Set(s string) error {
+	ref, ok := strings.CutPrefix(s, ollama.Prefix)
+	if !ok {
+		*v.p = s
+		return nil
+	}
+	dir, err := ollama.Dir()
+	if err != nil {
+		return err
+	}
+	m, err := ollama.Resolve(dir, ref)
+	if err != nil {
+		return err
+	}
+	if len(m.Adapters) > 0 {
+		return fmt.Errorf("%s has %d LoRA adapter layer(s) on its base (%s): roe would serve the base alone; serve the base blob and add each adapter as an expert (roe experts add --model %s --adapter BLOB NAME)",
+			m.Name, len(m.Adapters), strings.Join(m.Adapters, ", "), m.GGUF)
+	}
+	var skipped []string
+	for _, t := range m.Other {
+		switch t {
+		case ollama.MediaProjector:
+			skipped = append(skipped, "the vision projector (roe serves text)")
+		case ollama.MediaSystem:
+			skipped = append(skipped, "its system prompt")
+		case ollama.MediaParams:
+			skipped = append(skipped, "its default parameters")
+		case ollama.MediaTemplate:
+			skipped = append(skipped, "its Go template (chat uses the GGUF's tokenizer.chat_template)")
+		case ollama.MediaMessages:
+			skipped = append(skipped, "its preset messages")
+		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(noticeOut, "roe: %s%s: not applied: %s\n", ollama.Prefix, ref, strings.Join(skipped, "; "))
+	}
+	modelNames.Store(m.GGUF, s)
+	*v.p = m.GGUF
+	return nil
+}
+
+// noticeOut takes what loading a model says on stderr: what is lossy or
+// left out.
+var noticeOut io.Writer = os.Stderr
+
+// modelNames maps a resolved --model path to the name it was given by
+// (ollama:NAME), for modelID.
+var modelNames sync.Map
 
 // embeddedModel resolves --model to an embedded model: "" is the default, and
 // an embedded model's name is that model unless a folder of that name exists.
@@ -63,6 +132,9 @@ func modelID(dir string) string {
 	}
 	if _, ok := embeddedModel(dir); ok {
 		return dir
+	}
+	if name, ok := modelNames.Load(dir); ok {
+		return name.(string)
 	}
 	return filepath.Base(filepath.Clean(dir))
 }
@@ -125,7 +197,7 @@ func loadModel(dir string) (*model.Model, *tokenizer.Tokenizer, error) {
 		return nil, nil, usagef("--lora-dtype: %v", err)
 	}
 	if adapters.DecodeDType() == adapters.DecodeBFloat16 {
-		fmt.Fprintf(os.Stderr, "roe: --lora-dtype bfloat16: experts' decode factors are rounded to bfloat16 (lossy)\n")
+		fmt.Fprintf(noticeOut, "roe: --lora-dtype bfloat16: experts' decode factors are rounded to bfloat16 (lossy)\n")
 	}
 	opts := model.LoadOptions{Weights: wf, Activations: act}
 	if model.IsGGUF(dir) {
@@ -164,9 +236,9 @@ func reportActivations(m *model.Model, asked model.Activations) {
 	switch {
 	case asked != model.ActivationsQ8:
 	case m.Activations() == model.ActivationsQ8:
-		fmt.Fprintf(os.Stderr, "roe: --activations q8: decode products with %s weights quantize their activations to int8 (lossy)\n", m.Q8Types())
+		fmt.Fprintf(noticeOut, "roe: --activations q8: decode products with %s weights quantize their activations to int8 (lossy)\n", m.Q8Types())
 	default:
-		fmt.Fprintf(os.Stderr, "roe: --activations q8: no weight of this model has int8 kernels (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K); activations stay float32\n")
+		fmt.Fprintf(noticeOut, "roe: --activations q8: no weight of this model has int8 kernels (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K); activations stay float32\n")
 	}
 }
 

@@ -24,7 +24,7 @@ func runModelQuantize(args []string, stdout io.Writer, export bool) error {
 		name, types, def = "model export-gguf", []string{"f32", "f16", "bf16"}, "f32"
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	src := fs.String("model", "", "Hugging Face model folder, a GGUF file, or an embedded model: "+strings.Join(models.Names(), ", ")+
+	src := modelVar(fs, "Hugging Face model folder, a GGUF file, ollama:NAME[:TAG], or an embedded model: "+strings.Join(models.Names(), ", ")+
 		" (default: the embedded "+models.DefaultName+")")
 	typ := fs.String("type", def, "file type: "+strings.Join(types, ", ")+" (llama.cpp's mixes: *_s, *_m)")
 	out := fs.String("out", "", "output `file` (.gguf)")
@@ -43,7 +43,7 @@ func runModelQuantize(args []string, stdout io.Writer, export bool) error {
 	if err != nil || !slices.Contains(types, ft.Name) {
 		return usagef("--type %q (one of %s)", *typ, strings.Join(types, ", "))
 	}
-	if !model.IsGGUF(*out) {
+	if !strings.EqualFold(filepath.Ext(*out), ".gguf") {
 		return usagef("--out %q must name a .gguf file", *out)
 	}
 	m, vocab, label, release, err := loadForGGUF(*src)
