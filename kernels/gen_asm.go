@@ -1127,6 +1127,27 @@ func (g *gen) consts() {
 			g.p("DATA q5lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-16)))
 		}
 		g.p("GLOBL q5lut<>(SB), RODATA|NOPTR, $128")
+		for _, c := range []struct {
+			name string
+			v    uint64
+		}{{"q6b_0f", 0x0f}, {"q6b_30", 0x30}, {"q6b_20", 0x20}} {
+			for i := 0; i < 64; i += 8 {
+				g.p("DATA %s<>+%d(SB)/8, $0x%016x", c.name, i, c.v*0x0101010101010101)
+			}
+			g.p("GLOBL %s<>(SB), RODATA|NOPTR, $64", c.name)
+		}
+		// Word shifts of Q6_K's qh: the low 16 words for q1 (<<4) or q3
+		// (>>0), the high 16 for q2 (<<2) or q4 (>>2).
+		for i := 0; i < 32; i++ {
+			l, r := 4, 0
+			if i >= 16 {
+				l, r = 2, 2
+			}
+			g.p("DATA q6shl<>+%d(SB)/2, $%d", 2*i, l)
+			g.p("DATA q6shr<>+%d(SB)/2, $%d", 2*i, r)
+		}
+		g.p("GLOBL q6shl<>(SB), RODATA|NOPTR, $64")
+		g.p("GLOBL q6shr<>(SB), RODATA|NOPTR, $64")
 		for i := 0; i < 16; i++ {
 			g.p("DATA permidx<>+%d(SB)/4, $%d", 4*i, 4*(i%4))
 		}
@@ -1189,6 +1210,7 @@ func main() {
 			g.qgemvQ4_0()
 			g.qgemvQ4_K()
 			g.qgemvQ6_K()
+			g.qgemvQ6_KBW()
 			for _, b := range legacyBlocks {
 				g.qgemvLegacy512(b)
 			}
@@ -1592,6 +1614,65 @@ func (g *gen) qgemvQ6_K() {
 		}
 	}, func() {
 		g.p("\tVADDPS %s, %s, %s", g.v(11), g.v(10), g.v(10))
+		g.toY(10, 0)
+		g.hsumY(10, 0)
+		g.p("\tVMOVAPS X10, X0")
+	})
+}
+
+// qgemvQ6_KBW is qgemvQ6_K for AVX-512 with BW: each half block's 128
+// quants are put together as bytes, 64 at a time, instead of 16 int32
+// lanes at a time: ql & 0x0f (q1, q2) and ql>>4 & 0x0f (q3, q4), ORed with
+// qh's two bits per weight, which one broadcast of the half's 32 qh bytes
+// gives both halves of a register and a per-word shift puts at bits 4..5
+// (<<4 and <<2 for q1 and q2, >>0 and >>2 for q3 and q4), less 32. The
+// bytes go through the stack slot at 32(SP) (q1, q2) and 96(SP) (q3, q4)
+// into VPMOVSXBD; the products and sums are qgemvQ6_K's, in its order (the
+// same bits). 41 vector uops per 128 weights against 68. Constants: Z15 =
+// bytes 0x0f, Z14 = bytes 0x30, Z12 = bytes 32, Z16 and Z17 the shifts.
+func (g *gen) qgemvQ6_KBW() {
+	g.qgemv("qgemvQ6_KBW", 210, 256, 160, func() {
+		g.p("\tVMOVDQU64 q6b_0f<>(SB), Z15")
+		g.p("\tVMOVDQU64 q6b_30<>(SB), Z14")
+		g.p("\tVMOVDQU64 q6b_20<>(SB), Z12")
+	}, func() {
+		g.vzero(10)
+		g.vzero(11)
+	}, func() {
+		g.f16Bcast("208(DI)", 13, false)
+		for n := 0; n < 2; n++ {
+			g.p("\tVPMOVSXBD %d(DI), Y9", 192+8*n)
+			g.p("\tVCVTDQ2PS Y9, Y9")
+			g.p("\tVMULPS Y13, Y9, Y9")
+			g.p("\tVMOVUPS Y9, (SP)")
+			g.p("\tVBROADCASTI64X4 %d(DI), Z1", 128+32*n)
+			g.p("\tVPSLLVW q6shl<>(SB), Z1, Z2")
+			g.p("\tVPSRLVW q6shr<>(SB), Z1, Z3")
+			g.p("\tVPANDD %d(DI), Z15, Z4", 64*n)
+			g.p("\tVPSRLW $4, %d(DI), Z5", 64*n)
+			g.p("\tVPANDD Z15, Z5, Z5")
+			g.p("\tVPTERNLOGD $0xf8, Z14, Z2, Z4") // Z4 |= Z2 & 0x30
+			g.p("\tVPTERNLOGD $0xf8, Z14, Z3, Z5")
+			g.p("\tVPSUBB Z12, Z4, Z4")
+			g.p("\tVPSUBB Z12, Z5, Z5")
+			g.p("\tVMOVDQU64 Z4, 32(SP)")
+			g.p("\tVMOVDQU64 Z5, 96(SP)")
+			for l := 0; l < 32; l += 16 {
+				for q := 0; q < 4; q++ {
+					g.p("\tVPMOVSXBD %d(SP), Z%d", 32+32*q+l, 4+q)
+					g.p("\tVCVTDQ2PS Z%d, Z%d", 4+q, 4+q)
+					g.p("\tVMULPS %d(SI), Z%d, Z%d", 4*(128*n+32*q+l), 4+q, 4+q)
+				}
+				is := l / 16
+				for q := 0; q < 4; q++ {
+					s := 8 + q%2
+					g.p("\tVBROADCASTSS %d(SP), Z%d", 4*(is+2*q), s)
+					g.p("\tVFMADD231PS Z%d, Z%d, Z%d", s, 4+q, 10+q%2)
+				}
+			}
+		}
+	}, func() {
+		g.p("\tVADDPS Z11, Z10, Z10")
 		g.toY(10, 0)
 		g.hsumY(10, 0)
 		g.p("\tVMOVAPS X10, X0")

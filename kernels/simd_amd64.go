@@ -433,6 +433,9 @@ func qgemvQ4_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
 func qgemvQ6_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
+func qgemvQ6_KBWAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
 func qgemvQ8_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
@@ -563,6 +566,10 @@ func init() {
 	avx512Impl.qgemv[Q4_0] = qgemvAsm(Q4_0, qgemvQ4_0AVX512)
 	avx512Impl.qgemv[Q4_K] = qgemvAsm(Q4_K, qgemvQ4_KAVX512)
 	avx512Impl.qgemv[Q6_K] = qgemvAsm(Q6_K, qgemvQ6_KAVX512)
+	if cpu.X86.HasAVX512BW {
+		// Byte-wide unpacking: the same bits in fewer uops (gen_asm.go).
+		avx512Impl.qgemv[Q6_K] = qgemvAsm(Q6_K, qgemvQ6_KBWAVX512)
+	}
 	avx512Impl.qgemv[Q4_1] = qgemvAsm(Q4_1, qgemvQ4_1AVX512)
 	avx512Impl.qgemv[Q5_0] = qgemvAsm(Q5_0, qgemvQ5_0AVX512)
 	avx512Impl.qgemv[Q5_1] = qgemvAsm(Q5_1, qgemvQ5_1AVX512)
