@@ -148,7 +148,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./model/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadGGUF$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./adapters/
-	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./train/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./tasks/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadInstances$$' -fuzztime $(FUZZTIME) ./library/
 	$(GO) test -run '^$$' -fuzz '^FuzzSignatureFeatures$$' -fuzztime $(FUZZTIME) ./retriever/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME) ./model/llama2c/
@@ -158,6 +158,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAdapterFields$$' -fuzztime $(FUZZTIME) ./serve/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExpert$$' -fuzztime $(FUZZTIME) ./library/s3sync/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./model/ollama/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/gguf/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromGGUF$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzGGUFRoundTrip$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./model/tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGGUF$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./adapters/
+	$(GO) test -run '^$$' -fuzz '^FuzzQuantizeRow$$' -fuzztime $(FUZZTIME) ./kernels/
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./constrain/
+	$(GO) test -run '^$$' -fuzz '^FuzzGenerationRequest$$' -fuzztime $(FUZZTIME) ./serve/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCalls$$' -fuzztime $(FUZZTIME) ./serve/
+	$(GO) test -run '^$$' -fuzz '^FuzzRewriteCondExprs$$' -fuzztime $(FUZZTIME) ./serve/
 
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 lint:
