@@ -404,9 +404,9 @@ func (pr *Pair) project(xa, x []float32, r0, r1 int) {
 	case pr.f16:
 		kernels.GemvF16(xa, x, pr.a16[r0*pr.In:r1*pr.In])
 	case pr.a16 != nil:
-		kernels.MatMulTBF16(xa, x, pr.a16[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In)
+		kernels.GemvBF16(xa, x, pr.a16[r0*pr.In:r1*pr.In])
 	default:
-		kernels.MatMulT(xa, x, pr.A[r0*pr.In:r1*pr.In], 1, r1-r0, pr.In)
+		kernels.GemvF32(xa, x, pr.A[r0*pr.In:r1*pr.In])
 	}
 }
 

@@ -101,13 +101,26 @@ func AxpyRowsSplitF16(y []float32, b []uint16, ldb int, a []float32, split int) 
 
 // GemvF16 computes dst[j] = x · w_j for the len(dst) rows of len(x) IEEE
 // half-precision values in w, widened exactly: serially, in the calling
-// goroutine, for products as small as an adapter's decode factors.
+// goroutine, with the fused GEMV of a GGUF's F16 rows (prefetching ahead),
+// for products as small as an adapter's decode factors.
 //
 //	x: [k], w: [n, k] (f16 bits), dst: [n]
-func GemvF16(dst, x []float32, w []uint16) {
+func GemvF16(dst, x []float32, w []uint16) { gemvAs("GemvF16", F16, dst, x, w, f16ToF32) }
+
+// GemvBF16 is GemvF16 over bfloat16 rows.
+func GemvBF16(dst, x []float32, w []uint16) { gemvAs("GemvBF16", BF16, dst, x, w, FromBF16) }
+
+// GemvF32 is GemvF16 over float32 rows.
+func GemvF32(dst, x, w []float32) {
+	gemvAs("GemvF32", F32, dst, x, w, func(v float32) float32 { return v })
+}
+
+// gemvAs runs the kernel set's GEMV for rows of type t (T's bytes, read
+// little-endian) over w.
+func gemvAs[T float32 | uint16](name string, t QType, dst, x []float32, w []T, widen func(T) float32) {
 	n, k := len(dst), len(x)
 	if len(w) != n*k {
-		panic(fmt.Sprintf("kernels: GemvF16: %d rows of %d need %d values, have %d", n, k, n*k, len(w)))
+		panic(fmt.Sprintf("kernels: %s: %d rows of %d need %d values, have %d", name, n, k, n*k, len(w)))
 	}
 	if n == 0 {
 		return
@@ -120,18 +133,19 @@ func GemvF16(dst, x []float32, w []uint16) {
 		for j := range dst {
 			var s float32
 			for i, v := range x {
-				s += v * f16ToF32(w[j*k+i])
+				s += v * widen(w[j*k+i])
 			}
 			dst[j] = s
 		}
 		return
 	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 2*len(w))
-	f := cur.qgemv[F16]
+	size := int(unsafe.Sizeof(w[0]))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), size*len(w))
+	f := cur.qgemv[t]
 	if f == nil { // a set without float GEMVs
-		f = qgemvGo[F16]
+		f = qgemvGo[t]
 	}
-	f(dst, x, nil, b, 2*k)
+	f(dst, x, nil, b, size*k)
 }
 
 // widenBF16 widens with the impl's vector loop where it has one, and a Go

@@ -268,27 +268,39 @@ func TestGemvF16(t *testing.T) {
 		r := rand.New(rand.NewPCG(11, 12))
 		for _, n := range []int{1, 3, 8} {
 			for _, k := range []int{1, 15, 64, 65, 576} {
-				w := make([]uint16, n*k)
-				for i := range w {
-					w[i] = f32ToF16(r.Float32()*2 - 1)
+				wf := make([]float32, n*k)
+				wh, wb := make([]uint16, n*k), make([]uint16, n*k)
+				for i := range wf {
+					wf[i] = r.Float32()*2 - 1
+					wh[i], wb[i] = f32ToF16(wf[i]), ToBF16(wf[i])
 				}
 				x := randVec(r, k, 1)
-				got := randVec(r, n+1, 1)
-				end := got[n]
-				GemvF16(got[:n], x, w)
-				for j := range n {
-					var want, abs float64
-					for i := range k {
-						p := float64(x[i]) * float64(f16ToF32(w[j*k+i]))
-						want += p
-						abs += math.Abs(p)
+				for _, c := range []struct {
+					name string
+					gemv func(dst []float32)
+					w    func(i int) float32
+				}{
+					{"GemvF16", func(dst []float32) { GemvF16(dst, x, wh) }, func(i int) float32 { return f16ToF32(wh[i]) }},
+					{"GemvBF16", func(dst []float32) { GemvBF16(dst, x, wb) }, func(i int) float32 { return FromBF16(wb[i]) }},
+					{"GemvF32", func(dst []float32) { GemvF32(dst, x, wf) }, func(i int) float32 { return wf[i] }},
+				} {
+					got := randVec(r, n+1, 1)
+					end := got[n]
+					c.gemv(got[:n])
+					for j := range n {
+						var want, abs float64
+						for i := range k {
+							p := float64(x[i]) * float64(c.w(j*k+i))
+							want += p
+							abs += math.Abs(p)
+						}
+						if math.Abs(float64(got[j])-want) > 1e-6*abs+1e-30 {
+							t.Fatalf("%s n=%d k=%d: dst[%d] = %v, want %v", c.name, n, k, j, got[j], want)
+						}
 					}
-					if math.Abs(float64(got[j])-want) > 1e-6*abs+1e-30 {
-						t.Fatalf("GemvF16 n=%d k=%d: dst[%d] = %v, want %v", n, k, j, got[j], want)
+					if got[n] != end {
+						t.Fatalf("%s n=%d k=%d wrote past dst", c.name, n, k)
 					}
-				}
-				if got[n] != end {
-					t.Fatalf("GemvF16 n=%d k=%d wrote past dst", n, k)
 				}
 			}
 		}
