@@ -41,6 +41,17 @@ var ggufFileTypes = []GGUFFileType{
 // llama-quantize's short names for the medium mixes.
 var ggufFileTypeAliases = map[string]string{"q3_k": "q3_k_m", "q4_k": "q4_k_m", "q5_k": "q5_k_m"}
 
+// GGUFFileTypeName names a general.file_type number ("q4_k_m"), or
+// returns "" for one roe does not write.
+func GGUFFileTypeName(id uint32) string {
+	for _, ft := range ggufFileTypes {
+		if ft.ID == id {
+			return ft.Name
+		}
+	}
+	return ""
+}
+
 // GGUFFileTypes lists the file type names ParseGGUFFileType accepts.
 func GGUFFileTypes() []string {
 	out := make([]string, len(ggufFileTypes))

@@ -456,11 +456,14 @@ func runModel(args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "pretrain" {
 		return runModelPretrain(args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "info" {
+		return runModelInfo(args[1:], stdout)
+	}
 	if len(args) > 0 && (args[0] == "quantize" || args[0] == "export-gguf") {
 		return runModelQuantize(args[1:], stdout, args[0] == "export-gguf")
 	}
 	if len(args) == 0 || args[0] != "import-llama2c" {
-		return usagef("usage: roe model import-llama2c --checkpoint F --tokenizer F --out DIR\n       roe model train-tokenizer --corpus FILE [--corpus FILE...] --vocab-size N --out DIR\n       roe model pretrain --corpus FILE [--corpus FILE...] --tokenizer DIR --out DIR [flags]\n       roe model quantize [--model DIR|FILE.gguf] --type q4_k_m|q8_0|... --out FILE.gguf\n       roe model export-gguf [--model DIR|FILE.gguf] [--type f32|f16|bf16] --out FILE.gguf")
+		return usagef("usage: roe model info [--model DIR|FILE.gguf|ollama:NAME|NAME] [--json]\n       roe model import-llama2c --checkpoint F --tokenizer F --out DIR\n       roe model train-tokenizer --corpus FILE [--corpus FILE...] --vocab-size N --out DIR\n       roe model pretrain --corpus FILE [--corpus FILE...] --tokenizer DIR --out DIR [flags]\n       roe model quantize [--model DIR|FILE.gguf] --type q4_k_m|q8_0|... --out FILE.gguf\n       roe model export-gguf [--model DIR|FILE.gguf] [--type f32|f16|bf16] --out FILE.gguf")
 	}
 	fs := flag.NewFlagSet("model import-llama2c", flag.ContinueOnError)
 	ck := fs.String("checkpoint", "", "llama2.c checkpoint (.bin, legacy format)")

@@ -65,7 +65,8 @@ func init() {
 		{"adapter", "adapter tools: init", runAdapter, []subcommand{
 			{"init", "write a freshly initialised PEFT LoRA"}}},
 		{"merge", "merge LoRA adapters into a new PEFT folder", runMerge, nil},
-		{"model", "model tools: import-llama2c, train-tokenizer, pretrain, quantize, export-gguf", runModel, []subcommand{
+		{"model", "model tools: info, import-llama2c, train-tokenizer, pretrain, quantize, export-gguf", runModel, []subcommand{
+			{"info", "what a model is: format, shape, tensor types, tokenizer (no weights read)"},
 			{"import-llama2c", "convert a llama2.c checkpoint to a Hugging Face folder"},
 			{"train-tokenizer", "train a byte-level BPE tokenizer on a corpus"},
 			{"pretrain", "pretrain a small Llama from scratch on a corpus"},
