@@ -1585,11 +1585,19 @@ func (g *gen) qgemvQ4_K() {
 // = ql[l+32]>>4 and bits 6..7 (l+96); scale index l/16 + 0, 2, 4, 6.
 // Constants: V15 = 0x0f, V14 = 0x30, V12 = 32; d in Y13's lane broadcast.
 func (g *gen) qgemvQ6_K() {
-	g.qgemv("qgemvQ6_K", 210, 256, 32, func() {
+	g.q6k("qgemvQ6_K", 32, func() {
 		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
 		g.p("\tVMOVUPS q_30<>(SB), %s", g.v(14))
 		g.p("\tVMOVUPS q_32<>(SB), %s", g.v(12))
-	}, func() {
+	}, func(int) {}, g.q6kQuants)
+}
+
+// q6k emits a Q6_K GEMV around half, which prepares a 128-weight half block
+// n, and quants, which leaves its quants q1..q4 for lanes l.. (see
+// qgemvQ6_K) as floats less 32 in V4..V7; the scales (d times the int8
+// ones) go to 0(SP).
+func (g *gen) q6k(name string, frame int, setup func(), half func(n int), quants func(n, l int)) {
+	g.qgemv(name, 210, 256, frame, setup, func() {
 		g.vzero(10)
 		g.vzero(11)
 	}, func() {
@@ -1599,8 +1607,9 @@ func (g *gen) qgemvQ6_K() {
 			g.p("\tVCVTDQ2PS Y9, Y9")
 			g.p("\tVMULPS Y13, Y9, Y9")
 			g.p("\tVMOVUPS Y9, (SP)")
+			half(n)
 			for l := 0; l < 32; l += g.w {
-				g.q6kQuants(n, l)
+				quants(n, l)
 				for q := 0; q < 4; q++ {
 					g.p("\tVMULPS %d(SI), %s, %s", 4*(128*n+32*q+l), g.v(4+q), g.v(4+q))
 				}
@@ -1629,53 +1638,30 @@ func (g *gen) qgemvQ6_K() {
 // bytes go through the stack slot at 32(SP) (q1, q2) and 96(SP) (q3, q4)
 // into VPMOVSXBD; the products and sums are qgemvQ6_K's, in its order (the
 // same bits). 41 vector uops per 128 weights against 68. Constants: Z15 =
-// bytes 0x0f, Z14 = bytes 0x30, Z12 = bytes 32, Z16 and Z17 the shifts.
+// bytes 0x0f, Z14 = bytes 0x30, Z12 = bytes 32; the shifts from memory.
 func (g *gen) qgemvQ6_KBW() {
-	g.qgemv("qgemvQ6_KBW", 210, 256, 160, func() {
+	g.q6k("qgemvQ6_KBW", 160, func() {
 		g.p("\tVMOVDQU64 q6b_0f<>(SB), Z15")
 		g.p("\tVMOVDQU64 q6b_30<>(SB), Z14")
 		g.p("\tVMOVDQU64 q6b_20<>(SB), Z12")
-	}, func() {
-		g.vzero(10)
-		g.vzero(11)
-	}, func() {
-		g.f16Bcast("208(DI)", 13, false)
-		for n := 0; n < 2; n++ {
-			g.p("\tVPMOVSXBD %d(DI), Y9", 192+8*n)
-			g.p("\tVCVTDQ2PS Y9, Y9")
-			g.p("\tVMULPS Y13, Y9, Y9")
-			g.p("\tVMOVUPS Y9, (SP)")
-			g.p("\tVBROADCASTI64X4 %d(DI), Z1", 128+32*n)
-			g.p("\tVPSLLVW q6shl<>(SB), Z1, Z2")
-			g.p("\tVPSRLVW q6shr<>(SB), Z1, Z3")
-			g.p("\tVPANDD %d(DI), Z15, Z4", 64*n)
-			g.p("\tVPSRLW $4, %d(DI), Z5", 64*n)
-			g.p("\tVPANDD Z15, Z5, Z5")
-			g.p("\tVPTERNLOGD $0xf8, Z14, Z2, Z4") // Z4 |= Z2 & 0x30
-			g.p("\tVPTERNLOGD $0xf8, Z14, Z3, Z5")
-			g.p("\tVPSUBB Z12, Z4, Z4")
-			g.p("\tVPSUBB Z12, Z5, Z5")
-			g.p("\tVMOVDQU64 Z4, 32(SP)")
-			g.p("\tVMOVDQU64 Z5, 96(SP)")
-			for l := 0; l < 32; l += 16 {
-				for q := 0; q < 4; q++ {
-					g.p("\tVPMOVSXBD %d(SP), Z%d", 32+32*q+l, 4+q)
-					g.p("\tVCVTDQ2PS Z%d, Z%d", 4+q, 4+q)
-					g.p("\tVMULPS %d(SI), Z%d, Z%d", 4*(128*n+32*q+l), 4+q, 4+q)
-				}
-				is := l / 16
-				for q := 0; q < 4; q++ {
-					s := 8 + q%2
-					g.p("\tVBROADCASTSS %d(SP), Z%d", 4*(is+2*q), s)
-					g.p("\tVFMADD231PS Z%d, Z%d, Z%d", s, 4+q, 10+q%2)
-				}
-			}
+	}, func(n int) {
+		g.p("\tVBROADCASTI64X4 %d(DI), Z1", 128+32*n)
+		g.p("\tVPSLLVW q6shl<>(SB), Z1, Z2")
+		g.p("\tVPSRLVW q6shr<>(SB), Z1, Z3")
+		g.p("\tVPANDD %d(DI), Z15, Z4", 64*n)
+		g.p("\tVPSRLW $4, %d(DI), Z5", 64*n)
+		g.p("\tVPANDD Z15, Z5, Z5")
+		g.p("\tVPTERNLOGD $0xf8, Z14, Z2, Z4") // Z4 |= Z2 & 0x30
+		g.p("\tVPTERNLOGD $0xf8, Z14, Z3, Z5")
+		g.p("\tVPSUBB Z12, Z4, Z4")
+		g.p("\tVPSUBB Z12, Z5, Z5")
+		g.p("\tVMOVDQU64 Z4, 32(SP)")
+		g.p("\tVMOVDQU64 Z5, 96(SP)")
+	}, func(n, l int) {
+		for q := 0; q < 4; q++ {
+			g.p("\tVPMOVSXBD %d(SP), Z%d", 32+32*q+l, 4+q)
+			g.p("\tVCVTDQ2PS Z%d, Z%d", 4+q, 4+q)
 		}
-	}, func() {
-		g.p("\tVADDPS Z11, Z10, Z10")
-		g.toY(10, 0)
-		g.hsumY(10, 0)
-		g.p("\tVMOVAPS X10, X0")
 	})
 }
 
