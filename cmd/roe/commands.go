@@ -48,7 +48,7 @@ func modelFlag(fs *flag.FlagSet) *string {
 
 // modelVar defines a --model flag whose ollama:NAME[:TAG] values are
 // resolved, when the flag is set, to the model's GGUF blob in Ollama's
-// store (OLLAMA_MODELS, else ~/.ollama/models); every other value is kept.
+// store (see ollama.Dirs); every other value is kept.
 func modelVar(fs *flag.FlagSet, usage string) *string {
 	p := new(string)
 	fs.Var(modelValue{p}, "model", usage)
@@ -70,11 +70,7 @@ func (v modelValue) Set(s string) error {
 		*v.p = s
 		return nil
 	}
-	dir, err := ollama.Dir()
-	if err != nil {
-		return err
-	}
-	m, err := ollama.Resolve(dir, ref)
+	m, err := ollama.Find(ref)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Package ollama finds models in an Ollama model store: the GGUF blob a
 // model name stands for, as `ollama pull` left it.
 //
-// A store (OLLAMA_MODELS, else ~/.ollama/models) holds a manifest per name
+// A store (OLLAMA_MODELS; see Dirs) holds a manifest per name
 // and tag, manifests/HOST/NAMESPACE/NAME/TAG, whose layers name blobs by
 // digest, blobs/sha256-HEX. The layer of media type
 // application/vnd.ollama.image.model is the model's GGUF file.
@@ -48,16 +48,36 @@ type Model struct {
 	Other []string
 }
 
-// Dir returns the store: OLLAMA_MODELS, else ~/.ollama/models.
-func Dir() (string, error) {
+// Dirs returns where stores are looked for, in order: OLLAMA_MODELS when
+// set (then alone), else ~/.ollama/models and the Linux service's
+// /usr/share/ollama/.ollama/models.
+func Dirs() []string {
 	if d := os.Getenv("OLLAMA_MODELS"); d != "" {
-		return d, nil
+		return []string{d}
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("ollama: no OLLAMA_MODELS and no home directory: %w", err)
+	var dirs []string
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".ollama", "models"))
 	}
-	return filepath.Join(home, ".ollama", "models"), nil
+	return append(dirs, "/usr/share/ollama/.ollama/models")
+}
+
+// Find is Resolve over the stores Dirs names: the first that has ref.
+func Find(ref string) (*Model, error) {
+	var first error
+	for _, dir := range Dirs() {
+		m, err := Resolve(dir, ref)
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return m, err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if len(Dirs()) > 1 {
+		return nil, fmt.Errorf("%w (looked in %s; OLLAMA_MODELS names another store)", first, strings.Join(Dirs(), ", "))
+	}
+	return nil, first
 }
 
 // Resolve finds ref (NAME, NAME:TAG, NAMESPACE/NAME[:TAG] or

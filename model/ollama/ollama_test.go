@@ -88,3 +88,20 @@ func FuzzManifest(f *testing.F) {
 		}
 	})
 }
+
+// OLLAMA_MODELS, when set, is the only store looked in; Find says where it
+// looked when no store has the name.
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("OLLAMA_MODELS", dir)
+	if d := Dirs(); len(d) != 1 || d[0] != dir {
+		t.Fatalf("Dirs with OLLAMA_MODELS: %v", d)
+	}
+	if _, err := Find("m"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Find in an empty store: %v", err)
+	}
+	t.Setenv("OLLAMA_MODELS", "")
+	if d := Dirs(); len(d) < 1 || d[len(d)-1] != "/usr/share/ollama/.ollama/models" {
+		t.Errorf("Dirs without OLLAMA_MODELS: %v", d)
+	}
+}
