@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"roe/model"
 	"roe/model/gguf"
 	"roe/model/safetensors"
+	"roe/model/tokenizer"
 	"roe/models"
 )
 
@@ -88,19 +88,7 @@ func runModelInfo(args []string, stdout io.Writer) error {
 }
 
 func describeModel(dir string) (*modelInfo, error) {
-	cfg, err := loadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := loadTokenizer(dir)
-	if err != nil {
-		return nil, err
-	}
-	info := &modelInfo{Model: modelID(dir), Architecture: cfg.Architecture, Layers: cfg.NumLayers,
-		Hidden: cfg.HiddenSize, Intermediate: cfg.IntermediateSize, Heads: cfg.NumHeads, KVHeads: cfg.NumKVHeads,
-		HeadDim: cfg.HeadDim, Vocab: cfg.VocabSize, Context: cfg.MaxPositions, RopeTheta: cfg.RopeTheta,
-		RopeScaling: cfg.Rope.Type, Window: cfg.SlidingWindow, Tied: cfg.TieWordEmbeddings,
-		Tensors: map[string]tensorCount{}}
+	info := &modelInfo{Model: modelID(dir), Tensors: map[string]tensorCount{}}
 	count := func(typ string, elems, bytes int64) {
 		c := info.Tensors[typ]
 		c.Count++
@@ -109,13 +97,24 @@ func describeModel(dir string) (*modelInfo, error) {
 		info.Parameters += elems
 		info.Bytes += bytes
 	}
-	switch fsys, embedded := embeddedModel(dir); {
-	case model.IsGGUF(dir):
+	var (
+		cfg model.Config
+		tok *tokenizer.Tokenizer
+		err error
+	)
+	if model.IsGGUF(dir) {
+		// One open for the config, the tokenizer and the tensor table.
 		f, err := gguf.OpenSplit(dir)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
+		if cfg, err = model.ConfigFromGGUF(f); err != nil {
+			return nil, err
+		}
+		if tok, err = tokenizer.LoadGGUF(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
 		info.Path, info.Format, info.GGUFVersion = dir, "gguf", int(f.Version)
 		info.Files = 1
 		if n, err := f.OptUint("split.count", 1); err == nil && n > 1 {
@@ -128,26 +127,41 @@ func describeModel(dir string) (*modelInfo, error) {
 		for _, t := range f.Tensors {
 			count(t.Type.String(), t.Elements(), t.Size)
 		}
-	case embedded:
-		info.Format, info.Files = "embedded", 1
-		infos, err := embeddedHeader(fsys)
-		if err != nil {
+	} else {
+		if cfg, err = loadConfig(dir); err != nil {
 			return nil, err
+		}
+		if tok, err = loadTokenizer(dir); err != nil {
+			return nil, err
+		}
+		var infos []safetensors.TensorInfo
+		if fsys, ok := embeddedModel(dir); ok {
+			// Embedded models are small and already in memory.
+			b, err := fs.ReadFile(fsys, "model.safetensors")
+			if err != nil {
+				return nil, err
+			}
+			f, err := safetensors.FromBytes("model.safetensors", b)
+			if err != nil {
+				return nil, err
+			}
+			info.Format, info.Files, infos = "embedded", 1, f.Tensors()
+		} else {
+			set, err := safetensors.OpenDir(dir)
+			if err != nil {
+				return nil, err
+			}
+			defer set.Close()
+			info.Path, info.Format, info.Files, infos = dir, "safetensors", len(set.Files()), set.Tensors()
 		}
 		for _, t := range infos {
 			count(string(t.DType), t.Numel(), t.End-t.Begin)
 		}
-	default:
-		set, err := safetensors.OpenDir(dir)
-		if err != nil {
-			return nil, err
-		}
-		defer set.Close()
-		info.Path, info.Format, info.Files = dir, "safetensors", len(set.Files())
-		for _, t := range set.Tensors() {
-			count(string(t.DType), t.Numel(), t.End-t.Begin)
-		}
 	}
+	info.Architecture, info.Layers, info.Hidden, info.Intermediate = cfg.Architecture, cfg.NumLayers, cfg.HiddenSize, cfg.IntermediateSize
+	info.Heads, info.KVHeads, info.HeadDim, info.Vocab = cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, cfg.VocabSize
+	info.Context, info.RopeTheta, info.RopeScaling = cfg.MaxPositions, cfg.RopeTheta, cfg.Rope.Type
+	info.Window, info.Tied = cfg.SlidingWindow, cfg.TieWordEmbeddings
 	info.Tokenizer = tokenizerInfo{Vocab: tok.VocabSize(), AddsBOS: tok.AddsBOS(), ChatTemplate: tok.ChatTemplate() != ""}
 	if id, ok := tok.BOS(); ok {
 		info.Tokenizer.BOS = &id
@@ -156,35 +170,6 @@ func describeModel(dir string) (*modelInfo, error) {
 		info.Tokenizer.EOS = &id
 	}
 	return info, nil
-}
-
-// embeddedHeader reads the tensor table of an embedded model's
-// model.safetensors.
-func embeddedHeader(fsys fs.FS) ([]safetensors.TensorInfo, error) {
-	f, err := fsys.Open("model.safetensors")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	var n [8]byte
-	if _, err := io.ReadFull(f, n[:]); err != nil {
-		return nil, err
-	}
-	hl := binary.LittleEndian.Uint64(n[:])
-	if hl > safetensors.MaxHeaderSize {
-		return nil, fmt.Errorf("model.safetensors: header of %d bytes", hl)
-	}
-	b := make([]byte, 8+hl)
-	copy(b, n[:])
-	if _, err := io.ReadFull(f, b[8:]); err != nil {
-		return nil, err
-	}
-	infos, _, _, err := safetensors.ParseHeader(b, st.Size())
-	return infos, err
 }
 
 func printModelInfo(w io.Writer, m *modelInfo) {
