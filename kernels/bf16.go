@@ -112,7 +112,7 @@ func GemvBF16(dst, x []float32, w []uint16) { gemvAs("GemvBF16", BF16, dst, x, w
 
 // GemvF32 is GemvF16 over float32 rows.
 func GemvF32(dst, x, w []float32) {
-	gemvAs("GemvF32", F32, dst, x, w, func(v float32) float32 { return v })
+	gemvAs("GemvF32", F32, dst, x, w, asIs)
 }
 
 // gemvAs runs the kernel set's GEMV for rows of type t (T's bytes, read

@@ -35,7 +35,7 @@ func Axpy(alpha float32, x, y []float32) {
 //
 //	y: [d], b: [len(a), ldb] (ldb ≥ d), a: [r]
 func AxpyRows(y, b []float32, ldb int, a []float32) {
-	axpyRowsOf("AxpyRows", y, b, ldb, a, 0, cur.axpyRows, func(v float32) float32 { return v })
+	axpyRowsOf("AxpyRows", y, b, ldb, a, 0, cur.axpyRows, asIs)
 }
 
 // AxpyRowsSplit is AxpyRows in two parts, rows [0, split) and [split, r):
@@ -48,8 +48,11 @@ func AxpyRows(y, b []float32, ldb int, a []float32) {
 //	y: [d], b: [len(a), ldb] (ldb ≥ d), a: [r]
 func AxpyRowsSplit(y, b []float32, ldb int, a []float32, split int) {
 	needSplit("AxpyRowsSplit", split, len(a))
-	axpyRowsOf("AxpyRowsSplit", y, b, ldb, a, split, cur.axpyRows, func(v float32) float32 { return v })
+	axpyRowsOf("AxpyRowsSplit", y, b, ldb, a, split, cur.axpyRows, asIs)
 }
+
+// asIs is the widening of float32 values: none.
+func asIs(v float32) float32 { return v }
 
 // needSplit panics unless 0 < split < r.
 func needSplit(name string, split, r int) {

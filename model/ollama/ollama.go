@@ -65,7 +65,8 @@ func Dirs() []string {
 // Find is Resolve over the stores Dirs names: the first that has ref.
 func Find(ref string) (*Model, error) {
 	var first error
-	for _, dir := range Dirs() {
+	dirs := Dirs()
+	for _, dir := range dirs {
 		m, err := Resolve(dir, ref)
 		if err == nil || !errors.Is(err, ErrNotFound) {
 			return m, err
@@ -74,8 +75,8 @@ func Find(ref string) (*Model, error) {
 			first = err
 		}
 	}
-	if len(Dirs()) > 1 {
-		return nil, fmt.Errorf("%w (looked in %s; OLLAMA_MODELS names another store)", first, strings.Join(Dirs(), ", "))
+	if len(dirs) > 1 {
+		return nil, fmt.Errorf("%w (looked in %s; OLLAMA_MODELS names another store)", first, strings.Join(dirs, ", "))
 	}
 	return nil, first
 }
