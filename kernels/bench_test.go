@@ -162,7 +162,7 @@ func BenchmarkGEMVQ(b *testing.B) {
 	saved, threads := cur, Threads()
 	defer func() { cur = saved; SetThreads(threads) }()
 	for _, s := range [][2]int{{576, 1536}, {1536, 576}, {49152, 576}} {
-		for _, ty := range []QType{F32, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
+		for _, ty := range []QType{F32, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS} {
 			n, k := s[0], s[1]
 			if ty.BlockSize() == 256 && k%256 != 0 {
 				k = k / 256 * 256

@@ -1068,6 +1068,10 @@ func (g *gen) packB48() {
 
 func f32bits(f float32) uint32 { return math.Float32bits(f) }
 
+// iq4Values is qtype.go's IQ4 table (this generator is a program of its own;
+// TestQGEMV checks the kernels built from it against the reference).
+var iq4Values = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
 func (g *gen) consts() {
 	vec := func(name string, bits uint32) {
 		for i := 0; i < 16; i++ {
@@ -1093,9 +1097,21 @@ func (g *gen) consts() {
 	vec("q_32", 32)
 	vec("q_8", f32bits(8))
 	vec("q_8i", 8)
+	vec("q_3", 3)
+	// IQ4_XS's scale nibbles and bit pairs: lane ib shifts by 4·ib and 2·ib.
+	for i := 0; i < 8; i++ {
+		g.p("DATA iq4sl<>+%d(SB)/4, $%d", 4*i, 4*i)
+		g.p("DATA iq4sh<>+%d(SB)/4, $%d", 4*i, 2*i)
+	}
+	g.p("GLOBL iq4sl<>(SB), RODATA|NOPTR, $32")
+	g.p("GLOBL iq4sh<>(SB), RODATA|NOPTR, $32")
 	if !g.is512() { // the constants of the AVX2-only quantized kernels (see main)
 		vec("q_10", 0x10)
-		vec("q_3", 3)
+		// The IQ4 table as int8 in both 16-byte lanes, for VPSHUFB.
+		for i := 0; i < 32; i++ {
+			g.p("DATA iq4b<>+%d(SB)/1, $%d", i, uint8(iq4Values[i%16]))
+		}
+		g.p("GLOBL iq4b<>(SB), RODATA|NOPTR, $32")
 		vec("q_16", f32bits(16))
 		vec("q_16i", 16)
 		// Q5 high bits: lane i of group 0 takes bit i of qh<<4, groups 1..3
@@ -1123,6 +1139,10 @@ func (g *gen) consts() {
 			g.p("DATA q4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-8)))
 		}
 		g.p("GLOBL q4lut<>(SB), RODATA|NOPTR, $64")
+		for i := 0; i < 16; i++ {
+			g.p("DATA iq4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(iq4Values[i])))
+		}
+		g.p("GLOBL iq4lut<>(SB), RODATA|NOPTR, $64")
 		for i := 0; i < 32; i++ {
 			g.p("DATA q5lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-16)))
 		}
@@ -1214,7 +1234,9 @@ func main() {
 			for _, b := range legacyBlocks {
 				g.qgemvLegacy512(b)
 			}
+			g.qgemvIQ4_NL()
 			g.f16tab = false
+			g.qgemvIQ4_XS()
 			g.q8VNNI()
 			g.accRows()
 		}
@@ -1527,6 +1549,118 @@ func (g *gen) lutFin() {
 	g.toY(13, 0)
 	g.hsumY(13, 0)
 	g.p("\tVMOVAPS X13, X0")
+}
+
+// qgemvIQ4_NL: Q4_0's block, its nibbles indexing iq4Values. AVX-512
+// looks them up as floats (VPERMPS from Z14, as qgemvQ4_0LUT); AVX2 as
+// int8 (VPSHUFB from Y15), widened and converted.
+func (g *gen) qgemvIQ4_NL() {
+	if g.is512() {
+		g.qgemv("qgemvIQ4_NL", 18, 32, 0, func() {
+			g.p("\tVMOVUPS iq4lut<>(SB), Z14")
+		}, g.lutZero, func() {
+			g.p("\tVPMOVZXBD 2(DI), Z0")
+			g.p("\tVPSRLD $4, Z0, Z4")
+			g.p("\tVPERMPS Z14, Z0, Z0")
+			g.p("\tVPERMPS Z14, Z4, Z4")
+			g.lutBlock(0, 4)
+		}, g.lutFin)
+		return
+	}
+	g.qgemv("qgemvIQ4_NL", 18, 32, 0, g.iq4Setup, func() { g.vzero(13) }, func() {
+		g.f16Bcast("(DI)", 8, true)
+		g.iq4Quants(2, 0)
+		g.p("\tVFMADD231PS Y8, Y2, Y13")
+	}, func() {
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
+}
+
+// iq4Setup loads the AVX2 IQ4 constants: the int8 table (Y15), 0x0f bytes
+// (Y14).
+func (g *gen) iq4Setup() {
+	g.p("\tVMOVDQU iq4b<>(SB), Y15")
+	g.p("\tVMOVDQU b_0f<>(SB), Y14")
+}
+
+// iq4Quants (AVX2) leaves in Y2 the 32 weights at off(DI) looked up and
+// multiplied with x at xo(SI), summed lane-wise.
+func (g *gen) iq4Quants(off, xo int) {
+	g.p("\tVMOVDQU %d(DI), X0", off)
+	g.p("\tVPSRLW $4, X0, X1")
+	g.p("\tVPAND X14, X0, X0")
+	g.p("\tVPAND X14, X1, X1")
+	g.p("\tVPSHUFB X0, X15, X0")
+	g.p("\tVPSHUFB X1, X15, X1")
+	g.p("\tVPMOVSXBD X0, Y2")
+	g.p("\tVPSRLDQ $8, X0, X0")
+	g.p("\tVPMOVSXBD X0, Y3")
+	g.p("\tVPMOVSXBD X1, Y4")
+	g.p("\tVPSRLDQ $8, X1, X1")
+	g.p("\tVPMOVSXBD X1, Y5")
+	for i := 2; i < 6; i++ {
+		g.p("\tVCVTDQ2PS Y%d, Y%d", i, i)
+	}
+	g.p("\tVMULPS %d(SI), Y2, Y2", xo)
+	for i := 3; i < 6; i++ {
+		g.p("\tVFMADD231PS %d(SI), Y%d, Y2", xo+32*(i-2), i)
+	}
+}
+
+// qgemvIQ4_XS: superblock = f16 d, 16 bits of scale high pairs, 4 bytes of
+// scale low nibbles, 128 nibble bytes (8 IQ4_NL-style sub-blocks of 32).
+// The eight sub-block scales d·(ls−32) are made at once in Y9 (lane ib:
+// nibble ib of the low bytes | bit pair ib of the high bits << 4, as
+// ggml, d times it rounded once) and go to 0(SP) for broadcasts.
+func (g *gen) qgemvIQ4_XS() {
+	setup := g.iq4Setup
+	if g.is512() {
+		setup = func() { g.p("\tVMOVUPS iq4lut<>(SB), Z14") }
+	}
+	g.qgemv("qgemvIQ4_XS", 136, 256, 32, setup, func() {
+		g.vzero(13)
+		if g.is512() {
+			g.vzero(10)
+		}
+	}, func() {
+		g.f16Bcast("(DI)", 8, false)
+		g.p("\tVPBROADCASTD 4(DI), Y9")
+		g.p("\tVPSRLVD iq4sl<>(SB), Y9, Y9")
+		g.p("\tVPAND q_0f<>(SB), Y9, Y9")
+		g.p("\tVPBROADCASTW 2(DI), Y1")
+		g.p("\tVPSRLVD iq4sh<>(SB), Y1, Y1")
+		g.p("\tVPAND q_3<>(SB), Y1, Y1")
+		g.p("\tVPSLLD $4, Y1, Y1")
+		g.p("\tVPOR Y1, Y9, Y9")
+		g.p("\tVPSUBD q_32<>(SB), Y9, Y9")
+		g.p("\tVCVTDQ2PS Y9, Y9")
+		g.p("\tVMULPS Y8, Y9, Y9")
+		g.p("\tVMOVUPS Y9, (SP)")
+		for ib := 0; ib < 8; ib++ {
+			if g.is512() {
+				g.p("\tVPMOVZXBD %d(DI), Z0", 8+16*ib)
+				g.p("\tVPSRLD $4, Z0, Z4")
+				g.p("\tVPERMPS Z14, Z0, Z0")
+				g.p("\tVPERMPS Z14, Z4, Z4")
+				g.p("\tVMULPS %d(SI), Z0, Z0", 128*ib)
+				g.p("\tVFMADD231PS %d(SI), Z4, Z0", 128*ib+64)
+				g.p("\tVBROADCASTSS %d(SP), Z8", 4*ib)
+				g.p("\tVFMADD231PS Z8, Z0, Z%d", []int{13, 10}[ib%2])
+				continue
+			}
+			g.iq4Quants(8+16*ib, 128*ib)
+			g.p("\tVBROADCASTSS %d(SP), Y8", 4*ib)
+			g.p("\tVFMADD231PS Y8, Y2, Y13")
+		}
+	}, func() {
+		if g.is512() {
+			g.lutFin()
+			return
+		}
+		g.hsumY(13, 0)
+		g.p("\tVMOVAPS X13, X0")
+	})
 }
 
 // qgemvQ4_K: superblock = f16 d, dmin, 12 bytes of six-bit scales and mins,
@@ -2102,7 +2236,9 @@ func (g *gen) qgemvs() {
 	for _, b := range legacyBlocks {
 		g.qgemvLegacy(b)
 	}
+	g.qgemvIQ4_NL()
 	g.f16tab = false
+	g.qgemvIQ4_XS()
 	g.qgemvQ2_K()
 	g.qgemvQ3_K()
 	g.qgemvQ5_K()

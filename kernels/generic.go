@@ -29,7 +29,7 @@ var goImpl = &impl{
 	fmaLoop:     fmaLoopGo,
 	fmaPerIter:  8 * 2,
 	qgemv:       qgemvGo,
-	qgemvNoSums: [32]bool{Q8_0: true, Q3_K: true, F32: true, BF16: true, F16: true},
+	qgemvNoSums: [32]bool{Q8_0: true, Q3_K: true, IQ4_NL: true, IQ4_XS: true, F32: true, BF16: true, F16: true},
 	q8dot:       q8dotGo,
 }
 

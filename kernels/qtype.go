@@ -27,7 +27,12 @@ const (
 	Q5_K QType = 13
 	Q6_K QType = 14
 	Q8_K QType = 15
-	BF16 QType = 30
+	// IQ4_NL and IQ4_XS look 4-bit indices up in a fixed non-uniform table
+	// (iq4Values); llama.cpp writes IQ4_NL where a K-quant does not fit a
+	// row (Q2_K, Q3_K and IQ4_XS files of models 576 or 896 wide).
+	IQ4_NL QType = 20
+	IQ4_XS QType = 23
+	BF16   QType = 30
 )
 
 // qtypeInfo: elements per block and bytes per block.
@@ -41,30 +46,38 @@ type qtypeInfo struct {
 // Q8_1 = d, s + 32; K-quants cover 256 weights: Q2_K = 16 scale bytes + 64
 // + d, dmin; Q3_K = 32 hmask + 64 + 12 scales + d; Q4_K = d, dmin + 12
 // scales + 128; Q5_K = d, dmin + 12 + 32 qh + 128; Q6_K = 128 ql + 64 qh +
-// 16 int8 scales + d; Q8_K = f32 d + 256 int8 + 16 int16 sums.
+// 16 int8 scales + d; Q8_K = f32 d + 256 int8 + 16 int16 sums; IQ4_NL = d +
+// 16 nibble bytes (as Q4_0); IQ4_XS covers 256 weights: d, 16 high scale
+// bits, 4 bytes of low scale nibbles + 128 nibble bytes.
 var qtypes = map[QType]qtypeInfo{
-	F32:  {"F32", 1, 4},
-	F16:  {"F16", 1, 2},
-	BF16: {"BF16", 1, 2},
-	Q4_0: {"Q4_0", 32, 18},
-	Q4_1: {"Q4_1", 32, 20},
-	Q5_0: {"Q5_0", 32, 22},
-	Q5_1: {"Q5_1", 32, 24},
-	Q8_0: {"Q8_0", 32, 34},
-	Q8_1: {"Q8_1", 32, 36},
-	Q2_K: {"Q2_K", 256, 84},
-	Q3_K: {"Q3_K", 256, 110},
-	Q4_K: {"Q4_K", 256, 144},
-	Q5_K: {"Q5_K", 256, 176},
-	Q6_K: {"Q6_K", 256, 210},
-	Q8_K: {"Q8_K", 256, 292},
+	F32:    {"F32", 1, 4},
+	F16:    {"F16", 1, 2},
+	BF16:   {"BF16", 1, 2},
+	Q4_0:   {"Q4_0", 32, 18},
+	Q4_1:   {"Q4_1", 32, 20},
+	Q5_0:   {"Q5_0", 32, 22},
+	Q5_1:   {"Q5_1", 32, 24},
+	Q8_0:   {"Q8_0", 32, 34},
+	Q8_1:   {"Q8_1", 32, 36},
+	Q2_K:   {"Q2_K", 256, 84},
+	Q3_K:   {"Q3_K", 256, 110},
+	Q4_K:   {"Q4_K", 256, 144},
+	Q5_K:   {"Q5_K", 256, 176},
+	Q6_K:   {"Q6_K", 256, 210},
+	Q8_K:   {"Q8_K", 256, 292},
+	IQ4_NL: {"IQ4_NL", 32, 18},
+	IQ4_XS: {"IQ4_XS", 256, 136},
 }
+
+// iq4Values is the table IQ4_NL and IQ4_XS quants index: a 4-bit index i
+// stands for iq4Values[i] times the block's scale.
+var iq4Values = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
 
 // ggmlNames names the ggml types roe does not read, so a refusal can say
 // which one a file holds.
 var ggmlNames = map[QType]string{
 	4: "Q4_2", 5: "Q4_3", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-	20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
+	21: "IQ3_S", 22: "IQ2_S", 24: "I8", 25: "I16", 26: "I32",
 	27: "I64", 28: "F64", 29: "IQ1_M", 31: "Q4_0_4_4", 32: "Q4_0_4_8", 33: "Q4_0_8_8",
 	34: "TQ1_0", 35: "TQ2_0", 36: "IQ4_NL_4_4", 37: "IQ4_NL_4_8", 38: "IQ4_NL_8_8",
 }

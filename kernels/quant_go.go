@@ -17,6 +17,7 @@ type qgemvFunc func(dst, x, xs []float32, w []byte, rb int)
 var qgemvGo = [32]qgemvFunc{
 	Q8_0: qgemvQ8_0Go, Q4_0: qgemvQ4_0Go, Q4_1: qgemvQ4_1Go, Q5_0: qgemvQ5_0Go, Q5_1: qgemvQ5_1Go,
 	Q2_K: qgemvQ2KGo, Q3_K: qgemvQ3KGo, Q4_K: qgemvQ4KGo, Q5_K: qgemvQ5KGo, Q6_K: qgemvQ6KGo,
+	IQ4_NL: qgemvIQ4NLGo, IQ4_XS: qgemvIQ4XSGo,
 	F32: qgemvFloatGo(F32), BF16: qgemvFloatGo(BF16), F16: qgemvFloatGo(F16),
 }
 
@@ -142,6 +143,50 @@ func qgemvQ5_1Go(dst, x, xs []float32, w []byte, rb int) {
 		for b := 0; b < nb; b++ {
 			q := row[b*24 : b*24+24]
 			s += f16ToF32(le16(q))*nib16(q[8:], le32(q[4:]), x[b*32:]) + f16ToF32(le16(q[2:]))*xs[b]
+		}
+		dst[j] = s
+	}
+}
+
+// iq4Dot returns Σ v·x over a 32-weight block of 16 nibble bytes q (low
+// nibbles weights 0..15, high 16..31), v the table value each indexes.
+func iq4Dot(q []byte, xb []float32) float32 {
+	q, xb = q[:16], xb[:32]
+	var p0, p1, p2, p3 float32
+	for l := 0; l < 16; l += 2 {
+		p0 += float32(iq4Values[q[l]&15]) * xb[l]
+		p1 += float32(iq4Values[q[l]>>4]) * xb[l+16]
+		p2 += float32(iq4Values[q[l+1]&15]) * xb[l+1]
+		p3 += float32(iq4Values[q[l+1]>>4]) * xb[l+17]
+	}
+	return (p0 + p1) + (p2 + p3)
+}
+
+func qgemvIQ4NLGo(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 32
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*18]
+		var s float32
+		for b := 0; b < nb; b++ {
+			q := row[b*18 : b*18+18]
+			s += f16ToF32(le16(q)) * iq4Dot(q[2:], x[b*32:])
+		}
+		dst[j] = s
+	}
+}
+
+func qgemvIQ4XSGo(dst, x, xs []float32, w []byte, rb int) {
+	nb := len(x) / 256
+	for j := range dst {
+		row := w[j*rb : j*rb+nb*136]
+		var s float32
+		for b := 0; b < nb; b++ {
+			q := row[b*136 : b*136+136]
+			d, sh, sl := f16ToF32(le16(q)), uint32(le16(q[2:])), le32(q[4:])
+			for ib := range 8 {
+				ls := int(sl>>(4*ib)&15 | (sh>>(2*ib)&3)<<4)
+				s += d * float32(ls-32) * iq4Dot(q[8+16*ib:], x[b*256+32*ib:])
+			}
 		}
 		dst[j] = s
 	}

@@ -17,7 +17,7 @@ import (
 const ggufGolden = "../../shared/golden/gguf"
 
 // quantTypes are the weight types roe computes with.
-var quantTypes = []QType{F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K}
+var quantTypes = []QType{F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS}
 
 // TestDequantizeGolden dequantizes every tensor of every golden GGUF file
 // that has a dequantized twin and compares bit for bit: ggml's to_float.
@@ -97,7 +97,7 @@ func mustRowBytes(t QType, n int) int {
 // f16Fields lists the byte offsets of a block's f16 scales (d, dmin, m).
 var f16Fields = map[QType][]int{
 	Q4_0: {0}, Q4_1: {0, 2}, Q5_0: {0}, Q5_1: {0, 2}, Q8_0: {0},
-	Q2_K: {80, 82}, Q3_K: {108}, Q4_K: {0, 2}, Q5_K: {0, 2}, Q6_K: {208},
+	Q2_K: {80, 82}, Q3_K: {108}, Q4_K: {0, 2}, Q5_K: {0, 2}, Q6_K: {208}, IQ4_NL: {0}, IQ4_XS: {0},
 }
 
 // randQRow makes a row of n random weights of type t: random quants and
@@ -231,7 +231,7 @@ func TestDequantizeRowErrors(t *testing.T) {
 		{Type: Q4_0, Rows: 2, Cols: 32, Data: make([]byte, 35)},
 		{Type: Q4_0, Rows: -1, Cols: 32},
 		{Type: Q6_K, Rows: 1, Cols: 255, Data: make([]byte, 210)},
-		{Type: QType(20), Rows: 1, Cols: 32, Data: make([]byte, 18)},
+		{Type: QType(21), Rows: 1, Cols: 256, Data: make([]byte, 110)},
 		{Type: Q8_0, Rows: math.MaxInt / 2, Cols: 64, Data: make([]byte, 68)},
 	} {
 		if m.Check() == nil {

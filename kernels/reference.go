@@ -147,6 +147,10 @@ func dequantizeRowRef(t QType, dst []float32, src []byte) {
 			dequantQ5KRef(y, q)
 		case Q6_K:
 			dequantQ6KRef(y, q)
+		case IQ4_NL:
+			iq4Ref(y, q[2:18], f16ToF32(le16(q)))
+		case IQ4_XS:
+			dequantIQ4XSRef(y, q)
 		}
 	}
 }
@@ -154,6 +158,27 @@ func dequantizeRowRef(t QType, dst []float32, src []byte) {
 func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// iq4Ref expands 32 weights from 16 nibble bytes (low nibbles first, as
+// Q4_0) with scale d: d times the table value each nibble indexes.
+func iq4Ref(y []float32, qs []byte, d float32) {
+	for j := range 16 {
+		y[j] = d * float32(iq4Values[qs[j]&15])
+		y[j+16] = d * float32(iq4Values[qs[j]>>4])
+	}
+}
+
+// IQ4_XS: d, scales_h (u16), scales_l[4], qs[128]. Sub-block ib (32
+// weights) has the six-bit scale nibble ib of scales_l | bits 2ib..2ib+1 of
+// scales_h << 4, offset by 32; its scale d·(ls−32) is rounded before it
+// multiplies the table values.
+func dequantIQ4XSRef(y []float32, q []byte) {
+	d, sh, sl := f16ToF32(le16(q)), uint32(le16(q[2:])), le32(q[4:])
+	for ib := range 8 {
+		ls := int(sl>>(4*ib)&15 | (sh>>(2*ib)&3)<<4)
+		iq4Ref(y[32*ib:], q[8+16*ib:24+16*ib], float32(d*float32(ls-32)))
+	}
 }
 
 // Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.

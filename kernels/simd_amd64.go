@@ -451,6 +451,18 @@ func qgemvQ5_0AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 func qgemvQ5_1AVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
+func qgemvIQ4_NLAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvIQ4_XSAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvIQ4_NLAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvIQ4_XSAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
 func qgemvQ2_KAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
@@ -553,8 +565,9 @@ func init() {
 		Q5_1: qgemvAsm(Q5_1, qgemvQ5_1AVX2), Q2_K: qgemvAsm(Q2_K, qgemvQ2_KAVX2),
 		Q3_K: qgemvAsm(Q3_K, qgemvQ3_KAVX2), Q5_K: qgemvAsm(Q5_K, qgemvQ5_KAVX2),
 		Q4_K: qgemvAsm(Q4_K, qgemvQ4_KAVX2), Q6_K: qgemvAsm(Q6_K, qgemvQ6_KAVX2),
+		IQ4_NL: qgemvAsm(IQ4_NL, qgemvIQ4_NLAVX2), IQ4_XS: qgemvAsm(IQ4_XS, qgemvIQ4_XSAVX2),
 	}
-	avx2Impl.qgemvNoSums = [32]bool{Q8_0: true, Q3_K: true, Q6_K: true, F32: true, BF16: true, F16: true}
+	avx2Impl.qgemvNoSums = [32]bool{Q8_0: true, Q3_K: true, Q6_K: true, IQ4_NL: true, IQ4_XS: true, F32: true, BF16: true, F16: true}
 	avx2Impl.qgemv[F32] = qgemvFloatAsm(F32, qgemvF32AVX2)
 	avx2Impl.qgemv[BF16] = qgemvFloatAsm(BF16, qgemvBF16AVX2)
 	avx2Impl.qgemv[F16] = qgemvFloatAsm(F16, qgemvF16AVX2)
@@ -573,6 +586,8 @@ func init() {
 	avx512Impl.qgemv[Q4_1] = qgemvAsm(Q4_1, qgemvQ4_1AVX512)
 	avx512Impl.qgemv[Q5_0] = qgemvAsm(Q5_0, qgemvQ5_0AVX512)
 	avx512Impl.qgemv[Q5_1] = qgemvAsm(Q5_1, qgemvQ5_1AVX512)
+	avx512Impl.qgemv[IQ4_NL] = qgemvAsm(IQ4_NL, qgemvIQ4_NLAVX512)
+	avx512Impl.qgemv[IQ4_XS] = qgemvAsm(IQ4_XS, qgemvIQ4_XSAVX512)
 	avx512Impl.qgemv[F32] = qgemvFloatAsm(F32, qgemvF32AVX512)
 	avx512Impl.qgemv[BF16] = qgemvFloatAsm(BF16, qgemvBF16AVX512)
 	avx512Impl.qgemv[F16] = qgemvFloatAsm(F16, qgemvF16AVX512)

@@ -41,15 +41,23 @@ var ggufFileTypes = []GGUFFileType{
 // llama-quantize's short names for the medium mixes.
 var ggufFileTypeAliases = map[string]string{"q3_k": "q3_k_m", "q4_k": "q4_k_m", "q5_k": "q5_k_m"}
 
+// ggufReadOnlyFileTypes names the llama.cpp file types roe reads but does
+// not write: IQ4_NL and IQ4_XS files load (their tensors are kernels.IQ4_NL
+// and IQ4_XS), the others' IQ tensors are refused by type.
+var ggufReadOnlyFileTypes = map[uint32]string{
+	19: "iq2_xxs", 20: "iq2_xs", 21: "q2_k_s", 22: "iq3_xs", 23: "iq3_xxs", 24: "iq1_s",
+	25: "iq4_nl", 26: "iq3_s", 27: "iq3_m", 28: "iq2_s", 29: "iq2_m", 30: "iq4_xs", 31: "iq1_m",
+}
+
 // GGUFFileTypeName names a general.file_type number ("q4_k_m"), or
-// returns "" for one roe does not write.
+// returns "" for one llama.cpp does not name.
 func GGUFFileTypeName(id uint32) string {
 	for _, ft := range ggufFileTypes {
 		if ft.ID == id {
 			return ft.Name
 		}
 	}
-	return ""
+	return ggufReadOnlyFileTypes[id]
 }
 
 // GGUFFileTypes lists the file type names ParseGGUFFileType accepts.
