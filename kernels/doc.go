@@ -35,9 +35,9 @@
 // quantized type; AVX2, which AVX-512 CPUs also use, and Go), and
 // otherwise dequantizes panels of weight rows into per-worker scratch for the
 // float32 tiles and packed GEMM. DequantizeRow is bit-identical to ggml's
-// to_float; QuantizeRow writes every type but IQ4_NL and IQ4_XS (the legacy
-// ones byte-identical to ggml's reference quantizers, the K-quants by a
-// least-squares search).
+// to_float; QuantizeRow writes every type (the legacy ones byte-identical to
+// ggml's reference quantizers, the K-quants and IQ4 types by a least-squares
+// search).
 //
 // The one lossy exception is opt-in: MatMulTQ8 (and Product.Q8) quantize
 // the rows of x of decode-sized products to int8 blocks of 32 with a float32

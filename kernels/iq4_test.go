@@ -103,3 +103,23 @@ func TestGEMVIQ4Golden(t *testing.T) {
 		}
 	})
 }
+
+// iq4Index is the nearest table value's index, ties to the lower one.
+func TestIQ4Index(t *testing.T) {
+	vals := []float32{-1000, -127, -115.5, -115.49, 0, 1, 7, 113, 1e9, float32(math.Inf(-1))}
+	for i := range 15 {
+		m := (float32(iq4Values[i]) + float32(iq4Values[i+1])) / 2
+		vals = append(vals, m, math.Nextafter32(m, 1000), math.Nextafter32(m, -1000))
+	}
+	for _, v := range vals {
+		want, bd := 0, math.Inf(1)
+		for i, q := range iq4Values {
+			if d := math.Abs(float64(v) - float64(q)); d < bd {
+				want, bd = i, d
+			}
+		}
+		if got := iq4Index(v); got != want {
+			t.Errorf("iq4Index(%v) = %d, want %d", v, got, want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ import (
 //	src: [n] weights, dst: RowBytes(t, n) bytes
 func QuantizeRow(t QType, dst []byte, src []float32) error {
 	switch t {
-	case F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K:
+	case F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS:
 	default:
 		return fmt.Errorf("quantize: tensor type %s: %w", t, ErrType)
 	}
@@ -77,6 +77,10 @@ func QuantizeRow(t QType, dst []byte, src []float32) error {
 			ok = k.quantQ5K(y, x)
 		case Q6_K:
 			ok = k.quantQ6K(y, x)
+		case IQ4_NL:
+			ok = k.quantIQ4NL(y, x)
+		case IQ4_XS:
+			ok = k.quantIQ4XS(y, x)
 		}
 		if !ok {
 			return fmt.Errorf("quantize: %s block %d: weights up to %g overflow the type's f16 scales: %w", t, b, maxAbs(x), ErrRange)

@@ -8,7 +8,7 @@ import (
 )
 
 // quantizableTypes are the types QuantizeRow writes.
-var quantizableTypes = []QType{F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K}
+var quantizableTypes = []QType{F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS}
 
 // roundTrip quantizes x to t and dequantizes it.
 func roundTrip(t testing.TB, typ QType, x []float32) []float32 {
@@ -54,10 +54,10 @@ func relRMSE(x, y []float32) float64 {
 // was measured (TestQuantizeGaussianRMSE logs it): F16 2.1e-4, BF16 1.65e-3,
 // Q8_0 0.0054, Q5_1 0.038, Q5_0 0.043, Q4_1 0.078, Q4_0 0.086 (these five
 // are ggml's own algorithms), Q6_K 0.0173, Q5_K 0.0349, Q4_K 0.0701, Q3_K
-// 0.144, Q2_K 0.260.
+// 0.144, Q2_K 0.260, IQ4_NL 0.0736, IQ4_XS 0.0744.
 var quantBounds = map[QType]float64{
 	F32: 0, F16: 2.4e-4, BF16: 1.9e-3, Q8_0: 0.006, Q5_1: 0.042, Q5_0: 0.047, Q4_1: 0.086, Q4_0: 0.095,
-	Q6_K: 0.019, Q5_K: 0.039, Q4_K: 0.077, Q3_K: 0.16, Q2_K: 0.29,
+	Q6_K: 0.019, Q5_K: 0.039, Q4_K: 0.077, Q3_K: 0.16, Q2_K: 0.29, IQ4_NL: 0.081, IQ4_XS: 0.082,
 }
 
 // TestQuantizeGaussianRMSE measures each type's error on Gaussian rows and
@@ -75,8 +75,10 @@ func TestQuantizeGaussianRMSE(t *testing.T) {
 		}
 	}
 	// More bits, less error; and a K-quant beats the legacy type of about
-	// its size (Q4_K and Q4_0 both take 4.5 bits a weight, Q5_K and Q5_0 5.5).
-	better := [][2]QType{{Q6_K, Q5_K}, {Q5_K, Q4_K}, {Q4_K, Q3_K}, {Q3_K, Q2_K}, {Q4_K, Q4_0}, {Q5_K, Q5_0}}
+	// its size (Q4_K and Q4_0 both take 4.5 bits a weight, Q5_K and Q5_0 5.5),
+	// as does IQ4_NL (4.5) its table.
+	better := [][2]QType{{Q6_K, Q5_K}, {Q5_K, Q4_K}, {Q4_K, Q3_K}, {Q3_K, Q2_K}, {Q4_K, Q4_0}, {Q5_K, Q5_0},
+		{IQ4_NL, Q4_0}, {IQ4_XS, Q3_K}}
 	for _, p := range better {
 		if got[p[0]] >= got[p[1]] {
 			t.Errorf("%s (%.4f) is not better than %s (%.4f)", p[0], got[p[0]], p[1], got[p[1]])
@@ -161,7 +163,7 @@ func TestQuantizeEdges(t *testing.T) {
 
 func TestQuantizeRowErrors(t *testing.T) {
 	x := make([]float32, 256)
-	for _, typ := range []QType{Q8_1, Q8_K, 4, 16, 20, 23, 99} {
+	for _, typ := range []QType{Q8_1, Q8_K, 4, 16, 21, 99} {
 		if err := QuantizeRow(typ, make([]byte, 1024), x); !errors.Is(err, ErrType) {
 			t.Errorf("%s: %v, want ErrType", typ, err)
 		}

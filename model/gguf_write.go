@@ -36,17 +36,18 @@ var ggufFileTypes = []GGUFFileType{
 	{"q3_k_s", 11, kernels.Q3_K}, {"q3_k_m", 12, kernels.Q3_K}, {"q3_k_l", 13, kernels.Q3_K},
 	{"q4_k_s", 14, kernels.Q4_K}, {"q4_k_m", 15, kernels.Q4_K}, {"q5_k_s", 16, kernels.Q5_K},
 	{"q5_k_m", 17, kernels.Q5_K}, {"q6_k", 18, kernels.Q6_K},
+	{"iq4_nl", 25, kernels.IQ4_NL}, {"iq4_xs", 30, kernels.IQ4_XS},
 }
 
 // llama-quantize's short names for the medium mixes.
 var ggufFileTypeAliases = map[string]string{"q3_k": "q3_k_m", "q4_k": "q4_k_m", "q5_k": "q5_k_m"}
 
-// ggufReadOnlyFileTypes names the llama.cpp file types roe reads but does
-// not write: IQ4_NL and IQ4_XS files load (their tensors are kernels.IQ4_NL
-// and IQ4_XS), the others' IQ tensors are refused by type.
+// ggufReadOnlyFileTypes names the llama.cpp file types roe does not
+// write, for `roe model info`: their IQ1/IQ2/IQ3 tensors are refused by
+// type when loaded (Q2_K_S files hold only types roe reads).
 var ggufReadOnlyFileTypes = map[uint32]string{
 	19: "iq2_xxs", 20: "iq2_xs", 21: "q2_k_s", 22: "iq3_xs", 23: "iq3_xxs", 24: "iq1_s",
-	25: "iq4_nl", 26: "iq3_s", 27: "iq3_m", 28: "iq2_s", 29: "iq2_m", 30: "iq4_xs", 31: "iq1_m",
+	26: "iq3_s", 27: "iq3_m", 28: "iq2_s", 29: "iq2_m", 31: "iq1_m",
 }
 
 // GGUFFileTypeName names a general.file_type number ("q4_k_m"), or
@@ -104,8 +105,9 @@ type GGUFTensor struct {
 // in every quantized type except Q8_0; the K-quant mixes give attn_v,
 // ffn_down and attn_output more bits in some layers (see ggufMixType). When
 // a row length is not a whole number of the chosen type's blocks, the type
-// falls back as llama-quantize's does: Q2_K and Q3_K to Q4_0, Q4_K to Q5_0,
-// Q5_K to Q5_1, Q6_K to Q8_0, and anything still not fitting to F16.
+// falls back as llama-quantize's does: Q2_K, Q3_K and IQ4_XS to IQ4_NL,
+// Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, and anything still not fitting
+// to F16.
 func GGUFPlan(c Config, ft GGUFFileType) ([]GGUFTensor, error) {
 	if c.GGUFArchitecture() == "" {
 		return nil, fmt.Errorf("%w: no GGUF architecture for %s (supported: %s)", ErrArchitecture, c.Architecture, ggufArchList())
@@ -184,7 +186,10 @@ func btoi(b bool) int {
 //   - Q4_K_M, Q5_K_M: attn_v and ffn_down Q6_K in the "more bits" layers:
 //     the first and last eighth and every third layer in between;
 //   - Q4_K_S: attn_v Q5_K in the first four layers, ffn_down Q5_K in the
-//     first eighth.
+//     first eighth;
+//   - IQ4_NL, IQ4_XS: attn_v Q5_K with 4+ query heads per KV head, ffn_down
+//     Q5_K in the first eighth (llama-quantize's rule without an
+//     importance matrix).
 func ggufMixType(c Config, ft GGUFFileType, name string) kernels.QType {
 	base := ft.Base
 	if !base.Quantized() {
@@ -236,6 +241,10 @@ func ggufMixType(c Config, ft GGUFFileType, name string) kernels.QType {
 			if layer < 4 {
 				return kernels.Q5_K
 			}
+		case "iq4_nl", "iq4_xs":
+			if c.NumKVHeads > 0 && c.NumHeads/c.NumKVHeads >= 4 {
+				return kernels.Q5_K
+			}
 		}
 	case ProjDown:
 		switch ft.Name {
@@ -252,7 +261,7 @@ func ggufMixType(c Config, ft GGUFFileType, name string) kernels.QType {
 			if moreBits {
 				return kernels.Q6_K
 			}
-		case "q4_k_s":
+		case "q4_k_s", "iq4_nl", "iq4_xs":
 			if layer < n/8 {
 				return kernels.Q5_K
 			}
@@ -276,8 +285,8 @@ func ggufFallback(t kernels.QType, cols int) kernels.QType {
 		return t
 	}
 	switch t {
-	case kernels.Q2_K, kernels.Q3_K:
-		t = kernels.Q4_0
+	case kernels.Q2_K, kernels.Q3_K, kernels.IQ4_XS:
+		t = kernels.IQ4_NL
 	case kernels.Q4_K:
 		t = kernels.Q5_0
 	case kernels.Q5_K:

@@ -364,12 +364,30 @@ func TestGGUFPlanMixes(t *testing.T) {
 			t.Errorf("Q2_K layer %d: attn_v %s ffn_down %s ffn_gate %s", i, q2[blk(i, "attn_v")], q2[blk(i, "ffn_down")], q2[blk(i, "ffn_gate")])
 		}
 	}
+	// IQ4_NL and IQ4_XS without an importance matrix: attn_v Q5_K (4 query
+	// heads per KV head), ffn_down Q5_K in the first eighth; the tied
+	// embeddings Q6_K. (llama-quantize b4747 made the same choices for the
+	// SmolLM2-135M shape's IQ4_XS, IQ4_NL, Q3_K_M and Q2_K files.)
+	for _, ft := range []string{"iq4_nl", "iq4_xs"} {
+		iq, base := types(ft), strings.ToUpper(ft)
+		if iq["token_embd.weight"] != "Q6_K" {
+			t.Errorf("%s: token_embd %s", ft, iq["token_embd.weight"])
+		}
+		for i := range 32 {
+			if iq[blk(i, "attn_v")] != "Q5_K" || iq[blk(i, "attn_q")] != base || iq[blk(i, "ffn_up")] != base {
+				t.Errorf("%s layer %d: attn_v %s attn_q %s ffn_up %s", ft, i, iq[blk(i, "attn_v")], iq[blk(i, "attn_q")], iq[blk(i, "ffn_up")])
+			}
+			if w := map[bool]string{true: "Q5_K", false: base}[i < 4]; iq[blk(i, "ffn_down")] != w {
+				t.Errorf("%s layer %d ffn_down: %s, want %s", ft, i, iq[blk(i, "ffn_down")], w)
+			}
+		}
+	}
 	if q8 := types("q8_0"); q8["token_embd.weight"] != "Q8_0" {
 		t.Errorf("Q8_0: token_embd %s", q8["token_embd.weight"])
 	}
 	// Rows of 352 (roe-base's FFN) are 11 blocks of 32, not whole K blocks.
 	c.IntermediateSize = 352
-	for ft, want := range map[string]string{"q2_k": "Q4_0", "q3_k_s": "Q4_0", "q4_k_m": "Q5_0", "q5_k_s": "Q5_1", "q6_k": "Q8_0"} {
+	for ft, want := range map[string]string{"q2_k": "IQ4_NL", "q3_k_s": "IQ4_NL", "iq4_xs": "IQ4_NL", "q4_k_m": "Q5_0", "q5_k_s": "Q5_1", "q6_k": "Q8_0"} {
 		plan, _ := GGUFPlan(c, mustFileType(t, ft))
 		for _, p := range plan {
 			if p.Name == "blk.10.ffn_down.weight" && (p.Type.String() != want || !p.Fallback.Quantized()) {
@@ -395,7 +413,7 @@ func blk(i int, n string) string { return "blk." + strconv.Itoa(i) + "." + n + "
 // order); F32 gives the source's logits exactly. Every tensor, read back
 // in Hugging Face order, is within the type's error of the source.
 func TestGGUFQuantizeEmbedded(t *testing.T) {
-	types := []string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k"}
+	types := []string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs"}
 	if testing.Short() {
 		types = []string{"f32", "q8_0", "q4_k_m"}
 	}
@@ -453,6 +471,7 @@ func TestGGUFQuantizeEmbedded(t *testing.T) {
 var ggufTypeBound = map[string]float64{
 	"f32": 0, "f16": 1e-3, "bf16": 5e-3, "q8_0": 0.01, "q6_k": 0.02, "q5_0": 0.06, "q5_1": 0.06, "q5_k_m": 0.06,
 	"q4_0": 0.12, "q4_1": 0.12, "q4_k_s": 0.12, "q4_k_m": 0.12, "q5_k_s": 0.06, "q3_k_s": 0.2, "q3_k_m": 0.2, "q3_k_l": 0.2, "q2_k": 0.35,
+	"iq4_nl": 0.12, "iq4_xs": 0.12,
 }
 
 func relRMSE(x, y []float32) float64 {
@@ -584,7 +603,7 @@ func TestGGUFKQuantModel(t *testing.T) {
 	for _, p := range src.Params() {
 		srcParams[p.Name] = p.Data
 	}
-	types := []string{"q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"}
+	types := []string{"q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs"}
 	for _, typ := range types {
 		t.Run(typ, func(t *testing.T) {
 			path, f := writeGGUF(t, src, GGUFWriteOptions{FileType: mustFileType(t, typ)})

@@ -13,7 +13,7 @@
 //	roe model import-llama2c --checkpoint F --tokenizer F --out DIR
 //	roe model train-tokenizer --corpus FILE [--corpus FILE...] [--vocab-size N] [--min-frequency N] --out DIR
 //	roe model pretrain --corpus FILE [--corpus FILE...] --tokenizer DIR --out DIR [--hidden 128 --layers 4 --heads 4 --kv-heads 2 --ffn 352 --seq-len 256 --steps N --batch 16 --lr 3e-3 --seed 1 --dtype f32|bf16 --time-budget 20m]
-//	roe model quantize [--model DIR|FILE.gguf|NAME] --type q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k_s|q3_k_m|q3_k_l|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k|f16|bf16|f32 --out FILE.gguf [--name NAME]
+//	roe model quantize [--model DIR|FILE.gguf|NAME] --type q8_0|q4_0|q4_1|q5_0|q5_1|q2_k|q3_k_s|q3_k_m|q3_k_l|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k|iq4_nl|iq4_xs|f16|bf16|f32 --out FILE.gguf [--name NAME]
 //	roe model export-gguf [--model DIR|FILE.gguf|NAME] [--type f32|f16|bf16] --out FILE.gguf [--name NAME]
 //
 // Without --model, roe uses the embedded stories260K model.
