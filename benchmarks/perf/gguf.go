@@ -29,7 +29,7 @@ var (
 	llamaQuoted = flag.String("llama-quoted", "", "without -llama-bench: a PERF.md of llama.cpp figures from another machine (shared/golden/gguf/PERF.md), shown labelled as quoted, never as a goal")
 	roeBin      = flag.String("roe-bin", "", "a roe binary: its generate's peak RSS on the Q4_K_M file is measured from outside, next to llama-cli's (run.sh builds one)")
 	llamaBuild  = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
-	ggufTypes   = flag.String("gguf-types", "f32,f16,bf16,q8_0,q4_0,q4_k_m", "GGUF file types of the side-by-side section (empty skips it)")
+	ggufTypes   = flag.String("gguf-types", "f32,f16,bf16,q8_0,q4_0,q4_k_m,iq4_xs", "GGUF file types of the side-by-side section (empty skips it)")
 	ggufQ8      = flag.Bool("gguf-q8", true, "also measure each quantized file with int8 activations (roe --activations q8, lossy), as engine \""+engineQ8+"\"")
 	ggufRounds  = flag.Int("gguf-rounds", 5, "decode rounds per GGUF file: each round runs decode 128 once per engine and thread count, the engines taking turns, so the machine's drift hits them alike; tables show the median round and ratios the median of the rounds' ratios")
 )
