@@ -1508,16 +1508,26 @@ func (g *gen) qgemvQ4_0() {
 // qgemvQ4_0LUT is qgemvQ4_0 for AVX-512: VPERMPS looks each weight's q-8
 // up as a float from Z14 by the nibble in its lane's low 4 bits (the bits
 // above are ignored), in place of mask, convert and the offset sum.
-func (g *gen) qgemvQ4_0LUT() {
-	g.qgemv("qgemvQ4_0", 18, 32, 0, func() {
-		g.p("\tVMOVUPS q4lut<>(SB), Z14")
+func (g *gen) qgemvQ4_0LUT() { g.qgemvNibbleLUT("qgemvQ4_0", "q4lut") }
+
+// qgemvNibbleLUT emits an AVX-512 GEMV of 18-byte blocks (f16 d, 16 nibble
+// bytes) whose nibbles index the 16 floats at table (loaded into Z14).
+func (g *gen) qgemvNibbleLUT(name, table string) {
+	g.qgemv(name, 18, 32, 0, func() {
+		g.p("\tVMOVUPS %s<>(SB), Z14", table)
 	}, g.lutZero, func() {
-		g.p("\tVPMOVZXBD 2(DI), Z0")
-		g.p("\tVPSRLD $4, Z0, Z4")
-		g.p("\tVPERMPS Z14, Z0, Z0")
-		g.p("\tVPERMPS Z14, Z4, Z4")
+		g.lutNibbles(2)
 		g.lutBlock(0, 4)
 	}, g.lutFin)
+}
+
+// lutNibbles looks the 32 nibbles of the 16 bytes at off(DI) up in Z14:
+// weights 0..15 (low nibbles) into Z0, 16..31 (high) into Z4.
+func (g *gen) lutNibbles(off int) {
+	g.p("\tVPMOVZXBD %d(DI), Z0", off)
+	g.p("\tVPSRLD $4, Z0, Z4")
+	g.p("\tVPERMPS Z14, Z0, Z0")
+	g.p("\tVPERMPS Z14, Z4, Z4")
 }
 
 // lutBlock adds d · (Z<lo>·x[0:16] + Z<hi>·x[16:32]) into Z13: a 32-weight
@@ -1556,15 +1566,7 @@ func (g *gen) lutFin() {
 // int8 (VPSHUFB from Y15), widened and converted.
 func (g *gen) qgemvIQ4_NL() {
 	if g.is512() {
-		g.qgemv("qgemvIQ4_NL", 18, 32, 0, func() {
-			g.p("\tVMOVUPS iq4lut<>(SB), Z14")
-		}, g.lutZero, func() {
-			g.p("\tVPMOVZXBD 2(DI), Z0")
-			g.p("\tVPSRLD $4, Z0, Z4")
-			g.p("\tVPERMPS Z14, Z0, Z0")
-			g.p("\tVPERMPS Z14, Z4, Z4")
-			g.lutBlock(0, 4)
-		}, g.lutFin)
+		g.qgemvNibbleLUT("qgemvIQ4_NL", "iq4lut")
 		return
 	}
 	g.qgemv("qgemvIQ4_NL", 18, 32, 0, g.iq4Setup, func() { g.vzero(13) }, func() {
@@ -1639,10 +1641,7 @@ func (g *gen) qgemvIQ4_XS() {
 		g.p("\tVMOVUPS Y9, (SP)")
 		for ib := 0; ib < 8; ib++ {
 			if g.is512() {
-				g.p("\tVPMOVZXBD %d(DI), Z0", 8+16*ib)
-				g.p("\tVPSRLD $4, Z0, Z4")
-				g.p("\tVPERMPS Z14, Z0, Z0")
-				g.p("\tVPERMPS Z14, Z4, Z4")
+				g.lutNibbles(8 + 16*ib)
 				g.p("\tVMULPS %d(SI), Z0, Z0", 128*ib)
 				g.p("\tVFMADD231PS %d(SI), Z4, Z0", 128*ib+64)
 				g.p("\tVBROADCASTSS %d(SP), Z8", 4*ib)

@@ -42,10 +42,7 @@ func randIQ4Rows(r *rand.Rand, t kernels.QType, rows, cols int, scale float32) [
 // logits of prefill (dequantized panels) and of decode token by token (the
 // fused GEMVs) equal a float32 model of the same dequantized weights.
 func TestGGUFIQ4Model(t *testing.T) {
-	c := Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 256, IntermediateSize: 512,
-		NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 64, VocabSize: 320, RMSNormEps: 1e-5,
-		RopeTheta: 10000, MaxPositions: 128}
-	src, err := Random(c, 11)
+	src, err := Random(wideLlama(2), 11)
 	if err != nil {
 		t.Fatal(err)
 	}

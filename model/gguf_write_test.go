@@ -101,6 +101,14 @@ func writeGGUF(t testing.TB, m *Model, o GGUFWriteOptions) (string, *gguf.File) 
 	return path, f
 }
 
+// wideLlama is a tiny Llama whose rows are 256 and 512 wide: whole
+// K-quant and IQ4_XS super-blocks.
+func wideLlama(layers int) Config {
+	return Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 256, IntermediateSize: 512,
+		NumLayers: layers, NumHeads: 4, NumKVHeads: 2, HeadDim: 64, VocabSize: 320, RMSNormEps: 1e-5,
+		RopeTheta: 10000, MaxPositions: 128}
+}
+
 func mustFileType(t testing.TB, s string) GGUFFileType {
 	t.Helper()
 	ft, err := ParseGGUFFileType(s)
@@ -590,10 +598,7 @@ func TestGGUFVocabEmbedded(t *testing.T) {
 // K-quant mixes keep their K types (the embedded models' rows fall back),
 // written, loaded and run like the embedded models.
 func TestGGUFKQuantModel(t *testing.T) {
-	c := Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 256, IntermediateSize: 512,
-		NumLayers: 3, NumHeads: 4, NumKVHeads: 2, HeadDim: 64, VocabSize: 320, RMSNormEps: 1e-5,
-		RopeTheta: 10000, MaxPositions: 128}
-	src, err := Random(c, 7)
+	src, err := Random(wideLlama(3), 7)
 	if err != nil {
 		t.Fatal(err)
 	}
