@@ -1369,10 +1369,13 @@ func (g *gen) qgemvX(name string, blockBytes, blockW, xsStep int, frame int, set
 	g.p("\tMOVQ nb+40(FP), CX")
 	zero()
 	step := func() {
+		start := g.b.Len()
 		body()
 		g.p("\tADDQ $%d, DI", blockBytes)
 		g.p("\tADDQ $%d, SI", 4*blockW)
-		if xsStep > 0 {
+		// Only bodies that read the sums of x step DX (a scalar add per
+		// block on the ports the vector work needs is not free).
+		if xsStep > 0 && strings.Contains(g.b.String()[start:], "(DX)") {
 			g.p("\tADDQ $%d, DX", xsStep)
 		}
 	}
