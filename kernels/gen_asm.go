@@ -1141,7 +1141,9 @@ func (g *gen) consts() {
 		g.p("GLOBL q4lut<>(SB), RODATA|NOPTR, $64")
 		for i := 0; i < 16; i++ {
 			g.p("DATA iq4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(iq4Values[i])))
+			g.p("DATA q4id<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i)))
 		}
+		g.p("GLOBL q4id<>(SB), RODATA|NOPTR, $64")
 		g.p("GLOBL iq4lut<>(SB), RODATA|NOPTR, $64")
 		for i := 0; i < 32; i++ {
 			g.p("DATA q5lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-16)))
@@ -1672,8 +1674,15 @@ func (g *gen) qgemvIQ4_XS() {
 // V13 (low-nibble sub-blocks) and V12 (high).
 func (g *gen) qgemvQ4_K() {
 	G := 32 / g.w
+	// AVX-512 turns nibbles into floats by VPERMPS from the table 0..15
+	// (Z15), which ignores the bits above a lane's low four: one uop for a
+	// low nibble instead of a mask and a conversion, as qgemvQ4_0LUT.
+	table := "q_0f"
+	if g.is512() {
+		table = "q4id"
+	}
 	g.qgemv("qgemvQ4_K", 144, 256, 32, func() {
-		g.p("\tVMOVUPS q_0f<>(SB), %s", g.v(15))
+		g.p("\tVMOVUPS %s<>(SB), %s", table, g.v(15))
 	}, func() {
 		g.vzero(13)
 		g.vzero(12)
@@ -1687,9 +1696,16 @@ func (g *gen) qgemvQ4_K() {
 			}
 			for i := 0; i < G; i++ {
 				g.p("\tVPSRLD $4, %s, %s", g.v(i), g.v(4+i))
-				g.vand(15, i, i)
+				if !g.is512() {
+					g.vand(15, i, i)
+				}
 			}
 			for i := 0; i < G; i++ {
+				if g.is512() {
+					g.p("\tVPERMPS Z15, Z%d, Z%d", i, i)
+					g.p("\tVPERMPS Z15, Z%d, Z%d", 4+i, 4+i)
+					continue
+				}
 				g.p("\tVCVTDQ2PS %s, %s", g.v(i), g.v(i))
 				g.p("\tVCVTDQ2PS %s, %s", g.v(4+i), g.v(4+i))
 			}
