@@ -1122,17 +1122,19 @@ func (g *gen) consts() {
 			}
 		}
 		g.p("GLOBL q5sh<>(SB), RODATA|NOPTR, $128")
-		for _, c := range []struct {
-			name string
-			v    uint64
-		}{{"b_0f", 0x0f}, {"b_10", 0x10}, {"b_03", 0x03}, {"b_04", 0x04},
-			{"b_08", 0x08}, {"b_20", 0x20}, {"b_30", 0x30}} {
-			for i := 0; i < 32; i += 8 {
-				g.p("DATA %s<>+%d(SB)/8, $0x%016x", c.name, i, c.v*0x0101010101010101)
-			}
-			g.p("GLOBL %s<>(SB), RODATA|NOPTR, $32", c.name)
-		}
 		g.q8Consts()
+	}
+	// Byte constants of the Q2_K, Q3_K and Q5_K kernels, whose quants are
+	// put together 32 bytes at a time at both widths.
+	for _, c := range []struct {
+		name string
+		v    uint64
+	}{{"b_0f", 0x0f}, {"b_10", 0x10}, {"b_03", 0x03}, {"b_04", 0x04},
+		{"b_08", 0x08}, {"b_20", 0x20}, {"b_30", 0x30}} {
+		for i := 0; i < 32; i += 8 {
+			g.p("DATA %s<>+%d(SB)/8, $0x%016x", c.name, i, c.v*0x0101010101010101)
+		}
+		g.p("GLOBL %s<>(SB), RODATA|NOPTR, $32", c.name)
 	}
 	if g.is512() {
 		for i := 0; i < 16; i++ {
@@ -1142,8 +1144,10 @@ func (g *gen) consts() {
 		for i := 0; i < 16; i++ {
 			g.p("DATA iq4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(iq4Values[i])))
 			g.p("DATA q4id<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i)))
+			g.p("DATA q2id<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i&3)))
 		}
 		g.p("GLOBL q4id<>(SB), RODATA|NOPTR, $64")
+		g.p("GLOBL q2id<>(SB), RODATA|NOPTR, $64")
 		g.p("GLOBL iq4lut<>(SB), RODATA|NOPTR, $64")
 		for i := 0; i < 32; i++ {
 			g.p("DATA q5lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-16)))
@@ -1239,6 +1243,9 @@ func main() {
 			g.qgemvIQ4_NL()
 			g.f16tab = false
 			g.qgemvIQ4_XS()
+			g.qgemvQ2_K512()
+			g.qgemvQ3_K512()
+			g.qgemvQ5_K512()
 			g.q8VNNI()
 			g.accRows()
 		}
@@ -2245,6 +2252,119 @@ func (g *gen) qgemvQ2_K() {
 		g.hsumY(13, 0)
 		g.p("\tVMOVAPS X13, X0")
 	})
+}
+
+// accFin512 adds Z12 into Z13, subtracts the mins' Y11 when mins, and
+// leaves the sum of the lanes in X0.
+func (g *gen) accFin512(mins bool) {
+	g.p("\tVADDPS Z12, Z13, Z13")
+	g.toY(13, 0)
+	if mins {
+		g.p("\tVSUBPS Y11, Y13, Y13")
+	}
+	g.hsumY(13, 0)
+	g.p("\tVMOVAPS X13, X0")
+}
+
+// qgemvQ2_K512 is qgemvQ2_K at 16 lanes: one VPMOVZXBD gives a 16-weight
+// scale group's bytes, and each 2-bit plane is a shift and a VPERMPS from
+// the table i&3 (Z3), which ignores the bits above a lane's low four.
+func (g *gen) qgemvQ2_K512() {
+	g.qgemvX("qgemvQ2_K", 84, 256, 64, 64, func() {
+		g.p("\tVMOVUPS q2id<>(SB), Z3")
+	}, func() {
+		g.vzero(13)
+		g.vzero(12)
+		g.p("\tVXORPS Y11, Y11, Y11")
+	}, func() {
+		g.q2kScales()
+		g.p("\tVFMADD231PS (DX), Y8, Y11")
+		g.p("\tVFMADD231PS 32(DX), Y9, Y11")
+		for n := 0; n < 2; n++ {
+			for h := 0; h < 2; h++ {
+				g.p("\tVPMOVZXBD %d(DI), Z6", 16+32*n+16*h)
+				for j := 0; j < 4; j++ {
+					src := 6
+					if j > 0 {
+						g.p("\tVPSRLD $%d, Z6, Z0", 2*j)
+						src = 0
+					}
+					g.p("\tVPERMPS Z3, Z%d, Z0", src)
+					g.p("\tVMULPS %d(SI), Z0, Z0", 4*(128*n+32*j+16*h))
+					g.p("\tVBROADCASTSS %d(SP), Z4", 4*(8*n+2*j+h))
+					g.p("\tVFMADD231PS Z4, Z0, Z%d", 12+j%2)
+				}
+			}
+		}
+	}, func() { g.accFin512(true) })
+}
+
+// qgemvQ3_K512 is qgemvQ3_K at 16 lanes: the same bytes (q3kBytes), each
+// 16 of them one scale group, widened, multiplied and scaled in one vector.
+func (g *gen) qgemvQ3_K512() {
+	g.qgemv("qgemvQ3_K", 110, 256, 128, func() {}, func() {
+		g.vzero(13)
+		g.vzero(12)
+	}, func() {
+		g.q3kScales()
+		g.p("\tVMOVDQU b_03<>(SB), Y15")
+		g.p("\tVMOVDQU b_04<>(SB), Y14")
+		g.p("\tVMOVDQU (DI), Y10")
+		g.p("\tVMOVDQU 32(DI), Y9")
+		g.p("\tVMOVDQU 64(DI), Y11")
+		g.q3kBytes(0, 0, 64)
+		for u := 0; u < 8; u++ { // plane u's bytes are stored one plane ahead
+			n, j := u/4, u%4
+			at := 64 + 32*(u%2)
+			if u < 7 {
+				g.q3kBytes((u+1)/4, (u+1)%4, 64+32*((u+1)%2))
+			}
+			off, s0 := 4*(128*n+32*j), 4*(8*n+2*j)
+			for i := 0; i < 2; i++ {
+				g.p("\tVPMOVSXBD %d(SP), Z%d", at+16*i, i)
+				g.p("\tVCVTDQ2PS Z%d, Z%d", i, i)
+				g.p("\tVMULPS %d(SI), Z%d, Z%d", off+64*i, i, i)
+				g.p("\tVBROADCASTSS %d(SP), Z%d", s0+4*i, 4+i)
+				g.p("\tVFMADD231PS Z%d, Z%d, Z%d", 4+i, i, 12+i)
+			}
+		}
+	}, func() { g.accFin512(false) })
+}
+
+// qgemvQ5_K512 is qgemvQ5_K at 16 lanes: the same bytes (q5kBytes), a
+// 32-weight sub-block two vectors.
+func (g *gen) qgemvQ5_K512() {
+	g.qgemv("qgemvQ5_K", 176, 256, 192, func() {
+		g.p("\tVMOVDQU b_0f<>(SB), Y15")
+	}, func() {
+		g.vzero(13)
+		g.vzero(12)
+		g.p("\tVXORPS Y11, Y11, Y11")
+	}, func() {
+		g.q4kScales()
+		g.p("\tVFMADD231PS (DX), Y9, Y11")
+		g.p("\tVMOVDQU 16(DI), Y10")
+		g.p("\tVMOVDQU b_10<>(SB), Y14")
+		g.q5kBytes(0, 64)
+		for c := 0; c < 4; c++ { // chunk c's bytes are stored one chunk ahead
+			if c < 3 {
+				g.q5kBytes(c+1, 64+64*((c+1)%2))
+			}
+			at, xo := 64+64*(c%2), 4*64*c
+			for i := 0; i < 4; i++ {
+				g.p("\tVPMOVZXBD %d(SP), Z%d", at+16*i, i)
+				g.p("\tVCVTDQ2PS Z%d, Z%d", i, i)
+			}
+			g.p("\tVMULPS %d(SI), Z0, Z0", xo)
+			g.p("\tVFMADD231PS %d(SI), Z1, Z0", xo+64)
+			g.p("\tVMULPS %d(SI), Z2, Z2", xo+128)
+			g.p("\tVFMADD231PS %d(SI), Z3, Z2", xo+192)
+			g.p("\tVBROADCASTSS %d(SP), Z8", 8*c)
+			g.p("\tVBROADCASTSS %d(SP), Z9", 8*c+4)
+			g.p("\tVFMADD231PS Z8, Z0, Z13")
+			g.p("\tVFMADD231PS Z9, Z2, Z12")
+		}
+	}, func() { g.accFin512(true) })
 }
 
 func (g *gen) qgemvs() {

@@ -457,6 +457,15 @@ func qgemvIQ4_NLAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 func qgemvIQ4_XSAVX2(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
+func qgemvQ2_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ3_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
+func qgemvQ5_KAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
+
+//go:noescape
 func qgemvIQ4_NLAVX512(dst, x, xs *float32, w *byte, rb, nb, rows int)
 
 //go:noescape
@@ -555,9 +564,8 @@ func qgemvFloatAsm(t QType, f func(dst, x, xs *float32, w *byte, rb, nb, rows in
 	}
 }
 
-// AVX-512 CPUs run the AVX-512 fused GEMVs of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K and Q6_K (1.4–2× the AVX2 ones on one Zen 5 core) and the AVX2 ones of
-// Q2_K, Q3_K and Q5_K.
+// AVX-512 CPUs run the AVX-512 fused GEMVs of every type (1.4–2× the AVX2
+// ones on one Zen 5 core).
 func init() {
 	avx2Impl.qgemv = [32]qgemvFunc{
 		Q8_0: qgemvAsm(Q8_0, qgemvQ8_0AVX2), Q4_0: qgemvAsm(Q4_0, qgemvQ4_0AVX2),
@@ -586,6 +594,9 @@ func init() {
 	avx512Impl.qgemv[Q4_1] = qgemvAsm(Q4_1, qgemvQ4_1AVX512)
 	avx512Impl.qgemv[Q5_0] = qgemvAsm(Q5_0, qgemvQ5_0AVX512)
 	avx512Impl.qgemv[Q5_1] = qgemvAsm(Q5_1, qgemvQ5_1AVX512)
+	avx512Impl.qgemv[Q2_K] = qgemvAsm(Q2_K, qgemvQ2_KAVX512)
+	avx512Impl.qgemv[Q3_K] = qgemvAsm(Q3_K, qgemvQ3_KAVX512)
+	avx512Impl.qgemv[Q5_K] = qgemvAsm(Q5_K, qgemvQ5_KAVX512)
 	avx512Impl.qgemv[IQ4_NL] = qgemvAsm(IQ4_NL, qgemvIQ4_NLAVX512)
 	avx512Impl.qgemv[IQ4_XS] = qgemvAsm(IQ4_XS, qgemvIQ4_XSAVX512)
 	avx512Impl.qgemv[F32] = qgemvFloatAsm(F32, qgemvF32AVX512)
