@@ -20,6 +20,7 @@ import (
 	"roe/benchmarks/internal/synthvocab"
 	"roe/kernels"
 	"roe/model"
+	"roe/model/gguf"
 	"roe/train"
 )
 
@@ -31,6 +32,7 @@ var (
 	llamaBuild  = flag.String("llama-build", "", "what the llama-bench binary was built from (e.g. \"b4747 (c392e50)\"), when its own report says unknown")
 	ggufTypes   = flag.String("gguf-types", "f32,f16,bf16,q8_0,q4_0,q4_k_m,iq4_xs", "GGUF file types of the side-by-side section (empty skips it)")
 	ggufQ8      = flag.Bool("gguf-q8", true, "also measure each quantized file with int8 activations (roe --activations q8, lossy), as engine \""+engineQ8+"\"")
+	ggufWide    = flag.String("gguf-wide-types", "q4_k_m,q5_k_m,q3_k_m", "GGUF file types of a second, 256-aligned model (wideShape: rows whole K-quant blocks, as in 7B/8B models, so no Q5_0/Q8_0 fallbacks), side by side the same way (empty skips it)")
 	ggufRounds  = flag.Int("gguf-rounds", 5, "decode rounds per GGUF file: each round runs decode 128 once per engine and thread count, the engines taking turns, so the machine's drift hits them alike; tables show the median round and ratios the median of the rounds' ratios")
 )
 
@@ -114,128 +116,20 @@ func measureGGUF(rep *Report, f32 *model.Model, threads []int, reps int) {
 	}
 	sec := &GGUFSection{Rounds: rounds}
 	rep.GGUF = sec
+	g := ggufBench{rep: rep, sec: sec, dir: dir, threads: threads, reps: reps, rounds: rounds}
 	for _, name := range strings.Split(*ggufTypes, ",") {
-		ft, err := model.ParseGGUFFileType(name)
+		g.file(f32, "random-135M", mustFileType(name), "", vocab, true)
+	}
+	if *ggufWide != "" {
+		logf("building the random %s model", wideName)
+		wide, err := model.Random(wideShape(), 3)
 		if err != nil {
 			fatal(err)
 		}
-		path := filepath.Join(dir, "random-135M-"+ft.Name+".gguf")
-		logf("writing %s", filepath.Base(path))
-		if err := model.SaveGGUF(path, f32, model.GGUFWriteOptions{FileType: ft, Name: "random-135M", Vocab: vocab}); err != nil {
-			fatal(err)
+		wv := synthvocab.GGUF(wide.Config.VocabSize)
+		for _, name := range strings.Split(*ggufWide, ",") {
+			g.file(wide, wideName, mustFileType(name), wideName+" ", wv, false)
 		}
-		st, _ := os.Stat(path)
-		mib := float64(st.Size()) / (1 << 20)
-		var lo model.LoadOptions
-		kernel := kernels.Path() + ", float32 activations"
-		m, f, err := model.LoadGGUF(path, lo)
-		if err != nil {
-			fatal(err)
-		}
-		bytes := float64(m.WeightBytes())
-		// The engines of this file, each run over every thread count.
-		engines := []ggufEngine{{"roe", kernel, m}}
-		closers := []io.Closer{f}
-		if *ggufQ8 && ft.Base.Quantized() {
-			lo.Activations = model.ActivationsQ8
-			mq, fq, err := model.LoadGGUF(path, lo)
-			if err != nil {
-				fatal(err)
-			}
-			closers = append(closers, fq)
-			k := kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)"
-			if n := kernels.Q8Note(); n != "" {
-				k += "; " + n
-			}
-			engines = append(engines, ggufEngine{engineQ8, k, mq})
-		}
-		var runs []GGUFRun // [engine × thread], then llama.cpp's per thread
-		for _, e := range engines {
-			for _, t := range threads {
-				kernels.SetThreads(t)
-				runs = append(runs, GGUFRun{File: ft.Name, Engine: e.name, Kernel: e.kernel, Threads: t, MiB: mib, Prefill: prefill(e.m, 512, reps)})
-			}
-		}
-		var llama []GGUFRun
-		if *llamaBench != "" {
-			runs, build, err := runLlamaBench(path, ft.Name, mib, threads, reps)
-			if err != nil {
-				logf("llama-bench %s: %v", ft.Name, err)
-			} else {
-				llama, sec.LlamaBuild = runs, build
-			}
-		}
-		// Decode rounds: every engine and thread count once per round, in turn.
-		for round := range rounds {
-			for ti, t := range threads {
-				kernels.SetThreads(t)
-				for ei, e := range engines {
-					r := &runs[ei*len(threads)+ti]
-					r.DecodeRounds = append(r.DecodeRounds, decode(e.m, 128, 1))
-				}
-				if len(llama) == 0 {
-					continue
-				}
-				l := findRun(llama, t)
-				d, err := llamaDecode(path, t)
-				if err != nil {
-					logf("llama-bench %s decode: %v", ft.Name, err)
-					llama = nil
-					continue
-				}
-				l.DecodeRounds = append(l.DecodeRounds, d)
-				for ei := range engines {
-					r := &runs[ei*len(threads)+ti]
-					r.DecodeRatios = append(r.DecodeRatios, r.DecodeRounds[round]/d)
-				}
-			}
-		}
-		huge := fileHugeMiB(path)
-		for i := range runs {
-			runs[i].HugeMiB = huge
-		}
-		for _, r := range append(runs, llama...) {
-			if len(r.DecodeRounds) > 0 {
-				r.Decode = median(r.DecodeRounds)
-			}
-			r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[r.Threads]
-			sec.Runs = append(sec.Runs, r)
-			if med, lo, hi, ok := r.decodeRatio(); ok {
-				logf("%s %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s (%.0f%% of the read ceiling), decode ÷ llama.cpp %.2f (rounds %.2f–%.2f)", r.Engine, ft.Name, r.Threads, r.Prefill, r.Decode, 100*r.Fraction, med, lo, hi)
-			} else {
-				logf("%s %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s (%.0f%% of the read ceiling)", r.Engine, ft.Name, r.Threads, r.Prefill, r.Decode, 100*r.Fraction)
-			}
-		}
-		if ft.Name == "q4_k_m" {
-			for _, t := range threads {
-				kernels.SetThreads(t)
-				l := loraDecode(m, t, reps)
-				l.Weights = ft.Name
-				sec.LoRA = append(sec.LoRA, l)
-				logf("unmerged LoRA r=16 over %s, %d thread(s): %+.1f%% (bfloat16 factors %+.1f%%; float16 GGUF LoRA, %s factors, %+.1f%%)", ft.Name, t, 100*l.Overhead, 100*l.OverheadBF16, l.F16Factors, 100*l.OverheadF16)
-			}
-			sec.PeerLoRA = peerLoRA(path, m, threads, *ggufRounds)
-			if r, err := runRSSChild("gguf:" + path); err != nil {
-				logf("rss %s: %v", ft.Name, err)
-			} else {
-				sec.RSS = append(sec.RSS, r)
-			}
-			sec.Outside = append(sec.Outside, outsideRSS(path, m)...)
-			for _, w := range []string{"qlora:", "lora-f32:"} {
-				if r, err := runRSSChild(w + path); err != nil {
-					logf("rss %s%s: %v", w, ft.Name, err)
-				} else {
-					sec.Train = append(sec.Train, r)
-					logf("%s: peak RSS %.0f MiB", r.Weights, r.PeakMiB)
-				}
-			}
-		}
-		for _, c := range closers {
-			c.Close()
-		}
-		m, engines = nil, nil
-		runtime.GC()
-		debug.FreeOSMemory()
 	}
 	if *llamaBench == "" {
 		sec.Note = "llama.cpp not measured in this run (no -llama-bench); shared/golden/gguf/PERF.md quotes it on another machine"
@@ -403,7 +297,7 @@ func mdGGUF(p mdPrinter, rep *Report) {
 	}
 	p("## GGUF and quantized weights")
 	p("")
-	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). Rows of engine `%s` load the same file with the opt-in int8 activations (decode products of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights quantize their input rows to int8 blocks of 32; lossy, as llama.cpp; prefill stays float32). llama.cpp, when measured (%s), runs `llama-bench` with its defaults on the same files in the same run: prefill 512 the best of its repetitions (as roe's), decode 128 once per round (`-p 0 -n 128 -r 1`, after its warm-up run). Decode is measured in %d rounds, every engine and thread count once per round, back to back, so the machine's drift hits them alike: decode columns show each engine's median round, and roe ÷ llama.cpp the median of the rounds' ratios with their range. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling. roe maps the file asking for transparent huge pages (MADV_HUGEPAGE) and its writer writes in aligned 2 MiB pieces, so a file it wrote is cached in 2 MiB folios; the kernel column says how much of the mapping was on 2 MiB pages after the rounds (a file cached in small pages stays on 4 KiB pages, and decodes slower). llama.cpp reads the same files; built for this CPU it may repack weights into its own buffers (its AMX buffer on CPUs with AMX), which this table does not see.", engineQ8, orDash(s.LlamaBuild), s.Rounds)
+	p("The random 135M-shape model written by roe's GGUF writer and quantizer (`roe model quantize`), loaded back as `roe serve --model FILE.gguf` loads it: quantized blocks stay in the mapping, activations are float32 (exact: logits equal a float64 forward over the file's dequantized weights). Rows of engine `%s` load the same file with the opt-in int8 activations (decode products of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K weights quantize their input rows to int8 blocks of 32; lossy, as llama.cpp; prefill stays float32). llama.cpp, when measured (%s), runs `llama-bench` with its defaults on the same files in the same run: prefill 512 the best of its repetitions (as roe's), decode 128 once per round (`-p 0 -n 128 -r 1`, after its warm-up run). Decode is measured in %d rounds, every engine and thread count once per round, back to back, so the machine's drift hits them alike: decode columns show each engine's median round, and roe ÷ llama.cpp the median of the rounds' ratios with their range. Fraction: decode tokens/s × weight bytes per token ÷ this run's read ceiling. roe maps the file asking for transparent huge pages (MADV_HUGEPAGE) and its writer writes in aligned 2 MiB pieces, so a file it wrote is cached in 2 MiB folios; the kernel column says how much of the mapping was on 2 MiB pages after the rounds (a file cached in small pages stays on 4 KiB pages, and decodes slower). llama.cpp reads the same files; built for this CPU it may repack weights into its own buffers (its AMX buffer on CPUs with AMX), which this table does not see. Files labelled %s are a second random model whose rows are whole 256-weight blocks (hidden 1024, FFN 2816, 12 layers of 16 query and 4 KV heads, vocabulary 32000, untied; 201M parameters): its K-quant files hold K-quants throughout, as 7B/8B models' do, where the 135M shape's 576-wide rows fall back to Q5_0 and Q8_0.", engineQ8, orDash(s.LlamaBuild), s.Rounds, wideName)
 	if s.Note != "" {
 		p("")
 		p("%s.", s.Note)
@@ -709,4 +603,163 @@ func quotedLlama(path string) ([]GGUFRun, error) {
 		return nil, fmt.Errorf("%s: no table of | weights | file MiB | threads | pp128 | pp512 | tg128 |", path)
 	}
 	return runs, nil
+}
+
+// ggufBench holds what every file of the side-by-side section shares.
+type ggufBench struct {
+	rep          *Report
+	sec          *GGUFSection
+	dir          string
+	threads      []int
+	reps, rounds int
+}
+
+// wideName and wideShape: the second model of the side-by-side section, a
+// Llama whose rows are whole 256-weight blocks (hidden 1024, FFN 2816, 12
+// layers, vocabulary 32000, untied; 201M parameters), so its K-quant files
+// hold K-quants throughout as 7B/8B models' do, where the 135M shape's
+// 576-wide rows fall back to Q5_0 and Q8_0.
+const wideName = "wide-201M"
+
+func wideShape() model.Config {
+	c, err := model.ParseConfig([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":1024,"intermediate_size":2816,
+	"num_hidden_layers":12,"num_attention_heads":16,"num_key_value_heads":4,"vocab_size":32000,"rms_norm_eps":1e-5,
+	"rope_theta":10000,"max_position_embeddings":4096,"tie_word_embeddings":false}`))
+	if err != nil {
+		panic(err) // a constant config
+	}
+	return c
+}
+
+func mustFileType(name string) model.GGUFFileType {
+	ft, err := model.ParseGGUFFileType(name)
+	if err != nil {
+		fatal(err)
+	}
+	return ft
+}
+
+// file writes src as a GGUF of type ft, measures roe (and llama.cpp) on
+// it and adds the runs, labelled prefix+type; extras adds the LoRA and
+// peak-RSS measurements (the 135M shape's Q4_K_M file).
+func (g *ggufBench) file(src *model.Model, name string, ft model.GGUFFileType, prefix string, vocab []gguf.KV, extras bool) {
+	rep, sec, dir, threads, reps, rounds := g.rep, g.sec, g.dir, g.threads, g.reps, g.rounds
+	label := prefix + ft.Name
+	path := filepath.Join(dir, name+"-"+ft.Name+".gguf")
+	logf("writing %s", filepath.Base(path))
+	if err := model.SaveGGUF(path, src, model.GGUFWriteOptions{FileType: ft, Name: name, Vocab: vocab}); err != nil {
+		fatal(err)
+	}
+	st, _ := os.Stat(path)
+	mib := float64(st.Size()) / (1 << 20)
+	var lo model.LoadOptions
+	kernel := kernels.Path() + ", float32 activations"
+	m, f, err := model.LoadGGUF(path, lo)
+	if err != nil {
+		fatal(err)
+	}
+	bytes := float64(m.WeightBytes())
+	// The engines of this file, each run over every thread count.
+	engines := []ggufEngine{{"roe", kernel, m}}
+	closers := []io.Closer{f}
+	if *ggufQ8 && ft.Base.Quantized() {
+		lo.Activations = model.ActivationsQ8
+		mq, fq, err := model.LoadGGUF(path, lo)
+		if err != nil {
+			fatal(err)
+		}
+		closers = append(closers, fq)
+		k := kernels.Path() + ", int8 activations for " + mq.Q8Types() + " (lossy)"
+		if n := kernels.Q8Note(); n != "" {
+			k += "; " + n
+		}
+		engines = append(engines, ggufEngine{engineQ8, k, mq})
+	}
+	var runs []GGUFRun // [engine × thread], then llama.cpp's per thread
+	for _, e := range engines {
+		for _, t := range threads {
+			kernels.SetThreads(t)
+			runs = append(runs, GGUFRun{File: label, Engine: e.name, Kernel: e.kernel, Threads: t, MiB: mib, Prefill: prefill(e.m, 512, reps)})
+		}
+	}
+	var llama []GGUFRun
+	if *llamaBench != "" {
+		runs, build, err := runLlamaBench(path, label, mib, threads, reps)
+		if err != nil {
+			logf("llama-bench %s: %v", label, err)
+		} else {
+			llama, sec.LlamaBuild = runs, build
+		}
+	}
+	// Decode rounds: every engine and thread count once per round, in turn.
+	for round := range rounds {
+		for ti, t := range threads {
+			kernels.SetThreads(t)
+			for ei, e := range engines {
+				r := &runs[ei*len(threads)+ti]
+				r.DecodeRounds = append(r.DecodeRounds, decode(e.m, 128, 1))
+			}
+			if len(llama) == 0 {
+				continue
+			}
+			l := findRun(llama, t)
+			d, err := llamaDecode(path, t)
+			if err != nil {
+				logf("llama-bench %s decode: %v", label, err)
+				llama = nil
+				continue
+			}
+			l.DecodeRounds = append(l.DecodeRounds, d)
+			for ei := range engines {
+				r := &runs[ei*len(threads)+ti]
+				r.DecodeRatios = append(r.DecodeRatios, r.DecodeRounds[round]/d)
+			}
+		}
+	}
+	huge := fileHugeMiB(path)
+	for i := range runs {
+		runs[i].HugeMiB = huge
+	}
+	for _, r := range append(runs, llama...) {
+		if len(r.DecodeRounds) > 0 {
+			r.Decode = median(r.DecodeRounds)
+		}
+		r.Fraction = r.Decode * bytes / 1e9 / rep.BandwidthGB[r.Threads]
+		sec.Runs = append(sec.Runs, r)
+		if med, lo, hi, ok := r.decodeRatio(); ok {
+			logf("%s %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s (%.0f%% of the read ceiling), decode ÷ llama.cpp %.2f (rounds %.2f–%.2f)", r.Engine, label, r.Threads, r.Prefill, r.Decode, 100*r.Fraction, med, lo, hi)
+		} else {
+			logf("%s %s %d thread(s): prefill512 %.0f, decode128 %.1f tok/s (%.0f%% of the read ceiling)", r.Engine, label, r.Threads, r.Prefill, r.Decode, 100*r.Fraction)
+		}
+	}
+	if extras && ft.Name == "q4_k_m" {
+		for _, t := range threads {
+			kernels.SetThreads(t)
+			l := loraDecode(m, t, reps)
+			l.Weights = ft.Name
+			sec.LoRA = append(sec.LoRA, l)
+			logf("unmerged LoRA r=16 over %s, %d thread(s): %+.1f%% (bfloat16 factors %+.1f%%; float16 GGUF LoRA, %s factors, %+.1f%%)", ft.Name, t, 100*l.Overhead, 100*l.OverheadBF16, l.F16Factors, 100*l.OverheadF16)
+		}
+		sec.PeerLoRA = peerLoRA(path, m, threads, *ggufRounds)
+		if r, err := runRSSChild("gguf:" + path); err != nil {
+			logf("rss %s: %v", ft.Name, err)
+		} else {
+			sec.RSS = append(sec.RSS, r)
+		}
+		sec.Outside = append(sec.Outside, outsideRSS(path, m)...)
+		for _, w := range []string{"qlora:", "lora-f32:"} {
+			if r, err := runRSSChild(w + path); err != nil {
+				logf("rss %s%s: %v", w, ft.Name, err)
+			} else {
+				sec.Train = append(sec.Train, r)
+				logf("%s: peak RSS %.0f MiB", r.Weights, r.PeakMiB)
+			}
+		}
+	}
+	for _, c := range closers {
+		c.Close()
+	}
+	m, engines = nil, nil
+	runtime.GC()
+	debug.FreeOSMemory()
 }
