@@ -1145,9 +1145,11 @@ func (g *gen) consts() {
 			g.p("DATA iq4lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(iq4Values[i])))
 			g.p("DATA q4id<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i)))
 			g.p("DATA q2id<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i&3)))
+			g.p("DATA q3lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i&7-4)))
 		}
 		g.p("GLOBL q4id<>(SB), RODATA|NOPTR, $64")
 		g.p("GLOBL q2id<>(SB), RODATA|NOPTR, $64")
+		g.p("GLOBL q3lut<>(SB), RODATA|NOPTR, $64")
 		g.p("GLOBL iq4lut<>(SB), RODATA|NOPTR, $64")
 		for i := 0; i < 32; i++ {
 			g.p("DATA q5lut<>+%d(SB)/4, $0x%08x", 4*i, f32bits(float32(i-16)))
@@ -2299,33 +2301,54 @@ func (g *gen) qgemvQ2_K512() {
 	}, func() { g.accFin512(true) })
 }
 
-// qgemvQ3_K512 is qgemvQ3_K at 16 lanes: the same bytes (q3kBytes), each
-// 16 of them one scale group, widened, multiplied and scaled in one vector.
+// qgemvQ3_K512 is qgemvQ3_K at 16 lanes, widening first: per 16 weights
+// (one scale group) one VPMOVZXBD of their qs bytes serves the four 2-bit
+// planes of a half and one of their hmask bytes all eight planes. A
+// plane's index is the qs pair (shifted to bits 0..1) with the hmask bit
+// (shifted to bit 2) merged by one VPTERNLOGD under the mask 3 (Z2), and
+// VPERMPS looks it up in the table (i&7)−4 (Z3), which ignores bit 3 and
+// above. Accumulators Z12, Z13.
 func (g *gen) qgemvQ3_K512() {
-	g.qgemv("qgemvQ3_K", 110, 256, 128, func() {}, func() {
+	g.qgemv("qgemvQ3_K", 110, 256, 64, func() {
+		g.p("\tVMOVDQU32 q_3<>(SB), Z2")
+		g.p("\tVMOVUPS q3lut<>(SB), Z3")
+	}, func() {
 		g.vzero(13)
 		g.vzero(12)
 	}, func() {
 		g.q3kScales()
-		g.p("\tVMOVDQU b_03<>(SB), Y15")
-		g.p("\tVMOVDQU b_04<>(SB), Y14")
-		g.p("\tVMOVDQU (DI), Y10")
-		g.p("\tVMOVDQU 32(DI), Y9")
-		g.p("\tVMOVDQU 64(DI), Y11")
-		g.q3kBytes(0, 0, 64)
-		for u := 0; u < 8; u++ { // plane u's bytes are stored one plane ahead
-			n, j := u/4, u%4
-			at := 64 + 32*(u%2)
-			if u < 7 {
-				g.q3kBytes((u+1)/4, (u+1)%4, 64+32*((u+1)%2))
-			}
-			off, s0 := 4*(128*n+32*j), 4*(8*n+2*j)
-			for i := 0; i < 2; i++ {
-				g.p("\tVPMOVSXBD %d(SP), Z%d", at+16*i, i)
-				g.p("\tVCVTDQ2PS Z%d, Z%d", i, i)
-				g.p("\tVMULPS %d(SI), Z%d, Z%d", off+64*i, i, i)
-				g.p("\tVBROADCASTSS %d(SP), Z%d", s0+4*i, 4+i)
-				g.p("\tVFMADD231PS Z%d, Z%d, Z%d", 4+i, i, 12+i)
+		for h := 0; h < 2; h++ {
+			g.p("\tVPMOVZXBD %d(DI), Z7", 16*h) // hmask bytes of weights 16h..16h+15
+			for n := 0; n < 2; n++ {
+				g.p("\tVPMOVZXBD %d(DI), Z6", 32+32*n+16*h)
+				for j := 0; j < 4; j++ {
+					// A (Z0 or Z6): the pair at bits 0..1; B (Z1 or Z7): the
+					// hmask bit 4n+j at bit 2. The merge overwrites a shifted
+					// copy, never Z6 or Z7.
+					a, b := 6, 7
+					if j > 0 {
+						g.p("\tVPSRLD $%d, Z6, Z0", 2*j)
+						a = 0
+					}
+					switch sh := 4*n + j - 2; {
+					case sh > 0:
+						g.p("\tVPSRLD $%d, Z7, Z1", sh)
+						b = 1
+					case sh < 0:
+						g.p("\tVPSLLD $%d, Z7, Z1", -sh)
+						b = 1
+					}
+					// mask ? A : B, with the destination as the first operand.
+					if a == 0 {
+						g.p("\tVPTERNLOGD $0xe4, Z2, Z%d, Z0", b)
+					} else {
+						g.p("\tVPTERNLOGD $0xd8, Z2, Z6, Z1")
+					}
+					g.p("\tVPERMPS Z3, Z%d, Z0", map[bool]int{true: 0, false: 1}[a == 0])
+					g.p("\tVMULPS %d(SI), Z0, Z0", 4*(128*n+32*j+16*h))
+					g.p("\tVBROADCASTSS %d(SP), Z4", 4*(8*n+2*j+h))
+					g.p("\tVFMADD231PS Z4, Z0, Z%d", 12+j%2)
+				}
 			}
 		}
 	}, func() { g.accFin512(false) })
