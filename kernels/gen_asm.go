@@ -1124,13 +1124,16 @@ func (g *gen) consts() {
 		g.p("GLOBL q5sh<>(SB), RODATA|NOPTR, $128")
 		g.q8Consts()
 	}
-	// Byte constants of the Q2_K, Q3_K and Q5_K kernels, whose quants are
-	// put together 32 bytes at a time at both widths.
+	// Byte constants of the kernels that put quants together 32 bytes at a
+	// time: the AVX2 K-quants, and at both widths Q5_K's (b_0f, b_10).
 	for _, c := range []struct {
 		name string
 		v    uint64
 	}{{"b_0f", 0x0f}, {"b_10", 0x10}, {"b_03", 0x03}, {"b_04", 0x04},
 		{"b_08", 0x08}, {"b_20", 0x20}, {"b_30", 0x30}} {
+		if g.is512() && c.v != 0x0f && c.v != 0x10 {
+			continue
+		}
 		for i := 0; i < 32; i += 8 {
 			g.p("DATA %s<>+%d(SB)/8, $0x%016x", c.name, i, c.v*0x0101010101010101)
 		}
@@ -2268,6 +2271,14 @@ func (g *gen) accFin512(mins bool) {
 	g.p("\tVMOVAPS X13, X0")
 }
 
+// scaleAcc multiplies the 16 weights in Z<w> by x at xo(SI) and adds them,
+// scaled by the float at so(SP), into Z<acc>. Clobbers Z4.
+func (g *gen) scaleAcc(w, xo, so, acc int) {
+	g.p("\tVMULPS %d(SI), Z%d, Z%d", xo, w, w)
+	g.p("\tVBROADCASTSS %d(SP), Z4", so)
+	g.p("\tVFMADD231PS Z4, Z%d, Z%d", w, acc)
+}
+
 // qgemvQ2_K512 is qgemvQ2_K at 16 lanes: one VPMOVZXBD gives a 16-weight
 // scale group's bytes, and each 2-bit plane is a shift and a VPERMPS from
 // the table i&3 (Z3), which ignores the bits above a lane's low four.
@@ -2292,9 +2303,7 @@ func (g *gen) qgemvQ2_K512() {
 						src = 0
 					}
 					g.p("\tVPERMPS Z3, Z%d, Z0", src)
-					g.p("\tVMULPS %d(SI), Z0, Z0", 4*(128*n+32*j+16*h))
-					g.p("\tVBROADCASTSS %d(SP), Z4", 4*(8*n+2*j+h))
-					g.p("\tVFMADD231PS Z4, Z0, Z%d", 12+j%2)
+					g.scaleAcc(0, 4*(128*n+32*j+16*h), 4*(8*n+2*j+h), 12+j%2)
 				}
 			}
 		}
@@ -2338,16 +2347,16 @@ func (g *gen) qgemvQ3_K512() {
 						g.p("\tVPSLLD $%d, Z7, Z1", -sh)
 						b = 1
 					}
-					// mask ? A : B, with the destination as the first operand.
+					// mask ? A : B, into whichever of them is a copy.
+					idx := 0
 					if a == 0 {
 						g.p("\tVPTERNLOGD $0xe4, Z2, Z%d, Z0", b)
 					} else {
 						g.p("\tVPTERNLOGD $0xd8, Z2, Z6, Z1")
+						idx = 1
 					}
-					g.p("\tVPERMPS Z3, Z%d, Z0", map[bool]int{true: 0, false: 1}[a == 0])
-					g.p("\tVMULPS %d(SI), Z0, Z0", 4*(128*n+32*j+16*h))
-					g.p("\tVBROADCASTSS %d(SP), Z4", 4*(8*n+2*j+h))
-					g.p("\tVFMADD231PS Z4, Z0, Z%d", 12+j%2)
+					g.p("\tVPERMPS Z3, Z%d, Z0", idx)
+					g.scaleAcc(0, 4*(128*n+32*j+16*h), 4*(8*n+2*j+h), 12+j%2)
 				}
 			}
 		}

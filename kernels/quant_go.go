@@ -182,10 +182,9 @@ func qgemvIQ4XSGo(dst, x, xs []float32, w []byte, rb int) {
 		var s float32
 		for b := 0; b < nb; b++ {
 			q := row[b*136 : b*136+136]
-			d, sh, sl := f16ToF32(le16(q)), uint32(le16(q[2:])), le32(q[4:])
+			d := f16ToF32(le16(q))
 			for ib := range 8 {
-				ls := int(sl>>(4*ib)&15 | (sh>>(2*ib)&3)<<4)
-				s += d * float32(ls-32) * iq4Dot(q[8+16*ib:], x[b*256+32*ib:])
+				s += d * float32(iq4xsScale(q, ib)) * iq4Dot(q[8+16*ib:], x[b*256+32*ib:])
 			}
 		}
 		dst[j] = s

@@ -174,11 +174,17 @@ func iq4Ref(y []float32, qs []byte, d float32) {
 // scales_h << 4, offset by 32; its scale d·(ls−32) is rounded before it
 // multiplies the table values.
 func dequantIQ4XSRef(y []float32, q []byte) {
-	d, sh, sl := f16ToF32(le16(q)), uint32(le16(q[2:])), le32(q[4:])
+	d := f16ToF32(le16(q))
 	for ib := range 8 {
-		ls := int(sl>>(4*ib)&15 | (sh>>(2*ib)&3)<<4)
-		iq4Ref(y[32*ib:], q[8+16*ib:24+16*ib], float32(d*float32(ls-32)))
+		iq4Ref(y[32*ib:], q[8+16*ib:24+16*ib], float32(d*float32(iq4xsScale(q, ib))))
 	}
+}
+
+// iq4xsScale is sub-block ib's scale integer ls−32 of the IQ4_XS
+// super-block q: nibble ib of scales_l | bit pair ib of scales_h << 4.
+func iq4xsScale(q []byte, ib int) int {
+	sh, sl := uint32(le16(q[2:])), le32(q[4:])
+	return int(sl>>(4*ib)&15|(sh>>(2*ib)&3)<<4) - 32
 }
 
 // Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
